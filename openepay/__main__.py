@@ -1,0 +1,3 @@
+from openepay.cli import main
+
+main()

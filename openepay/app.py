@@ -1,0 +1,79 @@
+"""The web application: dialect endpoints, cashier, channel pages and callbacks, health."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+from starlette.requests import Request
+from starlette.responses import Response
+
+from openepay.config import Settings
+from openepay.gateway import Gateway
+from openepay.protocols.epay import merchant_api as epay_api
+from openepay.protocols.epay import routes as epay_routes
+from openepay.web import callbacks, demo_shop, health
+from openepay.web.cashier import routes as cashier_routes
+from openepay.web.middleware import AccessLog, BodyLimit
+from openepay.web.templating import templates
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, run_worker: bool = False) -> FastAPI:
+    """Build the app; with ``run_worker`` the notification worker runs inside it (``openepay serve``)."""
+    settings = settings or Settings()
+    gateway = Gateway.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        worker_task = None
+        if run_worker:
+            from openepay.notify.worker import NotifyWorker
+
+            worker = NotifyWorker(gateway)
+            worker_task = asyncio.create_task(worker.run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker_task is not None:
+                await worker_task
+                await worker.aclose()
+            await gateway.aclose()
+
+    app = FastAPI(title="OpenEpay", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.gateway = gateway
+    app.add_middleware(AccessLog)
+    app.add_middleware(BodyLimit)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
+
+    for router in (epay_routes.router, epay_api.router, cashier_routes.router, callbacks.router, health.router):
+        app.include_router(router)
+    for channel in gateway.channels.all():
+        channel_router = channel.router()
+        if channel_router is not None:
+            app.include_router(channel_router)
+    if settings.sandbox:
+        app.include_router(demo_shop.router)
+
+    @app.get("/", include_in_schema=False)
+    async def index(request: Request) -> Response:
+        return templates.TemplateResponse(
+            request,
+            "message.html",
+            {"title": "OpenEpay", "message": "支付网关运行中 / The payment gateway is running.", "tone": "success"},
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        return Response("bad request", status_code=400, media_type="text/plain")
+
+    return app

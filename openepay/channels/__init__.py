@@ -1,0 +1,1 @@
+"""Upstream channels: who actually collects the money. The contract is in ``base.py``."""

@@ -1,0 +1,49 @@
+"""The simulated upstream's pay page: shows the order and plays the buyer paying."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.requests import Request
+
+from openepay.channels.sandbox.simulator import SandboxRefusal, refusal_reason, simulate_buyer_payment
+from openepay.core.orders import close_if_expired, get_order
+from openepay.web.deps import gateway_of
+from openepay.web.templating import templates
+
+router = APIRouter()
+
+
+@router.get("/sandbox/pay/{trade_no}", response_class=HTMLResponse)
+async def sandbox_pay_page(request: Request, trade_no: str) -> Response:
+    gateway = gateway_of(request)
+    order = await get_order(gateway.db, trade_no)
+    if order is not None:
+        order = await close_if_expired(gateway.db, order)
+    reason = refusal_reason(gateway, order)
+    if order is None:
+        return templates.TemplateResponse(
+            request, "message.html", {"title": "Sandbox", "message": reason}, status_code=404
+        )
+    return templates.TemplateResponse(
+        request,
+        "sandbox/pay.html",
+        {
+            "order": order,
+            "payable": reason is None,
+            "reason": reason,
+            "pay_url": f"/sandbox/pay/{trade_no}",
+            "cashier_url": f"/cashier/{trade_no}",
+        },
+    )
+
+
+@router.post("/sandbox/pay/{trade_no}")
+async def sandbox_pay(request: Request, trade_no: str) -> Response:
+    try:
+        await simulate_buyer_payment(gateway_of(request), trade_no)
+    except SandboxRefusal as refusal:
+        return templates.TemplateResponse(
+            request, "message.html", {"title": "Sandbox", "message": str(refusal)}, status_code=409
+        )
+    return RedirectResponse(f"/cashier/{trade_no}", status_code=303)

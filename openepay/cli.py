@@ -1,0 +1,345 @@
+"""The ``openepay`` command: run the gateway and its workers, and operate merchants and orders."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import typer
+import uvicorn
+from sqlalchemy import select
+
+from openepay import logs
+from openepay.config import ConfigurationError, Settings
+from openepay.core.merchants import MerchantNotFound
+from openepay.core.money import format_yuan
+from openepay.core.orders import get_order
+from openepay.core.states import MerchantStatus, OrderStatus
+from openepay.db import migrate
+from openepay.db.models import Merchant, NotifyAttempt, NotifyTask, Order
+from openepay.gateway import Gateway
+
+app = typer.Typer(help="OpenEpay: a self-hosted payment gateway for 易支付/epay merchants.", no_args_is_help=True)
+merchant_app = typer.Typer(help="Merchant accounts.", no_args_is_help=True)
+order_app = typer.Typer(help="Orders.", no_args_is_help=True)
+notify_app = typer.Typer(help="Notifications to merchants.", no_args_is_help=True)
+app.add_typer(merchant_app, name="merchant")
+app.add_typer(order_app, name="order")
+app.add_typer(notify_app, name="notify")
+
+T = TypeVar("T")
+DEMO_MERCHANT = "Demo Shop"
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return typer.Exit(1)
+
+
+def _prepare(settings: Settings) -> None:
+    """Migrate SQLite on start; on other databases insist the schema is current."""
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        settings.resolve_secret_key()
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+    if settings.is_sqlite:
+        migrate.upgrade(settings.database_url)
+    elif not migrate.is_current(settings.database_url):
+        raise _fail("the database schema is not current: run `openepay migrate` first")
+
+
+def _with_gateway(settings: Settings, action: Callable[[Gateway], Awaitable[T]]) -> T:
+    _prepare(settings)
+
+    async def run() -> T:
+        gateway = Gateway.from_settings(settings)
+        try:
+            return await action(gateway)
+        finally:
+            await gateway.aclose()
+
+    return asyncio.run(run())
+
+
+def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> None:
+    from openepay.app import create_app
+
+    uvicorn.run(
+        create_app(settings, run_worker=run_worker),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    worker: bool = typer.Option(True, "--worker/--no-worker", help="Also deliver notifications in this process."),
+) -> None:
+    """Run the web app (and, unless --no-worker, the notification worker)."""
+    settings = Settings()
+    _prepare(settings)
+    _serve(settings, host, port, worker)
+
+
+@app.command()
+def worker() -> None:
+    """Run the notification worker alone (start as many as you like, on any machine)."""
+    from openepay.notify.worker import NotifyWorker
+
+    settings = Settings()
+
+    async def run(gateway: Gateway) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        notify_worker = NotifyWorker(gateway)
+        try:
+            await notify_worker.run(stop)
+        finally:
+            await notify_worker.aclose()
+
+    _with_gateway(settings, run)
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Apply database migrations (SQLite is migrated automatically on start)."""
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
+    migrate.upgrade(settings.database_url)
+    typer.echo(f"database is at revision {migrate.head_revision()}")
+
+
+@app.command()
+def demo(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+) -> None:
+    """Start the gateway with a demo merchant and the sandbox channel, and print a signed test link."""
+    settings = Settings(sandbox=True, notify_allow_private=True)
+    base = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+
+    async def ensure_demo_merchant(gateway: Gateway) -> tuple[int, str]:
+        async with gateway.db.session() as session:
+            merchant = await session.scalar(
+                select(Merchant).where(Merchant.name == DEMO_MERCHANT).order_by(Merchant.pid)
+            )
+        if merchant is not None:
+            return merchant.pid, gateway.merchants.key_of(merchant)
+        created = await gateway.merchants.create(DEMO_MERCHANT, refund_enabled=True)
+        return created.pid, created.key
+
+    pid, key = _with_gateway(settings, ensure_demo_merchant)
+    from openepay.web.demo_shop import signed_submit_link
+
+    typer.echo("OpenEpay demo (SQLite, sandbox channel: payments are simulated)")
+    typer.echo(f"  gateway URL : {base}")
+    typer.echo(f"  merchant pid: {pid}")
+    typer.echo(f"  merchant key: {key}")
+    typer.echo(f"  test link   : {signed_submit_link(base, pid, key)}")
+    typer.echo("Open the test link, press the sandbox pay button, and you land back on the demo shop.")
+    _serve(settings, host, port, run_worker=True)
+
+
+def _merchant_row(merchant: Merchant) -> dict[str, Any]:
+    return {
+        "pid": merchant.pid,
+        "name": merchant.name,
+        "status": merchant.status,
+        "refund_api": merchant.refund_enabled,
+        "balance": format_yuan(merchant.balance_fen),
+        "created_at": merchant.created_at.isoformat(timespec="seconds"),
+    }
+
+
+@merchant_app.command("create")
+def merchant_create(
+    name: str = typer.Option(..., help="The merchant's name, shown on the cashier."),
+    allow_refund: bool = typer.Option(False, "--allow-refund", help="Let the merchant refund through api.php."),
+    as_json: bool = typer.Option(False, "--json", help="Print {\"pid\": ..., \"key\": ...}."),
+) -> None:
+    """Create a merchant and print its pid and key (the key is shown this once)."""
+    credentials = _with_gateway(Settings(), lambda gw: gw.merchants.create(name, refund_enabled=allow_refund))
+    if as_json:
+        typer.echo(json.dumps({"pid": credentials.pid, "key": credentials.key}))
+    else:
+        typer.echo(f"pid: {credentials.pid}\nkey: {credentials.key}")
+
+
+@merchant_app.command("list")
+def merchant_list() -> None:
+    """List merchants."""
+    for merchant in _with_gateway(Settings(), lambda gw: gw.merchants.list()):
+        row = _merchant_row(merchant)
+        typer.echo(f"{row['pid']:>6}  {row['status']:<8}  {row['balance']:>12}  {row['name']}")
+
+
+@merchant_app.command("show")
+def merchant_show(pid: int) -> None:
+    """Show one merchant (never its key)."""
+    try:
+        merchant = _with_gateway(Settings(), lambda gw: gw.merchants.get(pid))
+    except MerchantNotFound:
+        raise _fail(f"no merchant {pid}") from None
+    for field, value in _merchant_row(merchant).items():
+        typer.echo(f"{field}: {value}")
+
+
+@merchant_app.command("rotate-key")
+def merchant_rotate_key(pid: int) -> None:
+    """Replace the merchant's key and print the new one (the old one stops working at once)."""
+    try:
+        credentials = _with_gateway(Settings(), lambda gw: gw.merchants.rotate_key(pid))
+    except MerchantNotFound:
+        raise _fail(f"no merchant {pid}") from None
+    typer.echo(f"pid: {credentials.pid}\nkey: {credentials.key}")
+
+
+def _set_status(pid: int, status: MerchantStatus) -> None:
+    try:
+        _with_gateway(Settings(), lambda gw: gw.merchants.set_status(pid, status))
+    except MerchantNotFound:
+        raise _fail(f"no merchant {pid}") from None
+    typer.echo(f"merchant {pid} is {status}")
+
+
+@merchant_app.command("disable")
+def merchant_disable(pid: int) -> None:
+    """Stop the merchant from taking payments."""
+    _set_status(pid, MerchantStatus.DISABLED)
+
+
+@merchant_app.command("enable")
+def merchant_enable(pid: int) -> None:
+    """Let a disabled merchant take payments again."""
+    _set_status(pid, MerchantStatus.ACTIVE)
+
+
+def _order_summary(order: Order) -> str:
+    return (
+        f"{order.trade_no}  {order.status:<18}  {format_yuan(order.pay_amount_fen):>10}  "
+        f"{order.merchant_pid:>6}  {order.out_trade_no}"
+    )
+
+
+@order_app.command("show")
+def order_show(trade_no: str) -> None:
+    """Show an order, its notifications and every delivery attempt."""
+
+    async def load(gateway: Gateway) -> tuple[Order | None, list[NotifyTask], list[NotifyAttempt]]:
+        order = await get_order(gateway.db, trade_no)
+        if order is None:
+            return None, [], []
+        async with gateway.db.session() as session:
+            tasks = list((await session.scalars(select(NotifyTask).where(NotifyTask.order_id == order.id))).all())
+            attempts = list(
+                (
+                    await session.scalars(
+                        select(NotifyAttempt)
+                        .where(NotifyAttempt.task_id.in_([task.id for task in tasks]))
+                        .order_by(NotifyAttempt.started_at)
+                    )
+                ).all()
+            )
+        return order, tasks, attempts
+
+    order, tasks, attempts = _with_gateway(Settings(), load)
+    if order is None:
+        raise _fail(f"no order {trade_no}")
+    fields = {
+        "trade_no": order.trade_no,
+        "out_trade_no": order.out_trade_no,
+        "merchant": order.merchant_pid,
+        "dialect": order.dialect,
+        "status": order.status + (" (paid late)" if order.paid_late else ""),
+        "type": order.pay_type,
+        "channel": order.channel,
+        "money": f"{order.money} (amount {format_yuan(order.amount_fen)}, to pay {format_yuan(order.pay_amount_fen)})",
+        "refunded": format_yuan(order.refunded_fen),
+        "name": order.name,
+        "notify_url": order.notify_url,
+        "return_url": order.return_url,
+        "created_at": order.created_at.isoformat(timespec="seconds"),
+        "expires_at": order.expires_at.isoformat(timespec="seconds"),
+        "paid_at": order.paid_at.isoformat(timespec="seconds") if order.paid_at else None,
+        "channel_trade_no": order.channel_trade_no,
+    }
+    for field, value in fields.items():
+        typer.echo(f"{field}: {value if value is not None else ''}")
+    for task in tasks:
+        typer.echo(
+            f"notification {task.event}: {task.status}, {task.attempts} attempt(s) this round, "
+            f"next at {task.next_attempt_at.isoformat(timespec='seconds')}"
+            + (f", last error: {task.last_error}" if task.last_error else "")
+        )
+    for attempt in attempts:
+        outcome = "delivered" if attempt.delivered else (attempt.error_class or "failed")
+        typer.echo(
+            f"  #{attempt.number} {attempt.started_at.isoformat(timespec='seconds')} {attempt.target_host} "
+            f"HTTP {attempt.http_status or '-'} {attempt.latency_ms}ms {outcome} {attempt.body_head or ''!r}"
+        )
+
+
+@order_app.command("list")
+def order_list(
+    merchant: int | None = typer.Option(None, help="Only this merchant's orders (pid)."),
+    status: OrderStatus | None = typer.Option(None, help="Only orders in this status."),
+    limit: int = typer.Option(50, help="At most this many, newest first."),
+) -> None:
+    """List orders, newest first."""
+
+    async def load(gateway: Gateway) -> list[Order]:
+        query = select(Order).order_by(Order.id.desc()).limit(limit)
+        if merchant is not None:
+            query = query.where(Order.merchant_pid == merchant)
+        if status is not None:
+            query = query.where(Order.status == status)
+        async with gateway.db.session() as session:
+            return list((await session.scalars(query)).all())
+
+    for order in _with_gateway(Settings(), load):
+        typer.echo(_order_summary(order))
+
+
+@order_app.command("pay")
+def order_pay(trade_no: str) -> None:
+    """Pay a sandbox order, through the same path a real upstream confirmation takes."""
+    from openepay.channels.sandbox.simulator import SandboxRefusal, simulate_buyer_payment
+
+    async def pay(gateway: Gateway) -> Order | None:
+        await simulate_buyer_payment(gateway, trade_no)
+        return await get_order(gateway.db, trade_no)
+
+    try:
+        order = _with_gateway(Settings(), pay)
+    except SandboxRefusal as refusal:
+        raise _fail(str(refusal)) from None
+    assert order is not None
+    typer.echo(f"{order.trade_no} is {order.status}")
+
+
+@notify_app.command("resend")
+def notify_resend(trade_no: str) -> None:
+    """Queue an order's notification again, now, with a fresh retry schedule."""
+    from openepay.notify.outbox import resend
+
+    count = _with_gateway(Settings(), lambda gw: resend(gw.db, trade_no))
+    if count == 0:
+        raise _fail(f"order {trade_no} has no notification to resend (is it paid?)")
+    typer.echo(f"queued {count} notification(s) for {trade_no}")
+
+
+def main() -> None:
+    app()

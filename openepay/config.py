@@ -1,0 +1,102 @@
+"""Settings, read from ``OPENEPAY_*`` environment variables.
+
+Settings are an explicit object handed to whatever needs them (the app, the worker, the CLI),
+never a module-level global, so tests and several gateways in one process cannot leak into
+each other.
+"""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./openepay.db"
+
+# Seconds to wait after each failed delivery: with the immediate first attempt this is ten
+# attempts over about 22 hours, close to what Alipay and WeChat Pay merchants are used to.
+DEFAULT_NOTIFY_RETRY_DELAYS = (15, 60, 180, 600, 1800, 3600, 7200, 21600, 43200)
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot work; the message says what to change."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPENEPAY_", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL buyers and merchants reach us at; derived from each request when unset.",
+    )
+    secret_key: SecretStr | None = None
+    secret_key_file: Path = Path("openepay.secret")
+
+    sandbox: bool = False
+    order_timeout_seconds: int = 1800
+    pay_min_money: Decimal = Decimal("0.01")
+    pay_max_money: Decimal | None = None
+
+    notify_allow_private: bool = False
+    notify_retry_delays: tuple[float, ...] = DEFAULT_NOTIFY_RETRY_DELAYS
+    notify_connect_timeout: float = 3.0
+    notify_timeout: float = 5.0
+    notify_max_body_bytes: int = 4096
+    notify_lease_seconds: float = 60.0
+    notify_batch_size: int = 50
+    notify_concurrency: int = 32
+
+    worker_poll_interval: float = 1.0
+    worker_sweep_interval: float = 15.0
+
+    epay_refund_success_code: int = 1
+    # Business days (today's orders) and the local times api.php reports are in this zone.
+    timezone: str = "Asia/Shanghai"
+    log_format: str = "text"
+    log_level: str = "INFO"
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @field_validator("pay_min_money")
+    @classmethod
+    def _positive_min(cls, value: Decimal) -> Decimal:
+        if value <= 0:
+            raise ValueError("pay_min_money must be positive")
+        return value
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def resolve_secret_key(self) -> str:
+        """The key that encrypts merchant secrets at rest.
+
+        On the embedded SQLite default a key file is created beside the working directory so
+        that ``openepay demo`` works with no setup; a PostgreSQL deployment must set
+        ``OPENEPAY_SECRET_KEY`` explicitly, because its data outlives any one machine.
+        """
+        if self.secret_key is not None and self.secret_key.get_secret_value():
+            return self.secret_key.get_secret_value()
+        if self.secret_key_file.exists():
+            return self.secret_key_file.read_text().strip()
+        if not self.is_sqlite:
+            raise ConfigurationError(
+                "OPENEPAY_SECRET_KEY must be set when the database is not the embedded SQLite default"
+            )
+        key = secrets.token_urlsafe(48)
+        self.secret_key_file.touch(mode=0o600)
+        self.secret_key_file.write_text(key + "\n")
+        return key

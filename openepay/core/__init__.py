@@ -1,0 +1,1 @@
+"""The one order model every dialect and channel goes through."""

@@ -1,0 +1,49 @@
+"""Yuan strings at the protocol edge, integer fen everywhere inside.
+
+A merchant's ``money`` string is also kept verbatim: it is what they signed and what they
+expect to see again in the notification, so it is never rebuilt from the parsed number.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+_YUAN = re.compile(r"^[0-9]*\.?[0-9]*$")
+MAX_MONEY_CHARS = 20
+
+
+class MoneyError(ValueError):
+    """Not an amount we can take: malformed, non-positive, or finer than one fen."""
+
+
+def parse_yuan(text: str) -> int:
+    """``"12.50"`` -> ``1250``. Accepts what epay merchants send (``10``, ``19.9``, ``1.00``, ``.5``).
+
+    Digits and at most one dot only (no sign, exponent, spaces or separators), a positive
+    value, and no part of a fen: ``1.005`` is refused, ``1.000`` is one yuan.
+    """
+    if not text or len(text) > MAX_MONEY_CHARS or not _YUAN.match(text) or text == ".":
+        raise MoneyError(f"not a yuan amount: {text!r}")
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise MoneyError(f"not a yuan amount: {text!r}") from exc
+    fen = value * 100
+    if fen != fen.to_integral_value():
+        raise MoneyError(f"finer than one fen: {text!r}")
+    if fen <= 0:
+        raise MoneyError(f"not positive: {text!r}")
+    return int(fen)
+
+
+def format_yuan(fen: int) -> str:
+    """``1250`` -> ``"12.50"``: always two decimals, as the epay docs show amounts."""
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(fen), 100)
+    return f"{sign}{whole}.{cents:02d}"
+
+
+def yuan_to_fen(value: Decimal) -> int:
+    """A configured limit such as ``Decimal("0.01")`` in fen, rounding toward a whole fen."""
+    return int((value * 100).to_integral_value())

@@ -1,0 +1,271 @@
+"""Placing orders, attaching upstream payments, closing, and the guarded transitions between.
+
+Every state change is one ``UPDATE ... WHERE id = :id AND status IN (...)``; when it matches
+no row somebody else got there first, and the caller re-reads instead of carrying on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openepay.channels.base import ChannelOrder, PaymentOffer
+from openepay.core.ids import trade_numbers
+from openepay.core.states import SETTLED_PAID, UNPAID, OrderStatus
+from openepay.db import Database
+from openepay.db.models import Order
+from openepay.db.types import utcnow
+
+
+class OrderRejected(Exception):
+    """A request for an order that cannot be placed; dialects map each kind to their own error."""
+
+    def __init__(self, out_trade_no: str) -> None:
+        super().__init__(out_trade_no)
+        self.out_trade_no = out_trade_no
+
+
+class OrderAlreadyPaid(OrderRejected):
+    pass
+
+
+class OrderTermsChanged(OrderRejected):
+    pass
+
+
+class DuplicateOutTradeNo(OrderRejected):
+    pass
+
+
+class OrderNotPayable(Exception):
+    """The order left the unpaid states while a payment was being started for it."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    merchant_pid: int
+    dialect: str
+    out_trade_no: str
+    amount_fen: int
+    money: str
+    name: str
+    notify_url: str
+    pay_type: str | None = None
+    return_url: str | None = None
+    param: str | None = None
+    sitename: str | None = None
+    clientip: str | None = None
+    device: str | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def same_terms_as(self, order: Order) -> bool:
+        """Rainbow's rule for a repeated ``out_trade_no``: same money, name, URLs and param."""
+        return (
+            order.amount_fen == self.amount_fen
+            and order.name == self.name
+            and order.notify_url == self.notify_url
+            and (order.return_url or "") == (self.return_url or "")
+            and (order.param or "") == (self.param or "")
+            and order.attrs == self.attrs
+        )
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    order: Order
+    reused: bool
+
+
+async def place_order(
+    db: Database, new: NewOrder, *, timeout: timedelta, reopen_identical: bool
+) -> PlacedOrder:
+    """Create the order, or hand back the existing one for the same ``out_trade_no``.
+
+    With ``reopen_identical`` an unpaid order repeated with the same terms is the same order
+    (merchant plugins re-post when the buyer refreshes), reopened if it had expired;
+    otherwise any repeat is refused. The UNIQUE constraint, not the lookup, is the guard:
+    two identical requests racing both end up with one order.
+    """
+    for _ in range(5):
+        now = utcnow()
+        try:
+            async with db.session() as session:
+                existing = await _find(session, new.merchant_pid, new.out_trade_no)
+                if existing is not None:
+                    order = await _reuse(session, existing, new, now, timeout, reopen_identical)
+                    return PlacedOrder(order, reused=True)
+                order = _new_order(new, now, timeout)
+                session.add(order)
+            return PlacedOrder(order, reused=False)
+        except IntegrityError:
+            continue
+    raise RuntimeError(f"could not place order {new.out_trade_no!r}")
+
+
+def _new_order(new: NewOrder, now: datetime, timeout: timedelta) -> Order:
+    return Order(
+        trade_no=trade_numbers.next(),
+        merchant_pid=new.merchant_pid,
+        dialect=new.dialect,
+        out_trade_no=new.out_trade_no,
+        pay_type=new.pay_type,
+        amount_fen=new.amount_fen,
+        pay_amount_fen=new.amount_fen,
+        money=new.money,
+        name=new.name,
+        notify_url=new.notify_url,
+        return_url=new.return_url,
+        param=new.param,
+        sitename=new.sitename,
+        clientip=new.clientip,
+        device=new.device,
+        attrs=new.attrs,
+        status=OrderStatus.CREATED,
+        refunded_fen=0,
+        created_at=now,
+        expires_at=now + timeout,
+    )
+
+
+async def _find(session: AsyncSession, merchant_pid: int, out_trade_no: str) -> Order | None:
+    return await session.scalar(
+        select(Order).where(Order.merchant_pid == merchant_pid, Order.out_trade_no == out_trade_no)
+    )
+
+
+async def _reuse(
+    session: AsyncSession,
+    existing: Order,
+    new: NewOrder,
+    now: datetime,
+    timeout: timedelta,
+    reopen_identical: bool,
+) -> Order:
+    if existing.status in SETTLED_PAID:
+        raise OrderAlreadyPaid(new.out_trade_no)
+    if not reopen_identical:
+        raise DuplicateOutTradeNo(new.out_trade_no)
+    if not new.same_terms_as(existing):
+        raise OrderTermsChanged(new.out_trade_no)
+    if existing.status in UNPAID and existing.expires_at > now:
+        return existing
+    reopened = await session.scalar(
+        update(Order)
+        .where(Order.id == existing.id, Order.status.in_((*UNPAID, OrderStatus.CLOSED)))
+        .values(
+            status=OrderStatus.CREATED,
+            expires_at=now + timeout,
+            closed_at=None,
+            pay_url=None,
+            qrcode=None,
+            urlscheme=None,
+        )
+        .returning(Order)
+        .execution_options(populate_existing=True)
+    )
+    if reopened is None:
+        raise OrderAlreadyPaid(new.out_trade_no)
+    return reopened
+
+
+async def attach_payment(
+    db: Database, order_id: int, *, channel: str, pay_type: str, device: str | None, offer: PaymentOffer
+) -> Order:
+    """Record the channel's offer and move the order to ``paying``."""
+    values: dict[str, Any] = {
+        "channel": channel,
+        "pay_type": pay_type,
+        "device": device,
+        "pay_url": offer.pay_url,
+        "qrcode": offer.qrcode,
+        "urlscheme": offer.urlscheme,
+        "status": OrderStatus.PAYING,
+    }
+    if offer.pay_amount_fen is not None:
+        values["pay_amount_fen"] = offer.pay_amount_fen
+    async with db.session() as session:
+        order = await session.scalar(
+            update(Order)
+            .where(Order.id == order_id, Order.status.in_(UNPAID))
+            .values(**values)
+            .returning(Order)
+            .execution_options(populate_existing=True)
+        )
+        if order is None:
+            current = await session.get(Order, order_id)
+            raise OrderNotPayable(current.status if current else "missing")
+        return order
+
+
+async def close_expired(db: Database, now: datetime | None = None, limit: int = 500) -> list[Order]:
+    """Close unpaid orders past their expiry; returns them so their channels can close upstream."""
+    now = now or utcnow()
+    due = select(Order.id).where(Order.status.in_(UNPAID), Order.expires_at <= now).limit(limit)
+    async with db.session() as session:
+        result = await session.scalars(
+            update(Order)
+            .where(Order.id.in_(due), Order.status.in_(UNPAID))
+            .values(status=OrderStatus.CLOSED, closed_at=now)
+            .returning(Order)
+            .execution_options(populate_existing=True)
+        )
+        return list(result.all())
+
+
+async def close_if_expired(db: Database, order: Order) -> Order:
+    """Close one order on sight (the cashier must not show a live QR past expiry)."""
+    now = utcnow()
+    if order.status not in UNPAID or order.expires_at > now:
+        return order
+    async with db.session() as session:
+        closed = await session.scalar(
+            update(Order)
+            .where(Order.id == order.id, Order.status.in_(UNPAID), Order.expires_at <= now)
+            .values(status=OrderStatus.CLOSED, closed_at=now)
+            .returning(Order)
+            .execution_options(populate_existing=True)
+        )
+        return closed or await session.get(Order, order.id, populate_existing=True) or order
+
+
+async def get_order(db: Database, trade_no: str) -> Order | None:
+    async with db.session() as session:
+        return await session.scalar(select(Order).where(Order.trade_no == trade_no))
+
+
+async def find_merchant_order(
+    db: Database, merchant_pid: int, *, trade_no: str | None = None, out_trade_no: str | None = None
+) -> Order | None:
+    """Look an order up for its merchant by our number or theirs (ours wins when both are given)."""
+    query = select(Order).where(Order.merchant_pid == merchant_pid)
+    if trade_no:
+        query = query.where(Order.trade_no == trade_no)
+    elif out_trade_no:
+        query = query.where(Order.out_trade_no == out_trade_no)
+    else:
+        return None
+    async with db.session() as session:
+        return await session.scalar(query)
+
+
+def channel_view(order: Order) -> ChannelOrder:
+    return ChannelOrder(
+        trade_no=order.trade_no,
+        pay_type=order.pay_type or "",
+        pay_amount_fen=order.pay_amount_fen,
+        name=order.name,
+        created_at=order.created_at,
+        expires_at=order.expires_at,
+        device=order.device,
+        clientip=order.clientip,
+        channel_trade_no=order.channel_trade_no,
+    )

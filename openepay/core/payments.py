@@ -1,0 +1,124 @@
+"""The one path by which an order becomes paid.
+
+Whatever confirms a payment (an upstream's signed callback, the sandbox's simulated upstream,
+a query during reconciliation) ends in ``confirm_payment``. In one transaction it checks the
+confirmation against the order (channel and amount), makes the guarded transition, credits
+the merchant's balance and writes the outbox row, so there is never a paid order without its
+notification nor a notification without a paid order.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from urllib.parse import urlencode
+
+from sqlalchemy import select, update
+
+from openepay.channels.base import CallbackRequest, Confirmation, Reply
+from openepay.channels.registry import ChannelRegistry
+from openepay.core import ledger
+from openepay.core.states import UNPAID, OrderStatus
+from openepay.db import Database
+from openepay.db.models import ChannelCallback, Order
+from openepay.db.types import utcnow
+from openepay.notify.outbox import PAID_EVENT, enqueue
+
+log = logging.getLogger(__name__)
+
+
+class PaymentDecision(StrEnum):
+    PAID = "paid"
+    PAID_LATE = "paid_late"
+    ALREADY_PAID = "already_paid"
+    UNKNOWN_ORDER = "unknown_order"
+    WRONG_CHANNEL = "wrong_channel"
+    AMOUNT_MISMATCH = "amount_mismatch"
+
+    @property
+    def credited(self) -> bool:
+        return self in (PaymentDecision.PAID, PaymentDecision.PAID_LATE)
+
+
+_SETTLED_DECISIONS = {PaymentDecision.PAID, PaymentDecision.PAID_LATE, PaymentDecision.ALREADY_PAID}
+
+
+async def confirm_payment(db: Database, channel: str, confirmation: Confirmation) -> PaymentDecision:
+    async with db.session() as session:
+        order = await session.scalar(select(Order).where(Order.trade_no == confirmation.trade_no))
+        if order is None:
+            return PaymentDecision.UNKNOWN_ORDER
+        if order.channel != channel:
+            return PaymentDecision.WRONG_CHANNEL
+        if confirmation.paid_fen != order.pay_amount_fen:
+            return PaymentDecision.AMOUNT_MISMATCH
+
+        now = utcnow()
+        values = {
+            "status": OrderStatus.PAID,
+            "paid_at": now,
+            "paid_fen": confirmation.paid_fen,
+            "channel_trade_no": confirmation.channel_trade_no,
+            "buyer": confirmation.buyer,
+        }
+        decision = PaymentDecision.PAID
+        paid_id = await session.scalar(
+            update(Order)
+            .where(Order.id == order.id, Order.status.in_(UNPAID))
+            .values(**values)
+            .returning(Order.id)
+        )
+        if paid_id is None:
+            # Money arrived after we closed the order: take it through the explicit late edge.
+            paid_id = await session.scalar(
+                update(Order)
+                .where(Order.id == order.id, Order.status == OrderStatus.CLOSED)
+                .values(**values, paid_late=True)
+                .returning(Order.id)
+            )
+            decision = PaymentDecision.PAID_LATE
+        if paid_id is None:
+            return PaymentDecision.ALREADY_PAID
+
+        await ledger.post(session, order.merchant_pid, confirmation.paid_fen, "payment", order.trade_no)
+        await enqueue(session, order_id=order.id, merchant_pid=order.merchant_pid, event=PAID_EVENT, now=now)
+    log.info(
+        "order paid",
+        extra={"trade_no": order.trade_no, "merchant": order.merchant_pid, "decision": decision.value},
+    )
+    return decision
+
+
+async def receive_callback(db: Database, channels: ChannelRegistry, name: str, request: CallbackRequest) -> Reply:
+    """Handle one upstream callback: the channel verifies and interprets, the core decides.
+
+    Every callback is stored with its decision, trusted or not, so an operator can see what
+    upstream said and why we did or did not act on it.
+    """
+    channel = channels.get(name)
+    if channel is None:
+        return Reply("unknown channel", status_code=404)
+    outcome = await channel.handle_callback(request)
+    decision = outcome.note or ("unverified" if not outcome.verified else "no_payment")
+    reply = outcome.ack if outcome.verified else outcome.nack
+    try:
+        if outcome.verified and outcome.confirmation is not None:
+            decision = (await confirm_payment(db, name, outcome.confirmation)).value
+    except Exception:
+        log.exception("could not record a payment confirmed by %s", name, extra={"trade_no": outcome.trade_no})
+        decision, reply = "error", outcome.nack
+    payload = request.body.decode("utf-8", "replace") or urlencode(dict(request.query))
+    async with db.session() as session:
+        session.add(
+            ChannelCallback(
+                channel=name,
+                trade_no=(outcome.trade_no or "")[:32] or None,
+                verified=outcome.verified,
+                decision=decision[:32],
+                detail=outcome.note or None,
+                payload=payload[:8192],
+            )
+        )
+    if outcome.verified and outcome.confirmation is not None and decision not in _SETTLED_DECISIONS:
+        log.warning("upstream confirmation not credited", extra={"trade_no": outcome.trade_no, "decision": decision})
+    return reply

@@ -1,0 +1,154 @@
+"""Refunds: reserve, ask the channel, then settle or undo, every step guarded.
+
+The order's refunded total and the merchant's balance move first, in one transaction whose
+guards make over-refunding impossible under any concurrency
+(``refunded_fen + amount <= paid_fen``, ``balance_fen >= amount``); only then is the channel
+asked. If the channel refuses, the reservation is reversed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import case, select, update
+
+from openepay.channels.registry import ChannelRegistry
+from openepay.core import ledger
+from openepay.core.ids import trade_numbers
+from openepay.core.orders import channel_view
+from openepay.core.states import REFUNDABLE, OrderStatus
+from openepay.db import Database
+from openepay.db.models import Order, Refund
+
+log = logging.getLogger(__name__)
+
+
+class RefundProblem(StrEnum):
+    ORDER_NOT_FOUND = "order_not_found"
+    NOT_PAID = "not_paid"
+    EXCEEDS_ORDER = "exceeds_order"
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    CHANNEL_FAILED = "channel_failed"
+    OUT_REFUND_NO_REUSED = "out_refund_no_reused"
+
+
+class RefundError(Exception):
+    def __init__(self, problem: RefundProblem, detail: str = "") -> None:
+        super().__init__(problem.value, detail)
+        self.problem = problem
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    refund: Refund
+    order: Order
+    repeated: bool = False
+
+
+async def refund_order(
+    db: Database,
+    channels: ChannelRegistry,
+    order: Order | None,
+    amount_fen: int,
+    *,
+    out_refund_no: str | None = None,
+) -> RefundResult:
+    if order is None:
+        raise RefundError(RefundProblem.ORDER_NOT_FOUND)
+    if out_refund_no:
+        earlier = await _find_by_out_refund_no(db, order.merchant_pid, out_refund_no)
+        if earlier is not None:
+            if earlier.order_id != order.id or earlier.amount_fen != amount_fen:
+                raise RefundError(RefundProblem.OUT_REFUND_NO_REUSED)
+            return RefundResult(earlier, order, repeated=True)
+    if order.status not in REFUNDABLE:
+        raise RefundError(RefundProblem.NOT_PAID)
+    if amount_fen > (order.paid_fen or 0) - order.refunded_fen:
+        raise RefundError(RefundProblem.EXCEEDS_ORDER)
+
+    refund = await _reserve(db, order, amount_fen, out_refund_no)
+    channel = channels.get(order.channel)
+    if channel is None:
+        outcome_ok, message = False, f"通道 {order.channel} 未启用"
+    else:
+        try:
+            outcome = await channel.refund(channel_view(order), amount_fen, refund.refund_no)
+            outcome_ok, message = outcome.succeeded, outcome.message
+        except Exception as exc:
+            log.exception("refund %s: channel error", refund.refund_no)
+            outcome_ok, message = False, str(exc) or type(exc).__name__
+    if not outcome_ok:
+        await _reverse(db, order, refund)
+        raise RefundError(RefundProblem.CHANNEL_FAILED, message)
+    settled_order = await _settle(db, order, refund)
+    return RefundResult(refund, settled_order)
+
+
+async def _find_by_out_refund_no(db: Database, merchant_pid: int, out_refund_no: str) -> Refund | None:
+    async with db.session() as session:
+        return await session.scalar(
+            select(Refund).where(Refund.merchant_pid == merchant_pid, Refund.out_refund_no == out_refund_no)
+        )
+
+
+async def _reserve(db: Database, order: Order, amount_fen: int, out_refund_no: str | None) -> Refund:
+    refund_no = trade_numbers.next()
+    async with db.session() as session:
+        reserved = await session.scalar(
+            update(Order)
+            .where(
+                Order.id == order.id,
+                Order.status.in_(REFUNDABLE),
+                Order.refunded_fen + amount_fen <= Order.paid_fen,
+            )
+            .values(refunded_fen=Order.refunded_fen + amount_fen)
+            .returning(Order.id)
+        )
+        if reserved is None:
+            raise RefundError(RefundProblem.EXCEEDS_ORDER)
+        try:
+            await ledger.post(session, order.merchant_pid, -amount_fen, "refund", refund_no)
+        except ledger.InsufficientBalance:
+            raise RefundError(RefundProblem.INSUFFICIENT_BALANCE) from None
+        refund = Refund(
+            refund_no=refund_no,
+            order_id=order.id,
+            merchant_pid=order.merchant_pid,
+            out_refund_no=out_refund_no,
+            amount_fen=amount_fen,
+            status="processing",
+        )
+        session.add(refund)
+    return refund
+
+
+async def _reverse(db: Database, order: Order, refund: Refund) -> None:
+    async with db.session() as session:
+        await session.execute(
+            update(Order).where(Order.id == order.id).values(refunded_fen=Order.refunded_fen - refund.amount_fen)
+        )
+        await ledger.post(session, order.merchant_pid, refund.amount_fen, "refund_undo", refund.refund_no)
+        await session.execute(update(Refund).where(Refund.id == refund.id).values(status="failed"))
+    refund.status = "failed"
+
+
+async def _settle(db: Database, order: Order, refund: Refund) -> Order:
+    async with db.session() as session:
+        await session.execute(update(Refund).where(Refund.id == refund.id).values(status="succeeded"))
+        settled = await session.scalar(
+            update(Order)
+            .where(Order.id == order.id, Order.status.in_(REFUNDABLE))
+            .values(
+                status=case(
+                    (Order.refunded_fen >= Order.paid_fen, OrderStatus.REFUNDED),
+                    else_=OrderStatus.PARTIALLY_REFUNDED,
+                )
+            )
+            .returning(Order)
+            .execution_options(populate_existing=True)
+        )
+    refund.status = "succeeded"
+    return settled or order

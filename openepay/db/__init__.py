@@ -1,0 +1,5 @@
+"""Persistence: engine and sessions, models, migrations."""
+
+from openepay.db.engine import Database
+
+__all__ = ["Database"]

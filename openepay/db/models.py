@@ -1,0 +1,190 @@
+"""Tables. Amounts are integer fen; strings a merchant sent are kept verbatim beside them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from openepay.core.states import MerchantStatus, NotifyStatus, OrderStatus
+from openepay.db.types import BigIntPK, UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Merchant(Base):
+    __tablename__ = "merchants"
+
+    pid: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(100))
+    key_sealed: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=MerchantStatus.ACTIVE)
+    refund_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    balance_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    settle_type: Mapped[int] = mapped_column(Integer, default=1)
+    settle_account: Mapped[str] = mapped_column(String(128), default="")
+    settle_name: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("merchant_pid", "out_trade_no"),
+        Index("ix_orders_status_expires_at", "status", "expires_at"),
+        Index("ix_orders_merchant_pid_created_at", "merchant_pid", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    trade_no: Mapped[str] = mapped_column(String(32), unique=True)
+    merchant_pid: Mapped[int] = mapped_column(ForeignKey("merchants.pid"))
+    dialect: Mapped[str] = mapped_column(String(16))
+    out_trade_no: Mapped[str] = mapped_column(String(64))
+    pay_type: Mapped[str | None] = mapped_column(String(16))
+    channel: Mapped[str | None] = mapped_column(String(32))
+    # What the merchant asked for, and what the buyer must pay (they differ only on channels
+    # that tell payments apart by amount).
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    pay_amount_fen: Mapped[int] = mapped_column(BigInteger)
+    money: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(Text)
+    notify_url: Mapped[str] = mapped_column(Text)
+    return_url: Mapped[str | None] = mapped_column(Text)
+    param: Mapped[str | None] = mapped_column(Text)
+    sitename: Mapped[str | None] = mapped_column(Text)
+    clientip: Mapped[str | None] = mapped_column(String(64))
+    device: Mapped[str | None] = mapped_column(String(16))
+    attrs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(24), default=OrderStatus.CREATED)
+    paid_late: Mapped[bool] = mapped_column(Boolean, default=False)
+    pay_url: Mapped[str | None] = mapped_column(Text)
+    qrcode: Mapped[str | None] = mapped_column(Text)
+    urlscheme: Mapped[str | None] = mapped_column(Text)
+    channel_trade_no: Mapped[str | None] = mapped_column(String(64))
+    buyer: Mapped[str | None] = mapped_column(String(128))
+    paid_fen: Mapped[int | None] = mapped_column(BigInteger)
+    refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class NotifyTask(Base):
+    """The transactional outbox: one row per message the merchant must receive."""
+
+    __tablename__ = "notify_tasks"
+    __table_args__ = (
+        UniqueConstraint("order_id", "event"),
+        Index("ix_notify_tasks_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    merchant_pid: Mapped[int] = mapped_column(Integer, index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=NotifyStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class NotifyAttempt(Base):
+    __tablename__ = "notify_attempts"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("notify_tasks.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    target_host: Mapped[str] = mapped_column(String(255))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    body_head: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    error_class: Mapped[str | None] = mapped_column(String(32))
+    error_detail: Mapped[str | None] = mapped_column(Text)
+    delivered: Mapped[bool] = mapped_column(Boolean)
+
+
+class Refund(Base):
+    __tablename__ = "refunds"
+    __table_args__ = (UniqueConstraint("merchant_pid", "out_refund_no"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    refund_no: Mapped[str] = mapped_column(String(32), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    merchant_pid: Mapped[int] = mapped_column(Integer)
+    out_refund_no: Mapped[str | None] = mapped_column(String(64))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BalanceEntry(Base):
+    """Journal of every change to a merchant's balance; ``(kind, ref)`` posts at most once."""
+
+    __tablename__ = "balance_entries"
+    __table_args__ = (UniqueConstraint("kind", "ref"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    merchant_pid: Mapped[int] = mapped_column(ForeignKey("merchants.pid"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str] = mapped_column(String(64))
+    delta_fen: Mapped[int] = mapped_column(BigInteger)
+    balance_after_fen: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Settlement(Base):
+    __tablename__ = "settlements"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    merchant_pid: Mapped[int] = mapped_column(ForeignKey("merchants.pid"), index=True)
+    settle_type: Mapped[int] = mapped_column(Integer)
+    account: Mapped[str] = mapped_column(String(128))
+    username: Mapped[str] = mapped_column(String(128))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ChannelCallback(Base):
+    """Every upstream confirmation we received, with what we decided about it and why."""
+
+    __tablename__ = "channel_callbacks"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    trade_no: Mapped[str | None] = mapped_column(String(32), index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    verified: Mapped[bool] = mapped_column(Boolean)
+    decision: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)

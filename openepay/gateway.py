@@ -1,0 +1,61 @@
+"""The running gateway: settings, database, secrets, channels and dialects, wired once.
+
+The web app, the notification worker and the CLI each build one ``Gateway`` from settings
+and hand it around explicitly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from openepay.channels.base import Channel, PayContext
+from openepay.channels.registry import ChannelRegistry
+from openepay.channels.sandbox import SandboxChannel
+from openepay.config import Settings
+from openepay.core.merchants import Merchants
+from openepay.db import Database
+from openepay.protocols.registry import DialectRegistry, build_dialects
+from openepay.secretbox import SecretBox, derive_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    db: Database
+    box: SecretBox
+    merchants: Merchants
+    channels: ChannelRegistry
+    dialects: DialectRegistry
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **engine_kwargs) -> Gateway:  # type: ignore[no-untyped-def]
+        master_key = settings.resolve_secret_key()
+        db = Database(settings.database_url, **engine_kwargs)
+        box = SecretBox(master_key)
+        enabled: list[Channel] = []
+        if settings.sandbox:
+            log.warning("the SANDBOX channel is enabled: payments on it are simulated, not real money")
+            enabled.append(SandboxChannel(db, derive_key(master_key, "sandbox upstream")))
+        return cls(
+            settings=settings,
+            db=db,
+            box=box,
+            merchants=Merchants(db, box),
+            channels=ChannelRegistry(enabled),
+            dialects=build_dialects(),
+        )
+
+    @property
+    def order_timeout(self) -> timedelta:
+        return timedelta(seconds=self.settings.order_timeout_seconds)
+
+    def pay_context(self, request_base_url: str) -> PayContext:
+        """Absolute URLs use ``OPENEPAY_PUBLIC_URL`` when set, else the address the request came to."""
+        return PayContext(self.settings.public_url or request_base_url.rstrip("/"))
+
+    async def aclose(self) -> None:
+        await self.db.dispose()

@@ -1,0 +1,246 @@
+"""``api.php``: the V1 merchant API (``act=query|settle|order|orders|refund``).
+
+Authenticated with the plain merchant key, as Rainbow does. JSON numbers are real integers
+(Go clients decode ``status`` into an int), empty lists are ``[]``, and POST bodies are read
+for every act because some clients send them that way.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from datetime import datetime, timedelta
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import func, select
+from starlette.requests import Request
+
+from openepay.core.merchants import MerchantNotFound
+from openepay.core.money import MoneyError, format_yuan, parse_yuan
+from openepay.core.orders import find_merchant_order
+from openepay.core.refunds import RefundError, RefundProblem, refund_order
+from openepay.core.states import SETTLED_PAID, MerchantStatus, OrderStatus
+from openepay.db.models import Merchant, Order, Settlement
+from openepay.gateway import Gateway
+from openepay.protocols.epay.signing import verify
+from openepay.protocols.params import merged, php_intval
+from openepay.web.deps import gateway_of
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+PAGE_LIMIT = 50
+
+# Rainbow's status numbers: 0 unpaid, 1 paid, 2 refunded.
+EPAY_STATUS = {
+    OrderStatus.CREATED: 0,
+    OrderStatus.PAYING: 0,
+    OrderStatus.CLOSED: 0,
+    OrderStatus.PAID: 1,
+    OrderStatus.PARTIALLY_REFUNDED: 2,
+    OrderStatus.REFUNDED: 2,
+}
+STATUSES_FOR = {
+    0: (OrderStatus.CREATED, OrderStatus.PAYING, OrderStatus.CLOSED),
+    1: (OrderStatus.PAID,),
+    2: (OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED),
+}
+TRADE_STATUS = {0: "WAIT_BUYER_PAY", 1: "TRADE_SUCCESS", 2: "TRADE_REFUND"}
+
+REFUND_MESSAGES = {
+    RefundProblem.ORDER_NOT_FOUND: "当前订单不存在！",
+    RefundProblem.NOT_PAID: "只支持退款已支付状态的订单",
+    RefundProblem.EXCEEDS_ORDER: "退款金额不能大于订单金额",
+    RefundProblem.INSUFFICIENT_BALANCE: "商户余额不足，请先充值",
+    RefundProblem.OUT_REFUND_NO_REUSED: "退款单号已被其他退款使用",
+}
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+
+
+def local_time(gateway: Gateway, moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(gateway.settings.zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+async def _authenticate(gateway: Gateway, params: dict[str, str]) -> tuple[Merchant, str]:
+    """The plain key, as Rainbow takes it; a merchant-signed request without the key also passes."""
+    try:
+        merchant = await gateway.merchants.get(php_intval(params.get("pid")))
+    except MerchantNotFound:
+        raise ApiError(-3, "商户ID不存在") from None
+    key = gateway.merchants.key_of(merchant)
+    given = params.get("key")
+    if given is not None:
+        if not hmac.compare_digest(given.encode(), key.encode()):
+            raise ApiError(-3, "商户密钥错误")
+    elif not (params.get("sign") and verify(params, key)):
+        raise ApiError(-3, "商户密钥错误")
+    return merchant, key
+
+
+def order_fields(gateway: Gateway, order: Order) -> dict[str, object]:
+    status = EPAY_STATUS[OrderStatus(order.status)]
+    return {
+        "trade_no": order.trade_no,
+        "out_trade_no": order.out_trade_no,
+        "api_trade_no": order.channel_trade_no,
+        "type": order.pay_type,
+        "pid": order.merchant_pid,
+        "addtime": local_time(gateway, order.created_at),
+        "endtime": local_time(gateway, order.paid_at),
+        "name": order.name,
+        "money": format_yuan(order.amount_fen),
+        "param": order.param,
+        "buyer": order.buyer,
+        "status": status,
+        "trade_status": TRADE_STATUS[status],
+    }
+
+
+async def act_query(gateway: Gateway, merchant: Merchant, key: str, params: dict[str, str]) -> dict[str, object]:
+    zone = gateway.settings.zone
+    today = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    yesterday = today - timedelta(days=1)
+    paid = Order.status.in_(SETTLED_PAID)
+    async with gateway.db.session() as session:
+        orders = await session.scalar(select(func.count()).where(Order.merchant_pid == merchant.pid))
+        paid_today = await session.scalar(
+            select(func.count()).where(Order.merchant_pid == merchant.pid, paid, Order.paid_at >= today)
+        )
+        paid_yesterday = await session.scalar(
+            select(func.count()).where(
+                Order.merchant_pid == merchant.pid, paid, Order.paid_at >= yesterday, Order.paid_at < today
+            )
+        )
+    return {
+        "code": 1,
+        "pid": merchant.pid,
+        "key": key,
+        "active": 1 if merchant.status == MerchantStatus.ACTIVE else 0,
+        "money": format_yuan(merchant.balance_fen),
+        "type": merchant.settle_type,
+        "account": merchant.settle_account,
+        "username": merchant.settle_name,
+        "orders": orders or 0,
+        "orders_today": paid_today or 0,
+        "orders_lastday": paid_yesterday or 0,
+        "order_today": paid_today or 0,
+        "order_lastday": paid_yesterday or 0,
+    }
+
+
+def _page(params: dict[str, str]) -> tuple[int, int]:
+    limit = php_intval(params["limit"]) if "limit" in params else 10
+    return max(0, min(limit, PAGE_LIMIT)), max(0, php_intval(params.get("offset")))
+
+
+async def act_settle(gateway: Gateway, merchant: Merchant, key: str, params: dict[str, str]) -> dict[str, object]:
+    limit, offset = _page(params)
+    async with gateway.db.session() as session:
+        rows = (
+            await session.scalars(
+                select(Settlement)
+                .where(Settlement.merchant_pid == merchant.pid)
+                .order_by(Settlement.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+    data = [
+        {
+            "id": row.id,
+            "uid": row.merchant_pid,
+            "type": row.settle_type,
+            "account": row.account,
+            "username": row.username,
+            "money": format_yuan(row.amount_fen),
+            "addtime": local_time(gateway, row.created_at),
+            "endtime": local_time(gateway, row.finished_at),
+            "status": row.status,
+        }
+        for row in rows
+    ]
+    return {"code": 1, "msg": "查询结算记录成功！", "data": data}
+
+
+async def act_order(gateway: Gateway, merchant: Merchant, key: str, params: dict[str, str]) -> dict[str, object]:
+    trade_no, out_trade_no = params.get("trade_no"), params.get("out_trade_no")
+    if not trade_no and not out_trade_no:
+        raise ApiError(-4, "订单号不能为空")
+    order = await find_merchant_order(gateway.db, merchant.pid, trade_no=trade_no, out_trade_no=out_trade_no)
+    if order is None:
+        raise ApiError(-1, "订单号不存在")
+    return {"code": 1, "msg": "succ", **order_fields(gateway, order), "payurl": order.pay_url}
+
+
+async def act_orders(gateway: Gateway, merchant: Merchant, key: str, params: dict[str, str]) -> dict[str, object]:
+    limit, offset = _page(params)
+    query = select(Order).where(Order.merchant_pid == merchant.pid)
+    if "status" in params:
+        query = query.where(Order.status.in_(STATUSES_FOR.get(php_intval(params["status"]), ())))
+    async with gateway.db.session() as session:
+        orders = (await session.scalars(query.order_by(Order.trade_no.desc()).limit(limit).offset(offset))).all()
+    data = [order_fields(gateway, order) for order in orders]
+    return {"code": 1, "msg": "查询订单记录成功！", "count": len(data), "data": data}
+
+
+async def act_refund(gateway: Gateway, merchant: Merchant, key: str, params: dict[str, str]) -> dict[str, object]:
+    if not merchant.refund_enabled:
+        raise ApiError(-2, "商户未开启订单退款API接口")
+    money = params.get("money", "").strip()
+    try:
+        amount_fen = parse_yuan(money)
+    except MoneyError:
+        raise ApiError(-1, "金额输入错误") from None
+    trade_no, out_trade_no = params.get("trade_no"), params.get("out_trade_no")
+    if not trade_no and not out_trade_no:
+        raise ApiError(-4, "订单号不能为空")
+    order = await find_merchant_order(gateway.db, merchant.pid, trade_no=trade_no, out_trade_no=out_trade_no)
+    try:
+        result = await refund_order(gateway.db, gateway.channels, order, amount_fen)
+    except RefundError as error:
+        if error.problem == RefundProblem.CHANNEL_FAILED:
+            raise ApiError(-1, f"退款失败：{error.detail}") from None
+        raise ApiError(-1, REFUND_MESSAGES[error.problem]) from None
+    refunded = format_yuan(result.refund.amount_fen)
+    return {
+        "code": gateway.settings.epay_refund_success_code,
+        "msg": f"退款成功！退款金额￥{refunded}",
+        "money": refunded,
+        "trade_no": result.order.trade_no,
+        "refund_no": result.refund.refund_no,
+    }
+
+
+ACTS = {
+    "query": act_query,
+    "settle": act_settle,
+    "order": act_order,
+    "orders": act_orders,
+    "refund": act_refund,
+}
+
+
+@router.api_route("/api.php", methods=["GET", "POST"])
+async def api(request: Request) -> JSONResponse:
+    gateway = gateway_of(request)
+    params = await merged(request)
+    act = ACTS.get(params.get("act", ""))
+    try:
+        if act is None:
+            raise ApiError(-5, "No Act!")
+        merchant, key = await _authenticate(gateway, params)
+        return JSONResponse(await act(gateway, merchant, key, params))
+    except ApiError as error:
+        return JSONResponse({"code": error.code, "msg": error.msg})
+    except Exception:
+        log.exception("api.php failed")
+        return JSONResponse({"code": -1, "msg": "系统繁忙，请稍后再试"})

@@ -1,0 +1,137 @@
+"""``submit.php`` (browser jump) and ``mapi.php`` (server-to-server), answering as Rainbow does.
+
+``submit.php`` errors are HTML pages with Rainbow's texts; ``mapi.php`` answers JSON with
+``code`` 1 on success and exactly one of ``payurl``, ``qrcode``, ``urlscheme``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.requests import Request
+
+from openepay.channels.base import ChannelRefused
+from openepay.core.checkout import NoChannel, start_payment
+from openepay.core.orders import (
+    OrderAlreadyPaid,
+    OrderNotPayable,
+    OrderRejected,
+    PlacedOrder,
+    place_order,
+)
+from openepay.db.models import Order
+from openepay.gateway import Gateway
+from openepay.protocols.epay.validation import (
+    MOBILE_APPS,
+    EpayError,
+    PayRequest,
+    already_paid,
+    terms_changed,
+    validate_pay_request,
+)
+from openepay.protocols.params import get_or_post
+from openepay.web.cashier.routes import cashier_path, message_page
+from openepay.web.deps import base_url, gateway_of
+from openepay.web.templating import is_mobile
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+BUSY = "系统繁忙，请稍后再试"
+
+
+async def _place(gateway: Gateway, pay: PayRequest) -> PlacedOrder:
+    try:
+        return await place_order(gateway.db, pay.order, timeout=gateway.order_timeout, reopen_identical=True)
+    except OrderAlreadyPaid as exc:
+        raise EpayError(already_paid(exc.out_trade_no)) from None
+    except OrderRejected as exc:
+        raise EpayError(terms_changed(exc.out_trade_no)) from None
+
+
+async def _start(gateway: Gateway, request: Request, order: Order, pay_type: str, device: str) -> Order | None:
+    """The order with a live offer, or None when no channel serves the pay type (the cashier lets the buyer choose)."""
+    try:
+        return await start_payment(
+            gateway.db,
+            gateway.channels,
+            order,
+            pay_type=pay_type,
+            device=device,
+            ctx=gateway.pay_context(base_url(request)),
+        )
+    except NoChannel:
+        return None
+    except ChannelRefused as refused:
+        raise EpayError(refused.message, code=-2) from None
+    except OrderNotPayable:
+        raise EpayError(already_paid(order.out_trade_no)) from None
+
+
+@router.api_route("/submit.php", methods=["GET", "POST"], response_class=HTMLResponse)
+async def submit(request: Request) -> Response:
+    gateway = gateway_of(request)
+    params = await get_or_post(request, "pid")
+    if params is None:
+        return HTMLResponse("你还未配置支付接口商户！")
+    try:
+        pay = await validate_pay_request(gateway, params, api=False)
+        order = (await _place(gateway, pay)).order
+        target = cashier_path(order.trade_no)
+        if pay.pay_type:
+            device = "mobile" if is_mobile(request.headers.get("user-agent")) else "pc"
+            if await _start(gateway, request, order, pay.pay_type, device) is None:
+                target += "?other=1"
+    except EpayError as error:
+        return message_page(request, "站点提示信息", error.msg)
+    except Exception:
+        log.exception("submit.php failed")
+        return message_page(request, "站点提示信息", BUSY, status_code=503)
+    return RedirectResponse(target, status_code=302)
+
+
+def mapi_success(order: Order, device: str, cashier_url: str) -> dict[str, object]:
+    """Exactly one of ``payurl``, ``qrcode``, ``urlscheme``, chosen for the buyer's device."""
+    answer: dict[str, object] = {"code": 1, "trade_no": order.trade_no}
+    if device == "wechat" and order.urlscheme:
+        answer["urlscheme"] = order.urlscheme
+    elif device == "pc":
+        if order.qrcode:
+            answer["qrcode"] = order.qrcode
+        elif order.pay_url:
+            answer["payurl"] = order.pay_url
+        else:
+            answer["urlscheme"] = order.urlscheme
+    elif order.pay_url:
+        answer["payurl"] = order.pay_url
+    elif device in MOBILE_APPS and order.urlscheme:
+        answer["urlscheme"] = order.urlscheme
+    else:
+        answer["payurl"] = cashier_url
+    return answer
+
+
+@router.api_route("/mapi.php", methods=["GET", "POST"])
+async def mapi(request: Request) -> JSONResponse:
+    gateway = gateway_of(request)
+    params = await get_or_post(request, "pid")
+    if params is None:
+        return JSONResponse({"code": -4, "msg": "未传入任何参数"})
+    try:
+        pay = await validate_pay_request(gateway, params, api=True)
+        order = (await _place(gateway, pay)).order
+        cashier_url = gateway.pay_context(base_url(request)).url(cashier_path(order.trade_no))
+        if pay.device == "jump":
+            return JSONResponse({"code": 1, "trade_no": order.trade_no, "payurl": cashier_url})
+        assert pay.pay_type is not None
+        started = await _start(gateway, request, order, pay.pay_type, pay.device)
+        if started is None:
+            return JSONResponse({"code": 1, "trade_no": order.trade_no, "payurl": cashier_url})
+        return JSONResponse(mapi_success(started, pay.device, cashier_url))
+    except EpayError as error:
+        return JSONResponse({"code": error.code, "msg": error.msg})
+    except Exception:
+        log.exception("mapi.php failed")
+        return JSONResponse({"code": -1, "msg": BUSY})

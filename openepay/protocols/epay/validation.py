@@ -1,0 +1,139 @@
+"""Validating ``submit.php`` and ``mapi.php`` requests in Rainbow's order, with Rainbow's texts.
+
+Merchant plugins show these messages to buyers and some match on them, so the wording and
+the order of the checks follow the real gateway; checks Rainbow lacks come after its own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from openepay.core.merchants import MerchantNotFound
+from openepay.core.money import MoneyError, format_yuan, parse_yuan, yuan_to_fen
+from openepay.core.orders import NewOrder
+from openepay.core.states import MerchantStatus
+from openepay.db.models import Merchant
+from openepay.gateway import Gateway
+from openepay.notify.http import url_block_reason
+from openepay.protocols.epay import DIALECT
+from openepay.protocols.epay.signing import verify
+from openepay.protocols.params import php_intval
+
+OUT_TRADE_NO = re.compile(r"^[a-zA-Z0-9._\-|]+$")
+DEVICES = {"pc", "mobile", "qq", "wechat", "alipay", "jump"}
+MOBILE_APPS = {"qq", "wechat", "alipay"}
+
+MAX_OUT_TRADE_NO = 64
+MAX_URL = 2048
+MAX_NAME = 1024
+MAX_PARAM = 4096
+MAX_CLIENTIP = 64
+
+
+class EpayError(Exception):
+    def __init__(self, msg: str, code: int = -1) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.code = code
+
+
+@dataclass(frozen=True)
+class PayRequest:
+    merchant: Merchant
+    order: NewOrder
+    pay_type: str | None
+    device: str
+
+
+def _money_limit_text(fen: int) -> str:
+    text = format_yuan(fen)
+    return text[:-3] if text.endswith(".00") else text
+
+
+async def authenticate(gateway: Gateway, params: dict[str, str]) -> Merchant:
+    pid = php_intval(params.get("pid"))
+    if pid == 0:
+        raise EpayError("商户ID不能为空")
+    try:
+        merchant = await gateway.merchants.get(pid)
+    except MerchantNotFound:
+        raise EpayError("商户不存在！") from None
+    if not verify(params, gateway.merchants.key_of(merchant)):
+        raise EpayError("签名校验失败，请返回重试！")
+    if merchant.status != MerchantStatus.ACTIVE:
+        raise EpayError("商户已封禁，无法支付！")
+    return merchant
+
+
+async def validate_pay_request(gateway: Gateway, params: dict[str, str], *, api: bool) -> PayRequest:
+    merchant = await authenticate(gateway, params)
+    get = params.get
+    out_trade_no, notify_url, return_url = get("out_trade_no", ""), get("notify_url", ""), get("return_url", "")
+    name, money, pay_type = get("name", ""), get("money", ""), get("type", "")
+    clientip = get("clientip", "")
+
+    if not out_trade_no:
+        raise EpayError("订单号(out_trade_no)不能为空")
+    if not notify_url:
+        raise EpayError("通知地址(notify_url)不能为空")
+    if not api and not return_url:
+        raise EpayError("回调地址(return_url)不能为空")
+    if not name:
+        raise EpayError("商品名称(name)不能为空")
+    if not money:
+        raise EpayError("金额(money)不能为空")
+    if api and not pay_type:
+        raise EpayError("支付方式(type)不能为空")
+    if api and not clientip:
+        raise EpayError("用户IP地址(clientip)不能为空")
+    try:
+        amount_fen = parse_yuan(money)
+    except MoneyError:
+        raise EpayError("金额不合法") from None
+    settings = gateway.settings
+    if settings.pay_max_money is not None and amount_fen > yuan_to_fen(settings.pay_max_money):
+        raise EpayError(f"最大支付金额是{_money_limit_text(yuan_to_fen(settings.pay_max_money))}元")
+    if amount_fen < yuan_to_fen(settings.pay_min_money):
+        raise EpayError(f"最小支付金额是{_money_limit_text(yuan_to_fen(settings.pay_min_money))}元")
+    if not OUT_TRADE_NO.match(out_trade_no) or len(out_trade_no) > MAX_OUT_TRADE_NO:
+        raise EpayError("订单号(out_trade_no)格式不正确")
+
+    if len(notify_url) > MAX_URL or url_block_reason(notify_url, allow_private=settings.notify_allow_private):
+        raise EpayError("通知地址(notify_url)不合法，请填写公网可以访问的http或https地址")
+    if return_url and (len(return_url) > MAX_URL or not return_url.startswith(("http://", "https://"))):
+        raise EpayError("回调地址(return_url)不合法，请填写http或https地址")
+    if len(name) > MAX_NAME:
+        raise EpayError("商品名称(name)过长")
+    param = get("param") or None
+    if param is not None and len(param) > MAX_PARAM:
+        raise EpayError("业务扩展参数(param)过长")
+    if len(clientip) > MAX_CLIENTIP:
+        raise EpayError("用户IP地址(clientip)不合法")
+
+    device = get("device", "") or "pc"
+    if device not in DEVICES:
+        device = "pc"
+    order = NewOrder(
+        merchant_pid=merchant.pid,
+        dialect=DIALECT,
+        out_trade_no=out_trade_no,
+        amount_fen=amount_fen,
+        money=money,
+        name=name,
+        notify_url=notify_url,
+        return_url=return_url or None,
+        param=param,
+        sitename=get("sitename") or None,
+        clientip=clientip or None,
+        device=device,
+    )
+    return PayRequest(merchant=merchant, order=order, pay_type=pay_type or None, device=device)
+
+
+def already_paid(out_trade_no: str) -> str:
+    return f"该订单({out_trade_no})已完成支付，请勿重复发起支付"
+
+
+def terms_changed(out_trade_no: str) -> str:
+    return f"该订单({out_trade_no})支付参数有变化，请更换订单号重新发起支付"

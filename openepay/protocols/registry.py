@@ -1,0 +1,37 @@
+"""What the rest of the gateway needs from a dialect once an order exists: its messages.
+
+The notification engine and the return redirect only ever call these three methods, so they
+stay ignorant of every dialect's fields and signatures.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from openepay.db.models import Order
+from openepay.notify.http import OutboundMessage
+from openepay.protocols.epay import DIALECT as EPAY
+from openepay.protocols.epay.messages import EpayMessages
+
+
+class DialectMessages(Protocol):
+    def notification(self, order: Order, key: str) -> OutboundMessage:
+        """The signed message telling the merchant the order is paid (signed at send time)."""
+
+    def acknowledged(self, body: bytes) -> bool:
+        """Whether the merchant's answer means "received, stop retrying"."""
+
+    def return_url(self, order: Order, key: str) -> str | None:
+        """Where to send the buyer's browser after payment, signed; None if the merchant gave none."""
+
+
+class DialectRegistry:
+    def __init__(self, dialects: dict[str, DialectMessages]) -> None:
+        self._dialects = dialects
+
+    def for_order(self, order: Order) -> DialectMessages:
+        return self._dialects[order.dialect]
+
+
+def build_dialects() -> DialectRegistry:
+    return DialectRegistry({EPAY: EpayMessages()})

@@ -1,0 +1,1 @@
+"""Pages for buyers (cashier), the sandbox's simulated upstream, health and metrics."""

@@ -1,0 +1,15 @@
+"""Getting the running gateway inside a request handler."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from openepay.gateway import Gateway
+
+
+def gateway_of(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")

@@ -1,0 +1,34 @@
+"""Jinja2 templates shared by every page, and the QR code renderer."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import segno
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+
+from openepay.channels.base import PAY_TYPE_NAMES
+from openepay.core.money import format_yuan
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.filters["yuan"] = format_yuan
+templates.env.filters["pay_type_name"] = lambda pay_type: PAY_TYPE_NAMES.get(pay_type or "", pay_type or "")
+
+_MOBILE_UA = re.compile(r"Android|iPhone|iPad|iPod|Mobile|MicroMessenger|AlipayClient|QQ/", re.IGNORECASE)
+
+
+def is_mobile(user_agent: str | None) -> bool:
+    return bool(_MOBILE_UA.search(user_agent or ""))
+
+
+@lru_cache(maxsize=1024)
+def qr_svg(content: str) -> Markup:
+    """An inline SVG QR code; cached because an order's QR content never changes."""
+    svg = segno.make(content, error="m").svg_inline(scale=5, border=2, dark="#111", light="#fff")
+    return Markup(svg)
+
+
+templates.env.filters["qr"] = qr_svg
