@@ -4,6 +4,10 @@ The order's refunded total and the merchant's balance move first, in one transac
 guards make over-refunding impossible under any concurrency
 (``refunded_fen + amount <= paid_fen``, ``balance_fen >= amount``); only then is the channel
 asked. If the channel refuses, the reservation is reversed.
+
+Every transaction here takes its row locks in one order (the order, then the merchant, then
+the refund), the same order ``confirm_payment`` uses, so concurrent refunds of one order
+queue up on PostgreSQL instead of deadlocking.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import case, select, update
+from sqlalchemy.exc import IntegrityError
 
 from openepay.channels.registry import ChannelRegistry
 from openepay.core import ledger
@@ -61,15 +66,21 @@ async def refund_order(
     if out_refund_no:
         earlier = await _find_by_out_refund_no(db, order.merchant_pid, out_refund_no)
         if earlier is not None:
-            if earlier.order_id != order.id or earlier.amount_fen != amount_fen:
-                raise RefundError(RefundProblem.OUT_REFUND_NO_REUSED)
-            return RefundResult(earlier, order, repeated=True)
+            return _repeat_of(earlier, order, amount_fen)
     if order.status not in REFUNDABLE:
         raise RefundError(RefundProblem.NOT_PAID)
     if amount_fen > (order.paid_fen or 0) - order.refunded_fen:
         raise RefundError(RefundProblem.EXCEEDS_ORDER)
 
-    refund = await _reserve(db, order, amount_fen, out_refund_no)
+    try:
+        refund = await _reserve(db, order, amount_fen, out_refund_no)
+    except IntegrityError:
+        # A retry racing the first request with the same out_refund_no lost on the UNIQUE
+        # constraint (its reservation rolled back); it is answered like any later retry.
+        earlier = await _find_by_out_refund_no(db, order.merchant_pid, out_refund_no) if out_refund_no else None
+        if earlier is None:
+            raise
+        return _repeat_of(earlier, order, amount_fen)
     channel = channels.get(order.channel)
     if channel is None:
         outcome_ok, message = False, f"通道 {order.channel} 未启用"
@@ -85,6 +96,12 @@ async def refund_order(
         raise RefundError(RefundProblem.CHANNEL_FAILED, message)
     settled_order = await _settle(db, order, refund)
     return RefundResult(refund, settled_order)
+
+
+def _repeat_of(earlier: Refund, order: Order, amount_fen: int) -> RefundResult:
+    if earlier.order_id != order.id or earlier.amount_fen != amount_fen:
+        raise RefundError(RefundProblem.OUT_REFUND_NO_REUSED)
+    return RefundResult(earlier, order, repeated=True)
 
 
 async def _find_by_out_refund_no(db: Database, merchant_pid: int, out_refund_no: str) -> Refund | None:
@@ -126,9 +143,26 @@ async def _reserve(db: Database, order: Order, amount_fen: int, out_refund_no: s
 
 
 async def _reverse(db: Database, order: Order, refund: Refund) -> None:
+    """Give the reservation back.
+
+    A refund settled while this one was in flight counted this reservation and may have
+    marked the order fully refunded; without it the order is only partly refunded again.
+    """
+    remaining = Order.refunded_fen - refund.amount_fen
     async with db.session() as session:
         await session.execute(
-            update(Order).where(Order.id == order.id).values(refunded_fen=Order.refunded_fen - refund.amount_fen)
+            update(Order)
+            .where(Order.id == order.id)
+            .values(
+                refunded_fen=remaining,
+                status=case(
+                    (
+                        (Order.status == OrderStatus.REFUNDED) & (remaining < Order.paid_fen),
+                        OrderStatus.PARTIALLY_REFUNDED,
+                    ),
+                    else_=Order.status,
+                ),
+            )
         )
         await ledger.post(session, order.merchant_pid, refund.amount_fen, "refund_undo", refund.refund_no)
         await session.execute(update(Refund).where(Refund.id == refund.id).values(status="failed"))
@@ -137,7 +171,6 @@ async def _reverse(db: Database, order: Order, refund: Refund) -> None:
 
 async def _settle(db: Database, order: Order, refund: Refund) -> Order:
     async with db.session() as session:
-        await session.execute(update(Refund).where(Refund.id == refund.id).values(status="succeeded"))
         settled = await session.scalar(
             update(Order)
             .where(Order.id == order.id, Order.status.in_(REFUNDABLE))
@@ -150,5 +183,6 @@ async def _settle(db: Database, order: Order, refund: Refund) -> Order:
             .returning(Order)
             .execution_options(populate_existing=True)
         )
+        await session.execute(update(Refund).where(Refund.id == refund.id).values(status="succeeded"))
     refund.status = "succeeded"
     return settled or order

@@ -29,7 +29,25 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "100.100.100.200", "fd00:ec2::254", "169.254.170.2")
 )
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# What ``allow_private`` opens: the networks a self-hosted shop or a test server lives on.
+# Everything else that is not global (reserved, broadcast, benchmarking, documentation) stays
+# closed, because no merchant's server can legitimately live there.
+_PRIVATE_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "127.0.0.0/8",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",
+        "100.64.0.0/10",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+    )
+)
+# NAT64 gateways turn 64:ff9b::a.b.c.d into a.b.c.d, so such an address is as good as the IPv4 one.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
 
@@ -72,6 +90,8 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
         return ip.sixtofour
     if ip.teredo is not None:
         return ip.teredo[1]
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     if int(ip) >> 32 == 0 and int(ip) > 1:  # deprecated IPv4-compatible ::a.b.c.d
         return ipaddress.IPv4Address(int(ip))
     return None
@@ -89,7 +109,7 @@ def address_block_reason(ip: IPAddress, *, allow_private: bool) -> str | None:
         return f"{ip} is not a unicast address"
     if ip.is_global:
         return None
-    if allow_private and (ip.is_private or ip.is_loopback or ip.is_link_local or ip in _CGNAT):
+    if allow_private and any(ip in network for network in _PRIVATE_NETWORKS):
         return None
     return f"{ip} is not a public address"
 
@@ -120,7 +140,8 @@ def url_block_reason(url: str, *, allow_private: bool) -> str | None:
         literal = None
     if literal is not None:
         return address_block_reason(literal, allow_private=allow_private)
-    if not allow_private and (host.lower().rstrip(".") in _LOCAL_NAMES or host.lower().endswith(".localhost")):
+    name = host.rstrip(".")  # "localhost." is the same name as "localhost"
+    if not allow_private and (name in _LOCAL_NAMES or name.endswith(".localhost")):
         return f"{host} is a local name"
     return None
 
@@ -151,8 +172,7 @@ class SafeHttpClient:
 
     async def send(self, message: OutboundMessage) -> HttpOutcome:
         started = time.monotonic()
-        parts = urlsplit(message.url)
-        host = parts.hostname or ""
+        host = urlsplit(message.url).hostname or ""
 
         def outcome(**kwargs) -> HttpOutcome:  # type: ignore[no-untyped-def]
             return HttpOutcome(host, int((time.monotonic() - started) * 1000), **kwargs)
@@ -160,9 +180,13 @@ class SafeHttpClient:
         reason = url_block_reason(message.url, allow_private=self.allow_private)
         if reason:
             return outcome(error_class=ErrorClass.BLOCKED, error_detail=reason)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            address = await self._resolve(host, port)
+            # httpx's parse gives the IDNA (punycode) host: what is looked up, sent as Host and as SNI.
+            target = httpx.URL(message.url)
+            port = target.port or (443 if target.scheme == "https" else 80)
+            address = await self._resolve(target.raw_host, port)
+        except httpx.InvalidURL as exc:
+            return outcome(error_class=ErrorClass.DNS, error_detail=f"cannot resolve {host}: {exc}")
         except socket.gaierror as exc:
             return outcome(error_class=ErrorClass.DNS, error_detail=f"cannot resolve {host}: {exc.strerror}")
         except TimeoutError:
@@ -172,9 +196,10 @@ class SafeHttpClient:
 
         try:
             async with asyncio.timeout(self.total_timeout):
-                return await self._exchange(message, parts, address, outcome)
+                return await self._exchange(message, target, address, outcome)
         except TimeoutError:
-            return outcome(error_class=ErrorClass.TIMEOUT, error_detail=f"no complete answer within {self.total_timeout:g}s")
+            detail = f"no complete answer within {self.total_timeout:g}s"
+            return outcome(error_class=ErrorClass.TIMEOUT, error_detail=detail)
         except httpx.TimeoutException as exc:
             return outcome(error_class=ErrorClass.TIMEOUT, error_detail=type(exc).__name__)
         except httpx.ConnectError as exc:
@@ -186,14 +211,16 @@ class SafeHttpClient:
         except httpx.HTTPError as exc:
             return outcome(error_class=ErrorClass.NETWORK, error_detail=str(exc)[:300] or type(exc).__name__)
 
-    async def _resolve(self, host: str, port: int) -> IPAddress:
+    async def _resolve(self, raw_host: bytes, port: int) -> IPAddress:
+        host = raw_host.decode("ascii")
         try:
             return ipaddress.ip_address(host)
         except ValueError:
             pass
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self.total_timeout):
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            # Bytes, not str: Python's own IDNA codec would raise on names the resolver simply rejects.
+            infos = await loop.getaddrinfo(raw_host, port, type=socket.SOCK_STREAM)
         addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
         for address in addresses:
             reason = address_block_reason(address, allow_private=self.allow_private)
@@ -203,24 +230,34 @@ class SafeHttpClient:
             raise socket.gaierror(socket.EAI_NONAME, "no addresses")
         return addresses[0]
 
-    async def _exchange(self, message, parts, address: IPAddress, outcome) -> HttpOutcome:  # type: ignore[no-untyped-def]
-        pinned_host = f"[{address}]" if address.version == 6 else str(address)
-        netloc = pinned_host if parts.port is None else f"{pinned_host}:{parts.port}"
-        pinned_url = parts._replace(netloc=netloc).geturl()
-        host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-        if ":" in (parts.hostname or "") and not host_header.startswith("["):
-            host_header = f"[{parts.hostname}]" + ("" if parts.port is None else f":{parts.port}")
+    @staticmethod
+    def _headers(target: httpx.URL) -> dict[str, str]:
+        headers = {
+            "Host": target.netloc.decode("ascii"),
+            # identity: a compressed answer could expand a few KB on the wire into gigabytes in memory.
+            "Accept-Encoding": "identity",
+        }
+        if target.scheme == "https":
+            # Connections are pooled by the pinned address, and two shops can share one (a CDN):
+            # a kept-alive TLS connection would carry the next shop's request under the first
+            # shop's certificate and SNI. Closing HTTPS connections after each answer prevents it.
+            headers["Connection"] = "close"
+        return headers
+
+    async def _exchange(  # type: ignore[no-untyped-def]
+        self, message: OutboundMessage, target: httpx.URL, address: IPAddress, outcome
+    ) -> HttpOutcome:
         request = self._client.build_request(
             message.method,
-            pinned_url,
+            target.copy_with(host=str(address)),
             data=dict(message.form) if message.form is not None else None,
-            headers={"Host": host_header},
-            extensions={"sni_hostname": parts.hostname} if parts.scheme == "https" else {},
+            headers=self._headers(target),
+            extensions={"sni_hostname": target.raw_host.decode("ascii")} if target.scheme == "https" else {},
         )
         response = await self._client.send(request, stream=True)
         try:
             body = bytearray()
-            async for chunk in response.aiter_bytes():
+            async for chunk in response.aiter_raw():
                 body.extend(chunk)
                 if len(body) >= self.max_body_bytes:
                     break

@@ -136,18 +136,32 @@ async def record_attempt(
 
 
 def _describe(attempt: AttemptRecord) -> str:
-    if attempt.error_class:
-        return f"{attempt.error_class}: {attempt.error_detail or ''}".strip()
-    return f"HTTP {attempt.http_status}: {attempt.body_head or ''}"[:300]
+    """One line an operator can act on: why, and what the merchant answered when it answered."""
+    parts = [attempt.error_class or "not delivered"]
+    if attempt.error_detail:
+        parts.append(attempt.error_detail)
+    if attempt.http_status is not None:
+        parts.append(f"HTTP {attempt.http_status} {attempt.body_head or ''!r}")
+    return ": ".join(parts)[:300]
 
 
 async def resend(db: Database, trade_no: str) -> int:
-    """Queue every notification of an order again, now, with a fresh retry schedule."""
+    """Queue every notification of an order again, now, with a fresh retry schedule.
+
+    Any lease is dropped: "now" must not wait for a stuck worker's lease to run out, and a
+    worker still delivering must not overwrite the fresh schedule when it records its attempt.
+    """
     async with db.session() as session:
         order_id = select(Order.id).where(Order.trade_no == trade_no).scalar_subquery()
         result = await session.execute(
             update(NotifyTask)
             .where(NotifyTask.order_id == order_id)
-            .values(status=NotifyStatus.PENDING, attempts=0, next_attempt_at=utcnow())
+            .values(
+                status=NotifyStatus.PENDING,
+                attempts=0,
+                next_attempt_at=utcnow(),
+                lease_owner=None,
+                lease_expires_at=None,
+            )
         )
         return result.rowcount or 0

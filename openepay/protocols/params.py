@@ -3,26 +3,55 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl
 
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-_INTVAL = re.compile(r"^\s*([+-]?\d+)")
+URLENCODED = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+_INTVAL = re.compile(r"^[ \t\n\r\v\f]*([+-]?)0*([0-9]+)")
+
+
+def parse_query(raw: bytes) -> dict[str, str]:
+    """PHP's ``parse_str``: ``&`` between pairs, ``+`` is a space, the last duplicate wins.
+
+    Escaped and unescaped bytes alike are read as UTF-8 once unquoted, as PHP sees them:
+    SDKs that put raw UTF-8 into a URL or body (some build the string by hand) sign that
+    text, and reading it as Latin-1 would fail their signature.
+    """
+
+    def decode(text: str) -> str:
+        return text.encode("latin-1").decode("utf-8", "replace")
+
+    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
+    return {decode(name): decode(value) for name, value in pairs if name}
 
 
 async def form_params(request: Request) -> dict[str, str]:
-    """The form body as plain strings (last value wins, like ``$_POST``); uploads are ignored."""
+    """The form body as plain strings (last value wins, like ``$_POST``); uploads are ignored.
+
+    A body that is not a well-formed form is a request without parameters, not a server
+    error; an oversized one still reaches the size limit (413), so only parse errors are caught.
+    """
     if request.method != "POST":
         return {}
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in FORM_TYPES:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == URLENCODED:
+        return parse_query(await request.body())
+    if media_type != MULTIPART:
         return {}
     try:
         form = await request.form()
-    except Exception:  # a malformed body is a request with no parameters, not a server error
+    except (HTTPException, MultiPartException):
         return {}
     return {name: value for name, value in form.items() if not isinstance(value, UploadFile)}
+
+
+def query_params(request: Request) -> dict[str, str]:
+    return parse_query(request.scope.get("query_string", b""))
 
 
 async def get_or_post(request: Request, marker: str) -> dict[str, str] | None:
@@ -30,7 +59,7 @@ async def get_or_post(request: Request, marker: str) -> dict[str, str] | None:
 
     The two sets are never merged, because the signature covers exactly one of them.
     """
-    query = dict(request.query_params)
+    query = query_params(request)
     if marker in query:
         return query
     form = await form_params(request)
@@ -41,13 +70,18 @@ async def get_or_post(request: Request, marker: str) -> dict[str, str] | None:
 
 async def merged(request: Request) -> dict[str, str]:
     """Body and query string together (the query string wins), for endpoints clients reach both ways."""
-    return {**await form_params(request), **dict(request.query_params)}
+    return {**await form_params(request), **query_params(request)}
+
+
+def php_empty(value: str | None) -> bool:
+    """PHP ``empty()`` on a request string: missing, ``""`` or ``"0"``."""
+    return value is None or value in ("", "0")
 
 
 def php_intval(text: str | None) -> int:
-    """PHP ``intval`` on a string: leading digits, else 0 (``"1001abc"`` -> 1001, ``"x"`` -> 0)."""
+    """PHP ``intval`` on a string: leading ASCII digits, else 0 (``"1001abc"`` -> 1001, ``"x"`` -> 0)."""
     match = _INTVAL.match(text or "")
-    if not match:
+    if not match or len(match.group(2)) > 10:  # out of range; and int() refuses thousands of digits
         return 0
-    value = int(match.group(1))
+    value = int(match.group(1) + match.group(2))
     return value if -(2**31) <= value < 2**31 else 0

@@ -8,7 +8,7 @@ from starlette.requests import Request
 
 from openepay.channels.base import CallbackRequest
 from openepay.core.payments import receive_callback
-from openepay.protocols.params import form_params
+from openepay.protocols.params import form_params, query_params
 from openepay.web.deps import gateway_of
 
 router = APIRouter()
@@ -20,7 +20,7 @@ async def channel_notify(request: Request, name: str) -> Response:
     body = await request.body()
     callback = CallbackRequest(
         method=request.method,
-        query=dict(request.query_params),
+        query=query_params(request),
         form=await form_params(request),
         body=body,
         headers=dict(request.headers),

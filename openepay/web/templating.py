@@ -26,8 +26,13 @@ def is_mobile(user_agent: str | None) -> bool:
 
 @lru_cache(maxsize=1024)
 def qr_svg(content: str) -> Markup:
-    """An inline SVG QR code; cached because an order's QR content never changes."""
-    svg = segno.make(content, error="m").svg_inline(scale=5, border=2, dark="#111", light="#fff")
+    """An inline SVG QR code; cached because an order's QR content never changes.
+
+    Always a full QR code: segno would pick a Micro QR for short content, which payment apps
+    cannot scan. The SVG carries a viewBox instead of a fixed size so that CSS can scale it.
+    """
+    qr = segno.make(content, error="m", micro=False)
+    svg = qr.svg_inline(scale=5, border=2, dark="#111", light="#fff", omitsize=True)
     return Markup(svg)
 
 

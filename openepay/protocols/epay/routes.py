@@ -123,11 +123,13 @@ async def mapi(request: Request) -> JSONResponse:
         pay = await validate_pay_request(gateway, params, api=True)
         order = (await _place(gateway, pay)).order
         cashier_url = gateway.pay_context(base_url(request)).url(cashier_path(order.trade_no))
-        if pay.device == "jump":
-            return JSONResponse({"code": 1, "trade_no": order.trade_no, "payurl": cashier_url})
         assert pay.pay_type is not None
         started = await _start(gateway, request, order, pay.pay_type, pay.device)
         if started is None:
+            return JSONResponse({"code": 1, "trade_no": order.trade_no, "payurl": f"{cashier_url}?other=1"})
+        if pay.device == "jump":
+            # Rainbow picks the channel first and then hands out its own jump page, so the
+            # buyer lands on the pay type the merchant asked for, not on a chooser.
             return JSONResponse({"code": 1, "trade_no": order.trade_no, "payurl": cashier_url})
         return JSONResponse(mapi_success(started, pay.device, cashier_url))
     except EpayError as error:

@@ -18,7 +18,7 @@ from openepay.gateway import Gateway
 from openepay.notify.http import url_block_reason
 from openepay.protocols.epay import DIALECT
 from openepay.protocols.epay.signing import verify
-from openepay.protocols.params import php_intval
+from openepay.protocols.params import php_empty, php_intval
 
 OUT_TRADE_NO = re.compile(r"^[a-zA-Z0-9._\-|]+$")
 DEVICES = {"pc", "mobile", "qq", "wechat", "alipay", "jump"}
@@ -29,6 +29,16 @@ MAX_URL = 2048
 MAX_NAME = 1024
 MAX_PARAM = 4096
 MAX_CLIENTIP = 64
+
+# Free-text fields we store; a NUL byte in one cannot be stored in PostgreSQL text at all.
+STORED_TEXT = {
+    "通知地址(notify_url)": "notify_url",
+    "回调地址(return_url)": "return_url",
+    "商品名称(name)": "name",
+    "业务扩展参数(param)": "param",
+    "网站名称(sitename)": "sitename",
+    "用户IP地址(clientip)": "clientip",
+}
 
 
 class EpayError(Exception):
@@ -73,19 +83,20 @@ async def validate_pay_request(gateway: Gateway, params: dict[str, str], *, api:
     name, money, pay_type = get("name", ""), get("money", ""), get("type", "")
     clientip = get("clientip", "")
 
-    if not out_trade_no:
+    # PHP's empty(): Rainbow also calls a field of "0" missing.
+    if php_empty(out_trade_no):
         raise EpayError("订单号(out_trade_no)不能为空")
-    if not notify_url:
+    if php_empty(notify_url):
         raise EpayError("通知地址(notify_url)不能为空")
-    if not api and not return_url:
+    if not api and php_empty(return_url):
         raise EpayError("回调地址(return_url)不能为空")
-    if not name:
+    if php_empty(name):
         raise EpayError("商品名称(name)不能为空")
-    if not money:
+    if php_empty(money):
         raise EpayError("金额(money)不能为空")
-    if api and not pay_type:
+    if api and php_empty(pay_type):
         raise EpayError("支付方式(type)不能为空")
-    if api and not clientip:
+    if api and php_empty(clientip):
         raise EpayError("用户IP地址(clientip)不能为空")
     try:
         amount_fen = parse_yuan(money)
@@ -110,8 +121,11 @@ async def validate_pay_request(gateway: Gateway, params: dict[str, str], *, api:
         raise EpayError("业务扩展参数(param)过长")
     if len(clientip) > MAX_CLIENTIP:
         raise EpayError("用户IP地址(clientip)不合法")
+    for label, field in STORED_TEXT.items():
+        if "\x00" in get(field, ""):
+            raise EpayError(f"{label}不合法")
 
-    device = get("device", "") or "pc"
+    device = get("device", "")
     if device not in DEVICES:
         device = "pc"
     order = NewOrder(
@@ -128,7 +142,8 @@ async def validate_pay_request(gateway: Gateway, params: dict[str, str], *, api:
         clientip=clientip or None,
         device=device,
     )
-    return PayRequest(merchant=merchant, order=order, pay_type=pay_type or None, device=device)
+    chosen_type = None if php_empty(pay_type) else pay_type
+    return PayRequest(merchant=merchant, order=order, pay_type=chosen_type, device=device)
 
 
 def already_paid(out_trade_no: str) -> str:

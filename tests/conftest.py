@@ -1,0 +1,176 @@
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL, against real servers.
+
+``--backend`` picks one backend; the default runs both, and a PostgreSQL that cannot be
+reached is an error, never a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+
+from openepay.app import create_app
+from openepay.config import Settings
+from openepay.core.merchants import MerchantCredentials
+from openepay.db import migrate
+from openepay.db.models import Base
+from openepay.gateway import Gateway
+from openepay.notify.worker import NotifyWorker
+from tests.support.merchant import FakeMerchant
+from tests.support.servers import ServerThread
+
+PG_DSN = os.environ.get("OPENEPAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+BACKENDS = ("sqlite", "postgresql")
+TEST_SECRET = "test-secret-key-not-for-production"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend", choices=(*BACKENDS, "all"), default="all", help="database backend(s) to run DB tests on"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("backend")
+        backends = BACKENDS if chosen == "all" else (chosen,)
+        metafunc.parametrize("backend", backends, scope="session")
+
+
+async def _create_pg_database(name: str) -> None:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_pg_database(name: str) -> None:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def pg_url(name: str) -> str:
+    base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A freshly migrated database for the whole session, per backend."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'openepay.db'}"
+        migrate.upgrade(url)
+        yield url
+        return
+    name = f"openepay_test_{secrets.token_hex(4)}"
+    asyncio.run(_create_pg_database(name))
+    try:
+        migrate.upgrade(pg_url(name))
+        yield pg_url(name)
+    finally:
+        asyncio.run(_drop_pg_database(name))
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "secret_key": TEST_SECRET,
+        "sandbox": True,
+        "notify_allow_private": True,
+        "worker_poll_interval": 0.05,
+        "worker_sweep_interval": 0.2,
+        "notify_retry_delays": (0.3, 0.6, 1.0),
+        "notify_timeout": 3.0,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def _session_gateway(settings: Settings) -> AsyncIterator[Gateway]:
+    gateway = Gateway.from_settings(settings)
+    yield gateway
+    await gateway.aclose()
+
+
+async def _empty_tables(gateway: Gateway) -> None:
+    tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
+    async with gateway.db.session() as session:
+        if gateway.db.dialect == "postgresql":
+            await session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                await session.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest_asyncio.fixture
+async def gateway(_session_gateway: Gateway) -> Gateway:
+    """The test's own view of the database (empty at the start of every test)."""
+    await _empty_tables(_session_gateway)
+    return _session_gateway
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    settings: Settings
+    gateway: Gateway
+
+    def client(self, **kwargs: object) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def _session_server(settings: Settings) -> Iterator[ServerThread]:
+    thread = ServerThread(create_app(settings)).start()
+    yield thread
+    thread.stop()
+
+
+@pytest_asyncio.fixture
+async def server(_session_server: ServerThread, gateway: Gateway, settings: Settings) -> RunningGateway:
+    """The gateway's web app over real HTTP on loopback (notifications are not sent unless ``worker`` runs)."""
+    return RunningGateway(_session_server.url, settings, gateway)
+
+
+@pytest_asyncio.fixture
+async def worker(gateway: Gateway) -> AsyncIterator[NotifyWorker]:
+    """A notification worker running in the background for the length of the test."""
+    notify_worker = NotifyWorker(gateway, name="test-worker")
+    stop = asyncio.Event()
+    task = asyncio.create_task(notify_worker.run(stop))
+    yield notify_worker
+    stop.set()
+    await task
+    await notify_worker.aclose()
+
+
+@pytest_asyncio.fixture
+async def merchant(gateway: Gateway) -> MerchantCredentials:
+    return await gateway.merchants.create("Test Shop", refund_enabled=True)
+
+
+@pytest.fixture
+def shop(merchant: MerchantCredentials) -> Iterator[FakeMerchant]:
+    """The merchant's own server, checking our signatures with the merchant's key."""
+    fake = FakeMerchant(key=merchant.key).start()
+    yield fake
+    fake.stop()

@@ -1,0 +1,149 @@
+"""Merchant balances: never below zero, every change journaled, each ``(kind, ref)`` posted once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+
+from openepay.core import ledger
+from openepay.db.models import BalanceEntry, Merchant
+from tests.support.waiting import eventually
+
+
+async def post(gateway, pid: int, delta_fen: int, kind: str, ref: str) -> int:
+    async with gateway.db.session() as session:
+        return await ledger.post(session, pid, delta_fen, kind, ref)
+
+
+async def balance(gateway, pid: int) -> int:
+    async with gateway.db.session() as session:
+        return await session.scalar(select(Merchant.balance_fen).where(Merchant.pid == pid))
+
+
+async def journal(gateway, pid: int) -> list[tuple[str, str, int, int]]:
+    async with gateway.db.session() as session:
+        entries = await session.scalars(
+            select(BalanceEntry).where(BalanceEntry.merchant_pid == pid).order_by(BalanceEntry.id)
+        )
+        return [(e.kind, e.ref, e.delta_fen, e.balance_after_fen) for e in entries]
+
+
+async def test_every_change_is_journaled_with_the_balance_after_it(gateway, merchant):
+    assert await post(gateway, merchant.pid, 1250, "payment", "T1") == 1250
+    assert await post(gateway, merchant.pid, -250, "refund", "R1") == 1000
+    assert await post(gateway, merchant.pid, 1, "payment", "T2") == 1001
+    assert await balance(gateway, merchant.pid) == 1001
+    assert await journal(gateway, merchant.pid) == [
+        ("payment", "T1", 1250, 1250),
+        ("refund", "R1", -250, 1000),
+        ("payment", "T2", 1, 1001),
+    ]
+
+
+async def test_balances_are_per_merchant(gateway, merchant):
+    other = await gateway.merchants.create("Other Shop")
+    await post(gateway, merchant.pid, 500, "payment", "T1")
+    await post(gateway, other.pid, 70, "payment", "T2")
+    assert await balance(gateway, merchant.pid) == 500
+    assert await balance(gateway, other.pid) == 70
+    assert await journal(gateway, other.pid) == [("payment", "T2", 70, 70)]
+
+
+async def test_a_balance_never_goes_negative(gateway, merchant):
+    await post(gateway, merchant.pid, 100, "payment", "T1")
+    with pytest.raises(ledger.InsufficientBalance):
+        await post(gateway, merchant.pid, -101, "refund", "R1")
+    assert await balance(gateway, merchant.pid) == 100
+
+    assert await post(gateway, merchant.pid, -100, "refund", "R2") == 0
+    with pytest.raises(ledger.InsufficientBalance):
+        await post(gateway, merchant.pid, -1, "refund", "R3")
+    assert await balance(gateway, merchant.pid) == 0
+    assert await journal(gateway, merchant.pid) == [("payment", "T1", 100, 100), ("refund", "R2", -100, 0)]
+
+
+async def test_a_refused_debit_undoes_its_whole_transaction(gateway, merchant):
+    """The caller's other writes in the same transaction go too (refunds rely on this)."""
+    await post(gateway, merchant.pid, 100, "payment", "T1")
+    with pytest.raises(ledger.InsufficientBalance):
+        async with gateway.db.session() as session:
+            await ledger.post(session, merchant.pid, 50, "payment", "T2")
+            await ledger.post(session, merchant.pid, -200, "refund", "R1")
+    assert await balance(gateway, merchant.pid) == 100
+    assert await journal(gateway, merchant.pid) == [("payment", "T1", 100, 100)]
+
+
+async def test_kind_and_ref_post_only_once(gateway, merchant):
+    other = await gateway.merchants.create("Other Shop")
+    await post(gateway, merchant.pid, 100, "payment", "T1")
+
+    with pytest.raises(IntegrityError):
+        await post(gateway, merchant.pid, 100, "payment", "T1")
+    with pytest.raises(IntegrityError):
+        await post(gateway, merchant.pid, -40, "payment", "T1")
+    with pytest.raises(IntegrityError):
+        await post(gateway, other.pid, 100, "payment", "T1")
+    assert await balance(gateway, merchant.pid) == 100
+    assert await balance(gateway, other.pid) == 0
+    assert await journal(gateway, merchant.pid) == [("payment", "T1", 100, 100)]
+    assert await journal(gateway, other.pid) == []
+
+    # The same reference under another kind is another posting: a refund and its undo share one.
+    assert await post(gateway, merchant.pid, -30, "refund", "R1") == 70
+    assert await post(gateway, merchant.pid, 30, "refund_undo", "R1") == 100
+    with pytest.raises(IntegrityError):
+        await post(gateway, merchant.pid, -30, "refund", "R1")
+    assert await balance(gateway, merchant.pid) == 100
+
+
+async def _lock_waiters(gateway) -> int:
+    async with gateway.db.session() as session:
+        return await session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+
+
+async def test_concurrent_debits_never_overdraw(gateway, merchant):
+    """Ten debits of 30 against a balance of 100 at once: exactly three pass.
+
+    On PostgreSQL the merchant row is held locked until all ten transactions wait on it, so
+    they really meet at the guarded UPDATE.
+    """
+    await post(gateway, merchant.pid, 100, "payment", "T1")
+
+    async def debit(n: int) -> bool:
+        try:
+            await post(gateway, merchant.pid, -30, "refund", f"R{n}")
+        except ledger.InsufficientBalance:
+            return False
+        return True
+
+    if gateway.db.dialect == "postgresql":
+        async with gateway.db.session() as session:
+            await session.execute(select(Merchant.pid).where(Merchant.pid == merchant.pid).with_for_update())
+            tasks = [asyncio.create_task(debit(n)) for n in range(10)]
+
+            async def all_waiting() -> bool:
+                return await _lock_waiters(gateway) >= 10
+
+            await eventually(all_waiting)
+        outcomes = await asyncio.gather(*tasks)
+    else:
+        outcomes = await asyncio.gather(*(debit(n) for n in range(10)))
+
+    assert outcomes.count(True) == 3
+    assert await balance(gateway, merchant.pid) == 10
+    entries = await journal(gateway, merchant.pid)
+    assert [(kind, delta, after) for kind, _, delta, after in entries] == [
+        ("payment", 100, 100),
+        ("refund", -30, 70),
+        ("refund", -30, 40),
+        ("refund", -30, 10),
+    ]
+    assert {ref for _, ref, _, _ in entries[1:]} == {f"R{n}" for n, ok in enumerate(outcomes) if ok}

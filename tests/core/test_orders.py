@@ -1,0 +1,139 @@
+"""Placing, reusing, reopening and closing orders, with the database's guards doing the work."""
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from openepay.core.orders import (
+    DuplicateOutTradeNo,
+    OrderAlreadyPaid,
+    OrderNotPayable,
+    OrderTermsChanged,
+    attach_payment,
+    close_expired,
+    close_if_expired,
+    get_order,
+    place_order,
+)
+from openepay.channels.base import PaymentOffer
+from openepay.core.states import OrderStatus
+from openepay.db.models import Order
+from openepay.db.types import utcnow
+from openepay.channels.sandbox.simulator import simulate_buyer_payment
+from tests.support.orders import new_order, sandbox_order
+
+THIRTY_MINUTES = timedelta(minutes=30)
+
+
+async def _count_orders(gateway) -> int:
+    async with gateway.db.session() as session:
+        return await session.scalar(select(func.count()).select_from(Order))
+
+
+async def _expire(gateway, order_id: int) -> None:
+    async with gateway.db.session() as session:
+        await session.execute(
+            update(Order).where(Order.id == order_id).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+
+
+async def test_a_new_order_starts_created_and_expires_after_the_timeout(gateway, merchant):
+    placed = await place_order(gateway.db, new_order(merchant.pid), timeout=THIRTY_MINUTES, reopen_identical=True)
+    order = placed.order
+    assert not placed.reused
+    assert order.status == OrderStatus.CREATED
+    assert order.amount_fen == order.pay_amount_fen == 100
+    assert timedelta(minutes=29) < order.expires_at - order.created_at <= THIRTY_MINUTES
+
+
+async def test_identical_repeat_is_the_same_order_and_changed_terms_are_refused(gateway, merchant):
+    first = await place_order(gateway.db, new_order(merchant.pid), timeout=THIRTY_MINUTES, reopen_identical=True)
+    again = await place_order(gateway.db, new_order(merchant.pid), timeout=THIRTY_MINUTES, reopen_identical=True)
+    assert again.reused and again.order.trade_no == first.order.trade_no
+    for change in ({"amount_fen": 101, "money": "1.01"}, {"name": "x"}, {"notify_url": "http://a.b/n"},
+                   {"return_url": None}, {"param": "p"}):
+        with pytest.raises(OrderTermsChanged):
+            await place_order(
+                gateway.db, new_order(merchant.pid, **change), timeout=THIRTY_MINUTES, reopen_identical=True
+            )
+    assert await _count_orders(gateway) == 1
+
+
+async def test_money_written_differently_is_the_same_amount(gateway, merchant):
+    first = await place_order(gateway.db, new_order(merchant.pid), timeout=THIRTY_MINUTES, reopen_identical=True)
+    again = await place_order(
+        gateway.db, new_order(merchant.pid, money="1"), timeout=THIRTY_MINUTES, reopen_identical=True
+    )
+    assert again.order.trade_no == first.order.trade_no
+
+
+async def test_dialects_that_forbid_reuse_get_duplicate(gateway, merchant):
+    await place_order(gateway.db, new_order(merchant.pid), timeout=THIRTY_MINUTES, reopen_identical=False)
+    with pytest.raises(DuplicateOutTradeNo):
+        await place_order(gateway.db, new_order(merchant.pid), timeout=THIRTY_MINUTES, reopen_identical=False)
+
+
+async def test_a_paid_order_cannot_be_placed_again(gateway, merchant):
+    order = await sandbox_order(gateway, merchant.pid)
+    await simulate_buyer_payment(gateway, order.trade_no)
+    with pytest.raises(OrderAlreadyPaid):
+        await place_order(gateway.db, new_order(merchant.pid), timeout=THIRTY_MINUTES, reopen_identical=True)
+
+
+async def test_concurrent_identical_requests_make_one_order(gateway, merchant):
+    results = await asyncio.gather(
+        *(
+            place_order(gateway.db, new_order(merchant.pid), timeout=THIRTY_MINUTES, reopen_identical=True)
+            for _ in range(12)
+        )
+    )
+    assert len({placed.order.trade_no for placed in results}) == 1
+    assert await _count_orders(gateway) == 1
+
+
+async def test_expired_order_closes_and_an_identical_repeat_reopens_it(gateway, merchant):
+    order = await sandbox_order(gateway, merchant.pid)
+    await _expire(gateway, order.id)
+    [closed] = await close_expired(gateway.db)
+    assert closed.trade_no == order.trade_no and closed.status == OrderStatus.CLOSED
+    assert await close_expired(gateway.db) == []
+
+    reopened = await place_order(gateway.db, new_order(merchant.pid), timeout=THIRTY_MINUTES, reopen_identical=True)
+    assert reopened.order.trade_no == order.trade_no
+    assert reopened.order.status == OrderStatus.CREATED
+    assert reopened.order.expires_at > utcnow() + timedelta(minutes=29)
+    assert reopened.order.qrcode is None and reopened.order.pay_url is None
+
+
+async def test_close_on_sight_only_touches_expired_unpaid_orders(gateway, merchant):
+    order = await sandbox_order(gateway, merchant.pid)
+    assert (await close_if_expired(gateway.db, order)).status == OrderStatus.PAYING
+    await _expire(gateway, order.id)
+    reloaded = await get_order(gateway.db, order.trade_no)
+    assert (await close_if_expired(gateway.db, reloaded)).status == OrderStatus.CLOSED
+
+
+async def test_an_offer_cannot_be_attached_to_a_closed_order(gateway, merchant):
+    order = await sandbox_order(gateway, merchant.pid)
+    await _expire(gateway, order.id)
+    await close_expired(gateway.db)
+    with pytest.raises(OrderNotPayable) as refused:
+        await attach_payment(
+            gateway.db, order.id, channel="sandbox", pay_type="alipay", device="pc", offer=PaymentOffer(qrcode="x")
+        )
+    assert refused.value.status == OrderStatus.CLOSED
+
+
+async def test_a_channel_can_set_the_amount_to_pay(gateway, merchant):
+    placed = await place_order(gateway.db, new_order(merchant.pid), timeout=THIRTY_MINUTES, reopen_identical=True)
+    order = await attach_payment(
+        gateway.db,
+        placed.order.id,
+        channel="sandbox",
+        pay_type="wxpay",
+        device="pc",
+        offer=PaymentOffer(qrcode="wxp://x", pay_amount_fen=101),
+    )
+    assert (order.amount_fen, order.pay_amount_fen, order.status) == (100, 101, OrderStatus.PAYING)

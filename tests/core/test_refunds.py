@@ -1,0 +1,247 @@
+"""Refunds: the reservation, the channel's answer, and undoing what the channel refused.
+
+Orders are placed and paid the way a shop and a buyer do it (``mapi.php``, the sandbox's
+simulated upstream); refunds go through ``api.php`` where a merchant can see the result, and
+through ``refund_order`` where the test needs to decide what the upstream answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from sqlalchemy import select, text
+
+from openepay.app import create_app
+from openepay.channels.base import Channel, RefundOutcome
+from openepay.channels.registry import ChannelRegistry
+from openepay.core.orders import get_order
+from openepay.core.refunds import RefundError, RefundProblem, refund_order
+from openepay.core.states import OrderStatus
+from openepay.db.models import BalanceEntry, Merchant, Order, Refund
+from tests.conftest import make_settings
+from tests.support.epay import order_params, signed
+from tests.support.servers import ServerThread
+from tests.support.waiting import eventually
+
+
+async def paid_order(client: httpx.AsyncClient, merchant, shop_url: str, out_trade_no: str, money: str) -> str:
+    params = order_params(merchant.pid, shop_url, out_trade_no, money=money, clientip="203.0.113.9")
+    answer = (await client.post("/mapi.php", data=signed(params, merchant.key))).json()
+    assert answer["code"] == 1, answer
+    response = await client.post(f"/sandbox/pay/{answer['trade_no']}")
+    assert response.status_code == 303
+    return answer["trade_no"]
+
+
+async def api_refund(client: httpx.AsyncClient, merchant, trade_no: str, money: str) -> dict:
+    body = {"pid": str(merchant.pid), "key": merchant.key, "trade_no": trade_no, "money": money}
+    return (await client.post("/api.php?act=refund", data=body)).json()
+
+
+async def api_order(client: httpx.AsyncClient, merchant, trade_no: str) -> dict:
+    params = {"act": "order", "pid": str(merchant.pid), "key": merchant.key, "trade_no": trade_no}
+    return (await client.get("/api.php", params=params)).json()
+
+
+async def api_balance(client: httpx.AsyncClient, merchant) -> str:
+    params = {"act": "query", "pid": str(merchant.pid), "key": merchant.key}
+    return (await client.get("/api.php", params=params)).json()["money"]
+
+
+async def books(gateway, trade_no: str) -> tuple[Order, list[Refund], list[tuple[str, str, int, int]]]:
+    """The order, its refunds and the merchant's journal, as the database holds them."""
+    async with gateway.db.session() as session:
+        order = await session.scalar(select(Order).where(Order.trade_no == trade_no))
+        refunds = list(
+            (await session.scalars(select(Refund).where(Refund.order_id == order.id).order_by(Refund.id))).all()
+        )
+        entries = await session.scalars(
+            select(BalanceEntry).where(BalanceEntry.merchant_pid == order.merchant_pid).order_by(BalanceEntry.id)
+        )
+        journal = [(e.kind, e.ref, e.delta_fen, e.balance_after_fen) for e in entries]
+    return order, refunds, journal
+
+
+class HeldUpstream(Channel):
+    """An upstream whose refund answers wait until the test gives them (stands in for the sandbox)."""
+
+    name = "sandbox"
+    display_name = "Held upstream"
+    pay_types = frozenset({"alipay"})
+
+    def __init__(self) -> None:
+        self.pending: asyncio.Queue[tuple[int, asyncio.Future[RefundOutcome]]] = asyncio.Queue()
+
+    async def refund(self, order, amount_fen, refund_no):  # type: ignore[no-untyped-def]
+        answer: asyncio.Future[RefundOutcome] = asyncio.get_running_loop().create_future()
+        await self.pending.put((amount_fen, answer))
+        return await answer
+
+    async def create(self, order, ctx):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+    async def query(self, order):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+    async def close(self, order):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+    async def handle_callback(self, request):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+
+async def test_a_refund_the_channel_refuses_is_undone(server, database_url, gateway, merchant, shop):
+    """A gateway whose sandbox channel is switched off cannot refund sandbox orders."""
+    without_sandbox = ServerThread(create_app(make_settings(database_url, sandbox=False))).start()
+    try:
+        async with server.client() as client:
+            trade_no = await paid_order(client, merchant, shop.url, "UNDO-1", "1.00")
+        async with httpx.AsyncClient(base_url=without_sandbox.url, timeout=10) as client:
+            answer = await api_refund(client, merchant, trade_no, "0.40")
+            assert answer == {"code": -1, "msg": "退款失败：通道 sandbox 未启用"}
+            assert (await api_order(client, merchant, trade_no))["status"] == 1
+            assert await api_balance(client, merchant) == "1.00"
+    finally:
+        without_sandbox.stop()
+
+    order, refunds, journal = await books(gateway, trade_no)
+    assert (order.status, order.refunded_fen) == (OrderStatus.PAID, 0)
+    [failed] = refunds
+    assert (failed.amount_fen, failed.status) == (40, "failed")
+    assert journal == [
+        ("payment", trade_no, 100, 100),
+        ("refund", failed.refund_no, -40, 60),
+        ("refund_undo", failed.refund_no, 40, 100),
+    ]
+
+    # The money that was held back is refundable again, in full.
+    async with server.client() as client:
+        answer = await api_refund(client, merchant, trade_no, "1.00")
+        assert (answer["code"], answer["money"]) == (1, "1.00")
+        assert await api_balance(client, merchant) == "0.00"
+
+
+async def test_a_refused_refund_beside_a_successful_one_leaves_the_rest_refundable(server, gateway, merchant, shop):
+    """0.30 and 0.70 at once on a 1.00 order; upstream pays the 0.30 back and refuses the 0.70.
+
+    While both were in flight the order was fully reserved, so settling the 0.30 saw it as
+    fully refunded; once the 0.70 is undone, the order must be partly refunded again, with
+    0.70 still refundable.
+    """
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "HELD-1", "1.00")
+    order = await get_order(gateway.db, trade_no)
+    upstream = HeldUpstream()
+    channels = ChannelRegistry([upstream])
+
+    small = asyncio.create_task(refund_order(gateway.db, channels, order, 30))
+    large = asyncio.create_task(refund_order(gateway.db, channels, order, 70))
+    held = dict([await upstream.pending.get(), await upstream.pending.get()])
+    held[30].set_result(RefundOutcome(succeeded=True, channel_refund_no="UP-30"))
+    settled = await small
+    held[70].set_result(RefundOutcome(succeeded=False, message="余额不足"))
+    with pytest.raises(RefundError) as refused:
+        await large
+    assert (refused.value.problem, refused.value.detail) == (RefundProblem.CHANNEL_FAILED, "余额不足")
+    assert settled.refund.amount_fen == 30
+
+    order, refunds, _ = await books(gateway, trade_no)
+    assert (order.status, order.refunded_fen) == (OrderStatus.PARTIALLY_REFUNDED, 30)
+    assert sorted((r.amount_fen, r.status) for r in refunds) == [(30, "succeeded"), (70, "failed")]
+
+    async with server.client() as client:
+        assert (await api_order(client, merchant, trade_no))["status"] == 2
+        assert await api_balance(client, merchant) == "0.70"
+        answer = await api_refund(client, merchant, trade_no, "0.70")
+        assert (answer["code"], answer["money"]) == (1, "0.70")
+        assert await api_balance(client, merchant) == "0.00"
+    order, _, _ = await books(gateway, trade_no)
+    assert (order.status, order.refunded_fen) == (OrderStatus.REFUNDED, 100)
+
+
+async def test_a_stale_view_of_the_order_cannot_over_refund(server, gateway, merchant, shop):
+    """The guard is in the UPDATE, not in the check made on what the caller last read."""
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "STALE-1", "1.00")
+    stale = await get_order(gateway.db, trade_no)
+
+    first = await refund_order(gateway.db, gateway.channels, stale, 70)
+    assert first.order.status == OrderStatus.PARTIALLY_REFUNDED
+    with pytest.raises(RefundError) as refused:
+        await refund_order(gateway.db, gateway.channels, stale, 70)
+    assert refused.value.problem == RefundProblem.EXCEEDS_ORDER
+
+    order, refunds, journal = await books(gateway, trade_no)
+    assert order.refunded_fen == 70
+    assert [(r.amount_fen, r.status) for r in refunds] == [(70, "succeeded")]
+    assert journal == [("payment", trade_no, 100, 100), ("refund", first.refund.refund_no, -70, 30)]
+
+
+async def test_a_repeated_out_refund_no_is_the_same_refund(server, gateway, merchant, shop):
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "ONCE-1", "1.00")
+        other_trade_no = await paid_order(client, merchant, shop.url, "ONCE-2", "1.00")
+    order = await get_order(gateway.db, trade_no)
+    other_order = await get_order(gateway.db, other_trade_no)
+
+    first = await refund_order(gateway.db, gateway.channels, order, 30, out_refund_no="RN-1")
+    again = await refund_order(gateway.db, gateway.channels, order, 30, out_refund_no="RN-1")
+    assert not first.repeated and again.repeated
+    assert again.refund.refund_no == first.refund.refund_no
+
+    for target, amount in ((order, 40), (other_order, 30)):
+        with pytest.raises(RefundError) as refused:
+            await refund_order(gateway.db, gateway.channels, target, amount, out_refund_no="RN-1")
+        assert refused.value.problem == RefundProblem.OUT_REFUND_NO_REUSED
+
+    order, refunds, _ = await books(gateway, trade_no)
+    assert order.refunded_fen == 30
+    assert len(refunds) == 1
+    async with gateway.db.session() as session:
+        assert await session.scalar(select(Merchant.balance_fen).where(Merchant.pid == merchant.pid)) == 170
+
+
+async def test_concurrent_requests_with_one_out_refund_no_refund_once(server, gateway, merchant, shop):
+    """Five simultaneous retries of one refund: one refund, the others are told it is theirs.
+
+    On PostgreSQL the order row is held locked until all five are waiting on it, so each has
+    already looked for an earlier refund with that number and found none.
+    """
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "RETRY-1", "1.00")
+    order = await get_order(gateway.db, trade_no)
+
+    def attempt() -> asyncio.Task:
+        return asyncio.create_task(refund_order(gateway.db, gateway.channels, order, 30, out_refund_no="RN-R"))
+
+    if gateway.db.dialect == "postgresql":
+        async with gateway.db.session() as session:
+            await session.execute(select(Order.id).where(Order.id == order.id).with_for_update())
+            tasks = [attempt() for _ in range(5)]
+
+            async def all_waiting() -> bool:
+                return await _lock_waiters(gateway) >= 5
+
+            await eventually(all_waiting)
+    else:
+        tasks = [attempt() for _ in range(5)]
+    results = await asyncio.gather(*tasks)
+
+    assert len({result.refund.refund_no for result in results}) == 1
+    assert sorted(result.repeated for result in results) == [False, True, True, True, True]
+    order, refunds, journal = await books(gateway, trade_no)
+    assert order.refunded_fen == 30
+    assert [(r.amount_fen, r.status, r.out_refund_no) for r in refunds] == [(30, "succeeded", "RN-R")]
+    assert journal == [("payment", trade_no, 100, 100), ("refund", refunds[0].refund_no, -30, 70)]
+
+
+async def _lock_waiters(gateway) -> int:
+    async with gateway.db.session() as session:
+        return await session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )

@@ -1,0 +1,224 @@
+"""The ``openepay`` command as an operator uses it: real processes against the test databases."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+from openepay.core.states import MerchantStatus
+from openepay.db.models import NotifyAttempt
+from tests.conftest import TEST_SECRET, _create_pg_database, _drop_pg_database, pg_url
+from tests.support.epay import order_params, signed
+from tests.support.merchant import FakeMerchant
+from tests.support.waiting import eventually
+
+
+def cli_env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENEPAY_")}
+    env.update(
+        OPENEPAY_DATABASE_URL=database_url,
+        OPENEPAY_SECRET_KEY=TEST_SECRET,
+        OPENEPAY_SANDBOX="1",
+        OPENEPAY_LOG_LEVEL="WARNING",
+    )
+    env.update(extra)
+    return env
+
+
+async def openepay(database_url: str, *args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "openepay", *args],
+            env=cli_env(database_url, **env),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=cwd,
+        )
+
+    return await asyncio.to_thread(run)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_merchant_lifecycle(gateway, database_url):
+    created = await openepay(database_url, "merchant", "create", "--name", "Acme 商店", "--json")
+    assert created.returncode == 0, created.stderr
+    credentials = json.loads(created.stdout)
+    assert set(credentials) == {"pid", "key"} and re.fullmatch(r"[A-Za-z0-9]{32}", credentials["key"])
+    pid = credentials["pid"]
+
+    listed = await openepay(database_url, "merchant", "list")
+    assert str(pid) in listed.stdout and "Acme 商店" in listed.stdout
+
+    shown = await openepay(database_url, "merchant", "show", str(pid))
+    assert "name: Acme 商店" in shown.stdout and "status: active" in shown.stdout
+    assert credentials["key"] not in shown.stdout + listed.stdout
+
+    rotated = await openepay(database_url, "merchant", "rotate-key", str(pid))
+    new_key = re.search(r"key: (\w+)", rotated.stdout).group(1)
+    assert new_key != credentials["key"]
+    assert gateway.merchants.key_of(await gateway.merchants.get(pid)) == new_key
+
+    assert (await openepay(database_url, "merchant", "disable", str(pid))).returncode == 0
+    assert (await gateway.merchants.get(pid)).status == MerchantStatus.DISABLED
+    assert (await openepay(database_url, "merchant", "enable", str(pid))).returncode == 0
+    assert (await gateway.merchants.get(pid)).status == MerchantStatus.ACTIVE
+
+    missing = await openepay(database_url, "merchant", "show", "999999")
+    assert missing.returncode == 1 and "no merchant 999999" in missing.stderr
+
+
+async def test_order_pay_show_list_and_resend(server, gateway, merchant, shop, worker, database_url):
+    async with server.client() as client:
+        answer = (
+            await client.post("/mapi.php", data=signed(order_params(merchant.pid, shop.url, "CLI-1", clientip="1.2.3.4"), merchant.key))
+        ).json()
+    trade_no = answer["trade_no"]
+
+    paid = await openepay(database_url, "order", "pay", trade_no)
+    assert paid.returncode == 0, paid.stderr
+    assert f"{trade_no} is paid" in paid.stdout
+    await eventually(lambda: shop.notifications())
+    assert shop.notifications()[0].signature_ok
+
+    again = await openepay(database_url, "order", "pay", trade_no)
+    assert again.returncode == 1 and "已支付" in again.stderr
+
+    async def delivered() -> bool:
+        async with gateway.db.session() as session:
+            return bool(await session.scalar(select(NotifyAttempt.id).where(NotifyAttempt.delivered.is_(True))))
+
+    await eventually(delivered)
+    shown = (await openepay(database_url, "order", "show", trade_no)).stdout
+    assert "status: paid" in shown and "notification paid: succeeded" in shown
+    assert re.search(r"#1 \S+ 127\.0\.0\.1 HTTP 200 \d+ms delivered 'success'", shown)
+
+    listed = await openepay(database_url, "order", "list", "--merchant", str(merchant.pid), "--status", "paid")
+    assert trade_no in listed.stdout
+    assert trade_no not in (await openepay(database_url, "order", "list", "--status", "closed")).stdout
+
+    resent = await openepay(database_url, "notify", "resend", trade_no)
+    assert resent.returncode == 0 and "queued 1" in resent.stdout
+    await eventually(lambda: len(shop.notifications()) == 2)
+
+
+async def test_order_pay_refuses_unknown_orders(gateway, database_url):
+    refused = await openepay(database_url, "order", "pay", "123")
+    assert refused.returncode == 1 and "订单不存在" in refused.stderr
+
+
+async def test_serve_runs_web_and_worker_on_a_fresh_sqlite_file(tmp_path):
+    """`openepay serve` migrates a new SQLite database itself and delivers notifications in-process."""
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    created = await openepay(database_url, "merchant", "create", "--name", "Fresh", "--json", OPENEPAY_NOTIFY_ALLOW_PRIVATE="1")
+    credentials = json.loads(created.stdout)
+    port = free_port()
+    env = cli_env(database_url, OPENEPAY_NOTIFY_ALLOW_PRIVATE="1", OPENEPAY_WORKER_POLL_INTERVAL="0.1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "openepay", "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE
+    )
+    shop = FakeMerchant(key=credentials["key"]).start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        async def ready() -> bool:
+            try:
+                async with httpx.AsyncClient() as client:
+                    return (await client.get(f"{base}/readyz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await eventually(ready, timeout=20, interval=0.2)
+        params = signed(order_params(credentials["pid"], shop.url, "SERVE-1", clientip="1.2.3.4"), credentials["key"])
+        async with httpx.AsyncClient(base_url=base) as client:
+            trade_no = (await client.post("/mapi.php", data=params)).json()["trade_no"]
+            assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
+        [notification] = await eventually(lambda: shop.notifications(), timeout=15)
+        assert notification.signature_ok and notification.params["trade_no"] == trade_no
+    finally:
+        shop.stop()
+        process.terminate()
+        process.wait(timeout=20)
+
+
+async def test_postgres_needs_migrate_before_serve():
+    name = "openepay_cli_migrate_test"
+    await _drop_pg_database(name)
+    await _create_pg_database(name)
+    url = pg_url(name)
+    try:
+        refused = await openepay(url, "serve", "--port", str(free_port()))
+        assert refused.returncode == 1 and "openepay migrate" in refused.stderr
+        migrated = await openepay(url, "migrate")
+        assert migrated.returncode == 0 and "revision" in migrated.stdout
+        created = await openepay(url, "merchant", "create", "--name", "PG", "--json")
+        assert created.returncode == 0 and json.loads(created.stdout)["pid"] == 1000
+    finally:
+        await _drop_pg_database(name)
+
+
+async def test_postgres_without_secret_key_is_refused_with_a_clear_message(tmp_path):
+    refused = await openepay(pg_url("postgres"), "merchant", "list", cwd=tmp_path, OPENEPAY_SECRET_KEY="")
+    assert refused.returncode == 1 and "OPENEPAY_SECRET_KEY must be set" in refused.stderr
+
+
+async def test_demo_prints_a_working_signed_link(tmp_path):
+    """The README's quick start: `openepay demo` in an empty directory, then the printed link."""
+    host, port = "127.0.0.1", free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENEPAY_")}
+    env["OPENEPAY_WORKER_POLL_INTERVAL"] = "0.1"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "openepay", "demo", "--host", host, "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        lines = [await asyncio.to_thread(process.stdout.readline) for _ in range(5)]
+        printed = dict((part.strip() for part in line.split(":", 1)) for line in lines[1:5])
+        assert printed["gateway URL"] == f"http://{host}:{port}"
+        assert printed["merchant pid"] == "1000" and len(printed["merchant key"]) == 32
+        link = printed["test link"]
+        assert link.startswith(f"http://{host}:{port}/submit.php?pid=1000&")
+        assert (tmp_path / "openepay.db").exists() and (tmp_path / "openepay.secret").exists()
+
+        async def ready() -> bool:
+            try:
+                async with httpx.AsyncClient() as client:
+                    return (await client.get(f"http://{host}:{port}/readyz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await eventually(ready, timeout=20, interval=0.2)
+        async with httpx.AsyncClient(follow_redirects=True) as client:
+            cashier = await client.get(link)
+            trade_no = cashier.url.path.rsplit("/", 1)[1]
+            assert "Demo Shop" in cashier.text
+            landing = await client.post(f"http://{host}:{port}/sandbox/pay/{trade_no}")
+            assert landing.url.path == "/demo-shop/return", landing.url
+            assert "签名验证通过" in landing.text
+
+        async def delivered() -> bool:
+            shown = await openepay(f"sqlite+aiosqlite:///{tmp_path / 'openepay.db'}", "order", "show", trade_no,
+                                   OPENEPAY_SECRET_KEY=(tmp_path / "openepay.secret").read_text().strip())
+            return "delivered 'success'" in shown.stdout
+
+        await eventually(delivered, timeout=20, interval=0.5)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

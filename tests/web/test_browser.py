@@ -1,0 +1,87 @@
+"""A buyer in a real browser (Debian's Chromium through Playwright), from the shop's link back to the shop."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+from playwright.async_api import async_playwright, expect
+
+from tests.support.epay import order_params, signed
+from tests.support.merchant import plugin_sign
+from tests.support.waiting import eventually
+from tests.web.test_cashier import DESKTOP_UA, IPHONE_UA
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def returned_params(url: str, shop_url: str) -> dict[str, str]:
+    """The query of the shop's return URL the browser landed on."""
+    parts = urlsplit(url)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{shop_url}/return"
+    return dict(parse_qsl(parts.query, keep_blank_values=True))
+
+
+@pytest.mark.browser
+async def test_buyer_pays_in_the_browser_and_returns_to_the_shop(server, merchant, shop, worker, tmp_path):
+    def submit_link(out_trade_no: str, **overrides: str) -> str:
+        params = order_params(merchant.pid, shop.url, out_trade_no, sitename="小李的杂货铺", **overrides)
+        return f"{server.url}/submit.php?{urlencode(signed(params, merchant.key))}"
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            phone = await browser.new_context(
+                user_agent=IPHONE_UA, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+            )
+            page = await phone.new_page()
+            await page.goto(submit_link("B-PHONE", name="年度会员", money="19.90"))
+
+            await expect(page).to_have_url(re.compile(rf"^{re.escape(server.url)}/cashier/\d+$"))
+            trade_no = page.url.rsplit("/", 1)[1]
+            await expect(page.locator("#site-name")).to_have_text("小李的杂货铺")
+            await expect(page.locator("#product-name")).to_have_text("年度会员")
+            await expect(page.locator("#amount")).to_have_text("¥19.90")
+            await expect(page.locator("#countdown")).to_have_text(re.compile(r"^剩余 29:5\d$"))
+            await page.screenshot(path=tmp_path / "mobile-cashier.png", full_page=True)
+
+            await page.locator("#pay-button").tap()
+            await expect(page).to_have_url(f"{server.url}/sandbox/pay/{trade_no}")
+            await expect(page.locator(".sandbox-banner")).to_contain_text("SANDBOX")
+            await page.get_by_role("button", name=re.compile("模拟支付成功")).tap()
+
+            await expect(page).to_have_url(re.compile(rf"^{re.escape(shop.url)}/return\?"))
+            back = returned_params(page.url, shop.url)
+            assert back["sign"] == plugin_sign(back, merchant.key)
+            assert (back["trade_no"], back["money"], back["trade_status"]) == (trade_no, "19.90", "TRADE_SUCCESS")
+
+            [notification] = await eventually(lambda: shop.notifications())
+            assert notification.signature_ok is True
+            assert notification.params == back
+
+            # On a desktop the cashier shows the QR code, and moves on by itself once the phone has paid.
+            desktop = await browser.new_context(user_agent=DESKTOP_UA, viewport={"width": 1280, "height": 800})
+            screen = await desktop.new_page()
+            await screen.goto(submit_link("B-DESKTOP", name="季度会员", money="9.90"))
+            desk_trade_no = screen.url.rsplit("/", 1)[1]
+            await expect(screen.locator("#qrcode svg")).to_be_visible()
+            box = await screen.locator("#qrcode svg").bounding_box()
+            assert box is not None and box["width"] >= 150 and box["height"] >= 150
+            await expect(screen.locator("#countdown")).to_have_text(re.compile(r"^剩余 29:5\d$"))
+            await screen.screenshot(path=tmp_path / "desktop-cashier.png", full_page=True)
+
+            async with server.client() as scanner:
+                assert (await scanner.post(f"/sandbox/pay/{desk_trade_no}")).status_code == 303
+            await expect(screen).to_have_url(re.compile(rf"^{re.escape(shop.url)}/return\?"), timeout=6000)
+            desk_back = returned_params(screen.url, shop.url)
+            assert desk_back["sign"] == plugin_sign(desk_back, merchant.key)
+            assert desk_back["trade_no"] == desk_trade_no
+        finally:
+            await browser.close()
+
+    await eventually(lambda: len(shop.notifications()) == 2)
+    by_order = {entry.params["trade_no"]: entry for entry in shop.notifications()}
+    assert set(by_order) == {trade_no, desk_trade_no}
+    assert all(entry.signature_ok for entry in by_order.values())
