@@ -19,7 +19,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-import httpx
+import aiohttp
 
 
 def sign(params: dict[str, str], key: str) -> str:
@@ -51,18 +51,20 @@ def plain_get(path: str) -> Callable[[int], tuple[str, str, dict[str, str] | Non
     return lambda n: ("GET", path, None)
 
 
-def is_success(path: str, response: httpx.Response) -> bool:
-    if response.status_code != 200:
+async def is_success(path: str, response: aiohttp.ClientResponse) -> bool:
+    body = await response.read()
+    if response.status != 200:
         return False
-    return path != "/mapi.php" or response.json().get("code") == 1
+    return path != "/mapi.php" or json.loads(body).get("code") == 1
 
 
 async def run_load(url: str, build, concurrency: int, duration: float) -> dict[str, object]:  # type: ignore[no-untyped-def]
     latencies: list[float] = []
     errors = 0
     counter = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as client:
         deadline = time.perf_counter() + duration
 
         async def user() -> None:
@@ -72,9 +74,9 @@ async def run_load(url: str, build, concurrency: int, duration: float) -> dict[s
                 method, path, data = build(counter)
                 started = time.perf_counter()
                 try:
-                    response = await client.request(method, path, data=data)
-                    ok = is_success(path, response)
-                except httpx.HTTPError:
+                    async with client.request(method, path, data=data) as response:
+                        ok = await is_success(path, response)
+                except (aiohttp.ClientError, TimeoutError, ValueError):
                     ok = False
                 latencies.append(time.perf_counter() - started)
                 if not ok:

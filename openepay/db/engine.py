@@ -37,12 +37,21 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 def build_engine(database_url: str, **kwargs) -> AsyncEngine:  # type: ignore[no-untyped-def]
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
+        # SQLite runs one writer at a time anyway. One connection per process makes requests
+        # queue for it on the event loop, instead of each taking its own connection and then
+        # sleeping in SQLite's busy handler (naps of up to 100 ms) until the lock frees.
+        kwargs.setdefault("pool_size", 1)
+        kwargs.setdefault("max_overflow", 0)
+        kwargs.setdefault("pool_timeout", 60)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _configure_sqlite(engine)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it costs a round trip on every checkout. When the server restarts, the
+    # first statement on a dead connection fails, SQLAlchemy invalidates the whole pool, and
+    # the unit of work that failed is retried by its caller (the worker's next cycle, the
+    # merchant's next request).
     return create_async_engine(url, **kwargs)
 
 
