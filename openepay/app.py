@@ -11,6 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -20,7 +21,7 @@ from openepay.protocols.epay import merchant_api as epay_api
 from openepay.protocols.epay import routes as epay_routes
 from openepay.web import callbacks, demo_shop, health
 from openepay.web.cashier import routes as cashier_routes
-from openepay.web.middleware import AccessLog, BodyLimit
+from openepay.web.middleware import BodyLimit, ObserveRequests
 from openepay.web.templating import templates
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
 
     app = FastAPI(title="OpenEpay", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.gateway = gateway
-    app.add_middleware(AccessLog)
+    app.add_middleware(ObserveRequests, metrics=gateway.metrics)
     app.add_middleware(BodyLimit)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
 
@@ -71,6 +72,11 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
             "message.html",
             {"title": "OpenEpay", "message": "支付网关运行中 / The payment gateway is running.", "tone": "success"},
         )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        await gateway.metrics.refresh(gateway.db)
+        return Response(gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:

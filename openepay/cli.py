@@ -6,7 +6,9 @@ import asyncio
 import json
 import signal
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
 import uvicorn
@@ -20,6 +22,7 @@ from openepay.core.orders import get_order
 from openepay.core.states import MerchantStatus, OrderStatus
 from openepay.db import migrate
 from openepay.db.models import Merchant, NotifyAttempt, NotifyTask, Order
+from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 
 app = typer.Typer(help="OpenEpay: a self-hosted payment gateway for 易支付/epay merchants.", no_args_is_help=True)
@@ -93,13 +96,19 @@ def serve(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_port: int | None = typer.Option(None, help="Serve this worker's Prometheus metrics on this port."),
+) -> None:
     """Run the notification worker alone (start as many as you like, on any machine)."""
+    from prometheus_client import start_http_server
+
     from openepay.notify.worker import NotifyWorker
 
     settings = Settings()
 
     async def run(gateway: Gateway) -> None:
+        if metrics_port is not None:
+            start_http_server(metrics_port, registry=gateway.metrics.registry)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -154,11 +163,13 @@ def demo(
 
 
 def _merchant_row(merchant: Merchant) -> dict[str, Any]:
+    delays = merchant.notify_retry_delays
     return {
         "pid": merchant.pid,
         "name": merchant.name,
         "status": merchant.status,
         "refund_api": merchant.refund_enabled,
+        "notify_retry_delays": ",".join(f"{d:g}" for d in delays) if delays else "default",
         "balance": format_yuan(merchant.balance_fen),
         "created_at": merchant.created_at.isoformat(timespec="seconds"),
     }
@@ -195,6 +206,38 @@ def merchant_show(pid: int) -> None:
         raise _fail(f"no merchant {pid}") from None
     for field, value in _merchant_row(merchant).items():
         typer.echo(f"{field}: {value}")
+
+
+@merchant_app.command("set")
+def merchant_set(
+    pid: int,
+    notify_retry_delays: str | None = typer.Option(
+        None, help="Seconds between notification attempts, e.g. 15,60,180,600; 'default' for the gateway's."
+    ),
+    refund: bool | None = typer.Option(None, "--allow-refund/--no-refund", help="Refunds through api.php."),
+) -> None:
+    """Change a merchant's settings."""
+    values: dict[str, Any] = {}
+    if notify_retry_delays is not None:
+        if notify_retry_delays == "default":
+            values["notify_retry_delays"] = None
+        else:
+            try:
+                delays = [float(part) for part in notify_retry_delays.split(",")]
+            except ValueError:
+                raise _fail("--notify-retry-delays takes numbers of seconds separated by commas") from None
+            if any(delay < 0 for delay in delays):
+                raise _fail("delays cannot be negative")
+            values["notify_retry_delays"] = delays
+    if refund is not None:
+        values["refund_enabled"] = refund
+    if not values:
+        raise _fail("nothing to change")
+    try:
+        _with_gateway(Settings(), lambda gw: gw.merchants.update(pid, **values))
+    except MerchantNotFound:
+        raise _fail(f"no merchant {pid}") from None
+    typer.echo(f"merchant {pid} updated")
 
 
 @merchant_app.command("rotate-key")
@@ -330,15 +373,85 @@ def order_pay(trade_no: str) -> None:
     typer.echo(f"{order.trade_no} is {order.status}")
 
 
-@notify_app.command("resend")
-def notify_resend(trade_no: str) -> None:
-    """Queue an order's notification again, now, with a fresh retry schedule."""
-    from openepay.notify.outbox import resend
+def parse_moment(text: str, zone: ZoneInfo) -> datetime:
+    """``2026-11-21 08:00`` (in OPENEPAY_TIMEZONE unless it says otherwise) or ``90m``, ``6h``, ``2d`` ago."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[-1:] in units and text[:-1].isdigit():
+        return utcnow() - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
 
-    count = _with_gateway(Settings(), lambda gw: resend(gw.db, trade_no))
-    if count == 0:
-        raise _fail(f"order {trade_no} has no notification to resend (is it paid?)")
-    typer.echo(f"queued {count} notification(s) for {trade_no}")
+
+@notify_app.command("resend")
+def notify_resend(
+    trade_no: str | None = typer.Argument(None, help="One order's notification."),
+    failed_since: str | None = typer.Option(
+        None, help="Every notification that gave up since then: an ISO time or 90m, 6h, 2d."
+    ),
+    merchant: int | None = typer.Option(None, help="With --failed-since: only this merchant's (pid)."),
+) -> None:
+    """Queue notifications again, now, with a fresh retry schedule."""
+    from openepay.notify.outbox import resend, resend_failed
+
+    settings = Settings()
+    if (trade_no is None) == (failed_since is None):
+        raise _fail("give either a TRADE_NO or --failed-since")
+    if trade_no is not None:
+        count = _with_gateway(settings, lambda gw: resend(gw.db, trade_no))
+        if count == 0:
+            raise _fail(f"order {trade_no} has no notification to resend (is it paid?)")
+        typer.echo(f"queued {count} notification(s) for {trade_no}")
+        return
+    try:
+        since = parse_moment(failed_since, settings.zone)
+    except ValueError:
+        raise _fail(f"cannot read the time {failed_since!r}") from None
+    count = _with_gateway(settings, lambda gw: resend_failed(gw.db, since=since, merchant_pid=merchant))
+    typer.echo(f"queued {count} failed notification(s) again")
+
+
+@notify_app.command("test")
+def notify_test(
+    pid: int = typer.Argument(..., help="The merchant whose key signs the message."),
+    url: str = typer.Argument(..., help="The endpoint to test, e.g. https://shop.example.com/notify.php"),
+    dialect: str = typer.Option("epay", help="The merchant's protocol."),
+) -> None:
+    """Send one signed, clearly marked test message and show what the endpoint answered."""
+    from openepay.notify.http import SafeHttpClient
+
+    async def send(gateway: Gateway) -> tuple[object, bool]:
+        merchant_row = await gateway.merchants.get(pid)
+        messages = gateway.dialects.named(dialect)
+        stamp = utcnow().strftime("%Y%m%d%H%M%S")
+        message = messages.test_notification(pid, gateway.merchants.key_of(merchant_row), url, stamp)
+        settings = gateway.settings
+        client = SafeHttpClient(
+            allow_private=settings.notify_allow_private,
+            connect_timeout=settings.notify_connect_timeout,
+            total_timeout=settings.notify_timeout,
+            max_body_bytes=settings.notify_max_body_bytes,
+        )
+        try:
+            result = await client.send(message)
+        finally:
+            await client.aclose()
+        return result, result.error_class is None and messages.acknowledged(result.body)
+
+    try:
+        result, acknowledged = _with_gateway(Settings(), send)
+    except MerchantNotFound:
+        raise _fail(f"no merchant {pid}") from None
+    except KeyError:
+        raise _fail(f"unknown dialect {dialect!r}") from None
+    typer.echo(f"target     : {result.target_host}")
+    typer.echo(f"HTTP status: {result.status if result.status is not None else '-'}")
+    typer.echo(f"latency    : {result.latency_ms} ms")
+    typer.echo(f"answer     : {result.body[:200].decode('utf-8', 'replace')!r}")
+    if result.error_class:
+        typer.echo(f"error      : {result.error_class.value}: {result.error_detail}")
+    typer.echo("result     : " + ("acknowledged (the answer counts as received)" if acknowledged else "NOT acknowledged"))
+    if not acknowledged:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     notify_lease_seconds: float = 60.0
     notify_batch_size: int = 50
     notify_concurrency: int = 32
+    # Fairness: a merchant whose endpoint hangs holds at most this many delivery slots, and
+    # after this many failures in a row it is left alone for a cooldown (doubling up to the max)
+    # before one probe tries again. Its notifications wait; none is dropped.
+    notify_merchant_max_in_flight: int = 4
+    notify_breaker_threshold: int = 5
+    notify_breaker_cooldown: float = 30.0
+    notify_breaker_max_cooldown: float = 600.0
+    notify_attempt_retention_days: float = 30.0
 
     worker_poll_interval: float = 1.0
     worker_sweep_interval: float = 15.0

@@ -16,6 +16,7 @@ from openepay.channels.sandbox import SandboxChannel
 from openepay.config import Settings
 from openepay.core.merchants import Merchants
 from openepay.db import Database
+from openepay.metrics import Metrics
 from openepay.protocols.registry import DialectRegistry, build_dialects
 from openepay.secretbox import SecretBox, derive_key
 
@@ -30,6 +31,7 @@ class Gateway:
     merchants: Merchants
     channels: ChannelRegistry
     dialects: DialectRegistry
+    metrics: Metrics
 
     @classmethod
     def from_settings(cls, settings: Settings, **engine_kwargs) -> Gateway:  # type: ignore[no-untyped-def]
@@ -47,6 +49,7 @@ class Gateway:
             merchants=Merchants(db, box),
             channels=ChannelRegistry(enabled),
             dialects=build_dialects(),
+            metrics=Metrics(),
         )
 
     @property

@@ -91,10 +91,12 @@ class Merchants:
         return MerchantCredentials(pid, key)
 
     async def set_status(self, pid: int, status: MerchantStatus) -> None:
+        await self.update(pid, status=status)
+
+    async def update(self, pid: int, **values: object) -> None:
+        """Change settings that are not secrets (status, refund permission, retry schedule)."""
         async with self.db.session() as session:
-            result = await session.execute(
-                update(Merchant).where(Merchant.pid == pid).values(status=status)
-            )
+            result = await session.execute(update(Merchant).where(Merchant.pid == pid).values(**values))
             if result.rowcount == 0:
                 raise MerchantNotFound(pid)
 

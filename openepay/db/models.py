@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -47,6 +48,8 @@ class Merchant(Base):
     settle_type: Mapped[int] = mapped_column(Integer, default=1)
     settle_account: Mapped[str] = mapped_column(String(128), default="")
     settle_name: Mapped[str] = mapped_column(String(128), default="")
+    # Seconds between notification attempts for this merchant; None means the gateway's default.
+    notify_retry_delays: Mapped[list[float] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -100,6 +103,8 @@ class NotifyTask(Base):
     __table_args__ = (
         UniqueConstraint("order_id", "event"),
         Index("ix_notify_tasks_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_notify_tasks_lease_expires_at", "lease_expires_at"),
+        Index("ix_notify_tasks_status_failed_at", "status", "failed_at"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
@@ -114,6 +119,28 @@ class NotifyTask(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class NotifyBreaker(Base):
+    """Per-merchant circuit breaker, shared by every worker through the database."""
+
+    __tablename__ = "notify_breakers"
+
+    merchant_pid: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    open_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cooldown_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class NotifyWorkerBeat(Base):
+    """Workers say they are alive here, so an operator (and /metrics) can count them."""
+
+    __tablename__ = "notify_workers"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class NotifyAttempt(Base):

@@ -8,18 +8,23 @@ its lease to run out, and the row is claimed again: delivery is at least once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from openepay.core.states import NotifyStatus
 from openepay.db import Database
-from openepay.db.models import NotifyAttempt, NotifyTask, Order
+from openepay.db.models import NotifyAttempt, NotifyBreaker, NotifyTask, Order
 from openepay.db.types import utcnow
+from openepay.notify.breaker import BreakerPolicy, record_outcome
 
 PAID_EVENT = "paid"
+# Any constant works; it only has to be the same in every worker.
+CLAIM_LOCK = 0x6F70656E65706179
 
 
 async def enqueue(
@@ -47,21 +52,69 @@ class ClaimedTask:
     attempts: int
 
 
-async def claim(db: Database, owner: str, *, limit: int, lease: timedelta) -> list[ClaimedTask]:
+async def claim(
+    db: Database, owner: str, *, limit: int, lease: timedelta, merchant_cap: int, breaker_threshold: int
+) -> list[ClaimedTask]:
+    """Lease up to ``limit`` due notifications, fairly.
+
+    - at most ``merchant_cap`` in flight per merchant (counting leases other workers hold),
+      and only one probe while its breaker is half-open; none while it is open;
+    - a notification waits while an earlier one for the same order is still pending, so a
+      later event never overtakes an earlier one;
+    - on PostgreSQL the claim runs under a transaction-scoped advisory lock, so two workers
+      cannot both fill the same merchant's last free slot, and rows are taken
+      ``FOR UPDATE SKIP LOCKED``.
+    """
     now = utcnow()
-    async with db.session() as session:
-        due = (
-            select(NotifyTask.id)
-            .where(
-                NotifyTask.status == NotifyStatus.PENDING,
-                NotifyTask.next_attempt_at <= now,
-                or_(NotifyTask.lease_expires_at.is_(None), NotifyTask.lease_expires_at <= now),
-            )
-            .order_by(NotifyTask.next_attempt_at, NotifyTask.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+    earlier = aliased(NotifyTask)
+    in_flight = (
+        select(NotifyTask.merchant_pid, func.count().label("held"))
+        .where(NotifyTask.lease_expires_at > now)
+        .group_by(NotifyTask.merchant_pid)
+        .subquery()
+    )
+    ranked = (
+        select(
+            NotifyTask.id,
+            NotifyTask.next_attempt_at,
+            NotifyTask.merchant_pid,
+            func.coalesce(NotifyBreaker.consecutive_failures, 0).label("failures"),
+            func.row_number()
+            .over(partition_by=NotifyTask.merchant_pid, order_by=(NotifyTask.next_attempt_at, NotifyTask.id))
+            .label("rank"),
         )
-        ids = list((await session.scalars(due)).all())
+        .outerjoin(NotifyBreaker, NotifyBreaker.merchant_pid == NotifyTask.merchant_pid)
+        .where(
+            NotifyTask.status == NotifyStatus.PENDING,
+            NotifyTask.next_attempt_at <= now,
+            or_(NotifyTask.lease_expires_at.is_(None), NotifyTask.lease_expires_at <= now),
+            or_(NotifyBreaker.open_until.is_(None), NotifyBreaker.open_until <= now),
+            ~exists().where(
+                earlier.order_id == NotifyTask.order_id,
+                earlier.id < NotifyTask.id,
+                earlier.status == NotifyStatus.PENDING,
+            ),
+        )
+        .subquery()
+    )
+    allowance = case((ranked.c.failures >= breaker_threshold, 1), else_=merchant_cap)
+    fair = (
+        select(ranked.c.id)
+        .outerjoin(in_flight, in_flight.c.merchant_pid == ranked.c.merchant_pid)
+        .where(ranked.c.rank + func.coalesce(in_flight.c.held, 0) <= allowance)
+        .order_by(ranked.c.next_attempt_at, ranked.c.id)
+        .limit(limit)
+    )
+    async with db.session() as session:
+        if db.dialect == "postgresql":
+            await session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
+        ids = list(
+            (
+                await session.scalars(
+                    select(NotifyTask.id).where(NotifyTask.id.in_(fair)).with_for_update(skip_locked=True)
+                )
+            ).all()
+        )
         if not ids:
             return []
         rows = await session.execute(
@@ -92,16 +145,21 @@ class AttemptRecord:
 
 
 async def record_attempt(
-    db: Database, task: ClaimedTask, owner: str, attempt: AttemptRecord, retry_delays: tuple[float, ...]
+    db: Database,
+    task: ClaimedTask,
+    owner: str,
+    attempt: AttemptRecord,
+    retry_delays: Sequence[float],
+    breaker: BreakerPolicy,
 ) -> NotifyStatus:
-    """Log the attempt and schedule the next one (or give up after the last delay)."""
+    """Log the attempt, schedule the next one (or give up after the last delay), update the breaker."""
     now = utcnow()
     attempts = task.attempts + 1
     if attempt.delivered:
         values: dict[str, object] = {"status": NotifyStatus.SUCCEEDED, "delivered_at": now, "last_error": None}
         status = NotifyStatus.SUCCEEDED
     elif attempts > len(retry_delays):
-        values = {"status": NotifyStatus.FAILED, "last_error": _describe(attempt)}
+        values = {"status": NotifyStatus.FAILED, "failed_at": now, "last_error": _describe(attempt)}
         status = NotifyStatus.FAILED
     else:
         values = {
@@ -132,6 +190,14 @@ async def record_attempt(
             .where(NotifyTask.id == task.id, NotifyTask.lease_owner == owner)
             .values(attempts=attempts, lease_owner=None, lease_expires_at=None, **values)
         )
+        await record_outcome(
+            session,
+            task.merchant_pid,
+            delivered=attempt.delivered,
+            started_at=attempt.started_at,
+            now=now,
+            policy=breaker,
+        )
     return status
 
 
@@ -160,8 +226,36 @@ async def resend(db: Database, trade_no: str) -> int:
                 status=NotifyStatus.PENDING,
                 attempts=0,
                 next_attempt_at=utcnow(),
+                failed_at=None,
                 lease_owner=None,
                 lease_expires_at=None,
             )
         )
         return result.rowcount or 0
+
+
+async def resend_failed(db: Database, *, since: datetime, merchant_pid: int | None = None) -> int:
+    """Queue again every notification that gave up at or after ``since`` (optionally one merchant's)."""
+    query = (
+        update(NotifyTask)
+        .where(NotifyTask.status == NotifyStatus.FAILED, NotifyTask.failed_at >= since)
+        .values(
+            status=NotifyStatus.PENDING,
+            attempts=0,
+            next_attempt_at=utcnow(),
+            failed_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+    )
+    if merchant_pid is not None:
+        query = query.where(NotifyTask.merchant_pid == merchant_pid)
+    async with db.session() as session:
+        return (await session.execute(query)).rowcount or 0
+
+
+async def prune_attempts(db: Database, *, older_than: datetime, batch: int = 5000) -> int:
+    """Forget attempt logs past the retention; the notifications themselves are kept."""
+    old = select(NotifyAttempt.id).where(NotifyAttempt.started_at < older_than).limit(batch)
+    async with db.session() as session:
+        return (await session.execute(delete(NotifyAttempt).where(NotifyAttempt.id.in_(old)))).rowcount or 0

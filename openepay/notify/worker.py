@@ -1,7 +1,8 @@
 """The notification worker: claims due outbox rows, delivers them, records every attempt.
 
-It also runs the periodic housekeeping that must happen even when nobody visits a page:
-closing expired orders (and their upstream payments).
+It also runs the housekeeping that must happen even when nobody visits a page: closing
+expired orders (and their upstream payments), pruning old attempt logs, and saying it is
+alive so operators can count workers.
 """
 
 from __future__ import annotations
@@ -9,23 +10,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import secrets
+import socket
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 from openepay.core.orders import channel_view, close_expired
-from openepay.db.models import Merchant, Order
+from openepay.db.models import Merchant, NotifyTask, NotifyWorkerBeat, Order
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
+from openepay.notify.breaker import BreakerPolicy
 from openepay.notify.http import ErrorClass, HttpOutcome, SafeHttpClient
-from openepay.notify.outbox import AttemptRecord, ClaimedTask, claim, record_attempt
+from openepay.notify.outbox import AttemptRecord, ClaimedTask, claim, prune_attempts, record_attempt
 
 log = logging.getLogger(__name__)
 
 BODY_HEAD_CHARS = 200
+HEARTBEAT_SECONDS = 5.0
+FORGET_WORKERS_AFTER = timedelta(days=1)
 
 
 def worker_name() -> str:
@@ -43,53 +47,94 @@ class NotifyWorker:
             total_timeout=settings.notify_timeout,
             max_body_bytes=settings.notify_max_body_bytes,
         )
-        self._slots = asyncio.Semaphore(settings.notify_concurrency)
+        self.breaker = BreakerPolicy(
+            threshold=settings.notify_breaker_threshold,
+            cooldown=settings.notify_breaker_cooldown,
+            max_cooldown=settings.notify_breaker_max_cooldown,
+        )
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
         self._last_sweep = 0.0
+        self._last_beat = 0.0
+        self._started_at = utcnow()
 
     async def aclose(self) -> None:
         await self.http.aclose()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Claim whenever a delivery slot is free, so one slow merchant never holds up a batch."""
         settings = self.gateway.settings
         log.info("notify worker started", extra={"worker": self.name})
-        while not stop.is_set():
-            try:
-                await self.sweep_if_due()
-                handled = await self.run_once()
-            except Exception:
-                log.exception("notify worker cycle failed; retrying")
-                handled = 0
-            if handled == 0:
+        try:
+            while not stop.is_set():
                 try:
-                    await asyncio.wait_for(stop.wait(), timeout=settings.worker_poll_interval)
-                except TimeoutError:
-                    pass
+                    await self.beat_if_due()
+                    await self.sweep_if_due()
+                    claimed = await self.dispatch()
+                except Exception:
+                    log.exception("notify worker cycle failed; retrying")
+                    claimed = 0
+                if claimed == 0:
+                    await self._idle(stop, settings.worker_poll_interval)
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+        finally:
+            await self._forget_beat()
         log.info("notify worker stopped", extra={"worker": self.name})
 
-    async def run_once(self) -> int:
+    async def _idle(self, stop: asyncio.Event, seconds: float) -> None:
+        """Wait for the poll interval, a delivery slot freeing up, or the stop signal."""
+        self._slot_freed.clear()
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._slot_freed.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._slot_freed.set()
+
+    async def dispatch(self) -> int:
+        """Claim as many due notifications as there are free slots and start delivering them."""
         settings = self.gateway.settings
+        free = settings.notify_concurrency - len(self._in_flight)
+        if free <= 0:
+            return 0
         tasks = await claim(
             self.gateway.db,
             self.name,
-            limit=settings.notify_batch_size,
+            limit=min(free, settings.notify_batch_size),
             lease=timedelta(seconds=settings.notify_lease_seconds),
+            merchant_cap=settings.notify_merchant_max_in_flight,
+            breaker_threshold=settings.notify_breaker_threshold,
         )
-        if tasks:
-            await asyncio.gather(*(self._deliver_bounded(task) for task in tasks))
+        for task in tasks:
+            running = asyncio.create_task(self._deliver_guarded(task))
+            self._in_flight.add(running)
+            running.add_done_callback(self._finished)
         return len(tasks)
 
-    async def _deliver_bounded(self, task: ClaimedTask) -> None:
-        async with self._slots:
-            try:
-                await self.deliver(task)
-            except Exception:
-                log.exception("delivery of notification %s failed unexpectedly", task.id)
+    async def run_once(self) -> int:
+        """Claim one round and wait for it to finish (tests and one-shot tools)."""
+        claimed = await self.dispatch()
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        return claimed
+
+    async def _deliver_guarded(self, task: ClaimedTask) -> None:
+        try:
+            await self.deliver(task)
+        except Exception:
+            log.exception("delivery of notification %s failed unexpectedly", task.id)
 
     async def deliver(self, task: ClaimedTask) -> None:
         gateway = self.gateway
         async with gateway.db.session() as session:
             order = await session.scalar(select(Order).where(Order.id == task.order_id))
             merchant = await session.get(Merchant, task.merchant_pid)
+            first_due = await session.scalar(select(NotifyTask.created_at).where(NotifyTask.id == task.id))
         assert order is not None and merchant is not None, "outbox rows reference existing orders"
         dialect = gateway.dialects.for_order(order)
         message = dialect.notification(order, gateway.merchants.key_of(merchant))
@@ -97,7 +142,9 @@ class NotifyWorker:
         result = await self.http.send(message)
         delivered = result.error_class is None and dialect.acknowledged(result.body)
         attempt = _attempt_record(started_at, result, delivered)
-        status = await record_attempt(gateway.db, task, self.name, attempt, gateway.settings.notify_retry_delays)
+        delays = merchant.notify_retry_delays or gateway.settings.notify_retry_delays
+        status = await record_attempt(gateway.db, task, self.name, attempt, delays, self.breaker)
+        self._observe(attempt, first_due)
         log.info(
             "notification attempt",
             extra={
@@ -112,6 +159,32 @@ class NotifyWorker:
             },
         )
 
+    def _observe(self, attempt: AttemptRecord, first_due: datetime | None) -> None:
+        metrics = self.gateway.metrics
+        metrics.notify_attempts.labels("delivered" if attempt.delivered else attempt.error_class).inc()
+        metrics.notify_attempt_duration.observe(attempt.latency_ms / 1000)
+        if attempt.delivered and first_due is not None:
+            metrics.notify_delivery_delay.observe(max(0.0, (utcnow() - first_due).total_seconds()))
+
+    async def beat_if_due(self) -> None:
+        now = time.monotonic()
+        if now - self._last_beat < HEARTBEAT_SECONDS:
+            return
+        self._last_beat = now
+        async with self.gateway.db.session() as session:
+            seen = await session.execute(
+                update(NotifyWorkerBeat).where(NotifyWorkerBeat.name == self.name).values(last_seen_at=utcnow())
+            )
+            if seen.rowcount == 0:
+                session.add(NotifyWorkerBeat(name=self.name, started_at=self._started_at, last_seen_at=utcnow()))
+
+    async def _forget_beat(self) -> None:
+        try:
+            async with self.gateway.db.session() as session:
+                await session.execute(delete(NotifyWorkerBeat).where(NotifyWorkerBeat.name == self.name))
+        except Exception:
+            log.warning("could not remove the heartbeat of %s", self.name)
+
     async def sweep_if_due(self) -> None:
         now = time.monotonic()
         if now - self._last_sweep < self.gateway.settings.worker_sweep_interval:
@@ -120,10 +193,11 @@ class NotifyWorker:
         await self.sweep()
 
     async def sweep(self) -> int:
-        """Close expired orders, then tell their channels to stop taking money for them."""
-        closed = await close_expired(self.gateway.db)
+        """Close expired orders (and tell their channels), prune old attempt logs and dead workers."""
+        gateway = self.gateway
+        closed = await close_expired(gateway.db)
         for order in closed:
-            channel = self.gateway.channels.get(order.channel)
+            channel = gateway.channels.get(order.channel)
             if channel is None:
                 continue
             try:
@@ -132,6 +206,14 @@ class NotifyWorker:
                 log.exception("channel %s could not close %s upstream", order.channel, order.trade_no)
         if closed:
             log.info("closed expired orders", extra={"count": len(closed)})
+        retention = timedelta(days=gateway.settings.notify_attempt_retention_days)
+        pruned = await prune_attempts(gateway.db, older_than=utcnow() - retention)
+        if pruned:
+            log.info("pruned old notification attempts", extra={"count": pruned})
+        async with gateway.db.session() as session:
+            await session.execute(
+                delete(NotifyWorkerBeat).where(NotifyWorkerBeat.last_seen_at < utcnow() - FORGET_WORKERS_AFTER)
+            )
         return len(closed)
 
 

@@ -21,6 +21,9 @@ class DialectMessages(Protocol):
     def acknowledged(self, body: bytes) -> bool:
         """Whether the merchant's answer means "received, stop retrying"."""
 
+    def test_notification(self, pid: int, key: str, url: str, stamp: str) -> OutboundMessage:
+        """A clearly marked, signed test message, so a merchant can check their endpoint."""
+
     def return_url(self, order: Order, key: str) -> str | None:
         """Where to send the buyer's browser after payment, signed; None if the merchant gave none."""
 
@@ -31,6 +34,12 @@ class DialectRegistry:
 
     def for_order(self, order: Order) -> DialectMessages:
         return self._dialects[order.dialect]
+
+    def named(self, dialect: str) -> DialectMessages:
+        return self._dialects[dialect]
+
+    def names(self) -> list[str]:
+        return sorted(self._dialects)
 
 
 def build_dialects() -> DialectRegistry:

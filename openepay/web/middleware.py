@@ -1,4 +1,4 @@
-"""ASGI middleware: a request size cap and an access log that never prints query strings."""
+"""ASGI middleware: a request size cap, and request logs and metrics that never carry query strings."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import logging
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from openepay.metrics import Metrics
 
 log = logging.getLogger("openepay.access")
 
@@ -53,9 +55,16 @@ async def _too_large(send: Send) -> None:
     await send({"type": "http.response.body", "body": b"request body too large"})
 
 
-class AccessLog:
-    def __init__(self, app: ASGIApp) -> None:
+class ObserveRequests:
+    """One log line and the HTTP metrics per request.
+
+    The metrics label is the route's template (``/cashier/{trade_no}``), never the raw path,
+    so a flood of order numbers cannot blow up the number of time series.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,12 +82,17 @@ class AccessLog:
         try:
             await self.app(scope, receive, record_status)
         finally:
+            elapsed = time.monotonic() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or ("/static" if scope["path"].startswith("/static/") else "unmatched")
+            self.metrics.http_requests.labels(scope["method"], template, str(status)).inc()
+            self.metrics.http_duration.labels(template).observe(elapsed)
             log.info(
                 "request",
                 extra={
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "latency_ms": int((time.monotonic() - started) * 1000),
+                    "latency_ms": int(elapsed * 1000),
                 },
             )

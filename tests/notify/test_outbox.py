@@ -16,11 +16,15 @@ from openepay.db.models import NotifyAttempt, NotifyTask, Order
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.notify import outbox
+from openepay.notify.breaker import BreakerPolicy
 from openepay.notify.worker import NotifyWorker
 from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
 from tests.support.merchant import plugin_sign
 from tests.support.waiting import eventually
+
+FAIR = {"merchant_cap": 4, "breaker_threshold": 5}
+BREAKER = BreakerPolicy(threshold=5, cooldown=30, max_cooldown=600)
 
 
 async def paid_order(server, merchant: MerchantCredentials, shop_url: str, out_trade_no: str) -> str:
@@ -80,10 +84,10 @@ class BackgroundWorker:
 
 async def test_a_worker_that_dies_after_claiming_leaves_the_lease_to_expire(server, gateway, merchant, shop):
     trade_no = await paid_order(server, merchant, shop.url, "LEASE-1")
-    [claimed] = await outbox.claim(gateway.db, "dead-worker", limit=10, lease=timedelta(seconds=0.6))
+    [claimed] = await outbox.claim(gateway.db, "dead-worker", limit=10, lease=timedelta(seconds=0.6), **FAIR)
     held, _ = await delivery_log(gateway, trade_no)
     assert held.lease_owner == "dead-worker" and held.lease_expires_at is not None
-    assert await outbox.claim(gateway.db, "rival", limit=10, lease=timedelta(seconds=60)) == []
+    assert await outbox.claim(gateway.db, "rival", limit=10, lease=timedelta(seconds=60), **FAIR) == []
 
     survivor = BackgroundWorker(gateway, "survivor")
     try:
@@ -106,7 +110,7 @@ async def test_a_worker_that_dies_after_claiming_leaves_the_lease_to_expire(serv
         error_class="timeout",
         error_detail="no complete answer within 5s",
     )
-    await outbox.record_attempt(gateway.db, claimed, "dead-worker", late, (0.3, 0.6, 1.0))
+    await outbox.record_attempt(gateway.db, claimed, "dead-worker", late, (0.3, 0.6, 1.0), BREAKER)
     task, attempts = await delivery_log(gateway, trade_no)
     assert task.status == NotifyStatus.SUCCEEDED and task.attempts == 1 and task.last_error is None
     assert [a.number for a in attempts] == [1, 2]  # the late attempt is still on the record
@@ -114,9 +118,9 @@ async def test_a_worker_that_dies_after_claiming_leaves_the_lease_to_expire(serv
 
 async def test_a_lease_hides_a_task_only_until_it_expires(server, gateway, merchant, shop):
     await paid_order(server, merchant, shop.url, "LEASE-2")
-    [first] = await outbox.claim(gateway.db, "a", limit=10, lease=timedelta(seconds=0.3))
-    assert await outbox.claim(gateway.db, "b", limit=10, lease=timedelta(seconds=60)) == []
-    [again] = await eventually(lambda: outbox.claim(gateway.db, "b", limit=10, lease=timedelta(seconds=60)))
+    [first] = await outbox.claim(gateway.db, "a", limit=10, lease=timedelta(seconds=0.3), **FAIR)
+    assert await outbox.claim(gateway.db, "b", limit=10, lease=timedelta(seconds=60), **FAIR) == []
+    [again] = await eventually(lambda: outbox.claim(gateway.db, "b", limit=10, lease=timedelta(seconds=60), **FAIR))
     assert again.id == first.id and again.attempts == 0
 
 
@@ -176,7 +180,7 @@ async def test_resend_delivers_a_succeeded_notification_again(server, gateway, m
 
 async def test_resend_takes_the_notification_back_from_whoever_holds_it(server, gateway, merchant, shop):
     trade_no = await paid_order(server, merchant, shop.url, "RESEND-3")
-    [stale] = await outbox.claim(gateway.db, "stuck-worker", limit=10, lease=timedelta(seconds=60))
+    [stale] = await outbox.claim(gateway.db, "stuck-worker", limit=10, lease=timedelta(seconds=60), **FAIR)
 
     assert await outbox.resend(gateway.db, trade_no) == 1
     # The old holder reports its last, failed attempt: it no longer decides the task's fate.
@@ -189,7 +193,7 @@ async def test_resend_takes_the_notification_back_from_whoever_holds_it(server, 
         http_status=200,
         body_head="fail",
     )
-    await outbox.record_attempt(gateway.db, stale, "stuck-worker", failed, ())
+    await outbox.record_attempt(gateway.db, stale, "stuck-worker", failed, (), BREAKER)
     task, _ = await delivery_log(gateway, trade_no)
     assert task.status == NotifyStatus.PENDING and task.attempts == 0 and task.lease_owner is None
 

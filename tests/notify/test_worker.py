@@ -125,13 +125,30 @@ async def paid_order(server, merchant: MerchantCredentials, notify_url: str, out
 
 
 async def delivery_log(gateway: Gateway, trade_no: str) -> tuple[NotifyTask, list[NotifyAttempt]]:
-    async with gateway.db.session() as session:
-        order_id = select(Order.id).where(Order.trade_no == trade_no).scalar_subquery()
-        task = (await session.scalars(select(NotifyTask).where(NotifyTask.order_id == order_id))).one()
-        attempts = await session.scalars(
-            select(NotifyAttempt).where(NotifyAttempt.task_id == task.id).order_by(NotifyAttempt.number)
-        )
-        return task, list(attempts.all())
+    """The task and its attempts as one consistent picture.
+
+    An attempt and its task update commit together, but under READ COMMITTED two SELECTs may
+    see different moments; the task is read before and after the attempts until it did not move.
+    """
+    order_id = select(Order.id).where(Order.trade_no == trade_no).scalar_subquery()
+    while True:
+        async with gateway.db.session() as session:
+            before = (await session.scalars(select(NotifyTask).where(NotifyTask.order_id == order_id))).one()
+            seen = (before.attempts, before.status, before.next_attempt_at)
+            attempts = list(
+                (
+                    await session.scalars(
+                        select(NotifyAttempt).where(NotifyAttempt.task_id == before.id).order_by(NotifyAttempt.number)
+                    )
+                ).all()
+            )
+            after = (
+                await session.scalars(
+                    select(NotifyTask).where(NotifyTask.id == before.id).execution_options(populate_existing=True)
+                )
+            ).one()
+            if (after.attempts, after.status, after.next_attempt_at) == seen:
+                return after, attempts
 
 
 def settled(gateway: Gateway, trade_no: str, status: NotifyStatus):  # type: ignore[no-untyped-def]

@@ -38,10 +38,36 @@ def notification_params(order: Order, key: str) -> dict[str, str]:
     return params
 
 
+TEST_STATUS = "TEST_NOTIFY"
+
+
+def test_params(pid: int, key: str, stamp: str) -> dict[str, str]:
+    """A signed message shaped like a notification, marked as a test everywhere it can be.
+
+    ``trade_status`` is not ``TRADE_SUCCESS`` and the order numbers match no real order, so a
+    plugin that skips the status check still finds nothing to ship.
+    """
+    params = {
+        "pid": str(pid),
+        "trade_no": f"TEST{stamp}",
+        "out_trade_no": f"OPENEPAY-TEST-{stamp}",
+        "type": "alipay",
+        "name": "OpenEpay 通知测试 (notification test)",
+        "money": "0.01",
+        "trade_status": TEST_STATUS,
+    }
+    params["sign"] = make_sign(params, key)
+    params["sign_type"] = "MD5"
+    return params
+
+
 class EpayMessages:
     def notification(self, order: Order, key: str) -> OutboundMessage:
         query = http_build_query(notification_params(order, key))
         return OutboundMessage("GET", append_query(order.notify_url, query))
+
+    def test_notification(self, pid: int, key: str, url: str, stamp: str) -> OutboundMessage:
+        return OutboundMessage("GET", append_query(url, http_build_query(test_params(pid, key, stamp))))
 
     def acknowledged(self, body: bytes) -> bool:
         return any(word in body for word in ACK_WORDS)

@@ -1,4 +1,4 @@
-"""Initial schema: merchants, orders, the notification outbox, refunds, balances, settlements.
+"""Initial schema: merchants, orders, the notification outbox and its attempts, breakers and workers, refunds, balances, settlements.
 
 Revision ID: 0001
 Revises:
@@ -40,9 +40,26 @@ def upgrade() -> None:
     sa.Column('settle_type', sa.Integer(), nullable=False),
     sa.Column('settle_account', sa.String(length=128), nullable=False),
     sa.Column('settle_name', sa.String(length=128), nullable=False),
+    sa.Column('notify_retry_delays', sa.JSON(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('pid', name=op.f('pk_merchants'))
     )
+    op.create_table('notify_breakers',
+    sa.Column('merchant_pid', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('consecutive_failures', sa.Integer(), nullable=False),
+    sa.Column('open_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('cooldown_seconds', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('merchant_pid', name=op.f('pk_notify_breakers'))
+    )
+    op.create_table('notify_workers',
+    sa.Column('name', sa.String(length=128), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_notify_workers'))
+    )
+    with op.batch_alter_table('notify_workers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_notify_workers_last_seen_at'), ['last_seen_at'], unique=False)
+
     op.create_table('balance_entries',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('merchant_pid', sa.Integer(), nullable=False),
@@ -128,12 +145,15 @@ def upgrade() -> None:
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('failed_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_notify_tasks_order_id_orders')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notify_tasks')),
     sa.UniqueConstraint('order_id', 'event', name=op.f('uq_notify_tasks_order_id_event'))
     )
     with op.batch_alter_table('notify_tasks', schema=None) as batch_op:
+        batch_op.create_index('ix_notify_tasks_lease_expires_at', ['lease_expires_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_notify_tasks_merchant_pid'), ['merchant_pid'], unique=False)
+        batch_op.create_index('ix_notify_tasks_status_failed_at', ['status', 'failed_at'], unique=False)
         batch_op.create_index('ix_notify_tasks_status_next_attempt_at', ['status', 'next_attempt_at'], unique=False)
 
     op.create_table('refunds',
@@ -186,7 +206,9 @@ def downgrade() -> None:
     op.drop_table('refunds')
     with op.batch_alter_table('notify_tasks', schema=None) as batch_op:
         batch_op.drop_index('ix_notify_tasks_status_next_attempt_at')
+        batch_op.drop_index('ix_notify_tasks_status_failed_at')
         batch_op.drop_index(batch_op.f('ix_notify_tasks_merchant_pid'))
+        batch_op.drop_index('ix_notify_tasks_lease_expires_at')
 
     op.drop_table('notify_tasks')
     with op.batch_alter_table('settlements', schema=None) as batch_op:
@@ -202,6 +224,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_balance_entries_merchant_pid'))
 
     op.drop_table('balance_entries')
+    with op.batch_alter_table('notify_workers', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_notify_workers_last_seen_at'))
+
+    op.drop_table('notify_workers')
+    op.drop_table('notify_breakers')
     op.drop_table('merchants')
     with op.batch_alter_table('channel_callbacks', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_channel_callbacks_trade_no'))
