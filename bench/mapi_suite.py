@@ -74,11 +74,24 @@ def run_backend(name: str, database_url: str, args: argparse.Namespace) -> dict[
         wait_ready(url)
         output = subprocess.run(
             [
-                sys.executable, str(HERE / "mapi_load.py"), "--url", url, "--pid", str(merchant["pid"]),
-                "--key", merchant["key"], "--concurrency", str(args.concurrency),
-                "--duration", str(args.duration), "--baseline", "/healthz",
+                sys.executable,
+                str(HERE / "mapi_load.py"),
+                "--url",
+                url,
+                "--pid",
+                str(merchant["pid"]),
+                "--key",
+                merchant["key"],
+                "--concurrency",
+                str(args.concurrency),
+                "--duration",
+                str(args.duration),
+                "--baseline",
+                "/healthz",
             ],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         return {"backend": name, **json.loads(output)}
     finally:

@@ -179,7 +179,7 @@ def _merchant_row(merchant: Merchant) -> dict[str, Any]:
 def merchant_create(
     name: str = typer.Option(..., help="The merchant's name, shown on the cashier."),
     allow_refund: bool = typer.Option(False, "--allow-refund", help="Let the merchant refund through api.php."),
-    as_json: bool = typer.Option(False, "--json", help="Print {\"pid\": ..., \"key\": ...}."),
+    as_json: bool = typer.Option(False, "--json", help='Print {"pid": ..., "key": ...}.'),
 ) -> None:
     """Create a merchant and print its pid and key (the key is shown this once)."""
     credentials = _with_gateway(Settings(), lambda gw: gw.merchants.create(name, refund_enabled=allow_refund))
@@ -449,7 +449,9 @@ def notify_test(
     typer.echo(f"answer     : {result.body[:200].decode('utf-8', 'replace')!r}")
     if result.error_class:
         typer.echo(f"error      : {result.error_class.value}: {result.error_detail}")
-    typer.echo("result     : " + ("acknowledged (the answer counts as received)" if acknowledged else "NOT acknowledged"))
+    typer.echo(
+        "result     : " + ("acknowledged (the answer counts as received)" if acknowledged else "NOT acknowledged")
+    )
     if not acknowledged:
         raise typer.Exit(1)
 

@@ -71,9 +71,7 @@ class Metrics:
             backlog, oldest = (
                 await session.execute(select(func.count(), func.min(NotifyTask.next_attempt_at)).where(*due))
             ).one()
-            failed = await session.scalar(
-                select(func.count()).where(NotifyTask.status == NotifyStatus.FAILED)
-            )
+            failed = await session.scalar(select(func.count()).where(NotifyTask.status == NotifyStatus.FAILED))
             workers = await session.scalar(
                 select(func.count()).where(NotifyWorkerBeat.last_seen_at > now - WORKER_ALIVE)
             )

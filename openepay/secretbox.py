@@ -25,9 +25,7 @@ class SecretBoxError(RuntimeError):
 
 def derive_key(master_key: str, purpose: str) -> bytes:
     """A 32-byte key for one purpose, so no two uses of the master key share key material."""
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(
-        master_key.encode()
-    )
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(master_key.encode())
 
 
 class SecretBox:

@@ -26,6 +26,7 @@ from openepay.db.models import Base
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
 from tests.support.merchant import FakeMerchant
+from tests.support.notify import Answer, ScriptedShop
 from tests.support.servers import ServerThread
 
 PG_DSN = os.environ.get("OPENEPAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -174,3 +175,18 @@ def shop(merchant: MerchantCredentials) -> Iterator[FakeMerchant]:
     fake = FakeMerchant(key=merchant.key).start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture
+def scripted_shop(merchant: MerchantCredentials) -> Iterator:
+    """Start merchant endpoints that answer from a script (the last answer repeats)."""
+    shops: list[ScriptedShop] = []
+
+    def start(*answers: Answer, delay: float = 0.0) -> ScriptedShop:
+        shop = ScriptedShop(merchant.key, list(answers), delay).start()
+        shops.append(shop)
+        return shop
+
+    yield start
+    for shop in shops:
+        shop.stop()

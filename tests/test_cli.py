@@ -9,15 +9,19 @@ import re
 import socket
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import select
-from openepay.core.states import MerchantStatus
-from openepay.db.models import NotifyAttempt
+from sqlalchemy import select, update
+
+from openepay.core.states import MerchantStatus, NotifyStatus
+from openepay.db.models import NotifyAttempt, NotifyTask, Order
+from openepay.db.types import utcnow
 from tests.conftest import TEST_SECRET, _create_pg_database, _drop_pg_database, pg_url
 from tests.support.epay import order_params, signed
 from tests.support.merchant import FakeMerchant
+from tests.support.notify import Answer, paid_order
 from tests.support.waiting import eventually
 
 
@@ -84,7 +88,10 @@ async def test_merchant_lifecycle(gateway, database_url):
 async def test_order_pay_show_list_and_resend(server, gateway, merchant, shop, worker, database_url):
     async with server.client() as client:
         answer = (
-            await client.post("/mapi.php", data=signed(order_params(merchant.pid, shop.url, "CLI-1", clientip="1.2.3.4"), merchant.key))
+            await client.post(
+                "/mapi.php",
+                data=signed(order_params(merchant.pid, shop.url, "CLI-1", clientip="1.2.3.4"), merchant.key),
+            )
         ).json()
     trade_no = answer["trade_no"]
 
@@ -123,7 +130,9 @@ async def test_order_pay_refuses_unknown_orders(gateway, database_url):
 async def test_serve_runs_web_and_worker_on_a_fresh_sqlite_file(tmp_path):
     """`openepay serve` migrates a new SQLite database itself and delivers notifications in-process."""
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
-    created = await openepay(database_url, "merchant", "create", "--name", "Fresh", "--json", OPENEPAY_NOTIFY_ALLOW_PRIVATE="1")
+    created = await openepay(
+        database_url, "merchant", "create", "--name", "Fresh", "--json", OPENEPAY_NOTIFY_ALLOW_PRIVATE="1"
+    )
     credentials = json.loads(created.stdout)
     port = free_port()
     env = cli_env(database_url, OPENEPAY_NOTIFY_ALLOW_PRIVATE="1", OPENEPAY_WORKER_POLL_INTERVAL="0.1")
@@ -214,11 +223,90 @@ async def test_demo_prints_a_working_signed_link(tmp_path):
             assert "签名验证通过" in landing.text
 
         async def delivered() -> bool:
-            shown = await openepay(f"sqlite+aiosqlite:///{tmp_path / 'openepay.db'}", "order", "show", trade_no,
-                                   OPENEPAY_SECRET_KEY=(tmp_path / "openepay.secret").read_text().strip())
+            shown = await openepay(
+                f"sqlite+aiosqlite:///{tmp_path / 'openepay.db'}",
+                "order",
+                "show",
+                trade_no,
+                OPENEPAY_SECRET_KEY=(tmp_path / "openepay.secret").read_text().strip(),
+            )
             return "delivered 'success'" in shown.stdout
 
         await eventually(delivered, timeout=20, interval=0.5)
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+async def test_merchant_set_changes_the_retry_schedule_and_refund_permission(gateway, database_url):
+    created = json.loads((await openepay(database_url, "merchant", "create", "--name", "S", "--json")).stdout)
+    pid = str(created["pid"])
+    changed = await openepay(
+        database_url, "merchant", "set", pid, "--notify-retry-delays", "5,30,120", "--allow-refund"
+    )
+    assert changed.returncode == 0, changed.stderr
+    merchant = await gateway.merchants.get(created["pid"])
+    assert merchant.notify_retry_delays == [5, 30, 120] and merchant.refund_enabled
+    assert "notify_retry_delays: 5,30,120" in (await openepay(database_url, "merchant", "show", pid)).stdout
+
+    back = await openepay(database_url, "merchant", "set", pid, "--notify-retry-delays", "default", "--no-refund")
+    assert back.returncode == 0
+    merchant = await gateway.merchants.get(created["pid"])
+    assert merchant.notify_retry_delays is None and not merchant.refund_enabled
+
+    wrong = await openepay(database_url, "merchant", "set", pid, "--notify-retry-delays", "soon")
+    assert wrong.returncode == 1 and "separated by commas" in wrong.stderr
+    assert (await openepay(database_url, "merchant", "set", pid)).returncode == 1
+
+
+async def test_failed_notifications_are_resent_in_bulk(server, gateway, merchant, scripted_shop, database_url):
+    failing = scripted_shop(Answer(200, b"fail"))
+    trade_nos = [await paid_order(server, merchant, f"{failing.url}/notify", f"BULK-{n}") for n in range(3)]
+    other = await gateway.merchants.create("Other shop")
+    async with gateway.db.session() as session:
+        await session.execute(
+            update(NotifyTask).values(status=NotifyStatus.FAILED, failed_at=utcnow() - timedelta(hours=3))
+        )
+        order_ids = select(Order.id).where(Order.trade_no == trade_nos[0]).scalar_subquery()
+        await session.execute(update(NotifyTask).where(NotifyTask.order_id == order_ids).values(failed_at=utcnow()))
+        await session.execute(
+            update(NotifyTask)
+            .where(NotifyTask.order_id == select(Order.id).where(Order.trade_no == trade_nos[1]).scalar_subquery())
+            .values(merchant_pid=other.pid, failed_at=utcnow())
+        )
+
+    recent = await openepay(database_url, "notify", "resend", "--failed-since", "1h", "--merchant", str(merchant.pid))
+    assert recent.returncode == 0 and "queued 1 failed notification(s)" in recent.stdout
+    everything = await openepay(database_url, "notify", "resend", "--failed-since", "2020-01-01T00:00")
+    assert "queued 2 failed notification(s)" in everything.stdout
+    async with gateway.db.session() as session:
+        statuses = (await session.scalars(select(NotifyTask.status))).all()
+    assert sorted(statuses) == [NotifyStatus.PENDING] * 3
+
+    assert (await openepay(database_url, "notify", "resend")).returncode == 1
+    unreadable = await openepay(database_url, "notify", "resend", "--failed-since", "yesterday")
+    assert unreadable.returncode == 1 and "cannot read the time" in unreadable.stderr
+
+
+async def test_notify_test_sends_a_marked_signed_message_and_reports_the_answer(gateway, merchant, database_url):
+    shop = FakeMerchant(key=merchant.key).start()
+    try:
+        result = await openepay(
+            database_url, "notify", "test", str(merchant.pid), f"{shop.url}/notify", OPENEPAY_NOTIFY_ALLOW_PRIVATE="1"
+        )
+        assert result.returncode == 0, result.stderr
+        assert "HTTP status: 200" in result.stdout and "acknowledged" in result.stdout
+        [received] = shop.notifications()
+        assert received.signature_ok
+        assert received.params["trade_status"] == "TEST_NOTIFY"
+        assert received.params["out_trade_no"].startswith("OPENEPAY-TEST-")
+
+        shop.reply = b"fail"
+        refused = await openepay(
+            database_url, "notify", "test", str(merchant.pid), f"{shop.url}/notify", OPENEPAY_NOTIFY_ALLOW_PRIVATE="1"
+        )
+        assert refused.returncode == 1 and "NOT acknowledged" in refused.stdout
+    finally:
+        shop.stop()
+    blocked = await openepay(database_url, "notify", "test", str(merchant.pid), "http://127.0.0.1:9/notify")
+    assert blocked.returncode == 1 and "blocked_address" in blocked.stdout

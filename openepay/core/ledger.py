@@ -30,9 +30,7 @@ async def post(session: AsyncSession, merchant_pid: int, delta_fen: int, kind: s
     if balance is None:
         raise InsufficientBalance(merchant_pid)
     session.add(
-        BalanceEntry(
-            merchant_pid=merchant_pid, kind=kind, ref=ref, delta_fen=delta_fen, balance_after_fen=balance
-        )
+        BalanceEntry(merchant_pid=merchant_pid, kind=kind, ref=ref, delta_fen=delta_fen, balance_after_fen=balance)
     )
     await session.flush()
     return balance

@@ -53,9 +53,7 @@ class Merchants:
     def key_of(self, merchant: Merchant) -> str:
         return self.box.open(merchant.key_sealed, _key_context(merchant.pid))
 
-    async def create(
-        self, name: str, *, refund_enabled: bool = False, pid: int | None = None
-    ) -> MerchantCredentials:
+    async def create(self, name: str, *, refund_enabled: bool = False, pid: int | None = None) -> MerchantCredentials:
         key = new_key()
         for _ in range(5):
             try:
@@ -82,9 +80,7 @@ class Merchants:
         key = new_key()
         async with self.db.session() as session:
             result = await session.execute(
-                update(Merchant)
-                .where(Merchant.pid == pid)
-                .values(key_sealed=self.box.seal(key, _key_context(pid)))
+                update(Merchant).where(Merchant.pid == pid).values(key_sealed=self.box.seal(key, _key_context(pid)))
             )
             if result.rowcount == 0:
                 raise MerchantNotFound(pid)

@@ -85,9 +85,7 @@ class PlacedOrder:
     reused: bool
 
 
-async def place_order(
-    db: Database, new: NewOrder, *, timeout: timedelta, reopen_identical: bool
-) -> PlacedOrder:
+async def place_order(db: Database, new: NewOrder, *, timeout: timedelta, reopen_identical: bool) -> PlacedOrder:
     """Create the order, or hand back the existing one for the same ``out_trade_no``.
 
     With ``reopen_identical`` an unpaid order repeated with the same terms is the same order

@@ -63,10 +63,7 @@ async def confirm_payment(db: Database, channel: str, confirmation: Confirmation
         }
         decision = PaymentDecision.PAID
         paid_id = await session.scalar(
-            update(Order)
-            .where(Order.id == order.id, Order.status.in_(UNPAID))
-            .values(**values)
-            .returning(Order.id)
+            update(Order).where(Order.id == order.id, Order.status.in_(UNPAID)).values(**values).returning(Order.id)
         )
         if paid_id is None:
             # Money arrived after we closed the order: take it through the explicit late edge.

@@ -27,9 +27,7 @@ PAID_EVENT = "paid"
 CLAIM_LOCK = 0x6F70656E65706179
 
 
-async def enqueue(
-    session: AsyncSession, *, order_id: int, merchant_pid: int, event: str, now: datetime
-) -> None:
+async def enqueue(session: AsyncSession, *, order_id: int, merchant_pid: int, event: str, now: datetime) -> None:
     session.add(
         NotifyTask(
             order_id=order_id,
@@ -168,9 +166,7 @@ async def record_attempt(
         }
         status = NotifyStatus.PENDING
     async with db.session() as session:
-        number = 1 + (
-            await session.scalar(select(func.count()).where(NotifyAttempt.task_id == task.id)) or 0
-        )
+        number = 1 + (await session.scalar(select(func.count()).where(NotifyAttempt.task_id == task.id)) or 0)
         session.add(
             NotifyAttempt(
                 task_id=task.id,

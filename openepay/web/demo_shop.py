@@ -63,10 +63,9 @@ async def demo_notify(request: Request) -> PlainTextResponse:
 async def demo_return(request: Request) -> HTMLResponse:
     ok = await _verified(request) and request.query_params.get("trade_status") == "TRADE_SUCCESS"
     params = request.query_params
+    order = f"订单 {params.get('out_trade_no')}（网关单号 {params.get('trade_no')}）"
     message = (
-        f"订单 {params.get('out_trade_no')}（网关单号 {params.get('trade_no')}）支付成功，¥{params.get('money')}，签名验证通过。"
-        if ok
-        else "签名验证失败：这不是网关签发的支付结果。"
+        f"{order}支付成功，¥{params.get('money')}，签名验证通过。" if ok else "签名验证失败：这不是网关签发的支付结果。"
     )
     return templates.TemplateResponse(
         request,

@@ -84,7 +84,9 @@ class ObserveRequests:
         finally:
             elapsed = time.monotonic() - started
             route = scope.get("route")
-            template = getattr(route, "path", None) or ("/static" if scope["path"].startswith("/static/") else "unmatched")
+            template = getattr(route, "path", None) or (
+                "/static" if scope["path"].startswith("/static/") else "unmatched"
+            )
             self.metrics.http_requests.labels(scope["method"], template, str(status)).inc()
             self.metrics.http_duration.labels(template).observe(elapsed)
             log.info(

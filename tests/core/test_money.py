@@ -9,7 +9,16 @@ from openepay.core.money import MoneyError, format_yuan, parse_yuan, yuan_to_fen
 
 @pytest.mark.parametrize(
     ("text", "fen"),
-    [("1.00", 100), ("10", 1000), ("19.9", 1990), (".5", 50), ("0.01", 1), ("1.", 100), ("1.000", 100), ("99999999.99", 9999999999)],
+    [
+        ("1.00", 100),
+        ("10", 1000),
+        ("19.9", 1990),
+        (".5", 50),
+        ("0.01", 1),
+        ("1.", 100),
+        ("1.000", 100),
+        ("99999999.99", 9999999999),
+    ],
 )
 def test_amounts_merchants_send(text, fen):
     assert parse_yuan(text) == fen
@@ -17,7 +26,27 @@ def test_amounts_merchants_send(text, fen):
 
 @pytest.mark.parametrize(
     "text",
-    ["", ".", "0", "0.00", "0.001", "1.005", "-1", "+1", "1e2", "1E2", " 1", "1 ", "1,00", "abc", "1.2.3", "１", "NaN", "inf", "9" * 21],
+    [
+        "",
+        ".",
+        "0",
+        "0.00",
+        "0.001",
+        "1.005",
+        "-1",
+        "+1",
+        "1e2",
+        "1E2",
+        " 1",
+        "1 ",
+        "1,00",
+        "abc",
+        "1.2.3",
+        "１",
+        "NaN",
+        "inf",
+        "9" * 21,
+    ],
 )
 def test_what_is_not_an_amount(text):
     with pytest.raises(MoneyError):

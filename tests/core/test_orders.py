@@ -6,6 +6,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from openepay.channels.base import PaymentOffer
+from openepay.channels.sandbox.simulator import simulate_buyer_payment
 from openepay.core.orders import (
     DuplicateOutTradeNo,
     OrderAlreadyPaid,
@@ -17,11 +19,9 @@ from openepay.core.orders import (
     get_order,
     place_order,
 )
-from openepay.channels.base import PaymentOffer
 from openepay.core.states import OrderStatus
 from openepay.db.models import Order
 from openepay.db.types import utcnow
-from openepay.channels.sandbox.simulator import simulate_buyer_payment
 from tests.support.orders import new_order, sandbox_order
 
 THIRTY_MINUTES = timedelta(minutes=30)
@@ -52,8 +52,13 @@ async def test_identical_repeat_is_the_same_order_and_changed_terms_are_refused(
     first = await place_order(gateway.db, new_order(merchant.pid), timeout=THIRTY_MINUTES, reopen_identical=True)
     again = await place_order(gateway.db, new_order(merchant.pid), timeout=THIRTY_MINUTES, reopen_identical=True)
     assert again.reused and again.order.trade_no == first.order.trade_no
-    for change in ({"amount_fen": 101, "money": "1.01"}, {"name": "x"}, {"notify_url": "http://a.b/n"},
-                   {"return_url": None}, {"param": "p"}):
+    for change in (
+        {"amount_fen": 101, "money": "1.01"},
+        {"name": "x"},
+        {"notify_url": "http://a.b/n"},
+        {"return_url": None},
+        {"param": "p"},
+    ):
         with pytest.raises(OrderTermsChanged):
             await place_order(
                 gateway.db, new_order(merchant.pid, **change), timeout=THIRTY_MINUTES, reopen_identical=True

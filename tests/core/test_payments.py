@@ -39,8 +39,13 @@ async def test_paying_writes_order_balance_and_outbox_together(gateway, merchant
 async def test_confirmations_that_do_not_match_the_order_change_nothing(gateway, merchant):
     order = await sandbox_order(gateway, merchant.pid)
     assert await confirm_payment(gateway.db, "sandbox", Confirmation("nope", 100)) == PaymentDecision.UNKNOWN_ORDER
-    assert await confirm_payment(gateway.db, "alipay", Confirmation(order.trade_no, 100)) == PaymentDecision.WRONG_CHANNEL
-    assert await confirm_payment(gateway.db, "sandbox", Confirmation(order.trade_no, 99)) == PaymentDecision.AMOUNT_MISMATCH
+    assert (
+        await confirm_payment(gateway.db, "alipay", Confirmation(order.trade_no, 100)) == PaymentDecision.WRONG_CHANNEL
+    )
+    assert (
+        await confirm_payment(gateway.db, "sandbox", Confirmation(order.trade_no, 99))
+        == PaymentDecision.AMOUNT_MISMATCH
+    )
     assert (await get_order(gateway.db, order.trade_no)).status == OrderStatus.PAYING
     assert await _count(gateway, NotifyTask) == 0
     assert await _count(gateway, BalanceEntry) == 0
@@ -49,7 +54,9 @@ async def test_confirmations_that_do_not_match_the_order_change_nothing(gateway,
 async def test_a_second_confirmation_is_recognised_and_credits_nothing(gateway, merchant):
     order = await sandbox_order(gateway, merchant.pid)
     assert await confirm_payment(gateway.db, "sandbox", Confirmation(order.trade_no, 100)) == PaymentDecision.PAID
-    assert await confirm_payment(gateway.db, "sandbox", Confirmation(order.trade_no, 100)) == PaymentDecision.ALREADY_PAID
+    assert (
+        await confirm_payment(gateway.db, "sandbox", Confirmation(order.trade_no, 100)) == PaymentDecision.ALREADY_PAID
+    )
     assert await _count(gateway, NotifyTask) == 1
     assert await _count(gateway, BalanceEntry) == 1
 
@@ -57,7 +64,9 @@ async def test_a_second_confirmation_is_recognised_and_credits_nothing(gateway, 
 async def test_money_arriving_after_close_takes_the_late_edge_and_is_flagged(gateway, merchant):
     order = await sandbox_order(gateway, merchant.pid)
     async with gateway.db.session() as session:
-        await session.execute(update(Order).where(Order.id == order.id).values(expires_at=utcnow() - timedelta(seconds=1)))
+        await session.execute(
+            update(Order).where(Order.id == order.id).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
     await close_expired(gateway.db)
     assert await confirm_payment(gateway.db, "sandbox", Confirmation(order.trade_no, 100)) == PaymentDecision.PAID_LATE
     late = await get_order(gateway.db, order.trade_no)
@@ -69,8 +78,10 @@ async def test_many_simultaneous_confirmations_make_one_transition_and_one_outbo
     """On PostgreSQL the confirmations really race on separate connections."""
     order = await sandbox_order(gateway, merchant.pid)
     decisions = await asyncio.gather(
-        *(confirm_payment(gateway.db, "sandbox", Confirmation(order.trade_no, 100, channel_trade_no=f"U{i}"))
-          for i in range(40))
+        *(
+            confirm_payment(gateway.db, "sandbox", Confirmation(order.trade_no, 100, channel_trade_no=f"U{i}"))
+            for i in range(40)
+        )
     )
     assert decisions.count(PaymentDecision.PAID) == 1
     assert decisions.count(PaymentDecision.ALREADY_PAID) == 39

@@ -9,99 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
-import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import select
 
-from openepay.core.merchants import MerchantCredentials
 from openepay.core.states import NotifyStatus
-from openepay.db.models import NotifyAttempt, NotifyTask, Order
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
 from tests.conftest import make_settings
-from tests.support.epay import order_params, signed
-from tests.support.merchant import Received, plugin_sign
+from tests.support.merchant import plugin_sign
+from tests.support.notify import Answer, delivery_log, paid_order, settled
 from tests.support.waiting import eventually
 
 DELAYS = (0.3, 0.6, 1.0)
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int = 200
-    body: bytes = b"success"
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass
-class ScriptedShop:
-    """A merchant endpoint answering from a script (its last answer repeats), checking signatures with ``key``."""
-
-    key: str
-    script: list[Answer]
-    delay: float = 0.0
-    received: list[Received] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> ScriptedShop:
-        shop = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                params = dict(parse_qsl(parts.query, keep_blank_values=True))
-                entry = Received("GET", parts.path, params, b"", time.monotonic())
-                entry.signature_ok = "sign" in params and plugin_sign(params, shop.key) == params["sign"]
-                answer = shop.script[min(len(shop.received), len(shop.script) - 1)]
-                shop.received.append(entry)
-                if shop.delay:
-                    time.sleep(shop.delay)
-                self.send_response(answer.status)
-                for name, value in answer.headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(answer.body)))
-                self.end_headers()
-                self.wfile.write(answer.body)
-
-            def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-
-@pytest.fixture
-def scripted_shop(merchant: MerchantCredentials) -> Iterator:
-    shops: list[ScriptedShop] = []
-
-    def start(*answers: Answer, delay: float = 0.0) -> ScriptedShop:
-        shop = ScriptedShop(merchant.key, list(answers), delay).start()
-        shops.append(shop)
-        return shop
-
-    yield start
-    for shop in shops:
-        shop.stop()
 
 
 @pytest_asyncio.fixture
@@ -110,53 +32,6 @@ async def strict_gateway(database_url: str) -> AsyncIterator[Gateway]:
     gateway = Gateway.from_settings(make_settings(database_url, notify_allow_private=False))
     yield gateway
     await gateway.aclose()
-
-
-async def paid_order(server, merchant: MerchantCredentials, notify_url: str, out_trade_no: str, **extra: str) -> str:
-    params = order_params(
-        merchant.pid, "http://unused.example", out_trade_no, notify_url=notify_url, clientip="203.0.113.9", **extra
-    )
-    async with server.client() as client:
-        answer = (await client.post("/mapi.php", data=signed(params, merchant.key))).json()
-        assert answer["code"] == 1, answer
-        paid = await client.post(f"/sandbox/pay/{answer['trade_no']}")
-        assert paid.status_code == 303
-    return answer["trade_no"]
-
-
-async def delivery_log(gateway: Gateway, trade_no: str) -> tuple[NotifyTask, list[NotifyAttempt]]:
-    """The task and its attempts as one consistent picture.
-
-    An attempt and its task update commit together, but under READ COMMITTED two SELECTs may
-    see different moments; the task is read before and after the attempts until it did not move.
-    """
-    order_id = select(Order.id).where(Order.trade_no == trade_no).scalar_subquery()
-    while True:
-        async with gateway.db.session() as session:
-            before = (await session.scalars(select(NotifyTask).where(NotifyTask.order_id == order_id))).one()
-            seen = (before.attempts, before.status, before.next_attempt_at)
-            attempts = list(
-                (
-                    await session.scalars(
-                        select(NotifyAttempt).where(NotifyAttempt.task_id == before.id).order_by(NotifyAttempt.number)
-                    )
-                ).all()
-            )
-            after = (
-                await session.scalars(
-                    select(NotifyTask).where(NotifyTask.id == before.id).execution_options(populate_existing=True)
-                )
-            ).one()
-            if (after.attempts, after.status, after.next_attempt_at) == seen:
-                return after, attempts
-
-
-def settled(gateway: Gateway, trade_no: str, status: NotifyStatus):  # type: ignore[no-untyped-def]
-    async def check():  # type: ignore[no-untyped-def]
-        task, attempts = await delivery_log(gateway, trade_no)
-        return (task, attempts) if task.status == status else None
-
-    return check
 
 
 async def test_a_paid_order_is_delivered_to_the_merchant_once_the_worker_runs(server, merchant, shop, worker):
@@ -282,7 +157,7 @@ async def test_a_merchant_that_never_acknowledges_gets_every_retry_then_the_task
     assert task.delivered_at is None
     arrivals = [entry.at for entry in shop.received]
     assert len(arrivals) == 4
-    for gap, delay in zip((b - a for a, b in zip(arrivals, arrivals[1:])), DELAYS):
+    for gap, delay in zip((b - a for a, b in zip(arrivals, arrivals[1:], strict=False)), DELAYS, strict=True):
         assert gap >= delay
     # A failed task is never claimed again: the worker, idle, leaves it alone.
     assert await NotifyWorker(server.gateway, name="idle").run_once() == 0
@@ -345,9 +220,7 @@ async def test_a_host_that_cannot_be_looked_up_is_logged_as_a_dns_failure(server
     assert task.status == NotifyStatus.PENDING and task.last_error.startswith("dns_failure: cannot resolve")
 
 
-async def test_a_private_target_is_refused_by_a_default_gateway_and_logged(
-    server, merchant, shop, strict_gateway
-):
+async def test_a_private_target_is_refused_by_a_default_gateway_and_logged(server, merchant, shop, strict_gateway):
     trade_no = await paid_order(server, merchant, f"{shop.url}/notify", "SSRF-1")
     strict_worker = NotifyWorker(strict_gateway, name="strict")
     try:
@@ -365,9 +238,7 @@ async def test_a_private_target_is_refused_by_a_default_gateway_and_logged(
     assert shop.received == []
 
 
-async def test_messages_are_signed_at_send_time_so_a_retry_uses_a_rotated_key(
-    server, gateway, merchant, scripted_shop
-):
+async def test_messages_are_signed_at_send_time_so_a_retry_uses_a_rotated_key(server, gateway, merchant, scripted_shop):
     shop = scripted_shop(Answer(200, b"fail"), Answer(200, b"success"))
     trade_no = await paid_order(server, merchant, f"{shop.url}/notify", "ROTATE-1")
     manual = NotifyWorker(gateway, name="manual")

@@ -17,9 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 
 def plugin_sign(params: dict[str, str], key: str) -> str:
-    content = "&".join(
-        f"{k}={params[k]}" for k in sorted(params) if k not in ("sign", "sign_type") and params[k] != ""
-    )
+    content = "&".join(f"{k}={params[k]}" for k in sorted(params) if k not in ("sign", "sign_type") and params[k] != "")
     return hashlib.md5((content + key).encode("utf-8")).hexdigest()
 
 

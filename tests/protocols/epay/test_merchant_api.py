@@ -693,8 +693,7 @@ async def _lock_waiters(gateway) -> int:
     async with gateway.db.session() as session:
         return await session.scalar(
             text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
             )
         )
 

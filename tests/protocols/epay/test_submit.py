@@ -542,4 +542,3 @@ async def test_an_order_number_is_per_merchant(server, merchant, gateway):
             await submit(client, signed(order_params(other.pid, SHOP, "SAME", money="5.00"), other.key))
         )
     assert mine != theirs
-
