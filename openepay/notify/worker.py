@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 BODY_HEAD_CHARS = 200
 HEARTBEAT_SECONDS = 5.0
 FORGET_WORKERS_AFTER = timedelta(days=1)
+CYCLE_BACKOFF_MAX = 5.0
 
 
 def worker_name() -> str:
@@ -65,15 +66,21 @@ class NotifyWorker:
         """Claim whenever a delivery slot is free, so one slow merchant never holds up a batch."""
         settings = self.gateway.settings
         log.info("notify worker started", extra={"worker": self.name})
+        failures = 0
         try:
             while not stop.is_set():
                 try:
                     await self.beat_if_due()
                     await self.sweep_if_due()
                     claimed = await self.dispatch()
-                except Exception:
-                    log.exception("notify worker cycle failed; retrying")
-                    claimed = 0
+                except Exception as exc:
+                    failures += 1
+                    _log_cycle_failure(exc, failures)
+                    await self._idle(stop, _backoff(settings.worker_poll_interval, failures))
+                    continue
+                if failures:
+                    log.warning("notify worker recovered after %d failed cycles", failures)
+                    failures = 0
                 if claimed == 0:
                     await self._idle(stop, settings.worker_poll_interval)
             if self._in_flight:
@@ -215,6 +222,20 @@ class NotifyWorker:
                 delete(NotifyWorkerBeat).where(NotifyWorkerBeat.last_seen_at < utcnow() - FORGET_WORKERS_AFTER)
             )
         return len(closed)
+
+
+def _log_cycle_failure(exc: Exception, failures: int) -> None:
+    """One traceback per outage: a database that is down for a minute must not bury the log."""
+    if failures == 1:
+        log.exception("notify worker cycle failed; retrying")
+    else:
+        first_line = (str(exc).splitlines() or [""])[0][:300]
+        log.warning("notify worker cycle failed again (%d in a row): %s: %s", failures, type(exc).__name__, first_line)
+
+
+def _backoff(poll_interval: float, failures: int) -> float:
+    """Retry a failing cycle sooner at first, then less often, so workers do not hammer a restarting database."""
+    return min(poll_interval * 2 ** (failures - 1), max(poll_interval, CYCLE_BACKOFF_MAX))
 
 
 def _attempt_record(started_at, result: HttpOutcome, delivered: bool) -> AttemptRecord:  # type: ignore[no-untyped-def]

@@ -1,0 +1,238 @@
+"""Faults on PostgreSQL, with real ``openepay worker`` processes: crashes, crowds and a restarting database.
+
+Every test has its own PostgreSQL database (never the shared test database, which other tests
+empty as they go) and starts its own worker processes with a clean environment. Paid orders are
+made in-process through the core; the merchant's endpoint is a real server on loopback, and
+what it receives is the proof. A PostgreSQL that cannot be reached fails these tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from sqlalchemy import func, select
+
+from openepay.channels.sandbox.simulator import simulate_buyer_payment
+from openepay.core.states import NotifyStatus
+from openepay.db import migrate
+from openepay.db.models import NotifyAttempt, NotifyTask, Order
+from openepay.gateway import Gateway
+from tests.conftest import PG_DSN, _create_pg_database, _drop_pg_database, make_settings, pg_url
+from tests.support.merchant import FakeMerchant
+from tests.support.orders import sandbox_order
+from tests.support.processes import WorkerProcess, Workers, worker_env, worker_processes
+from tests.support.waiting import eventually
+
+LEASE_SECONDS = 2.0
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A database of this test's own, so terminating its connections touches nothing else."""
+    name = f"openepay_fault_{secrets.token_hex(4)}"
+    asyncio.run(_create_pg_database(name))
+    try:
+        migrate.upgrade(pg_url(name))
+        yield name
+    finally:
+        asyncio.run(_drop_pg_database(name))
+
+
+@pytest_asyncio.fixture
+async def core(pg_database: str) -> AsyncIterator[Gateway]:
+    gateway = Gateway.from_settings(make_settings(pg_url(pg_database)))
+    yield gateway
+    await gateway.aclose()
+
+
+@pytest.fixture
+def shops() -> Iterator[list[FakeMerchant]]:
+    started: list[FakeMerchant] = []
+    yield started
+    for shop in started:
+        shop.stop()
+
+
+@pytest.fixture
+def workers(pg_database: str, tmp_path: Path) -> Iterator[Workers]:
+    """Worker processes on this test's database with a short lease; all stopped at the end."""
+    env = worker_env(
+        pg_url(pg_database),
+        notify_lease_seconds=LEASE_SECONDS,
+        notify_concurrency=8,
+        notify_batch_size=4,
+        notify_merchant_max_in_flight=8,
+    )
+    with worker_processes(env, tmp_path) as running:
+        yield running
+    print(running.logs())  # shown when the test fails
+
+
+async def open_shop(gateway: Gateway, shops: list[FakeMerchant], name: str, delay: float) -> tuple[int, FakeMerchant]:
+    credentials = await gateway.merchants.create(name)
+    shop = FakeMerchant(key=credentials.key, delay=delay).start()
+    shops.append(shop)
+    return credentials.pid, shop
+
+
+async def pay_orders(gateway: Gateway, pid: int, shop: FakeMerchant, count: int) -> list[str]:
+    """``count`` orders paid by their buyers, each now owing the merchant a notification."""
+    trade_nos = []
+    for number in range(count):
+        order = await sandbox_order(gateway, pid, f"{pid}-{number}", notify_url=f"{shop.url}/notify")
+        await simulate_buyer_payment(gateway, order.trade_no)
+        trade_nos.append(order.trade_no)
+    return trade_nos
+
+
+def received(*shops: FakeMerchant) -> Counter[str]:
+    """How many times each trade_no reached its merchant, counting only notifications it could verify."""
+    counts: Counter[str] = Counter()
+    for shop in shops:
+        for entry in shop.notifications():
+            assert entry.signature_ok, entry.params
+            assert entry.params["trade_status"] == "TRADE_SUCCESS"
+            counts[entry.params["trade_no"]] += 1
+    return counts
+
+
+async def task_statuses(gateway: Gateway) -> Counter[str]:
+    async with gateway.db.session() as session:
+        rows = await session.execute(select(NotifyTask.status, func.count()).group_by(NotifyTask.status))
+        return Counter({status: count for status, count in rows.all()})
+
+
+def all_succeeded(gateway: Gateway, total: int):  # type: ignore[no-untyped-def]
+    async def check() -> bool:
+        return (await task_statuses(gateway)) == Counter({NotifyStatus.SUCCEEDED: total})
+
+    return check
+
+
+async def leased_trade_nos(gateway: Gateway) -> set[str]:
+    async with gateway.db.session() as session:
+        rows = await session.scalars(
+            select(Order.trade_no)
+            .join(NotifyTask, NotifyTask.order_id == Order.id)
+            .where(NotifyTask.status == NotifyStatus.PENDING, NotifyTask.lease_owner.is_not(None))
+        )
+        return set(rows.all())
+
+
+def assert_alive(workers: Workers, *processes: WorkerProcess) -> None:
+    for process in processes:
+        assert process.alive, f"worker {process.pid} died:\n{workers.logs()}"
+
+
+async def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_only_what_it_held(
+    core: Gateway, shops: list[FakeMerchant], workers: Workers
+) -> None:
+    pid, shop = await open_shop(core, shops, "Slow Shop", delay=0.5)
+    trade_nos = await pay_orders(core, pid, shop, 40)
+
+    (doomed,) = workers.start(1)
+    await eventually(lambda: len(shop.notifications()) >= 3, timeout=20)
+    doomed.kill()
+    # A dead worker changes nothing more: the leases still in the table are exactly what it held.
+    held = await leased_trade_nos(core)
+    statuses = await task_statuses(core)
+    assert held, "the worker was killed with deliveries in flight"
+    assert statuses[NotifyStatus.PENDING] > len(held), "the worker was killed before the batch was done"
+
+    (survivor,) = workers.start(1)
+    await eventually(lambda: set(received(shop)) == set(trade_nos), timeout=20)
+    await eventually(all_succeeded(core, len(trade_nos)), timeout=10)
+
+    counts = received(shop)
+    repeated = {trade_no for trade_no, count in counts.items() if count > 1}
+    duplicates = sum(count - 1 for count in counts.values())
+    print(f"held at kill: {len(held)}, duplicates after kill -9: {duplicates}")
+    assert duplicates <= len(held)
+    assert repeated <= held, "only notifications the dead worker had leased may arrive twice"
+    assert max(counts.values()) <= 2
+    assert_alive(workers, survivor)
+
+
+@pytest.mark.parametrize("count", [2, 4])
+async def test_several_workers_deliver_each_notification_exactly_once(
+    count: int, core: Gateway, shops: list[FakeMerchant], workers: Workers
+) -> None:
+    trade_nos: list[str] = []
+    for number in range(3):
+        pid, shop = await open_shop(core, shops, f"Shop {number}", delay=0.05)
+        trade_nos += await pay_orders(core, pid, shop, 40)
+
+    owners: set[str] = set()
+
+    async def all_delivered() -> bool:
+        async with core.db.session() as session:
+            owners.update(
+                (await session.scalars(select(NotifyTask.lease_owner).where(NotifyTask.lease_owner.is_not(None)))).all()
+            )
+        return (await task_statuses(core)) == Counter({NotifyStatus.SUCCEEDED: len(trade_nos)})
+
+    started = workers.start(count)
+    await eventually(all_delivered, timeout=40, interval=0.01)
+
+    counts = received(*shops)
+    assert set(counts) == set(trade_nos)
+    assert [t for t, n in counts.items() if n != 1] == []
+    async with core.db.session() as session:
+        attempts = await session.scalar(select(func.count()).select_from(NotifyAttempt))
+        sums = await session.scalar(select(func.sum(NotifyTask.attempts)))
+    assert attempts == sums == len(trade_nos)
+    # Owners are named host:pid:suffix; every process took its share of the backlog.
+    assert {int(owner.split(":")[1]) for owner in owners} == {worker.pid for worker in started}
+    assert_alive(workers, *started)
+
+
+async def test_a_database_restart_under_load_costs_retries_not_notifications(
+    pg_database: str, core: Gateway, shops: list[FakeMerchant], workers: Workers
+) -> None:
+    pid, shop = await open_shop(core, shops, "Busy Shop", delay=0.2)
+    trade_nos = await pay_orders(core, pid, shop, 60)
+
+    started = workers.start(2)
+    await eventually(lambda: len(shop.notifications()) >= 5, timeout=20)
+    await core.db.dispose()  # only the workers are connected now
+
+    admin = await asyncpg.connect(PG_DSN)
+    try:
+        terminate = (
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()"
+        )
+        killed = await admin.fetchval(terminate, pg_database)
+        await admin.execute(f'ALTER DATABASE "{pg_database}" ALLOW_CONNECTIONS false')
+        killed += await admin.fetchval(terminate, pg_database)
+        delivered_before = len(received(shop))
+        await asyncio.sleep(3)  # the database is down for this long
+        await admin.execute(f'ALTER DATABASE "{pg_database}" ALLOW_CONNECTIONS true')
+    finally:
+        await admin.close()
+    assert killed >= 2, "both workers were connected when the database went away"
+    assert delivered_before < len(trade_nos), "the outage came in the middle of the work"
+
+    await eventually(lambda: set(received(shop)) == set(trade_nos), timeout=20)
+    await eventually(all_succeeded(core, len(trade_nos)), timeout=10)
+    assert_alive(workers, *started)
+    async with core.db.session() as session:
+        undelivered = await session.scalar(
+            select(func.count()).select_from(NotifyAttempt).where(NotifyAttempt.delivered.is_(False))
+        )
+    assert undelivered == 0, "the outage was never blamed on the merchant"
+    # Each worker felt the outage, and told the operator once, not once per poll.
+    tracebacks = [worker.output().count("notify worker cycle failed; retrying") for worker in started]
+    assert all(1 <= count <= 3 for count in tracebacks), tracebacks
+    counts = received(shop)
+    duplicates = sum(count - 1 for count in counts.values())
+    print(f"delivered before the outage: {delivered_before}, duplicates: {duplicates}")
+    # Only deliveries whose outcome could not be written are repeated: at most what was in flight.
+    assert duplicates <= 2 * 8
