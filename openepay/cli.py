@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
-import uvicorn
+import uvloop
 from sqlalchemy import select
 
 from openepay import logs
@@ -20,7 +20,6 @@ from openepay.core.merchants import MerchantNotFound
 from openepay.core.money import format_yuan
 from openepay.core.orders import get_order
 from openepay.core.states import MerchantStatus, OrderStatus
-from openepay.db import migrate
 from openepay.db.models import Merchant, NotifyAttempt, NotifyTask, Order
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
@@ -44,6 +43,8 @@ def _fail(message: str) -> typer.Exit:
 
 def _prepare(settings: Settings) -> None:
     """Migrate SQLite on start; on other databases insist the schema is current."""
+    from openepay.db import migrate
+
     logs.configure(settings.log_level, settings.log_format)
     try:
         settings.resolve_secret_key()
@@ -65,10 +66,12 @@ def _with_gateway(settings: Settings, action: Callable[[Gateway], Awaitable[T]])
         finally:
             await gateway.aclose()
 
-    return asyncio.run(run())
+    return uvloop.run(run())
 
 
 def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> None:
+    import uvicorn
+
     from openepay.app import create_app
 
     uvicorn.run(
@@ -125,6 +128,8 @@ def worker(
 @app.command("migrate")
 def migrate_command() -> None:
     """Apply database migrations (SQLite is migrated automatically on start)."""
+    from openepay.db import migrate
+
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
     migrate.upgrade(settings.database_url)

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPENEPAY_", extra="ignore")
 
     database_url: str = DEFAULT_DATABASE_URL
+    # PostgreSQL connections per process. Requests and deliveries queue for them instead of
+    # opening extra ones, so N processes never hold more than N x this many.
+    db_pool_size: int = 10
     public_url: str | None = Field(
         default=None,
         description="Base URL buyers and merchants reach us at; derived from each request when unset.",

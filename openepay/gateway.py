@@ -36,6 +36,8 @@ class Gateway:
     @classmethod
     def from_settings(cls, settings: Settings, **engine_kwargs) -> Gateway:  # type: ignore[no-untyped-def]
         master_key = settings.resolve_secret_key()
+        if not settings.is_sqlite:
+            engine_kwargs.setdefault("pool_size", settings.db_pool_size)
         db = Database(settings.database_url, **engine_kwargs)
         box = SecretBox(master_key)
         enabled: list[Channel] = []

@@ -95,6 +95,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "worker_sweep_interval": 0.2,
         "notify_retry_delays": (0.3, 0.6, 1.0),
         "notify_timeout": 3.0,
+        # Some PostgreSQL tests park a dozen transactions on one row lock at once.
+        "db_pool_size": 20,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

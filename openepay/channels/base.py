@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from fastapi import APIRouter
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
 
 PAY_TYPE_NAMES = {
     "alipay": "支付宝",

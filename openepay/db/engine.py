@@ -47,7 +47,8 @@ def build_engine(database_url: str, **kwargs) -> AsyncEngine:  # type: ignore[no
         _configure_sqlite(engine)
         return engine
     kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 10)
+    kwargs.setdefault("max_overflow", 0)
+    kwargs.setdefault("pool_timeout", 60)
     # No pre-ping: it costs a round trip on every checkout. When the server restarts, the
     # first statement on a dead connection fails, SQLAlchemy invalidates the whole pool, and
     # the unit of work that failed is retried by its caller (the worker's next cycle, the

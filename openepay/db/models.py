@@ -104,6 +104,8 @@ class NotifyTask(Base):
         UniqueConstraint("order_id", "event"),
         Index("ix_notify_tasks_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_notify_tasks_lease_expires_at", "lease_expires_at"),
+        # The claim's "no earlier pending notification for this order" check looks up by order.
+        Index("ix_notify_tasks_order_id_status", "order_id", "status"),
         Index("ix_notify_tasks_status_failed_at", "status", "failed_at"),
     )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +36,17 @@ async def record_outcome(
     now: datetime,
     policy: BreakerPolicy,
 ) -> None:
+    if delivered:
+        # The common case: nothing to change, and no row lock taken when the breaker is closed.
+        await session.execute(
+            update(NotifyBreaker)
+            .where(
+                NotifyBreaker.merchant_pid == merchant_pid,
+                or_(NotifyBreaker.consecutive_failures > 0, NotifyBreaker.open_until.is_not(None)),
+            )
+            .values(consecutive_failures=0, open_until=None, cooldown_seconds=0.0)
+        )
+        return
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     await session.execute(
         insert(NotifyBreaker)
@@ -46,11 +57,6 @@ async def record_outcome(
         select(NotifyBreaker).where(NotifyBreaker.merchant_pid == merchant_pid).with_for_update()
     )
     assert breaker is not None
-    if delivered:
-        breaker.consecutive_failures = 0
-        breaker.open_until = None
-        breaker.cooldown_seconds = 0.0
-        return
     breaker.consecutive_failures += 1
     if breaker.open_until is None:
         if breaker.consecutive_failures >= policy.threshold:

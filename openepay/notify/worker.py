@@ -139,10 +139,14 @@ class NotifyWorker:
     async def deliver(self, task: ClaimedTask) -> None:
         gateway = self.gateway
         async with gateway.db.session() as session:
-            order = await session.scalar(select(Order).where(Order.id == task.order_id))
-            merchant = await session.get(Merchant, task.merchant_pid)
-            first_due = await session.scalar(select(NotifyTask.created_at).where(NotifyTask.id == task.id))
-        assert order is not None and merchant is not None, "outbox rows reference existing orders"
+            order, merchant, first_due = (
+                await session.execute(
+                    select(Order, Merchant, NotifyTask.created_at)
+                    .join(Merchant, Merchant.pid == Order.merchant_pid)
+                    .join(NotifyTask, NotifyTask.order_id == Order.id)
+                    .where(NotifyTask.id == task.id)
+                )
+            ).one()
         dialect = gateway.dialects.for_order(order)
         message = dialect.notification(order, gateway.merchants.key_of(merchant))
         started_at = utcnow()

@@ -12,9 +12,9 @@ import hmac
 import secrets
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter
 from sqlalchemy import select
 
 from openepay.channels.base import (
@@ -35,6 +35,9 @@ from openepay.db.models import ChannelCallback
 
 SIGNED_FIELDS = ("amount_fen", "paid_at", "sandbox_trade_no", "trade_no")
 _CREDITED = ("paid", "paid_late", "already_paid")
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
 
 
 class SandboxChannel(Channel):

@@ -164,6 +164,7 @@ def upgrade() -> None:
     with op.batch_alter_table("notify_tasks", schema=None) as batch_op:
         batch_op.create_index("ix_notify_tasks_lease_expires_at", ["lease_expires_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_notify_tasks_merchant_pid"), ["merchant_pid"], unique=False)
+        batch_op.create_index("ix_notify_tasks_order_id_status", ["order_id", "status"], unique=False)
         batch_op.create_index("ix_notify_tasks_status_failed_at", ["status", "failed_at"], unique=False)
         batch_op.create_index("ix_notify_tasks_status_next_attempt_at", ["status", "next_attempt_at"], unique=False)
 
@@ -219,6 +220,7 @@ def downgrade() -> None:
     with op.batch_alter_table("notify_tasks", schema=None) as batch_op:
         batch_op.drop_index("ix_notify_tasks_status_next_attempt_at")
         batch_op.drop_index("ix_notify_tasks_status_failed_at")
+        batch_op.drop_index("ix_notify_tasks_order_id_status")
         batch_op.drop_index(batch_op.f("ix_notify_tasks_merchant_pid"))
         batch_op.drop_index("ix_notify_tasks_lease_expires_at")
 
