@@ -19,6 +19,9 @@ from openepay.config import Settings
 from openepay.gateway import Gateway
 from openepay.protocols.epay import merchant_api as epay_api
 from openepay.protocols.epay import routes as epay_routes
+from openepay.protocols.epay_v2 import routes as epay_v2_routes
+from openepay.protocols.pay_mapi import routes as pay_mapi_routes
+from openepay.protocols.payfor import routes as payfor_routes
 from openepay.web import callbacks, demo_shop, health
 from openepay.web.cashier import routes as cashier_routes
 from openepay.web.middleware import BodyLimit, ObserveRequests
@@ -56,7 +59,14 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
     app.add_middleware(BodyLimit)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
 
-    for router in (epay_routes.router, epay_api.router, cashier_routes.router, callbacks.router, health.router):
+    dialect_routers = (
+        epay_routes.router,
+        epay_api.router,
+        pay_mapi_routes.router,
+        payfor_routes.router,
+        epay_v2_routes.router,
+    )
+    for router in (*dialect_routers, cashier_routes.router, callbacks.router, health.router):
         app.include_router(router)
     for channel in gateway.channels.all():
         channel_router = channel.router()

@@ -7,6 +7,7 @@ import json
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -28,9 +29,11 @@ app = typer.Typer(help="OpenEpay: a self-hosted payment gateway for 易支付/ep
 merchant_app = typer.Typer(help="Merchant accounts.", no_args_is_help=True)
 order_app = typer.Typer(help="Orders.", no_args_is_help=True)
 notify_app = typer.Typer(help="Notifications to merchants.", no_args_is_help=True)
+platform_app = typer.Typer(help="The gateway's own keys.", no_args_is_help=True)
 app.add_typer(merchant_app, name="merchant")
 app.add_typer(order_app, name="order")
 app.add_typer(notify_app, name="notify")
+app.add_typer(platform_app, name="platform")
 
 T = TypeVar("T")
 DEMO_MERCHANT = "Demo Shop"
@@ -255,6 +258,58 @@ def merchant_rotate_key(pid: int) -> None:
     typer.echo(f"pid: {credentials.pid}\nkey: {credentials.key}")
 
 
+@merchant_app.command("set-rsa")
+def merchant_set_rsa(
+    pid: int,
+    public_key: Path = typer.Option(
+        ..., "--public-key", help="The merchant's RSA public key: a PEM file, or the bare base64 Rainbow shows."
+    ),
+    rsa_only: bool | None = typer.Option(
+        None, "--rsa-only/--allow-md5", help="Refuse (or accept again) MD5-signed epay V2 requests."
+    ),
+) -> None:
+    """Set the RSA public key that checks the merchant's epay V2 (/api/...) signatures."""
+    from openepay.protocols.epay_v2.signing import KeyFormatError, load_public_key, public_pem
+
+    try:
+        text = public_key.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(f"cannot read {public_key}: {exc}") from None
+    try:
+        key = load_public_key(text)
+    except KeyFormatError as exc:
+        raise _fail(f"key refused: {exc}") from None
+    values: dict[str, Any] = {"rsa_public_key": public_pem(key)}
+    if rsa_only is not None:
+        values["rsa_only"] = rsa_only
+
+    async def store(gateway: Gateway) -> Merchant:
+        await gateway.merchants.update(pid, **values)
+        return await gateway.merchants.get(pid)
+
+    try:
+        merchant = _with_gateway(Settings(), store)
+    except MerchantNotFound:
+        raise _fail(f"no merchant {pid}") from None
+    typer.echo(f"merchant {pid}: RSA public key set ({key.key_size} bits)")
+    typer.echo(f"MD5-signed V2 requests: {'refused (RSA only)' if merchant.rsa_only else 'accepted'}")
+
+
+@platform_app.command("public-key")
+def platform_public_key(
+    as_base64: bool = typer.Option(False, "--base64", help="Only the base64 body, as Rainbow's SDK config takes it."),
+) -> None:
+    """Print the gateway's epay V2 public key (created on first use), for merchants to verify our signatures."""
+    from openepay.protocols.epay_v2.platform_key import platform_key
+    from openepay.secretbox import SecretBoxError
+
+    try:
+        key = _with_gateway(Settings(), lambda gw: platform_key(gw.db, gw.box))
+    except SecretBoxError as exc:
+        raise _fail(f"cannot open the stored platform key: {exc}") from None
+    typer.echo(key.public_base64 if as_base64 else key.public_pem.rstrip("\n"))
+
+
 def _set_status(pid: int, status: MerchantStatus) -> None:
     try:
         _with_gateway(Settings(), lambda gw: gw.merchants.set_status(pid, status))
@@ -428,7 +483,7 @@ def notify_test(
         merchant_row = await gateway.merchants.get(pid)
         messages = gateway.dialects.named(dialect)
         stamp = utcnow().strftime("%Y%m%d%H%M%S")
-        message = messages.test_notification(pid, gateway.merchants.key_of(merchant_row), url, stamp)
+        message = await messages.test_notification(pid, gateway.merchants.key_of(merchant_row), url, stamp)
         settings = gateway.settings
         client = SafeHttpClient(
             allow_private=settings.notify_allow_private,

@@ -50,7 +50,7 @@ class Gateway:
             box=box,
             merchants=Merchants(db, box),
             channels=ChannelRegistry(enabled),
-            dialects=build_dialects(),
+            dialects=build_dialects(db, box),
             metrics=Metrics(),
         )
 

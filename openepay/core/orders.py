@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -202,6 +202,26 @@ async def attach_payment(
             current = await session.get(Order, order_id)
             raise OrderNotPayable(current.status if current else "missing")
         return order
+
+
+async def discard_unoffered(db: Database, order_id: int) -> bool:
+    """Forget an order no channel would take, so the merchant can try the same number again.
+
+    Only an order that never got a payment offer can go: nobody has seen a QR code or a pay
+    page for it, and nothing else refers to it.
+    """
+    async with db.session() as session:
+        result = await session.execute(
+            delete(Order).where(
+                Order.id == order_id,
+                Order.status == OrderStatus.CREATED,
+                Order.channel.is_(None),
+                Order.pay_url.is_(None),
+                Order.qrcode.is_(None),
+                Order.urlscheme.is_(None),
+            )
+        )
+        return bool(result.rowcount)
 
 
 async def close_expired(db: Database, now: datetime | None = None, limit: int = 500) -> list[Order]:

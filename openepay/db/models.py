@@ -50,6 +50,9 @@ class Merchant(Base):
     settle_name: Mapped[str] = mapped_column(String(128), default="")
     # Seconds between notification attempts for this merchant; None means the gateway's default.
     notify_retry_delays: Mapped[list[float] | None] = mapped_column(JSON)
+    # epay V2: the merchant's RSA public key (PEM), and whether MD5 signatures are refused.
+    rsa_public_key: Mapped[str | None] = mapped_column(Text)
+    rsa_only: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -217,3 +220,24 @@ class ChannelCallback(Base):
     decision: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)
+
+
+class PlatformKey(Base):
+    """The gateway's own key pairs (epay V2 signs responses and notifications with one)."""
+
+    __tablename__ = "platform_keys"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    public_pem: Mapped[str] = mapped_column(Text)
+    private_sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RequestNonce(Base):
+    """Requests already seen inside a replay window (scope says which API and merchant)."""
+
+    __tablename__ = "request_nonces"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, exists, func, or_, select, update
+from sqlalchemy import Update, case, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -207,43 +207,32 @@ def _describe(attempt: AttemptRecord) -> str:
     return ": ".join(parts)[:300]
 
 
-async def resend(db: Database, trade_no: str) -> int:
-    """Queue every notification of an order again, now, with a fresh retry schedule.
+def _requeue() -> Update:
+    """Pending again, due now, a fresh retry schedule, and no lease.
 
-    Any lease is dropped: "now" must not wait for a stuck worker's lease to run out, and a
+    The lease is dropped too: "now" must not wait for a stuck worker's lease to run out, and a
     worker still delivering must not overwrite the fresh schedule when it records its attempt.
     """
+    return update(NotifyTask).values(
+        status=NotifyStatus.PENDING,
+        attempts=0,
+        next_attempt_at=utcnow(),
+        failed_at=None,
+        lease_owner=None,
+        lease_expires_at=None,
+    )
+
+
+async def resend(db: Database, trade_no: str) -> int:
+    """Queue every notification of an order again."""
+    order_id = select(Order.id).where(Order.trade_no == trade_no).scalar_subquery()
     async with db.session() as session:
-        order_id = select(Order.id).where(Order.trade_no == trade_no).scalar_subquery()
-        result = await session.execute(
-            update(NotifyTask)
-            .where(NotifyTask.order_id == order_id)
-            .values(
-                status=NotifyStatus.PENDING,
-                attempts=0,
-                next_attempt_at=utcnow(),
-                failed_at=None,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-        )
-        return result.rowcount or 0
+        return (await session.execute(_requeue().where(NotifyTask.order_id == order_id))).rowcount or 0
 
 
 async def resend_failed(db: Database, *, since: datetime, merchant_pid: int | None = None) -> int:
     """Queue again every notification that gave up at or after ``since`` (optionally one merchant's)."""
-    query = (
-        update(NotifyTask)
-        .where(NotifyTask.status == NotifyStatus.FAILED, NotifyTask.failed_at >= since)
-        .values(
-            status=NotifyStatus.PENDING,
-            attempts=0,
-            next_attempt_at=utcnow(),
-            failed_at=None,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
-    )
+    query = _requeue().where(NotifyTask.status == NotifyStatus.FAILED, NotifyTask.failed_at >= since)
     if merchant_pid is not None:
         query = query.where(NotifyTask.merchant_pid == merchant_pid)
     async with db.session() as session:
@@ -255,3 +244,16 @@ async def prune_attempts(db: Database, *, older_than: datetime, batch: int = 500
     old = select(NotifyAttempt.id).where(NotifyAttempt.started_at < older_than).limit(batch)
     async with db.session() as session:
         return (await session.execute(delete(NotifyAttempt).where(NotifyAttempt.id.in_(old)))).rowcount or 0
+
+
+async def first_sent_at(db: Database, order_id: int) -> datetime | None:
+    """When a notification of the order was first sent and answered (None if not yet)."""
+    async with db.session() as session:
+        attempts = (
+            await session.execute(
+                select(NotifyAttempt.started_at, NotifyAttempt.latency_ms)
+                .join(NotifyTask, NotifyTask.id == NotifyAttempt.task_id)
+                .where(NotifyTask.order_id == order_id)
+            )
+        ).all()
+    return min((started + timedelta(milliseconds=latency) for started, latency in attempts), default=None)

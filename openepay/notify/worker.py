@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 
 from openepay.core.orders import channel_view, close_expired
+from openepay.core.replay import forget_expired
 from openepay.db.models import Merchant, NotifyTask, NotifyWorkerBeat, Order
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
@@ -148,7 +149,7 @@ class NotifyWorker:
                 )
             ).one()
         dialect = gateway.dialects.for_order(order)
-        message = dialect.notification(order, gateway.merchants.key_of(merchant))
+        message = await dialect.notification(order, gateway.merchants.key_of(merchant))
         started_at = utcnow()
         result = await self.http.send(message)
         delivered = result.error_class is None and dialect.acknowledged(result.body)
@@ -217,6 +218,7 @@ class NotifyWorker:
                 log.exception("channel %s could not close %s upstream", order.channel, order.trade_no)
         if closed:
             log.info("closed expired orders", extra={"count": len(closed)})
+        await forget_expired(gateway.db)
         retention = timedelta(days=gateway.settings.notify_attempt_retention_days)
         pruned = await prune_attempts(gateway.db, older_than=utcnow() - retention)
         if pruned:

@@ -47,7 +47,12 @@ async def form_params(request: Request) -> dict[str, str]:
         form = await request.form()
     except (HTTPException, MultiPartException):
         return {}
-    return {name: value for name, value in form.items() if not isinstance(value, UploadFile)}
+    return {_valid_text(name): _valid_text(value) for name, value in form.items() if not isinstance(value, UploadFile)}
+
+
+def _valid_text(text: str) -> str:
+    """Text that encodes as UTF-8: a part may declare a charset (utf-7) that decodes to lone surrogates."""
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def query_params(request: Request) -> dict[str, str]:

@@ -8,23 +8,31 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from openepay.db import Database
 from openepay.db.models import Order
 from openepay.notify.http import OutboundMessage
-from openepay.protocols.epay import DIALECT as EPAY
+from openepay.protocols import epay, epay_v2, pay_mapi, payfor
 from openepay.protocols.epay.messages import EpayMessages
+from openepay.protocols.epay_v2.messages import EpayV2Messages
+from openepay.protocols.pay_mapi.messages import PayMapiMessages
+from openepay.protocols.payfor.messages import PayForMessages
+from openepay.secretbox import SecretBox
 
 
 class DialectMessages(Protocol):
-    def notification(self, order: Order, key: str) -> OutboundMessage:
+    # Seconds the buyer's return must wait after the notification was sent; None: no waiting.
+    return_after_notify: float | None
+
+    async def notification(self, order: Order, key: str) -> OutboundMessage:
         """The signed message telling the merchant the order is paid (signed at send time)."""
 
     def acknowledged(self, body: bytes) -> bool:
         """Whether the merchant's answer means "received, stop retrying"."""
 
-    def test_notification(self, pid: int, key: str, url: str, stamp: str) -> OutboundMessage:
+    async def test_notification(self, pid: int, key: str, url: str, stamp: str) -> OutboundMessage:
         """A clearly marked, signed test message, so a merchant can check their endpoint."""
 
-    def return_url(self, order: Order, key: str) -> str | None:
+    async def return_url(self, order: Order, key: str) -> str | None:
         """Where to send the buyer's browser after payment, signed; None if the merchant gave none."""
 
 
@@ -42,5 +50,12 @@ class DialectRegistry:
         return sorted(self._dialects)
 
 
-def build_dialects() -> DialectRegistry:
-    return DialectRegistry({EPAY: EpayMessages()})
+def build_dialects(db: Database, box: SecretBox) -> DialectRegistry:
+    return DialectRegistry(
+        {
+            epay.DIALECT: EpayMessages(),
+            pay_mapi.DIALECT: PayMapiMessages(db, box),
+            payfor.DIALECT: PayForMessages(db, box),
+            epay_v2.DIALECT: EpayV2Messages(db, box),
+        }
+    )

@@ -22,10 +22,12 @@ from openepay.channels.base import (
     CallbackRequest,
     Channel,
     ChannelOrder,
+    ChannelRefused,
     Confirmation,
     PayContext,
     PaymentOffer,
     RefundOutcome,
+    RefusalReason,
     Reply,
     UpstreamState,
     UpstreamStatus,
@@ -34,6 +36,11 @@ from openepay.db import Database
 from openepay.db.models import ChannelCallback
 
 SIGNED_FIELDS = ("amount_fen", "paid_at", "sandbox_trade_no", "trade_no")
+# Test amounts in fen: the channel refuses as paused, has no code for the amount, or asks the
+# buyer to pay one fen more (as amount-matching personal-QR channels do).
+PAUSED_AMOUNT = 702
+NO_CODE_AMOUNT = 703
+FLUCTUATING_AMOUNT = 709
 _CREDITED = ("paid", "paid_late", "already_paid")
 
 if TYPE_CHECKING:
@@ -64,8 +71,16 @@ class SandboxChannel(Channel):
         return {**fields, "sign": self._sign(fields)}
 
     async def create(self, order: ChannelOrder, ctx: PayContext) -> PaymentOffer:
+        """Like any sandbox, a few amounts act out what real upstreams do (docs/dialects.md)."""
+        if order.pay_amount_fen == PAUSED_AMOUNT:
+            raise ChannelRefused(RefusalReason.PAUSED, "sandbox: channel paused (test amount 7.02)")
+        if order.pay_amount_fen == NO_CODE_AMOUNT:
+            raise ChannelRefused(
+                RefusalReason.NO_CODE_FOR_AMOUNT, "sandbox: no code for this amount (test amount 7.03)"
+            )
         url = ctx.url(f"/sandbox/pay/{order.trade_no}")
-        return PaymentOffer(pay_url=url, qrcode=url)
+        pay_amount = order.pay_amount_fen + 1 if order.pay_amount_fen == FLUCTUATING_AMOUNT else None
+        return PaymentOffer(pay_url=url, qrcode=url, pay_amount_fen=pay_amount)
 
     async def query(self, order: ChannelOrder) -> UpstreamStatus:
         """The simulated upstream's own record is the log of callbacks it sent us."""

@@ -62,17 +62,19 @@ def test_params(pid: int, key: str, stamp: str) -> dict[str, str]:
 
 
 class EpayMessages:
-    def notification(self, order: Order, key: str) -> OutboundMessage:
+    return_after_notify = None
+
+    async def notification(self, order: Order, key: str) -> OutboundMessage:
         query = http_build_query(notification_params(order, key))
         return OutboundMessage("GET", append_query(order.notify_url, query))
 
-    def test_notification(self, pid: int, key: str, url: str, stamp: str) -> OutboundMessage:
+    async def test_notification(self, pid: int, key: str, url: str, stamp: str) -> OutboundMessage:
         return OutboundMessage("GET", append_query(url, http_build_query(test_params(pid, key, stamp))))
 
     def acknowledged(self, body: bytes) -> bool:
         return any(word in body for word in ACK_WORDS)
 
-    def return_url(self, order: Order, key: str) -> str | None:
+    async def return_url(self, order: Order, key: str) -> str | None:
         if not order.return_url:
             return None
         return append_query(order.return_url, http_build_query(notification_params(order, key)))

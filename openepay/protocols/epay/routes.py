@@ -42,7 +42,7 @@ router = APIRouter()
 BUSY = "系统繁忙，请稍后再试"
 
 
-async def _place(gateway: Gateway, pay: PayRequest) -> PlacedOrder:
+async def place_epay_order(gateway: Gateway, pay: PayRequest) -> PlacedOrder:
     try:
         return await place_order(gateway.db, pay.order, timeout=gateway.order_timeout, reopen_identical=True)
     except OrderAlreadyPaid as exc:
@@ -51,7 +51,9 @@ async def _place(gateway: Gateway, pay: PayRequest) -> PlacedOrder:
         raise EpayError(terms_changed(exc.out_trade_no)) from None
 
 
-async def _start(gateway: Gateway, request: Request, order: Order, pay_type: str, device: str) -> Order | None:
+async def start_epay_payment(
+    gateway: Gateway, request: Request, order: Order, pay_type: str, device: str
+) -> Order | None:
     """The order with a live offer, or None when no channel serves the pay type (the cashier lets the buyer choose)."""
     try:
         return await start_payment(
@@ -78,11 +80,11 @@ async def submit(request: Request) -> Response:
         return HTMLResponse("你还未配置支付接口商户！")
     try:
         pay = await validate_pay_request(gateway, params, api=False)
-        order = (await _place(gateway, pay)).order
+        order = (await place_epay_order(gateway, pay)).order
         target = cashier_path(order.trade_no)
         if pay.pay_type:
             device = "mobile" if is_mobile(request.headers.get("user-agent")) else "pc"
-            if await _start(gateway, request, order, pay.pay_type, device) is None:
+            if await start_epay_payment(gateway, request, order, pay.pay_type, device) is None:
                 target += "?other=1"
     except EpayError as error:
         return message_page(request, "站点提示信息", error.msg)
@@ -121,10 +123,10 @@ async def mapi(request: Request) -> JSONResponse:
         return JSONResponse({"code": -4, "msg": "未传入任何参数"})
     try:
         pay = await validate_pay_request(gateway, params, api=True)
-        order = (await _place(gateway, pay)).order
+        order = (await place_epay_order(gateway, pay)).order
         cashier_url = gateway.pay_context(base_url(request)).url(cashier_path(order.trade_no))
         assert pay.pay_type is not None
-        started = await _start(gateway, request, order, pay.pay_type, pay.device)
+        started = await start_epay_payment(gateway, request, order, pay.pay_type, pay.device)
         if started is None:
             return JSONResponse({"code": 1, "trade_no": order.trade_no, "payurl": f"{cashier_url}?other=1"})
         if pay.device == "jump":

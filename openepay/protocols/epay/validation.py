@@ -77,7 +77,11 @@ async def authenticate(gateway: Gateway, params: dict[str, str]) -> Merchant:
 
 
 async def validate_pay_request(gateway: Gateway, params: dict[str, str], *, api: bool) -> PayRequest:
-    merchant = await authenticate(gateway, params)
+    return check_order_fields(gateway, await authenticate(gateway, params), params, api=api)
+
+
+def check_order_fields(gateway: Gateway, merchant: Merchant, params: dict[str, str], *, api: bool) -> PayRequest:
+    """The order fields of an authenticated request, in Rainbow's order and with its texts (V2 shares them)."""
     get = params.get
     out_trade_no, notify_url, return_url = get("out_trade_no", ""), get("notify_url", ""), get("return_url", "")
     name, money, pay_type = get("name", ""), get("money", ""), get("type", "")

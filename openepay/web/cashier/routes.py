@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -14,6 +15,7 @@ from openepay.core.orders import OrderNotPayable, close_if_expired, get_order
 from openepay.core.states import SETTLED_PAID, OrderStatus
 from openepay.db.models import Order
 from openepay.db.types import utcnow
+from openepay.notify.outbox import first_sent_at
 from openepay.web.deps import base_url, gateway_of
 from openepay.web.templating import is_mobile, templates
 
@@ -149,8 +151,15 @@ async def return_to_merchant(request: Request, trade_no: str) -> Response:
         return _unpayable_page(request, order)
     if order.status not in SETTLED_PAID:
         return RedirectResponse(cashier_path(trade_no), status_code=302)
+    messages = gateway.dialects.for_order(order)
+    if messages.return_after_notify is not None:
+        sent_at = await first_sent_at(gateway.db, order.id)
+        if sent_at is None or utcnow() < sent_at + timedelta(seconds=messages.return_after_notify):
+            return templates.TemplateResponse(
+                request, "returning.html", {"order": order}, headers={"Cache-Control": "no-store"}
+            )
     merchant = await gateway.merchants.get(order.merchant_pid)
-    target = gateway.dialects.for_order(order).return_url(order, gateway.merchants.key_of(merchant))
+    target = await messages.return_url(order, gateway.merchants.key_of(merchant))
     if target is None:
         return templates.TemplateResponse(request, "paid.html", {"order": order})
     return RedirectResponse(target, status_code=302)

@@ -38,12 +38,12 @@ def vector_c_order(**overrides: object) -> Order:
     return Order(**values)
 
 
-def query_of(order: Order, key: str = SDK_KEY) -> str:
-    url = EpayMessages().notification(order, key).url
+async def query_of(order: Order, key: str = SDK_KEY) -> str:
+    url = (await EpayMessages().notification(order, key)).url
     return urlsplit(url).query
 
 
-def test_vector_c_notification_is_rainbows_exactly():
+async def test_vector_c_notification_is_rainbows_exactly():
     order = vector_c_order()
     params = notification_params(order, SDK_KEY)
     assert list(params.items()) == [
@@ -57,24 +57,24 @@ def test_vector_c_notification_is_rainbows_exactly():
         ("sign", "938faa791ba1807eb3dd260f0d6ac1fc"),
         ("sign_type", "MD5"),
     ]
-    message = EpayMessages().notification(order, SDK_KEY)
+    message = await EpayMessages().notification(order, SDK_KEY)
     assert message.method == "GET"
     assert message.form is None
     assert message.url == "http://127.0.0.1/SDK/notify_url.php?" + VECTOR_C_QUERY
 
 
-def test_vector_c_return_url_carries_the_same_signed_parameters():
-    assert EpayMessages().return_url(vector_c_order(), SDK_KEY) == (
+async def test_vector_c_return_url_carries_the_same_signed_parameters():
+    assert await EpayMessages().return_url(vector_c_order(), SDK_KEY) == (
         "http://127.0.0.1/SDK/return_url.php?" + VECTOR_C_QUERY
     )
 
 
-def test_no_return_url_means_no_redirect():
-    assert EpayMessages().return_url(vector_c_order(return_url=None), SDK_KEY) is None
-    assert EpayMessages().return_url(vector_c_order(return_url=""), SDK_KEY) is None
+async def test_no_return_url_means_no_redirect():
+    assert await EpayMessages().return_url(vector_c_order(return_url=None), SDK_KEY) is None
+    assert await EpayMessages().return_url(vector_c_order(return_url=""), SDK_KEY) is None
 
 
-def test_param_comes_after_trade_status_and_is_echoed_verbatim():
+async def test_param_comes_after_trade_status_and_is_echoed_verbatim():
     order = vector_c_order(pay_type="wxpay", money="10.50", param="order=42&note=hi there")
     params = notification_params(order, SDK_KEY)
     assert list(params) == [*RAINBOW_ORDER, "param", "sign", "sign_type"]
@@ -82,16 +82,16 @@ def test_param_comes_after_trade_status_and_is_echoed_verbatim():
     assert params["money"] == "10.50"
     expected_sign = plugin_sign(params, SDK_KEY)
     assert params["sign"] == expected_sign
-    assert query_of(order) == (
+    assert await query_of(order) == (
         "pid=1000&trade_no=2024010112000012345&out_trade_no=20240101120000123&type=wxpay"
         "&name=VIP%E4%BC%9A%E5%91%98&money=10.50&trade_status=TRADE_SUCCESS"
         f"&param=order%3D42%26note%3Dhi+there&sign={expected_sign}&sign_type=MD5"
     )
 
 
-def test_http_build_query_encoding_space_as_plus_and_reserved_characters_escaped():
+async def test_http_build_query_encoding_space_as_plus_and_reserved_characters_escaped():
     order = vector_c_order(name="Pro Plan 1+1 月卡/季卡?", param='{"uid": 42, "p": "a&b=c"}')
-    query = query_of(order)
+    query = await query_of(order)
     assert "&name=Pro+Plan+1%2B1+%E6%9C%88%E5%8D%A1%2F%E5%AD%A3%E5%8D%A1%3F&" in query
     assert "&param=%7B%22uid%22%3A+42%2C+%22p%22%3A+%22a%26b%3Dc%22%7D&" in query
     decoded = dict(parse_qsl(query, keep_blank_values=True))
@@ -101,10 +101,10 @@ def test_http_build_query_encoding_space_as_plus_and_reserved_characters_escaped
 
 
 @pytest.mark.parametrize("param", [None, "", "0"])
-def test_param_is_left_out_when_php_empty_says_so(param):
+async def test_param_is_left_out_when_php_empty_says_so(param):
     order = vector_c_order(param=param)
     assert list(notification_params(order, SDK_KEY)) == [*RAINBOW_ORDER, "sign", "sign_type"]
-    assert query_of(order) == VECTOR_C_QUERY
+    assert await query_of(order) == VECTOR_C_QUERY
 
 
 @pytest.mark.parametrize("param", ["00", "0.0", "false", "null"])
@@ -115,8 +115,8 @@ def test_param_that_php_empty_does_not_drop_is_sent(param):
 
 
 @pytest.mark.parametrize("money", ["1.00", "0.01", "12.5", "100", "99.99"])
-def test_money_is_the_merchants_own_string(money):
-    params = dict(parse_qsl(query_of(vector_c_order(money=money))))
+async def test_money_is_the_merchants_own_string(money):
+    params = dict(parse_qsl(await query_of(vector_c_order(money=money))))
     assert params["money"] == money
     assert params["sign"] == plugin_sign(params, SDK_KEY)
 
@@ -156,13 +156,13 @@ def test_reference_float_renderings(money, sign):
         ),
     ],
 )
-def test_notify_url_with_its_own_query_string_or_fragment(notify_url, expected):
-    assert EpayMessages().notification(vector_c_order(notify_url=notify_url), SDK_KEY).url == expected
+async def test_notify_url_with_its_own_query_string_or_fragment(notify_url, expected):
+    assert (await EpayMessages().notification(vector_c_order(notify_url=notify_url), SDK_KEY)).url == expected
 
 
-def test_the_merchants_own_query_parameters_reach_them_but_do_not_change_the_signature():
+async def test_the_merchants_own_query_parameters_reach_them_but_do_not_change_the_signature():
     order = vector_c_order(notify_url="https://s.example/n?x=1&route=epay")
-    pairs = parse_qsl(urlsplit(EpayMessages().notification(order, SDK_KEY).url).query)
+    pairs = parse_qsl(urlsplit((await EpayMessages().notification(order, SDK_KEY)).url).query)
     assert pairs[:2] == [("x", "1"), ("route", "epay")]
     assert dict(pairs[2:])["sign"] == "938faa791ba1807eb3dd260f0d6ac1fc"
 
@@ -175,19 +175,19 @@ def test_the_signature_is_made_with_the_key_it_is_given():
 
 
 @pytest.mark.parametrize("status", [OrderStatus.CREATED, OrderStatus.PAYING, OrderStatus.CLOSED])
-def test_an_unpaid_order_is_never_signed_as_a_success(status):
+async def test_an_unpaid_order_is_never_signed_as_a_success(status):
     order = vector_c_order(status=status)
     with pytest.raises(ValueError, match="only paid orders are notified"):
         notification_params(order, SDK_KEY)
     with pytest.raises(ValueError):
-        EpayMessages().notification(order, SDK_KEY)
+        await EpayMessages().notification(order, SDK_KEY)
     with pytest.raises(ValueError):
-        EpayMessages().return_url(order, SDK_KEY)
+        await EpayMessages().return_url(order, SDK_KEY)
 
 
 @pytest.mark.parametrize("status", [OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED])
-def test_a_paid_then_refunded_order_is_still_notified_as_paid(status):
-    assert query_of(vector_c_order(status=status)) == VECTOR_C_QUERY
+async def test_a_paid_then_refunded_order_is_still_notified_as_paid(status):
+    assert await query_of(vector_c_order(status=status)) == VECTOR_C_QUERY
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,257 @@
+"""The signed V2 merchant API: ``pay/query``, ``pay/refund``, ``pay/refundquery``, ``merchant/info``
+and ``merchant/orders``.
+
+Every request goes through ``authenticate`` (Rainbow's ``ApiHelper::verify``); every success
+is ``code: 0`` plus ``timestamp``, ``sign_type=RSA`` and the platform's signature over the
+answer's scalar fields. Fields Rainbow leaves out when empty are left out here too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import func, select
+from starlette.requests import Request
+
+from openepay.core.money import MoneyError, format_yuan, parse_yuan
+from openepay.core.orders import find_merchant_order
+from openepay.core.refunds import RefundError, RefundProblem, refund_order
+from openepay.core.replay import first_sighting
+from openepay.core.states import SETTLED_PAID, MerchantStatus, OrderStatus
+from openepay.db.models import Merchant, Order, Refund
+from openepay.gateway import Gateway
+from openepay.protocols.epay.merchant_api import EPAY_STATUS, REFUND_MESSAGES, STATUSES_FOR, local_time
+from openepay.protocols.epay.routes import BUSY
+from openepay.protocols.epay_v2.pay import ANY_METHOD, NO_PARAMETERS
+from openepay.protocols.epay_v2.platform_key import platform_key
+from openepay.protocols.epay_v2.signing import PHP_TRIM
+from openepay.protocols.epay_v2.verification import TIMESTAMP_WINDOW, V2Error, authenticate
+from openepay.protocols.params import form_params, php_empty, php_intval
+from openepay.web.deps import gateway_of
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+PAGE_LIMIT = 50
+MAX_NUMBER = 64  # no order or refund number of ours or a merchant's is longer
+# A request is fresh for 300 s either side of its timestamp, so a copy can come back for 600 s.
+REPLAY_WINDOW = timedelta(seconds=2 * TIMESTAMP_WINDOW)
+REPLAYED = "请求重复，请勿重复提交"
+REFUND_STATUS = {"succeeded": 1}  # Rainbow: 1 成功, 0 失败 (and anything not finished)
+
+Fields = dict[str, object]
+
+
+def _number(params: dict[str, str], name: str) -> str | None:
+    """A lookup number as Rainbow reads it (PHP ``empty()`` means absent); "" for one that can match nothing."""
+    value = params.get(name)
+    if value is None or php_empty(value):
+        return None
+    if len(value) > MAX_NUMBER or "\x00" in value:
+        return ""
+    return value
+
+
+def _without_empty(fields: Fields) -> Fields:
+    """Rainbow's ``array_filter(..., !isEmpty)``: missing and blank values go, zeros stay."""
+    return {name: value for name, value in fields.items() if value is not None and str(value).strip(PHP_TRIM)}
+
+
+def order_fields(gateway: Gateway, order: Order) -> Fields:
+    return {
+        "trade_no": order.trade_no,
+        "out_trade_no": order.out_trade_no,
+        "api_trade_no": order.channel_trade_no,
+        "type": order.pay_type,
+        "pid": order.merchant_pid,
+        "addtime": local_time(gateway, order.created_at),
+        "endtime": local_time(gateway, order.paid_at),
+        "name": order.name,
+        "money": format_yuan(order.amount_fen),
+        "param": order.param,
+        "buyer": order.buyer,
+        "clientip": order.clientip,
+        "status": EPAY_STATUS[OrderStatus(order.status)],
+        "refundmoney": format_yuan(order.refunded_fen) if order.refunded_fen else None,
+    }
+
+
+async def _find_order(gateway: Gateway, merchant: Merchant, params: dict[str, str]) -> Order | None:
+    trade_no, out_trade_no = _number(params, "trade_no"), _number(params, "out_trade_no")
+    if trade_no is None and out_trade_no is None:
+        raise V2Error("订单号不能为空")
+    if trade_no == "" or (trade_no is None and out_trade_no == ""):
+        return None
+    return await find_merchant_order(gateway.db, merchant.pid, trade_no=trade_no, out_trade_no=out_trade_no)
+
+
+async def pay_query(gateway: Gateway, merchant: Merchant, params: dict[str, str]) -> Fields:
+    order = await _find_order(gateway, merchant, params)
+    if order is None:
+        raise V2Error("订单号不存在")
+    return _without_empty({"code": 0, **order_fields(gateway, order)})
+
+
+async def pay_refund(gateway: Gateway, merchant: Merchant, params: dict[str, str]) -> Fields:
+    nonce = hashlib.sha256(params["sign"].encode("utf-8", "replace")).hexdigest()
+    if not await first_sighting(gateway.db, f"epay_v2:refund:{merchant.pid}", nonce, REPLAY_WINDOW):
+        raise V2Error(REPLAYED, -3)
+    if not merchant.refund_enabled:
+        raise V2Error("商户未开启订单退款API接口", -2)
+    try:
+        amount_fen = parse_yuan(params.get("money", "").strip(PHP_TRIM))
+    except MoneyError:
+        raise V2Error("金额输入错误") from None
+    order = await _find_order(gateway, merchant, params)
+    out_refund_no = params.get("out_refund_no") or None
+    if out_refund_no is not None and (len(out_refund_no) > MAX_NUMBER or "\x00" in out_refund_no):
+        raise V2Error("退款单号不合法")
+    try:
+        result = await refund_order(gateway.db, gateway.channels, order, amount_fen, out_refund_no=out_refund_no)
+    except RefundError as error:
+        if error.problem == RefundProblem.CHANNEL_FAILED:
+            raise V2Error(f"退款失败：{error.detail}") from None
+        raise V2Error(REFUND_MESSAGES[error.problem]) from None
+    refund = result.refund
+    # The first request with this out_refund_no may still be running, or may have failed.
+    if refund.status == "processing":
+        raise V2Error("该退款单号的退款正在处理中，请稍后查询")
+    if refund.status != "succeeded":
+        raise V2Error("该退款单号的退款未成功，请更换退款单号(out_refund_no)后重试")
+    money = format_yuan(refund.amount_fen)
+    message = f"已存在相同退款单号！退款金额¥{money}" if result.repeated else f"退款成功！退款金额¥{money}"
+    return _without_empty(
+        {
+            "code": 0,
+            "refund_no": refund.refund_no,
+            "out_refund_no": refund.out_refund_no,
+            "trade_no": result.order.trade_no,
+            "out_trade_no": result.order.out_trade_no,
+            "money": money,
+            "reducemoney": money,  # the whole refund comes off the merchant's balance
+            "msg": message,
+        }
+    )
+
+
+async def pay_refundquery(gateway: Gateway, merchant: Merchant, params: dict[str, str]) -> Fields:
+    refund_no, out_refund_no = _number(params, "refund_no"), _number(params, "out_refund_no")
+    if refund_no is None and out_refund_no is None:
+        raise V2Error("商户退款单号不能为空")
+    wanted = Refund.refund_no == refund_no if refund_no is not None else Refund.out_refund_no == out_refund_no
+    async with gateway.db.session() as session:
+        found = (
+            await session.execute(
+                select(Refund, Order.trade_no, Order.out_trade_no)
+                .join(Order, Order.id == Refund.order_id)
+                .where(Refund.merchant_pid == merchant.pid, wanted)
+            )
+        ).first()
+    if found is None:
+        raise V2Error("退款记录不存在")
+    refund, trade_no, out_trade_no = found
+    money = format_yuan(refund.amount_fen)
+    return _without_empty(
+        {
+            "code": 0,
+            "refund_no": refund.refund_no,
+            "out_refund_no": refund.out_refund_no,
+            "trade_no": trade_no,
+            "out_trade_no": out_trade_no,
+            "money": money,
+            "reducemoney": money,
+            "status": REFUND_STATUS.get(refund.status, 0),
+            "addtime": local_time(gateway, refund.created_at),
+        }
+    )
+
+
+def _business_day(gateway: Gateway, days_ago: int) -> tuple[datetime, datetime]:
+    zone = gateway.settings.zone
+    start = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days_ago)
+    return start, start + timedelta(days=1)
+
+
+async def merchant_info(gateway: Gateway, merchant: Merchant, params: dict[str, str]) -> Fields:
+    mine = Order.merchant_pid == merchant.pid
+    paid = Order.status.in_(SETTLED_PAID)
+    day_figures: list[tuple[int, int]] = []
+    async with gateway.db.session() as session:
+        order_num = await session.scalar(select(func.count()).where(mine))
+        for days_ago in (0, 1):
+            start, end = _business_day(gateway, days_ago)
+            count, total = (
+                await session.execute(
+                    select(func.count(), func.coalesce(func.sum(Order.amount_fen), 0)).where(
+                        mine, paid, Order.paid_at >= start, Order.paid_at < end
+                    )
+                )
+            ).one()
+            day_figures.append((count, total))
+    (today_count, today_fen), (lastday_count, lastday_fen) = day_figures
+    active = 1 if merchant.status == MerchantStatus.ACTIVE else 0
+    return _without_empty(
+        {
+            "code": 0,
+            "pid": merchant.pid,
+            "status": active,
+            "pay_status": active,
+            "settle_status": active,
+            "money": format_yuan(merchant.balance_fen),
+            "settle_type": merchant.settle_type,
+            "settle_account": merchant.settle_account,
+            "settle_name": merchant.settle_name,
+            "order_num": order_num or 0,
+            "order_num_today": today_count,
+            "order_num_lastday": lastday_count,
+            "order_money_today": format_yuan(int(today_fen)),
+            "order_money_lastday": format_yuan(int(lastday_fen)),
+        }
+    )
+
+
+async def merchant_orders(gateway: Gateway, merchant: Merchant, params: dict[str, str]) -> Fields:
+    """Newest first; ``data`` is a list, so it is not part of the signed content (Rainbow's rule)."""
+    limit = php_intval(params["limit"]) if "limit" in params else 10
+    limit, offset = max(0, min(limit, PAGE_LIMIT)), max(0, php_intval(params.get("offset")))
+    query = select(Order).where(Order.merchant_pid == merchant.pid)
+    if "status" in params:  # Rainbow reads this one from the query string by mistake; the body is meant
+        query = query.where(Order.status.in_(STATUSES_FOR.get(php_intval(params["status"]), ())))
+    async with gateway.db.session() as session:
+        orders = (await session.scalars(query.order_by(Order.trade_no.desc()).limit(limit).offset(offset))).all()
+    return {"code": 0, "data": [order_fields(gateway, order) for order in orders]}
+
+
+Endpoint = Callable[[Gateway, Merchant, dict[str, str]], Awaitable[Fields]]
+ENDPOINTS: dict[str, Endpoint] = {
+    "pay/query": pay_query,
+    "pay/refund": pay_refund,
+    "pay/refundquery": pay_refundquery,
+    "merchant/info": merchant_info,
+    "merchant/orders": merchant_orders,
+}
+
+
+@router.api_route("/api/{endpoint:path}", methods=ANY_METHOD)
+async def api(request: Request, endpoint: str) -> JSONResponse:
+    handler = ENDPOINTS.get(endpoint)
+    if handler is None:
+        return JSONResponse({"code": -5, "msg": "接口方法不存在"})
+    gateway = gateway_of(request)
+    params = await form_params(request)
+    if "pid" not in params:
+        return JSONResponse(NO_PARAMETERS)
+    try:
+        merchant = await authenticate(gateway, params)
+        answer = await handler(gateway, merchant, params)
+        return JSONResponse((await platform_key(gateway.db, gateway.box)).signed(answer))
+    except V2Error as error:
+        return JSONResponse({"code": error.code, "msg": error.msg})
+    except Exception:
+        log.exception("api/%s failed", endpoint)
+        return JSONResponse({"code": -1, "msg": BUSY})

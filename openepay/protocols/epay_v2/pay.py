@@ -1,0 +1,128 @@
+"""``api/pay/submit`` (the buyer's browser) and ``api/pay/create`` (the merchant's server).
+
+Both check the request themselves, as Rainbow's ``Pay::submit``/``Pay::create`` do: the
+merchant, then the signature (V2 rules), then the ban, then the order fields with exactly
+the V1 texts. ``pay/submit`` answers HTML like ``submit.php``; ``pay/create`` answers JSON,
+signed with the platform key when it succeeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.requests import Request
+
+from openepay.core.states import MerchantStatus
+from openepay.db.models import Merchant, Order
+from openepay.gateway import Gateway
+from openepay.protocols.epay.routes import BUSY, mapi_success, place_epay_order, start_epay_payment
+from openepay.protocols.epay.validation import EpayError, PayRequest, check_order_fields
+from openepay.protocols.epay_v2 import DIALECT
+from openepay.protocols.epay_v2.platform_key import platform_key
+from openepay.protocols.epay_v2.verification import V2Error, check_signature, find_merchant
+from openepay.protocols.params import form_params, get_or_post
+from openepay.web.cashier.routes import cashier_path, message_page
+from openepay.web.deps import base_url, gateway_of
+from openepay.web.templating import is_mobile
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+# Every method reaches the handler, so a GET to a POST endpoint gets the dialect's own
+# answer ("no parameters") rather than a 405 or the unknown-endpoint error.
+ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+NO_PARAMETERS = {"code": -4, "msg": "未传入任何参数"}
+UNSUPPORTED_METHOD = "不支持的支付方式(method)"
+# What the V1 mapi answer would carry, as V2's pay_type.
+PAY_TYPE_OF = {"payurl": "jump", "qrcode": "qrcode", "urlscheme": "urlscheme"}
+
+
+async def _checked_merchant(gateway: Gateway, params: dict[str, str]) -> Merchant:
+    merchant = await find_merchant(gateway, params)
+    check_signature(gateway, merchant, params)
+    if merchant.status != MerchantStatus.ACTIVE:
+        raise V2Error("商户已被封禁，无法支付！")
+    return merchant
+
+
+def _order_fields(gateway: Gateway, merchant: Merchant, params: dict[str, str], *, api: bool) -> PayRequest:
+    """V1's field checks (same order, same texts) on a request that passed V2's signature check."""
+    pay = check_order_fields(gateway, merchant, params, api=api)
+    device = "mobile" if params.get("device") == "app" else pay.device  # V2 adds device=app
+    return dataclasses.replace(pay, device=device, order=dataclasses.replace(pay.order, dialect=DIALECT, device=device))
+
+
+def _web_offer(order: Order, device: str, cashier_url: str) -> tuple[str, str]:
+    """What V1's mapi.php would hand this device, as V2's ``pay_type`` and ``pay_info``."""
+    answer = mapi_success(order, device, cashier_url)
+    for field, pay_type in PAY_TYPE_OF.items():
+        if answer.get(field):
+            return pay_type, str(answer[field])
+    return "jump", cashier_url
+
+
+def _method(params: dict[str, str]) -> str:
+    """``web`` or ``jump``; the other V2 methods need channel features we do not have."""
+    if params.get("device") == "jump":
+        return "jump"
+    method = params.get("method", "")
+    if method in ("", "web"):
+        return "web"
+    if method == "jump":
+        return "jump"
+    raise V2Error(UNSUPPORTED_METHOD)
+
+
+@router.api_route("/api/pay/submit", methods=ANY_METHOD, response_class=HTMLResponse)
+async def submit(request: Request) -> Response:
+    gateway = gateway_of(request)
+    params = await get_or_post(request, "pid")
+    if params is None:
+        return HTMLResponse("你还未配置支付接口商户！")
+    try:
+        merchant = await _checked_merchant(gateway, params)
+        pay = _order_fields(gateway, merchant, params, api=False)
+        order = (await place_epay_order(gateway, pay)).order
+        target = cashier_path(order.trade_no)
+        if pay.pay_type:
+            device = "mobile" if is_mobile(request.headers.get("user-agent")) else "pc"
+            if await start_epay_payment(gateway, request, order, pay.pay_type, device) is None:
+                target += "?other=1"
+    except (V2Error, EpayError) as error:
+        return message_page(request, "站点提示信息", error.msg)
+    except Exception:
+        log.exception("api/pay/submit failed")
+        return message_page(request, "站点提示信息", BUSY, status_code=503)
+    return RedirectResponse(target, status_code=302)
+
+
+@router.api_route("/api/pay/create", methods=ANY_METHOD)
+async def create(request: Request) -> JSONResponse:
+    gateway = gateway_of(request)
+    params = await form_params(request)
+    if "pid" not in params:
+        return JSONResponse(NO_PARAMETERS)
+    try:
+        merchant = await _checked_merchant(gateway, params)
+        method = _method(params)
+        pay = _order_fields(gateway, merchant, params, api=True)
+        assert pay.pay_type is not None
+        order = (await place_epay_order(gateway, pay)).order
+        cashier_url = gateway.pay_context(base_url(request)).url(cashier_path(order.trade_no))
+        started = await start_epay_payment(gateway, request, order, pay.pay_type, pay.device)
+        if started is None:  # no channel serves the type: the buyer chooses another at the cashier
+            pay_type, pay_info = "jump", f"{cashier_url}?other=1"
+        elif method == "jump":
+            pay_type, pay_info = "jump", cashier_url
+        else:
+            pay_type, pay_info = _web_offer(started, pay.device, cashier_url)
+        answer = {"code": 0, "trade_no": order.trade_no, "pay_type": pay_type, "pay_info": pay_info}
+        return JSONResponse((await platform_key(gateway.db, gateway.box)).signed(answer))
+    except (V2Error, EpayError) as error:
+        return JSONResponse({"code": error.code, "msg": error.msg})
+    except Exception:
+        log.exception("api/pay/create failed")
+        return JSONResponse({"code": -1, "msg": BUSY})

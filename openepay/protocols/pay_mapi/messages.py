@@ -1,0 +1,82 @@
+"""Notifications and return redirects of the ``/pay/`` dialect: epay's, plus ``ext`` and ``realmoney``.
+
+GET ``notify_url?pid&trade_no&out_trade_no&type&name&money&trade_status[&ext]&realmoney&sign&sign_type``.
+``money`` is the merchant's own string (what they asked for: epay plugins compare it with
+their order), ``realmoney`` what the buyer actually paid, which differs on channels that tell
+payments apart by amount. Everything but ``sign``/``sign_type`` is signed with the epay MD5 rule.
+"""
+
+from __future__ import annotations
+
+from openepay.core.money import format_yuan
+from openepay.core.states import SETTLED_PAID
+from openepay.db import Database
+from openepay.db.models import Order
+from openepay.notify.http import OutboundMessage
+from openepay.protocols.epay.messages import ACK_WORDS, TEST_STATUS
+from openepay.protocols.epay.signing import make_sign
+from openepay.protocols.urls import append_query, http_build_query
+from openepay.secretbox import SecretBox
+
+
+def _signed(params: dict[str, str], key: str) -> dict[str, str]:
+    params = {name: value for name, value in params.items() if value != ""}
+    return {**params, "sign": make_sign(params, key), "sign_type": "MD5"}
+
+
+def notification_params(order: Order, key: str) -> dict[str, str]:
+    """Only ever for a paid order: a signed ``TRADE_SUCCESS`` is what merchants ship goods on."""
+    if order.status not in SETTLED_PAID:
+        raise ValueError(f"order {order.trade_no} is {order.status}; only paid orders are notified")
+    paid_fen = order.paid_fen if order.paid_fen is not None else order.pay_amount_fen
+    params = {
+        "pid": str(order.merchant_pid),
+        "trade_no": order.trade_no,
+        "out_trade_no": order.out_trade_no,
+        "type": order.pay_type or "",
+        "name": order.name,
+        "money": order.money,
+        "trade_status": "TRADE_SUCCESS",
+    }
+    if order.param:
+        params["ext"] = order.param
+    params["realmoney"] = format_yuan(paid_fen)
+    return _signed(params, key)
+
+
+def probe_params(pid: int, key: str, stamp: str) -> dict[str, str]:
+    """Shaped like a notification, marked as a test: no ``TRADE_SUCCESS``, order numbers that match no order."""
+    params = {
+        "pid": str(pid),
+        "trade_no": f"TEST{stamp}",
+        "out_trade_no": f"OPENEPAY-TEST-{stamp}",
+        "type": "alipay",
+        "name": "OpenEpay notification test",
+        "money": "0.01",
+        "trade_status": TEST_STATUS,
+        "ext": "test",
+        "realmoney": "0.01",
+    }
+    return _signed(params, key)
+
+
+class PayMapiMessages:
+    return_after_notify: float | None = None
+
+    def __init__(self, db: Database, box: SecretBox) -> None:
+        self.db = db
+        self.box = box
+
+    async def notification(self, order: Order, key: str) -> OutboundMessage:
+        return OutboundMessage("GET", append_query(order.notify_url, http_build_query(notification_params(order, key))))
+
+    def acknowledged(self, body: bytes) -> bool:
+        return any(word in body for word in ACK_WORDS)
+
+    async def test_notification(self, pid: int, key: str, url: str, stamp: str) -> OutboundMessage:
+        return OutboundMessage("GET", append_query(url, http_build_query(probe_params(pid, key, stamp))))
+
+    async def return_url(self, order: Order, key: str) -> str | None:
+        if not order.return_url:
+            return None
+        return append_query(order.return_url, http_build_query(notification_params(order, key)))

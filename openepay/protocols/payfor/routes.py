@@ -1,0 +1,138 @@
+"""``/Home/Pay/payFor``: the browser jump to our payment page, or JSON with ``format=json``.
+
+The parameters come from the query string if it carries ``uid``, else from the form body
+(never both: the key covers exactly one set). ``format=json`` may sit in either place. Errors
+are ``{"code": <non-positive>, "msg": ...}`` in JSON mode and a readable page in the browser.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.requests import Request
+
+from openepay.channels.base import ChannelRefused, RefusalReason
+from openepay.core.checkout import NoChannel, start_payment
+from openepay.core.money import format_yuan
+from openepay.core.orders import (
+    OrderAlreadyPaid,
+    OrderNotPayable,
+    OrderRejected,
+    PlacedOrder,
+    discard_unoffered,
+    place_order,
+)
+from openepay.db.models import Order
+from openepay.gateway import Gateway
+from openepay.protocols.params import form_params, get_or_post, query_params
+from openepay.protocols.payfor.validation import (
+    BUSY,
+    Code,
+    PayForError,
+    PayForRequest,
+    already_paid,
+    terms_changed,
+    validate_pay_request,
+)
+from openepay.web.cashier.routes import cashier_path, message_page
+from openepay.web.deps import base_url, gateway_of
+from openepay.web.templating import is_mobile
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+PATH = "/Home/Pay/payFor"
+ERROR_TITLE = "支付失败"
+CREATED = "下单成功"
+REFUSALS = {
+    RefusalReason.PAUSED: "支付通道维护中，请稍后再试",
+    RefusalReason.NO_CODE_FOR_AMOUNT: "该金额暂无可用收款码，请更换金额",
+    RefusalReason.UPSTREAM_ERROR: "支付通道下单失败，请稍后再试",
+}
+NO_CHANNEL = "没有可用的支付通道"
+
+
+async def _wants_json(request: Request) -> bool:
+    for params in (query_params(request), await form_params(request)):
+        if params.get("format", "").strip().lower() == "json":
+            return True
+    return False
+
+
+async def _place(gateway: Gateway, pay: PayForRequest) -> PlacedOrder:
+    try:
+        return await place_order(gateway.db, pay.order, timeout=gateway.order_timeout, reopen_identical=True)
+    except OrderAlreadyPaid:
+        raise already_paid() from None
+    except OrderRejected:
+        raise terms_changed() from None
+
+
+async def _start(gateway: Gateway, request: Request, placed: PlacedOrder, pay: PayForRequest, device: str) -> Order:
+    """The order with a live offer; a brand-new order no channel took is forgotten, so the number can be retried."""
+    try:
+        return await start_payment(
+            gateway.db,
+            gateway.channels,
+            placed.order,
+            pay_type=pay.pay_type,
+            device=device,
+            ctx=gateway.pay_context(base_url(request)),
+        )
+    except OrderNotPayable:
+        raise already_paid() from None
+    except NoChannel:
+        error = PayForError(Code.CHANNEL, NO_CHANNEL)
+    except ChannelRefused as refused:
+        error = PayForError(Code.CHANNEL, REFUSALS.get(refused.reason, REFUSALS[RefusalReason.UPSTREAM_ERROR]))
+    if not placed.reused:
+        await discard_unoffered(gateway.db, placed.order.id)
+    raise error
+
+
+def _success(gateway: Gateway, request: Request, order: Order, pay: PayForRequest) -> dict[str, object]:
+    payurl = gateway.pay_context(base_url(request)).url(cashier_path(order.trade_no))
+    return {
+        "code": 1,
+        "msg": CREATED,
+        "data": {
+            "pay_num": order.trade_no,
+            "qrcode": order.qrcode or order.pay_url,
+            "payurl": payurl,
+            "price": order.money,
+            "realprice": format_yuan(order.pay_amount_fen),
+            "type": pay.type_code,
+            "expire_time": order.expires_at.astimezone(gateway.settings.zone).strftime("%Y-%m-%d %H:%M:%S"),
+        },
+    }
+
+
+@router.api_route(PATH, methods=["GET", "POST"])
+async def pay_for(request: Request) -> Response:
+    gateway = gateway_of(request)
+    as_json = False
+    try:
+        as_json = await _wants_json(request)
+        params = await get_or_post(request, "uid") or await form_params(request)
+        # In the browser mode the buyer is the one calling (channels such as WeChat H5 want the IP).
+        buyer_ip = None if as_json or request.client is None else request.client.host
+        pay = await validate_pay_request(gateway, params, clientip=buyer_ip)
+        placed = await _place(gateway, pay)
+        mobile = not as_json and is_mobile(request.headers.get("user-agent"))
+        order = await _start(gateway, request, placed, pay, "mobile" if mobile else "pc")
+        if as_json:
+            return JSONResponse(_success(gateway, request, order, pay))
+        return RedirectResponse(cashier_path(order.trade_no), status_code=303)
+    except PayForError as error:
+        return _failure(request, as_json, error.code, error.msg)
+    except Exception:
+        log.exception("payFor failed")
+        return _failure(request, as_json, Code.BUSY, BUSY, status_code=503)
+
+
+def _failure(request: Request, as_json: bool, code: int, msg: str, status_code: int = 200) -> Response:
+    if as_json:
+        return JSONResponse({"code": code, "msg": msg})
+    return message_page(request, ERROR_TITLE, msg, status_code=status_code)

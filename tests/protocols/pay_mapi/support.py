@@ -1,0 +1,120 @@
+"""What a merchant of the ``/pay/`` dialect does, written from the seed alone (not from our code).
+
+The seed's signing rule: parameter names in ASCII order, empty values left out, case
+sensitive, ``sign`` and ``sign_type`` left out, ``k=v`` joined with ``&``, the secret key
+appended, MD5.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import httpx
+from sqlalchemy import func, select, update
+
+from openepay.core.merchants import _key_context
+from openepay.db.models import Merchant, Order
+
+SHOP = "https://shop.example.com"
+MAPI = "/pay/mapi.php"
+SUBMIT = "/pay/submit.php"
+
+# The seed's status code table, word for word.
+SEED_MESSAGES = {
+    700: "Missing parameters",
+    701: "Signature verification failed",
+    702: "Channel is under maintenance, please try again later",
+    703: "No payment code matched for the corresponding amount, please change the amount and try again",
+    704: "Amount cannot be less than 0.01 yuan",
+    705: "Duplicate order number",
+    800: "Invalid merchant or secret key, please check",
+    901: "No available channel, please check",
+}
+SUCCESS_FIELDS = {"code", "msg", "money", "type", "qrcode", "trade_no", "out_trade_no", "payurl"}
+
+
+def seed_content(params: dict[str, str]) -> str:
+    names = sorted(
+        (name for name in params if name not in ("sign", "sign_type") and params[name] != ""), key=str.encode
+    )
+    return "&".join(f"{name}={params[name]}" for name in names)
+
+
+def seed_sign(params: dict[str, str], key: str) -> str:
+    return hashlib.md5((seed_content(params) + key).encode("utf-8")).hexdigest()
+
+
+def signed(params: dict[str, str], key: str) -> dict[str, str]:
+    return {**params, "sign": seed_sign(params, key), "sign_type": "MD5"}
+
+
+def pay_params(pid: int, shop_url: str, out_trade_no: str, **overrides: str | None) -> dict[str, str]:
+    """An order as the seed's merchants send it; an override of None leaves the field out."""
+    params: dict[str, str | None] = {
+        "pid": str(pid),
+        "type": "wxpay",
+        "out_trade_no": out_trade_no,
+        "notify_url": f"{shop_url}/notify",
+        "return_url": f"{shop_url}/return",
+        "name": "An Oreo",
+        "money": "1.00",
+        "sitename": "Oreo Shop",
+    }
+    params.update(overrides)
+    return {name: value for name, value in params.items() if value is not None}
+
+
+async def call(client: httpx.AsyncClient, params: dict[str, str], method: str = "POST", path: str = MAPI):
+    if method == "GET":
+        return await client.get(path, params=params)
+    return await client.post(path, data=params)
+
+
+def answer_of(response: httpx.Response) -> dict:
+    assert response.status_code == 200, response.text[:300]
+    assert response.headers["content-type"].startswith("application/json")
+    answer = response.json()
+    assert type(answer["code"]) is int
+    return answer
+
+
+def error_of(response: httpx.Response) -> tuple[int, str, str | None]:
+    """``(code, msg, detail)``; msg must be the seed's text for the code."""
+    answer = answer_of(response)
+    assert set(answer) in ({"code", "msg"}, {"code", "msg", "detail"}), answer
+    assert answer["msg"] == SEED_MESSAGES[answer["code"]], answer
+    if "detail" in answer:
+        assert isinstance(answer["detail"], str) and answer["detail"].isascii() and answer["detail"]
+    return answer["code"], answer["msg"], answer.get("detail")
+
+
+def code_of(response: httpx.Response) -> int:
+    return error_of(response)[0]
+
+
+def success_of(response: httpx.Response) -> dict:
+    answer = answer_of(response)
+    assert answer["code"] == 200, answer
+    assert set(answer) == SUCCESS_FIELDS, answer
+    assert answer["msg"] == "success"
+    assert answer["trade_no"].isdigit() and len(answer["trade_no"]) <= 32
+    return answer
+
+
+async def merchant_with_key(gateway, pid: int, key: str) -> None:  # type: ignore[no-untyped-def]
+    """A merchant holding a reference vector's key, so the vector's literal signature applies."""
+    await gateway.merchants.create(f"Vector merchant {pid}", pid=pid)
+    async with gateway.db.session() as session:
+        await session.execute(
+            update(Merchant).where(Merchant.pid == pid).values(key_sealed=gateway.box.seal(key, _key_context(pid)))
+        )
+
+
+async def orders_of(gateway, pid: int) -> list[Order]:  # type: ignore[no-untyped-def]
+    async with gateway.db.session() as session:
+        return list((await session.scalars(select(Order).where(Order.merchant_pid == pid).order_by(Order.id))).all())
+
+
+async def order_count(gateway, pid: int) -> int:  # type: ignore[no-untyped-def]
+    async with gateway.db.session() as session:
+        return await session.scalar(select(func.count()).select_from(Order).where(Order.merchant_pid == pid))
