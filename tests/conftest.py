@@ -11,6 +11,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -80,6 +81,20 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     asyncio.run(_create_pg_database(name))
     try:
         migrate.upgrade(pg_url(name))
+        yield pg_url(name)
+    finally:
+        asyncio.run(_drop_pg_database(name))
+
+
+@pytest.fixture
+def empty_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A database with no schema at all, for tests of the migrations themselves."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    name = f"openepay_empty_{secrets.token_hex(4)}"
+    asyncio.run(_create_pg_database(name))
+    try:
         yield pg_url(name)
     finally:
         asyncio.run(_drop_pg_database(name))

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -52,7 +53,7 @@ class Merchant(Base):
     notify_retry_delays: Mapped[list[float] | None] = mapped_column(JSON)
     # epay V2: the merchant's RSA public key (PEM), and whether MD5 signatures are refused.
     rsa_public_key: Mapped[str | None] = mapped_column(Text)
-    rsa_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    rsa_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

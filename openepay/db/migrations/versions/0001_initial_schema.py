@@ -42,8 +42,6 @@ def upgrade() -> None:
         sa.Column("settle_account", sa.String(length=128), nullable=False),
         sa.Column("settle_name", sa.String(length=128), nullable=False),
         sa.Column("notify_retry_delays", sa.JSON(), nullable=True),
-        sa.Column("rsa_public_key", sa.Text(), nullable=True),
-        sa.Column("rsa_only", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("pid", name=op.f("pk_merchants")),
     )
@@ -64,24 +62,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("notify_workers", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_notify_workers_last_seen_at"), ["last_seen_at"], unique=False)
-
-    op.create_table(
-        "platform_keys",
-        sa.Column("name", sa.String(length=32), nullable=False),
-        sa.Column("public_pem", sa.Text(), nullable=False),
-        sa.Column("private_sealed", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("name", name=op.f("pk_platform_keys")),
-    )
-    op.create_table(
-        "request_nonces",
-        sa.Column("scope", sa.String(length=64), nullable=False),
-        sa.Column("nonce", sa.String(length=128), nullable=False),
-        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("scope", "nonce", name=op.f("pk_request_nonces")),
-    )
-    with op.batch_alter_table("request_nonces", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_request_nonces_expires_at"), ["expires_at"], unique=False)
 
     op.create_table(
         "balance_entries",
@@ -258,11 +238,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_balance_entries_merchant_pid"))
 
     op.drop_table("balance_entries")
-    with op.batch_alter_table("request_nonces", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_request_nonces_expires_at"))
-
-    op.drop_table("request_nonces")
-    op.drop_table("platform_keys")
     with op.batch_alter_table("notify_workers", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_notify_workers_last_seen_at"))
 
