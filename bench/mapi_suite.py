@@ -21,11 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import asyncpg
 import httpx
+from pg_admin import pg_database
 
 HERE = Path(__file__).parent
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def free_port() -> int:
@@ -97,17 +96,6 @@ def run_backend(name: str, database_url: str, args: argparse.Namespace) -> dict[
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-async def pg_database(action: str, name: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        if action == "create":
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        else:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def main() -> None:

@@ -48,7 +48,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, quote
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+from pg_admin import PG_ADMIN, pg_database
+
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 BACKENDS = {"sqlite": "sqlite", "pg": "postgresql", "postgresql": "postgresql"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -274,19 +275,6 @@ def worker_env(database_url: str, secret_key: str, args: argparse.Namespace) -> 
         OPENEPAY_NOTIFY_MERCHANT_MAX_IN_FLIGHT=str(args.merchant_cap),
     )
     return env
-
-
-async def pg_database(action: str, name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        if action == "create":
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        else:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def pg_sessions(name: str) -> int | None:

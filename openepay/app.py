@@ -22,6 +22,7 @@ from openepay.protocols.epay import routes as epay_routes
 from openepay.protocols.epay_v2 import routes as epay_v2_routes
 from openepay.protocols.pay_mapi import routes as pay_mapi_routes
 from openepay.protocols.payfor import routes as payfor_routes
+from openepay.protocols.vmq import routes as vmq_routes
 from openepay.web import callbacks, demo_shop, health
 from openepay.web.cashier import routes as cashier_routes
 from openepay.web.middleware import BodyLimit, ObserveRequests
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
         pay_mapi_routes.router,
         payfor_routes.router,
         epay_v2_routes.router,
+        vmq_routes.router,
     )
     for router in (*dialect_routers, cashier_routes.router, callbacks.router, health.router):
         app.include_router(router)

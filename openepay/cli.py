@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +15,10 @@ import uvloop
 from sqlalchemy import select
 
 from openepay import logs
-from openepay.config import ConfigurationError, Settings
+from openepay.channels.qrpool.cli import qrpool_app
+from openepay.channels.qrpool.review_cli import review_app
+from openepay.cli_runtime import fail, prepare, with_gateway
+from openepay.config import Settings
 from openepay.core.merchants import MerchantNotFound
 from openepay.core.money import format_yuan
 from openepay.core.orders import get_order
@@ -34,48 +36,40 @@ app.add_typer(merchant_app, name="merchant")
 app.add_typer(order_app, name="order")
 app.add_typer(notify_app, name="notify")
 app.add_typer(platform_app, name="platform")
+qrpool_app.add_typer(review_app, name="review")
+app.add_typer(qrpool_app, name="qrpool")
 
 T = TypeVar("T")
 DEMO_MERCHANT = "Demo Shop"
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    return typer.Exit(1)
+def _open_platform_key(settings: Settings) -> None:
+    """Create the epay V2 key pair on the first start, and fail now, not on the first V2 request,
+    if ``OPENEPAY_SECRET_KEY`` cannot open the stored one."""
+    from openepay.protocols.epay_v2.platform_key import platform_key
+    from openepay.secretbox import SecretBoxError
 
-
-def _prepare(settings: Settings) -> None:
-    """Migrate SQLite on start; on other databases insist the schema is current."""
-    from openepay.db import migrate
-
-    logs.configure(settings.log_level, settings.log_format)
-    try:
-        settings.resolve_secret_key()
-    except ConfigurationError as exc:
-        raise _fail(str(exc)) from None
-    if settings.is_sqlite:
-        migrate.upgrade(settings.database_url)
-    elif not migrate.is_current(settings.database_url):
-        raise _fail("the database schema is not current: run `openepay migrate` first")
-
-
-def _with_gateway(settings: Settings, action: Callable[[Gateway], Awaitable[T]]) -> T:
-    _prepare(settings)
-
-    async def run() -> T:
+    async def run() -> None:
         gateway = Gateway.from_settings(settings)
         try:
-            return await action(gateway)
+            await platform_key(gateway.db, gateway.box)
         finally:
             await gateway.aclose()
 
-    return uvloop.run(run())
+    try:
+        uvloop.run(run())
+    except SecretBoxError as exc:
+        raise fail(
+            f"cannot open the stored platform key (is OPENEPAY_SECRET_KEY the one it was made with?): {exc}"
+        ) from None
 
 
 def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> None:
     import uvicorn
 
     from openepay.app import create_app
+
+    _open_platform_key(settings)
 
     uvicorn.run(
         create_app(settings, run_worker=run_worker),
@@ -97,7 +91,7 @@ def serve(
 ) -> None:
     """Run the web app (and, unless --no-worker, the notification worker)."""
     settings = Settings()
-    _prepare(settings)
+    prepare(settings)
     _serve(settings, host, port, worker)
 
 
@@ -125,7 +119,7 @@ def worker(
         finally:
             await notify_worker.aclose()
 
-    _with_gateway(settings, run)
+    with_gateway(settings, run)
 
 
 @app.command("migrate")
@@ -158,7 +152,7 @@ def demo(
         created = await gateway.merchants.create(DEMO_MERCHANT, refund_enabled=True)
         return created.pid, created.key
 
-    pid, key = _with_gateway(settings, ensure_demo_merchant)
+    pid, key = with_gateway(settings, ensure_demo_merchant)
     from openepay.web.demo_shop import signed_submit_link
 
     typer.echo("OpenEpay demo (SQLite, sandbox channel: payments are simulated)")
@@ -190,7 +184,7 @@ def merchant_create(
     as_json: bool = typer.Option(False, "--json", help='Print {"pid": ..., "key": ...}.'),
 ) -> None:
     """Create a merchant and print its pid and key (the key is shown this once)."""
-    credentials = _with_gateway(Settings(), lambda gw: gw.merchants.create(name, refund_enabled=allow_refund))
+    credentials = with_gateway(Settings(), lambda gw: gw.merchants.create(name, refund_enabled=allow_refund))
     if as_json:
         typer.echo(json.dumps({"pid": credentials.pid, "key": credentials.key}))
     else:
@@ -200,7 +194,7 @@ def merchant_create(
 @merchant_app.command("list")
 def merchant_list() -> None:
     """List merchants."""
-    for merchant in _with_gateway(Settings(), lambda gw: gw.merchants.list()):
+    for merchant in with_gateway(Settings(), lambda gw: gw.merchants.list()):
         row = _merchant_row(merchant)
         typer.echo(f"{row['pid']:>6}  {row['status']:<8}  {row['balance']:>12}  {row['name']}")
 
@@ -209,9 +203,9 @@ def merchant_list() -> None:
 def merchant_show(pid: int) -> None:
     """Show one merchant (never its key)."""
     try:
-        merchant = _with_gateway(Settings(), lambda gw: gw.merchants.get(pid))
+        merchant = with_gateway(Settings(), lambda gw: gw.merchants.get(pid))
     except MerchantNotFound:
-        raise _fail(f"no merchant {pid}") from None
+        raise fail(f"no merchant {pid}") from None
     for field, value in _merchant_row(merchant).items():
         typer.echo(f"{field}: {value}")
 
@@ -233,18 +227,18 @@ def merchant_set(
             try:
                 delays = [float(part) for part in notify_retry_delays.split(",")]
             except ValueError:
-                raise _fail("--notify-retry-delays takes numbers of seconds separated by commas") from None
+                raise fail("--notify-retry-delays takes numbers of seconds separated by commas") from None
             if any(delay < 0 for delay in delays):
-                raise _fail("delays cannot be negative")
+                raise fail("delays cannot be negative")
             values["notify_retry_delays"] = delays
     if refund is not None:
         values["refund_enabled"] = refund
     if not values:
-        raise _fail("nothing to change")
+        raise fail("nothing to change")
     try:
-        _with_gateway(Settings(), lambda gw: gw.merchants.update(pid, **values))
+        with_gateway(Settings(), lambda gw: gw.merchants.update(pid, **values))
     except MerchantNotFound:
-        raise _fail(f"no merchant {pid}") from None
+        raise fail(f"no merchant {pid}") from None
     typer.echo(f"merchant {pid} updated")
 
 
@@ -252,9 +246,9 @@ def merchant_set(
 def merchant_rotate_key(pid: int) -> None:
     """Replace the merchant's key and print the new one (the old one stops working at once)."""
     try:
-        credentials = _with_gateway(Settings(), lambda gw: gw.merchants.rotate_key(pid))
+        credentials = with_gateway(Settings(), lambda gw: gw.merchants.rotate_key(pid))
     except MerchantNotFound:
-        raise _fail(f"no merchant {pid}") from None
+        raise fail(f"no merchant {pid}") from None
     typer.echo(f"pid: {credentials.pid}\nkey: {credentials.key}")
 
 
@@ -274,11 +268,11 @@ def merchant_set_rsa(
     try:
         text = public_key.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise _fail(f"cannot read {public_key}: {exc}") from None
+        raise fail(f"cannot read {public_key}: {exc}") from None
     try:
         key = load_public_key(text)
     except KeyFormatError as exc:
-        raise _fail(f"key refused: {exc}") from None
+        raise fail(f"key refused: {exc}") from None
     values: dict[str, Any] = {"rsa_public_key": public_pem(key)}
     if rsa_only is not None:
         values["rsa_only"] = rsa_only
@@ -288,9 +282,9 @@ def merchant_set_rsa(
         return await gateway.merchants.get(pid)
 
     try:
-        merchant = _with_gateway(Settings(), store)
+        merchant = with_gateway(Settings(), store)
     except MerchantNotFound:
-        raise _fail(f"no merchant {pid}") from None
+        raise fail(f"no merchant {pid}") from None
     typer.echo(f"merchant {pid}: RSA public key set ({key.key_size} bits)")
     typer.echo(f"MD5-signed V2 requests: {'refused (RSA only)' if merchant.rsa_only else 'accepted'}")
 
@@ -304,17 +298,17 @@ def platform_public_key(
     from openepay.secretbox import SecretBoxError
 
     try:
-        key = _with_gateway(Settings(), lambda gw: platform_key(gw.db, gw.box))
+        key = with_gateway(Settings(), lambda gw: platform_key(gw.db, gw.box))
     except SecretBoxError as exc:
-        raise _fail(f"cannot open the stored platform key: {exc}") from None
+        raise fail(f"cannot open the stored platform key: {exc}") from None
     typer.echo(key.public_base64 if as_base64 else key.public_pem.rstrip("\n"))
 
 
 def _set_status(pid: int, status: MerchantStatus) -> None:
     try:
-        _with_gateway(Settings(), lambda gw: gw.merchants.set_status(pid, status))
+        with_gateway(Settings(), lambda gw: gw.merchants.set_status(pid, status))
     except MerchantNotFound:
-        raise _fail(f"no merchant {pid}") from None
+        raise fail(f"no merchant {pid}") from None
     typer.echo(f"merchant {pid} is {status}")
 
 
@@ -358,9 +352,9 @@ def order_show(trade_no: str) -> None:
             )
         return order, tasks, attempts
 
-    order, tasks, attempts = _with_gateway(Settings(), load)
+    order, tasks, attempts = with_gateway(Settings(), load)
     if order is None:
-        raise _fail(f"no order {trade_no}")
+        raise fail(f"no order {trade_no}")
     fields = {
         "trade_no": order.trade_no,
         "out_trade_no": order.out_trade_no,
@@ -412,7 +406,7 @@ def order_list(
         async with gateway.db.session() as session:
             return list((await session.scalars(query)).all())
 
-    for order in _with_gateway(Settings(), load):
+    for order in with_gateway(Settings(), load):
         typer.echo(_order_summary(order))
 
 
@@ -426,9 +420,9 @@ def order_pay(trade_no: str) -> None:
         return await get_order(gateway.db, trade_no)
 
     try:
-        order = _with_gateway(Settings(), pay)
+        order = with_gateway(Settings(), pay)
     except SandboxRefusal as refusal:
-        raise _fail(str(refusal)) from None
+        raise fail(str(refusal)) from None
     assert order is not None
     typer.echo(f"{order.trade_no} is {order.status}")
 
@@ -455,18 +449,18 @@ def notify_resend(
 
     settings = Settings()
     if (trade_no is None) == (failed_since is None):
-        raise _fail("give either a TRADE_NO or --failed-since")
+        raise fail("give either a TRADE_NO or --failed-since")
     if trade_no is not None:
-        count = _with_gateway(settings, lambda gw: resend(gw.db, trade_no))
+        count = with_gateway(settings, lambda gw: resend(gw.db, trade_no))
         if count == 0:
-            raise _fail(f"order {trade_no} has no notification to resend (is it paid?)")
+            raise fail(f"order {trade_no} has no notification to resend (is it paid?)")
         typer.echo(f"queued {count} notification(s) for {trade_no}")
         return
     try:
         since = parse_moment(failed_since, settings.zone)
     except ValueError:
-        raise _fail(f"cannot read the time {failed_since!r}") from None
-    count = _with_gateway(settings, lambda gw: resend_failed(gw.db, since=since, merchant_pid=merchant))
+        raise fail(f"cannot read the time {failed_since!r}") from None
+    count = with_gateway(settings, lambda gw: resend_failed(gw.db, since=since, merchant_pid=merchant))
     typer.echo(f"queued {count} failed notification(s) again")
 
 
@@ -498,11 +492,11 @@ def notify_test(
         return result, result.error_class is None and messages.acknowledged(result.body)
 
     try:
-        result, acknowledged = _with_gateway(Settings(), send)
+        result, acknowledged = with_gateway(Settings(), send)
     except MerchantNotFound:
-        raise _fail(f"no merchant {pid}") from None
+        raise fail(f"no merchant {pid}") from None
     except KeyError:
-        raise _fail(f"unknown dialect {dialect!r}") from None
+        raise fail(f"unknown dialect {dialect!r}") from None
     typer.echo(f"target     : {result.target_host}")
     typer.echo(f"HTTP status: {result.status if result.status is not None else '-'}")
     typer.echo(f"latency    : {result.latency_ms} ms")

@@ -11,6 +11,7 @@ import secrets
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, field_validator
@@ -67,6 +68,24 @@ class Settings(BaseSettings):
     worker_sweep_interval: float = 15.0
 
     epay_refund_success_code: int = 1
+
+    # Personal QR codes matched by amount (channel "qrpool", see docs/qrpool.md).
+    qrpool: bool = False
+    qrpool_heartbeat_timeout: float = 90.0
+    # Unique amounts: step away from the requested amount one fen at a time, "up" or "down",
+    # at most this many fen (never to zero or below).
+    qrpool_amount_direction: Literal["up", "down"] = "up"
+    qrpool_max_offset_fen: int = 99
+    # A reservation outlives its order by the grace (late payments) and its payment by the
+    # cooldown (duplicated phone notifications), so neither can be credited to another order.
+    qrpool_late_grace_seconds: float = 600.0
+    qrpool_paid_cooldown_seconds: float = 600.0
+    qrpool_accept_late_payments: bool = True
+    qrpool_push_window_seconds: float = 300.0
+    qrpool_device_rate_per_minute: int = 60
+    # V免签's merchant API has no merchant id: the merchant whose key signs requests to the
+    # root paths (``/createOrder``...); ``/vmq/{pid}/createOrder`` works for any merchant.
+    vmq_default_pid: int | None = None
     # Business days (today's orders) and the local times api.php reports are in this zone.
     timezone: str = "Asia/Shanghai"
     log_format: str = "text"

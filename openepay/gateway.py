@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from openepay.channels.base import Channel, PayContext
+from openepay.channels.qrpool.channel import QrPoolChannel
 from openepay.channels.registry import ChannelRegistry
 from openepay.channels.sandbox import SandboxChannel
 from openepay.config import Settings
@@ -41,6 +42,9 @@ class Gateway:
         db = Database(settings.database_url, **engine_kwargs)
         box = SecretBox(master_key)
         enabled: list[Channel] = []
+        # Routing takes the first channel serving a pay type: real money before the sandbox.
+        if settings.qrpool:
+            enabled.append(QrPoolChannel(db, box, settings))
         if settings.sandbox:
             log.warning("the SANDBOX channel is enabled: payments on it are simulated, not real money")
             enabled.append(SandboxChannel(db, derive_key(master_key, "sandbox upstream")))

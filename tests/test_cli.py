@@ -7,6 +7,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 from datetime import timedelta
@@ -151,6 +152,9 @@ async def test_serve_runs_web_and_worker_on_a_fresh_sqlite_file(tmp_path):
                 return False
 
         await eventually(ready, timeout=20, interval=0.2)
+        # The epay V2 key pair exists from the first start, before any V2 request needed it.
+        with sqlite3.connect(tmp_path / "fresh.db") as db:
+            assert db.execute("SELECT name FROM platform_keys").fetchall() == [("epay_v2",)]
         params = signed(order_params(credentials["pid"], shop.url, "SERVE-1", clientip="1.2.3.4"), credentials["key"])
         async with httpx.AsyncClient(base_url=base) as client:
             trade_no = (await client.post("/mapi.php", data=params)).json()["trade_no"]

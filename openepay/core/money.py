@@ -23,7 +23,7 @@ def parse_yuan(text: str) -> int:
     Digits and at most one dot only (no sign, exponent, spaces or separators), a positive
     value, and no part of a fen: ``1.005`` is refused, ``1.000`` is one yuan.
     """
-    if not text or len(text) > MAX_MONEY_CHARS or not _YUAN.match(text) or text == ".":
+    if not text or len(text) > MAX_MONEY_CHARS or not _YUAN.fullmatch(text) or text == ".":
         raise MoneyError(f"not a yuan amount: {text!r}")
     try:
         value = Decimal(text)

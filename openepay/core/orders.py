@@ -68,9 +68,11 @@ class NewOrder:
     attrs: dict[str, Any] = field(default_factory=dict)
 
     def same_terms_as(self, order: Order) -> bool:
-        """Rainbow's rule for a repeated ``out_trade_no``: same money, name, URLs and param."""
+        """Rainbow's rule for a repeated ``out_trade_no``: same money, name, URLs and param; and
+        the same dialect, since an order is notified only in the dialect it was created with."""
         return (
-            order.amount_fen == self.amount_fen
+            order.dialect == self.dialect
+            and order.amount_fen == self.amount_fen
             and order.name == self.name
             and order.notify_url == self.notify_url
             and (order.return_url or "") == (self.return_url or "")
@@ -253,6 +255,23 @@ async def close_if_expired(db: Database, order: Order) -> Order:
             .execution_options(populate_existing=True)
         )
         return closed or await session.get(Order, order.id, populate_existing=True) or order
+
+
+async def close_order(db: Database, order: Order) -> Order | None:
+    """Close an order nobody has paid yet, at the merchant's request; None when it had left the unpaid states.
+
+    Only the status changes: the expiry stays, so whatever the channel holds for the order (a
+    personal-code pool keeps the amount until expiry plus its grace) is released on its usual
+    schedule, never early, and a late payment still finds its order.
+    """
+    async with db.session() as session:
+        return await session.scalar(
+            update(Order)
+            .where(Order.id == order.id, Order.status.in_(UNPAID))
+            .values(status=OrderStatus.CLOSED, closed_at=utcnow())
+            .returning(Order)
+            .execution_options(populate_existing=True)
+        )
 
 
 async def get_order(db: Database, trade_no: str) -> Order | None:

@@ -14,6 +14,7 @@ from enum import StrEnum
 from urllib.parse import urlencode
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from openepay.channels.base import CallbackRequest, Confirmation, Reply
 from openepay.channels.registry import ChannelRegistry
@@ -50,17 +51,45 @@ async def confirm_payment(db: Database, channel: str, confirmation: Confirmation
             return PaymentDecision.UNKNOWN_ORDER
         if order.channel != channel:
             return PaymentDecision.WRONG_CHANNEL
-        if confirmation.paid_fen != order.pay_amount_fen:
-            return PaymentDecision.AMOUNT_MISMATCH
+        decision = await mark_paid(session, order, confirmation)
+    if decision.credited:
+        log.info(
+            "order paid",
+            extra={"trade_no": order.trade_no, "merchant": order.merchant_pid, "decision": decision.value},
+        )
+    return decision
 
-        now = utcnow()
-        values = {
-            "status": OrderStatus.PAID,
-            "paid_at": now,
-            "paid_fen": confirmation.paid_fen,
-            "channel_trade_no": confirmation.channel_trade_no,
-            "buyer": confirmation.buyer,
-        }
+
+async def mark_paid(
+    session: AsyncSession, order: Order, confirmation: Confirmation, *, late: bool = False
+) -> PaymentDecision:
+    """Make ``order`` paid inside the caller's transaction: guarded transition, ledger, outbox row.
+
+    For callers that decide more in the same transaction (the personal-QR matcher moves the
+    amount reservation with the order). Without ``late`` the order's state decides: an unpaid
+    order is paid, a closed one takes the explicit late edge and is flagged ``paid_late``.
+    With ``late`` the caller knows the money came after the order stopped being payable, and
+    the order is flagged whether or not the sweeper has closed it yet.
+    """
+    if confirmation.paid_fen != order.pay_amount_fen:
+        return PaymentDecision.AMOUNT_MISMATCH
+    now = utcnow()
+    values = {
+        "status": OrderStatus.PAID,
+        "paid_at": now,
+        "paid_fen": confirmation.paid_fen,
+        "channel_trade_no": confirmation.channel_trade_no,
+        "buyer": confirmation.buyer,
+    }
+    if late:
+        paid_id = await session.scalar(
+            update(Order)
+            .where(Order.id == order.id, Order.status.in_((*UNPAID, OrderStatus.CLOSED)))
+            .values(**values, paid_late=True)
+            .returning(Order.id)
+        )
+        decision = PaymentDecision.PAID_LATE
+    else:
         decision = PaymentDecision.PAID
         paid_id = await session.scalar(
             update(Order).where(Order.id == order.id, Order.status.in_(UNPAID)).values(**values).returning(Order.id)
@@ -74,15 +103,11 @@ async def confirm_payment(db: Database, channel: str, confirmation: Confirmation
                 .returning(Order.id)
             )
             decision = PaymentDecision.PAID_LATE
-        if paid_id is None:
-            return PaymentDecision.ALREADY_PAID
+    if paid_id is None:
+        return PaymentDecision.ALREADY_PAID
 
-        await ledger.post(session, order.merchant_pid, confirmation.paid_fen, "payment", order.trade_no)
-        await enqueue(session, order_id=order.id, merchant_pid=order.merchant_pid, event=PAID_EVENT, now=now)
-    log.info(
-        "order paid",
-        extra={"trade_no": order.trade_no, "merchant": order.merchant_pid, "decision": decision.value},
-    )
+    await ledger.post(session, order.merchant_pid, confirmation.paid_fen, "payment", order.trade_no)
+    await enqueue(session, order_id=order.id, merchant_pid=order.merchant_pid, event=PAID_EVENT, now=now)
     return decision
 
 

@@ -37,6 +37,9 @@ class RefundProblem(StrEnum):
     INSUFFICIENT_BALANCE = "insufficient_balance"
     CHANNEL_FAILED = "channel_failed"
     OUT_REFUND_NO_REUSED = "out_refund_no_reused"
+    # A retry of a refund number whose first request is still running, or failed: never a success.
+    EARLIER_IN_PROGRESS = "earlier_in_progress"
+    EARLIER_FAILED = "earlier_failed"
 
 
 class RefundError(Exception):
@@ -101,6 +104,10 @@ async def refund_order(
 def _repeat_of(earlier: Refund, order: Order, amount_fen: int) -> RefundResult:
     if earlier.order_id != order.id or earlier.amount_fen != amount_fen:
         raise RefundError(RefundProblem.OUT_REFUND_NO_REUSED)
+    if earlier.status == "processing":
+        raise RefundError(RefundProblem.EARLIER_IN_PROGRESS)
+    if earlier.status != "succeeded":
+        raise RefundError(RefundProblem.EARLIER_FAILED)
     return RefundResult(earlier, order, repeated=True)
 
 

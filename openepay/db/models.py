@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -242,3 +243,127 @@ class RequestNonce(Base):
     scope: Mapped[str] = mapped_column(String(64), primary_key=True)
     nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+# -- personal QR codes matched by amount (channel "qrpool") ------------------------------------
+
+HELD = text("state != 'released'")
+
+
+class QrAccount(Base):
+    """One receiving identity (a personal WeChat Pay, Alipay or QQ wallet) whose codes buyers scan."""
+
+    __tablename__ = "qrpool_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    pay_type: Mapped[str] = mapped_column(String(16))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class QrCode(Base):
+    """A receive code as its decoded content: fixed to one amount, or generic (the payer types it)."""
+
+    __tablename__ = "qrpool_codes"
+    __table_args__ = (
+        UniqueConstraint("account_id", "amount_fen"),
+        # At most one generic code per account (NULL amounts are not caught by the constraint above).
+        Index(
+            "uq_qrpool_codes_generic",
+            "account_id",
+            unique=True,
+            sqlite_where=text("amount_fen IS NULL"),
+            postgresql_where=text("amount_fen IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("qrpool_accounts.id"))
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger)
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class QrDevice(Base):
+    """A phone watching one account's incoming payments; its key is its own, never a merchant's."""
+
+    __tablename__ = "qrpool_devices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("qrpool_accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    key_sealed: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_push_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AmountReservation(Base):
+    """An amount held on an account for one order, so that a payment of it means that order.
+
+    ``held`` until the order's expiry plus the late-payment grace, ``paid`` until the cooldown
+    after payment, then ``released`` by the sweeper. The partial unique index is what makes two
+    orders on one account never share an amount, whatever the concurrency.
+    """
+
+    __tablename__ = "qrpool_reservations"
+    __table_args__ = (
+        Index(
+            "uq_qrpool_reservations_account_id_amount_fen",
+            "account_id",
+            "amount_fen",
+            unique=True,
+            sqlite_where=HELD,
+            postgresql_where=HELD,
+        ),
+        Index("ix_qrpool_reservations_state_hold_until", "state", "hold_until"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("qrpool_accounts.id"))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16), default="held")
+    hold_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PaymentEvent(Base):
+    """One report of money received (a phone's push, a device batch entry, an operator's entry),
+    stored with what was decided and why, whatever the decision."""
+
+    __tablename__ = "qrpool_events"
+    __table_args__ = (Index("ix_qrpool_events_decision_received_at", "decision", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    # Unique: the same report arriving twice (a replay, a retry) is recognised, never counted twice.
+    event_key: Mapped[str] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(String(16))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("qrpool_accounts.id"))
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("qrpool_devices.id"))
+    pay_type: Mapped[str | None] = mapped_column(String(16))
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger)
+    amount_text: Mapped[str | None] = mapped_column(String(32))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decision: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    payload: Mapped[str] = mapped_column(Text, default="")
+
+
+class AuditEntry(Base):
+    """Who did what by hand, when and why: manual payments, attached events, resends."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    trade_no: Mapped[str | None] = mapped_column(String(32), index=True)
+    event_id: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,8 +1,8 @@
 """The notification worker: claims due outbox rows, delivers them, records every attempt.
 
 It also runs the housekeeping that must happen even when nobody visits a page: closing
-expired orders (and their upstream payments), pruning old attempt logs, and saying it is
-alive so operators can count workers.
+expired orders (and their upstream payments), freeing personal-code amounts whose hold has
+passed, pruning old attempt logs, and saying it is alive so operators can count workers.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
+from openepay.channels.qrpool.reservations import release_expired
 from openepay.core.orders import channel_view, close_expired
 from openepay.core.replay import forget_expired
 from openepay.db.models import Merchant, NotifyTask, NotifyWorkerBeat, Order
@@ -205,7 +206,8 @@ class NotifyWorker:
         await self.sweep()
 
     async def sweep(self) -> int:
-        """Close expired orders (and tell their channels), prune old attempt logs and dead workers."""
+        """Close expired orders (and tell their channels), free personal-code amounts whose hold has passed,
+        prune old attempt logs and dead workers."""
         gateway = self.gateway
         closed = await close_expired(gateway.db)
         for order in closed:
@@ -219,6 +221,9 @@ class NotifyWorker:
         if closed:
             log.info("closed expired orders", extra={"count": len(closed)})
         await forget_expired(gateway.db)
+        released = await release_expired(gateway.db, utcnow())
+        if released:
+            log.info("released personal-code amounts past their hold", extra={"count": released})
         retention = timedelta(days=gateway.settings.notify_attempt_retention_days)
         pruned = await prune_attempts(gateway.db, older_than=utcnow() - retention)
         if pruned:

@@ -11,11 +11,12 @@ from typing import Protocol
 from openepay.db import Database
 from openepay.db.models import Order
 from openepay.notify.http import OutboundMessage
-from openepay.protocols import epay, epay_v2, pay_mapi, payfor
+from openepay.protocols import epay, epay_v2, pay_mapi, payfor, vmq
 from openepay.protocols.epay.messages import EpayMessages
 from openepay.protocols.epay_v2.messages import EpayV2Messages
 from openepay.protocols.pay_mapi.messages import PayMapiMessages
 from openepay.protocols.payfor.messages import PayForMessages
+from openepay.protocols.vmq.messages import VmqMessages
 from openepay.secretbox import SecretBox
 
 
@@ -57,5 +58,6 @@ def build_dialects(db: Database, box: SecretBox) -> DialectRegistry:
             pay_mapi.DIALECT: PayMapiMessages(db, box),
             payfor.DIALECT: PayForMessages(db, box),
             epay_v2.DIALECT: EpayV2Messages(db, box),
+            vmq.DIALECT: VmqMessages(db, box),
         }
     )

@@ -46,6 +46,7 @@ def test_amounts_merchants_send(text, fen):
         "NaN",
         "inf",
         "9" * 21,
+        "1.00\n",
     ],
 )
 def test_what_is_not_an_amount(text):

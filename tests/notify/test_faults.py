@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from openepay.channels.sandbox.simulator import simulate_buyer_payment
 from openepay.core.states import NotifyStatus
 from openepay.db import migrate
-from openepay.db.models import NotifyAttempt, NotifyTask, Order
+from openepay.db.models import NotifyAttempt, NotifyTask, NotifyWorkerBeat, Order
 from openepay.gateway import Gateway
 from tests.conftest import PG_DSN, _create_pg_database, _drop_pg_database, make_settings, pg_url
 from tests.support.merchant import FakeMerchant
@@ -200,6 +200,14 @@ async def test_a_database_restart_under_load_costs_retries_not_notifications(
     trade_nos = await pay_orders(core, pid, shop, 60)
 
     started = workers.start(2)
+
+    async def both_running() -> bool:
+        async with core.db.session() as session:
+            return await session.scalar(select(func.count()).select_from(NotifyWorkerBeat)) >= 2
+
+    # A worker still starting up when the database goes away exits (its schema check fails);
+    # this test is about workers that were already running.
+    await eventually(both_running, timeout=20)
     await eventually(lambda: len(shop.notifications()) >= 5, timeout=20)
     await core.db.dispose()  # only the workers are connected now
 

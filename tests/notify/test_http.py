@@ -10,22 +10,22 @@ from __future__ import annotations
 import gzip
 import ipaddress
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from openepay.notify.http import (
     ErrorClass,
+    HttpOutcome,
     OutboundMessage,
     SafeHttpClient,
     address_block_reason,
     url_block_reason,
 )
 from tests.support.merchant import FakeMerchant
+from tests.support.shop import Answer, RecordingShop, Respond, started_shops
 
 BLOCKED_EVEN_WHEN_PRIVATE_ALLOWED = [
     "169.254.169.254",  # AWS, GCP, Azure, OpenStack metadata
@@ -155,60 +155,6 @@ def test_ordinary_names_pass_the_static_check():
 # --- the client against real servers ---------------------------------------------------------
 
 
-@dataclass
-class Seen:
-    path: str
-    headers: dict[str, str]
-
-
-@dataclass
-class ScriptedServer:
-    """An HTTP server whose answer is written by ``respond(handler)``; it records what it receives."""
-
-    respond: Callable[[BaseHTTPRequestHandler], None]
-    host: str = "127.0.0.1"
-    seen: list[Seen] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return self._server.server_address[1]
-
-    def start(self) -> ScriptedServer:
-        scripted = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                scripted.seen.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}))
-                scripted.respond(self)
-
-            def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
-                pass
-
-        self._server = ThreadingHTTPServer((self.host, 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-
-def _answer(status: int, body: bytes, **headers: str) -> Callable[[BaseHTTPRequestHandler], None]:
-    def respond(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(status)
-        for name, value in headers.items():
-            handler.send_header(name.replace("_", "-"), value)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
-
-    return respond
-
-
 def _endless(handler: BaseHTTPRequestHandler) -> None:
     """An answer that never ends: only a client that stops reading gets away from it."""
     handler.send_response(200)
@@ -224,17 +170,14 @@ def _endless(handler: BaseHTTPRequestHandler) -> None:
 
 
 @pytest.fixture
-def scripted() -> Iterator[Callable[..., ScriptedServer]]:
-    servers: list[ScriptedServer] = []
+def scripted() -> Iterator[Callable[..., RecordingShop]]:
+    """Start servers that give every request the same answer, on 127.0.0.1 or ``host``."""
+    with started_shops() as start:
 
-    def start(respond: Callable[[BaseHTTPRequestHandler], None], host: str = "127.0.0.1") -> ScriptedServer:
-        server = ScriptedServer(respond, host).start()
-        servers.append(server)
-        return server
+        def scripted(answer: Answer | Respond, host: str = "127.0.0.1") -> RecordingShop:
+            return start(RecordingShop([answer], host=host))
 
-    yield start
-    for server in servers:
-        server.stop()
+        yield scripted
 
 
 @pytest.fixture
@@ -244,14 +187,17 @@ def fake_merchant() -> Iterator[FakeMerchant]:
     merchant.stop()
 
 
-def client(*, allow_private: bool, total_timeout: float = 3.0, max_body_bytes: int = 4096) -> SafeHttpClient:
-    return SafeHttpClient(
+async def fetch(
+    url: str, *, allow_private: bool, total_timeout: float = 3.0, max_body_bytes: int = 4096
+) -> HttpOutcome:
+    """One GET through a client of its own, closed afterwards."""
+    http = SafeHttpClient(
         allow_private=allow_private, connect_timeout=2.0, total_timeout=total_timeout, max_body_bytes=max_body_bytes
     )
-
-
-def get(url: str) -> OutboundMessage:
-    return OutboundMessage("GET", url)
+    try:
+        return await http.send(OutboundMessage("GET", url))
+    finally:
+        await http.aclose()
 
 
 def _url_host(address: str) -> str:
@@ -265,11 +211,7 @@ def _own_name_and_address() -> tuple[str, str]:
 
 
 async def test_loopback_merchant_is_reached_when_private_targets_are_allowed(fake_merchant):
-    http = client(allow_private=True)
-    try:
-        result = await http.send(get(f"{fake_merchant.url}/notify?pid=1000&name=a+b"))
-    finally:
-        await http.aclose()
+    result = await fetch(f"{fake_merchant.url}/notify?pid=1000&name=a+b", allow_private=True)
     assert result.error_class is None and result.error_detail is None
     assert result.status == 200
     assert result.body == b"success"
@@ -281,11 +223,7 @@ async def test_loopback_merchant_is_reached_when_private_targets_are_allowed(fak
 
 
 async def test_loopback_merchant_is_refused_by_default_and_never_contacted(fake_merchant):
-    http = client(allow_private=False)
-    try:
-        result = await http.send(get(f"{fake_merchant.url}/notify"))
-    finally:
-        await http.aclose()
+    result = await fetch(f"{fake_merchant.url}/notify", allow_private=False)
     assert result.error_class is ErrorClass.BLOCKED
     assert result.error_detail == "127.0.0.1 is not a public address"
     assert result.status is None and result.body == b""
@@ -295,22 +233,14 @@ async def test_loopback_merchant_is_refused_by_default_and_never_contacted(fake_
 
 @pytest.mark.parametrize("spelling", ["2130706433", "0x7f000001", "127.1", "0x7f.1"])
 async def test_odd_spellings_of_loopback_are_caught_after_resolution(spelling, fake_merchant):
-    http = client(allow_private=False)
-    try:
-        result = await http.send(get(f"http://{spelling}:{fake_merchant.url.rsplit(':', 1)[1]}/notify"))
-    finally:
-        await http.aclose()
+    result = await fetch(f"http://{spelling}:{fake_merchant.url.rsplit(':', 1)[1]}/notify", allow_private=False)
     assert result.error_class is ErrorClass.BLOCKED
     assert "127.0.0.1 is not a public address" in (result.error_detail or "")
     assert fake_merchant.received == []
 
 
 async def test_an_octal_spelling_of_loopback_is_not_even_a_host(fake_merchant):
-    http = client(allow_private=False)
-    try:
-        result = await http.send(get(f"http://0177.0.0.1:{fake_merchant.url.rsplit(':', 1)[1]}/notify"))
-    finally:
-        await http.aclose()
+    result = await fetch(f"http://0177.0.0.1:{fake_merchant.url.rsplit(':', 1)[1]}/notify", allow_private=False)
     assert result.error_class is ErrorClass.DNS
     assert fake_merchant.received == []
 
@@ -318,65 +248,47 @@ async def test_an_octal_spelling_of_loopback_is_not_even_a_host(fake_merchant):
 async def test_a_name_resolving_to_a_private_address_is_refused_before_connecting(scripted):
     name, address = _own_name_and_address()
     assert not ipaddress.ip_address(address).is_global, f"{name} resolves to public {address}"
-    server = scripted(_answer(200, b"success"), host=address)
-    http = client(allow_private=False)
-    try:
-        result = await http.send(get(f"http://{name}:{server.port}/notify"))
-    finally:
-        await http.aclose()
+    server = scripted(Answer(200, b"success"), host=address)
+    result = await fetch(f"http://{name}:{server.port}/notify", allow_private=False)
     assert result.error_class is ErrorClass.BLOCKED
     assert result.error_detail == f"{name} resolves to {address} is not a public address"
     assert result.target_host == name.lower()
-    assert server.seen == []
+    assert server.received == []
 
 
 async def test_the_client_connects_to_the_address_it_checked_and_keeps_the_host_header(scripted):
     name, address = _own_name_and_address()
-    server = scripted(_answer(200, b"success"), host=address)
-    http = client(allow_private=True)
-    try:
-        result = await http.send(get(f"http://{name}:{server.port}/notify?a=1"))
-    finally:
-        await http.aclose()
+    server = scripted(Answer(200, b"success"), host=address)
+    result = await fetch(f"http://{name}:{server.port}/notify?a=1", allow_private=True)
     assert result.error_class is None and result.status == 200
-    [seen] = server.seen
+    [seen] = server.received
     assert seen.headers["host"] == f"{name.lower()}:{server.port}"
-    assert seen.path == "/notify?a=1"
+    assert seen.target == "/notify?a=1"
     assert seen.headers["user-agent"] == "OpenEpay-Notify/1"
 
 
 async def test_a_redirect_to_a_private_address_is_not_followed(scripted):
-    server = scripted(_answer(302, b"moved", Location="http://10.0.0.1/"))
-    http = client(allow_private=True, total_timeout=2.0)
-    try:
-        result = await http.send(get(f"http://127.0.0.1:{server.port}/notify"))
-    finally:
-        await http.aclose()
+    server = scripted(Answer(302, b"moved", (("Location", "http://10.0.0.1/"),)))
+    result = await fetch(f"http://127.0.0.1:{server.port}/notify", allow_private=True, total_timeout=2.0)
     assert result.error_class is ErrorClass.REDIRECT
     assert result.status == 302
     assert "http://10.0.0.1/" in (result.error_detail or "")
-    assert len(server.seen) == 1
+    assert len(server.received) == 1
     assert result.latency_ms < 1000  # answered at once, no attempt on 10.0.0.1
 
 
 async def test_an_oversize_answer_is_read_only_up_to_the_limit(scripted):
-    server = scripted(_answer(200, b"success" + b"x" * (1024 * 1024 - 7)))
-    http = client(allow_private=True, max_body_bytes=1000)
-    try:
-        result = await http.send(get(f"http://127.0.0.1:{server.port}/notify"))
-    finally:
-        await http.aclose()
+    server = scripted(Answer(200, b"success" + b"x" * (1024 * 1024 - 7)))
+    result = await fetch(f"http://127.0.0.1:{server.port}/notify", allow_private=True, max_body_bytes=1000)
     assert result.error_class is None and result.status == 200
     assert result.body == b"success" + b"x" * 993
 
 
 async def test_an_endless_answer_does_not_hold_the_client(scripted):
     server = scripted(_endless)
-    http = client(allow_private=True, total_timeout=3.0, max_body_bytes=4096)
-    try:
-        result = await http.send(get(f"http://127.0.0.1:{server.port}/notify"))
-    finally:
-        await http.aclose()
+    result = await fetch(
+        f"http://127.0.0.1:{server.port}/notify", allow_private=True, total_timeout=3.0, max_body_bytes=4096
+    )
     assert result.error_class is None
     assert result.status == 200
     assert len(result.body) == 4096 and result.body.startswith(b"success")
@@ -386,11 +298,7 @@ async def test_a_closed_port_is_connection_refused():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    http = client(allow_private=True)
-    try:
-        result = await http.send(get(f"http://127.0.0.1:{port}/notify"))
-    finally:
-        await http.aclose()
+    result = await fetch(f"http://127.0.0.1:{port}/notify", allow_private=True)
     assert result.error_class is ErrorClass.REFUSED
     assert result.error_detail == f"connection to 127.0.0.1:{port} refused"
     assert result.status is None
@@ -400,32 +308,22 @@ async def test_a_server_that_never_answers_times_out():
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)  # connections complete in the backlog; nobody ever answers
-        http = client(allow_private=True, total_timeout=0.5)
-        try:
-            result = await http.send(get(f"http://127.0.0.1:{silent.getsockname()[1]}/notify"))
-        finally:
-            await http.aclose()
+        result = await fetch(
+            f"http://127.0.0.1:{silent.getsockname()[1]}/notify", allow_private=True, total_timeout=0.5
+        )
     assert result.error_class is ErrorClass.TIMEOUT
     assert result.status is None
     assert 500 <= result.latency_ms < 2000
 
 
 async def test_https_to_a_plain_http_server_is_a_tls_error(fake_merchant):
-    http = client(allow_private=True)
-    try:
-        result = await http.send(get(fake_merchant.url.replace("http://", "https://") + "/notify"))
-    finally:
-        await http.aclose()
+    result = await fetch(fake_merchant.url.replace("http://", "https://") + "/notify", allow_private=True)
     assert result.error_class is ErrorClass.TLS
     assert result.status is None
 
 
 async def test_an_unresolvable_name_is_a_dns_failure():
-    http = client(allow_private=False)
-    try:
-        result = await http.send(get("http://no-such-host.invalid/notify"))
-    finally:
-        await http.aclose()
+    result = await fetch("http://no-such-host.invalid/notify", allow_private=False)
     assert result.error_class is ErrorClass.DNS
     assert (result.error_detail or "").startswith("cannot resolve no-such-host.invalid")
     assert result.target_host == "no-such-host.invalid"
@@ -442,11 +340,7 @@ async def test_an_unresolvable_name_is_a_dns_failure():
     ],
 )
 async def test_statically_refused_urls_are_blocked_by_the_client_too(url, reason):
-    http = client(allow_private=True)
-    try:
-        result = await http.send(get(url))
-    finally:
-        await http.aclose()
+    result = await fetch(url, allow_private=True)
     assert result.error_class is ErrorClass.BLOCKED
     assert result.error_detail == reason
     assert result.status is None
@@ -457,34 +351,18 @@ async def test_statically_refused_urls_are_blocked_by_the_client_too(url, reason
     ["http://shop..example.com/notify", "http://" + "a" * 64 + ".example.com/notify", "http://例子_x!.中国/notify"],
 )
 async def test_a_host_name_that_cannot_be_looked_up_is_a_dns_failure(url):
-    http = client(allow_private=False)
-    try:
-        result = await http.send(get(url))
-    finally:
-        await http.aclose()
+    result = await fetch(url, allow_private=False)
     assert result.error_class is ErrorClass.DNS
     assert (result.error_detail or "").startswith("cannot resolve ")
     assert result.status is None
 
 
-def _gzip_bomb(handler: BaseHTTPRequestHandler) -> None:
-    """20 MB of "success" squeezed into a few KB: a client that decompresses it pays in memory."""
-    body = gzip.compress(b"success" * 3_000_000, compresslevel=9)
-    handler.send_response(200)
-    handler.send_header("Content-Encoding", "gzip")
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
 async def test_answers_are_asked_for_and_read_uncompressed(scripted):
-    server = scripted(_gzip_bomb)
-    http = client(allow_private=True, max_body_bytes=4096)
-    try:
-        result = await http.send(get(f"http://127.0.0.1:{server.port}/notify"))
-    finally:
-        await http.aclose()
-    [seen] = server.seen
+    # 20 MB of "success" squeezed into a few KB: a client that decompresses it pays in memory.
+    bomb = gzip.compress(b"success" * 3_000_000, compresslevel=9)
+    server = scripted(Answer(200, bomb, (("Content-Encoding", "gzip"),)))
+    result = await fetch(f"http://127.0.0.1:{server.port}/notify", allow_private=True, max_body_bytes=4096)
+    [seen] = server.received
     assert seen.headers["accept-encoding"] == "identity"
     assert result.status == 200 and result.error_class is None
     assert len(result.body) <= 4096

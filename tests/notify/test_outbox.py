@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import pytest_asyncio
 from sqlalchemy import func, select
 
 from openepay.channels.sandbox.simulator import simulate_buyer_payment
-from openepay.core.merchants import MerchantCredentials
 from openepay.core.states import NotifyStatus
-from openepay.db.models import NotifyAttempt, NotifyTask, Order
+from openepay.db.models import NotifyAttempt, NotifyTask
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.notify import outbox
@@ -21,38 +20,11 @@ from openepay.notify.worker import NotifyWorker
 from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
 from tests.support.merchant import plugin_sign
+from tests.support.notify import delivery_log, paid_order, settled
 from tests.support.waiting import eventually
 
 FAIR = {"merchant_cap": 4, "breaker_threshold": 5}
 BREAKER = BreakerPolicy(threshold=5, cooldown=30, max_cooldown=600)
-
-
-async def paid_order(server, merchant: MerchantCredentials, shop_url: str, out_trade_no: str) -> str:
-    params = order_params(merchant.pid, shop_url, out_trade_no, clientip="203.0.113.9")
-    async with server.client() as client:
-        answer = (await client.post("/mapi.php", data=signed(params, merchant.key))).json()
-        assert answer["code"] == 1, answer
-        paid = await client.post(f"/sandbox/pay/{answer['trade_no']}")
-        assert paid.status_code == 303
-    return answer["trade_no"]
-
-
-async def delivery_log(gateway: Gateway, trade_no: str) -> tuple[NotifyTask, list[NotifyAttempt]]:
-    async with gateway.db.session() as session:
-        order_id = select(Order.id).where(Order.trade_no == trade_no).scalar_subquery()
-        task = (await session.scalars(select(NotifyTask).where(NotifyTask.order_id == order_id))).one()
-        attempts = await session.scalars(
-            select(NotifyAttempt).where(NotifyAttempt.task_id == task.id).order_by(NotifyAttempt.number)
-        )
-        return task, list(attempts.all())
-
-
-def settled(gateway: Gateway, trade_no: str, status: NotifyStatus) -> Callable[[], Awaitable[object]]:
-    async def check():  # type: ignore[no-untyped-def]
-        task, attempts = await delivery_log(gateway, trade_no)
-        return (task, attempts) if task.status == status else None
-
-    return check
 
 
 @pytest_asyncio.fixture
@@ -83,7 +55,7 @@ class BackgroundWorker:
 
 
 async def test_a_worker_that_dies_after_claiming_leaves_the_lease_to_expire(server, gateway, merchant, shop):
-    trade_no = await paid_order(server, merchant, shop.url, "LEASE-1")
+    trade_no = await paid_order(server, merchant, f"{shop.url}/notify", "LEASE-1")
     [claimed] = await outbox.claim(gateway.db, "dead-worker", limit=10, lease=timedelta(seconds=0.6), **FAIR)
     held, _ = await delivery_log(gateway, trade_no)
     assert held.lease_owner == "dead-worker" and held.lease_expires_at is not None
@@ -117,7 +89,7 @@ async def test_a_worker_that_dies_after_claiming_leaves_the_lease_to_expire(serv
 
 
 async def test_a_lease_hides_a_task_only_until_it_expires(server, gateway, merchant, shop):
-    await paid_order(server, merchant, shop.url, "LEASE-2")
+    await paid_order(server, merchant, f"{shop.url}/notify", "LEASE-2")
     [first] = await outbox.claim(gateway.db, "a", limit=10, lease=timedelta(seconds=0.3), **FAIR)
     assert await outbox.claim(gateway.db, "b", limit=10, lease=timedelta(seconds=60), **FAIR) == []
     [again] = await eventually(lambda: outbox.claim(gateway.db, "b", limit=10, lease=timedelta(seconds=60), **FAIR))
@@ -130,7 +102,7 @@ async def test_resend_requeues_a_failed_notification_with_a_fresh_schedule(
     short = gateway_factory(notify_retry_delays=(0.2,))
     manual = NotifyWorker(short, name="manual")
     shop.reply = b"fail"
-    trade_no = await paid_order(server, merchant, shop.url, "RESEND-1")
+    trade_no = await paid_order(server, merchant, f"{shop.url}/notify", "RESEND-1")
     try:
         assert await manual.run_once() == 1
         await eventually(manual.run_once)
@@ -163,7 +135,7 @@ async def test_resend_requeues_a_failed_notification_with_a_fresh_schedule(
 
 
 async def test_resend_delivers_a_succeeded_notification_again(server, gateway, merchant, shop, worker):
-    trade_no = await paid_order(server, merchant, shop.url, "RESEND-2")
+    trade_no = await paid_order(server, merchant, f"{shop.url}/notify", "RESEND-2")
     await eventually(settled(gateway, trade_no, NotifyStatus.SUCCEEDED))
     assert len(shop.notifications()) == 1
 
@@ -179,7 +151,7 @@ async def test_resend_delivers_a_succeeded_notification_again(server, gateway, m
 
 
 async def test_resend_takes_the_notification_back_from_whoever_holds_it(server, gateway, merchant, shop):
-    trade_no = await paid_order(server, merchant, shop.url, "RESEND-3")
+    trade_no = await paid_order(server, merchant, f"{shop.url}/notify", "RESEND-3")
     [stale] = await outbox.claim(gateway.db, "stuck-worker", limit=10, lease=timedelta(seconds=60), **FAIR)
 
     assert await outbox.resend(gateway.db, trade_no) == 1

@@ -17,6 +17,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from tests.support.epay import order_params
+
 SDK_WINDOW = 300
 
 
@@ -97,16 +99,8 @@ def platform_signed(public_key: rsa.RSAPublicKey, fields: dict[str, object], now
 
 
 def order_fields(merchant_url: str, out_trade_no: str, **overrides: str | None) -> dict[str, str]:
-    fields: dict[str, str | None] = {
-        "method": "web",
-        "device": "pc",
-        "type": "alipay",
-        "out_trade_no": out_trade_no,
-        "notify_url": f"{merchant_url}/notify",
-        "return_url": f"{merchant_url}/return",
-        "name": "VIP会员",
-        "money": "1.00",
-        "clientip": "203.0.113.9",
-    }
-    fields.update(overrides)
+    """V1's order plus V2's ``method`` and the buyer's device and IP; ``V2Merchant.request`` adds ``pid``."""
+    fields: dict[str, str | None] = {"method": "web", "device": "pc", **order_params(0, merchant_url, out_trade_no)}
+    del fields["pid"]
+    fields.update({"clientip": "203.0.113.9", **overrides})
     return {name: value for name, value in fields.items() if value is not None}

@@ -9,11 +9,9 @@ appended, MD5, strict comparison, then ``trade_status == TRADE_SUCCESS``.
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlsplit
+from collections.abc import Sequence
+
+from tests.support.shop import Answer, RecordingShop
 
 
 def plugin_sign(params: dict[str, str], key: str) -> str:
@@ -21,69 +19,29 @@ def plugin_sign(params: dict[str, str], key: str) -> str:
     return hashlib.md5((content + key).encode("utf-8")).hexdigest()
 
 
-@dataclass
-class Received:
-    method: str
-    path: str
-    params: dict[str, str]
-    body: bytes
-    at: float
-    signature_ok: bool | None = None
+def plugin_verifies(params: dict[str, str], key: str) -> bool:
+    """A plugin's check of what arrived: a ``sign`` that is its own signature with ``key``."""
+    return "sign" in params and plugin_sign(params, key) == params["sign"]
 
 
-@dataclass
-class FakeMerchant:
-    """Answers ``reply`` (``success`` by default); ``key`` enables the plugin-style signature check."""
+class ScriptedShop(RecordingShop):
+    """A merchant endpoint answering from a script (its last answer repeats), checking signatures with ``key``."""
 
-    key: str | None = None
-    reply: bytes = b"success"
-    status: int = 200
-    delay: float = 0.0
-    received: list[Received] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
+    def __init__(self, key: str | None, script: Sequence[Answer] = (), delay: float = 0.0) -> None:
+        super().__init__(script, delay=delay)
+        self.key = key  # None: no check; a test rotating the merchant's key changes it
 
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def signature_ok(self, params: dict[str, str]) -> bool | None:
+        return None if self.key is None else plugin_verifies(params, self.key)
 
-    def start(self) -> FakeMerchant:
-        merchant = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self) -> None:
-                parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                params = dict(parse_qsl(parts.query, keep_blank_values=True))
-                if self.command == "POST" and "form-urlencoded" in (self.headers.get("Content-Type") or ""):
-                    params = dict(parse_qsl(body.decode(), keep_blank_values=True))
-                entry = Received(self.command, parts.path, params, body, time.monotonic())
-                if merchant.key is not None and "sign" in params:
-                    entry.signature_ok = plugin_sign(params, merchant.key) == params["sign"]
-                merchant.received.append(entry)
-                if merchant.delay:
-                    time.sleep(merchant.delay)
-                self.send_response(merchant.status)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(merchant.reply)))
-                self.end_headers()
-                self.wfile.write(merchant.reply)
+class FakeMerchant(ScriptedShop):
+    """Answers ``reply`` with ``status``, which a test may change as it goes."""
 
-            do_GET = do_POST = _handle
+    def __init__(self, key: str | None = None, reply: bytes = b"success", status: int = 200, delay: float = 0.0):
+        super().__init__(key, delay=delay)
+        self.reply = reply
+        self.status = status
 
-            def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def notifications(self, path: str = "/notify") -> list[Received]:
-        return [entry for entry in self.received if entry.path == path]
+    def next_answer(self) -> Answer:
+        return Answer(self.status, self.reply, (("Content-Type", "text/plain"),))

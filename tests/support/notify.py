@@ -1,12 +1,10 @@
-"""Merchant endpoints that answer from a script, and reading the delivery log consistently."""
+"""Paid orders that owe a notification, and reading the delivery log consistently.
+
+``Answer`` and ``ScriptedShop`` (from ``shop`` and ``merchant``) are imported from here too, by ``tests/conftest.py``
+and the notification tests.
+"""
 
 from __future__ import annotations
-
-import threading
-import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy import select
 
@@ -15,63 +13,8 @@ from openepay.core.states import NotifyStatus
 from openepay.db.models import NotifyAttempt, NotifyTask, Order
 from openepay.gateway import Gateway
 from tests.support.epay import order_params, signed
-from tests.support.merchant import Received, plugin_sign
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int = 200
-    body: bytes = b"success"
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass
-class ScriptedShop:
-    """A merchant endpoint answering from a script (its last answer repeats), checking signatures with ``key``."""
-
-    key: str
-    script: list[Answer]
-    delay: float = 0.0
-    received: list[Received] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> ScriptedShop:
-        shop = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                params = dict(parse_qsl(parts.query, keep_blank_values=True))
-                entry = Received("GET", parts.path, params, b"", time.monotonic())
-                entry.signature_ok = "sign" in params and plugin_sign(params, shop.key) == params["sign"]
-                answer = shop.script[min(len(shop.received), len(shop.script) - 1)]
-                shop.received.append(entry)
-                if shop.delay:
-                    time.sleep(shop.delay)
-                self.send_response(answer.status)
-                for name, value in answer.headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(answer.body)))
-                self.end_headers()
-                self.wfile.write(answer.body)
-
-            def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+from tests.support.merchant import ScriptedShop as ScriptedShop
+from tests.support.shop import Answer as Answer
 
 
 async def paid_order(server, merchant: MerchantCredentials, notify_url: str, out_trade_no: str, **extra: str) -> str:

@@ -1,4 +1,4 @@
-"""Placing orders straight through the core, for tests about what happens after creation."""
+"""Orders made straight through the core, or never stored at all, for tests about what comes after creation."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import timedelta
 from openepay.channels.base import PayContext
 from openepay.core.checkout import start_payment
 from openepay.core.orders import NewOrder, place_order
+from openepay.core.states import OrderStatus
 from openepay.db.models import Order
 from openepay.gateway import Gateway
 
@@ -39,3 +40,20 @@ async def sandbox_order(gateway: Gateway, pid: int, out_trade_no: str = "O-1", *
         device="pc",
         ctx=PayContext("http://gateway.test"),
     )
+
+
+def unsaved_order(dialect: str, **values: object) -> Order:
+    """A paid order that was never stored, all a dialect's messages need: vector C (§2.3) but for ``values``."""
+    vector_c: dict[str, object] = {
+        "merchant_pid": 1000,
+        "trade_no": "2024010112000012345",
+        "out_trade_no": "20240101120000123",
+        "pay_type": "alipay",
+        "name": "VIP会员",
+        "money": "1",
+        "param": None,
+        "notify_url": "http://127.0.0.1/SDK/notify_url.php",
+        "return_url": "http://127.0.0.1/SDK/return_url.php",
+        "status": OrderStatus.PAID,
+    }
+    return Order(**{**vector_c, "dialect": dialect, **values})

@@ -8,20 +8,25 @@ POST form, checks ``sign`` like a merchant's notify script and answers from a sc
 from __future__ import annotations
 
 import hashlib
-import html
 import re
-import threading
-import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlsplit
+from collections.abc import Sequence
 
 import httpx
-from sqlalchemy import update
 
-from openepay.core.merchants import _key_context
-from openepay.db.models import Merchant
-from tests.support.notify import Answer
+from tests.support.answers import json_answer, page_message
+from tests.support.shop import Answer, RecordingShop
+
+# The worked vector of §7.2 (seed 002's own example): its merchant's token and request.
+TOKEN = "tok_abc123"
+SEED_B = {
+    "uid": "10001",
+    "price": "9.90",
+    "type": "1",
+    "notify_url": "https://shop.example.com/pay/notify",
+    "return_url": "https://shop.example.com/pay/return",
+    "order_id": "A20240101001",
+    "order_name": "VIP月卡",
+}
 
 
 def md5(text: str) -> str:
@@ -58,88 +63,19 @@ def keyed(params: dict[str, str], token: str) -> dict[str, str]:
     return {**params, "key": merchant_key(params, token)}
 
 
-async def merchant_with_key(gateway, pid: int, token: str) -> None:  # type: ignore[no-untyped-def]
-    """A merchant holding a reference vector's token, so the vector's literal key applies."""
-    await gateway.merchants.create(f"Vector merchant {pid}", pid=pid)
-    async with gateway.db.session() as session:
-        await session.execute(
-            update(Merchant).where(Merchant.pid == pid).values(key_sealed=gateway.box.seal(token, _key_context(pid)))
-        )
+class PayForShop(RecordingShop):
+    """A payFor merchant's endpoints answering from a script (the last answer repeats), after ``delay`` seconds."""
 
+    def __init__(self, token: str, script: Sequence[Answer] = (), delay: float = 0.0) -> None:
+        super().__init__(script, delay=delay)
+        self.token = token
 
-@dataclass
-class Delivery:
-    method: str
-    path: str
-    form: dict[str, str]
-    query: dict[str, str]
-    at: float
-    sign_ok: bool
-
-
-@dataclass
-class PayForShop:
-    """Merchant endpoints answering from a script (the last answer repeats), after ``delay`` seconds."""
-
-    token: str
-    script: list[Answer] = field(default_factory=lambda: [Answer()])
-    delay: float = 0.0
-    received: list[Delivery] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def notifications(self) -> list[Delivery]:
-        return [entry for entry in self.received if entry.path == "/notify"]
-
-    def start(self) -> PayForShop:
-        shop = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self) -> None:
-                parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                form = {}
-                if "application/x-www-form-urlencoded" in (self.headers.get("Content-Type") or ""):
-                    form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-                signed = form or dict(parse_qsl(parts.query, keep_blank_values=True))
-                sign_ok = {"order_id", "price", "sign"} <= set(signed) and signed["sign"] == shop_sign(
-                    signed, shop.token
-                )
-                entry = Delivery(
-                    self.command, parts.path, form, dict(parse_qsl(parts.query)), time.monotonic(), sign_ok
-                )
-                answer = shop.script[min(len(shop.received), len(shop.script) - 1)]
-                shop.received.append(entry)
-                if shop.delay:
-                    time.sleep(shop.delay)
-                self.send_response(answer.status)
-                self.send_header("Content-Length", str(len(answer.body)))
-                self.end_headers()
-                self.wfile.write(answer.body)
-
-            do_GET = do_POST = _handle
-
-            def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+    def signature_ok(self, params: dict[str, str]) -> bool:
+        """The notify script's check: ``sign`` is md5(order_id + price + token)."""
+        return {"order_id", "price", "sign"} <= set(params) and params["sign"] == shop_sign(params, self.token)
 
 
 PATH = "/Home/Pay/payFor"
-MESSAGE = re.compile(r'<p class="message" id="message">(.*?)</p>', re.S)
 TITLE = re.compile(r'<h1 class="message-title[^"]*">(.*?)</h1>', re.S)
 
 
@@ -151,14 +87,6 @@ async def send(client: httpx.AsyncClient, params: dict[str, str], *, as_json: bo
     return await client.post(PATH, params=mode, data=params)
 
 
-def json_answer(response: httpx.Response) -> dict:
-    assert response.status_code == 200, response.text[:300]
-    assert response.headers["content-type"].startswith("application/json")
-    answer = response.json()
-    assert type(answer["code"]) is int
-    return answer
-
-
 def json_error(response: httpx.Response) -> tuple[int, str]:
     answer = json_answer(response)
     assert set(answer) == {"code", "msg"}, answer
@@ -168,9 +96,6 @@ def json_error(response: httpx.Response) -> tuple[int, str]:
 
 def page_error(response: httpx.Response, status: int = 200) -> str:
     """The message of the browser's error page (title 支付失败)."""
-    assert response.status_code == status, response.text[:300]
-    assert response.headers["content-type"].startswith("text/html")
-    [title] = TITLE.findall(response.text)
-    assert title == "支付失败"
-    [message] = MESSAGE.findall(response.text)
-    return html.unescape(message)
+    message = page_message(response, status)
+    assert TITLE.findall(response.text) == ["支付失败"]
+    return message

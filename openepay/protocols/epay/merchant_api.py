@@ -54,6 +54,8 @@ REFUND_MESSAGES = {
     RefundProblem.EXCEEDS_ORDER: "退款金额不能大于订单金额",
     RefundProblem.INSUFFICIENT_BALANCE: "商户余额不足，请先充值",
     RefundProblem.OUT_REFUND_NO_REUSED: "退款单号已被其他退款使用",
+    RefundProblem.EARLIER_IN_PROGRESS: "该退款单号的退款正在处理中，请稍后查询",
+    RefundProblem.EARLIER_FAILED: "该退款单号的退款未成功，请更换退款单号(out_refund_no)后重试",
 }
 
 

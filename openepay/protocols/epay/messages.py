@@ -16,11 +16,12 @@ from openepay.protocols.urls import append_query, http_build_query
 ACK_WORDS = (b"success", b"SUCCESS", b"Success")
 
 
-def notification_params(order: Order, key: str) -> dict[str, str]:
-    """Only ever for a paid order: a signed ``TRADE_SUCCESS`` is what merchants ship goods on."""
+def trade_success_fields(order: Order) -> dict[str, str]:
+    """The fields every epay-style notification starts with; only ever for a paid order, because a
+    signed ``TRADE_SUCCESS`` is what merchants ship goods on."""
     if order.status not in SETTLED_PAID:
         raise ValueError(f"order {order.trade_no} is {order.status}; only paid orders are notified")
-    params = {
+    return {
         "pid": str(order.merchant_pid),
         "trade_no": order.trade_no,
         "out_trade_no": order.out_trade_no,
@@ -29,13 +30,20 @@ def notification_params(order: Order, key: str) -> dict[str, str]:
         "money": order.money,
         "trade_status": "TRADE_SUCCESS",
     }
+
+
+def md5_signed(params: dict[str, str], key: str) -> dict[str, str]:
+    """The non-empty fields with ``sign`` and ``sign_type=MD5`` appended, as Rainbow sends them."""
+    params = {name: value for name, value in params.items() if value != ""}
+    return {**params, "sign": make_sign(params, key), "sign_type": "MD5"}
+
+
+def notification_params(order: Order, key: str) -> dict[str, str]:
+    params = trade_success_fields(order)
     # Rainbow leaves param out when PHP's empty() is true, which includes "0".
     if order.param not in (None, "", "0"):
         params["param"] = order.param
-    params = {name: value for name, value in params.items() if value != ""}
-    params["sign"] = make_sign(params, key)
-    params["sign_type"] = "MD5"
-    return params
+    return md5_signed(params, key)
 
 
 TEST_STATUS = "TEST_NOTIFY"
@@ -56,9 +64,7 @@ def test_params(pid: int, key: str, stamp: str) -> dict[str, str]:
         "money": "0.01",
         "trade_status": TEST_STATUS,
     }
-    params["sign"] = make_sign(params, key)
-    params["sign_type"] = "MD5"
-    return params
+    return md5_signed(params, key)
 
 
 class EpayMessages:

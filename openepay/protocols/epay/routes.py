@@ -72,6 +72,17 @@ async def start_epay_payment(
         raise EpayError(already_paid(order.out_trade_no)) from None
 
 
+async def cashier_target(gateway: Gateway, request: Request, pay: PayRequest) -> str:
+    """Where ``submit`` sends the browser: the cashier, at the chosen pay type's offer when a channel serves it."""
+    order = (await place_epay_order(gateway, pay)).order
+    target = cashier_path(order.trade_no)
+    if pay.pay_type:
+        device = "mobile" if is_mobile(request.headers.get("user-agent")) else "pc"
+        if await start_epay_payment(gateway, request, order, pay.pay_type, device) is None:
+            target += "?other=1"
+    return target
+
+
 @router.api_route("/submit.php", methods=["GET", "POST"], response_class=HTMLResponse)
 async def submit(request: Request) -> Response:
     gateway = gateway_of(request)
@@ -79,13 +90,7 @@ async def submit(request: Request) -> Response:
     if params is None:
         return HTMLResponse("你还未配置支付接口商户！")
     try:
-        pay = await validate_pay_request(gateway, params, api=False)
-        order = (await place_epay_order(gateway, pay)).order
-        target = cashier_path(order.trade_no)
-        if pay.pay_type:
-            device = "mobile" if is_mobile(request.headers.get("user-agent")) else "pc"
-            if await start_epay_payment(gateway, request, order, pay.pay_type, device) is None:
-                target += "?other=1"
+        target = await cashier_target(gateway, request, await validate_pay_request(gateway, params, api=False))
     except EpayError as error:
         return message_page(request, "站点提示信息", error.msg)
     except Exception:

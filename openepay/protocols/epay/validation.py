@@ -111,7 +111,7 @@ def check_order_fields(gateway: Gateway, merchant: Merchant, params: dict[str, s
         raise EpayError(f"最大支付金额是{_money_limit_text(yuan_to_fen(settings.pay_max_money))}元")
     if amount_fen < yuan_to_fen(settings.pay_min_money):
         raise EpayError(f"最小支付金额是{_money_limit_text(yuan_to_fen(settings.pay_min_money))}元")
-    if not OUT_TRADE_NO.match(out_trade_no) or len(out_trade_no) > MAX_OUT_TRADE_NO:
+    if not OUT_TRADE_NO.fullmatch(out_trade_no) or len(out_trade_no) > MAX_OUT_TRADE_NO:
         raise EpayError("订单号(out_trade_no)格式不正确")
 
     if len(notify_url) > MAX_URL or url_block_reason(notify_url, allow_private=settings.notify_allow_private):

@@ -22,10 +22,11 @@ from openepay.core.money import MoneyError, format_yuan, parse_yuan
 from openepay.core.orders import find_merchant_order
 from openepay.core.refunds import RefundError, RefundProblem, refund_order
 from openepay.core.replay import first_sighting
-from openepay.core.states import SETTLED_PAID, MerchantStatus, OrderStatus
+from openepay.core.states import SETTLED_PAID, MerchantStatus
 from openepay.db.models import Merchant, Order, Refund
 from openepay.gateway import Gateway
-from openepay.protocols.epay.merchant_api import EPAY_STATUS, REFUND_MESSAGES, STATUSES_FOR, local_time
+from openepay.protocols.epay.merchant_api import REFUND_MESSAGES, STATUSES_FOR, local_time
+from openepay.protocols.epay.merchant_api import order_fields as v1_order_fields
 from openepay.protocols.epay.routes import BUSY
 from openepay.protocols.epay_v2.pay import ANY_METHOD, NO_PARAMETERS
 from openepay.protocols.epay_v2.platform_key import platform_key
@@ -63,22 +64,11 @@ def _without_empty(fields: Fields) -> Fields:
 
 
 def order_fields(gateway: Gateway, order: Order) -> Fields:
-    return {
-        "trade_no": order.trade_no,
-        "out_trade_no": order.out_trade_no,
-        "api_trade_no": order.channel_trade_no,
-        "type": order.pay_type,
-        "pid": order.merchant_pid,
-        "addtime": local_time(gateway, order.created_at),
-        "endtime": local_time(gateway, order.paid_at),
-        "name": order.name,
-        "money": format_yuan(order.amount_fen),
-        "param": order.param,
-        "buyer": order.buyer,
-        "clientip": order.clientip,
-        "status": EPAY_STATUS[OrderStatus(order.status)],
-        "refundmoney": format_yuan(order.refunded_fen) if order.refunded_fen else None,
-    }
+    """V1's order fields without ``trade_status`` (V2 has only the number), plus ``clientip`` and ``refundmoney``."""
+    fields: Fields = {name: value for name, value in v1_order_fields(gateway, order).items() if name != "trade_status"}
+    fields["clientip"] = order.clientip
+    fields["refundmoney"] = format_yuan(order.refunded_fen) if order.refunded_fen else None
+    return fields
 
 
 async def _find_order(gateway: Gateway, merchant: Merchant, params: dict[str, str]) -> Order | None:
@@ -118,13 +108,8 @@ async def pay_refund(gateway: Gateway, merchant: Merchant, params: dict[str, str
             raise V2Error(f"退款失败：{error.detail}") from None
         raise V2Error(REFUND_MESSAGES[error.problem]) from None
     refund = result.refund
-    # The first request with this out_refund_no may still be running, or may have failed.
-    if refund.status == "processing":
-        raise V2Error("该退款单号的退款正在处理中，请稍后查询")
-    if refund.status != "succeeded":
-        raise V2Error("该退款单号的退款未成功，请更换退款单号(out_refund_no)后重试")
     money = format_yuan(refund.amount_fen)
-    message = f"已存在相同退款单号！退款金额¥{money}" if result.repeated else f"退款成功！退款金额¥{money}"
+    message = f"已存在相同退款单号！退款金额￥{money}" if result.repeated else f"退款成功！退款金额￥{money}"
     return _without_empty(
         {
             "code": 0,

@@ -8,35 +8,25 @@ attempt, and the buyer's return, is signed afresh when it is sent.
 
 from __future__ import annotations
 
-from openepay.core.states import SETTLED_PAID
 from openepay.db import Database
 from openepay.db.models import Order
 from openepay.notify.http import OutboundMessage
-from openepay.protocols.epay.messages import ACK_WORDS, test_params
+from openepay.protocols.epay.messages import ACK_WORDS, test_params, trade_success_fields
 from openepay.protocols.epay_v2.platform_key import platform_key
 from openepay.protocols.epay_v2.signing import EXCLUDED
 from openepay.protocols.urls import append_query, http_build_query
 from openepay.secretbox import SecretBox
 
 
-def notification_fields(order: Order) -> dict[str, object]:
-    """Only ever for a paid order: a signed ``TRADE_SUCCESS`` is what merchants ship goods on."""
-    if order.status not in SETTLED_PAID:
-        raise ValueError(f"order {order.trade_no} is {order.status}; only paid orders are notified")
-    fields: dict[str, object] = {
-        "pid": str(order.merchant_pid),
-        "trade_no": order.trade_no,
-        "out_trade_no": order.out_trade_no,
-        "type": order.pay_type,
-        "name": order.name,
-        "money": order.money,
-        "trade_status": "TRADE_SUCCESS",
-        "api_trade_no": order.channel_trade_no,
-        "buyer": order.buyer,
+def notification_fields(order: Order) -> dict[str, str]:
+    fields = {
+        **trade_success_fields(order),
+        "api_trade_no": order.channel_trade_no or "",
+        "buyer": order.buyer or "",
         # Rainbow leaves param out when PHP's empty() is true, which includes "0".
-        "param": order.param if order.param not in ("", "0") else None,
+        "param": order.param if order.param not in (None, "0") else "",
     }
-    return {name: value for name, value in fields.items() if value not in (None, "")}
+    return {name: value for name, value in fields.items() if value != ""}
 
 
 class EpayV2Messages:
@@ -46,7 +36,7 @@ class EpayV2Messages:
         self.db = db
         self.box = box
 
-    async def _signed_query(self, fields: dict[str, object]) -> str:
+    async def _signed_query(self, fields: dict[str, str]) -> str:
         signed = (await platform_key(self.db, self.box)).signed(fields)
         return http_build_query({name: str(value) for name, value in signed.items()})
 

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant, Order
 from openepay.gateway import Gateway
-from openepay.protocols.epay.routes import BUSY, mapi_success, place_epay_order, start_epay_payment
+from openepay.protocols.epay.routes import BUSY, cashier_target, mapi_success, place_epay_order, start_epay_payment
 from openepay.protocols.epay.validation import EpayError, PayRequest, check_order_fields
 from openepay.protocols.epay_v2 import DIALECT
 from openepay.protocols.epay_v2.platform_key import platform_key
@@ -26,7 +26,6 @@ from openepay.protocols.epay_v2.verification import V2Error, check_signature, fi
 from openepay.protocols.params import form_params, get_or_post
 from openepay.web.cashier.routes import cashier_path, message_page
 from openepay.web.deps import base_url, gateway_of
-from openepay.web.templating import is_mobile
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -84,13 +83,7 @@ async def submit(request: Request) -> Response:
         return HTMLResponse("你还未配置支付接口商户！")
     try:
         merchant = await _checked_merchant(gateway, params)
-        pay = _order_fields(gateway, merchant, params, api=False)
-        order = (await place_epay_order(gateway, pay)).order
-        target = cashier_path(order.trade_no)
-        if pay.pay_type:
-            device = "mobile" if is_mobile(request.headers.get("user-agent")) else "pc"
-            if await start_epay_payment(gateway, request, order, pay.pay_type, device) is None:
-                target += "?other=1"
+        target = await cashier_target(gateway, request, _order_fields(gateway, merchant, params, api=False))
     except (V2Error, EpayError) as error:
         return message_page(request, "站点提示信息", error.msg)
     except Exception:

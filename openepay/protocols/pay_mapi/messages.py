@@ -9,39 +9,21 @@ payments apart by amount. Everything but ``sign``/``sign_type`` is signed with t
 from __future__ import annotations
 
 from openepay.core.money import format_yuan
-from openepay.core.states import SETTLED_PAID
 from openepay.db import Database
 from openepay.db.models import Order
 from openepay.notify.http import OutboundMessage
-from openepay.protocols.epay.messages import ACK_WORDS, TEST_STATUS
-from openepay.protocols.epay.signing import make_sign
+from openepay.protocols.epay.messages import ACK_WORDS, TEST_STATUS, md5_signed, trade_success_fields
 from openepay.protocols.urls import append_query, http_build_query
 from openepay.secretbox import SecretBox
 
 
-def _signed(params: dict[str, str], key: str) -> dict[str, str]:
-    params = {name: value for name, value in params.items() if value != ""}
-    return {**params, "sign": make_sign(params, key), "sign_type": "MD5"}
-
-
 def notification_params(order: Order, key: str) -> dict[str, str]:
-    """Only ever for a paid order: a signed ``TRADE_SUCCESS`` is what merchants ship goods on."""
-    if order.status not in SETTLED_PAID:
-        raise ValueError(f"order {order.trade_no} is {order.status}; only paid orders are notified")
-    paid_fen = order.paid_fen if order.paid_fen is not None else order.pay_amount_fen
-    params = {
-        "pid": str(order.merchant_pid),
-        "trade_no": order.trade_no,
-        "out_trade_no": order.out_trade_no,
-        "type": order.pay_type or "",
-        "name": order.name,
-        "money": order.money,
-        "trade_status": "TRADE_SUCCESS",
-    }
+    params = trade_success_fields(order)
     if order.param:
         params["ext"] = order.param
+    paid_fen = order.paid_fen if order.paid_fen is not None else order.pay_amount_fen
     params["realmoney"] = format_yuan(paid_fen)
-    return _signed(params, key)
+    return md5_signed(params, key)
 
 
 def probe_params(pid: int, key: str, stamp: str) -> dict[str, str]:
@@ -57,7 +39,7 @@ def probe_params(pid: int, key: str, stamp: str) -> dict[str, str]:
         "ext": "test",
         "realmoney": "0.01",
     }
-    return _signed(params, key)
+    return md5_signed(params, key)
 
 
 class PayMapiMessages:

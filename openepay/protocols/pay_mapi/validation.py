@@ -119,7 +119,7 @@ def _minimum(gateway: Gateway) -> Decimal:
 
 def _check_small_amount(gateway: Gateway, money: str) -> None:
     """704 for any plainly written number below the minimum, including ones finer than a fen."""
-    if not DECIMAL.match(money):
+    if not DECIMAL.fullmatch(money):
         return
     try:
         value = Decimal(money)
@@ -156,7 +156,7 @@ def _check_url(gateway: Gateway, field: str, url: str) -> None:
 
 def _check_values(gateway: Gateway, params: dict[str, str]) -> None:
     out_trade_no = params["out_trade_no"]
-    if len(out_trade_no) > MAX_OUT_TRADE_NO or not OUT_TRADE_NO.match(out_trade_no):
+    if len(out_trade_no) > MAX_OUT_TRADE_NO or not OUT_TRADE_NO.fullmatch(out_trade_no):
         raise PayMapiError(
             Code.MISSING_PARAMETERS,
             f"out_trade_no must be 1 to {MAX_OUT_TRADE_NO} letters, digits or the characters . _ - |",

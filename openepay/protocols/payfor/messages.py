@@ -77,6 +77,7 @@ class PayForMessages:
         return OutboundMessage("POST", url, form=probe_params(pid, key, url, stamp))
 
     async def return_url(self, order: Order, key: str) -> str | None:
-        if not order.return_url:
+        """None for orders made with ``format=json``: the seed says those buyers are never sent back."""
+        if not order.return_url or order.attrs.get("json"):
             return None
         return append_query(order.return_url, http_build_query(notification_params(order, key)))

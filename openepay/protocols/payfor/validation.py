@@ -83,7 +83,7 @@ def check_present(params: dict[str, str]) -> None:
 
 async def authenticate(gateway: Gateway, params: dict[str, str]) -> Merchant:
     uid = params["uid"]
-    if not UID.match(uid):
+    if not UID.fullmatch(uid):
         raise PayForError(Code.MERCHANT, MERCHANT_UNKNOWN)
     try:
         merchant = await gateway.merchants.get(int(uid))
@@ -131,7 +131,9 @@ def _plain_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-async def validate_pay_request(gateway: Gateway, params: dict[str, str], *, clientip: str | None) -> PayForRequest:
+async def validate_pay_request(
+    gateway: Gateway, params: dict[str, str], *, clientip: str | None, as_json: bool
+) -> PayForRequest:
     check_present(params)
     merchant = await authenticate(gateway, params)
     price, type_code, order_id = params["price"], params["type"], params["order_id"]
@@ -141,7 +143,7 @@ async def validate_pay_request(gateway: Gateway, params: dict[str, str], *, clie
     pay_type = PAY_TYPES.get(type_code)
     if pay_type is None:
         raise PayForError(Code.INVALID, "支付渠道(type)只能是1（微信支付）或2（支付宝）")
-    if len(order_id) > MAX_ORDER_ID or not ORDER_ID.match(order_id):
+    if len(order_id) > MAX_ORDER_ID or not ORDER_ID.fullmatch(order_id):
         raise PayForError(Code.INVALID, "订单号(order_id)格式不正确")
     _check_text(params)
     if not _plain_url(notify_url) or url_block_reason(notify_url, allow_private=gateway.settings.notify_allow_private):
@@ -162,8 +164,10 @@ async def validate_pay_request(gateway: Gateway, params: dict[str, str], *, clie
         pay_type=pay_type,
         clientip=clientip[:64] if clientip else None,
         # The key is echoed in the notification; both it and the type code make a repeat
-        # with other parameters "different terms" (the key covers every sent value).
-        attrs={"key": params["key"], "type": type_code},
+        # with other parameters "different terms" (the key covers every sent value). A JSON
+        # order's buyer is not sent back ("用 Json 方式发起支付的，不会有主动跳转"), so the
+        # mode is a term too.
+        attrs={"key": params["key"], "type": type_code, "json": as_json},
     )
     return PayForRequest(merchant=merchant, order=order, pay_type=pay_type, type_code=int(type_code))
 

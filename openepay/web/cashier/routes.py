@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -86,6 +87,10 @@ async def cashier(request: Request, trade_no: str) -> Response:
         note = UNAVAILABLE_TYPE if request.query_params.get("other") else None
         return await choose_type_page(request, order, note=note)
     mobile = is_mobile(request.headers.get("user-agent"))
+    pay_link = order.pay_url or order.urlscheme
+    if pay_link and urlsplit(pay_link).path == cashier_path(trade_no):
+        # Channels with nothing to open (personal codes) point at this very page: the code is all there is.
+        pay_link = None
     return templates.TemplateResponse(
         request,
         "cashier.html",
@@ -94,7 +99,7 @@ async def cashier(request: Request, trade_no: str) -> Response:
             "site_name": await _site_name(request, order),
             "mobile": mobile,
             "qr_content": order.qrcode or order.pay_url or order.urlscheme,
-            "pay_link": order.pay_url or order.urlscheme,
+            "pay_link": pay_link,
             "status_url": f"{cashier_path(trade_no)}/status",
             "return_path": f"{cashier_path(trade_no)}/return",
             "expires_in": max(0, int((order.expires_at - utcnow()).total_seconds())),
@@ -152,14 +157,14 @@ async def return_to_merchant(request: Request, trade_no: str) -> Response:
     if order.status not in SETTLED_PAID:
         return RedirectResponse(cashier_path(trade_no), status_code=302)
     messages = gateway.dialects.for_order(order)
+    merchant = await gateway.merchants.get(order.merchant_pid)
+    target = await messages.return_url(order, gateway.merchants.key_of(merchant))
+    if target is None:
+        return templates.TemplateResponse(request, "paid.html", {"order": order})
     if messages.return_after_notify is not None:
         sent_at = await first_sent_at(gateway.db, order.id)
         if sent_at is None or utcnow() < sent_at + timedelta(seconds=messages.return_after_notify):
             return templates.TemplateResponse(
                 request, "returning.html", {"order": order}, headers={"Cache-Control": "no-store"}
             )
-    merchant = await gateway.merchants.get(order.merchant_pid)
-    target = await messages.return_url(order, gateway.merchants.key_of(merchant))
-    if target is None:
-        return templates.TemplateResponse(request, "paid.html", {"order": order})
     return RedirectResponse(target, status_code=302)

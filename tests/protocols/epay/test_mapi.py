@@ -6,24 +6,17 @@ Expected texts, codes and vector signatures come from the epay reference notes (
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from datetime import timedelta
-from decimal import Decimal
-from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
 
-from openepay.app import create_app
-from openepay.core.merchants import _key_context
 from openepay.core.states import MerchantStatus
-from openepay.db.models import Merchant, Order
-from openepay.db.types import utcnow
-from tests.conftest import make_settings
-from tests.support.epay import order_params, signed
+from tests.support.answers import json_answer
+from tests.support.database import expire, merchant_with_key, order_count, stored_order
+from tests.support.epay import VECTOR_A, VECTOR_D, order_params, signed, url_encoded_signed
+from tests.support.gateways import STRICT, own_server
 from tests.support.merchant import plugin_sign
-from tests.support.servers import ServerThread
 from tests.support.waiting import eventually
 
 SHOP = "https://shop.example.com"
@@ -35,22 +28,14 @@ def api_params(pid: int, merchant_url: str, out_trade_no: str, **overrides: str 
     return order_params(pid, merchant_url, out_trade_no, **{**defaults, **overrides})  # type: ignore[arg-type]
 
 
-def answer_of(response: httpx.Response) -> dict:
-    assert response.status_code == 200, response.text[:300]
-    assert response.headers["content-type"].startswith("application/json")
-    answer = response.json()
-    assert type(answer["code"]) is int
-    return answer
-
-
 def error_of(response: httpx.Response) -> tuple[int, str]:
-    answer = answer_of(response)
+    answer = json_answer(response)
     assert set(answer) == {"code", "msg"}, answer
     return answer["code"], answer["msg"]
 
 
 def success_of(response: httpx.Response) -> dict:
-    answer = answer_of(response)
+    answer = json_answer(response)
     assert answer["code"] == 1, answer
     assert "msg" not in answer
     assert len(OFFERS & set(answer)) == 1, answer
@@ -63,20 +48,6 @@ async def mapi(client: httpx.AsyncClient, params: dict[str, str], method: str = 
     if method == "GET":
         return await client.get("/mapi.php", params=params)
     return await client.post("/mapi.php", data=params)
-
-
-async def merchant_with_key(gateway, pid: int, key: str) -> None:  # type: ignore[no-untyped-def]
-    """A merchant holding the key of a reference vector, so the vector's literal signature applies."""
-    await gateway.merchants.create(f"Vector merchant {pid}", pid=pid)
-    async with gateway.db.session() as session:
-        await session.execute(
-            update(Merchant).where(Merchant.pid == pid).values(key_sealed=gateway.box.seal(key, _key_context(pid)))
-        )
-
-
-async def orders_of(gateway, pid: int) -> int:  # type: ignore[no-untyped-def]
-    async with gateway.db.session() as session:
-        return await session.scalar(select(func.count()).select_from(Order).where(Order.merchant_pid == pid))
 
 
 # --- Reading the parameters -------------------------------------------------------------------
@@ -117,10 +88,9 @@ async def test_query_string_with_pid_is_verified_alone(server, merchant, gateway
         query = signed(api_params(merchant.pid, SHOP, "Q-2", money="2.00"), merchant.key)
         body = {**api_params(merchant.pid, SHOP, "Q-2", money="3.00"), "sign": "0" * 32}
         trade_no = success_of(await client.post("/mapi.php", params=query, data=body))["trade_no"]
-    async with gateway.db.session() as session:
-        order = await session.scalar(select(Order).where(Order.trade_no == trade_no))
+    order = await stored_order(gateway, trade_no)
     assert (order.out_trade_no, order.money) == ("Q-2", "2.00")
-    assert await orders_of(gateway, merchant.pid) == 1
+    assert await order_count(gateway, merchant.pid) == 1
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
@@ -143,12 +113,6 @@ async def test_body_over_the_size_limit_is_refused(server, merchant, chunked):
 # --- Errors -----------------------------------------------------------------------------------
 
 
-def _encoded_sign(params: dict[str, str], key: str) -> dict[str, str]:
-    """Vector D's client mistake: signing the URL-encoded values."""
-    content = "&".join(f"{k}={quote_plus(params[k])}" for k in sorted(params))
-    return {**params, "sign": hashlib.md5((content + key).encode()).hexdigest(), "sign_type": "MD5"}
-
-
 ERRORS = [
     ("pid-empty", lambda p, key: signed({**p, "pid": ""}, key), "商户ID不能为空"),
     ("pid-text", lambda p, key: signed({**p, "pid": "abc"}, key), "商户ID不能为空"),
@@ -157,7 +121,7 @@ ERRORS = [
     ("tampered", lambda p, key: {**signed(p, key), "money": "100.00"}, "签名校验失败，请返回重试！"),
     (
         "url-encoded-sign",
-        lambda p, key: _encoded_sign({**p, "name": "Pro Plan 1 month"}, key),
+        lambda p, key: url_encoded_signed({**p, "name": "Pro Plan 1 month"}, key),
         "签名校验失败，请返回重试！",
     ),
     ("no-sign", lambda p, key: p, "签名校验失败，请返回重试！"),
@@ -201,7 +165,7 @@ async def test_validation_errors(server, merchant, gateway, build, message, meth
     params = build(api_params(merchant.pid, SHOP, "E-1"), merchant.key)
     async with server.client() as client:
         assert error_of(await mapi(client, params, method)) == (-1, message)
-    assert await orders_of(gateway, merchant.pid) == 0
+    assert await order_count(gateway, merchant.pid) == 0
 
 
 API_REQUIRED = [
@@ -237,22 +201,13 @@ async def test_disabled_merchant(server, merchant, gateway):
 
 
 @pytest.fixture
-def special_server(database_url, gateway):  # type: ignore[no-untyped-def]
-    """A gateway with money limits, an explicit public URL and private notify targets refused."""
-    settings = make_settings(
-        database_url,
-        pay_min_money=Decimal("0.50"),
-        pay_max_money=Decimal("5000"),
-        public_url="https://pay.example.com/",
-        notify_allow_private=False,
-    )
-    thread = ServerThread(create_app(settings)).start()
-    yield thread
-    thread.stop()
+def strict_server(database_url, gateway):  # type: ignore[no-untyped-def]
+    with own_server(database_url, **STRICT) as thread:
+        yield thread
 
 
-async def test_settings_shape_the_answers(special_server, merchant):
-    async with httpx.AsyncClient(base_url=special_server.url, timeout=10) as client:
+async def test_settings_shape_the_answers(strict_server, merchant):
+    async with httpx.AsyncClient(base_url=strict_server.url, timeout=10) as client:
 
         async def call(out_trade_no: str, **overrides: str) -> httpx.Response:
             return await mapi(client, signed(api_params(merchant.pid, SHOP, out_trade_no, **overrides), merchant.key))
@@ -276,42 +231,17 @@ async def test_settings_shape_the_answers(special_server, merchant):
 
 async def test_vector_a(server, gateway):
     await merchant_with_key(gateway, 1001, "123456")
-    params = {
-        "pid": "1001",
-        "type": "alipay",
-        "out_trade_no": "20160806151343349",
-        "notify_url": "https://www.pay.com/notify_url.php",
-        "return_url": "https://www.pay.com/return_url.php",
-        "name": "VIP会员",
-        "money": "1.00",
-        "clientip": "192.168.1.100",
-        "device": "pc",
-        "param": "",
-        "sign_type": "md5",
-        "sign": "4a0d8e5a6499e5de11878b87fa9ac8ba",
-    }
+    params = {**VECTOR_A, "sign": "4a0d8e5a6499e5de11878b87fa9ac8ba"}
     async with server.client() as client:
         assert set(success_of(await mapi(client, params))) == {"code", "trade_no", "qrcode"}
 
 
 async def test_vector_d_raw_signature_passes_and_url_encoded_one_fails(server, gateway):
     await merchant_with_key(gateway, 1001, "abcdefghijklmnopqrstuvwxyz012345")
-    params = {
-        "pid": "1001",
-        "type": "wxpay",
-        "out_trade_no": "ORDER-0001",
-        "notify_url": "https://shop.example.com/notify?x=1",
-        "return_url": "https://shop.example.com/return",
-        "name": "Pro Plan 1 month",
-        "money": "12.50",
-        "param": "uid=42&plan=pro",
-        "clientip": "203.0.113.7",
-        "device": "mobile",
-    }
     async with server.client() as client:
-        refused = await mapi(client, {**params, "sign": "85f133b34003a73f9f311b9bca09b2c6", "sign_type": "MD5"})
+        refused = await mapi(client, {**VECTOR_D, "sign": "85f133b34003a73f9f311b9bca09b2c6", "sign_type": "MD5"})
         assert error_of(refused) == (-1, "签名校验失败，请返回重试！")
-        accepted = await mapi(client, {**params, "sign": "0d6a432c183171108efb548b8e5a860a", "sign_type": "MD5"})
+        accepted = await mapi(client, {**VECTOR_D, "sign": "0d6a432c183171108efb548b8e5a860a", "sign_type": "MD5"})
         answer = success_of(accepted)
     assert set(answer) == {"code", "trade_no", "payurl"}
 
@@ -381,7 +311,7 @@ async def test_identical_repeat_reuses_the_order(server, merchant, gateway):
         third = success_of(await mapi(client, moved))
     assert first["trade_no"] == again["trade_no"] == third["trade_no"]
     assert "payurl" in third
-    assert await orders_of(gateway, merchant.pid) == 1
+    assert await order_count(gateway, merchant.pid) == 1
 
 
 @pytest.mark.parametrize(
@@ -404,8 +334,7 @@ async def test_repeat_with_another_type_switches_the_pay_type(server, merchant, 
         assert again["trade_no"] == first["trade_no"]
         page = (await client.get(f"/cashier/{first['trade_no']}")).text
     assert "请使用QQ钱包扫一扫" in page
-    async with gateway.db.session() as session:
-        assert await session.scalar(select(Order.pay_type).where(Order.trade_no == first["trade_no"])) == "qqpay"
+    assert (await stored_order(gateway, first["trade_no"])).pay_type == "qqpay"
 
 
 async def test_repeat_of_a_paid_order_is_refused(server, merchant):
@@ -424,24 +353,21 @@ async def test_concurrent_identical_requests_make_one_order(server, merchant, ga
         responses = await asyncio.gather(*(mapi(client, params) for _ in range(10)))
     answers = [success_of(response) for response in responses]
     assert len({answer["trade_no"] for answer in answers}) == 1
-    assert await orders_of(gateway, merchant.pid) == 1
+    assert await order_count(gateway, merchant.pid) == 1
 
 
 async def test_expired_order_is_reopened_by_an_identical_repeat(server, merchant, gateway):
     params = signed(api_params(merchant.pid, SHOP, "R-6"), merchant.key)
     async with server.client() as client:
         trade_no = success_of(await mapi(client, params))["trade_no"]
-        async with gateway.db.session() as session:
-            await session.execute(
-                update(Order).where(Order.trade_no == trade_no).values(expires_at=utcnow() - timedelta(seconds=1))
-            )
+        await expire(gateway, trade_no)
         assert (await client.get(f"/cashier/{trade_no}/status")).json()["status"] == "closed"
 
         reopened = success_of(await mapi(client, params))
         assert reopened["trade_no"] == trade_no
         assert (await client.get(f"/cashier/{trade_no}/status")).json()["status"] == "paying"
         assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
-    assert await orders_of(gateway, merchant.pid) == 1
+    assert await order_count(gateway, merchant.pid) == 1
 
 
 # --- What comes back to the merchant ----------------------------------------------------------

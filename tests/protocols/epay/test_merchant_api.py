@@ -631,6 +631,26 @@ async def test_refund_retried_with_the_callers_refund_number_refunds_once(server
         assert (await api(client, merchant, "query"))["money"] == "1.00"
 
 
+async def test_a_refund_the_channel_refused_is_not_repeated_as_a_success(server, database_url, merchant, shop):
+    """A retry with the number of a failed refund must not read "退款成功": the merchant would pay out twice."""
+    async with server.client() as client:
+        trade_no = await place(client, merchant, shop.url, "RF-FAILED", money="1.00")
+        await pay(client, trade_no)
+    without_channel = ServerThread(create_app(make_settings(database_url, sandbox=False))).start()
+    try:
+        async with httpx.AsyncClient(base_url=without_channel.url, timeout=10) as client:
+            refused = await refund(client, merchant, "1.00", trade_no=trade_no, out_refund_no="RF-FAILED-1")
+            assert refused == {"code": -1, "msg": "退款失败：通道 sandbox 未启用"}
+            retry = await refund(client, merchant, "1.00", trade_no=trade_no, out_refund_no="RF-FAILED-1")
+            assert retry == {"code": -1, "msg": "该退款单号的退款未成功，请更换退款单号(out_refund_no)后重试"}
+    finally:
+        without_channel.stop()
+    async with server.client() as client:
+        assert (await api(client, merchant, "order", trade_no=trade_no))["status"] == 1
+        done = await refund(client, merchant, "1.00", trade_no=trade_no, out_refund_no="RF-FAILED-2")
+        assert (done["code"], done["msg"]) == (1, "退款成功！退款金额￥1.00")
+
+
 async def test_refund_with_everything_in_the_body(server, merchant, shop):
     async with server.client() as client:
         trade_no = await place(client, merchant, shop.url, "RF-BODY", money="5.00")

@@ -9,9 +9,10 @@ import pytest
 from openepay.core.states import OrderStatus
 from openepay.db.models import Order
 from openepay.protocols.epay.messages import EpayMessages, notification_params
+from tests.support.epay import SDK_KEY
 from tests.support.merchant import plugin_sign
+from tests.support.orders import unsaved_order
 
-SDK_KEY = "WWc3Z2jkK7jhNGPALcGKjHLPK47wRK85"
 VECTOR_C_QUERY = (
     "pid=1000&trade_no=2024010112000012345&out_trade_no=20240101120000123&type=alipay"
     "&name=VIP%E4%BC%9A%E5%91%98&money=1&trade_status=TRADE_SUCCESS"
@@ -21,21 +22,7 @@ RAINBOW_ORDER = ["pid", "trade_no", "out_trade_no", "type", "name", "money", "tr
 
 
 def vector_c_order(**overrides: object) -> Order:
-    values: dict[str, object] = {
-        "merchant_pid": 1000,
-        "dialect": "epay",
-        "trade_no": "2024010112000012345",
-        "out_trade_no": "20240101120000123",
-        "pay_type": "alipay",
-        "name": "VIP会员",
-        "money": "1",
-        "param": None,
-        "notify_url": "http://127.0.0.1/SDK/notify_url.php",
-        "return_url": "http://127.0.0.1/SDK/return_url.php",
-        "status": OrderStatus.PAID,
-    }
-    values.update(overrides)
-    return Order(**values)
+    return unsaved_order("epay", **overrides)
 
 
 async def query_of(order: Order, key: str = SDK_KEY) -> str:

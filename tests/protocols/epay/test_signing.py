@@ -3,22 +3,7 @@
 import pytest
 
 from openepay.protocols.epay.signing import make_sign, sign_content, verify
-
-SDK_KEY = "WWc3Z2jkK7jhNGPALcGKjHLPK47wRK85"
-
-VECTOR_A = {
-    "pid": "1001",
-    "type": "alipay",
-    "out_trade_no": "20160806151343349",
-    "notify_url": "https://www.pay.com/notify_url.php",
-    "return_url": "https://www.pay.com/return_url.php",
-    "name": "VIP会员",
-    "money": "1.00",
-    "clientip": "192.168.1.100",
-    "device": "pc",
-    "param": "",
-    "sign_type": "md5",
-}
+from tests.support.epay import SDK_KEY, VECTOR_A, VECTOR_B, VECTOR_D, VECTOR_E
 
 VECTOR_C = {
     "pid": "1000",
@@ -41,16 +26,7 @@ def test_vector_a_mapi_request():
 
 
 def test_vector_b_submit_request_with_sdk_sample_merchant():
-    params = {
-        "pid": "1000",
-        "type": "alipay",
-        "notify_url": "http://127.0.0.1/SDK/notify_url.php",
-        "return_url": "http://127.0.0.1/SDK/return_url.php",
-        "out_trade_no": "20240101120000123",
-        "name": "测试商品",
-        "money": "0.01",
-    }
-    assert make_sign(params, SDK_KEY) == "5532db78aeeb14a1bc7bf293b1518c62"
+    assert make_sign(VECTOR_B, SDK_KEY) == "5532db78aeeb14a1bc7bf293b1518c62"
 
 
 @pytest.mark.parametrize(
@@ -69,36 +45,14 @@ def test_vector_c_notification_money_renderings(money, sign):
 
 
 def test_vector_d_raw_values_are_signed_not_url_encoded():
-    params = {
-        "pid": "1001",
-        "type": "wxpay",
-        "out_trade_no": "ORDER-0001",
-        "notify_url": "https://shop.example.com/notify?x=1",
-        "return_url": "https://shop.example.com/return",
-        "name": "Pro Plan 1 month",
-        "money": "12.50",
-        "param": "uid=42&plan=pro",
-        "clientip": "203.0.113.7",
-        "device": "mobile",
-    }
     key = "abcdefghijklmnopqrstuvwxyz012345"
-    assert make_sign(params, key) == "0d6a432c183171108efb548b8e5a860a"
-    assert not verify({**params, "sign": "85f133b34003a73f9f311b9bca09b2c6"}, key)
+    assert make_sign(VECTOR_D, key) == "0d6a432c183171108efb548b8e5a860a"
+    assert not verify({**VECTOR_D, "sign": "85f133b34003a73f9f311b9bca09b2c6"}, key)
 
 
 def test_vector_e_zero_is_signed():
-    params = {
-        "pid": "1001",
-        "type": "alipay",
-        "out_trade_no": "T0",
-        "notify_url": "http://a.b/n",
-        "return_url": "http://a.b/r",
-        "name": "n",
-        "money": "0.01",
-        "param": "0",
-    }
-    assert make_sign(params, "key") == "f943f53d5313a9fee0a145cc461daf65"
-    assert not verify({**params, "sign": "5a2943254f6226ae4a6ad861a8e09b24"}, "key")
+    assert make_sign(VECTOR_E, "key") == "f943f53d5313a9fee0a145cc461daf65"
+    assert not verify({**VECTOR_E, "sign": "5a2943254f6226ae4a6ad861a8e09b24"}, "key")
 
 
 def test_vector_f_escaped_param_as_rainbow_stores_it():

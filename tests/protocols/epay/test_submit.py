@@ -6,42 +6,25 @@ the cashier. Expected texts and signatures come from the epay reference notes (�
 
 from __future__ import annotations
 
-import hashlib
 import html
 import re
-from datetime import timedelta
 from decimal import Decimal
-from urllib.parse import quote_plus
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
 
-from openepay.app import create_app
-from openepay.core.merchants import _key_context
 from openepay.core.states import MerchantStatus
-from openepay.db.models import Merchant, Order
-from openepay.db.types import utcnow
-from tests.conftest import make_settings
-from tests.support.epay import order_params, signed
+from tests.support.answers import page_message
+from tests.support.database import expire, merchant_with_key, order_count
+from tests.support.epay import SDK_KEY, VECTOR_B, VECTOR_E, order_params, signed, url_encoded_signed
+from tests.support.gateways import own_server
 from tests.support.merchant import plugin_sign
-from tests.support.servers import ServerThread
 
 SHOP = "https://shop.example.com"
 DESKTOP = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"}
 UNAVAILABLE_TYPE_NOTE = "该支付方式暂不可用，请选择其他支付方式"
 
-_MESSAGE = re.compile(r'<p class="message" id="message">(.*?)</p>', re.S)
 _CASHIER = re.compile(r"/cashier/(\d{1,32})(\?other=1)?")
-
-
-def page_message(response) -> str:  # type: ignore[no-untyped-def]
-    """The text of the HTML error page, checking that it is one."""
-    assert response.status_code == 200, response.text[:300]
-    assert response.headers["content-type"].startswith("text/html")
-    match = _MESSAGE.search(response.text)
-    assert match, response.text[:500]
-    return html.unescape(match.group(1)).strip()
 
 
 def element_text(page: str, element_id: str) -> str:
@@ -64,18 +47,11 @@ async def submit(client, params: dict[str, str], method: str = "POST"):  # type:
     return await client.post("/submit.php", data=params, headers=DESKTOP)
 
 
-async def merchant_with_key(gateway, pid: int, key: str) -> None:  # type: ignore[no-untyped-def]
-    """A merchant holding the key of a reference vector, so the vector's literal signature applies."""
-    await gateway.merchants.create(f"Vector merchant {pid}", pid=pid)
-    async with gateway.db.session() as session:
-        await session.execute(
-            update(Merchant).where(Merchant.pid == pid).values(key_sealed=gateway.box.seal(key, _key_context(pid)))
-        )
-
-
-async def orders_of(gateway, pid: int) -> int:  # type: ignore[no-untyped-def]
-    async with gateway.db.session() as session:
-        return await session.scalar(select(func.count()).select_from(Order).where(Order.merchant_pid == pid))
+async def refusal(server, merchant, out_trade_no: str, **overrides: str) -> str:  # type: ignore[no-untyped-def]
+    """The message of the page a correctly signed order with ``overrides`` gets."""
+    params = signed(order_params(merchant.pid, SHOP, out_trade_no, **overrides), merchant.key)
+    async with server.client() as client:
+        return page_message(await submit(client, params))
 
 
 # --- Reading the parameters -------------------------------------------------------------------
@@ -110,7 +86,7 @@ async def test_query_string_with_pid_wins_and_the_body_is_ignored(server, mercha
     async with server.client() as client:
         response = await client.post("/submit.php", params=query, data=body, headers=DESKTOP)
     assert page_message(response) == "签名校验失败，请返回重试！"
-    assert await orders_of(gateway, merchant.pid) == 1
+    assert await order_count(gateway, merchant.pid) == 1
 
 
 async def test_query_and_body_are_never_merged(server, merchant):
@@ -209,17 +185,16 @@ async def test_bad_signature_is_refused(server, merchant, gateway, tamper):
     async with server.client() as client:
         response = await submit(client, params)
     assert page_message(response) == "签名校验失败，请返回重试！"
-    assert await orders_of(gateway, merchant.pid) == 0
+    assert await order_count(gateway, merchant.pid) == 0
 
 
 async def test_signature_over_url_encoded_values_is_refused(server, merchant):
     """Vector D's mistake (payshift@cf97f7b): signing ``quote_plus`` of each value."""
     params = order_params(merchant.pid, SHOP, "ENC-1", notify_url=f"{SHOP}/notify?x=1", name="Pro Plan 1 month")
-    content = "&".join(f"{k}={quote_plus(params[k])}" for k in sorted(params))
-    wrong = hashlib.md5((content + merchant.key).encode()).hexdigest()
-    assert wrong != plugin_sign(params, merchant.key)
+    wrong = url_encoded_signed(params, merchant.key)
+    assert wrong["sign"] != plugin_sign(params, merchant.key)
     async with server.client() as client:
-        response = await submit(client, {**params, "sign": wrong, "sign_type": "MD5"})
+        response = await submit(client, wrong)
         assert page_message(response) == "签名校验失败，请返回重试！"
         cashier_target(await submit(client, signed(params, merchant.key)))
 
@@ -248,35 +223,15 @@ async def test_unknown_extra_params_are_signed_and_accepted(server, merchant):
 
 
 async def test_vector_b_sdk_sample_request(server, gateway):
-    await merchant_with_key(gateway, 1000, "WWc3Z2jkK7jhNGPALcGKjHLPK47wRK85")
-    params = {
-        "pid": "1000",
-        "type": "alipay",
-        "notify_url": "http://127.0.0.1/SDK/notify_url.php",
-        "return_url": "http://127.0.0.1/SDK/return_url.php",
-        "out_trade_no": "20240101120000123",
-        "name": "测试商品",
-        "money": "0.01",
-        "sign": "5532db78aeeb14a1bc7bf293b1518c62",
-        "sign_type": "MD5",
-    }
+    await merchant_with_key(gateway, 1000, SDK_KEY)
+    params = {**VECTOR_B, "sign": "5532db78aeeb14a1bc7bf293b1518c62", "sign_type": "MD5"}
     async with server.client() as client:
         cashier_target(await submit(client, params, "GET"))
 
 
 async def test_vector_e_a_param_of_zero_is_signed(server, gateway):
     await merchant_with_key(gateway, 1001, "key")
-    params = {
-        "pid": "1001",
-        "type": "alipay",
-        "out_trade_no": "T0",
-        "notify_url": "http://a.b/n",
-        "return_url": "http://a.b/r",
-        "name": "n",
-        "money": "0.01",
-        "param": "0",
-        "sign_type": "MD5",
-    }
+    params = {**VECTOR_E, "sign_type": "MD5"}
     async with server.client() as client:
         # A client that drops "0" (ProxyPanel) computes another signature, which Rainbow refuses.
         response = await submit(client, {**params, "sign": "5a2943254f6226ae4a6ad861a8e09b24"})
@@ -326,25 +281,16 @@ async def test_missing_fields_are_reported_in_rainbows_order(server, merchant, p
 
 @pytest.mark.parametrize("money", ["-1", "1e2", "abc", "1.005", " 1", "1 ", "0.00", ".", "1,00", "+1", "0x10", "１"])
 async def test_invalid_money_is_refused(server, merchant, money):
-    params = order_params(merchant.pid, SHOP, "MONEY-1", money=money)
-    async with server.client() as client:
-        response = await submit(client, signed(params, merchant.key))
-    assert page_message(response) == "金额不合法"
+    assert await refusal(server, merchant, "MONEY-1", money=money) == "金额不合法"
 
 
 async def test_money_is_checked_before_the_order_number_format(server, merchant):
-    params = order_params(merchant.pid, SHOP, "bad order no", money="abc")
-    async with server.client() as client:
-        response = await submit(client, signed(params, merchant.key))
-    assert page_message(response) == "金额不合法"
+    assert await refusal(server, merchant, "bad order no", money="abc") == "金额不合法"
 
 
 @pytest.mark.parametrize("out_trade_no", ["a b", "订单1", "a/b", "a#b", "a'b", "x" * 65])
 async def test_malformed_order_number_is_refused(server, merchant, out_trade_no):
-    params = order_params(merchant.pid, SHOP, out_trade_no)
-    async with server.client() as client:
-        response = await submit(client, signed(params, merchant.key))
-    assert page_message(response) == "订单号(out_trade_no)格式不正确"
+    assert await refusal(server, merchant, out_trade_no) == "订单号(out_trade_no)格式不正确"
 
 
 async def test_order_number_may_use_every_allowed_character(server, merchant):
@@ -355,10 +301,8 @@ async def test_order_number_may_use_every_allowed_character(server, merchant):
 
 @pytest.fixture
 def limited_server(database_url, gateway):  # type: ignore[no-untyped-def]
-    settings = make_settings(database_url, pay_min_money=Decimal("1"), pay_max_money=Decimal("100"))
-    thread = ServerThread(create_app(settings)).start()
-    yield thread
-    thread.stop()
+    with own_server(database_url, pay_min_money=Decimal("1"), pay_max_money=Decimal("100")) as thread:
+        yield thread
 
 
 async def test_money_limits(limited_server, merchant):
@@ -389,24 +333,23 @@ async def test_money_limits(limited_server, merchant):
     ],
 )
 async def test_notify_url_that_can_never_be_reached_is_refused(server, merchant, notify_url):
-    params = order_params(merchant.pid, SHOP, "N-1", notify_url=notify_url)
-    async with server.client() as client:
-        response = await submit(client, signed(params, merchant.key))
-    assert page_message(response) == "通知地址(notify_url)不合法，请填写公网可以访问的http或https地址"
+    assert (
+        await refusal(server, merchant, "N-1", notify_url=notify_url)
+        == "通知地址(notify_url)不合法，请填写公网可以访问的http或https地址"
+    )
 
 
 async def test_notify_url_format_is_checked_after_the_order_number(server, merchant):
-    params = order_params(merchant.pid, SHOP, "bad no", notify_url="ftp://shop.example.com/notify")
-    async with server.client() as client:
-        response = await submit(client, signed(params, merchant.key))
-    assert page_message(response) == "订单号(out_trade_no)格式不正确"
+    assert (
+        await refusal(server, merchant, "bad no", notify_url="ftp://shop.example.com/notify")
+        == "订单号(out_trade_no)格式不正确"
+    )
 
 
 @pytest.fixture
 def public_only_server(database_url, gateway):  # type: ignore[no-untyped-def]
-    thread = ServerThread(create_app(make_settings(database_url, notify_allow_private=False))).start()
-    yield thread
-    thread.stop()
+    with own_server(database_url, notify_allow_private=False) as thread:
+        yield thread
 
 
 async def test_private_notify_url_is_refused_when_private_targets_are_not_allowed(public_only_server, merchant):
@@ -427,7 +370,7 @@ async def test_nul_byte_in_a_stored_field_is_refused_cleanly(server, merchant, g
             params = order_params(merchant.pid, SHOP, "NUL-1", **{field: "a\x00b"})
             response = await submit(client, signed(params, merchant.key))
             assert page_message(response) == f"{label}不合法"
-    assert await orders_of(gateway, merchant.pid) == 0
+    assert await order_count(gateway, merchant.pid) == 0
 
 
 # --- Pay type ---------------------------------------------------------------------------------
@@ -467,7 +410,7 @@ async def test_identical_repeat_of_an_unpaid_order_reuses_it(server, merchant, g
         same_amount = signed(order_params(merchant.pid, SHOP, "R-1", param="p", money="1.0"), merchant.key)
         third, _ = cashier_target(await submit(client, same_amount))
     assert first == again == third
-    assert await orders_of(gateway, merchant.pid) == 1
+    assert await order_count(gateway, merchant.pid) == 1
 
 
 @pytest.mark.parametrize(
@@ -488,7 +431,7 @@ async def test_repeat_with_changed_terms_is_refused(server, merchant, gateway, c
         changed = order_params(merchant.pid, SHOP, "R-2", **{"param": "p", **change})
         response = await submit(client, signed(changed, merchant.key))
     assert page_message(response) == "该订单(R-2)支付参数有变化，请更换订单号重新发起支付"
-    assert await orders_of(gateway, merchant.pid) == 1
+    assert await order_count(gateway, merchant.pid) == 1
 
 
 async def test_repeat_with_another_type_switches_the_pay_type(server, merchant):
@@ -519,10 +462,7 @@ async def test_expired_and_closed_order_is_reopened_by_an_identical_repeat(serve
     params = signed(order_params(merchant.pid, SHOP, "R-5"), merchant.key)
     async with server.client() as client:
         trade_no, _ = cashier_target(await submit(client, params))
-        async with gateway.db.session() as session:
-            await session.execute(
-                update(Order).where(Order.trade_no == trade_no).values(expires_at=utcnow() - timedelta(seconds=1))
-            )
+        await expire(gateway, trade_no)
         closed = await client.get(f"/cashier/{trade_no}", headers=DESKTOP)
         assert element_text(closed.text, "message").endswith("已过期或已关闭，请返回商户网站重新下单。")
 

@@ -194,14 +194,14 @@ async def test_refund_idempotent_on_out_refund_no_and_replays_refused(server, v2
             "out_trade_no": "R-1",
             "money": "0.50",
             "reducemoney": "0.50",
-            "msg": "退款成功！退款金额¥0.50",
+            "msg": "退款成功！退款金额￥0.50",
         }
         balance_after_first = (await api(client, v2, "merchant/info"))["money"]
 
         # The same out_refund_no again, in a new request: the first refund's answer, nothing refunded twice.
         again = await api(client, v2, "pay/refund", out_trade_no="R-1", money="0.50", out_refund_no="REF-0001")
         assert again["code"] == 0 and again["refund_no"] == first["refund_no"]
-        assert again["msg"] == "已存在相同退款单号！退款金额¥0.50"
+        assert again["msg"] == "已存在相同退款单号！退款金额￥0.50"
         assert (await api(client, v2, "merchant/info"))["money"] == balance_after_first
         assert (await api(client, v2, "pay/query", trade_no=trade_no))["refundmoney"] == "0.50"
 
@@ -222,7 +222,7 @@ async def test_refund_idempotent_on_out_refund_no_and_replays_refused(server, v2
         reused = await api(client, v2, "pay/refund", trade_no=trade_no, money="0.30", out_refund_no="REF-0001")
         assert reused == {"code": -1, "msg": "退款单号已被其他退款使用"}
         rest = await api(client, v2, "pay/refund", trade_no=trade_no, money="1.15")
-        assert rest["msg"] == "退款成功！退款金额¥1.15" and "out_refund_no" not in rest
+        assert rest["msg"] == "退款成功！退款金额￥1.15" and "out_refund_no" not in rest
         query = await api(client, v2, "pay/query", trade_no=trade_no)
         assert query["status"] == 2 and query["refundmoney"] == "2.00"
 
@@ -278,7 +278,7 @@ async def test_a_refund_the_channel_refused_is_not_repeated_as_a_success(server,
     async with server.client() as client:
         assert (await api(client, v2, "pay/query", trade_no=trade_no))["status"] == 1
         done = await api(client, v2, "pay/refund", trade_no=trade_no, money="1.00", out_refund_no="RFND-2")
-        assert done["msg"] == "退款成功！退款金额¥1.00"
+        assert done["msg"] == "退款成功！退款金额￥1.00"
 
 
 async def test_refundquery(server, v2):

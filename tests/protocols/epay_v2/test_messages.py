@@ -10,24 +10,16 @@ from openepay.core.states import OrderStatus
 from openepay.db.models import Order
 from openepay.protocols.epay_v2.messages import EpayV2Messages
 from tests.support.epay_v2 import platform_signed
+from tests.support.orders import unsaved_order
 
 
 def paid_order(**overrides: object) -> Order:
-    values: dict[str, object] = {
-        "merchant_pid": 1000,
-        "dialect": "epay_v2",
-        "trade_no": "2024010112000012345",
-        "out_trade_no": "20240101120000123",
-        "pay_type": "alipay",
-        "name": "VIP会员",
-        "money": "1",
-        "param": None,
+    """Vector C's order, for a shop whose own URLs carry a query string and a fragment."""
+    urls = {
         "notify_url": "https://shop.example.com/notify.php?site=7",
         "return_url": "https://shop.example.com/return.php#/done",
-        "status": OrderStatus.PAID,
     }
-    values.update(overrides)
-    return Order(**values)
+    return unsaved_order("epay_v2", **{**urls, **overrides})
 
 
 @pytest.fixture

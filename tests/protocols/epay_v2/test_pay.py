@@ -9,6 +9,7 @@ import pytest
 
 from openepay.core.orders import get_order
 from openepay.core.states import MerchantStatus
+from tests.support.epay import order_params
 from tests.support.epay import signed as md5_signed
 from tests.support.epay_v2 import order_fields, platform_signed
 
@@ -185,3 +186,19 @@ async def test_submit_with_a_bad_signature_or_no_merchant(server, v2):
         tampered = {**v2.request(submit_fields("SB-1")), "name": "other"}
         assert "RSA签名校验失败" in (await client.post("/api/pay/submit", data=tampered)).text
         assert (await client.get("/api/pay/submit")).text == "你还未配置支付接口商户！"
+
+
+async def test_an_order_number_of_one_dialect_is_not_reopened_by_the_other(server, v2):
+    """A V1 plugin repeating a V2 order's number would get an order notified with RSA, which it cannot check."""
+    async with server.client() as client:
+        v2_order = await create(client, v2, "CROSS-1")
+        v1_fields = order_params(v2.pid, SHOP, "CROSS-1", clientip="203.0.113.9")
+        v1_answer = (await client.post("/mapi.php", data=md5_signed(v1_fields, v2.key))).json()
+        assert v1_answer == {"code": -1, "msg": "该订单(CROSS-1)支付参数有变化，请更换订单号重新发起支付"}
+        v1_order = (
+            await client.post("/mapi.php", data=md5_signed({**v1_fields, "out_trade_no": "CROSS-2"}, v2.key))
+        ).json()
+        assert v1_order["code"] == 1
+        v2_answer = (await client.post("/api/pay/create", data=v2.request(order_fields(SHOP, "CROSS-2")))).json()
+        assert v2_answer == {"code": -1, "msg": "该订单(CROSS-2)支付参数有变化，请更换订单号重新发起支付"}
+        assert (await create(client, v2, "CROSS-1"))["trade_no"] == v2_order["trade_no"]

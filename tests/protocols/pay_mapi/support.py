@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 
-from openepay.core.merchants import _key_context
-from openepay.db.models import Merchant, Order
+from openepay.db.models import Order
+from tests.support.answers import json_answer
+from tests.support.database import order_count as order_count  # for test_submit.py, which reads it from here
+from tests.support.orders import unsaved_order
 
 SHOP = "https://shop.example.com"
 MAPI = "/pay/mapi.php"
@@ -70,17 +72,9 @@ async def call(client: httpx.AsyncClient, params: dict[str, str], method: str = 
     return await client.post(path, data=params)
 
 
-def answer_of(response: httpx.Response) -> dict:
-    assert response.status_code == 200, response.text[:300]
-    assert response.headers["content-type"].startswith("application/json")
-    answer = response.json()
-    assert type(answer["code"]) is int
-    return answer
-
-
 def error_of(response: httpx.Response) -> tuple[int, str, str | None]:
     """``(code, msg, detail)``; msg must be the seed's text for the code."""
-    answer = answer_of(response)
+    answer = json_answer(response)
     assert set(answer) in ({"code", "msg"}, {"code", "msg", "detail"}), answer
     assert answer["msg"] == SEED_MESSAGES[answer["code"]], answer
     if "detail" in answer:
@@ -93,7 +87,7 @@ def code_of(response: httpx.Response) -> int:
 
 
 def success_of(response: httpx.Response) -> dict:
-    answer = answer_of(response)
+    answer = json_answer(response)
     assert answer["code"] == 200, answer
     assert set(answer) == SUCCESS_FIELDS, answer
     assert answer["msg"] == "success"
@@ -101,20 +95,23 @@ def success_of(response: httpx.Response) -> dict:
     return answer
 
 
-async def merchant_with_key(gateway, pid: int, key: str) -> None:  # type: ignore[no-untyped-def]
-    """A merchant holding a reference vector's key, so the vector's literal signature applies."""
-    await gateway.merchants.create(f"Vector merchant {pid}", pid=pid)
-    async with gateway.db.session() as session:
-        await session.execute(
-            update(Merchant).where(Merchant.pid == pid).values(key_sealed=gateway.box.seal(key, _key_context(pid)))
-        )
-
-
 async def orders_of(gateway, pid: int) -> list[Order]:  # type: ignore[no-untyped-def]
     async with gateway.db.session() as session:
         return list((await session.scalars(select(Order).where(Order.merchant_pid == pid).order_by(Order.id))).all())
 
 
-async def order_count(gateway, pid: int) -> int:  # type: ignore[no-untyped-def]
-    async with gateway.db.session() as session:
-        return await session.scalar(select(func.count()).select_from(Order).where(Order.merchant_pid == pid))
+def notes_order(**overrides: object) -> Order:
+    """The paid order of §7.5's notification vector (key ``epaykey123``), never stored."""
+    notes: dict[str, object] = {
+        "merchant_pid": 1001,
+        "out_trade_no": "A20240101001",
+        "pay_type": "wxpay",
+        "name": "VIP",
+        "money": "9.90",
+        "amount_fen": 990,
+        "pay_amount_fen": 990,
+        "paid_fen": 990,
+        "notify_url": "https://shop.example.com/pay/notify",
+        "return_url": "https://shop.example.com/pay/return",
+    }
+    return unsaved_order("pay_mapi", **{**notes, **overrides})

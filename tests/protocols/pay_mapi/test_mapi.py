@@ -8,30 +8,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from decimal import Decimal
 
 import httpx
 import pytest
-from sqlalchemy import select
 
-from openepay.app import create_app
 from openepay.core.states import MerchantStatus
-from openepay.db.models import Order
-from tests.conftest import make_settings
 from tests.protocols.pay_mapi.support import (
     MAPI,
     SHOP,
     call,
     code_of,
     error_of,
-    order_count,
     orders_of,
     pay_params,
     signed,
     success_of,
 )
+from tests.support.database import order_count, stored_order
 from tests.support.epay import order_params
 from tests.support.epay import signed as epay_signed
+from tests.support.gateways import STRICT, own_server
 from tests.support.servers import ServerThread
 
 REQUIRED = ["pid", "type", "out_trade_no", "notify_url", "return_url", "name", "money", "sign"]
@@ -39,11 +35,6 @@ REQUIRED = ["pid", "type", "out_trade_no", "notify_url", "return_url", "name", "
 
 def order_request(merchant, out_trade_no: str, **overrides: str | None) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return signed(pay_params(merchant.pid, SHOP, out_trade_no, **overrides), merchant.key)
-
-
-async def stored(gateway, trade_no: str) -> Order:  # type: ignore[no-untyped-def]
-    async with gateway.db.session() as session:
-        return (await session.scalars(select(Order).where(Order.trade_no == trade_no))).one()
 
 
 # --- Reading the request ----------------------------------------------------------------------
@@ -69,7 +60,7 @@ async def test_order_is_created_and_answered_as_the_seed_shows(server, merchant,
         assert cashier.status_code == 200 and trade_no in cashier.text
         assert 'id="qrcode"' in cashier.text
 
-    order = await stored(gateway, trade_no)
+    order = await stored_order(gateway, trade_no)
     assert order.dialect == "pay_mapi"
     assert (order.money, order.amount_fen, order.pay_amount_fen) == ("1", 100, 100)
     assert (order.param, order.sitename, order.name) == ("userId=42", "Oreo Shop", "An Oreo")
@@ -81,7 +72,7 @@ async def test_fluctuating_amount_is_what_the_buyer_pays(server, merchant, gatew
     async with server.client() as client:
         answer = success_of(await call(client, order_request(merchant, "FL-1", money="7.09")))
     assert answer["money"] == "7.10"
-    order = await stored(gateway, answer["trade_no"])
+    order = await stored_order(gateway, answer["trade_no"])
     assert (order.money, order.amount_fen, order.pay_amount_fen) == ("7.09", 709, 710)
 
 
@@ -102,7 +93,7 @@ async def test_query_string_with_pid_is_read_alone(server, merchant, gateway):
         bad_query = {**good, "sign": "0" * 32}
         assert code_of(await client.post(MAPI, params=bad_query, data=good)) == 701
         answer = success_of(await client.post(MAPI, params=good, data={**good, "money": "3.00"}))
-    assert (await stored(gateway, answer["trade_no"])).money == "1.00"
+    assert (await stored_order(gateway, answer["trade_no"])).money == "1.00"
 
 
 # --- 700: missing parameters, before anything else --------------------------------------------
@@ -136,7 +127,7 @@ async def test_optional_fields_may_be_left_out(server, merchant, gateway):
     params.pop("sign_type")
     async with server.client() as client:
         answer = success_of(await call(client, params))
-    order = await stored(gateway, answer["trade_no"])
+    order = await stored_order(gateway, answer["trade_no"])
     assert (order.param, order.sitename) == (None, None)
 
 
@@ -245,23 +236,14 @@ async def test_longest_values_are_accepted(server, merchant, gateway):
     params = order_request(merchant, "L" * 64, ext="e" * 100, name="名" * 1024, money="99999999.99")
     async with server.client() as client:
         answer = success_of(await call(client, params))
-    order = await stored(gateway, answer["trade_no"])
+    order = await stored_order(gateway, answer["trade_no"])
     assert (order.param, order.name, order.amount_fen) == ("e" * 100, "名" * 1024, 9_999_999_999)
 
 
 @pytest.fixture
 def strict_server(database_url, gateway) -> Iterator[ServerThread]:  # type: ignore[no-untyped-def]
-    """A gateway with money limits, a public URL, and private notify targets refused."""
-    settings = make_settings(
-        database_url,
-        pay_min_money=Decimal("0.50"),
-        pay_max_money=Decimal("5000"),
-        public_url="https://pay.example.com/",
-        notify_allow_private=False,
-    )
-    thread = ServerThread(create_app(settings)).start()
-    yield thread
-    thread.stop()
+    with own_server(database_url, **STRICT) as thread:
+        yield thread
 
 
 async def test_settings_shape_the_answers(strict_server, merchant):
@@ -308,9 +290,8 @@ async def test_type_outside_the_seeds_three(server, merchant, gateway, pay_type)
 
 @pytest.fixture
 def channelless_server(database_url, gateway) -> Iterator[ServerThread]:  # type: ignore[no-untyped-def]
-    thread = ServerThread(create_app(make_settings(database_url, sandbox=False))).start()
-    yield thread
-    thread.stop()
+    with own_server(database_url, sandbox=False) as thread:
+        yield thread
 
 
 async def test_no_channel_at_all_is_901_and_the_number_stays_free(channelless_server, server, merchant, gateway):

@@ -13,7 +13,7 @@ import pytest
 from openepay.core.states import OrderStatus
 from openepay.db.models import Order
 from openepay.protocols.pay_mapi.messages import PayMapiMessages
-from tests.protocols.pay_mapi.support import seed_sign
+from tests.protocols.pay_mapi.support import notes_order, seed_sign
 
 KEY = "k3yForTheP4yMapiDialect000000000"
 MESSAGES = PayMapiMessages(None, None)  # type: ignore[arg-type]  # neither is needed to build messages
@@ -21,24 +21,9 @@ FIELD_ORDER = ["pid", "trade_no", "out_trade_no", "type", "name", "money", "trad
 
 
 def paid_order(**overrides: object) -> Order:
-    values: dict[str, object] = {
-        "merchant_pid": 1001,
-        "dialect": "pay_mapi",
-        "trade_no": "2024010112000012345",
-        "out_trade_no": "A20240101001",
-        "pay_type": "wxpay",
-        "name": "VIP 会员",
-        "money": "7.09",
-        "amount_fen": 709,
-        "pay_amount_fen": 710,
-        "paid_fen": 710,
-        "param": "uid=42&x=y",
-        "notify_url": "https://shop.example.com/pay/notify",
-        "return_url": "https://shop.example.com/pay/return",
-        "status": OrderStatus.PAID,
-    }
-    values.update(overrides)
-    return Order(**values)
+    """The notes' order, paid with a cent more than asked (7.09 asked, 7.10 arrived)."""
+    paid = {"name": "VIP 会员", "money": "7.09", "amount_fen": 709, "pay_amount_fen": 710, "paid_fen": 710}
+    return notes_order(**{**paid, "param": "uid=42&x=y", **overrides})
 
 
 async def test_notification_is_an_epay_get_with_ext_and_realmoney():

@@ -9,11 +9,10 @@ from __future__ import annotations
 import hashlib
 from urllib.parse import urlencode
 
-from openepay.core.states import OrderStatus
-from openepay.db.models import Order
 from openepay.protocols.epay.signing import make_sign, sign_content, verify
 from openepay.protocols.pay_mapi.messages import notification_params
-from tests.protocols.pay_mapi.support import MAPI, error_of, merchant_with_key, seed_content, seed_sign, success_of
+from tests.protocols.pay_mapi.support import MAPI, error_of, notes_order, seed_content, seed_sign, success_of
+from tests.support.database import merchant_with_key
 
 SEED_KEY = "7a3b1053780db61ebd3d7123e1b8d6c4"
 # The seed is a translation: its example's product name "Test Payment 20240125193935458" was
@@ -110,29 +109,8 @@ async def test_notes_request_vector_creates_the_order(server, gateway):
     assert (answer["money"], answer["out_trade_no"]) == ("9.90", "A20240101001")
 
 
-def _notes_order(**overrides: object) -> Order:
-    values: dict[str, object] = {
-        "merchant_pid": 1001,
-        "dialect": "pay_mapi",
-        "trade_no": "2024010112000012345",
-        "out_trade_no": "A20240101001",
-        "pay_type": "wxpay",
-        "name": "VIP",
-        "money": "9.90",
-        "amount_fen": 990,
-        "pay_amount_fen": 990,
-        "paid_fen": 990,
-        "param": None,
-        "notify_url": "https://shop.example.com/pay/notify",
-        "return_url": "https://shop.example.com/pay/return",
-        "status": OrderStatus.PAID,
-    }
-    values.update(overrides)
-    return Order(**values)
-
-
 def test_notes_notify_vector_is_the_classic_part_of_our_notification():
-    params = notification_params(_notes_order(), NOTES_KEY)
+    params = notification_params(notes_order(), NOTES_KEY)
     classic = {name: params[name] for name in CLASSIC_NOTIFY_FIELDS}
     assert seed_content(classic) == NOTES_NOTIFY_STRING
     assert seed_sign(classic, NOTES_KEY) == NOTES_NOTIFY_SIGN
@@ -140,6 +118,6 @@ def test_notes_notify_vector_is_the_classic_part_of_our_notification():
     assert set(params) == {*CLASSIC_NOTIFY_FIELDS, "realmoney", "sign", "sign_type"}
     assert params["realmoney"] == "9.90"
     assert params["sign"] == seed_sign(params, NOTES_KEY) != NOTES_NOTIFY_SIGN
-    with_ext = notification_params(_notes_order(param="uid=42"), NOTES_KEY)
+    with_ext = notification_params(notes_order(param="uid=42"), NOTES_KEY)
     assert with_ext["ext"] == "uid=42"
     assert with_ext["sign"] == seed_sign(with_ext, NOTES_KEY)

@@ -81,7 +81,7 @@ async def test_json_mode_answers_the_payment(server, merchant, gateway):
     order = await order_row(gateway, merchant.pid, "J-1")
     assert (order.trade_no, order.dialect, order.pay_type, order.status) == (pay_num, "payfor", "alipay", "paying")
     assert (order.money, order.amount_fen, order.name, order.param) == ("9.90", 990, "VIP月卡", "user42")
-    assert order.attrs == {"key": ordered(merchant, "J-1")["key"], "type": "2"}
+    assert order.attrs == {"key": ordered(merchant, "J-1")["key"], "type": "2", "json": True}
 
 
 async def test_the_payurl_is_our_payment_page(server, merchant):
@@ -295,14 +295,22 @@ async def test_code_minus_3_comes_after_the_key(server, merchant, as_json):
 # --- Reusing an order_id ----------------------------------------------------------------------------
 
 
-async def test_identical_repeats_reopen_the_same_payment_in_either_mode(server, merchant):
+async def test_identical_repeats_reopen_the_same_payment_in_the_same_mode(server, merchant):
+    """The mode is a term: a JSON order's buyer is never sent back to the shop, a browser order's is."""
     params = ordered(merchant, "S-1")
+    browser_params = ordered(merchant, "S-1B")
     async with server.client() as client:
         first = json_answer(await send(client, params, as_json=True))["data"]
         again = json_answer(await send(client, params, as_json=True))["data"]
-        browser = await send(client, params, as_json=False)
+        other_mode = await send(client, params, as_json=False)
+        browser = await send(client, browser_params, as_json=False)
+        browser_again = await send(client, browser_params, as_json=False)
+        json_after_browser = await send(client, browser_params, as_json=True)
     assert again == first
-    assert browser.headers["location"] == f"/cashier/{first['pay_num']}"
+    assert page_error(other_mode) == "订单号(order_id)已存在且参数不同，请更换订单号"
+    assert browser.status_code == browser_again.status_code == 303
+    assert browser_again.headers["location"] == browser.headers["location"]
+    assert json_answer(json_after_browser) == {"code": -4, "msg": "订单号(order_id)已存在且参数不同，请更换订单号"}
 
 
 async def test_an_expired_identical_order_is_reopened_with_the_same_number(server, merchant, gateway):

@@ -12,12 +12,14 @@ from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from sqlalchemy import select
 
 from openepay.core.states import NotifyStatus
 from openepay.db.models import Order
-from tests.support.notify import Answer, delivery_log, settled
-from tests.support.payfor import PayForShop, json_answer, keyed, merchant_with_key, payfor_params, send
+from tests.support.answers import json_answer
+from tests.support.database import merchant_with_key, stored_order
+from tests.support.notify import delivery_log, settled
+from tests.support.payfor import SEED_B, TOKEN, PayForShop, keyed, payfor_params, send
+from tests.support.shop import Answer, started_shops
 from tests.support.waiting import eventually
 from tests.test_cli import openepay
 
@@ -26,21 +28,24 @@ NOTIFY_FIELDS = ["pay_num", "transaction_id", "order_id", "price", "order_uid", 
 
 @pytest.fixture
 def payfor_shop(merchant) -> Iterator:  # type: ignore[no-untyped-def]
-    shops: list[PayForShop] = []
+    """Start payFor shops answering from a script; ``token`` defaults to the ``merchant`` fixture's key."""
+    with started_shops() as start:
 
-    def start(*answers: Answer, delay: float = 0.0, token: str | None = None) -> PayForShop:
-        shop = PayForShop(token or merchant.key, list(answers) or [Answer()], delay).start()
-        shops.append(shop)
-        return shop
+        def payfor_shop(*answers: Answer, delay: float = 0.0, token: str | None = None) -> PayForShop:
+            return start(PayForShop(token or merchant.key, answers, delay))
 
-    yield start
-    for shop in shops:
-        shop.stop()
+        yield payfor_shop
 
 
-async def create_and_pay(server, params: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
+async def create_and_pay(server, params: dict[str, str], *, as_json: bool = True) -> str:  # type: ignore[no-untyped-def]
+    """Place the order as a shop's server (JSON) or through the buyer's browser (the form), then pay it."""
     async with server.client() as client:
-        pay_num = json_answer(await send(client, params, as_json=True))["data"]["pay_num"]
+        if as_json:
+            pay_num = json_answer(await send(client, params, as_json=True))["data"]["pay_num"]
+        else:
+            page = await send(client, params, as_json=False)
+            assert page.status_code == 303
+            pay_num = page.headers["location"].removeprefix("/cashier/")
         assert (await client.post(f"/sandbox/pay/{pay_num}")).status_code == 303
     return pay_num
 
@@ -48,12 +53,12 @@ async def create_and_pay(server, params: dict[str, str]) -> str:  # type: ignore
 async def test_paid_order_notifies_the_shop_and_returns_the_buyer(server, merchant, payfor_shop, worker):
     shop = payfor_shop()
     params = keyed(payfor_params(merchant.pid, shop.url, "FLOW-1"), merchant.key)
-    pay_num = await create_and_pay(server, params)
+    pay_num = await create_and_pay(server, params, as_json=False)
 
     [notification] = await eventually(shop.notifications)
     assert notification.method == "POST" and notification.query == {}
     assert list(notification.form) == NOTIFY_FIELDS
-    assert notification.sign_ok
+    assert notification.signature_ok
     form = notification.form
     assert (form["pay_num"], form["order_id"], form["price"], form["order_uid"]) == (
         pay_num,
@@ -81,7 +86,7 @@ async def _redirected(client, path: str):  # type: ignore[no-untyped-def]
 async def test_the_buyer_returns_only_after_the_notification_reached_the_shop(server, merchant, payfor_shop, worker):
     shop = payfor_shop(delay=0.5)
     params = keyed(payfor_params(merchant.pid, shop.url, "FLOW-2"), merchant.key)
-    pay_num = await create_and_pay(server, params)
+    pay_num = await create_and_pay(server, params, as_json=False)
 
     waiting_pages = 0
     async with server.client() as client:
@@ -103,6 +108,18 @@ async def test_the_buyer_returns_only_after_the_notification_reached_the_shop(se
     assert response.headers["location"].startswith(f"{shop.url}/return?")
 
 
+async def test_a_buyer_of_a_json_order_is_not_sent_back(server, merchant, payfor_shop, worker):
+    """The seed: "用 Json 方式发起支付的，不会有主动跳转"; the shop watches its own order instead."""
+    shop = payfor_shop()
+    pay_num = await create_and_pay(server, keyed(payfor_params(merchant.pid, shop.url, "FLOW-J"), merchant.key))
+    [notification] = await eventually(shop.notifications)
+    assert notification.form["pay_num"] == pay_num
+    async with server.client() as client:
+        page = await client.get(f"/cashier/{pay_num}/return")
+    assert page.status_code == 200 and "location" not in page.headers
+    assert f"订单 {pay_num} 已支付" in page.text
+
+
 async def test_delivered_only_when_the_body_is_success(server, merchant, gateway, payfor_shop, worker):
     shop = payfor_shop(Answer(body=b"SUCCESS"), Answer(body=b"ok, success"), Answer(body=b"\r\n success \n"))
     params = keyed(payfor_params(merchant.pid, shop.url, "FLOW-3"), merchant.key)
@@ -111,7 +128,7 @@ async def test_delivered_only_when_the_body_is_success(server, merchant, gateway
     task, attempts = await eventually(settled(gateway, pay_num, NotifyStatus.SUCCEEDED))
     assert [attempt.delivered for attempt in attempts] == [False, False, True]
     assert len(shop.notifications()) == 3
-    assert all(entry.sign_ok and entry.form["code"] == "0000" for entry in shop.notifications())
+    assert all(entry.signature_ok and entry.form["code"] == "0000" for entry in shop.notifications())
     assert task.attempts == 3
 
 
@@ -122,7 +139,7 @@ async def test_the_notification_of_an_order_without_order_uid(server, merchant, 
     [notification] = await eventually(shop.notifications)
     assert list(notification.form) == [name for name in NOTIFY_FIELDS if name != "order_uid"]
     assert (notification.form["pay_num"], notification.form["price"]) == (pay_num, "10")
-    assert notification.sign_ok
+    assert notification.signature_ok
 
 
 async def test_an_unpaid_order_is_never_notified(server, merchant, gateway, payfor_shop, worker):
@@ -142,25 +159,13 @@ async def test_an_unpaid_order_is_never_notified(server, merchant, gateway, payf
 
 # --- The §7.2 vectors through the real endpoint ------------------------------------------------------
 
-TOKEN = "tok_abc123"
-VECTOR = {
-    "uid": "10001",
-    "price": "9.90",
-    "type": "1",
-    "notify_url": "https://shop.example.com/pay/notify",
-    "return_url": "https://shop.example.com/pay/return",
-    "order_id": "A20240101001",
-    "order_name": "VIP月卡",
-}
-
 
 async def paid_vector_order(server, gateway, params: dict[str, str]) -> Order:  # type: ignore[no-untyped-def]
     async with server.client() as client:
         answer = json_answer(await send(client, params, as_json=True))
         assert answer["code"] == 1, answer
         assert (await client.post(f"/sandbox/pay/{answer['data']['pay_num']}")).status_code == 303
-    async with gateway.db.session() as session:
-        return await session.scalar(select(Order).where(Order.trade_no == answer["data"]["pay_num"]))
+    return await stored_order(gateway, answer["data"]["pay_num"])
 
 
 @pytest.mark.parametrize(
@@ -170,7 +175,7 @@ async def paid_vector_order(server, gateway, params: dict[str, str]) -> Order:  
 )
 async def test_vector_keys_are_accepted_and_the_notification_carries_the_vector_sign(server, gateway, extra, key):
     await merchant_with_key(gateway, 10001, TOKEN)
-    order = await paid_vector_order(server, gateway, {**VECTOR, **extra, "key": key})
+    order = await paid_vector_order(server, gateway, {**SEED_B, **extra, "key": key})
     message = await gateway.dialects.for_order(order).notification(order, TOKEN)
     assert message.form["key"] == key
     assert message.form["sign"] == "410830506edb7680b1801d3796fd805e"
@@ -180,9 +185,9 @@ async def test_vector_price_trap_through_the_endpoint(server, gateway):
     await merchant_with_key(gateway, 10001, TOKEN)
     async with server.client() as client:
         # The §7.2 key was computed over 9.90: sending 9.9 with it fails.
-        trap = {**VECTOR, "price": "9.9", "key": "9136f370a034c94ffb0b847ce9d0ee68"}
+        trap = {**SEED_B, "price": "9.9", "key": "9136f370a034c94ffb0b847ce9d0ee68"}
         assert json_answer(await send(client, trap, as_json=True)) == {"code": -2, "msg": "签名(key)校验失败"}
-    order = await paid_vector_order(server, gateway, keyed({**VECTOR, "price": "9.9"}, TOKEN))
+    order = await paid_vector_order(server, gateway, keyed({**SEED_B, "price": "9.9"}, TOKEN))
     message = await gateway.dialects.for_order(order).notification(order, TOKEN)
     assert (message.form["price"], message.form["sign"]) == ("9.9", "1edd0a699e4507ca624c3ad99b82f364")
 
@@ -194,7 +199,7 @@ async def test_a_failing_shop_gets_the_same_notification_again(server, merchant,
     task, attempts = await delivery_log(gateway, pay_num)
     assert [(a.http_status, a.delivered) for a in attempts] == [(500, False), (200, True)]
     first, second = shop.notifications()
-    assert first.form == second.form and first.sign_ok
+    assert first.form == second.form and first.signature_ok
 
 
 async def test_operator_test_notification_in_the_payfor_dialect(gateway, merchant, database_url, payfor_shop):
@@ -207,6 +212,6 @@ async def test_operator_test_notification_in_the_payfor_dialect(gateway, merchan
     assert "acknowledged" in result.stdout
     [received] = shop.notifications()
     form = received.form
-    assert received.method == "POST" and received.sign_ok
+    assert received.method == "POST" and received.signature_ok
     assert list(form) == [name for name in NOTIFY_FIELDS if name != "order_uid"]
     assert form["order_id"].startswith("OPENEPAY-TEST-") and (form["code"], form["price"]) == ("TEST", "0.01")

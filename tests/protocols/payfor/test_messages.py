@@ -9,17 +9,16 @@ import pytest
 from openepay.core.states import OrderStatus
 from openepay.db.models import Order
 from openepay.protocols.payfor.messages import PayForMessages
-from tests.support.payfor import merchant_key, shop_sign
+from tests.support.orders import unsaved_order
+from tests.support.payfor import TOKEN, merchant_key, shop_sign
 
-TOKEN = "tok_abc123"
 REQUEST_KEY = "558c156ec78cebe25f07af0a31960019"
 
 
 def vector_order(**overrides: object) -> Order:
-    values: dict[str, object] = {
+    """§7.2's order, paid: the request vector with ``order_uid`` (hence ``REQUEST_KEY``)."""
+    vector: dict[str, object] = {
         "merchant_pid": 10001,
-        "dialect": "payfor",
-        "trade_no": "2024010112000012345",
         "out_trade_no": "A20240101001",
         "pay_type": "wxpay",
         "name": "VIP月卡",
@@ -29,10 +28,8 @@ def vector_order(**overrides: object) -> Order:
         "return_url": "https://shop.example.com/pay/return",
         "channel_trade_no": "SB0123456789",
         "attrs": {"key": REQUEST_KEY, "type": "1"},
-        "status": OrderStatus.PAID,
     }
-    values.update(overrides)
-    return Order(**values)
+    return unsaved_order("payfor", **{**vector, **overrides})
 
 
 def messages() -> PayForMessages:

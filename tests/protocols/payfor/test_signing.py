@@ -13,18 +13,8 @@ from openepay.protocols.payfor.signing import (
     value_key,
     verify_request,
 )
-from tests.support.payfor import merchant_key
+from tests.support.payfor import SEED_B, TOKEN, merchant_key
 
-TOKEN = "tok_abc123"
-SEED_B = {
-    "uid": "10001",
-    "price": "9.90",
-    "type": "1",
-    "notify_url": "https://shop.example.com/pay/notify",
-    "return_url": "https://shop.example.com/pay/return",
-    "order_id": "A20240101001",
-    "order_name": "VIP月卡",
-}
 PAYSAPI = {
     "goodsname": "VIP",
     "istype": "1",

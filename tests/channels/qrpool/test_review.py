@@ -1,0 +1,176 @@
+"""Manual handling: the review queue, attaching an event, marking paid with a reason, and the audit log."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import subprocess
+
+from openepay.core.orders import close_expired
+from openepay.core.states import OrderStatus
+from openepay.db.types import utcnow
+from tests.support.qrpool import offered, qrpool_cli
+from tests.support.vmq_phone import (
+    WXPAY,
+    audit_log,
+    notifications,
+    qrpool_server,
+    reload,
+    reservation_of,
+    stored_events,
+)
+
+OK = {"code": 1, "msg": "成功"}
+
+
+async def review(database_url: str, *args: str) -> subprocess.CompletedProcess:
+    return await qrpool_cli(database_url, "review", *args)
+
+
+async def test_the_queue_lists_what_paid_nobody(gateway, merchant, database_url):
+    async with qrpool_server(database_url) as qr:
+        _, _, phone = await qr.pair()
+        order = await offered(qr.gateway, merchant.pid, "Q-1", 500)
+        assert await phone.push(WXPAY, "5.0") == OK
+        await phone.paid(WXPAY, 500, str(int(utcnow().timestamp() * 1000) + 1))
+        await phone.push(WXPAY, "7.77")
+        await phone.push(WXPAY, "9.999")
+
+    listed = await review(database_url, "list")
+    as_json = await review(database_url, "list", "--json")
+    only_unmatched = await review(database_url, "list", "--decision", "unmatched", "--json")
+
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [(row["decision"], row["amount"], row["amount_text"]) for row in rows] == [
+        ("rejected", None, "9.999"),
+        ("unmatched", "7.77", "7.77"),
+        ("suspected_duplicate", "5.00", "5.0"),
+    ]
+    assert rows[2]["order"] == order.trade_no and rows[1]["order"] is None
+    assert {row["account"] for row in rows} == {"wx-main"}
+    assert "event 3" in listed.stdout and "no order is waiting for 7.77 on account 'wx-main'" in listed.stdout
+    assert "paid order" not in listed.stdout
+    assert [json.loads(line)["amount"] for line in only_unmatched.stdout.splitlines()] == ["7.77"]
+
+
+async def test_attaching_an_event_pays_the_order_through_the_same_path_and_is_audited(gateway, merchant, database_url):
+    async with qrpool_server(database_url) as qr:
+        await qr.pair("wx-a")
+        order = await offered(qr.gateway, merchant.pid, "ATT-1", 1234)
+        # The buyer paid the right amount into the wrong wallet: another account's phone reports it.
+        _, _, other_phone = await qr.pair("wx-b")
+        await other_phone.push(WXPAY, "12.34")
+        [event] = await stored_events(gateway)
+        assert event.decision == "unmatched"
+
+        attached = await review(
+            database_url,
+            "attach",
+            str(event.id),
+            order.trade_no,
+            "--reason",
+            "buyer sent a screenshot",
+            "--actor",
+            "alice",
+        )
+        again = await review(database_url, "attach", str(event.id), order.trade_no, "--actor", "alice")
+
+    assert attached.returncode == 0, attached.stderr
+    assert f"order {order.trade_no} is paid: 12.34" in attached.stdout
+    paid = await reload(gateway, order)
+    assert (paid.status, paid.paid_fen, paid.paid_late, paid.channel_trade_no) == ("paid", 1234, False, f"QR{event.id}")
+    assert await notifications(gateway) == {order.trade_no: 1}
+    assert (await reservation_of(gateway, order)).state == "paid"
+    [stored] = await stored_events(gateway)
+    assert (stored.decision, stored.order_id) == ("attached", order.id)
+    assert stored.reason == "attached by alice: buyer sent a screenshot"
+    [entry] = await audit_log(gateway)
+    assert (entry.actor, entry.action, entry.trade_no, entry.event_id) == (
+        "alice",
+        "attach_event",
+        order.trade_no,
+        event.id,
+    )
+    assert entry.reason == "buyer sent a screenshot"
+    assert entry.details["event_decision"] == "unmatched" and "wx-b" in entry.details["event_reason"]
+    assert (
+        again.returncode == 1 and f"event {event.id} was already used: it paid order {order.trade_no}" in again.stderr
+    )
+    assert (await qr.gateway.merchants.get(merchant.pid)).balance_fen == 1234
+
+
+async def test_attaching_is_refused_for_another_amount_a_paid_order_or_a_used_event(gateway, merchant, database_url):
+    async with qrpool_server(database_url) as qr:
+        _, _, phone = await qr.pair()
+        waiting = await offered(qr.gateway, merchant.pid, "REF-1", 1000)
+        paid = await offered(qr.gateway, merchant.pid, "REF-2", 2000)
+        assert await phone.push(WXPAY, "20.0") == OK
+        await phone.push(WXPAY, "9.99")
+        await phone.push(WXPAY, "20.01")
+        used, other_amount, for_paid = await stored_events(gateway)
+
+        answers = [
+            await review(database_url, "attach", str(other_amount.id), waiting.trade_no),
+            await review(database_url, "attach", str(for_paid.id), paid.trade_no),
+            await review(database_url, "attach", str(used.id), waiting.trade_no),
+            await review(database_url, "attach", "999", waiting.trade_no),
+            await review(database_url, "attach", str(other_amount.id), "NO-SUCH-ORDER"),
+        ]
+
+    assert [answer.returncode for answer in answers] == [1] * 5
+    assert f"event {other_amount.id} is 9.99 but order {waiting.trade_no} asks the buyer for 10.00" in answers[0].stderr
+    assert f"order {paid.trade_no} is already paid" in answers[1].stderr
+    assert f"event {used.id} was already used: it paid order {paid.trade_no}" in answers[2].stderr
+    assert "no event 999" in answers[3].stderr and "no order NO-SUCH-ORDER" in answers[4].stderr
+    assert (await reload(gateway, waiting)).status == OrderStatus.PAYING
+    assert await notifications(gateway) == {paid.trade_no: 1}
+    assert [event.decision for event in await stored_events(gateway)] == ["paid", "unmatched", "unmatched"]
+    assert await audit_log(gateway) == []
+
+
+async def test_marking_paid_without_an_event_needs_a_reason_and_is_audited(gateway, merchant, database_url):
+    async with qrpool_server(database_url) as qr:
+        await qr.pair()
+        order = await offered(qr.gateway, merchant.pid, "MAN-1", 4200)
+        no_reason = await review(database_url, "mark-paid", order.trade_no)
+        blank = await review(database_url, "mark-paid", order.trade_no, "--reason", "   ")
+        assert (await reload(gateway, order)).status == OrderStatus.PAYING
+        marked = await review(database_url, "mark-paid", order.trade_no, "--reason", "in the wallet history at 12:03")
+        twice = await review(database_url, "mark-paid", order.trade_no, "--reason", "again")
+
+    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
+    assert blank.returncode == 1 and "a reason is required" in blank.stderr
+    assert marked.returncode == 0, marked.stderr
+    paid = await reload(gateway, order)
+    assert (paid.status, paid.paid_fen, paid.channel_trade_no) == ("paid", 4200, None)
+    assert await notifications(gateway) == {order.trade_no: 1}
+    assert (await reservation_of(gateway, order)).state == "paid"
+    assert twice.returncode == 1 and "already paid" in twice.stderr
+    [entry] = await audit_log(gateway)
+    assert (entry.actor, entry.action, entry.event_id) == (getpass.getuser(), "mark_paid", None)
+    assert (entry.trade_no, entry.reason) == (order.trade_no, "in the wallet history at 12:03")
+    assert entry.details == {"status": "paying", "pay_amount": "42.00"}
+    assert await stored_events(gateway) == []
+
+
+async def test_a_refused_late_payment_attached_by_hand_is_paid_late(gateway, merchant, database_url):
+    async with qrpool_server(database_url, qrpool_accept_late_payments=False) as qr:
+        _, _, phone = await qr.pair()
+        order = await offered(qr.gateway, merchant.pid, "LR-1", 800)
+        async with qr.gateway.db.session() as session:
+            stored = await session.get(type(order), order.id)
+            stored.expires_at = utcnow()
+        await close_expired(qr.gateway.db)
+        answer = await phone.push(WXPAY, "8.0")
+        [event] = await stored_events(gateway)
+        attached = await review(database_url, "attach", str(event.id), order.trade_no, "--actor", "bob")
+
+    assert "late payments are not accepted" in answer["msg"] and event.decision == "late_refused"
+    assert attached.returncode == 0, attached.stderr
+    assert "is paid (paid late)" in attached.stdout
+    paid = await reload(gateway, order)
+    assert (paid.status, paid.paid_late) == (OrderStatus.PAID, True)
+    assert await notifications(gateway) == {order.trade_no: 1}
+    [entry] = await audit_log(gateway)
+    assert entry.details["event_decision"] == "late_refused" and entry.actor == "bob"

@@ -1,0 +1,29 @@
+"""The gateway's web app under settings of a test's own, beside the session's server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+
+from openepay.app import create_app
+from tests.conftest import make_settings
+from tests.support.servers import ServerThread
+
+# A deployment as operators run one: money limits, its public URL, and private notify targets refused.
+STRICT = {
+    "pay_min_money": Decimal("0.50"),
+    "pay_max_money": Decimal("5000"),
+    "public_url": "https://pay.example.com/",
+    "notify_allow_private": False,
+}
+
+
+@contextmanager
+def own_server(database_url: str, **settings: object) -> Iterator[ServerThread]:
+    """The app over real HTTP on the test's database, with ``settings`` over the tests' usual ones."""
+    thread = ServerThread(create_app(make_settings(database_url, **settings))).start()
+    try:
+        yield thread
+    finally:
+        thread.stop()

@@ -1,0 +1,94 @@
+"""Personal-code test setups: gateways with the qrpool channel, accounts with codes and phones, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from openepay.channels.base import PayContext
+from openepay.channels.qrpool import accounts
+from openepay.config import Settings
+from openepay.core.checkout import start_payment
+from openepay.core.money import format_yuan
+from openepay.core.orders import place_order
+from openepay.db.models import Order, QrAccount
+from openepay.db.types import utcnow
+from openepay.gateway import Gateway
+from tests.conftest import TEST_SECRET, make_settings
+from tests.support.orders import new_order
+
+GENERIC = "wxp://f2f0GENERICxxxxxxxxxxxxxxxxxxxxxxx"
+CONTEXT = PayContext("http://gateway.test")
+
+
+def qrpool_settings(database_url: str, **overrides: object) -> Settings:
+    """The tests' usual settings with personal codes on and the sandbox off, so qrpool takes every order."""
+    return make_settings(database_url, **{"qrpool": True, "sandbox": False, **overrides})
+
+
+@asynccontextmanager
+async def qrpool_gateway(database_url: str, **overrides: object) -> AsyncIterator[Gateway]:
+    gateway = Gateway.from_settings(qrpool_settings(database_url, **overrides))
+    try:
+        yield gateway
+    finally:
+        await gateway.aclose()
+
+
+async def receiving_account(
+    gateway: Gateway,
+    name: str = "wx-main",
+    pay_type: str = "wxpay",
+    *,
+    generic: str | None = GENERIC,
+    fixed: dict[int, str] | None = None,
+    live: bool = True,
+) -> QrAccount:
+    """An account with its codes and one phone, which sent a heartbeat just now when ``live``."""
+    account = await accounts.create_account(gateway.db, name, pay_type)
+    if generic is not None:
+        await accounts.add_code(gateway.db, account.id, generic, None)
+    for amount_fen, content in (fixed or {}).items():
+        await accounts.add_code(gateway.db, account.id, content, amount_fen)
+    device, _key = await accounts.add_device(gateway.db, gateway.box, account.id, "phone")
+    if live:
+        await accounts.record_heartbeat(gateway.db, device.id, utcnow())
+    return account
+
+
+async def placed(gateway: Gateway, pid: int, out_trade_no: str, amount_fen: int = 100) -> Order:
+    """An order stored with no payment yet, as a dialect leaves it before asking a channel."""
+    order = new_order(pid, out_trade_no, amount_fen=amount_fen, money=format_yuan(amount_fen))
+    return (await place_order(gateway.db, order, timeout=timedelta(minutes=30), reopen_identical=True)).order
+
+
+async def offered(
+    gateway: Gateway, pid: int, out_trade_no: str, amount_fen: int = 100, pay_type: str = "wxpay"
+) -> Order:
+    """An order with the channel's offer, as ``mapi.php`` leaves it (or the ``ChannelRefused``)."""
+    order = await placed(gateway, pid, out_trade_no, amount_fen)
+    return await start_payment(gateway.db, gateway.channels, order, pay_type=pay_type, device="pc", ctx=CONTEXT)
+
+
+async def qrpool_cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """``openepay qrpool ARGS`` in its own process, as an operator runs it."""
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("OPENEPAY_")}
+    environment.update(
+        OPENEPAY_DATABASE_URL=database_url, OPENEPAY_SECRET_KEY=TEST_SECRET, OPENEPAY_LOG_LEVEL="WARNING", **env
+    )
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "openepay", "qrpool", *args],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    return await asyncio.to_thread(run)
