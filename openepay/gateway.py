@@ -15,8 +15,10 @@ from openepay.channels.qrpool.channel import QrPoolChannel
 from openepay.channels.registry import ChannelRegistry
 from openepay.channels.sandbox import SandboxChannel
 from openepay.config import Settings
+from openepay.core.checkout import start_payment
 from openepay.core.merchants import Merchants
 from openepay.db import Database
+from openepay.db.models import Order
 from openepay.metrics import Metrics
 from openepay.protocols.registry import DialectRegistry, build_dialects
 from openepay.secretbox import SecretBox, derive_key
@@ -65,6 +67,11 @@ class Gateway:
     def pay_context(self, request_base_url: str) -> PayContext:
         """Absolute URLs use ``OPENEPAY_PUBLIC_URL`` when set, else the address the request came to."""
         return PayContext(self.settings.public_url or request_base_url.rstrip("/"))
+
+    async def start_payment(self, order: Order, *, pay_type: str, device: str | None, request_base_url: str) -> Order:
+        """The order with a live offer (``core.checkout.start_payment``) from this gateway's channels."""
+        ctx = self.pay_context(request_base_url)
+        return await start_payment(self.db, self.channels, order, pay_type=pay_type, device=device, ctx=ctx)
 
     async def aclose(self) -> None:
         await self.db.dispose()

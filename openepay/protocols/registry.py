@@ -55,9 +55,9 @@ def build_dialects(db: Database, box: SecretBox) -> DialectRegistry:
     return DialectRegistry(
         {
             epay.DIALECT: EpayMessages(),
-            pay_mapi.DIALECT: PayMapiMessages(db, box),
+            pay_mapi.DIALECT: PayMapiMessages(),
             payfor.DIALECT: PayForMessages(db, box),
             epay_v2.DIALECT: EpayV2Messages(db, box),
-            vmq.DIALECT: VmqMessages(db, box),
+            vmq.DIALECT: VmqMessages(),
         }
     )

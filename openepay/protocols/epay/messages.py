@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from openepay.core.states import SETTLED_PAID
 from openepay.db.models import Order
-from openepay.notify.http import OutboundMessage
 from openepay.protocols.epay.signing import make_sign
-from openepay.protocols.urls import append_query, http_build_query
+from openepay.protocols.query_messages import QueryStringMessages
 
 ACK_WORDS = (b"success", b"SUCCESS", b"Success")
 
@@ -49,7 +48,7 @@ def notification_params(order: Order, key: str) -> dict[str, str]:
 TEST_STATUS = "TEST_NOTIFY"
 
 
-def test_params(pid: int, key: str, stamp: str) -> dict[str, str]:
+def probe_params(pid: int, key: str, stamp: str) -> dict[str, str]:
     """A signed message shaped like a notification, marked as a test everywhere it can be.
 
     ``trade_status`` is not ``TRADE_SUCCESS`` and the order numbers match no real order, so a
@@ -67,20 +66,12 @@ def test_params(pid: int, key: str, stamp: str) -> dict[str, str]:
     return md5_signed(params, key)
 
 
-class EpayMessages:
-    return_after_notify = None
+class EpayMessages(QueryStringMessages):
+    def notification_params(self, order: Order, key: str) -> dict[str, str]:
+        return notification_params(order, key)
 
-    async def notification(self, order: Order, key: str) -> OutboundMessage:
-        query = http_build_query(notification_params(order, key))
-        return OutboundMessage("GET", append_query(order.notify_url, query))
-
-    async def test_notification(self, pid: int, key: str, url: str, stamp: str) -> OutboundMessage:
-        return OutboundMessage("GET", append_query(url, http_build_query(test_params(pid, key, stamp))))
+    def probe_params(self, pid: int, key: str, stamp: str) -> dict[str, str]:
+        return probe_params(pid, key, stamp)
 
     def acknowledged(self, body: bytes) -> bool:
         return any(word in body for word in ACK_WORDS)
-
-    async def return_url(self, order: Order, key: str) -> str | None:
-        if not order.return_url:
-            return None
-        return append_query(order.return_url, http_build_query(notification_params(order, key)))

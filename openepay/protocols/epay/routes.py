@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.requests import Request
 
 from openepay.channels.base import ChannelRefused
-from openepay.core.checkout import NoChannel, start_payment
+from openepay.core.checkout import NoChannel
 from openepay.core.orders import (
     OrderAlreadyPaid,
     OrderNotPayable,
@@ -56,14 +56,7 @@ async def start_epay_payment(
 ) -> Order | None:
     """The order with a live offer, or None when no channel serves the pay type (the cashier lets the buyer choose)."""
     try:
-        return await start_payment(
-            gateway.db,
-            gateway.channels,
-            order,
-            pay_type=pay_type,
-            device=device,
-            ctx=gateway.pay_context(base_url(request)),
-        )
+        return await gateway.start_payment(order, pay_type=pay_type, device=device, request_base_url=base_url(request))
     except NoChannel:
         return None
     except ChannelRefused as refused:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from openepay.db import Database
 from openepay.db.models import Order
 from openepay.notify.http import OutboundMessage
-from openepay.protocols.epay.messages import ACK_WORDS, test_params, trade_success_fields
+from openepay.protocols.epay.messages import ACK_WORDS, probe_params, trade_success_fields
 from openepay.protocols.epay_v2.platform_key import platform_key
 from openepay.protocols.epay_v2.signing import EXCLUDED
 from openepay.protocols.urls import append_query, http_build_query
@@ -49,7 +49,7 @@ class EpayV2Messages:
 
     async def test_notification(self, pid: int, key: str, url: str, stamp: str) -> OutboundMessage:
         """V1's marked test message (``trade_status=TEST_NOTIFY``, no real order numbers), signed the V2 way."""
-        fields = {name: value for name, value in test_params(pid, key, stamp).items() if name not in EXCLUDED}
+        fields = {name: value for name, value in probe_params(pid, key, stamp).items() if name not in EXCLUDED}
         return OutboundMessage("GET", append_query(url, await self._signed_query(fields)))
 
     async def return_url(self, order: Order, key: str) -> str | None:

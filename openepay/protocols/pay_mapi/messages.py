@@ -9,12 +9,9 @@ payments apart by amount. Everything but ``sign``/``sign_type`` is signed with t
 from __future__ import annotations
 
 from openepay.core.money import format_yuan
-from openepay.db import Database
 from openepay.db.models import Order
-from openepay.notify.http import OutboundMessage
 from openepay.protocols.epay.messages import ACK_WORDS, TEST_STATUS, md5_signed, trade_success_fields
-from openepay.protocols.urls import append_query, http_build_query
-from openepay.secretbox import SecretBox
+from openepay.protocols.query_messages import QueryStringMessages
 
 
 def notification_params(order: Order, key: str) -> dict[str, str]:
@@ -42,23 +39,12 @@ def probe_params(pid: int, key: str, stamp: str) -> dict[str, str]:
     return md5_signed(params, key)
 
 
-class PayMapiMessages:
-    return_after_notify: float | None = None
+class PayMapiMessages(QueryStringMessages):
+    def notification_params(self, order: Order, key: str) -> dict[str, str]:
+        return notification_params(order, key)
 
-    def __init__(self, db: Database, box: SecretBox) -> None:
-        self.db = db
-        self.box = box
-
-    async def notification(self, order: Order, key: str) -> OutboundMessage:
-        return OutboundMessage("GET", append_query(order.notify_url, http_build_query(notification_params(order, key))))
+    def probe_params(self, pid: int, key: str, stamp: str) -> dict[str, str]:
+        return probe_params(pid, key, stamp)
 
     def acknowledged(self, body: bytes) -> bool:
         return any(word in body for word in ACK_WORDS)
-
-    async def test_notification(self, pid: int, key: str, url: str, stamp: str) -> OutboundMessage:
-        return OutboundMessage("GET", append_query(url, http_build_query(probe_params(pid, key, stamp))))
-
-    async def return_url(self, order: Order, key: str) -> str | None:
-        if not order.return_url:
-            return None
-        return append_query(order.return_url, http_build_query(notification_params(order, key)))

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.requests import Request
 
 from openepay.channels.base import ChannelRefused, RefusalReason
-from openepay.core.checkout import NoChannel, start_payment
+from openepay.core.checkout import NoChannel
 from openepay.core.money import format_yuan
 from openepay.core.orders import OrderRejected, discard_unoffered, place_order
 from openepay.db.models import Order
@@ -42,13 +42,8 @@ ERROR_TITLE = "Payment failed"
 
 async def _offer(gateway: Gateway, request: Request, order: Order, pay_type: str) -> Order:
     try:
-        return await start_payment(
-            gateway.db,
-            gateway.channels,
-            order,
-            pay_type=pay_type,
-            device=order.device,
-            ctx=gateway.pay_context(base_url(request)),
+        return await gateway.start_payment(
+            order, pay_type=pay_type, device=order.device, request_base_url=base_url(request)
         )
     except NoChannel:
         raise PayMapiError(Code.NO_CHANNEL, f"no channel serves {pay_type} at the moment") from None

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.requests import Request
 
 from openepay.channels.base import ChannelRefused, RefusalReason
-from openepay.core.checkout import NoChannel, start_payment
+from openepay.core.checkout import NoChannel
 from openepay.core.money import format_yuan
 from openepay.core.orders import (
     OrderAlreadyPaid,
@@ -73,13 +73,8 @@ async def _place(gateway: Gateway, pay: PayForRequest) -> PlacedOrder:
 async def _start(gateway: Gateway, request: Request, placed: PlacedOrder, pay: PayForRequest, device: str) -> Order:
     """The order with a live offer; a brand-new order no channel took is forgotten, so the number can be retried."""
     try:
-        return await start_payment(
-            gateway.db,
-            gateway.channels,
-            placed.order,
-            pay_type=pay.pay_type,
-            device=device,
-            ctx=gateway.pay_context(base_url(request)),
+        return await gateway.start_payment(
+            placed.order, pay_type=pay.pay_type, device=device, request_base_url=base_url(request)
         )
     except OrderNotPayable:
         raise already_paid() from None

@@ -13,12 +13,9 @@ from __future__ import annotations
 
 from openepay.core.money import format_yuan
 from openepay.core.states import SETTLED_PAID
-from openepay.db import Database
 from openepay.db.models import Order
-from openepay.notify.http import OutboundMessage
-from openepay.protocols.urls import append_query, http_build_query
+from openepay.protocols.query_messages import QueryStringMessages
 from openepay.protocols.vmq.signing import notify_sign
-from openepay.secretbox import SecretBox
 
 ACK = b"success"
 TEST_PRICE = "0.01"
@@ -51,25 +48,16 @@ def probe_params(key: str, stamp: str) -> dict[str, str]:
     return signed_fields(marker, marker, TEST_TYPE, TEST_PRICE, TEST_PRICE, key)
 
 
-class VmqMessages:
+class VmqMessages(QueryStringMessages):
     # V免签's pay page sends the buyer back as soon as the order shows paid, notification or not;
     # its plugins allow for that (dujiaoka's return waits a second, then shows the order).
     return_after_notify: float | None = None
 
-    def __init__(self, db: Database, box: SecretBox) -> None:
-        self.db = db
-        self.box = box
+    def notification_params(self, order: Order, key: str) -> dict[str, str]:
+        return notification_params(order, key)
 
-    async def notification(self, order: Order, key: str) -> OutboundMessage:
-        return OutboundMessage("GET", append_query(order.notify_url, http_build_query(notification_params(order, key))))
+    def probe_params(self, pid: int, key: str, stamp: str) -> dict[str, str]:
+        return probe_params(key, stamp)
 
     def acknowledged(self, body: bytes) -> bool:
         return body.strip() == ACK
-
-    async def test_notification(self, pid: int, key: str, url: str, stamp: str) -> OutboundMessage:
-        return OutboundMessage("GET", append_query(url, http_build_query(probe_params(key, stamp))))
-
-    async def return_url(self, order: Order, key: str) -> str | None:
-        if not order.return_url:
-            return None
-        return append_query(order.return_url, http_build_query(notification_params(order, key)))

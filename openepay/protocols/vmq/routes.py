@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.requests import Request
 
 from openepay.channels.base import PAY_TYPE_NAMES, ChannelRefused, RefusalReason
-from openepay.core.checkout import NoChannel, start_payment
+from openepay.core.checkout import NoChannel
 from openepay.core.money import format_yuan
 from openepay.core.orders import (
     NewOrder,
@@ -99,13 +99,8 @@ async def _answer(endpoint: str, work: Callable[[], Awaitable[Answer]]) -> JSONR
 async def _offer(gateway: Gateway, request: Request, order: Order) -> Order:
     pay_type = order.pay_type or ""
     try:
-        return await start_payment(
-            gateway.db,
-            gateway.channels,
-            order,
-            pay_type=pay_type,
-            device=order.device,
-            ctx=gateway.pay_context(base_url(request)),
+        return await gateway.start_payment(
+            order, pay_type=pay_type, device=order.device, request_base_url=base_url(request)
         )
     except NoChannel:
         raise VmqError(f"暂无可用的{PAY_TYPE_NAMES.get(pay_type, pay_type)}收款通道，请稍后再试") from None

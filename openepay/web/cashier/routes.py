@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.requests import Request
 
 from openepay.channels.base import ChannelRefused
-from openepay.core.checkout import NoChannel, has_live_offer, start_payment
+from openepay.core.checkout import NoChannel, has_live_offer
 from openepay.core.orders import OrderNotPayable, close_if_expired, get_order
 from openepay.core.states import SETTLED_PAID, OrderStatus
 from openepay.db.models import Order
@@ -117,13 +117,11 @@ async def choose_type(request: Request, trade_no: str, type: str = Form("")) -> 
     if order.status not in (OrderStatus.CREATED, OrderStatus.PAYING):
         return RedirectResponse(cashier_path(trade_no), status_code=303)
     try:
-        await start_payment(
-            gateway.db,
-            gateway.channels,
+        await gateway.start_payment(
             order,
             pay_type=type,
             device="mobile" if is_mobile(request.headers.get("user-agent")) else "pc",
-            ctx=gateway.pay_context(base_url(request)),
+            request_base_url=base_url(request),
         )
     except NoChannel:
         return await choose_type_page(request, order, note=UNAVAILABLE_TYPE)

@@ -16,7 +16,7 @@ from openepay.protocols.pay_mapi.messages import PayMapiMessages
 from tests.protocols.pay_mapi.support import notes_order, seed_sign
 
 KEY = "k3yForTheP4yMapiDialect000000000"
-MESSAGES = PayMapiMessages(None, None)  # type: ignore[arg-type]  # neither is needed to build messages
+MESSAGES = PayMapiMessages()
 FIELD_ORDER = ["pid", "trade_no", "out_trade_no", "type", "name", "money", "trade_status"]
 
 

@@ -16,7 +16,7 @@ from openepay.protocols.vmq.messages import VmqMessages
 from tests.support.orders import unsaved_order
 from tests.support.vmq import NOTIFY_FIELDS, VECTOR_KEY, notify_sign
 
-MESSAGES = VmqMessages(None, None)  # type: ignore[arg-type]  # neither is needed to build messages
+MESSAGES = VmqMessages()
 
 
 def vector_order(**overrides: object) -> Order:
