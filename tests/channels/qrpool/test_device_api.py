@@ -174,10 +174,10 @@ async def test_a_request_is_accepted_once_and_only_while_fresh(gateway, merchant
         first = await device.post(EVENTS, body)
         replayed = await device.post(EVENTS, body)
         stale = await device.post(
-            EVENTS, device.envelope([device.event("r-2", "1.00")], timestamp=int(time.time()) - 301)
+            EVENTS, device.envelope([device.event("r-2", "1.00")], timestamp=int(time.time()) - 305)
         )
         future = await device.post(
-            EVENTS, device.envelope([device.event("r-3", "1.00")], timestamp=int(time.time()) + 301)
+            EVENTS, device.envelope([device.event("r-3", "1.00")], timestamp=int(time.time()) + 305)
         )
         short_nonce = await device.post(EVENTS, device.envelope([device.event("r-4", "1.00")], nonce="abc"))
 
