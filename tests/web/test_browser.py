@@ -10,6 +10,7 @@ from playwright.async_api import async_playwright, expect
 
 from tests.support.epay import order_params, signed
 from tests.support.merchant import plugin_sign
+from tests.support.vmq_phone import WXPAY, qrpool_server
 from tests.support.waiting import eventually
 from tests.web.test_cashier import DESKTOP_UA, IPHONE_UA
 
@@ -85,3 +86,41 @@ async def test_buyer_pays_in_the_browser_and_returns_to_the_shop(server, merchan
     by_order = {entry.params["trade_no"]: entry for entry in shop.notifications()}
     assert set(by_order) == {trade_no, desk_trade_no}
     assert all(entry.signature_ok for entry in by_order.values())
+
+
+@pytest.mark.browser
+async def test_a_personal_code_buyer_sees_the_exact_amount_and_returns_once_the_phone_saw_it(
+    merchant, shop, worker, database_url, tmp_path
+):
+    """Two orders of 9.90 on one account: the second buyer must pay 9.91, and the cashier says so plainly."""
+    async with qrpool_server(database_url) as qr:
+        _, _, phone = await qr.pair()
+        links = []
+        for out_trade_no in ("QR-1", "QR-2"):
+            params = order_params(merchant.pid, shop.url, out_trade_no, type="wxpay", money="9.90")
+            links.append(f"{qr.url}/submit.php?{urlencode(signed(params, merchant.key))}")
+
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                desktop = await browser.new_context(user_agent=DESKTOP_UA, viewport={"width": 1280, "height": 800})
+                first, second = await desktop.new_page(), await desktop.new_page()
+                await first.goto(links[0])
+                await second.goto(links[1])
+                await expect(first.locator("#amount")).to_have_text("¥9.90")
+                await expect(first.locator("#amount-warning")).to_have_count(0)
+                await expect(second.locator("#amount")).to_have_text("¥9.91")
+                await expect(second.locator("#amount-warning")).to_be_visible()
+                await expect(second.locator("#amount-warning")).to_contain_text("订单金额 ¥9.90")
+                await expect(second.locator("#qrcode svg")).to_be_visible()
+                await expect(second.locator("#countdown")).to_have_text(re.compile(r"^剩余 29:5\d$"))
+                await second.screenshot(path=tmp_path / "qrpool-cashier.png", full_page=True)
+
+                assert await phone.paid(WXPAY, 991) == {"code": 1, "msg": "成功"}
+                await expect(second).to_have_url(re.compile(rf"^{re.escape(shop.url)}/return\?"), timeout=6000)
+                back = returned_params(second.url, shop.url)
+                assert back["sign"] == plugin_sign(back, merchant.key)
+                assert (back["out_trade_no"], back["money"]) == ("QR-2", "9.90")
+                assert first.url.startswith(f"{qr.url}/cashier/")  # the other buyer is still waiting to pay
+            finally:
+                await browser.close()
