@@ -46,15 +46,16 @@ DEMO_MERCHANT = "Demo Shop"
 def _open_platform_key(settings: Settings) -> None:
     """Create the epay V2 key pair on the first start, and fail now, not on the first V2 request,
     if ``OPENEPAY_SECRET_KEY`` cannot open the stored one."""
+    from openepay.db import Database
     from openepay.protocols.epay_v2.platform_key import platform_key
-    from openepay.secretbox import SecretBoxError
+    from openepay.secretbox import SecretBox, SecretBoxError
 
     async def run() -> None:
-        gateway = Gateway.from_settings(settings)
+        db = Database(settings.database_url)
         try:
-            await platform_key(gateway.db, gateway.box)
+            await platform_key(db, SecretBox(settings.resolve_secret_key()))
         finally:
-            await gateway.aclose()
+            await db.dispose()
 
     try:
         uvloop.run(run())
