@@ -319,6 +319,22 @@ async def test_a_pay_type_no_channel_serves_sends_the_buyer_to_the_chooser_with_
         assert (await client.get(f"{cashier_path}/status")).json() == {"status": "created", "paid": False}
 
 
+async def test_a_channel_refusal_reads_as_advice_to_the_buyer_not_as_the_channel_log(server, merchant, shop):
+    """The sandbox refuses 7.02 (paused) and 7.03 (no code for the amount); buyers read Chinese advice."""
+    notes = {}
+    async with server.client(headers=DESKTOP) as client:
+        for money in ("7.02", "7.03"):
+            params = order_params(merchant.pid, shop.url, f"C-R{money}", type=None, money=money)
+            cashier_path = (await client.get("/submit.php", params=signed(params, merchant.key))).headers["location"]
+            chooser = await client.post(f"{cashier_path}/type", data={"type": "alipay"})
+            notes[money] = Page(chooser.text).text("note")
+            assert (await client.get(f"{cashier_path}/status")).json() == {"status": "created", "paid": False}
+    assert notes == {
+        "7.02": "该支付方式正在维护，请选择其他支付方式或稍后再试",
+        "7.03": "该支付方式暂时无法收取这个金额，请选择其他支付方式或稍后再试",
+    }
+
+
 async def test_unknown_trade_no_is_a_404_page(server):
     async with server.client(headers=DESKTOP) as client:
         cashier = await client.get("/cashier/20990101000000000000")
