@@ -140,15 +140,18 @@ async def _push(request: Request) -> JSONResponse:
     if device is None:
         log.warning("qrpool: payment push with a signature no device key verifies")
         return refused("签名校验不通过 / the signature matches no device key")
-    if not rate_limit_of(request).allow(device.id):
-        # Not stored (a looping phone must not fill the table); the app never retries, so say what was dropped.
-        log.warning("qrpool: device %s over its rate limit, dropped type=%r price=%r", device.id, type_code, price)
-        return refused("请求过于频繁 / too many requests from this device")
+    # Over the limit a push is still stored, unmatched: the app never retries, and the money may be real.
+    within_rate = rate_limit_of(request).allow(device.id)
+    if not within_rate:
+        log.warning(
+            "qrpool: device %s over its rate limit, type=%r price=%r kept for review", device.id, type_code, price
+        )
 
     now = utcnow()
     pay_type = PAY_TYPES.get(type_code)
     amount_fen = parse_amount(price)
     problems = (
+        None if within_rate else "请求过于频繁 / too many requests from this device, not matched",
         timestamp_problem(t, gateway.settings.qrpool_push_window_seconds, now),
         None if pay_type else f"未知的支付类型 / type={type_code!r}: 1 is WeChat Pay, 2 is Alipay",
         None if amount_fen else f"金额无效 / price={price!r} is not a positive amount in yuan",

@@ -297,10 +297,13 @@ async def test_the_rate_limit_is_per_device(gateway, merchant, database_url):
         others = await other.push(WXPAY, "1.0")
 
     assert answers == [OK] * 3
-    assert limited["code"] == -1 and "请求过于频繁" in limited["msg"]
+    assert limited["code"] == -1 and "请求过于频繁" in limited["msg"] and "kept for review" in limited["msg"]
     assert others == OK
-    [event] = await stored_events(gateway)
-    assert event.decision == "paid" and event.order_id == order.id
+    # The push over the limit pays nothing, but it is not lost: it waits in the review queue.
+    kept, paid = await stored_events(gateway)
+    assert (kept.decision, kept.order_id, kept.amount_fen) == ("rejected", None, 100)
+    assert "请求过于频繁" in kept.reason
+    assert paid.decision == "paid" and paid.order_id == order.id
 
 
 @pytest.mark.parametrize(
