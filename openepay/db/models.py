@@ -247,7 +247,7 @@ class RequestNonce(Base):
 
 # -- personal QR codes matched by amount (channel "qrpool") ------------------------------------
 
-HELD = text("state != 'released'")
+NOT_RELEASED = text("state != 'released'")
 
 
 class QrAccount(Base):
@@ -315,8 +315,8 @@ class AmountReservation(Base):
             "account_id",
             "amount_fen",
             unique=True,
-            sqlite_where=HELD,
-            postgresql_where=HELD,
+            sqlite_where=NOT_RELEASED,
+            postgresql_where=NOT_RELEASED,
         ),
         Index("ix_qrpool_reservations_state_hold_until", "state", "hold_until"),
     )

@@ -4,8 +4,8 @@ A payment on a personal code says only "this account received this amount", so w
 amount on an account may still be matched to an order, no other order may be given it. The
 partial unique index on ``(account_id, amount_fen)`` over reservations that are not
 ``released`` is the guard, not any lookup: each try is its own short transaction that looks at
-what is held and inserts the first free amount, and losing a race for it is an
-``IntegrityError`` after which the next try looks again.
+what is held and inserts the first free amount unless the index already holds it, and losing a
+race for it means the next try looks again.
 
 A reservation stays non-released exactly as long as a payment may still be matched to it
 (reservation scope equals settlement scope, the acg-faka #881 lesson): until the order's
@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openepay.channels.base import ChannelRefused, RefusalReason
 from openepay.config import Settings
 from openepay.core.money import format_yuan
 from openepay.db import Database
-from openepay.db.models import AmountReservation, Order, QrAccount, QrCode
+from openepay.db.models import NOT_RELEASED, AmountReservation, Order, QrAccount, QrCode
 
 HELD = "held"
 PAID = "paid"
@@ -85,7 +85,7 @@ async def reserve(
     for _ in range(len(slots) + 1):
         try:
             held = await _hold(db, order_id, codes, slots, hold_until)
-        except IntegrityError:
+        except LostRace:
             continue
         if held is None:
             break
@@ -120,8 +120,8 @@ async def _hold(
     Offers for one order made at the same moment (a double click, a plugin's retry) take turns
     on the order's row, so the second finds the first one's amount instead of taking another.
     Across orders the look at what is held only saves doomed inserts: two orders that saw the
-    same slot free both insert it, and the unique index lets one through (the other gets
-    ``IntegrityError``). None when no slot is free.
+    same slot free both insert it, and the unique index lets one through (the other raises
+    ``LostRace``). None when no slot is free.
     """
     async with db.session() as session:
         if await session.scalar(select(Order.id).where(Order.id == order_id).with_for_update()) is None:
@@ -159,11 +159,25 @@ async def _hold(
         free = next((slot for slot in slots if slot not in taken), None)
         if free is None:
             return None
-        reservation = AmountReservation(
-            account_id=free[0], order_id=order_id, amount_fen=free[1], state=HELD, hold_until=hold_until
+        reservation = await session.scalar(
+            _insert_unless_held(db.dialect)(AmountReservation)
+            .values(account_id=free[0], order_id=order_id, amount_fen=free[1], state=HELD, hold_until=hold_until)
+            .on_conflict_do_nothing(index_elements=["account_id", "amount_fen"], index_where=NOT_RELEASED)
+            .returning(AmountReservation)
         )
-        session.add(reservation)
+    if reservation is None:
+        raise LostRace(free)
     return reservation, slots[free]
+
+
+class LostRace(Exception):
+    """Another order held the amount first (between our look and our insert): look again."""
+
+
+def _insert_unless_held(dialect: str):  # type: ignore[no-untyped-def]
+    """The database's ``INSERT ... ON CONFLICT DO NOTHING``: a lost race is an empty answer, not an error
+    that PostgreSQL would log with the whole statement, once per losing order."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 async def release_expired(db: Database, now: datetime) -> int:
