@@ -154,6 +154,8 @@ def demo(
         return created.pid, created.key
 
     pid, key = with_gateway(settings, ensure_demo_merchant)
+    # V免签 plugins know only an address and a key: the root paths serve the demo merchant.
+    settings = settings.model_copy(update={"vmq_default_pid": settings.vmq_default_pid or pid})
     from openepay.web.demo_shop import signed_submit_link
 
     typer.echo("OpenEpay demo (SQLite, sandbox channel: payments are simulated)")
@@ -161,6 +163,7 @@ def demo(
     typer.echo(f"  merchant pid: {pid}")
     typer.echo(f"  merchant key: {key}")
     typer.echo(f"  test link   : {signed_submit_link(base, pid, key)}")
+    typer.echo(f"  V免签 URL   : {base}/ (for V免签 plugins, with the same key)")
     typer.echo("Open the test link, press the sandbox pay button, and you land back on the demo shop.")
     _serve(settings, host, port, run_worker=True)
 

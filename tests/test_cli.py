@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import re
@@ -202,8 +203,8 @@ async def test_demo_prints_a_working_signed_link(tmp_path):
         text=True,
     )
     try:
-        lines = [await asyncio.to_thread(process.stdout.readline) for _ in range(5)]
-        printed = dict((part.strip() for part in line.split(":", 1)) for line in lines[1:5])
+        lines = [await asyncio.to_thread(process.stdout.readline) for _ in range(6)]
+        printed = dict((part.strip() for part in line.split(":", 1)) for line in lines[1:6])
         assert printed["gateway URL"] == f"http://{host}:{port}"
         assert printed["merchant pid"] == "1000" and len(printed["merchant key"]) == 32
         link = printed["test link"]
@@ -225,6 +226,15 @@ async def test_demo_prints_a_working_signed_link(tmp_path):
             landing = await client.post(f"http://{host}:{port}/sandbox/pay/{trade_no}")
             assert landing.url.path == "/demo-shop/return", landing.url
             assert "签名验证通过" in landing.text
+
+            # A V免签 plugin pointed at the printed address creates orders for the demo merchant.
+            assert printed["V免签 URL"].startswith(f"http://{host}:{port}/ ")
+            pay_id, param, type_code, price, key = "DEMO-VMQ-1", "", "2", "0.01", printed["merchant key"]
+            sign = hashlib.md5((pay_id + param + type_code + price + key).encode()).hexdigest()
+            fields = {"payId": pay_id, "type": type_code, "price": price, "notifyUrl": f"http://{host}:{port}/n"}
+            created = (await client.post(f"http://{host}:{port}/createOrder", data={**fields, "sign": sign})).json()
+            assert created["code"] == 1, created
+            assert (created["data"]["payId"], created["data"]["reallyPrice"]) == (pay_id, price)
 
         async def delivered() -> bool:
             shown = await openepay(
