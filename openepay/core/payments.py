@@ -61,7 +61,12 @@ async def confirm_payment(db: Database, channel: str, confirmation: Confirmation
 
 
 async def mark_paid(
-    session: AsyncSession, order: Order, confirmation: Confirmation, *, late: bool = False
+    session: AsyncSession,
+    order: Order,
+    confirmation: Confirmation,
+    *,
+    late: bool = False,
+    expected_fen: int | None = None,
 ) -> PaymentDecision:
     """Make ``order`` paid inside the caller's transaction: guarded transition, ledger, outbox row.
 
@@ -69,9 +74,11 @@ async def mark_paid(
     amount reservation with the order). Without ``late`` the order's state decides: an unpaid
     order is paid, a closed one takes the explicit late edge and is flagged ``paid_late``.
     With ``late`` the caller knows the money came after the order stopped being payable, and
-    the order is flagged whether or not the sweeper has closed it yet.
+    the order is flagged whether or not the sweeper has closed it yet. ``expected_fen`` is the
+    amount this payment had to be when the caller knows better than the order's current offer
+    (a buyer who switched pay types may pay the amount an earlier offer reserved).
     """
-    if confirmation.paid_fen != order.pay_amount_fen:
+    if confirmation.paid_fen != (order.pay_amount_fen if expected_fen is None else expected_fen):
         return PaymentDecision.AMOUNT_MISMATCH
     now = utcnow()
     values = {

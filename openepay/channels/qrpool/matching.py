@@ -265,14 +265,11 @@ async def _settle(
             order,
         )
     confirmation = Confirmation(order.trade_no, reservation.amount_fen, channel_trade_no=channel_trade_no(event_id))
-    paid = await mark_paid(session, order, confirmation, late=late)
+    # The reservation is the evidence: this amount on this account was shown to this order's buyer,
+    # even if the buyer has since switched to another pay type (and so another amount).
+    paid = await mark_paid(session, order, confirmation, late=late, expected_fen=reservation.amount_fen)
     if paid is PaymentDecision.ALREADY_PAID:
         return _duplicate_of(order, amount)
-    if paid is PaymentDecision.AMOUNT_MISMATCH:
-        return _Verdict(
-            Decision.UNMATCHED,
-            f"order {order.trade_no} held {amount} but now asks the buyer for {format_yuan(order.pay_amount_fen)}",
-        )
     await hold_after_payment(session, settings, order.id, now)
     if paid is PaymentDecision.PAID_LATE:
         return _Verdict(Decision.PAID_LATE, f"{amount} paid order {order.trade_no} after it expired (paid late)", order)

@@ -361,3 +361,26 @@ async def test_odd_requests_never_get_an_error_page(gateway, database_url):
     for response in responses:
         assert response.status_code == 200
         assert response.json()["code"] == -1, response.text
+
+
+async def test_a_buyer_who_switched_pay_types_and_paid_the_first_code_is_credited(gateway, merchant, database_url):
+    """The first offer's reservation still means this order, though the order now asks for another amount."""
+    async with qrpool_server(database_url) as qr:
+        _, _, wx_phone = await qr.pair("wx-main", "wxpay")
+        _, _, ali_phone = await qr.pair("ali-main", "alipay")
+        await offered(qr.gateway, merchant.pid, "SW-0", 100, pay_type="wxpay")  # holds 1.00 on WeChat Pay
+        switched = await offered(qr.gateway, merchant.pid, "SW-1", 100, pay_type="wxpay")
+        assert switched.pay_amount_fen == 101
+        switched = await qr.gateway.start_payment(
+            switched, pay_type="alipay", device="pc", request_base_url=qr.url
+        )  # the buyer picked Alipay at the cashier: 1.00 there
+        assert (switched.pay_type, switched.pay_amount_fen) == ("alipay", 100)
+
+        assert await wx_phone.paid(WXPAY, 101) == OK  # but paid the WeChat code already on screen
+        duplicate_elsewhere = await ali_phone.paid(ALIPAY, 100)
+
+    assert (await reload(gateway, switched)).status == OrderStatus.PAID
+    assert (await reload(gateway, switched)).paid_fen == 101
+    assert duplicate_elsewhere["code"] == 1 and "recorded for review" in duplicate_elsewhere["msg"]
+    assert [event.decision for event in await stored_events(gateway)] == ["paid", "suspected_duplicate"]
+    assert await notifications(gateway) == {switched.trade_no: 1}
