@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import httpx
-from pg_admin import pg_database
+from throwaway_db import pg_database
 
 HERE = Path(__file__).parent
 

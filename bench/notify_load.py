@@ -48,9 +48,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, quote
 
-from pg_admin import PG_ADMIN, pg_database
+from throwaway_db import PG_ADMIN, fresh_database
 
-PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 BACKENDS = {"sqlite": "sqlite", "pg": "postgresql", "postgresql": "postgresql"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -391,14 +390,7 @@ async def run_scenario(spec: str, sink: Sink, baseline_rps: float | None, args: 
     }
     secret_key = secrets.token_urlsafe(32)
     async with AsyncExitStack() as stack:
-        if backend == "sqlite":
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="openepay-bench-"))
-            database_url = f"sqlite+aiosqlite:///{tmp}/bench.db"
-        else:
-            name = f"openepay_bench_{secrets.token_hex(4)}"
-            await pg_database("create", name)
-            stack.push_async_callback(pg_database, "drop", name)
-            database_url = PG_URL.format(name=name)
+        database_url = await fresh_database(stack, backend)
         env = worker_env(database_url, secret_key, args)
         subprocess.run(
             [sys.executable, "-m", "openepay", "migrate"], env=env, check=True, capture_output=True, timeout=120
@@ -478,7 +470,7 @@ async def run_scenario(spec: str, sink: Sink, baseline_rps: float | None, args: 
         for process in processes:
             stop_process(process)
         if backend == "postgresql":
-            result["pg_connections_opened"] = await pg_sessions(name)
+            result["pg_connections_opened"] = await pg_sessions(database_url.rsplit("/", 1)[1])
         logs.seek(0)
         errors = [line for line in logs.read().splitlines() if line.strip() and "SANDBOX channel" not in line]
         if errors:

@@ -57,9 +57,8 @@ from pathlib import Path
 import aiohttp
 from mapi_load import sign
 from notify_load import Sink, cpu_seconds, percentile_ms, stop_process
-from pg_admin import pg_database
+from throwaway_db import fresh_database
 
-PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 BACKENDS = {"sqlite": "sqlite", "pg": "postgresql", "postgresql": "postgresql"}
 GENERIC_CODE = "wxp://f2f0BENCHGENERICxxxxxxxxxxxxxxxxxxx"
 WXPAY = "1"  # V免签's type code for WeChat Pay
@@ -317,14 +316,7 @@ async def run_backend(backend: str, sink: Sink, args: argparse.Namespace) -> dic
     }
     n = args.orders
     async with AsyncExitStack() as stack:
-        if backend == "sqlite":
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="openepay-bench-"))
-            database_url = f"sqlite+aiosqlite:///{tmp}/bench.db"
-        else:
-            name = f"openepay_bench_{secrets.token_hex(4)}"
-            await pg_database("create", name)
-            stack.push_async_callback(pg_database, "drop", name)
-            database_url = PG_URL.format(name=name)
+        database_url = await fresh_database(stack, backend)
 
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPENEPAY_")}
