@@ -87,10 +87,20 @@ async def pay_query(gateway: Gateway, merchant: Merchant, params: dict[str, str]
     return _without_empty({"code": 0, **order_fields(gateway, order)})
 
 
-async def pay_refund(gateway: Gateway, merchant: Merchant, params: dict[str, str]) -> Fields:
-    nonce = hashlib.sha256(params["sign"].encode("utf-8", "replace")).hexdigest()
-    if not await first_sighting(gateway.db, f"epay_v2:refund:{merchant.pid}", nonce, REPLAY_WINDOW):
+async def refuse_replay(gateway: Gateway, merchant: Merchant, endpoint: str, signed: str) -> None:
+    """A request that moves money is accepted once within its replay window.
+
+    It is recognised by the content its signature covers, never by how the signature or the
+    unsigned rest is spelled: a signature has many spellings a verifier accepts (hex in
+    capitals, ``+`` sent as a space), and blank fields are not signed, so only the signed
+    content is the same for every copy of one request.
+    """
+    nonce = hashlib.sha256(signed.encode()).hexdigest()
+    if not await first_sighting(gateway.db, f"epay_v2:{endpoint}:{merchant.pid}", nonce, REPLAY_WINDOW):
         raise V2Error(REPLAYED, -3)
+
+
+async def pay_refund(gateway: Gateway, merchant: Merchant, params: dict[str, str]) -> Fields:
     if not merchant.refund_enabled:
         raise V2Error("商户未开启订单退款API接口", -2)
     try:
@@ -220,6 +230,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "merchant/info": merchant_info,
     "merchant/orders": merchant_orders,
 }
+# Endpoints that move money: each signed request to them is carried out once.
+ONCE_ONLY = frozenset({"pay/refund"})
 
 
 @router.api_route("/api/{endpoint:path}", methods=ANY_METHOD)
@@ -232,7 +244,9 @@ async def api(request: Request, endpoint: str) -> JSONResponse:
     if "pid" not in params:
         return JSONResponse(NO_PARAMETERS)
     try:
-        merchant = await authenticate(gateway, params)
+        merchant, signed = await authenticate(gateway, params)
+        if endpoint in ONCE_ONLY:
+            await refuse_replay(gateway, merchant, endpoint, signed)
         answer = await handler(gateway, merchant, params)
         return JSONResponse((await platform_key(gateway.db, gateway.box)).signed(answer))
     except V2Error as error:

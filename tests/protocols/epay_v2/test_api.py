@@ -214,7 +214,10 @@ async def test_refund_idempotent_on_out_refund_no_and_replays_refused(server, v2
         bare = v2.request({"trade_no": trade_no, "money": "0.05"})
         assert (await client.post("/api/pay/refund", data=bare)).json()["code"] == 0
         assert (await client.post("/api/pay/refund", data=bare)).json() == replayed
-        md5 = md5_request(v2, {"trade_no": trade_no, "money": "0.05"})
+        # The same content signed the MD5 way is the same request; one second older it is a new one.
+        same = md5_request(v2, {"trade_no": trade_no, "money": "0.05"}, timestamp=int(bare["timestamp"]))
+        assert (await client.post("/api/pay/refund", data=same)).json() == replayed
+        md5 = md5_request(v2, {"trade_no": trade_no, "money": "0.05"}, timestamp=int(bare["timestamp"]) - 1)
         assert (await client.post("/api/pay/refund", data=md5)).json()["code"] == 0
         assert (await client.post("/api/pay/refund", data=md5)).json() == replayed
         assert (await api(client, v2, "pay/query", trade_no=trade_no))["refundmoney"] == "0.85"
