@@ -25,7 +25,7 @@ from openepay.core.replay import first_sighting
 from openepay.core.states import SETTLED_PAID, MerchantStatus
 from openepay.db.models import Merchant, Order, Refund
 from openepay.gateway import Gateway
-from openepay.protocols.epay.merchant_api import REFUND_MESSAGES, STATUSES_FOR, local_time
+from openepay.protocols.epay.merchant_api import REFUND_MESSAGES, REPEATED_REFUND, STATUSES_FOR, local_time
 from openepay.protocols.epay.merchant_api import order_fields as v1_order_fields
 from openepay.protocols.epay.routes import BUSY
 from openepay.protocols.epay_v2.pay import ANY_METHOD, NO_PARAMETERS
@@ -119,7 +119,7 @@ async def pay_refund(gateway: Gateway, merchant: Merchant, params: dict[str, str
         raise V2Error(REFUND_MESSAGES[error.problem]) from None
     refund = result.refund
     money = format_yuan(refund.amount_fen)
-    message = f"已存在相同退款单号！退款金额￥{money}" if result.repeated else f"退款成功！退款金额￥{money}"
+    message = f"{REPEATED_REFUND if result.repeated else '退款成功！'}退款金额￥{money}"
     return _without_empty(
         {
             "code": 0,
