@@ -25,6 +25,7 @@ from openepay.db.models import Merchant, Order, Settlement
 from openepay.gateway import Gateway
 from openepay.protocols.epay.signing import verify
 from openepay.protocols.params import merged, php_intval
+from openepay.protocols.refusals import REFUND_REFUSED
 from openepay.web.deps import gateway_of
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ REFUND_MESSAGES = {
     RefundProblem.OUT_REFUND_NO_REUSED: "退款单号已被其他退款使用",
     RefundProblem.EARLIER_IN_PROGRESS: "该退款单号的退款正在处理中，请稍后查询",
     RefundProblem.EARLIER_FAILED: "该退款单号的退款未成功，请更换退款单号(out_refund_no)后重试",
+    **REFUND_REFUSED,
 }
 # Rainbow V2's answer to a refund number it has already refunded (followed by the amount).
 REPEATED_REFUND = "已存在相同退款单号！"
@@ -222,8 +224,6 @@ async def act_refund(gateway: Gateway, merchant: Merchant, key: str, params: dic
             raise ApiError(-1, "退款单号不合法")
         result = await refund_order(gateway.db, gateway.channels, order, amount_fen, out_refund_no=out_refund_no)
     except RefundError as error:
-        if error.problem == RefundProblem.CHANNEL_FAILED:
-            raise ApiError(-1, f"退款失败：{error.detail}") from None
         raise ApiError(-1, REFUND_MESSAGES[error.problem]) from None
     refunded = format_yuan(result.refund.amount_fen)
     answer: dict[str, object] = {

@@ -20,7 +20,7 @@ from starlette.requests import Request
 
 from openepay.core.money import MoneyError, format_yuan, parse_yuan
 from openepay.core.orders import find_merchant_order
-from openepay.core.refunds import RefundError, RefundProblem, refund_order
+from openepay.core.refunds import RefundError, refund_order
 from openepay.core.replay import first_sighting
 from openepay.core.states import SETTLED_PAID, MerchantStatus
 from openepay.db.models import Merchant, Order, Refund
@@ -114,8 +114,6 @@ async def pay_refund(gateway: Gateway, merchant: Merchant, params: dict[str, str
     try:
         result = await refund_order(gateway.db, gateway.channels, order, amount_fen, out_refund_no=out_refund_no)
     except RefundError as error:
-        if error.problem == RefundProblem.CHANNEL_FAILED:
-            raise V2Error(f"退款失败：{error.detail}") from None
         raise V2Error(REFUND_MESSAGES[error.problem]) from None
     refund = result.refund
     money = format_yuan(refund.amount_fen)

@@ -665,7 +665,7 @@ async def test_a_refund_the_channel_refused_is_not_repeated_as_a_success(server,
     try:
         async with httpx.AsyncClient(base_url=without_channel.url, timeout=10) as client:
             refused = await refund(client, merchant, "1.00", trade_no=trade_no, out_refund_no="RF-FAILED-1")
-            assert refused == {"code": -1, "msg": "退款失败：通道 sandbox 未启用"}
+            assert refused == {"code": -1, "msg": "退款失败：支付通道暂时无法退款，请稍后再试"}
             retry = await refund(client, merchant, "1.00", trade_no=trade_no, out_refund_no="RF-FAILED-1")
             assert retry == {"code": -1, "msg": "该退款单号的退款未成功，请更换退款单号(out_refund_no)后重试"}
     finally:

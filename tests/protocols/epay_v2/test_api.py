@@ -268,7 +268,7 @@ async def test_a_refund_the_channel_refused_is_not_repeated_as_a_success(server,
     try:
         async with httpx.AsyncClient(base_url=without_channel.url, timeout=10) as client:
             refused = await api(client, v2, "pay/refund", trade_no=trade_no, money="1.00", out_refund_no="RFND-1")
-            assert refused == {"code": -1, "msg": "退款失败：通道 sandbox 未启用"}
+            assert refused == {"code": -1, "msg": "退款失败：支付通道暂时无法退款，请稍后再试"}
             later = str(int(time.time()) + 1)  # a new request, not a copy of the first
             retry = await api(
                 client, v2, "pay/refund", trade_no=trade_no, money="1.00", out_refund_no="RFND-1", timestamp=later
