@@ -743,6 +743,22 @@ async def _lock_waiters(gateway) -> int:
         )
 
 
+async def simultaneously(gateway, trade_no: str, attempt, copies: int) -> list[dict]:  # type: ignore[no-untyped-def]
+    """``copies`` calls of ``attempt`` at once. On PostgreSQL the order's row is held locked until
+    all of them are waiting on it, so each has read the order (and its refunds) before any acts."""
+    if gateway.db.dialect != "postgresql":
+        return list(await asyncio.gather(*(attempt() for _ in range(copies))))
+    async with gateway.db.session() as session:
+        await session.execute(select(Order.id).where(Order.trade_no == trade_no).with_for_update())
+        tasks = [asyncio.create_task(attempt()) for _ in range(copies)]
+
+        async def all_waiting() -> bool:
+            return await _lock_waiters(gateway) >= copies
+
+        await eventually(all_waiting)
+    return list(await asyncio.gather(*tasks))
+
+
 async def test_concurrent_refunds_never_exceed_the_paid_amount(server, gateway, merchant, shop):
     """Ten refunds of 0.30 against a 1.00 order at once: three succeed, to the fen.
 
@@ -761,18 +777,7 @@ async def test_concurrent_refunds_never_exceed_the_paid_amount(server, gateway, 
         async def attempt() -> dict:
             return await refund(client, merchant, "0.30", trade_no=trade_no)
 
-        if gateway.db.dialect == "postgresql":
-            async with gateway.db.session() as session:
-                await session.execute(select(Order.id).where(Order.trade_no == trade_no).with_for_update())
-                tasks = [asyncio.create_task(attempt()) for _ in range(10)]
-
-                async def all_waiting() -> bool:
-                    return await _lock_waiters(gateway) >= 10
-
-                await eventually(all_waiting)
-            answers = await asyncio.gather(*tasks)
-        else:
-            answers = await asyncio.gather(*(attempt() for _ in range(10)))
+        answers = await simultaneously(gateway, trade_no, attempt, 10)
 
         succeeded = [answer for answer in answers if answer["code"] == 1]
         refused = [answer for answer in answers if answer["code"] != 1]
@@ -810,8 +815,8 @@ async def test_concurrent_retries_with_one_refund_number_refund_once(server, gat
     """Ten copies of one numbered refund at once (a plugin retrying on a timeout): one refund.
 
     Each copy is told either that refund (code 1, its ``refund_no``) or that it is still in
-    progress, never a success of its own. On PostgreSQL the order row is held locked until all
-    ten are waiting on it, so every one of them has looked for the number and found nothing.
+    progress, never a success of its own. On PostgreSQL every one of them has looked for the
+    number and found nothing before any of them reserves the money.
     """
     async with server.client() as client:
         trade_no = await place(client, merchant, shop.url, "RF-RETRY", money="1.00")
@@ -820,18 +825,7 @@ async def test_concurrent_retries_with_one_refund_number_refund_once(server, gat
         async def attempt() -> dict:
             return await refund(client, merchant, "0.30", trade_no=trade_no, out_refund_no="SHOP-RETRY-1")
 
-        if gateway.db.dialect == "postgresql":
-            async with gateway.db.session() as session:
-                await session.execute(select(Order.id).where(Order.trade_no == trade_no).with_for_update())
-                tasks = [asyncio.create_task(attempt()) for _ in range(10)]
-
-                async def all_waiting() -> bool:
-                    return await _lock_waiters(gateway) >= 10
-
-                await eventually(all_waiting)
-            answers = await asyncio.gather(*tasks)
-        else:
-            answers = await asyncio.gather(*(attempt() for _ in range(10)))
+        answers = await simultaneously(gateway, trade_no, attempt, 10)
 
         succeeded = [answer for answer in answers if answer["code"] == 1]
         waiting = [answer for answer in answers if answer["code"] != 1]
