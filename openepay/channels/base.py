@@ -107,8 +107,11 @@ class UpstreamStatus:
 @dataclass(frozen=True)
 class RefundOutcome:
     succeeded: bool
+    # For the operator's log; merchants are told only whether asking again can help.
     message: str = ""
     channel_refund_no: str | None = None
+    # The channel cannot refund at all (personal receive codes): a person must return the money.
+    unsupported: bool = False
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
-from openepay.channels.base import PayContext
+from openepay.channels.base import ChannelRefused, PayContext
 from openepay.channels.registry import ChannelRegistry
 from openepay.core.orders import attach_payment, channel_view
 from openepay.core.routing import choose_channel
@@ -12,6 +13,8 @@ from openepay.core.states import OrderStatus
 from openepay.db import Database
 from openepay.db.models import Order
 from openepay.db.types import utcnow
+
+log = logging.getLogger(__name__)
 
 
 class NoChannel(Exception):
@@ -42,7 +45,9 @@ async def start_payment(
 ) -> Order:
     """Reuse the order's live offer for this pay type, or create one with a channel.
 
-    Raises ``NoChannel``, ``ChannelRefused`` (from the channel) or ``OrderNotPayable``.
+    Raises ``NoChannel``, ``ChannelRefused`` (from the channel) or ``OrderNotPayable``. A
+    refusal's own words name the channel's internals (accounts, phones, test amounts): they are
+    logged here, for the operator, and the dialects tell merchants and buyers only its reason.
     """
     if has_live_offer(order, pay_type):
         return order
@@ -50,5 +55,16 @@ async def start_payment(
     if channel is None:
         raise NoChannel(pay_type)
     view = replace(channel_view(order), pay_type=pay_type, device=device)
-    offer = await channel.create(view, ctx)
+    try:
+        offer = await channel.create(view, ctx)
+    except ChannelRefused as refused:
+        log.warning(
+            "channel %s refused order %s (%s): %s",
+            channel.name,
+            order.trade_no,
+            refused.reason.value,
+            refused.message,
+            extra={"trade_no": order.trade_no},
+        )
+        raise
     return await attach_payment(db, order.id, channel=channel.name, pay_type=pay_type, device=device, offer=offer)

@@ -100,7 +100,7 @@ async def test_a_refund_the_channel_refuses_is_undone(server, database_url, gate
             trade_no = await paid_order(client, merchant, shop.url, "UNDO-1", "1.00")
         async with httpx.AsyncClient(base_url=without_sandbox.url, timeout=10) as client:
             answer = await api_refund(client, merchant, trade_no, "0.40")
-            assert answer == {"code": -1, "msg": "退款失败：通道 sandbox 未启用"}
+            assert answer == {"code": -1, "msg": "退款失败：支付通道暂时无法退款，请稍后再试"}
             assert (await api_order(client, merchant, trade_no))["status"] == 1
             assert await api_balance(client, merchant) == "1.00"
     finally:

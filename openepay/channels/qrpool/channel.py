@@ -101,7 +101,7 @@ class QrPoolChannel(Channel):
         """Nothing upstream to stop: the amount stays held through the late-payment grace, then the sweeper frees it."""
 
     async def refund(self, order: ChannelOrder, amount_fen: int, refund_no: str) -> RefundOutcome:
-        return RefundOutcome(succeeded=False, message=REFUND_UNSUPPORTED)
+        return RefundOutcome(succeeded=False, message=REFUND_UNSUPPORTED, unsupported=True)
 
     async def handle_callback(self, request: CallbackRequest) -> CallbackOutcome:
         """Phones report on their own endpoints; nothing may confirm a payment through ``/callback/qrpool``."""

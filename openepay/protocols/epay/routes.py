@@ -32,6 +32,7 @@ from openepay.protocols.epay.validation import (
     validate_pay_request,
 )
 from openepay.protocols.params import get_or_post
+from openepay.protocols.refusals import FOR_MERCHANT
 from openepay.web.cashier.routes import cashier_path, message_page
 from openepay.web.deps import base_url, gateway_of
 from openepay.web.templating import is_mobile
@@ -60,7 +61,7 @@ async def start_epay_payment(
     except NoChannel:
         return None
     except ChannelRefused as refused:
-        raise EpayError(refused.message, code=-2) from None
+        raise EpayError(FOR_MERCHANT[refused.reason], code=-2) from None
     except OrderNotPayable:
         raise EpayError(already_paid(order.out_trade_no)) from None
 

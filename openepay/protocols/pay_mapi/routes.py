@@ -48,7 +48,6 @@ async def _offer(gateway: Gateway, request: Request, order: Order, pay_type: str
     except NoChannel:
         raise PayMapiError(Code.NO_CHANNEL, f"no channel serves {pay_type} at the moment") from None
     except ChannelRefused as refused:
-        log.info("channel refused order %s: %s", order.trade_no, refused.message)
         raise PayMapiError(REFUSALS[refused.reason]) from None
 
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.requests import Request
 
-from openepay.channels.base import ChannelRefused, RefusalReason
+from openepay.channels.base import ChannelRefused
 from openepay.core.checkout import NoChannel
 from openepay.core.money import format_yuan
 from openepay.core.orders import (
@@ -36,6 +36,7 @@ from openepay.protocols.payfor.validation import (
     terms_changed,
     validate_pay_request,
 )
+from openepay.protocols.refusals import FOR_MERCHANT
 from openepay.web.cashier.routes import cashier_path, message_page
 from openepay.web.deps import base_url, gateway_of
 from openepay.web.templating import is_mobile
@@ -46,11 +47,6 @@ router = APIRouter()
 PATH = "/Home/Pay/payFor"
 ERROR_TITLE = "支付失败"
 CREATED = "下单成功"
-REFUSALS = {
-    RefusalReason.PAUSED: "支付通道维护中，请稍后再试",
-    RefusalReason.NO_CODE_FOR_AMOUNT: "该金额暂无可用收款码，请更换金额",
-    RefusalReason.UPSTREAM_ERROR: "支付通道下单失败，请稍后再试",
-}
 NO_CHANNEL = "没有可用的支付通道"
 
 
@@ -81,7 +77,7 @@ async def _start(gateway: Gateway, request: Request, placed: PlacedOrder, pay: P
     except NoChannel:
         error = PayForError(Code.CHANNEL, NO_CHANNEL)
     except ChannelRefused as refused:
-        error = PayForError(Code.CHANNEL, REFUSALS.get(refused.reason, REFUSALS[RefusalReason.UPSTREAM_ERROR]))
+        error = PayForError(Code.CHANNEL, FOR_MERCHANT[refused.reason])
     if not placed.reused:
         await discard_unoffered(gateway.db, placed.order.id)
     raise error

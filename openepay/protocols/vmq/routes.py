@@ -105,7 +105,6 @@ async def _offer(gateway: Gateway, request: Request, order: Order) -> Order:
     except NoChannel:
         raise VmqError(f"暂无可用的{PAY_TYPE_NAMES.get(pay_type, pay_type)}收款通道，请稍后再试") from None
     except ChannelRefused as refused:
-        log.info("channel refused order %s: %s", order.trade_no, refused.message)
         raise VmqError(REFUSALS[refused.reason]) from None
 
 

@@ -10,13 +10,14 @@ from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.requests import Request
 
-from openepay.channels.base import ChannelRefused, RefusalReason
+from openepay.channels.base import ChannelRefused
 from openepay.core.checkout import NoChannel, has_live_offer
 from openepay.core.orders import OrderNotPayable, close_if_expired, get_order
 from openepay.core.states import SETTLED_PAID, OrderStatus
 from openepay.db.models import Order
 from openepay.db.types import utcnow
 from openepay.notify.outbox import first_sent_at
+from openepay.protocols.refusals import FOR_BUYER
 from openepay.web.deps import base_url, gateway_of
 from openepay.web.templating import is_mobile, templates
 
@@ -24,12 +25,6 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 UNAVAILABLE_TYPE = "该支付方式暂不可用，请选择其他支付方式"
-# What a buyer reads when the channel refuses; its own message is for the operator's log.
-REFUSED_FOR_BUYER = {
-    RefusalReason.PAUSED: "该支付方式正在维护，请选择其他支付方式或稍后再试",
-    RefusalReason.NO_CODE_FOR_AMOUNT: "该支付方式暂时无法收取这个金额，请选择其他支付方式或稍后再试",
-    RefusalReason.UPSTREAM_ERROR: "支付通道暂时无法下单，请选择其他支付方式或稍后再试",
-}
 
 
 def cashier_path(trade_no: str) -> str:
@@ -132,8 +127,7 @@ async def choose_type(request: Request, trade_no: str, type: str = Form("")) -> 
     except NoChannel:
         return await choose_type_page(request, order, note=UNAVAILABLE_TYPE)
     except ChannelRefused as refused:
-        log.info("channel refused order %s: %s", order.trade_no, refused.message)
-        return await choose_type_page(request, order, note=REFUSED_FOR_BUYER[refused.reason])
+        return await choose_type_page(request, order, note=FOR_BUYER[refused.reason])
     except OrderNotPayable:
         pass
     return RedirectResponse(cashier_path(trade_no), status_code=303)

@@ -81,14 +81,14 @@ async def test_return_url_is_optional_for_create(server, v2):
     assert (await post_create(server, v2, out_trade_no="NR-1", return_url=None))["code"] == 0
 
 
-async def test_channel_refusals_carry_the_channels_message(server, v2):
+async def test_channel_refusals_say_the_reason_not_the_channels_words(server, v2):
     assert await post_create(server, v2, out_trade_no="P-1", money="7.02") == {
         "code": -2,
-        "msg": "sandbox: channel paused (test amount 7.02)",
+        "msg": "支付通道维护中，请稍后再试",
     }
     assert await post_create(server, v2, out_trade_no="P-2", money="7.03") == {
         "code": -2,
-        "msg": "sandbox: no code for this amount (test amount 7.03)",
+        "msg": "该金额暂无可用收款码，请更换金额",
     }
 
 
@@ -165,7 +165,7 @@ async def test_submit_sends_the_browser_to_the_cashier(server, gateway, v2):
     "change, message",
     [
         ({"return_url": None}, "回调地址(return_url)不能为空"),
-        ({"money": "7.02"}, "sandbox: channel paused (test amount 7.02)"),
+        ({"money": "7.02"}, "支付通道维护中，请稍后再试"),
         ({"timestamp": "12345"}, "时间戳字段不正确，请检查服务器时间"),
         ({"pid": "0"}, "商户ID不能为空"),
     ],
