@@ -15,6 +15,7 @@ from openepay.db.models import ChannelCallback, NotifyTask, Order
 from openepay.gateway import Gateway
 from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
+from tests.support.links import cashier_path, sandbox_path, trade_no_of
 from tests.support.servers import ServerThread
 from tests.support.waiting import eventually
 from tests.web.test_cashier import Page, expire, mapi_order
@@ -37,7 +38,7 @@ async def callbacks_for(gateway: Gateway, trade_no: str) -> list[ChannelCallback
 async def test_sandbox_page_shows_the_banner_the_order_and_the_amount(server, merchant, shop):
     async with server.client() as client:
         answer = await mapi_order(client, merchant, shop, "S-1", name="年度会员 <b>", money="88.80")
-        response = await client.get(f"/sandbox/pay/{answer['trade_no']}")
+        response = await client.get(sandbox_path(answer["trade_no"]))
 
     assert response.status_code == 200
     page = Page(response.text)
@@ -52,12 +53,12 @@ async def test_sandbox_page_shows_the_banner_the_order_and_the_amount(server, me
 async def test_paying_twice_pays_once_and_notifies_once(server, merchant, shop, gateway, worker):
     async with server.client() as client:
         trade_no = (await mapi_order(client, merchant, shop, "S-2"))["trade_no"]
-        first = await client.post(f"/sandbox/pay/{trade_no}")
-        second = await client.post(f"/sandbox/pay/{trade_no}")
-        page_after = Page((await client.get(f"/sandbox/pay/{trade_no}")).text)
+        first = await client.post(sandbox_path(trade_no))
+        second = await client.post(sandbox_path(trade_no))
+        page_after = Page((await client.get(sandbox_path(trade_no))).text)
 
     assert first.status_code == 303
-    assert first.headers["location"] == f"/cashier/{trade_no}"
+    assert first.headers["location"] == cashier_path(trade_no)
     assert second.status_code == 409
     assert "该订单已支付" in Page(second.text).body_text
     assert not page_after.has("simulate-pay")
@@ -90,7 +91,7 @@ async def test_forged_callbacks_are_refused_stored_unverified_and_never_pay(serv
             "amount tampered": {**genuine, "amount_fen": "1"},
         }
         replies = {name: await client.post("/channels/sandbox/notify", data=form) for name, form in forgeries.items()}
-        status = (await client.get(f"/cashier/{trade_no}/status")).json()
+        status = (await client.get(f"{cashier_path(trade_no)}/status")).json()
 
     for name, reply in replies.items():
         assert (reply.status_code, reply.text) == (400, "fail"), name
@@ -108,7 +109,7 @@ async def test_signed_callback_for_another_amount_is_stored_as_mismatch_and_does
         trade_no = (await mapi_order(client, merchant, shop, "S-4", money="10.00"))["trade_no"]
         callback = sandbox_of(gateway).payment_callback(trade_no, 1)
         reply = await client.post("/channels/sandbox/notify", data=callback)
-        status = (await client.get(f"/cashier/{trade_no}/status")).json()
+        status = (await client.get(f"{cashier_path(trade_no)}/status")).json()
 
     assert (reply.status_code, reply.text) == (200, "success")
     assert status == {"status": "paying", "paid": False}
@@ -120,7 +121,7 @@ async def test_a_correctly_signed_callback_pays_the_order(server, merchant, shop
     async with server.client() as client:
         trade_no = (await mapi_order(client, merchant, shop, "S-5", money="10.00"))["trade_no"]
         reply = await client.post("/channels/sandbox/notify", data=sandbox_of(gateway).payment_callback(trade_no, 1000))
-        status = (await client.get(f"/cashier/{trade_no}/status")).json()
+        status = (await client.get(f"{cashier_path(trade_no)}/status")).json()
     assert (reply.status_code, reply.text) == (200, "success")
     assert status == {"status": "paid", "paid": True}
 
@@ -149,7 +150,7 @@ async def test_query_reports_pending_before_and_paid_with_the_amount_after(serve
         order = await get_order(gateway.db, trade_no)
         assert order is not None
         before = await sandbox_of(gateway).query(channel_view(order))
-        await client.post(f"/sandbox/pay/{trade_no}")
+        await client.post(sandbox_path(trade_no))
         after = await sandbox_of(gateway).query(channel_view(order))
 
     assert before.state == UpstreamState.PENDING
@@ -165,7 +166,7 @@ async def test_simulator_refuses_what_the_upstream_would_refuse(server, merchant
         no_channel = await client.get(
             "/submit.php", params=signed(order_params(merchant.pid, shop.url, "S-10", type=None), merchant.key)
         )
-    unchosen = no_channel.headers["location"].rsplit("/", 1)[1]
+    unchosen = trade_no_of(no_channel.headers["location"])
 
     await simulate_buyer_payment(gateway, paid)
     with pytest.raises(SandboxRefusal, match="^该订单已支付$"):
