@@ -14,6 +14,7 @@ from openepay.core.orders import channel_view, get_order
 from openepay.db.models import ChannelCallback, NotifyTask, Order
 from openepay.gateway import Gateway
 from tests.conftest import make_settings
+from tests.support.database import refused_writes, stored_order
 from tests.support.epay import order_params, signed
 from tests.support.links import cashier_path, sandbox_path, trade_no_of
 from tests.support.servers import ServerThread
@@ -193,3 +194,36 @@ async def test_simulator_refuses_what_the_upstream_would_refuse(server, merchant
 
     statuses = [(await get_order(gateway.db, t)) for t in (paid, closed, unchosen, pending)]
     assert [order.status for order in statuses if order] == ["paid", "closed", "created", "paying"]
+
+
+async def test_a_payment_the_gateway_failed_to_record_is_reported_and_changes_nothing(server, merchant, shop, gateway):
+    async with server.client() as client:
+        trade_no = (await mapi_order(client, merchant, shop, "S-12", money="3.00"))["trade_no"]
+        paid_by_trade_no = f"NEW.status = 'paid' AND NEW.trade_no = '{trade_no}'"
+        async with refused_writes(gateway, "UPDATE", "orders", paid_by_trade_no):
+            pressed = await client.post(sandbox_path(trade_no))
+        status = (await client.get(f"{cashier_path(trade_no)}/status")).json()
+        order = await stored_order(gateway, trade_no)
+        async with gateway.db.session() as session:
+            tasks = (await session.scalars(select(NotifyTask).where(NotifyTask.order_id == order.id))).all()
+        balance = (await gateway.merchants.get(merchant.pid)).balance_fen
+        again = await client.post(sandbox_path(trade_no))  # once the database takes writes again, so does the button
+
+    assert pressed.status_code == 503
+    assert Page(pressed.text).text("message") == "支付未能记录：网关暂时无法保存支付结果，订单仍未支付，请稍后重试"
+    assert status == {"status": "paying", "paid": False}
+    assert (order.paid_at, order.paid_fen, tasks, balance) == (None, None, [], 0)
+    assert again.status_code == 303
+    assert (await stored_order(gateway, trade_no)).status == "paid"
+
+
+async def test_a_payment_recorded_before_the_callback_log_failed_is_shown_as_paid(server, merchant, shop, gateway):
+    async with server.client() as client:
+        trade_no = (await mapi_order(client, merchant, shop, "S-13"))["trade_no"]
+        async with refused_writes(gateway, "INSERT", "channel_callbacks", f"NEW.trade_no = '{trade_no}'"):
+            pressed = await client.post(sandbox_path(trade_no))
+        status = (await client.get(f"{cashier_path(trade_no)}/status")).json()
+
+    assert (pressed.status_code, pressed.headers["location"]) == (303, cashier_path(trade_no))
+    assert status == {"status": "paid", "paid": True}
+    assert len(await callbacks_for(gateway, trade_no)) == 0

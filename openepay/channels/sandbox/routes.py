@@ -10,7 +10,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.requests import Request
 
 from openepay.channels.sandbox.channel import pay_page_path
-from openepay.channels.sandbox.simulator import SandboxRefusal, refusal_reason, simulate_buyer_payment
+from openepay.channels.sandbox.simulator import (
+    SandboxPaymentFailed,
+    SandboxRefusal,
+    refusal_reason,
+    simulate_buyer_payment,
+)
 from openepay.core.orders import close_if_expired, get_order
 from openepay.web.deps import gateway_of
 from openepay.web.templating import templates
@@ -57,4 +62,6 @@ async def sandbox_pay(request: Request, handle: str) -> Response:
         await simulate_buyer_payment(gateway, trade_no)
     except SandboxRefusal as refusal:
         return _message(request, str(refusal), status_code=409)
+    except SandboxPaymentFailed as failure:
+        return _message(request, str(failure), status_code=503)
     return RedirectResponse(gateway.links.cashier_path(trade_no), status_code=303)
