@@ -21,10 +21,12 @@ from openepay.core.states import MerchantStatus, NotifyStatus
 from openepay.db.models import NotifyAttempt, NotifyTask, Order
 from openepay.db.types import utcnow
 from tests.conftest import TEST_SECRET, _create_pg_database, _drop_pg_database, pg_url
+from tests.support.database import refused_writes, stored_order
 from tests.support.epay import order_params, signed
 from tests.support.links import sandbox_path
 from tests.support.merchant import FakeMerchant
 from tests.support.notify import Answer, paid_order
+from tests.support.orders import sandbox_order
 from tests.support.waiting import eventually
 
 
@@ -128,6 +130,15 @@ async def test_order_pay_show_list_and_resend(server, gateway, merchant, shop, w
 async def test_order_pay_refuses_unknown_orders(gateway, database_url):
     refused = await openepay(database_url, "order", "pay", "123")
     assert refused.returncode == 1 and "订单不存在" in refused.stderr
+
+
+async def test_order_pay_reports_a_payment_the_database_did_not_record(gateway, database_url, merchant, shop):
+    order = await sandbox_order(gateway, merchant.pid, "CLI-F", notify_url=f"{shop.url}/notify")
+    paid_by_trade_no = f"NEW.status = 'paid' AND NEW.trade_no = '{order.trade_no}'"
+    async with refused_writes(gateway, "UPDATE", "orders", paid_by_trade_no):
+        refused = await openepay(database_url, "order", "pay", order.trade_no)
+    assert refused.returncode == 1 and "支付未能记录" in refused.stderr and "订单仍未支付" in refused.stderr
+    assert (await stored_order(gateway, order.trade_no)).status == "paying"
 
 
 async def test_serve_runs_web_and_worker_on_a_fresh_sqlite_file(tmp_path):
