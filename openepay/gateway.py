@@ -15,6 +15,7 @@ from openepay.channels.qrpool.channel import QrPoolChannel
 from openepay.channels.registry import ChannelRegistry
 from openepay.channels.sandbox import SandboxChannel
 from openepay.config import Settings
+from openepay.core.buyer_links import BuyerLinks
 from openepay.core.checkout import start_payment
 from openepay.core.merchants import Merchants
 from openepay.db import Database
@@ -35,6 +36,7 @@ class Gateway:
     channels: ChannelRegistry
     dialects: DialectRegistry
     metrics: Metrics
+    links: BuyerLinks
 
     @classmethod
     def from_settings(cls, settings: Settings, **engine_kwargs) -> Gateway:  # type: ignore[no-untyped-def]
@@ -58,6 +60,7 @@ class Gateway:
             channels=ChannelRegistry(enabled),
             dialects=build_dialects(db, box),
             metrics=Metrics(),
+            links=BuyerLinks(master_key),
         )
 
     @property
@@ -66,7 +69,7 @@ class Gateway:
 
     def pay_context(self, request_base_url: str) -> PayContext:
         """Absolute URLs use ``OPENEPAY_PUBLIC_URL`` when set, else the address the request came to."""
-        return PayContext(self.settings.public_url or request_base_url.rstrip("/"))
+        return PayContext(self.settings.public_url or request_base_url.rstrip("/"), self.links)
 
     async def start_payment(self, order: Order, *, pay_type: str, device: str | None, request_base_url: str) -> Order:
         """The order with a live offer (``core.checkout.start_payment``) from this gateway's channels."""

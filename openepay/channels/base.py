@@ -16,6 +16,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar
 
+from openepay.core.buyer_links import BuyerLinks
+
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
@@ -47,12 +49,20 @@ class ChannelOrder:
 
 @dataclass(frozen=True)
 class PayContext:
-    """Where the gateway is reachable, so channels can build absolute URLs to our own pages."""
+    """Where the gateway is reachable and how a buyer's link names an order, for links to our own pages."""
 
     base_url: str
+    links: BuyerLinks
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+    def handle(self, trade_no: str) -> str:
+        """What a buyer-facing address names the order by (never the bare ``trade_no``)."""
+        return self.links.handle(trade_no)
+
+    def cashier_url(self, trade_no: str) -> str:
+        return self.url(self.links.cashier_path(trade_no))
 
 
 @dataclass(frozen=True)

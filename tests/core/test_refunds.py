@@ -22,6 +22,7 @@ from openepay.core.states import OrderStatus
 from openepay.db.models import BalanceEntry, Merchant, Order, Refund
 from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
+from tests.support.links import sandbox_path
 from tests.support.servers import ServerThread
 from tests.support.waiting import eventually
 
@@ -30,7 +31,7 @@ async def paid_order(client: httpx.AsyncClient, merchant, shop_url: str, out_tra
     params = order_params(merchant.pid, shop_url, out_trade_no, money=money, clientip="203.0.113.9")
     answer = (await client.post("/mapi.php", data=signed(params, merchant.key))).json()
     assert answer["code"] == 1, answer
-    response = await client.post(f"/sandbox/pay/{answer['trade_no']}")
+    response = await client.post(sandbox_path(answer["trade_no"]))
     assert response.status_code == 303
     return answer["trade_no"]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from openepay.channels.base import PayContext
 from openepay.core.checkout import start_payment
 from openepay.core.orders import NewOrder, place_order
 from openepay.core.states import OrderStatus
@@ -38,7 +37,7 @@ async def sandbox_order(gateway: Gateway, pid: int, out_trade_no: str = "O-1", *
         placed.order,
         pay_type="alipay",
         device="pc",
-        ctx=PayContext("http://gateway.test"),
+        ctx=gateway.pay_context("http://gateway.test"),
     )
 
 

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from openepay.channels.base import PayContext
 from openepay.channels.qrpool import accounts
 from openepay.config import Settings
 from openepay.core.checkout import start_payment
@@ -23,7 +22,6 @@ from tests.conftest import TEST_SECRET, make_settings
 from tests.support.orders import new_order
 
 GENERIC = "wxp://f2f0GENERICxxxxxxxxxxxxxxxxxxxxxxx"
-CONTEXT = PayContext("http://gateway.test")
 
 
 def qrpool_settings(database_url: str, **overrides: object) -> Settings:
@@ -72,7 +70,14 @@ async def offered(
 ) -> Order:
     """An order with the channel's offer, as ``mapi.php`` leaves it (or the ``ChannelRefused``)."""
     order = await placed(gateway, pid, out_trade_no, amount_fen)
-    return await start_payment(gateway.db, gateway.channels, order, pay_type=pay_type, device="pc", ctx=CONTEXT)
+    return await start_payment(
+        gateway.db,
+        gateway.channels,
+        order,
+        pay_type=pay_type,
+        device="pc",
+        ctx=gateway.pay_context("http://gateway.test"),
+    )
 
 
 async def qrpool_cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:

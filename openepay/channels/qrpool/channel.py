@@ -73,11 +73,8 @@ class QrPoolChannel(Channel):
             hold_until=stored.expires_at + timedelta(seconds=self.settings.qrpool_late_grace_seconds),
             settings=self.settings,
         )
-        # Imported here: the cashier's module imports the gateway, which imports this channel.
-        from openepay.web.cashier.routes import cashier_path
-
         return PaymentOffer(
-            qrcode=code.content, pay_url=ctx.url(cashier_path(order.trade_no)), pay_amount_fen=reservation.amount_fen
+            qrcode=code.content, pay_url=ctx.cashier_url(order.trade_no), pay_amount_fen=reservation.amount_fen
         )
 
     async def query(self, order: ChannelOrder) -> UpstreamStatus:

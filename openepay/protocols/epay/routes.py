@@ -33,7 +33,7 @@ from openepay.protocols.epay.validation import (
 )
 from openepay.protocols.params import get_or_post
 from openepay.protocols.refusals import FOR_MERCHANT
-from openepay.web.cashier.routes import cashier_path, message_page
+from openepay.web.cashier.routes import message_page
 from openepay.web.deps import base_url, gateway_of
 from openepay.web.templating import is_mobile
 
@@ -69,7 +69,7 @@ async def start_epay_payment(
 async def cashier_target(gateway: Gateway, request: Request, pay: PayRequest) -> str:
     """Where ``submit`` sends the browser: the cashier, at the chosen pay type's offer when a channel serves it."""
     order = (await place_epay_order(gateway, pay)).order
-    target = cashier_path(order.trade_no)
+    target = gateway.links.cashier_path(order.trade_no)
     if pay.pay_type:
         device = "mobile" if is_mobile(request.headers.get("user-agent")) else "pc"
         if await start_epay_payment(gateway, request, order, pay.pay_type, device) is None:
@@ -123,7 +123,7 @@ async def mapi(request: Request) -> JSONResponse:
     try:
         pay = await validate_pay_request(gateway, params, api=True)
         order = (await place_epay_order(gateway, pay)).order
-        cashier_url = gateway.pay_context(base_url(request)).url(cashier_path(order.trade_no))
+        cashier_url = gateway.pay_context(base_url(request)).cashier_url(order.trade_no)
         assert pay.pay_type is not None
         started = await start_epay_payment(gateway, request, order, pay.pay_type, pay.device)
         if started is None:

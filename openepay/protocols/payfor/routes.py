@@ -37,7 +37,7 @@ from openepay.protocols.payfor.validation import (
     validate_pay_request,
 )
 from openepay.protocols.refusals import FOR_MERCHANT
-from openepay.web.cashier.routes import cashier_path, message_page
+from openepay.web.cashier.routes import message_page
 from openepay.web.deps import base_url, gateway_of
 from openepay.web.templating import is_mobile
 
@@ -84,7 +84,7 @@ async def _start(gateway: Gateway, request: Request, placed: PlacedOrder, pay: P
 
 
 def _success(gateway: Gateway, request: Request, order: Order, pay: PayForRequest) -> dict[str, object]:
-    payurl = gateway.pay_context(base_url(request)).url(cashier_path(order.trade_no))
+    payurl = gateway.pay_context(base_url(request)).cashier_url(order.trade_no)
     return {
         "code": 1,
         "msg": CREATED,
@@ -115,7 +115,7 @@ async def pay_for(request: Request) -> Response:
         order = await _start(gateway, request, placed, pay, "mobile" if mobile else "pc")
         if as_json:
             return JSONResponse(_success(gateway, request, order, pay))
-        return RedirectResponse(cashier_path(order.trade_no), status_code=303)
+        return RedirectResponse(gateway.links.cashier_path(order.trade_no), status_code=303)
     except PayForError as error:
         return _failure(request, as_json, error.code, error.msg)
     except Exception:

@@ -1,7 +1,7 @@
 """``api.php`` over real HTTP, as merchant plugins and SDKs call it.
 
 Orders are made the way a shop makes them (signed ``mapi.php``) and paid through the
-sandbox's simulated upstream (``POST /sandbox/pay/{trade_no}``); every expectation below is
+sandbox's simulated upstream (``POST /sandbox/pay/{handle}``); every expectation below is
 what the merchant reads in the JSON answer.
 """
 
@@ -22,6 +22,7 @@ from openepay.db.models import BalanceEntry, Order, Refund, Settlement
 from openepay.protocols.epay import DIALECT
 from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
+from tests.support.links import sandbox_path
 from tests.support.merchant import plugin_sign
 from tests.support.servers import ServerThread
 from tests.support.waiting import eventually
@@ -73,7 +74,7 @@ async def place_directly(gateway, merchant, out_trade_no: str) -> str:
 
 
 async def pay(client: httpx.AsyncClient, trade_no: str) -> None:
-    response = await client.post(f"/sandbox/pay/{trade_no}")
+    response = await client.post(sandbox_path(trade_no))
     assert response.status_code == 303, response.text
 
 
