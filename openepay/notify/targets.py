@@ -94,7 +94,7 @@ def read_target(url: str) -> Target:
     return Target(parts.scheme, host, port, address, authority, request_target)
 
 
-def is_local_name(host: str) -> bool:
+def _is_local_name(host: str) -> bool:
     name = host.rstrip(".")  # "localhost." is the same name as "localhost"
     return name in LOCAL_NAMES or name.endswith(".localhost")
 
@@ -103,7 +103,7 @@ def target_block_reason(target: Target, *, allow_private: bool) -> str | None:
     """What can be refused before any lookup: a forbidden address, or a name that is local by definition."""
     if target.address is not None:
         return address_block_reason(target.address, allow_private=allow_private)
-    if not allow_private and is_local_name(target.host):
+    if not allow_private and _is_local_name(target.host):
         return f"{target.host} is a local name"
     return None
 

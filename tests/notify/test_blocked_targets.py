@@ -11,8 +11,6 @@ from __future__ import annotations
 import secrets
 
 import pytest
-import pytest_asyncio
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import update
 
 from openepay.db.models import Order
@@ -25,18 +23,6 @@ from tests.support.notify import delivery_log
 from tests.support.shop import RecordingShop
 
 NON_ASCII_ADDRESS = "the host is an IP address written with non-ASCII characters"
-
-
-@pytest.fixture(scope="module")
-def private_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest_asyncio.fixture
-async def shop_merchant(gateway, merchant, private_key) -> V2Merchant:  # type: ignore[no-untyped-def]
-    v2 = V2Merchant(merchant.pid, merchant.key, private_key)
-    await gateway.merchants.update(merchant.pid, rsa_public_key=v2.public_pem)
-    return v2
 
 
 @pytest.fixture
@@ -71,10 +57,10 @@ async def deliver_all(database_url: str, *, allow_private: bool) -> None:
 @pytest.mark.parametrize("allow_private", [False, True], ids=["default", "private-allowed"])
 @pytest.mark.parametrize("dialect", EVERY_DIALECT, ids=str)
 async def test_a_notification_to_loopback_spelt_in_unicode_is_never_sent(
-    server, database_url, shop_merchant, loopback_shop, dialect, allow_private
+    server, database_url, v2, loopback_shop, dialect, allow_private
 ):
     trade_nos = [
-        await paid_with_old_notify_url(server, dialect, shop_merchant, f"http://{host}:{loopback_shop.port}/notify")
+        await paid_with_old_notify_url(server, dialect, v2, f"http://{host}:{loopback_shop.port}/notify")
         for host in ("127。0。0。1", "127．0．0．1", "127｡0｡0｡1", "１２７.０.０.１")
     ]
     await deliver_all(database_url, allow_private=allow_private)
@@ -88,11 +74,9 @@ async def test_a_notification_to_loopback_spelt_in_unicode_is_never_sent(
 
 
 @pytest.mark.parametrize("dialect", EVERY_DIALECT, ids=str)
-async def test_a_numeric_spelling_of_loopback_is_refused_as_loopback(
-    server, database_url, shop_merchant, loopback_shop, dialect
-):
+async def test_a_numeric_spelling_of_loopback_is_refused_as_loopback(server, database_url, v2, loopback_shop, dialect):
     url = f"http://0x7f.1:{loopback_shop.port}/notify"
-    trade_no = await paid_with_old_notify_url(server, dialect, shop_merchant, url)
+    trade_no = await paid_with_old_notify_url(server, dialect, v2, url)
     await deliver_all(database_url, allow_private=False)
 
     _, [attempt] = await delivery_log(server.gateway, trade_no)

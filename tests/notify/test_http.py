@@ -10,8 +10,10 @@ from __future__ import annotations
 import gzip
 import ipaddress
 import socket
+import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler
 
 import pytest
@@ -183,17 +185,34 @@ def fake_merchant() -> Iterator[FakeMerchant]:
     merchant.stop()
 
 
+@asynccontextmanager
+async def opened(
+    *,
+    allow_private: bool = True,
+    total_timeout: float = 3.0,
+    max_body_bytes: int = 4096,
+    ssl_context: ssl.SSLContext | None = None,
+) -> AsyncIterator[SafeHttpClient]:
+    """A client of the test's own, closed afterwards."""
+    http = SafeHttpClient(
+        allow_private=allow_private,
+        connect_timeout=2.0,
+        total_timeout=total_timeout,
+        max_body_bytes=max_body_bytes,
+        ssl_context=ssl_context,
+    )
+    try:
+        yield http
+    finally:
+        await http.aclose()
+
+
 async def fetch(
     url: str, *, allow_private: bool, total_timeout: float = 3.0, max_body_bytes: int = 4096
 ) -> HttpOutcome:
-    """One GET through a client of its own, closed afterwards."""
-    http = SafeHttpClient(
-        allow_private=allow_private, connect_timeout=2.0, total_timeout=total_timeout, max_body_bytes=max_body_bytes
-    )
-    try:
+    """One GET through a client of its own."""
+    async with opened(allow_private=allow_private, total_timeout=total_timeout, max_body_bytes=max_body_bytes) as http:
         return await http.send(OutboundMessage("GET", url))
-    finally:
-        await http.aclose()
 
 
 def _url_host(address: str) -> str:
@@ -417,27 +436,20 @@ async def test_the_connection_pool_itself_will_not_open_a_socket_to_a_blocked_ad
     import aiohttp
 
     server = scripted(Answer(200, b"success"))
-    http = SafeHttpClient(allow_private=False, connect_timeout=2.0, total_timeout=3.0, max_body_bytes=4096)
-    try:
-        session = http._open_session()
+    async with opened(allow_private=False) as http:
         with pytest.raises(aiohttp.ClientConnectorError) as refused:
-            await session.get(f"http://127.0.0.1:{server.port}/notify")
-        assert str(refused.value.os_error) == "127.0.0.1 is not a public address"
-    finally:
-        await http.aclose()
+            await http._open_session().get(f"http://127.0.0.1:{server.port}/notify")
+    assert str(refused.value.os_error) == "127.0.0.1 is not a public address"
     assert server.received == []
 
 
 async def test_one_kept_alive_connection_carries_many_requests(scripted):
     with started_shops() as start:
         server = start(RecordingShop([Answer(200, b"success")], keep_alive=True))
-        http = SafeHttpClient(allow_private=True, connect_timeout=2.0, total_timeout=3.0, max_body_bytes=4096)
-        try:
+        async with opened() as http:
             for n in range(5):
                 result = await http.send(OutboundMessage("GET", f"{server.url}/notify?n={n}"))
                 assert result.error_class is None and result.body == b"success"
-        finally:
-            await http.aclose()
     assert [r.query["n"] for r in server.received] == ["0", "1", "2", "3", "4"]
     assert len({r.connection for r in server.received}) == 1
 
@@ -447,13 +459,10 @@ async def test_a_connection_whose_answer_was_still_arriving_when_reading_stopped
     # socket at 128 KB unread); what is left of it would be read as the next answer.
     with started_shops() as start:
         server = start(RecordingShop([Answer(200, b"success" + b"x" * 20_000_000)], keep_alive=True))
-        http = SafeHttpClient(allow_private=True, connect_timeout=2.0, total_timeout=3.0, max_body_bytes=100)
-        try:
+        async with opened(max_body_bytes=100) as http:
             for _ in range(2):
                 result = await http.send(OutboundMessage("GET", f"{server.url}/notify"))
                 assert result.status == 200 and len(result.body) == 100
-        finally:
-            await http.aclose()
     assert len({r.connection for r in server.received}) == 2
 
 
@@ -461,14 +470,7 @@ async def test_a_tls_connection_is_reused_only_for_the_name_it_was_verified_for(
     authority = TestAuthority()
     with started_shops() as start:
         server = start(RecordingShop(keep_alive=True, tls=authority.server_context("localhost", "127.0.0.1")))
-        http = SafeHttpClient(
-            allow_private=True,
-            connect_timeout=2.0,
-            total_timeout=3.0,
-            max_body_bytes=4096,
-            ssl_context=authority.client_context(),
-        )
-        try:
+        async with opened(ssl_context=authority.client_context()) as http:
             for url in (
                 "https://localhost:{port}/a",
                 "https://localhost:{port}/b",
@@ -477,8 +479,6 @@ async def test_a_tls_connection_is_reused_only_for_the_name_it_was_verified_for(
             ):
                 result = await http.send(OutboundMessage("GET", url.format(port=server.port)))
                 assert result.error_class is None and result.body == b"success", result
-        finally:
-            await http.aclose()
     a, b, c, d = server.received
     assert a.connection == b.connection == d.connection != c.connection
     assert (a.tls_name, c.tls_name) == ("localhost", None)  # no SNI for an address
@@ -489,17 +489,8 @@ async def test_a_certificate_for_another_name_is_a_tls_error_and_nothing_is_sent
     authority = TestAuthority()
     with started_shops() as start:
         server = start(RecordingShop(tls=authority.server_context("shop.example.com")))
-        http = SafeHttpClient(
-            allow_private=True,
-            connect_timeout=2.0,
-            total_timeout=3.0,
-            max_body_bytes=4096,
-            ssl_context=authority.client_context(),
-        )
-        try:
+        async with opened(ssl_context=authority.client_context()) as http:
             result = await http.send(OutboundMessage("GET", f"https://localhost:{server.port}/notify"))
-        finally:
-            await http.aclose()
     assert result.error_class is ErrorClass.TLS
     assert "localhost" in (result.error_detail or "")
     assert server.received == []
@@ -507,23 +498,17 @@ async def test_a_certificate_for_another_name_is_a_tls_error_and_nothing_is_sent
 
 async def test_a_cookie_one_answer_sets_is_never_sent_back(scripted):
     server = scripted(Answer(200, b"success", (("Set-Cookie", "session=abc; Path=/"),)))
-    http = SafeHttpClient(allow_private=True, connect_timeout=2.0, total_timeout=3.0, max_body_bytes=4096)
-    try:
+    async with opened() as http:
         for _ in range(2):
             await http.send(OutboundMessage("GET", f"{server.url}/notify"))
-    finally:
-        await http.aclose()
     assert [r.headers.get("cookie") for r in server.received] == [None, None]
 
 
 async def test_a_form_is_posted_url_encoded_in_utf_8(scripted):
     server = scripted(Answer(200, b"success"))
     form = {"order_id": "A-1", "name": "VIP 月卡&=", "price": "9.90"}
-    http = SafeHttpClient(allow_private=True, connect_timeout=2.0, total_timeout=3.0, max_body_bytes=4096)
-    try:
+    async with opened() as http:
         result = await http.send(OutboundMessage("POST", f"{server.url}/notify?x=1", form))
-    finally:
-        await http.aclose()
     assert result.error_class is None
     [seen] = server.received
     assert (seen.method, seen.target, seen.form) == ("POST", "/notify?x=1", form)

@@ -11,8 +11,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import pytest_asyncio
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
 
 from openepay.db.models import Order
@@ -53,19 +51,6 @@ WITH_CONTROL_CHARACTERS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def private_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest_asyncio.fixture
-async def shop_merchant(gateway, merchant, private_key) -> V2Merchant:  # type: ignore[no-untyped-def]
-    """The test merchant, with an RSA key for V2 too."""
-    v2 = V2Merchant(merchant.pid, merchant.key, private_key)
-    await gateway.merchants.update(merchant.pid, rsa_public_key=v2.public_pem)
-    return v2
-
-
 @pytest.fixture
 def public_only(database_url, gateway) -> Iterator[ServerThread]:  # type: ignore[no-untyped-def]
     with own_server(database_url, notify_allow_private=False) as thread:
@@ -86,28 +71,26 @@ async def refusals(url: str, dialect: DialectOrders, merchant: V2Merchant, notif
 
 
 @pytest.mark.parametrize("dialect", DIALECTS, ids=DIALECT_IDS)
-async def test_a_private_address_under_another_spelling_is_refused_at_creation(
-    public_only, gateway, shop_merchant, dialect
-):
+async def test_a_private_address_under_another_spelling_is_refused_at_creation(public_only, gateway, v2, dialect):
     reasons = {url: url_block_reason(url, allow_private=False) for url in PRIVATE_BY_ANOTHER_NAME}
     assert all(reasons.values()), reasons
-    answers = await refusals(public_only.url, dialect, shop_merchant, PRIVATE_BY_ANOTHER_NAME)
+    answers = await refusals(public_only.url, dialect, v2, PRIVATE_BY_ANOTHER_NAME)
     assert answers == {url: dialect.notify_url_refused(reason) for url, reason in reasons.items()}
-    assert await stored_orders(gateway, shop_merchant.pid) == 0
+    assert await stored_orders(gateway, v2.pid) == 0
 
 
 @pytest.mark.parametrize("dialect", DIALECTS, ids=DIALECT_IDS)
-async def test_a_notify_url_with_cr_lf_or_tab_is_refused_at_creation(server, gateway, shop_merchant, dialect):
+async def test_a_notify_url_with_cr_lf_or_tab_is_refused_at_creation(server, gateway, v2, dialect):
     reason = "control characters (CR, LF, TAB...) are not allowed in a URL"
-    answers = await refusals(server.url, dialect, shop_merchant, WITH_CONTROL_CHARACTERS)
+    answers = await refusals(server.url, dialect, v2, WITH_CONTROL_CHARACTERS)
     assert answers == {url: dialect.notify_url_refused(reason) for url in WITH_CONTROL_CHARACTERS}
-    assert await stored_orders(gateway, shop_merchant.pid) == 0
+    assert await stored_orders(gateway, v2.pid) == 0
 
 
 @pytest.mark.parametrize("dialect", DIALECTS, ids=DIALECT_IDS)
-async def test_an_international_shop_domain_is_still_accepted(public_only, gateway, shop_merchant, dialect):
+async def test_an_international_shop_domain_is_still_accepted(public_only, gateway, v2, dialect):
     async with httpx.AsyncClient(base_url=public_only.url, timeout=10) as client:
-        response = await dialect.place(client, shop_merchant, "IDN-1", "https://商店.例子.中国/notify.php?站=1")
+        response = await dialect.place(client, v2, "IDN-1", "https://商店.例子.中国/notify.php?站=1")
         trade_no = dialect.trade_no(response)
     async with gateway.db.session() as session:
         order = await session.scalar(select(Order).where(Order.trade_no == trade_no))
