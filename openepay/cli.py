@@ -480,13 +480,7 @@ def notify_test(
         messages = gateway.dialects.named(dialect)
         stamp = utcnow().strftime("%Y%m%d%H%M%S")
         message = await messages.test_notification(pid, gateway.merchants.key_of(merchant_row), url, stamp)
-        settings = gateway.settings
-        client = SafeHttpClient(
-            allow_private=settings.notify_allow_private,
-            connect_timeout=settings.notify_connect_timeout,
-            total_timeout=settings.notify_timeout,
-            max_body_bytes=settings.notify_max_body_bytes,
-        )
+        client = SafeHttpClient.for_settings(gateway.settings)
         try:
             result = await client.send(message)
         finally:

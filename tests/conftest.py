@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import text
 
 from openepay.app import create_app
@@ -26,6 +27,7 @@ from openepay.db import migrate
 from openepay.db.models import Base
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
+from tests.support.epay_v2 import V2Merchant
 from tests.support.merchant import FakeMerchant
 from tests.support.notify import Answer, ScriptedShop
 from tests.support.servers import ServerThread
@@ -184,6 +186,19 @@ async def worker(gateway: Gateway) -> AsyncIterator[NotifyWorker]:
 @pytest_asyncio.fixture
 async def merchant(gateway: Gateway) -> MerchantCredentials:
     return await gateway.merchants.create("Test Shop", refund_enabled=True)
+
+
+@pytest.fixture(scope="session")
+def merchant_private_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest_asyncio.fixture
+async def v2(gateway: Gateway, merchant: MerchantCredentials, merchant_private_key: rsa.RSAPrivateKey) -> V2Merchant:
+    """The ``merchant`` fixture with its RSA public key registered for epay V2 (MD5 still accepted)."""
+    v2_merchant = V2Merchant(merchant.pid, merchant.key, merchant_private_key)
+    await gateway.merchants.update(merchant.pid, rsa_public_key=v2_merchant.public_pem)
+    return v2_merchant
 
 
 @pytest.fixture

@@ -338,3 +338,19 @@ async def test_notify_test_sends_a_marked_signed_message_and_reports_the_answer(
         shop.stop()
     blocked = await openepay(database_url, "notify", "test", str(merchant.pid), "http://127.0.0.1:9/notify")
     assert blocked.returncode == 1 and "blocked_address" in blocked.stdout
+
+
+async def test_notify_test_never_reaches_loopback_spelt_with_unicode_dots(gateway, merchant, database_url):
+    shop = FakeMerchant(key=merchant.key).start()
+    url = f"http://127。0。0。1:{shop.url.rsplit(':', 1)[1]}/notify"
+    try:
+        results = {
+            dialect: await openepay(database_url, "notify", "test", str(merchant.pid), url, "--dialect", dialect)
+            for dialect in ("epay", "epay_v2", "pay_mapi", "payfor", "vmq")
+        }
+    finally:
+        shop.stop()
+    assert shop.received == []
+    for result in results.values():
+        assert result.returncode == 1, result.stderr
+        assert "blocked_address: the host is an IP address written with non-ASCII characters" in result.stdout

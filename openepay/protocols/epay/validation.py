@@ -15,7 +15,7 @@ from openepay.core.orders import NewOrder
 from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant
 from openepay.gateway import Gateway
-from openepay.notify.http import url_block_reason
+from openepay.notify.targets import url_block_reason
 from openepay.protocols.epay import DIALECT
 from openepay.protocols.epay.signing import verify
 from openepay.protocols.params import php_empty, php_intval

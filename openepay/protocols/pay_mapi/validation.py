@@ -20,7 +20,7 @@ from openepay.core.orders import NewOrder
 from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant
 from openepay.gateway import Gateway
-from openepay.notify.http import url_block_reason
+from openepay.notify.targets import url_block_reason
 from openepay.protocols.epay.signing import verify
 from openepay.protocols.epay.validation import MAX_NAME, MAX_OUT_TRADE_NO, MAX_URL
 from openepay.protocols.pay_mapi import DIALECT

@@ -16,7 +16,7 @@ from openepay.core.orders import NewOrder
 from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant
 from openepay.gateway import Gateway
-from openepay.notify.http import url_block_reason
+from openepay.notify.targets import url_block_reason
 from openepay.protocols.payfor import DIALECT
 from openepay.protocols.payfor.signing import verify_request
 

@@ -17,7 +17,7 @@ from openepay.core.orders import NewOrder
 from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant
 from openepay.gateway import Gateway
-from openepay.notify.http import url_block_reason
+from openepay.notify.targets import url_block_reason
 from openepay.protocols.epay.validation import MAX_URL
 from openepay.protocols.vmq import DIALECT
 from openepay.protocols.vmq.signing import close_sign, create_sign, matches
