@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     secret_key_file: Path = Path("openepay.secret")
 
+    # Slow clients: the request headers must arrive within this many seconds of the connection
+    # (or of the request's first byte), and the body within this many of the headers.
+    http_header_timeout: float = 10.0
+    http_body_timeout: float = 20.0
+
     sandbox: bool = False
     order_timeout_seconds: int = 1800
     pay_min_money: Decimal = Decimal("0.01")

@@ -241,7 +241,7 @@ INVALID = [
     ({"order_id": "A" * 51}, "订单号(order_id)格式不正确"),
     ({"order_id": "A 1"}, "订单号(order_id)格式不正确"),
     ({"order_id": "订单1"}, "订单号(order_id)格式不正确"),
-    ({"order_id": "A\x001"}, "订单号(order_id)格式不正确"),
+    ({"order_id": "A\x001"}, "订单号(order_id)含有非法字符"),
     ({"notify_url": "ftp://shop.example.com/n"}, "通知地址(notify_url)不合法，请填写公网可以访问的http或https地址"),
     ({"notify_url": "http://169.254.169.254/n"}, "通知地址(notify_url)不合法，请填写公网可以访问的http或https地址"),
     ({"notify_url": "shop.example.com/n"}, "通知地址(notify_url)不合法，请填写公网可以访问的http或https地址"),
