@@ -116,7 +116,7 @@ def check_order_fields(gateway: Gateway, merchant: Merchant, params: dict[str, s
     except MoneyError:
         raise EpayError("金额不合法") from None
     settings = gateway.settings
-    if settings.pay_max_money is not None and amount_fen > yuan_to_fen(settings.pay_max_money):
+    if amount_fen > yuan_to_fen(settings.pay_max_money):
         raise EpayError(f"最大支付金额是{_money_limit_text(yuan_to_fen(settings.pay_max_money))}元")
     if amount_fen < yuan_to_fen(settings.pay_min_money):
         raise EpayError(f"最小支付金额是{_money_limit_text(yuan_to_fen(settings.pay_min_money))}元")

@@ -144,7 +144,7 @@ def _amount_fen(gateway: Gateway, money: str) -> int:
             Code.MISSING_PARAMETERS, "money must be a number of yuan with at most two decimals, such as 1.00"
         ) from None
     maximum = gateway.settings.pay_max_money
-    if maximum is not None and amount_fen > yuan_to_fen(maximum):
+    if amount_fen > yuan_to_fen(maximum):
         raise PayMapiError(Code.MISSING_PARAMETERS, f"money must be at most {format_yuan(yuan_to_fen(maximum))}")
     return amount_fen
 

@@ -115,7 +115,7 @@ def _amount(gateway: Gateway, price: str) -> int:
     least = yuan_to_fen(settings.pay_min_money)
     if amount_fen < least:
         raise PayForError(Code.INVALID, f"金额(price)不能低于{_limit_text(least)}元")
-    if settings.pay_max_money is not None and amount_fen > yuan_to_fen(settings.pay_max_money):
+    if amount_fen > yuan_to_fen(settings.pay_max_money):
         raise PayForError(Code.INVALID, f"金额(price)不能高于{_limit_text(yuan_to_fen(settings.pay_max_money))}元")
     return amount_fen
 

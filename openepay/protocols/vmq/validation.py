@@ -152,7 +152,7 @@ def _amount_fen(gateway: Gateway, price: str) -> int:
     least = yuan_to_fen(settings.pay_min_money)
     if amount_fen < least:
         raise VmqError(f"订单金额不能低于{_limit_text(least)}元")
-    if settings.pay_max_money is not None and amount_fen > yuan_to_fen(settings.pay_max_money):
+    if amount_fen > yuan_to_fen(settings.pay_max_money):
         raise VmqError(f"订单金额不能高于{_limit_text(yuan_to_fen(settings.pay_max_money))}元")
     return amount_fen
 
