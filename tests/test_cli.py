@@ -18,7 +18,7 @@ import httpx
 from sqlalchemy import select, update
 
 from openepay.core.states import MerchantStatus, NotifyStatus
-from openepay.db.models import NotifyAttempt, NotifyTask, Order
+from openepay.db.models import Merchant, NotifyAttempt, NotifyTask, Order
 from openepay.db.types import utcnow
 from tests.conftest import TEST_SECRET, _create_pg_database, _drop_pg_database, pg_url
 from tests.support.epay import order_params, signed
@@ -324,3 +324,21 @@ async def test_notify_test_sends_a_marked_signed_message_and_reports_the_answer(
         shop.stop()
     blocked = await openepay(database_url, "notify", "test", str(merchant.pid), "http://127.0.0.1:9/notify")
     assert blocked.returncode == 1 and "blocked_address" in blocked.stdout
+
+
+async def test_an_argument_that_is_not_utf8_is_refused_before_anything_is_stored(gateway, database_url):
+    """Bytes that are not UTF-8 reach Python as lone surrogates, which no database driver can encode."""
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable.encode(), b"-m", b"openepay", b"merchant", b"create", b"--name", b"Shop \xff\xfe"],
+            env=cli_env(database_url),
+            capture_output=True,
+            timeout=60,
+        )
+
+    refused = await asyncio.to_thread(run)
+    assert refused.returncode == 2
+    assert refused.stderr.decode().strip() == r"openepay: this argument is not UTF-8 text: 'Shop \udcff\udcfe'"
+    async with gateway.db.session() as session:
+        assert (await session.scalars(select(Merchant))).all() == []

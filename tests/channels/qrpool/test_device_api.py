@@ -306,3 +306,10 @@ async def test_text_no_database_can_store_is_refused_before_anything_is_recorded
         assert "NUL" in response.json()["error"]
     assert await stored_events(gateway) == []
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+async def test_a_body_nested_past_any_parser_is_refused_as_not_json(gateway, database_url):
+    async with qrpool_server(database_url) as qr:
+        device = await paired_device(qr)
+        response = await device.post(EVENTS, b"[" * 200_000 + b"]" * 200_000)
+    assert (response.status_code, response.json()) == (400, {"error": "the body is not JSON"})
