@@ -24,7 +24,7 @@ from tests.conftest import TEST_SECRET, _create_pg_database, _drop_pg_database, 
 from tests.support.epay import order_params, signed
 from tests.support.merchant import FakeMerchant
 from tests.support.notify import Answer, paid_order
-from tests.support.waiting import eventually
+from tests.support.waiting import answering, eventually
 
 
 def cli_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -144,15 +144,7 @@ async def test_serve_runs_web_and_worker_on_a_fresh_sqlite_file(tmp_path):
     shop = FakeMerchant(key=credentials["key"]).start()
     try:
         base = f"http://127.0.0.1:{port}"
-
-        async def ready() -> bool:
-            try:
-                async with httpx.AsyncClient() as client:
-                    return (await client.get(f"{base}/readyz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await eventually(ready, timeout=20, interval=0.2)
+        await answering(f"{base}/readyz", timeout=20)
         # The epay V2 key pair exists from the first start, before any V2 request needed it.
         with sqlite3.connect(tmp_path / "fresh.db") as db:
             assert db.execute("SELECT name FROM platform_keys").fetchall() == [("epay_v2",)]

@@ -18,7 +18,7 @@ import httpx
 
 from tests.conftest import TEST_SECRET
 from tests.support.gateways import own_server
-from tests.support.waiting import eventually
+from tests.support.waiting import answering
 
 # Far more bytes than a client sending one per 50 ms gets out before a 1 s deadline.
 MAX_TRICKLE = 1200
@@ -92,23 +92,17 @@ async def test_openepay_serve_cuts_off_a_slowloris_client(tmp_path):
         OPENEPAY_LOG_LEVEL="WARNING",
         OPENEPAY_HTTP_HEADER_TIMEOUT="1",
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "openepay", "serve", "--port", str(port), "--no-worker"],
-        env=env,
-        cwd=tmp_path,
-        stderr=subprocess.PIPE,
-    )
+    with open(tmp_path / "serve.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "openepay", "serve", "--port", str(port), "--no-worker"],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
-
-        async def ready() -> bool:
-            try:
-                async with httpx.AsyncClient() as client:
-                    return (await client.get(f"{base}/healthz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await eventually(ready, timeout=30, interval=0.2)
+        await answering(f"{base}/healthz")
         sent, answer = await trickle(base)
     finally:
         process.terminate()
