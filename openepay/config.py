@@ -46,8 +46,8 @@ class Settings(BaseSettings):
 
     # Slow clients: the request headers must arrive within this many seconds of the connection
     # (or of the request's first byte), and the body within this many of the headers.
-    http_header_timeout: float = 10.0
-    http_body_timeout: float = 20.0
+    http_header_timeout: float = Field(default=10.0, gt=0)
+    http_body_timeout: float = Field(default=20.0, gt=0)
 
     sandbox: bool = False
     order_timeout_seconds: int = 1800
