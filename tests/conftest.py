@@ -27,6 +27,7 @@ from openepay.db import migrate
 from openepay.db.models import Base
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
+from openepay.web.server import http_protocol
 from tests.support.epay_v2 import V2Merchant
 from tests.support.merchant import FakeMerchant
 from tests.support.notify import Answer, ScriptedShop
@@ -41,6 +42,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--backend", choices=(*BACKENDS, "all"), default="all", help="database backend(s) to run DB tests on"
     )
+
+
+def pytest_report_header() -> str:
+    from tests.support.fuzz import FUZZ_SEED
+
+    return f"fuzz seed: {FUZZ_SEED} (OPENEPAY_FUZZ_SEED={FUZZ_SEED} draws the same fuzz requests again)"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int) -> None:
+    if exitstatus != 0:
+        terminalreporter.write_line(pytest_report_header())
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -160,7 +172,7 @@ class RunningGateway:
 
 @pytest.fixture(scope="session")
 def _session_server(settings: Settings) -> Iterator[ServerThread]:
-    thread = ServerThread(create_app(settings)).start()
+    thread = ServerThread(create_app(settings), http=http_protocol(settings)).start()
     yield thread
     thread.stop()
 
