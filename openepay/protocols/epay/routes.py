@@ -33,7 +33,7 @@ from openepay.protocols.epay.validation import (
 )
 from openepay.protocols.params import get_or_post
 from openepay.web.cashier.routes import cashier_path, message_page
-from openepay.web.deps import base_url, gateway_of
+from openepay.web.deps import base_url, client_address, gateway_of
 from openepay.web.templating import is_mobile
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,9 @@ async def submit(request: Request) -> Response:
     if params is None:
         return HTMLResponse("你还未配置支付接口商户！")
     try:
-        target = await cashier_target(gateway, request, await validate_pay_request(gateway, params, api=False))
+        target = await cashier_target(
+            gateway, request, await validate_pay_request(gateway, params, client_address(request), api=False)
+        )
     except EpayError as error:
         return message_page(request, "站点提示信息", error.msg)
     except Exception:
@@ -120,7 +122,7 @@ async def mapi(request: Request) -> JSONResponse:
     if params is None:
         return JSONResponse({"code": -4, "msg": "未传入任何参数"})
     try:
-        pay = await validate_pay_request(gateway, params, api=True)
+        pay = await validate_pay_request(gateway, params, client_address(request), api=True)
         order = (await place_epay_order(gateway, pay)).order
         cashier_url = gateway.pay_context(base_url(request)).url(cashier_path(order.trade_no))
         assert pay.pay_type is not None

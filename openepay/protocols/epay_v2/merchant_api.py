@@ -31,9 +31,9 @@ from openepay.protocols.epay.routes import BUSY
 from openepay.protocols.epay_v2.pay import ANY_METHOD, NO_PARAMETERS
 from openepay.protocols.epay_v2.platform_key import platform_key
 from openepay.protocols.epay_v2.signing import PHP_TRIM
-from openepay.protocols.epay_v2.verification import TIMESTAMP_WINDOW, V2Error, authenticate
+from openepay.protocols.epay_v2.verification import API_BANNED, API_DOOR, TIMESTAMP_WINDOW, V2Error, authenticate
 from openepay.protocols.params import form_params, php_empty, php_intval
-from openepay.web.deps import gateway_of
+from openepay.web.deps import client_address, gateway_of
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -232,7 +232,7 @@ async def api(request: Request, endpoint: str) -> JSONResponse:
     if "pid" not in params:
         return JSONResponse(NO_PARAMETERS)
     try:
-        merchant = await authenticate(gateway, params)
+        merchant = await authenticate(gateway, params, client_address(request), API_DOOR, API_BANNED)
         answer = await handler(gateway, merchant, params)
         return JSONResponse((await platform_key(gateway.db, gateway.box)).signed(answer))
     except V2Error as error:

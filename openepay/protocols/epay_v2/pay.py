@@ -15,17 +15,16 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.requests import Request
 
-from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant, Order
 from openepay.gateway import Gateway
 from openepay.protocols.epay.routes import BUSY, cashier_target, mapi_success, place_epay_order, start_epay_payment
 from openepay.protocols.epay.validation import EpayError, PayRequest, check_order_fields
 from openepay.protocols.epay_v2 import DIALECT
 from openepay.protocols.epay_v2.platform_key import platform_key
-from openepay.protocols.epay_v2.verification import V2Error, check_signature, find_merchant
+from openepay.protocols.epay_v2.verification import PAY_BANNED, PAY_DOOR, V2Error, authenticate
 from openepay.protocols.params import form_params, get_or_post
 from openepay.web.cashier.routes import cashier_path, message_page
-from openepay.web.deps import base_url, gateway_of
+from openepay.web.deps import base_url, client_address, gateway_of
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -37,14 +36,6 @@ NO_PARAMETERS = {"code": -4, "msg": "未传入任何参数"}
 UNSUPPORTED_METHOD = "不支持的支付方式(method)"
 # What the V1 mapi answer would carry, as V2's pay_type.
 PAY_TYPE_OF = {"payurl": "jump", "qrcode": "qrcode", "urlscheme": "urlscheme"}
-
-
-async def _checked_merchant(gateway: Gateway, params: dict[str, str]) -> Merchant:
-    merchant = await find_merchant(gateway, params)
-    check_signature(gateway, merchant, params)
-    if merchant.status != MerchantStatus.ACTIVE:
-        raise V2Error("商户已被封禁，无法支付！")
-    return merchant
 
 
 def _order_fields(gateway: Gateway, merchant: Merchant, params: dict[str, str], *, api: bool) -> PayRequest:
@@ -82,7 +73,7 @@ async def submit(request: Request) -> Response:
     if params is None:
         return HTMLResponse("你还未配置支付接口商户！")
     try:
-        merchant = await _checked_merchant(gateway, params)
+        merchant = await authenticate(gateway, params, client_address(request), PAY_DOOR, PAY_BANNED)
         target = await cashier_target(gateway, request, _order_fields(gateway, merchant, params, api=False))
     except (V2Error, EpayError) as error:
         return message_page(request, "站点提示信息", error.msg)
@@ -99,7 +90,7 @@ async def create(request: Request) -> JSONResponse:
     if "pid" not in params:
         return JSONResponse(NO_PARAMETERS)
     try:
-        merchant = await _checked_merchant(gateway, params)
+        merchant = await authenticate(gateway, params, client_address(request), PAY_DOOR, PAY_BANNED)
         method = _method(params)
         pay = _order_fields(gateway, merchant, params, api=True)
         assert pay.pay_type is not None
