@@ -44,6 +44,8 @@ MAX_ADDRESSES = 100_000
 PROVEN_SECONDS = 24 * 3600.0
 MAX_PROVEN = 100_000
 SWEEP_SECONDS = 60.0
+# The last sync on the way out may not hold up a shutdown for long when the database is unreachable.
+FINAL_SYNC_SECONDS = 5.0
 ROWS_PER_STATEMENT = 500
 
 Subject = tuple[str, str]
@@ -196,12 +198,13 @@ class Lockout:
                 del self._own[subject]
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Sync every ``sync_interval`` seconds until ``stop``, and once more on the way out."""
-        while True:
+        """Sync every ``sync_interval`` seconds until ``stop``, and once more (briefly) on the way out."""
+        while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), self.policy.sync_interval)
             except TimeoutError:
-                pass
-            await self.sync()
-            if stop.is_set():
-                return
+                await self.sync()
+        try:
+            await asyncio.wait_for(self.sync(), FINAL_SYNC_SECONDS)
+        except TimeoutError:
+            log.warning("the last failed signature checks were not shared: the database did not answer")

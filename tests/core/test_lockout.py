@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import httpx
 
+from openepay.config import Settings
 from openepay.core.gate import Door, Gate, Refusal, Refused
 from openepay.core.lockout import Lockout, LockoutPolicy, address_key
 from openepay.db import Database
@@ -17,7 +18,12 @@ from tests.support.processes import ServeProcess, worker_env, worker_processes
 from tests.support.waiting import eventually
 
 POLICY = LockoutPolicy(window=60, per_ip=3, per_merchant=5, sync_interval=1)
-DEFAULTS = LockoutPolicy(window=60, per_ip=30, per_merchant=60, sync_interval=1)
+DEFAULTS = LockoutPolicy(
+    window=Settings.model_fields["auth_failure_window"].default,
+    per_ip=Settings.model_fields["auth_failures_per_ip"].default,
+    per_merchant=Settings.model_fields["auth_failures_per_merchant"].default,
+    sync_interval=1,
+)
 ATTACKER = "198.51.100.7"
 PID = 1000
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter
@@ -17,7 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 from starlette.requests import Request
 
-from openepay.core.gate import Door, Refusal, Refused
+from openepay.core.gate import Door, Refusal, Refused, Verifier
 from openepay.core.money import MoneyError, format_yuan, parse_yuan
 from openepay.core.orders import find_merchant_order
 from openepay.core.refunds import RefundError, RefundProblem, refund_order
@@ -86,7 +85,7 @@ def local_time(gateway: Gateway, moment: datetime | None) -> str | None:
     return moment.astimezone(gateway.settings.zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _key_or_signature(params: dict[str, str]) -> Callable[[Merchant, str], bool]:
+def _key_or_signature(params: dict[str, str]) -> Verifier:
     """The plain key, as Rainbow takes it; a merchant-signed request without the key also passes."""
     given = params.get("key")
 
