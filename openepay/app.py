@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
+        lockout_task = asyncio.create_task(gateway.gate.lockout.run(stop))
         worker_task = None
         if run_worker:
             from openepay.notify.worker import NotifyWorker
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
             if worker_task is not None:
                 await worker_task
                 await worker.aclose()
+            await lockout_task
             await gateway.aclose()
 
     app = FastAPI(title="OpenEpay", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)

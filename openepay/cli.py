@@ -27,6 +27,7 @@ from openepay.core.states import MerchantStatus, OrderStatus
 from openepay.db.models import Merchant, NotifyAttempt, NotifyTask, Order
 from openepay.db.types import storable, utcnow
 from openepay.gateway import Gateway
+from openepay.protocols.registry import DIALECT_NAMES
 
 app = typer.Typer(help="OpenEpay: a self-hosted payment gateway for 易支付/epay merchants.", no_args_is_help=True)
 merchant_app = typer.Typer(help="Merchant accounts.", no_args_is_help=True)
@@ -183,6 +184,7 @@ def _merchant_row(merchant: Merchant) -> dict[str, Any]:
         "name": merchant.name,
         "status": merchant.status,
         "refund_api": merchant.refund_enabled,
+        "dialects": ",".join(merchant.dialects) if merchant.dialects is not None else "all",
         "notify_retry_delays": ",".join(f"{d:g}" for d in delays) if delays else "default",
         "balance": format_yuan(merchant.balance_fen),
         "created_at": merchant.created_at.isoformat(timespec="seconds"),
@@ -229,9 +231,15 @@ def merchant_set(
         None, help="Seconds between notification attempts, e.g. 15,60,180,600; 'default' for the gateway's."
     ),
     refund: bool | None = typer.Option(None, "--allow-refund/--no-refund", help="Refunds through api.php."),
+    dialects: str | None = typer.Option(
+        None,
+        help=f"Dialects the merchant may use, others refused: 'all', or some of {','.join(DIALECT_NAMES)}.",
+    ),
 ) -> None:
     """Change a merchant's settings."""
     values: dict[str, Any] = {}
+    if dialects is not None:
+        values["dialects"] = _dialect_list(dialects)
     if notify_retry_delays is not None:
         if notify_retry_delays == "default":
             values["notify_retry_delays"] = None
@@ -252,6 +260,19 @@ def merchant_set(
     except MerchantNotFound:
         raise fail(f"no merchant {pid}") from None
     typer.echo(f"merchant {pid} updated")
+
+
+def _dialect_list(text: str) -> list[str] | None:
+    """None for ``all``; else the named dialects, in the usual order."""
+    names = {part.strip() for part in text.split(",") if part.strip()}
+    if names == {"all"}:
+        return None
+    unknown = names - set(DIALECT_NAMES)
+    if unknown:
+        raise fail(f"unknown dialect {', '.join(sorted(unknown))}: choose from {', '.join(DIALECT_NAMES)}, or all")
+    if not names:
+        raise fail("--dialects needs at least one dialect (to stop a merchant altogether: openepay merchant disable)")
+    return [name for name in DIALECT_NAMES if name in names]
 
 
 @merchant_app.command("rotate-key")

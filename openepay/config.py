@@ -77,6 +77,15 @@ class Settings(BaseSettings):
 
     epay_refund_success_code: int = 1
 
+    # Lockout after failed key and signature checks (``openepay.core.lockout``): this many within
+    # the window from one client IP, or against one merchant, and further attempts are refused
+    # unchecked until the oldest failures leave the window. Processes share their counts through
+    # the database every ``auth_failure_sync_interval`` seconds.
+    auth_failure_window: float = Field(default=60.0, gt=0)
+    auth_failures_per_ip: int = Field(default=30, gt=0)
+    auth_failures_per_merchant: int = Field(default=60, gt=0)
+    auth_failure_sync_interval: float = Field(default=1.0, gt=0)
+
     # Personal QR codes matched by amount (channel "qrpool", see docs/qrpool.md).
     qrpool: bool = False
     qrpool_heartbeat_timeout: float = 90.0

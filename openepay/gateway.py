@@ -17,6 +17,8 @@ from openepay.channels.sandbox import SandboxChannel
 from openepay.config import Settings
 from openepay.core.buyer_links import BuyerLinks
 from openepay.core.checkout import start_payment
+from openepay.core.gate import Gate
+from openepay.core.lockout import Lockout, LockoutPolicy
 from openepay.core.merchants import Merchants
 from openepay.db import Database
 from openepay.db.models import Order
@@ -33,6 +35,7 @@ class Gateway:
     db: Database
     box: SecretBox
     merchants: Merchants
+    gate: Gate
     channels: ChannelRegistry
     dialects: DialectRegistry
     metrics: Metrics
@@ -52,11 +55,19 @@ class Gateway:
         if settings.sandbox:
             log.warning("the SANDBOX channel is enabled: payments on it are simulated, not real money")
             enabled.append(SandboxChannel(db, derive_key(master_key, "sandbox upstream")))
+        merchants = Merchants(db, box)
+        policy = LockoutPolicy(
+            window=settings.auth_failure_window,
+            per_ip=settings.auth_failures_per_ip,
+            per_merchant=settings.auth_failures_per_merchant,
+            sync_interval=settings.auth_failure_sync_interval,
+        )
         return cls(
             settings=settings,
             db=db,
             box=box,
-            merchants=Merchants(db, box),
+            merchants=merchants,
+            gate=Gate(merchants, Lockout(db, policy)),
             channels=ChannelRegistry(enabled),
             dialects=build_dialects(db, box),
             metrics=Metrics(),

@@ -126,6 +126,10 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "notify_timeout": 3.0,
         # Some PostgreSQL tests park a dozen transactions on one row lock at once.
         "db_pool_size": 20,
+        # Every test client calls from 127.0.0.1 and the fuzzers send bad signatures by the hundred;
+        # the lockout is tested under limits of its own (tests/core/test_lockout.py, tests/protocols/test_gate.py).
+        "auth_failures_per_ip": 1_000_000,
+        "auth_failures_per_merchant": 1_000_000,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -90,6 +90,25 @@ async def test_merchant_lifecycle(gateway, database_url):
     assert missing.returncode == 1 and "no merchant 999999" in missing.stderr
 
 
+async def test_a_merchant_chooses_the_dialects_it_uses(gateway, merchant, database_url):
+    pid = str(merchant.pid)
+    assert "dialects: all" in (await openepay(database_url, "merchant", "show", pid)).stdout
+
+    limited = await openepay(database_url, "merchant", "set", pid, "--dialects", "epay_v2, epay")
+    assert limited.returncode == 0, limited.stderr
+    assert (await gateway.merchants.get(merchant.pid)).dialects == ["epay", "epay_v2"]
+    assert "dialects: epay,epay_v2" in (await openepay(database_url, "merchant", "show", pid)).stdout
+
+    for wrong, says in (("epay,rainbow", "unknown dialect rainbow"), (",", "needs at least one dialect")):
+        refused = await openepay(database_url, "merchant", "set", pid, "--dialects", wrong)
+        assert refused.returncode == 1 and says in refused.stderr, refused.stderr
+    assert (await gateway.merchants.get(merchant.pid)).dialects == ["epay", "epay_v2"]
+
+    assert (await openepay(database_url, "merchant", "set", pid, "--dialects", "all")).returncode == 0
+    assert (await gateway.merchants.get(merchant.pid)).dialects is None
+    assert "dialects: all" in (await openepay(database_url, "merchant", "show", pid)).stdout
+
+
 async def test_order_pay_show_list_and_resend(server, gateway, merchant, shop, worker, database_url):
     async with server.client() as client:
         answer = (

@@ -55,6 +55,8 @@ class Merchant(Base):
     # epay V2: the merchant's RSA public key (PEM), and whether MD5 signatures are refused.
     rsa_public_key: Mapped[str | None] = mapped_column(Text)
     rsa_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The dialects (``openepay.protocols.*.DIALECT``) the merchant's requests may use; None: every one.
+    dialects: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -243,6 +245,22 @@ class RequestNonce(Base):
     scope: Mapped[str] = mapped_column(String(64), primary_key=True)
     nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class AuthFailure(Base):
+    """Failed key and signature checks, counted per client address or merchant and per time bucket.
+
+    Every web process adds its own counts about once a second and reads back who is over the
+    limit (``openepay.core.lockout``), so a lockout holds in all processes.
+    """
+
+    __tablename__ = "auth_failures"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)  # "address" or "merchant"
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Start of the bucket, Unix milliseconds.
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False, index=True)
+    failures: Mapped[int] = mapped_column(Integer)
 
 
 # -- personal QR codes matched by amount (channel "qrpool") ------------------------------------

@@ -19,6 +19,7 @@ from openepay.notify.worker import NotifyWorker
 from tests.conftest import make_settings
 from tests.support.dialects import EVERY_DIALECT, DialectOrders
 from tests.support.epay_v2 import V2Merchant
+from tests.support.links import sandbox_path
 from tests.support.notify import delivery_log
 from tests.support.shop import RecordingShop
 
@@ -37,7 +38,7 @@ async def paid_with_old_notify_url(server, dialect: DialectOrders, merchant: V2M
     async with server.client() as client:
         response = await dialect.place(client, merchant, f"OLD-{secrets.token_hex(4)}", "https://shop.example.com/n")
         trade_no = dialect.trade_no(response)
-        assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
+        assert (await client.post(sandbox_path(trade_no))).status_code == 303
     async with server.gateway.db.session() as session:
         await session.execute(update(Order).where(Order.trade_no == trade_no).values(notify_url=notify_url))
     return trade_no

@@ -17,6 +17,7 @@ from tests.protocols.pay_mapi.support import signed as pay_mapi_signed
 from tests.support import epay, payfor, vmq
 from tests.support.answers import json_answer, page_message
 from tests.support.epay_v2 import V2Merchant, order_fields
+from tests.support.links import trade_no_named, trade_no_of
 
 SHOP = "https://shop.example.com"
 # Rainbow's text, which epay, V2 and payFor give for a notify_url they will not send to.
@@ -87,7 +88,7 @@ EPAY_MAPI = DialectOrders(
 EPAY_SUBMIT = DialectOrders(
     "epay",
     _epay_submit,
-    lambda response: response.headers["location"].rsplit("/", 1)[1].split("?")[0],
+    lambda response: trade_no_of(response.headers["location"]),
     page_message,
     lambda reason: EPAY_NOTIFY_URL_REFUSED,
 )
@@ -115,7 +116,7 @@ PAYFOR = DialectOrders(
 VMQ = DialectOrders(
     "vmq",
     _vmq,
-    lambda response: json_answer(response)["data"]["orderId"],
+    lambda response: trade_no_named(json_answer(response)["data"]["orderId"]),
     _code_and_msg,
     lambda reason: (-1, VMQ_NOTIFY_URL_REFUSED),
 )

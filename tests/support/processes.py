@@ -1,13 +1,14 @@
-"""Real ``openepay worker`` processes, as an operator would run them, always reaped.
+"""Real ``openepay worker`` and ``openepay serve`` processes, as an operator would run them, always reaped.
 
-Each worker gets a clean environment: only the ``OPENEPAY_*`` settings the test chooses, so
+Each process gets a clean environment: only the ``OPENEPAY_*`` settings the test chooses, so
 nothing from the developer's shell leaks in. Output goes to a log file (a pipe nobody reads
-could fill up and stall the worker); a failing test shows it.
+could fill up and stall the process); a failing test shows it.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -38,15 +39,20 @@ def worker_env(database_url: str, **settings: object) -> dict[str, str]:
 class WorkerProcess:
     """One ``openepay worker`` process."""
 
+    name = "worker"
+
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.env = env
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
+    def command(self) -> list[str]:
+        return ["worker"]
+
     def start(self) -> WorkerProcess:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "openepay", "worker"],
+                [sys.executable, "-m", "openepay", *self.command()],
                 env=self.env,
                 cwd=self.log_path.parent,
                 stdin=subprocess.DEVNULL,
@@ -93,18 +99,35 @@ class WorkerProcess:
             self.process.wait(timeout=STOP_TIMEOUT)
 
 
-class Workers:
-    """The worker processes a test started; every one is stopped when the test ends, pass or fail."""
+class ServeProcess(WorkerProcess):
+    """One ``openepay serve --no-worker`` process on a port of its own, at ``url``."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+    name = "serve"
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        super().__init__(env, log_path)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return ["serve", "--no-worker", "--port", str(self.port)]
+
+
+class Workers:
+    """The processes a test started (workers, or servers); every one is stopped when the test ends, pass or fail."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, kind: type[WorkerProcess] = WorkerProcess) -> None:
         self.env = env
         self.log_dir = log_dir
+        self.kind = kind
         self.started: list[WorkerProcess] = []
 
     def start(self, count: int = 1) -> list[WorkerProcess]:
         new = []
         for _ in range(count):
-            worker = WorkerProcess(self.env, self.log_dir / f"worker-{len(self.started)}.log")
+            worker = self.kind(self.env, self.log_dir / f"{self.kind.name}-{len(self.started)}.log")
             self.started.append(worker)
             new.append(worker.start())
         return new
@@ -128,8 +151,10 @@ class Workers:
 
 
 @contextmanager
-def worker_processes(env: dict[str, str], log_dir: Path) -> Iterator[Workers]:
-    workers = Workers(env, log_dir)
+def worker_processes(
+    env: dict[str, str], log_dir: Path, kind: type[WorkerProcess] = WorkerProcess
+) -> Iterator[Workers]:
+    workers = Workers(env, log_dir, kind)
     try:
         yield workers
     finally:

@@ -88,7 +88,7 @@ def everything(database_url: str, merchant) -> Iterator[tuple[httpx.Client, list
 def test_the_fuzzed_routes_are_all_the_routes(everything):
     """Every endpoint family of the gateway is among the templates drawn from."""
     _, templates = everything
-    for expected in ("/cashier/{trade_no}", "/api/{endpoint:path}", "/vmq/{pid}/createOrder", "/appPush", "/mapi.php"):
+    for expected in ("/cashier/{handle}", "/api/{endpoint:path}", "/vmq/{pid}/createOrder", "/appPush", "/mapi.php"):
         assert expected in templates
     assert any(path.startswith("/qrpool/device/") for path in templates)
     assert any(path.startswith("/channels/") for path in templates)

@@ -16,18 +16,20 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 from starlette.requests import Request
 
-from openepay.core.merchants import MerchantNotFound
+from openepay.core.gate import Door, Refusal, Refused, Verifier
 from openepay.core.money import MoneyError, format_yuan, parse_yuan
 from openepay.core.orders import find_merchant_order
 from openepay.core.refunds import RefundError, RefundProblem, refund_order
 from openepay.core.states import SETTLED_PAID, MerchantStatus, OrderStatus
 from openepay.db.models import Merchant, Order, Settlement
 from openepay.gateway import Gateway
+from openepay.protocols.epay import DIALECT
 from openepay.protocols.epay.signing import verify
 from openepay.protocols.epay.validation import unreadable
+from openepay.protocols.lockout_messages import too_many
 from openepay.protocols.params import UnreadableParameter, merged, php_intval
 from openepay.protocols.refusals import REFUND_REFUSED
-from openepay.web.deps import gateway_of
+from openepay.web.deps import client_address, gateway_of
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -64,6 +66,17 @@ REFUND_MESSAGES = {
 REPEATED_REFUND = "已存在相同退款单号！"
 
 
+# The key first: only its holder learns that the merchant is banned or not on V1.
+DOOR = Door(DIALECT, permissions_first=False)
+REFUSALS = {
+    Refusal.NO_SUCH_MERCHANT: "商户ID不存在",
+    Refusal.BAD_SIGNATURE: "商户密钥错误",
+    Refusal.DISABLED: "商户已封禁",
+    Refusal.DIALECT_NOT_ENABLED: "商户未开通易支付V1接口",
+}
+AUTH_ERROR = -3
+
+
 class ApiError(Exception):
     def __init__(self, code: int, msg: str) -> None:
         super().__init__(msg)
@@ -77,20 +90,27 @@ def local_time(gateway: Gateway, moment: datetime | None) -> str | None:
     return moment.astimezone(gateway.settings.zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
-async def _authenticate(gateway: Gateway, params: dict[str, str]) -> tuple[Merchant, str]:
+def _key_or_signature(params: dict[str, str]) -> Verifier:
     """The plain key, as Rainbow takes it; a merchant-signed request without the key also passes."""
-    try:
-        merchant = await gateway.merchants.get(php_intval(params.get("pid")))
-    except MerchantNotFound:
-        raise ApiError(-3, "商户ID不存在") from None
-    key = gateway.merchants.key_of(merchant)
     given = params.get("key")
-    if given is not None:
-        if not hmac.compare_digest(given.encode(), key.encode()):
-            raise ApiError(-3, "商户密钥错误")
-    elif not (params.get("sign") and verify(params, key)):
-        raise ApiError(-3, "商户密钥错误")
-    return merchant, key
+
+    def check(merchant: Merchant, key: str) -> bool:
+        if given is not None:
+            return hmac.compare_digest(given.encode(), key.encode())
+        return bool(params.get("sign")) and verify(params, key)
+
+    return check
+
+
+async def _authenticate(gateway: Gateway, params: dict[str, str], client: str) -> tuple[Merchant, str]:
+    pid = php_intval(params.get("pid"))
+    try:
+        merchant = await gateway.gate.admit(DOOR, pid, client, _key_or_signature(params))
+    except Refused as refused:
+        if refused.reason == Refusal.LOCKED_OUT:
+            raise ApiError(AUTH_ERROR, too_many("商户密钥错误", refused.retry_after)) from None
+        raise ApiError(AUTH_ERROR, REFUSALS[refused.reason]) from None
+    return merchant, gateway.merchants.key_of(merchant)
 
 
 def order_fields(gateway: Gateway, order: Order) -> dict[str, object]:
@@ -263,7 +283,7 @@ async def api(request: Request) -> JSONResponse:
         act = ACTS.get(params.get("act", ""))
         if act is None:
             raise ApiError(-5, "No Act!")
-        merchant, key = await _authenticate(gateway, params)
+        merchant, key = await _authenticate(gateway, params, client_address(request))
         return JSONResponse(await act(gateway, merchant, key, params))
     except ApiError as error:
         return JSONResponse({"code": error.code, "msg": error.msg})

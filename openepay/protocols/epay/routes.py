@@ -35,7 +35,7 @@ from openepay.protocols.epay.validation import (
 from openepay.protocols.params import UnreadableParameter, get_or_post
 from openepay.protocols.refusals import FOR_MERCHANT
 from openepay.web.cashier.routes import message_page
-from openepay.web.deps import base_url, gateway_of
+from openepay.web.deps import base_url, client_address, gateway_of
 from openepay.web.templating import is_mobile
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,9 @@ async def submit(request: Request) -> Response:
         params = await pay_params(request)
         if params is None:
             return HTMLResponse(NOT_CONFIGURED)
-        target = await cashier_target(gateway, request, await validate_pay_request(gateway, params, api=False))
+        target = await cashier_target(
+            gateway, request, await validate_pay_request(gateway, params, client_address(request), api=False)
+        )
     except EpayError as error:
         return message_page(request, "站点提示信息", error.msg)
     except Exception:
@@ -131,7 +133,7 @@ async def mapi(request: Request) -> JSONResponse:
         params = await pay_params(request)
         if params is None:
             return JSONResponse({"code": -4, "msg": "未传入任何参数"})
-        pay = await validate_pay_request(gateway, params, api=True)
+        pay = await validate_pay_request(gateway, params, client_address(request), api=True)
         order = (await place_epay_order(gateway, pay)).order
         cashier_url = gateway.pay_context(base_url(request)).cashier_url(order.trade_no)
         assert pay.pay_type is not None

@@ -9,15 +9,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from openepay.core.merchants import MerchantNotFound
+from openepay.core.gate import Door, Refusal, Refused
 from openepay.core.money import MoneyError, format_yuan, parse_yuan, yuan_to_fen
 from openepay.core.orders import NewOrder
-from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant
 from openepay.gateway import Gateway
 from openepay.notify.targets import url_block_reason
 from openepay.protocols.epay import DIALECT
 from openepay.protocols.epay.signing import verify
+from openepay.protocols.lockout_messages import too_many
 from openepay.protocols.params import UnreadableParameter, php_empty, php_intval
 
 OUT_TRADE_NO = re.compile(r"^[a-zA-Z0-9._\-|]+$")
@@ -42,6 +42,16 @@ LABELS = {
     "param": "业务扩展参数(param)",
     "sitename": "网站名称(sitename)",
     "clientip": "用户IP地址(clientip)",
+}
+
+
+# Rainbow's order: the merchant, the signature, then the ban.
+DOOR = Door(DIALECT, permissions_first=False)
+REFUSALS = {
+    Refusal.NO_SUCH_MERCHANT: "商户不存在！",
+    Refusal.BAD_SIGNATURE: "签名校验失败，请返回重试！",
+    Refusal.DISABLED: "商户已封禁，无法支付！",
+    Refusal.DIALECT_NOT_ENABLED: "商户未开通易支付V1接口",
 }
 
 
@@ -70,23 +80,20 @@ def _money_limit_text(fen: int) -> str:
     return text[:-3] if text.endswith(".00") else text
 
 
-async def authenticate(gateway: Gateway, params: dict[str, str]) -> Merchant:
+async def authenticate(gateway: Gateway, params: dict[str, str], client: str) -> Merchant:
     pid = php_intval(params.get("pid"))
     if pid == 0:
         raise EpayError("商户ID不能为空")
     try:
-        merchant = await gateway.merchants.get(pid)
-    except MerchantNotFound:
-        raise EpayError("商户不存在！") from None
-    if not verify(params, gateway.merchants.key_of(merchant)):
-        raise EpayError("签名校验失败，请返回重试！")
-    if merchant.status != MerchantStatus.ACTIVE:
-        raise EpayError("商户已封禁，无法支付！")
-    return merchant
+        return await gateway.gate.admit(DOOR, pid, client, lambda merchant, key: verify(params, key))
+    except Refused as refused:
+        if refused.reason == Refusal.LOCKED_OUT:
+            raise EpayError(too_many("签名校验失败", refused.retry_after)) from None
+        raise EpayError(REFUSALS[refused.reason]) from None
 
 
-async def validate_pay_request(gateway: Gateway, params: dict[str, str], *, api: bool) -> PayRequest:
-    return check_order_fields(gateway, await authenticate(gateway, params), params, api=api)
+async def validate_pay_request(gateway: Gateway, params: dict[str, str], client: str, *, api: bool) -> PayRequest:
+    return check_order_fields(gateway, await authenticate(gateway, params, client), params, api=api)
 
 
 def check_order_fields(gateway: Gateway, merchant: Merchant, params: dict[str, str], *, api: bool) -> PayRequest:

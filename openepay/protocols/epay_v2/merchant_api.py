@@ -31,9 +31,16 @@ from openepay.protocols.epay.routes import BUSY
 from openepay.protocols.epay_v2.pay import ANY_METHOD, NO_PARAMETERS
 from openepay.protocols.epay_v2.platform_key import platform_key
 from openepay.protocols.epay_v2.signing import PHP_TRIM
-from openepay.protocols.epay_v2.verification import TIMESTAMP_WINDOW, V2Error, authenticate, body_params
+from openepay.protocols.epay_v2.verification import (
+    API_BANNED,
+    API_DOOR,
+    TIMESTAMP_WINDOW,
+    V2Error,
+    authenticate,
+    body_params,
+)
 from openepay.protocols.params import php_empty, php_intval
-from openepay.web.deps import gateway_of
+from openepay.web.deps import client_address, gateway_of
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -242,7 +249,7 @@ async def api(request: Request, endpoint: str) -> JSONResponse:
         params = await body_params(request)
         if "pid" not in params:
             return JSONResponse(NO_PARAMETERS)
-        merchant, signed = await authenticate(gateway, params)
+        merchant, signed = await authenticate(gateway, params, client_address(request), API_DOOR, API_BANNED)
         if endpoint in ONCE_ONLY:
             await refuse_replay(gateway, merchant, endpoint, signed)
         answer = await handler(gateway, merchant, params)

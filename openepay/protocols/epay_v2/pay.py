@@ -15,7 +15,6 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.requests import Request
 
-from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant, Order
 from openepay.gateway import Gateway
 from openepay.protocols.epay.routes import (
@@ -30,9 +29,9 @@ from openepay.protocols.epay.routes import (
 from openepay.protocols.epay.validation import EpayError, PayRequest, check_order_fields
 from openepay.protocols.epay_v2 import DIALECT
 from openepay.protocols.epay_v2.platform_key import platform_key
-from openepay.protocols.epay_v2.verification import V2Error, body_params, check_signature, find_merchant
+from openepay.protocols.epay_v2.verification import PAY_BANNED, PAY_DOOR, V2Error, authenticate, body_params
 from openepay.web.cashier.routes import message_page
-from openepay.web.deps import base_url, gateway_of
+from openepay.web.deps import base_url, client_address, gateway_of
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -44,14 +43,6 @@ NO_PARAMETERS = {"code": -4, "msg": "未传入任何参数"}
 UNSUPPORTED_METHOD = "不支持的支付方式(method)"
 # What the V1 mapi answer would carry, as V2's pay_type.
 PAY_TYPE_OF = {"payurl": "jump", "qrcode": "qrcode", "urlscheme": "urlscheme"}
-
-
-async def _checked_merchant(gateway: Gateway, params: dict[str, str]) -> Merchant:
-    merchant = await find_merchant(gateway, params)
-    check_signature(gateway, merchant, params)
-    if merchant.status != MerchantStatus.ACTIVE:
-        raise V2Error("商户已被封禁，无法支付！")
-    return merchant
 
 
 def _order_fields(gateway: Gateway, merchant: Merchant, params: dict[str, str], *, api: bool) -> PayRequest:
@@ -89,7 +80,7 @@ async def submit(request: Request) -> Response:
         params = await pay_params(request)
         if params is None:
             return HTMLResponse(NOT_CONFIGURED)
-        merchant = await _checked_merchant(gateway, params)
+        merchant, _ = await authenticate(gateway, params, client_address(request), PAY_DOOR, PAY_BANNED)
         target = await cashier_target(gateway, request, _order_fields(gateway, merchant, params, api=False))
     except (V2Error, EpayError) as error:
         return message_page(request, "站点提示信息", error.msg)
@@ -106,7 +97,7 @@ async def create(request: Request) -> JSONResponse:
         params = await body_params(request)
         if "pid" not in params:
             return JSONResponse(NO_PARAMETERS)
-        merchant = await _checked_merchant(gateway, params)
+        merchant, _ = await authenticate(gateway, params, client_address(request), PAY_DOOR, PAY_BANNED)
         method = _method(params)
         pay = _order_fields(gateway, merchant, params, api=True)
         assert pay.pay_type is not None

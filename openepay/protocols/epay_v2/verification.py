@@ -3,7 +3,8 @@
 The checks run in Rainbow's order with Rainbow's texts, because SDKs show them to the
 merchant's developers: the merchant (-1), then the signature rules (-3): RSA-only merchants,
 the timestamp and its 300 second window, a signature at all, and finally the signature itself,
-RSA (``sign_type=RSA``, the merchant's public key) or MD5 (anything else, the V1 rule).
+RSA (``sign_type=RSA``, the merchant's public key) or MD5 (anything else, the V1 rule). The
+ban (and a merchant not using V2) comes before the signature rules or after them, by endpoint.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import time
 
 from starlette.requests import Request
 
-from openepay.core.merchants import MerchantNotFound
-from openepay.core.states import MerchantStatus
+from openepay.core.gate import Door, Refusal, Refused
 from openepay.db.models import Merchant
 from openepay.gateway import Gateway
 from openepay.protocols.epay.signing import signed_content as md5_signed_content
 from openepay.protocols.epay.validation import unreadable
+from openepay.protocols.epay_v2 import DIALECT
 from openepay.protocols.epay_v2.signing import KeyFormatError, rsa_verify, sign_content, stored_public_key
+from openepay.protocols.lockout_messages import too_many
 from openepay.protocols.params import UnreadableParameter, form_params, php_empty, php_intval
 
 TIMESTAMP_WINDOW = 300
@@ -45,25 +47,50 @@ async def body_params(request: Request) -> dict[str, str]:
         raise V2Error(unreadable(error).msg) from None
 
 
-async def find_merchant(gateway: Gateway, params: dict[str, str]) -> Merchant:
+# ``ApiHelper::verify`` (the merchant API) turns a banned merchant away before the signature
+# rules, ``Pay::submit`` and ``Pay::create`` only after them, each with its own words.
+API_DOOR = Door(DIALECT, permissions_first=True)
+API_BANNED = "商户已被封禁"
+PAY_DOOR = Door(DIALECT, permissions_first=False)
+PAY_BANNED = "商户已被封禁，无法支付！"
+
+
+async def authenticate(
+    gateway: Gateway, params: dict[str, str], client: str, door: Door, banned: str
+) -> tuple[Merchant, str]:
+    """The merchant, let in through ``door`` (it exists, is active, uses V2 and signed), and the
+    content its signature covers: the request's identity however it was spelled."""
     pid = php_intval(params.get("pid"))
     if pid == 0:
         raise V2Error("商户ID不能为空")
+    covered: list[str] = []
+
+    def verify(merchant: Merchant, key: str) -> bool:
+        content = signed_content(merchant, key, params)
+        if content is not None:
+            covered.append(content)
+        return content is not None
+
     try:
-        return await gateway.merchants.get(pid)
-    except MerchantNotFound:
-        raise V2Error("商户不存在！") from None
+        merchant = await gateway.gate.admit(door, pid, client, verify)
+    except Refused as refused:
+        raise _refusal(refused, params, banned) from None
+    return merchant, covered[0]
 
 
-async def authenticate(gateway: Gateway, params: dict[str, str]) -> tuple[Merchant, str]:
-    """``ApiHelper::verify``: the merchant must exist and be active, then ``check_signature``.
-
-    Returns the merchant and the content its signature covers.
-    """
-    merchant = await find_merchant(gateway, params)
-    if merchant.status != MerchantStatus.ACTIVE:
-        raise V2Error("商户已被封禁")
-    return merchant, check_signature(gateway, merchant, params)
+def _refusal(refused: Refused, params: dict[str, str], banned: str) -> V2Error:
+    match refused.reason:
+        case Refusal.LOCKED_OUT:
+            return V2Error(too_many("签名校验失败", refused.retry_after), SIGNATURE_ERROR)
+        case Refusal.NO_SUCH_MERCHANT:
+            return V2Error("商户不存在！")
+        case Refusal.DISABLED:
+            return V2Error(banned)
+        case Refusal.DIALECT_NOT_ENABLED:
+            return V2Error("商户未开通易支付V2接口")
+        case Refusal.BAD_SIGNATURE:
+            kind = "RSA" if params.get("sign_type") == "RSA" else "MD5"
+            return V2Error(f"{kind}签名校验失败", SIGNATURE_ERROR)
 
 
 def timestamp_is_fresh(value: str, now: float | None = None) -> bool:
@@ -72,8 +99,8 @@ def timestamp_is_fresh(value: str, now: float | None = None) -> bool:
     return abs((time.time() if now is None else now) - float(value)) <= TIMESTAMP_WINDOW
 
 
-def check_signature(gateway: Gateway, merchant: Merchant, params: dict[str, str]) -> str:
-    """``api_verify``; every refusal is code -3.
+def signed_content(merchant: Merchant, key: str, params: dict[str, str]) -> str | None:
+    """``api_verify``: a request its rules refuse raises (-3); a wrong signature is None.
 
     Returns the content the signature covers: the request's identity, however it was spelled.
     """
@@ -87,15 +114,10 @@ def check_signature(gateway: Gateway, merchant: Merchant, params: dict[str, str]
         raise V2Error("时间戳字段不正确，请检查服务器时间", SIGNATURE_ERROR)
     if "sign" not in params:
         raise V2Error("缺少签名参数", SIGNATURE_ERROR)
-    if uses_rsa:
-        try:
-            public_key = stored_public_key(merchant.rsa_public_key or "")
-        except KeyFormatError:
-            raise V2Error("签名校验失败，商户公钥错误", SIGNATURE_ERROR) from None
-        if not rsa_verify(public_key, params, params["sign"]):
-            raise V2Error("RSA签名校验失败", SIGNATURE_ERROR)
-        return sign_content(params)
-    signed = md5_signed_content(params, gateway.merchants.key_of(merchant))
-    if signed is None:
-        raise V2Error("MD5签名校验失败", SIGNATURE_ERROR)
-    return signed
+    if not uses_rsa:
+        return md5_signed_content(params, key)
+    try:
+        public_key = stored_public_key(merchant.rsa_public_key or "")
+    except KeyFormatError:
+        raise V2Error("签名校验失败，商户公钥错误", SIGNATURE_ERROR) from None
+    return sign_content(params) if rsa_verify(public_key, params, params["sign"]) else None

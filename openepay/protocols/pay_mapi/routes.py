@@ -23,7 +23,7 @@ from openepay.gateway import Gateway
 from openepay.protocols.params import UnreadableParameter, get_or_post
 from openepay.protocols.pay_mapi.validation import MESSAGES, Code, PayMapiError, unreadable, validate_pay_request
 from openepay.web.cashier.routes import message_page
-from openepay.web.deps import base_url, gateway_of
+from openepay.web.deps import base_url, client_address, gateway_of
 from openepay.web.templating import is_mobile
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ async def create_payment(gateway: Gateway, request: Request, device: str) -> Ord
         raise unreadable(error) from None
     if params is None:
         raise PayMapiError(Code.MISSING_PARAMETERS, "pid is required")
-    pay = await validate_pay_request(gateway, params, device=device)
+    pay = await validate_pay_request(gateway, params, client_address(request), device=device)
     try:
         placed = await place_order(gateway.db, pay.order, timeout=gateway.order_timeout, reopen_identical=False)
     except OrderRejected:

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import IntEnum
 
-from openepay.core.merchants import MerchantNotFound
+from openepay.core.gate import Door, Refusal, Refused
 from openepay.core.money import MoneyError, format_yuan, parse_yuan, yuan_to_fen
 from openepay.core.orders import NewOrder
-from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant
 from openepay.gateway import Gateway
 from openepay.notify.targets import url_block_reason
 from openepay.protocols.epay.signing import verify
 from openepay.protocols.epay.validation import MAX_NAME, MAX_OUT_TRADE_NO, MAX_URL
+from openepay.protocols.lockout_messages import too_many_en
 from openepay.protocols.params import UnreadableParameter
 from openepay.protocols.pay_mapi import DIALECT
 
@@ -64,6 +64,9 @@ MAX_EXT = 100
 MAX_SITENAME = 1024
 
 
+DOOR = Door(DIALECT, permissions_first=True)
+
+
 class PayMapiError(Exception):
     def __init__(self, code: Code, detail: str | None = None) -> None:
         super().__init__(f"{int(code)} {detail or MESSAGES[code]}")
@@ -96,25 +99,26 @@ def _missing(params: dict[str, str]) -> None:
             raise PayMapiError(Code.MISSING_PARAMETERS, f"{field} is required")
 
 
-async def _merchant(gateway: Gateway, text: str) -> Merchant:
-    """The merchant behind ``pid``; unknown and disabled merchants look the same to an unsigned caller."""
+async def _authenticate(gateway: Gateway, params: dict[str, str], client: str) -> Merchant:
+    """The merchant behind ``pid``, if it signed; unknown, disabled and not-on-``/pay/`` merchants look alike (800)."""
+    text = params["pid"]
     if not (text.isascii() and text.isdigit() and len(text) <= 10 and 0 < int(text) <= MAX_PID):
         raise PayMapiError(Code.INVALID_MERCHANT, "pid must be a positive integer")
     try:
-        merchant = await gateway.merchants.get(int(text))
-    except MerchantNotFound:
+        return await gateway.gate.admit(DOOR, int(text), client, lambda merchant, key: _signature_ok(params, key))
+    except Refused as refused:
+        if refused.reason == Refusal.LOCKED_OUT:
+            raise PayMapiError(Code.BAD_SIGNATURE, too_many_en(refused.retry_after)) from None
+        if refused.reason == Refusal.BAD_SIGNATURE:
+            raise PayMapiError(Code.BAD_SIGNATURE) from None
         raise PayMapiError(Code.INVALID_MERCHANT) from None
-    if merchant.status != MerchantStatus.ACTIVE:
-        raise PayMapiError(Code.INVALID_MERCHANT)
-    return merchant
 
 
-def _check_signature(gateway: Gateway, merchant: Merchant, params: dict[str, str]) -> None:
+def _signature_ok(params: dict[str, str], key: str) -> bool:
     sign_type = params.get("sign_type", "")
     if sign_type and sign_type.upper() != "MD5":
         raise PayMapiError(Code.BAD_SIGNATURE, "sign_type must be MD5")
-    if not verify(params, gateway.merchants.key_of(merchant)):
-        raise PayMapiError(Code.BAD_SIGNATURE)
+    return verify(params, key)
 
 
 def _minimum(gateway: Gateway) -> Decimal:
@@ -175,11 +179,10 @@ def _check_values(gateway: Gateway, params: dict[str, str]) -> None:
         raise PayMapiError(Code.MISSING_PARAMETERS, f"sitename must be at most {MAX_SITENAME} characters")
 
 
-async def validate_pay_request(gateway: Gateway, params: dict[str, str], *, device: str) -> PayMapiRequest:
+async def validate_pay_request(gateway: Gateway, params: dict[str, str], client: str, *, device: str) -> PayMapiRequest:
     """The order to place, or the ``PayMapiError`` the merchant must hear, in the dialect's order of checks."""
     _missing(params)
-    merchant = await _merchant(gateway, params["pid"])
-    _check_signature(gateway, merchant, params)
+    merchant = await _authenticate(gateway, params, client)
     money = params["money"]
     _check_small_amount(gateway, money)
     amount_fen = _amount_fen(gateway, money)

@@ -39,7 +39,7 @@ from openepay.protocols.payfor.validation import (
 )
 from openepay.protocols.refusals import FOR_MERCHANT
 from openepay.web.cashier.routes import message_page
-from openepay.web.deps import base_url, gateway_of
+from openepay.web.deps import base_url, client_address, gateway_of
 from openepay.web.templating import is_mobile
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ async def pay_for(request: Request) -> Response:
         params = await _params(request)
         # In the browser mode the buyer is the one calling (channels such as WeChat H5 want the IP).
         buyer_ip = None if as_json or request.client is None else request.client.host
-        pay = await validate_pay_request(gateway, params, clientip=buyer_ip, as_json=as_json)
+        pay = await validate_pay_request(gateway, params, client_address(request), clientip=buyer_ip, as_json=as_json)
         placed = await _place(gateway, pay)
         mobile = not as_json and is_mobile(request.headers.get("user-agent"))
         order = await _start(gateway, request, placed, pay, "mobile" if mobile else "pc")

@@ -38,6 +38,7 @@ from openepay.gateway import Gateway
 from openepay.protocols.params import UnreadableParameter, form_params, query_params
 from openepay.protocols.vmq.orders import find_order, is_fixed_amount_code, state_code
 from openepay.protocols.vmq.validation import (
+    BAD_CLOSE_SIGN,
     BUSY,
     DUPLICATE_PAY_ID,
     EXPIRED,
@@ -48,12 +49,13 @@ from openepay.protocols.vmq.validation import (
     SUCCESS,
     SUCCESS_MSG,
     VmqError,
-    check_close_signature,
-    merchant_for,
+    admit,
+    close_signature_ok,
+    create_signature_ok,
     unreadable,
     validate_create,
 )
-from openepay.web.deps import base_url, gateway_of
+from openepay.web.deps import base_url, client_address, gateway_of
 from openepay.web.templating import is_mobile
 
 log = logging.getLogger(__name__)
@@ -152,11 +154,13 @@ async def create_order(request: Request) -> Response:
     gateway = gateway_of(request)
     try:
         params = await request_params(request)
-        merchant = await merchant_for(gateway, _path_pid(request), active=True)
+        merchant = await admit(
+            gateway, _path_pid(request), client_address(request), lambda _, key: create_signature_ok(params, key)
+        )
         # With isHtml=1 the buyer's browser is the caller (the plugin redirected it here).
         as_html = params.get("isHtml", "").strip() == "1"
         mobile = as_html and is_mobile(request.headers.get("user-agent"))
-        buyer_ip = request.client.host if as_html and request.client is not None else None
+        buyer_ip = client_address(request) if as_html else None
         new = validate_create(gateway, merchant, params, device="mobile" if mobile else "pc", clientip=buyer_ip)
         order = await _create(gateway, request, new)
         if as_html:
@@ -185,7 +189,7 @@ async def _paths_order(gateway: Gateway, request: Request, params: dict[str, str
     No signature (V免签's pay page reads these from the buyer's browser), so ``orderId`` must be
     the buyer handle createOrder gave out: a bare order number is unknown here.
     """
-    merchant = await merchant_for(gateway, _path_pid(request), active=False)
+    merchant = await admit(gateway, _path_pid(request), client_address(request), None)
     return await _order_of(gateway, merchant, gateway.links.trade_no_of(params.get("orderId", "")))
 
 
@@ -226,8 +230,14 @@ async def close_order(request: Request) -> Response:
 
     async def work() -> Answer:
         params = await request_params(request)
-        merchant = await merchant_for(gateway, _path_pid(request), active=False)
-        order_id = check_close_signature(gateway, merchant, params)
+        merchant = await admit(
+            gateway,
+            _path_pid(request),
+            client_address(request),
+            lambda _, key: close_signature_ok(params, key),
+            bad_signature=BAD_CLOSE_SIGN,
+        )
+        order_id = params.get("orderId", "")
         # Signed by the merchant, so the bare number (what shops stored before orderId became a handle) will do.
         order = await _order_of(gateway, merchant, gateway.links.trade_no_of(order_id) or order_id)
         closed = await close_unpaid_order(gateway.db, order)

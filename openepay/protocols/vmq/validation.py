@@ -11,14 +11,14 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from openepay.core.merchants import MerchantNotFound
+from openepay.core.gate import Door, Refusal, Refused, Verifier
 from openepay.core.money import MoneyError, format_yuan, parse_yuan, yuan_to_fen
 from openepay.core.orders import NewOrder
-from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant
 from openepay.gateway import Gateway
 from openepay.notify.targets import url_block_reason
 from openepay.protocols.epay.validation import MAX_URL
+from openepay.protocols.lockout_messages import too_many
 from openepay.protocols.params import UnreadableParameter
 from openepay.protocols.vmq import DIALECT
 from openepay.protocols.vmq.signing import close_sign, create_sign, matches
@@ -76,6 +76,10 @@ PID = re.compile(r"[0-9]{1,10}")
 MAX_PID = 2**31 - 1
 
 
+# Unknown, disabled and not-on-V免签 merchants look alike, and are turned away before the signature.
+DOOR = Door(DIALECT, permissions_first=True)
+
+
 class VmqError(Exception):
     def __init__(self, msg: str) -> None:
         super().__init__(msg)
@@ -90,27 +94,30 @@ def unreadable(error: UnreadableParameter) -> VmqError:
     return VmqError(f"{LABELS.get(error.name, f'参数({error.name})')}含有非法字符")
 
 
-async def merchant_for(gateway: Gateway, pid: str | None, *, active: bool) -> Merchant:
-    """The merchant of the path ``/vmq/{pid}/...``, or for the root paths the configured default one.
+async def admit(
+    gateway: Gateway, path_pid: str | None, client: str, verify: Verifier | None, bad_signature: str = BAD_CREATE_SIGN
+) -> Merchant:
+    """The merchant of the path ``/vmq/{pid}/...`` (on the root paths the configured default one), let in by the gate.
 
-    ``active``: only an enabled merchant will do (taking orders); reading and closing orders
-    of a disabled merchant stays possible.
+    Every endpoint needs the merchant active and using V免签; ``verify`` checks the signature of
+    those that are signed, and a wrong one is answered ``bad_signature``.
     """
-    if pid is None:
+    if path_pid is None:
         if gateway.settings.vmq_default_pid is None:
             raise VmqError(NO_DEFAULT_MERCHANT)
         number = gateway.settings.vmq_default_pid
-    elif PID.fullmatch(pid) and 0 < int(pid) <= MAX_PID:
-        number = int(pid)
+    elif PID.fullmatch(path_pid) and 0 < int(path_pid) <= MAX_PID:
+        number = int(path_pid)
     else:
         raise VmqError(UNKNOWN_MERCHANT)
     try:
-        merchant = await gateway.merchants.get(number)
-    except MerchantNotFound:
+        return await gateway.gate.admit(DOOR, number, client, verify)
+    except Refused as refused:
+        if refused.reason == Refusal.LOCKED_OUT:
+            raise VmqError(too_many("签名错误", refused.retry_after)) from None
+        if refused.reason == Refusal.BAD_SIGNATURE:
+            raise VmqError(bad_signature) from None
         raise VmqError(UNKNOWN_MERCHANT) from None
-    if active and merchant.status != MerchantStatus.ACTIVE:
-        raise VmqError(UNKNOWN_MERCHANT)
-    return merchant
 
 
 def _check_present(params: dict[str, str]) -> None:
@@ -131,11 +138,16 @@ def _check_present(params: dict[str, str]) -> None:
         raise VmqError(MISSING_SIGN)
 
 
-def _check_signature(gateway: Gateway, merchant: Merchant, params: dict[str, str]) -> None:
-    key = gateway.merchants.key_of(merchant)
+def create_signature_ok(params: dict[str, str], key: str) -> bool:
+    """V免签's presence checks (each raising its message), then ``md5(payId + param + type + price + key)``."""
+    _check_present(params)
     expected = create_sign(params["payId"], params.get("param", ""), params["type"], params["price"], key)
-    if not matches(expected, params["sign"]):
-        raise VmqError(BAD_CREATE_SIGN)
+    return matches(expected, params["sign"])
+
+
+def close_signature_ok(params: dict[str, str], key: str) -> bool:
+    """``sign = md5(orderId + key)``."""
+    return matches(close_sign(params.get("orderId", ""), key), params.get("sign", ""))
 
 
 def _limit_text(fen: int) -> str:
@@ -185,9 +197,7 @@ def _check_values(gateway: Gateway, params: dict[str, str]) -> None:
 def validate_create(
     gateway: Gateway, merchant: Merchant, params: dict[str, str], *, device: str, clientip: str | None
 ) -> NewOrder:
-    """The order a createOrder asks for, or the ``VmqError`` to answer."""
-    _check_present(params)
-    _check_signature(gateway, merchant, params)
+    """The order a createOrder of an admitted merchant asks for, or the ``VmqError`` to answer."""
     _check_values(gateway, params)
     price = params["price"]
     amount_fen = _amount_fen(gateway, price)
@@ -209,11 +219,3 @@ def validate_create(
         device=device,
         attrs={"type": type_code},
     )
-
-
-def check_close_signature(gateway: Gateway, merchant: Merchant, params: dict[str, str]) -> str:
-    """The ``orderId`` of a closeOrder whose ``sign = md5(orderId + key)`` is right."""
-    order_id = params.get("orderId", "")
-    if not matches(close_sign(order_id, gateway.merchants.key_of(merchant)), params.get("sign", "")):
-        raise VmqError(BAD_CLOSE_SIGN)
-    return order_id
