@@ -38,6 +38,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # A wrong OPENEPAY_SECRET_KEY stops the start here, before any request is answered.
+        try:
+            await gateway.prove_secret_key()
+        except BaseException:
+            await gateway.aclose()
+            raise
         stop = asyncio.Event()
         worker_task = None
         if run_worker:

@@ -124,7 +124,7 @@ def settings(database_url: str) -> Settings:
 
 @pytest_asyncio.fixture(scope="session")
 async def _session_gateway(settings: Settings) -> AsyncIterator[Gateway]:
-    gateway = Gateway.from_settings(settings)
+    gateway = await Gateway.open(settings)
     yield gateway
     await gateway.aclose()
 

@@ -132,16 +132,12 @@ async def test_order_pay_refuses_unknown_orders(gateway, database_url):
 async def test_serve_runs_web_and_worker_on_a_fresh_sqlite_file(tmp_path):
     """`openepay serve` migrates a new SQLite database itself and delivers notifications in-process."""
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
-    created = await openepay(
-        database_url, "merchant", "create", "--name", "Fresh", "--json", OPENEPAY_NOTIFY_ALLOW_PRIVATE="1"
-    )
-    credentials = json.loads(created.stdout)
     port = free_port()
     env = cli_env(database_url, OPENEPAY_NOTIFY_ALLOW_PRIVATE="1", OPENEPAY_WORKER_POLL_INTERVAL="0.1")
     process = subprocess.Popen(
         [sys.executable, "-m", "openepay", "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE
     )
-    shop = FakeMerchant(key=credentials["key"]).start()
+    shop = None
     try:
         base = f"http://127.0.0.1:{port}"
 
@@ -153,6 +149,11 @@ async def test_serve_runs_web_and_worker_on_a_fresh_sqlite_file(tmp_path):
                 return False
 
         await eventually(ready, timeout=20, interval=0.2)
+        created = await openepay(
+            database_url, "merchant", "create", "--name", "Fresh", "--json", OPENEPAY_NOTIFY_ALLOW_PRIVATE="1"
+        )
+        credentials = json.loads(created.stdout)
+        shop = FakeMerchant(key=credentials["key"]).start()
         # The epay V2 key pair exists from the first start, before any V2 request needed it.
         with sqlite3.connect(tmp_path / "fresh.db") as db:
             assert db.execute("SELECT name FROM platform_keys").fetchall() == [("epay_v2",)]
@@ -163,7 +164,8 @@ async def test_serve_runs_web_and_worker_on_a_fresh_sqlite_file(tmp_path):
         [notification] = await eventually(lambda: shop.notifications(), timeout=15)
         assert notification.signature_ok and notification.params["trade_no"] == trade_no
     finally:
-        shop.stop()
+        if shop is not None:
+            shop.stop()
         process.terminate()
         process.wait(timeout=20)
 
