@@ -96,8 +96,15 @@ class Database:
             yield session
 
     async def ping(self) -> None:
+        """One round trip that reads. On SQLite it takes no lock, so a writer holding the lock does not
+        make the database look unreachable (every transaction here begins with ``BEGIN IMMEDIATE``)."""
         async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+            if self.dialect != "sqlite":
+                await conn.execute(text("SELECT 1"))
+                return
+            raw = await conn.get_raw_connection()
+            cursor = await raw.driver_connection.execute("SELECT count(*) FROM sqlite_master")
+            await cursor.close()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

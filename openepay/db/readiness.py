@@ -24,26 +24,43 @@ PROBE = "readyz"
 
 
 async def unready_reason(db: Database, *, min_free_bytes: int, timeout: float = 1.0) -> str | None:
-    """None when the database can serve requests; otherwise what is wrong, in a few words."""
+    """None when the database can serve requests; otherwise what is wrong, in a few words.
+
+    Answers within ``timeout`` even when the database hangs: a probe stuck behind a lock (and
+    its clean-up, which waits for the same lock) is left to finish in the background.
+    """
+    stage = ["unreachable"]
+    probe = asyncio.ensure_future(_probe(db, min_free_bytes, stage))
+    done, _ = await asyncio.wait({probe}, timeout=timeout)
+    if not done:
+        probe.cancel()
+        probe.add_done_callback(_forget)
+        log.warning("not ready: database %s", stage[0], exc_info=TimeoutError(f"no answer within {timeout:g} s"))
+        return stage[0]
     try:
-        async with asyncio.timeout(timeout):
-            await db.ping()
+        return probe.result()
     except Exception as exc:
-        log.warning("not ready: database unreachable", exc_info=exc)
-        return "unreachable"
+        log.warning("not ready: database %s", stage[0], exc_info=exc)
+        return stage[0]
+
+
+async def _probe(db: Database, min_free_bytes: int, stage: list[str]) -> str | None:
+    await db.ping()
     path = sqlite_file(db.url)
     if path is not None:
         free = shutil.disk_usage(path.parent).free
         if free < min_free_bytes:
             log.warning("not ready: %d bytes free beside %s, below OPENEPAY_READY_MIN_FREE_MB", free, path)
             return "disk full"
-    try:
-        async with asyncio.timeout(timeout):
-            await _write_probe(db)
-    except Exception as exc:
-        log.warning("not ready: the database refuses writes", exc_info=exc)
-        return "not writable"
+    stage[0] = "not writable"
+    await _write_probe(db)
     return None
+
+
+def _forget(probe: asyncio.Future[str | None]) -> None:
+    """Collect a probe given up on, so its late error is not reported as never retrieved."""
+    if not probe.cancelled():
+        probe.exception()
 
 
 async def _write_probe(db: Database) -> None:
