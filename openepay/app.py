@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
+from openepay import logs
 from openepay.config import Settings
 from openepay.gateway import Gateway
 from openepay.protocols.epay import merchant_api as epay_api
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
                 await worker_task
                 await worker.aclose()
             await gateway.aclose()
+            logs.report_held_back()
 
     app = FastAPI(title="OpenEpay", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.gateway = gateway

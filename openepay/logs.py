@@ -79,7 +79,8 @@ class QuietRepeats(logging.Handler):
     record of a kind goes through with its traceback. Later ones within ``interval`` seconds are
     counted, and when the interval is over one line says how many there were, with the latest
     one's text; a kind that comes back after a quiet interval gets one line without traceback.
-    Records without a traceback always go through.
+    A record about one order (it carries a ``trade_no``) is never held back, only shortened to
+    one line. Records without a traceback always go through.
     """
 
     MAX_KINDS = 1000
@@ -115,6 +116,9 @@ class QuietRepeats(logging.Handler):
         if kind.repeats == 0 and now - kind.since >= self.interval:
             kind.since = now
             return _one_line(record, "%s (%s: %s); its traceback was logged earlier")
+        if getattr(record, "trade_no", None) is not None:
+            # About one order (a payment that could not be recorded): each stays findable, in one line.
+            return _one_line(record, "%s (%s: %s); its traceback was logged earlier")
         kind.repeats += 1
         kind.latest = record
         self._next_summary = min(self._next_summary, kind.since + self.interval)
@@ -123,13 +127,16 @@ class QuietRepeats(logging.Handler):
     def flush(self) -> None:
         self.target.flush()
 
-    def close(self) -> None:
-        """Say how many repeats were held back, so none goes unreported at shutdown."""
+    def report_held_back(self) -> None:
+        """Say now how many repeats were held back (at shutdown, so none goes unreported)."""
         self.acquire()
         try:
             self._summarise(self.clock(), due_only=False)
         finally:
             self.release()
+
+    def close(self) -> None:
+        self.report_held_back()
         super().close()
 
     def _summarise(self, now: float, *, due_only: bool) -> None:
@@ -152,11 +159,12 @@ class QuietRepeats(logging.Handler):
 def _one_line(record: logging.LogRecord, template: str) -> logging.LogRecord:
     """``record`` as one line: its message and the exception's class and text, without the traceback."""
     exception = record.exc_info[1] if record.exc_info else None
+    first_line = (str(exception).splitlines() or [""])[0][:300]
     return logging.makeLogRecord(
         {
             **record.__dict__,
             "msg": template,
-            "args": (record.getMessage(), type(exception).__name__, exception),
+            "args": (record.getMessage(), type(exception).__name__, first_line),
             "exc_info": None,
             "exc_text": None,
         }
@@ -177,3 +185,10 @@ def configure(level: str = "INFO", fmt: str = "text", *, repeat_interval: float 
     root.setLevel(level.upper())
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def report_held_back() -> None:
+    """Log the repeats still held back; for servers that end by a signal, before ``logging.shutdown`` could."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, QuietRepeats):
+            handler.report_held_back()

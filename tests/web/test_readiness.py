@@ -8,12 +8,9 @@ a table.
 from __future__ import annotations
 
 import asyncio
-import errno
 import secrets
 import sqlite3
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -24,6 +21,7 @@ from openepay.db import migrate
 from openepay.db.models import HealthProbe
 from openepay.gateway import Gateway
 from tests.conftest import PG_DSN, _create_pg_database, _drop_pg_database, make_settings, pg_url
+from tests.support.disk import fill, small_disk
 from tests.support.gateways import own_server
 
 
@@ -83,36 +81,13 @@ async def test_sqlite_held_by_another_writer_is_not_ready_until_it_lets_go(tmp_p
         assert (await readiness(running.url))[0] == 200
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 16 MiB filesystem of its own (a tmpfs; mounting it needs root, which the test machines have)."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(mount_point)], check=True)
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
-
-
-def fill(disk: Path) -> Path:
-    """Write until the disk is full, as a runaway log file would."""
-    filler = disk / "filler"
-    with open(filler, "wb", buffering=0) as file:
-        try:
-            while True:
-                file.write(b"\0" * 65536)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    return filler
-
-
-async def test_sqlite_on_a_full_disk_is_not_ready_until_space_is_freed(small_disk):
-    url = f"sqlite+aiosqlite:///{small_disk / 'openepay.db'}"
-    await asyncio.to_thread(migrate.upgrade, url)
-    with own_server(url, ready_min_free_mb=4) as running:
-        assert (await readiness(running.url))[0] == 200
-        filler = await asyncio.to_thread(fill, small_disk)
-        assert await readiness(running.url) == (503, {"status": "unavailable", "database": "disk full"})
-        filler.unlink()
-        assert (await readiness(running.url))[0] == 200
+async def test_sqlite_on_a_full_disk_is_not_ready_until_space_is_freed(tmp_path):
+    with small_disk(tmp_path / "disk") as disk:
+        url = f"sqlite+aiosqlite:///{disk / 'openepay.db'}"
+        await asyncio.to_thread(migrate.upgrade, url)
+        with own_server(url, ready_min_free_mb=4) as running:
+            assert (await readiness(running.url))[0] == 200
+            filler = await asyncio.to_thread(fill, disk)
+            assert await readiness(running.url) == (503, {"status": "unavailable", "database": "disk full"})
+            filler.unlink()
+            assert (await readiness(running.url))[0] == 200
