@@ -27,7 +27,7 @@ from openepay.db import Database, migrate
 from openepay.db.models import KeyCheck, Merchant, PlatformKey
 from openepay.key_check import WrongSecretKey
 from openepay.secretbox import CHECK_CONTEXT, SecretBox
-from tests.conftest import _create_pg_database, _drop_pg_database, make_settings, pg_url
+from tests.conftest import make_settings, pg_url
 from tests.support.operator import error_lines, operator_env, run_openepay
 
 RIGHT = "the-key-this-gateway-was-created-with"
@@ -186,16 +186,6 @@ async def test_an_empty_secret_key_file_is_refused(tmp_path):
     (tmp_path / "openepay.secret").write_text("\n")
     refused = await run_openepay("merchant", "list", cwd=tmp_path)
     refused_in_one_line(refused, "is empty")
-
-
-@pytest.fixture
-def pg_database():  # type: ignore[no-untyped-def]
-    name = f"openepay_cli_{secrets.token_hex(4)}"
-    asyncio.run(_create_pg_database(name))
-    try:
-        yield name
-    finally:
-        asyncio.run(_drop_pg_database(name))
 
 
 def _free_port() -> int:

@@ -11,7 +11,6 @@ import io
 import json
 import logging
 import re
-import secrets
 import subprocess
 import sys
 from collections import Counter
@@ -25,7 +24,7 @@ import pytest
 from openepay.db import migrate
 from openepay.gateway import Gateway
 from openepay.logs import QuietRepeats, TextFormatter
-from tests.conftest import PG_DSN, TEST_SECRET, _create_pg_database, _drop_pg_database, make_settings, pg_url
+from tests.conftest import PG_DSN, TEST_SECRET, make_settings, pg_url
 from tests.support.disk import fill, small_disk
 from tests.support.epay import order_params, signed
 from tests.support.operator import operator_env
@@ -105,18 +104,6 @@ def test_a_failure_about_one_order_is_never_held_back(quiet_log):
     text = stream.getvalue()
     assert text.count("Traceback") == 1
     assert re.findall(r"trade_no=(T\d)", text) == ["T0", "T1", "T2"]
-
-
-@pytest.fixture
-def pg_database() -> Iterator[str]:
-    """A PostgreSQL database of this test's own, migrated and claimed by the tests' secret key."""
-    name = f"openepay_outage_{secrets.token_hex(4)}"
-    asyncio.run(_create_pg_database(name))
-    try:
-        migrate.upgrade(pg_url(name))
-        yield name
-    finally:
-        asyncio.run(_drop_pg_database(name))
 
 
 async def take_away(name: str) -> None:

@@ -8,19 +8,16 @@ a table.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import sqlite3
-from collections.abc import Iterator
 
 import asyncpg
 import httpx
-import pytest
 from sqlalchemy import func, select
 
 from openepay.db import migrate
 from openepay.db.models import HealthProbe
 from openepay.gateway import Gateway
-from tests.conftest import PG_DSN, _create_pg_database, _drop_pg_database, make_settings, pg_url
+from tests.conftest import PG_DSN, make_settings, pg_url
 from tests.support.disk import fill, small_disk
 from tests.support.gateways import own_server
 
@@ -36,18 +33,6 @@ async def test_readyz_writes_one_row_and_never_grows_a_table(server, gateway):
         assert await readiness(server.url) == (200, {"status": "ready", "database": "ok"})
     async with gateway.db.session() as session:
         assert await session.scalar(select(func.count()).select_from(HealthProbe)) == 1
-
-
-@pytest.fixture
-def pg_database() -> Iterator[str]:
-    """A PostgreSQL database of this test's own, migrated and claimed by the tests' secret key."""
-    name = f"openepay_ready_{secrets.token_hex(4)}"
-    asyncio.run(_create_pg_database(name))
-    try:
-        migrate.upgrade(pg_url(name))
-        yield name
-    finally:
-        asyncio.run(_drop_pg_database(name))
 
 
 async def test_a_read_only_postgresql_is_not_ready(pg_database):
