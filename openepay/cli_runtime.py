@@ -107,7 +107,8 @@ async def _opened(settings: Settings, opening: Awaitable[T]) -> T:
     except WrongSecretKey:
         raise fail(
             f"the secret key ({settings.secret_key_source}) is not the one this database was written with; "
-            "nothing was changed: start again with the right OPENEPAY_SECRET_KEY"
+            "nothing was changed: start again with the key it was created with "
+            "(OPENEPAY_SECRET_KEY, or OPENEPAY_SECRET_KEY_FILE)"
         ) from None
     except ConfigurationError as exc:
         raise fail(str(exc)) from None
@@ -149,7 +150,7 @@ async def _ensure_secret_key(settings: Settings, *, creates: bool, required: boo
         settings.resolve_secret_key()
         return
     except ConfigurationError:
-        if not creates:
+        if not creates or settings.secret_key_file.exists():
             raise
     db = Database(settings.database_url)
     try:

@@ -8,7 +8,6 @@ imports) is loaded only to migrate.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from functools import cache
@@ -101,7 +100,3 @@ async def current_revision(database_url: str) -> str | None:
             return await stored_revision(conn)
     finally:
         await engine.dispose()
-
-
-def is_current(database_url: str) -> bool:
-    return asyncio.run(current_revision(database_url)) == head_revision()
