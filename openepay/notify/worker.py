@@ -60,6 +60,8 @@ class NotifyWorker:
         self._last_sweep = 0.0
         self._last_beat = 0.0
         self._started_at = utcnow()
+        # Load the dialects' message code and the metrics now, not while the first batch's leases run.
+        _ = gateway.dialects, gateway.metrics
 
     async def aclose(self) -> None:
         await self.http.aclose()
