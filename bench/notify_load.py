@@ -395,7 +395,7 @@ async def run_scenario(spec: str, sink: Sink, baseline_rps: float | None, args: 
         subprocess.run(
             [sys.executable, "-m", "openepay", "migrate"], env=env, check=True, capture_output=True, timeout=120
         )
-        gateway = Gateway.from_settings(Settings(database_url=database_url, secret_key=secret_key))
+        gateway = await Gateway.open(Settings(database_url=database_url, secret_key=secret_key))
         stack.push_async_callback(gateway.aclose)
 
         began = time.perf_counter()

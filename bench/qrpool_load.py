@@ -331,8 +331,7 @@ async def run_backend(backend: str, sink: Sink, args: argparse.Namespace) -> dic
             OPENEPAY_QRPOOL_MAX_OFFSET_FEN=str(n),
             OPENEPAY_QRPOOL_DEVICE_RATE_PER_MINUTE=str(100 * n),
         )
-        if backend == "postgresql":
-            openepay(env, "migrate")
+        openepay(env, "migrate")  # creates the gateway (other commands never create one)
         merchant_keys = json.loads(openepay(env, "merchant", "create", "--name", "qrpool-bench", "--json"))
         openepay(env, "qrpool", "account", "add", "wx-bench", "--type", "wxpay")
         openepay(env, "qrpool", "code", "add", "wx-bench", "--content", GENERIC_CODE)

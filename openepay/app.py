@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
+from openepay import logs
 from openepay.config import Settings
 from openepay.gateway import Gateway
 from openepay.protocols.epay import merchant_api as epay_api
@@ -38,6 +39,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # A wrong OPENEPAY_SECRET_KEY stops the start here, before any request is answered.
+        try:
+            await gateway.prove_secret_key()
+        except BaseException:
+            await gateway.aclose()
+            raise
         stop = asyncio.Event()
         lockout_task = asyncio.create_task(gateway.gate.lockout.run(stop))
         worker_task = None
@@ -55,6 +62,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
                 await worker.aclose()
             await lockout_task
             await gateway.aclose()
+            logs.report_held_back()
 
     app = FastAPI(title="OpenEpay", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.gateway = gateway

@@ -1,4 +1,9 @@
-"""The ``openepay`` command: run the gateway and its workers, and operate merchants and orders."""
+"""The ``openepay`` command: run the gateway and its workers, and operate merchants and orders.
+
+Commands start in a fraction of a second: this module imports only what every command needs,
+and each command imports the rest of the gateway (the web app, the HTTP client, the dialects)
+when it runs.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,15 @@ import signal
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import typer
-import uvloop
 from sqlalchemy import select
 
-from openepay import logs
 from openepay.channels.qrpool.cli import qrpool_app
 from openepay.channels.qrpool.review_cli import review_app
-from openepay.cli_runtime import fail, prepare, with_gateway
+from openepay.cli_runtime import fail, with_gateway
 from openepay.config import Settings
 from openepay.core.merchants import MerchantNotFound
 from openepay.core.money import format_yuan
@@ -26,8 +29,10 @@ from openepay.core.orders import get_order
 from openepay.core.states import MerchantStatus, OrderStatus
 from openepay.db.models import Merchant, NotifyAttempt, NotifyTask, Order
 from openepay.db.types import storable, utcnow
-from openepay.gateway import Gateway
-from openepay.protocols.registry import DIALECT_NAMES
+from openepay.protocols import DIALECT_NAMES
+
+if TYPE_CHECKING:
+    from openepay.gateway import Gateway
 
 app = typer.Typer(help="OpenEpay: a self-hosted payment gateway for 易支付/epay merchants.", no_args_is_help=True)
 merchant_app = typer.Typer(help="Merchant accounts.", no_args_is_help=True)
@@ -41,39 +46,25 @@ app.add_typer(platform_app, name="platform")
 qrpool_app.add_typer(review_app, name="review")
 app.add_typer(qrpool_app, name="qrpool")
 
-T = TypeVar("T")
 DEMO_MERCHANT = "Demo Shop"
 
 
-def _open_platform_key(settings: Settings) -> None:
-    """Create the epay V2 key pair on the first start, and fail now, not on the first V2 request,
-    if ``OPENEPAY_SECRET_KEY`` cannot open the stored one."""
-    from openepay.db import Database
+async def _platform_key(gateway: Gateway) -> None:
+    """Make the epay V2 key pair now, not on the first V2 request (and prove the stored one opens)."""
     from openepay.protocols.epay_v2.platform_key import platform_key
-    from openepay.secretbox import SecretBox, SecretBoxError
-
-    async def run() -> None:
-        db = Database(settings.database_url)
-        try:
-            await platform_key(db, SecretBox(settings.resolve_secret_key()))
-        finally:
-            await db.dispose()
+    from openepay.secretbox import SecretBoxError
 
     try:
-        uvloop.run(run())
+        await platform_key(gateway.db, gateway.box)
     except SecretBoxError as exc:
-        raise fail(
-            f"cannot open the stored platform key (is OPENEPAY_SECRET_KEY the one it was made with?): {exc}"
-        ) from None
+        raise fail(f"cannot open the stored epay V2 platform key: {exc}") from None
 
 
-def _serve(settings: Settings, host: str, port: int, run_worker: bool, forwarded_allow_ips: str | None = None) -> None:
+def _listen(settings: Settings, host: str, port: int, run_worker: bool, forwarded_allow_ips: str | None = None) -> None:
     import uvicorn
 
     from openepay.app import create_app
     from openepay.web.server import http_protocol
-
-    _open_platform_key(settings)
 
     uvicorn.run(
         create_app(settings, run_worker=run_worker),
@@ -101,8 +92,8 @@ def serve(
 ) -> None:
     """Run the web app (and, unless --no-worker, the notification worker)."""
     settings = Settings()
-    prepare(settings)
-    _serve(settings, host, port, worker, forwarded_allow_ips)
+    with_gateway(settings, _platform_key, creates=True, service=True)
+    _listen(settings, host, port, worker, forwarded_allow_ips)
 
 
 @app.command()
@@ -110,13 +101,12 @@ def worker(
     metrics_port: int | None = typer.Option(None, help="Serve this worker's Prometheus metrics on this port."),
 ) -> None:
     """Run the notification worker alone (start as many as you like, on any machine)."""
-    from prometheus_client import start_http_server
-
-    from openepay.notify.worker import NotifyWorker
-
-    settings = Settings()
 
     async def run(gateway: Gateway) -> None:
+        from prometheus_client import start_http_server
+
+        from openepay.notify.worker import NotifyWorker
+
         if metrics_port is not None:
             start_http_server(metrics_port, registry=gateway.metrics.registry)
         stop = asyncio.Event()
@@ -129,17 +119,16 @@ def worker(
         finally:
             await notify_worker.aclose()
 
-    with_gateway(settings, run)
+    with_gateway(Settings(), run, service=True)
 
 
 @app.command("migrate")
 def migrate_command() -> None:
-    """Apply database migrations (SQLite is migrated automatically on start)."""
+    """Create or upgrade the database schema (SQLite is also migrated automatically on start)."""
+    from openepay.cli_runtime import prepare
     from openepay.db import migrate
 
-    settings = Settings()
-    logs.configure(settings.log_level, settings.log_format)
-    migrate.upgrade(settings.database_url)
+    prepare(Settings(), creates=True, needs_key=False)
     typer.echo(f"database is at revision {migrate.head_revision()}")
 
 
@@ -153,6 +142,7 @@ def demo(
     base = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
 
     async def ensure_demo_merchant(gateway: Gateway) -> tuple[int, str]:
+        await _platform_key(gateway)
         async with gateway.db.session() as session:
             merchant = await session.scalar(
                 select(Merchant).where(Merchant.name == DEMO_MERCHANT).order_by(Merchant.pid)
@@ -162,7 +152,7 @@ def demo(
         created = await gateway.merchants.create(DEMO_MERCHANT, refund_enabled=True)
         return created.pid, created.key
 
-    pid, key = with_gateway(settings, ensure_demo_merchant)
+    pid, key = with_gateway(settings, ensure_demo_merchant, creates=True, service=True)
     # V免签 plugins know only an address and a key: the root paths serve the demo merchant.
     settings = settings.model_copy(update={"vmq_default_pid": settings.vmq_default_pid or pid})
     from openepay.web.demo_shop import signed_submit_link
@@ -174,7 +164,7 @@ def demo(
     typer.echo(f"  test link   : {signed_submit_link(base, pid, key)}")
     typer.echo(f"  V免签 URL   : {base}/ (for V免签 plugins, with the same key)")
     typer.echo("Open the test link, press the sandbox pay button, and you land back on the demo shop.")
-    _serve(settings, host, port, run_worker=True)
+    _listen(settings, host, port, run_worker=True)
 
 
 def _merchant_row(merchant: Merchant) -> dict[str, Any]:
@@ -333,7 +323,7 @@ def platform_public_key(
     try:
         key = with_gateway(Settings(), lambda gw: platform_key(gw.db, gw.box))
     except SecretBoxError as exc:
-        raise fail(f"cannot open the stored platform key: {exc}") from None
+        raise fail(f"cannot open the stored epay V2 platform key: {exc}") from None
     typer.echo(key.public_base64 if as_base64 else key.public_pem.rstrip("\n"))
 
 
@@ -542,4 +532,13 @@ def main() -> None:
     if unreadable is not None:
         typer.secho(f"openepay: this argument is not UTF-8 text: {unreadable!r}", fg=typer.colors.RED, err=True)
         raise SystemExit(2)
-    app()
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as exc:
+        # Settings from the environment that cannot be read: name them, never echo their values.
+        for error in exc.errors(include_input=False, include_url=False):
+            field = ".".join(str(part) for part in error["loc"])
+            typer.secho(f"OPENEPAY_{field.upper()}: {error['msg']}", fg=typer.colors.RED, err=True)
+        raise SystemExit(1) from None

@@ -7,6 +7,7 @@ each other.
 
 from __future__ import annotations
 
+import os
 import secrets
 from decimal import Decimal
 from functools import cached_property
@@ -18,6 +19,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from openepay.core.money import MAX_AMOUNT_FEN, format_yuan
+from openepay.db.urls import normalize, sqlite_file
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./openepay.db"
 
@@ -107,6 +109,16 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     log_format: str = "text"
     log_level: str = "INFO"
+    # A failure logged with a traceback (a database outage fails every request the same way) is
+    # logged in full once; repeats of it are counted and summed up once per this many seconds.
+    log_repeat_interval: float = 60.0
+    # /readyz fails when the disk holding the SQLite database has less free space than this.
+    ready_min_free_mb: int = 16
+
+    @field_validator("database_url")
+    @classmethod
+    def _spell_out_driver(cls, value: str) -> str:
+        return normalize(value)
 
     @field_validator("public_url")
     @classmethod
@@ -134,22 +146,50 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
-    def resolve_secret_key(self) -> str:
-        """The key that encrypts merchant secrets at rest.
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database file (absolute), or None on PostgreSQL."""
+        return sqlite_file(self.database_url)
 
-        On the embedded SQLite default a key file is created beside the working directory so
-        that ``openepay demo`` works with no setup; a PostgreSQL deployment must set
-        ``OPENEPAY_SECRET_KEY`` explicitly, because its data outlives any one machine.
+    @property
+    def secret_key_source(self) -> str:
+        """Where the secret key comes from, for messages: the variable, or the file's absolute path."""
+        if self.secret_key is not None and self.secret_key.get_secret_value():
+            return "OPENEPAY_SECRET_KEY"
+        return str(self.secret_key_file.resolve())
+
+    def resolve_secret_key(self) -> str:
+        """The key that encrypts merchant secrets at rest: ``OPENEPAY_SECRET_KEY``, else the key file.
+
+        Never made up here: a new key belongs to a new gateway only (``create_secret_key_file``),
+        and a key invented beside an existing database would lock its secrets away.
         """
         if self.secret_key is not None and self.secret_key.get_secret_value():
             return self.secret_key.get_secret_value()
-        if self.secret_key_file.exists():
-            return self.secret_key_file.read_text().strip()
         if not self.is_sqlite:
             raise ConfigurationError(
                 "OPENEPAY_SECRET_KEY must be set when the database is not the embedded SQLite default"
             )
-        key = secrets.token_urlsafe(48)
-        self.secret_key_file.touch(mode=0o600)
-        self.secret_key_file.write_text(key + "\n")
+        try:
+            key = self.secret_key_file.read_text().strip()
+        except FileNotFoundError:
+            raise ConfigurationError(
+                f"no secret key: OPENEPAY_SECRET_KEY is not set and {self.secret_key_file.resolve()} does not exist; "
+                "set OPENEPAY_SECRET_KEY (or OPENEPAY_SECRET_KEY_FILE) to the key this gateway was created with"
+            ) from None
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the secret key file: {exc}") from None
+        if not key:
+            raise ConfigurationError(f"the secret key file {self.secret_key_file.resolve()} is empty")
         return key
+
+    def create_secret_key_file(self) -> None:
+        """A new random key in ``secret_key_file``, readable by this user only (the embedded SQLite default).
+
+        On the embedded default a key file is made beside the database so that ``openepay demo``
+        works with no setup; a PostgreSQL deployment sets ``OPENEPAY_SECRET_KEY`` itself, because
+        its data outlives any one machine.
+        """
+        descriptor = os.open(self.secret_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(48) + "\n")

@@ -1,7 +1,11 @@
 """The running gateway: settings, database, secrets, channels and dialects, wired once.
 
 The web app, the notification worker and the CLI each build one ``Gateway`` from settings
-and hand it around explicitly.
+and hand it around explicitly. Before it seals or answers anything, ``OPENEPAY_SECRET_KEY``
+is proven against the database (``prove_secret_key``, or ``Gateway.open`` which does both).
+
+The dialects and the metrics are built on first use: a CLI command that lists merchants
+should not pay for importing every dialect's web code.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from openepay.channels.base import Channel, PayContext
 from openepay.channels.qrpool.channel import QrPoolChannel
@@ -22,9 +28,12 @@ from openepay.core.lockout import Lockout, LockoutPolicy
 from openepay.core.merchants import Merchants
 from openepay.db import Database
 from openepay.db.models import Order
-from openepay.metrics import Metrics
-from openepay.protocols.registry import DialectRegistry, build_dialects
+from openepay.key_check import prove
 from openepay.secretbox import SecretBox, derive_key
+
+if TYPE_CHECKING:
+    from openepay.metrics import Metrics
+    from openepay.protocols.registry import DialectRegistry
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +46,18 @@ class Gateway:
     merchants: Merchants
     gate: Gate
     channels: ChannelRegistry
-    dialects: DialectRegistry
-    metrics: Metrics
     links: BuyerLinks
+
+    @classmethod
+    async def open(cls, settings: Settings, **engine_kwargs) -> Gateway:  # type: ignore[no-untyped-def]
+        """A gateway whose secret key is proven (raises ``key_check.WrongSecretKey`` otherwise)."""
+        gateway = cls.from_settings(settings, **engine_kwargs)
+        try:
+            await gateway.prove_secret_key()
+        except BaseException:
+            await gateway.aclose()
+            raise
+        return gateway
 
     @classmethod
     def from_settings(cls, settings: Settings, **engine_kwargs) -> Gateway:  # type: ignore[no-untyped-def]
@@ -69,10 +87,24 @@ class Gateway:
             merchants=merchants,
             gate=Gate(merchants, Lockout(db, policy)),
             channels=ChannelRegistry(enabled),
-            dialects=build_dialects(db, box),
-            metrics=Metrics(),
             links=BuyerLinks(master_key),
         )
+
+    @cached_property
+    def dialects(self) -> DialectRegistry:
+        from openepay.protocols.registry import build_dialects
+
+        return build_dialects(self.db, self.box)
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        from openepay.metrics import Metrics
+
+        return Metrics()
+
+    async def prove_secret_key(self) -> None:
+        """Check ``OPENEPAY_SECRET_KEY`` against the database; until then the box seals nothing."""
+        await prove(self.db, self.box)
 
     @property
     def order_timeout(self) -> timedelta:

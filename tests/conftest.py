@@ -114,6 +114,19 @@ def empty_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
         asyncio.run(_drop_pg_database(name))
 
 
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A migrated PostgreSQL database of the test's own, for tests that do things to the database itself
+    (make it read-only, take it away) that must touch no other test's."""
+    name = f"openepay_own_{secrets.token_hex(4)}"
+    asyncio.run(_create_pg_database(name))
+    try:
+        migrate.upgrade(pg_url(name))
+        yield name
+    finally:
+        asyncio.run(_drop_pg_database(name))
+
+
 def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": database_url,
@@ -142,7 +155,7 @@ def settings(database_url: str) -> Settings:
 
 @pytest_asyncio.fixture(scope="session")
 async def _session_gateway(settings: Settings) -> AsyncIterator[Gateway]:
-    gateway = Gateway.from_settings(settings)
+    gateway = await Gateway.open(settings)
     yield gateway
     await gateway.aclose()
 

@@ -163,19 +163,20 @@ async def test_order_pay_reports_a_payment_the_database_did_not_record(gateway, 
 async def test_serve_runs_web_and_worker_on_a_fresh_sqlite_file(tmp_path):
     """`openepay serve` migrates a new SQLite database itself and delivers notifications in-process."""
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
-    created = await openepay(
-        database_url, "merchant", "create", "--name", "Fresh", "--json", OPENEPAY_NOTIFY_ALLOW_PRIVATE="1"
-    )
-    credentials = json.loads(created.stdout)
     port = free_port()
     env = cli_env(database_url, OPENEPAY_NOTIFY_ALLOW_PRIVATE="1", OPENEPAY_WORKER_POLL_INTERVAL="0.1")
     process = subprocess.Popen(
         [sys.executable, "-m", "openepay", "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE
     )
-    shop = FakeMerchant(key=credentials["key"]).start()
+    shop = None
     try:
         base = f"http://127.0.0.1:{port}"
         await answering(f"{base}/readyz", timeout=20)
+        created = await openepay(
+            database_url, "merchant", "create", "--name", "Fresh", "--json", OPENEPAY_NOTIFY_ALLOW_PRIVATE="1"
+        )
+        credentials = json.loads(created.stdout)
+        shop = FakeMerchant(key=credentials["key"]).start()
         # The epay V2 key pair exists from the first start, before any V2 request needed it.
         with sqlite3.connect(tmp_path / "fresh.db") as db:
             assert db.execute("SELECT name FROM platform_keys").fetchall() == [("epay_v2",)]
@@ -186,7 +187,8 @@ async def test_serve_runs_web_and_worker_on_a_fresh_sqlite_file(tmp_path):
         [notification] = await eventually(lambda: shop.notifications(), timeout=15)
         assert notification.signature_ok and notification.params["trade_no"] == trade_no
     finally:
-        shop.stop()
+        if shop is not None:
+            shop.stop()
         process.terminate()
         process.wait(timeout=20)
 

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from openepay.db.urls import check, sqlite_file
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+
+def _create_private(path: Path) -> None:
+    """An empty database file only this user can read, if there is none yet.
+
+    SQLite gives its ``-wal`` and ``-shm`` files the database file's permissions, so all three
+    stay private: they hold every order and the sealed merchant keys.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
+def _configure_sqlite(engine: AsyncEngine, path: Path | None) -> None:
     """WAL for concurrent readers, and ``BEGIN IMMEDIATE`` for every transaction.
 
     A deferred SQLite transaction that reads and then writes fails at once with
@@ -18,6 +33,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     turns that into an ordinary wait (``busy_timeout``), which is what several web requests,
     the worker and a CLI command sharing one file need.
     """
+
+    if path is not None:
+
+        @event.listens_for(engine.sync_engine, "do_connect")
+        def _before_connect(*_args) -> None:  # type: ignore[no-untyped-def]
+            if not path.exists():
+                _create_private(path)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -35,7 +57,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 
 def build_engine(database_url: str, **kwargs) -> AsyncEngine:  # type: ignore[no-untyped-def]
-    url = make_url(database_url)
+    url = check(database_url)
     if url.get_backend_name() == "sqlite":
         # SQLite runs one writer at a time anyway. One connection per process makes requests
         # queue for it on the event loop, instead of each taking its own connection and then
@@ -44,7 +66,7 @@ def build_engine(database_url: str, **kwargs) -> AsyncEngine:  # type: ignore[no
         kwargs.setdefault("max_overflow", 0)
         kwargs.setdefault("pool_timeout", 60)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, sqlite_file(database_url))
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 0)
@@ -74,8 +96,15 @@ class Database:
             yield session
 
     async def ping(self) -> None:
+        """One round trip that reads. On SQLite it takes no lock, so a writer holding the lock does not
+        make the database look unreachable (every transaction here begins with ``BEGIN IMMEDIATE``)."""
         async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+            if self.dialect != "sqlite":
+                await conn.execute(text("SELECT 1"))
+                return
+            raw = await conn.get_raw_connection()
+            cursor = await raw.driver_connection.execute("SELECT count(*) FROM sqlite_master")
+            await cursor.close()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

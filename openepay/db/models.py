@@ -385,3 +385,26 @@ class AuditEntry(Base):
     event_id: Mapped[int | None] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# -- the operator's safety nets -----------------------------------------------------------------
+
+
+class KeyCheck(Base):
+    """A known text sealed with ``OPENEPAY_SECRET_KEY``: opening it proves a process holds the key
+    the database was written with, before that process seals or answers anything."""
+
+    __tablename__ = "key_checks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class HealthProbe(Base):
+    """The one row ``/readyz`` rewrites to prove the database still takes writes (it never grows)."""
+
+    __tablename__ = "health_probes"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    probed_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -55,6 +55,8 @@ class NotifyWorker:
         self._last_sweep = 0.0
         self._last_beat = 0.0
         self._started_at = utcnow()
+        # Load the dialects' message code and the metrics now, not while the first batch's leases run.
+        _ = gateway.dialects, gateway.metrics
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -70,9 +72,9 @@ class NotifyWorker:
                     await self.beat_if_due()
                     await self.sweep_if_due()
                     claimed = await self.dispatch()
-                except Exception as exc:
+                except Exception:
                     failures += 1
-                    _log_cycle_failure(exc, failures)
+                    log.exception("notify worker cycle failed; retrying")
                     await self._idle(stop, _backoff(settings.worker_poll_interval, failures))
                     continue
                 if failures:
@@ -228,15 +230,6 @@ class NotifyWorker:
                 delete(NotifyWorkerBeat).where(NotifyWorkerBeat.last_seen_at < utcnow() - FORGET_WORKERS_AFTER)
             )
         return len(closed)
-
-
-def _log_cycle_failure(exc: Exception, failures: int) -> None:
-    """One traceback per outage: a database that is down for a minute must not bury the log."""
-    if failures == 1:
-        log.exception("notify worker cycle failed; retrying")
-    else:
-        first_line = (str(exc).splitlines() or [""])[0][:300]
-        log.warning("notify worker cycle failed again (%d in a row): %s: %s", failures, type(exc).__name__, first_line)
 
 
 def _backoff(poll_interval: float, failures: int) -> float:

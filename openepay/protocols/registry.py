@@ -19,9 +19,6 @@ from openepay.protocols.payfor.messages import PayForMessages
 from openepay.protocols.vmq.messages import VmqMessages
 from openepay.secretbox import SecretBox
 
-# Every dialect, by the name orders and merchants' dialect lists use, in the order the docs present them.
-DIALECT_NAMES = (epay.DIALECT, pay_mapi.DIALECT, payfor.DIALECT, epay_v2.DIALECT, vmq.DIALECT)
-
 
 class DialectMessages(Protocol):
     # Seconds the buyer's return must wait after the notification was sent; None: no waiting.

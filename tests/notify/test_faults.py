@@ -47,7 +47,7 @@ def pg_database() -> Iterator[str]:
 
 @pytest_asyncio.fixture
 async def core(pg_database: str) -> AsyncIterator[Gateway]:
-    gateway = Gateway.from_settings(make_settings(pg_url(pg_database)))
+    gateway = await Gateway.open(make_settings(pg_url(pg_database)))
     yield gateway
     await gateway.aclose()
 

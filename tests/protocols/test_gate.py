@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import event
 
 from openepay.core.states import MerchantStatus
+from openepay.protocols import DIALECT_NAMES
 from openepay.protocols.epay_v2.platform_key import forget_loaded
-from openepay.protocols.registry import DIALECT_NAMES
 from tests.support.answers import page_message
 from tests.support.endpoints import ENDPOINTS, SHOP, WRONG_KEY, Caller, Endpoint, from_address
 from tests.support.epay import order_params, signed

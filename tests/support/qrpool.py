@@ -31,7 +31,7 @@ def qrpool_settings(database_url: str, **overrides: object) -> Settings:
 
 @asynccontextmanager
 async def qrpool_gateway(database_url: str, **overrides: object) -> AsyncIterator[Gateway]:
-    gateway = Gateway.from_settings(qrpool_settings(database_url, **overrides))
+    gateway = await Gateway.open(qrpool_settings(database_url, **overrides))
     try:
         yield gateway
     finally:

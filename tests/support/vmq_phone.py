@@ -118,7 +118,7 @@ async def qrpool_server(database_url: str, **overrides: object) -> AsyncIterator
     """The app as ``openepay serve`` runs it with ``OPENEPAY_QRPOOL=1`` (the sandbox off), on loopback."""
     settings = qrpool_settings(database_url, **overrides)
     thread = ServerThread(create_app(settings)).start()
-    gateway = Gateway.from_settings(settings)
+    gateway = await Gateway.open(settings)
     try:
         yield QrPoolServer(thread.url, gateway)
     finally:

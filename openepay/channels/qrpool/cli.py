@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
-import segno
 import typer
 
 from openepay.channels.qrpool import accounts as qr
@@ -18,7 +17,9 @@ from openepay.config import Settings
 from openepay.core.money import MoneyError, format_yuan, parse_yuan
 from openepay.db.models import QrAccount, QrCode, QrDevice
 from openepay.db.types import utcnow
-from openepay.gateway import Gateway
+
+if TYPE_CHECKING:
+    from openepay.gateway import Gateway
 
 qrpool_app = typer.Typer(
     help="Personal QR codes matched by amount: receiving accounts, codes and phones.", no_args_is_help=True
@@ -179,6 +180,8 @@ def device_add(
     typer.echo(f"device {device.id} {device.name!r} added to {found.name!r}")
     typer.echo(f"key: {key}")
     typer.echo(f"pairing: {pairing}")
+    import segno
+
     segno.make_qr(pairing).terminal(compact=True)
     typer.echo("Scan this in the V免签 monitor app (扫码配置). The key is shown this once.")
     typer.echo(f"The app calls http://{paired_host}/appHeart and /appPush in plain HTTP: that host must answer them.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
@@ -15,7 +15,9 @@ from openepay.cli_runtime import fail, with_gateway
 from openepay.config import Settings
 from openepay.core.money import format_yuan
 from openepay.db.models import Order
-from openepay.gateway import Gateway
+
+if TYPE_CHECKING:
+    from openepay.gateway import Gateway
 
 review_app = typer.Typer(
     help="Payments reported by the phones that paid no order: look at them, attach them, or mark orders paid.",

@@ -62,8 +62,7 @@ async def test_connections_racing_in_one_process_agree_on_one_key(gateway, datab
     forget_loaded()
     databases = [Database(database_url) for _ in range(4)]
     try:
-        box = SecretBox(TEST_SECRET)
-        keys = await asyncio.gather(*(platform_key(db, box) for db in databases))
+        keys = await asyncio.gather(*(platform_key(db, gateway.box) for db in databases))
     finally:
         for db in databases:
             await db.dispose()

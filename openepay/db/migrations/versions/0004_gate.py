@@ -1,6 +1,6 @@
 """The merchant gate: the dialects each merchant may use, and failed signature checks shared between processes.
 
-Revision ID: 0004_gate
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-01
 """
@@ -8,7 +8,7 @@ Create Date: 2026-12-01
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_gate"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
