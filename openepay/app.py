@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
+from openepay.channels.base import HOST_STATE, PAGES_STATE
 from openepay.config import Settings
 from openepay.gateway import Gateway
 from openepay.protocols.epay import merchant_api as epay_api
@@ -56,6 +57,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
 
     app = FastAPI(title="OpenEpay", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.gateway = gateway
+    # What channel routes reach instead of importing the gateway or the web layer.
+    setattr(app.state, HOST_STATE, gateway)
+    setattr(app.state, PAGES_STATE, templates)
     app.add_middleware(ObserveRequests, metrics=gateway.metrics)
     app.add_middleware(BodyLimit)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")

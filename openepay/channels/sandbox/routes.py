@@ -6,26 +6,23 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.requests import Request
 
+from openepay.channels.base import channel_host, render_page
 from openepay.channels.sandbox.simulator import SandboxRefusal, refusal_reason, simulate_buyer_payment
 from openepay.core.orders import close_if_expired, get_order
-from openepay.web.deps import gateway_of
-from openepay.web.templating import templates
 
 router = APIRouter()
 
 
 @router.get("/sandbox/pay/{trade_no}", response_class=HTMLResponse)
 async def sandbox_pay_page(request: Request, trade_no: str) -> Response:
-    gateway = gateway_of(request)
-    order = await get_order(gateway.db, trade_no)
+    host = channel_host(request)
+    order = await get_order(host.db, trade_no)
     if order is not None:
-        order = await close_if_expired(gateway.db, order)
-    reason = refusal_reason(gateway, order)
+        order = await close_if_expired(host.db, order)
+    reason = refusal_reason(host, order)
     if order is None:
-        return templates.TemplateResponse(
-            request, "message.html", {"title": "Sandbox", "message": reason}, status_code=404
-        )
-    return templates.TemplateResponse(
+        return render_page(request, "message.html", {"title": "Sandbox", "message": reason}, status_code=404)
+    return render_page(
         request,
         "sandbox/pay.html",
         {
@@ -33,17 +30,16 @@ async def sandbox_pay_page(request: Request, trade_no: str) -> Response:
             "payable": reason is None,
             "reason": reason,
             "pay_url": f"/sandbox/pay/{trade_no}",
-            "cashier_url": f"/cashier/{trade_no}",
+            "cashier_url": host.cashier_path(trade_no),
         },
     )
 
 
 @router.post("/sandbox/pay/{trade_no}")
 async def sandbox_pay(request: Request, trade_no: str) -> Response:
+    host = channel_host(request)
     try:
-        await simulate_buyer_payment(gateway_of(request), trade_no)
+        await simulate_buyer_payment(host, trade_no)
     except SandboxRefusal as refusal:
-        return templates.TemplateResponse(
-            request, "message.html", {"title": "Sandbox", "message": str(refusal)}, status_code=409
-        )
-    return RedirectResponse(f"/cashier/{trade_no}", status_code=303)
+        return render_page(request, "message.html", {"title": "Sandbox", "message": str(refusal)}, status_code=409)
+    return RedirectResponse(host.cashier_path(trade_no), status_code=303)

@@ -102,7 +102,7 @@ async def pay_refund(gateway: Gateway, merchant: Merchant, params: dict[str, str
     if out_refund_no is not None and (len(out_refund_no) > MAX_NUMBER or "\x00" in out_refund_no):
         raise V2Error("退款单号不合法")
     try:
-        result = await refund_order(gateway.db, gateway.channels, order, amount_fen, out_refund_no=out_refund_no)
+        result = await refund_order(gateway.db, gateway, order, amount_fen, out_refund_no=out_refund_no)
     except RefundError as error:
         if error.problem == RefundProblem.CHANNEL_FAILED:
             raise V2Error(f"退款失败：{error.detail}") from None

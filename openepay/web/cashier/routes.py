@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.requests import Request
 
 from openepay.channels.base import ChannelRefused, RefusalReason
-from openepay.core.checkout import NoChannel, has_live_offer
+from openepay.core.checkout import NoChannel, cashier_path, has_live_offer
 from openepay.core.orders import OrderNotPayable, close_if_expired, get_order
 from openepay.core.states import SETTLED_PAID, OrderStatus
 from openepay.db.models import Order
@@ -30,10 +30,6 @@ REFUSED_FOR_BUYER = {
     RefusalReason.NO_CODE_FOR_AMOUNT: "该支付方式暂时无法收取这个金额，请选择其他支付方式或稍后再试",
     RefusalReason.UPSTREAM_ERROR: "支付通道暂时无法下单，请选择其他支付方式或稍后再试",
 }
-
-
-def cashier_path(trade_no: str) -> str:
-    return f"/cashier/{trade_no}"
 
 
 def message_page(request: Request, title: str, message: str, status_code: int = 200, **extra) -> HTMLResponse:  # type: ignore[no-untyped-def]
@@ -73,7 +69,7 @@ async def choose_type_page(request: Request, order: Order, note: str | None = No
         {
             "order": order,
             "site_name": await _site_name(request, order),
-            "pay_types": gateway.channels.pay_types(),
+            "pay_types": await gateway.router.pay_types_for(order.merchant_pid),
             "choose_url": f"{cashier_path(order.trade_no)}/type",
             "note": note,
         },
