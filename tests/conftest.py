@@ -112,6 +112,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "notify_timeout": 3.0,
         # Some PostgreSQL tests park a dozen transactions on one row lock at once.
         "db_pool_size": 20,
+        # Tests empty the tables between them; the app's copy of channel accounts must never outlive that.
+        "routing_cache_seconds": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

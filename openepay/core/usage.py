@@ -63,16 +63,18 @@ async def release_order(session: AsyncSession, order_id: int, *, only_closed: bo
 
     The guarded UPDATE of the order's ``usage_day`` makes this happen once, whoever gets there.
     """
-    query = update(Order).where(Order.id == order_id, Order.usage_day.is_not(None))
-    if only_closed:
-        query = query.where(Order.status == OrderStatus.CLOSED)
-    released = (
+    counted = (
         await session.execute(
-            query.values(usage_day=None).returning(Order.channel_account_id, Order.amount_fen, Order.usage_day)
+            select(Order.channel_account_id, Order.amount_fen, Order.usage_day).where(Order.id == order_id)
         )
     ).first()
-    if released is not None and released.channel_account_id is not None:
-        await uncount(session, released.channel_account_id, released.usage_day, released.amount_fen)
+    if counted is None or counted.usage_day is None or counted.channel_account_id is None:
+        return
+    query = update(Order).where(Order.id == order_id, Order.usage_day == counted.usage_day)
+    if only_closed:
+        query = query.where(Order.status == OrderStatus.CLOSED)
+    if (await session.execute(query.values(usage_day=None))).rowcount:
+        await uncount(session, counted.channel_account_id, counted.usage_day, counted.amount_fen)
 
 
 async def release_closed(db: Database, limit: int = RELEASE_BATCH) -> int:
