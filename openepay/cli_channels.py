@@ -186,7 +186,7 @@ def channel_enable(name: str) -> None:
 def channel_set(
     name: str,
     config: Path | None = typer.Option(
-        None, "--config", help="New settings (JSON, or TOML for *.toml); secrets left out keep their value."
+        None, "--config", help="Settings to change (JSON, or TOML for *.toml); fields left out keep their value."
     ),
     pay_types: str | None = typer.Option(None, help="Pay types it takes, e.g. alipay,wxpay; 'all'."),
     devices: str | None = typer.Option(None, help="Buyer devices it takes, e.g. pc,mobile; 'all'."),

@@ -445,6 +445,10 @@ class Channel(ABC):
     async def check_credentials(self, account: ChannelAccount) -> CredentialCheck:
         """A live call upstream that succeeds only with working credentials (``openepay channel test``)."""
 
+    async def housekeep(self, now: datetime) -> int:
+        """Periodic work of the channel's own, run by the notification worker's sweep; returns how much it did."""
+        return 0
+
     def router(self) -> APIRouter | None:
         """Pages or endpoints of the channel's own (the sandbox's simulated upstream, the phones' APIs)."""
         return None

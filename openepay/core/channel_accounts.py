@@ -249,12 +249,13 @@ class ChannelAccounts:
         return record
 
     async def reconfigure(self, name: str, values: Mapping[str, Any]) -> ChannelAccountRecord:
-        """Replace an account's configuration; secret fields left out keep their stored value."""
+        """Change an account's configuration: the fields given replace the stored ones, the rest stay."""
         record = await self.record(name)
-        stored_secrets = {
-            field: self.box.open(sealed, _secret_context(record, field)) for field, sealed in record.secrets.items()
-        }
-        public, secrets = self._checked(record.channel, {**stored_secrets, **values}, (record.channel, record.name))
+        stored = dict(record.config)
+        stored.update(
+            {field: self.box.open(sealed, _secret_context(record, field)) for field, sealed in record.secrets.items()}
+        )
+        public, secrets = self._checked(record.channel, {**stored, **values}, (record.channel, record.name))
         return await self._update(name, config=public, secrets=secrets)
 
     def _checked(

@@ -87,13 +87,12 @@ async def mark_paid(
     if confirmation.paid_fen != (order.pay_amount_fen if expected_fen is None else expected_fen):
         return PaymentDecision.AMOUNT_MISMATCH
     now = utcnow()
-    values = {
-        "status": OrderStatus.PAID,
-        "paid_at": now,
-        "paid_fen": confirmation.paid_fen,
-        "channel_trade_no": confirmation.channel_trade_no,
-        "buyer": confirmation.buyer,
-    }
+    values: dict[str, object] = {"status": OrderStatus.PAID, "paid_at": now, "paid_fen": confirmation.paid_fen}
+    # The upstream's number may have come with the offer already; a confirmation without one keeps it.
+    if confirmation.channel_trade_no is not None:
+        values["channel_trade_no"] = confirmation.channel_trade_no
+    if confirmation.buyer is not None:
+        values["buyer"] = confirmation.buyer
     if late:
         paid_id = await session.scalar(
             update(Order)

@@ -3,7 +3,8 @@
 It speaks the real wire format: ``mapi.php`` checks the MD5 signature with its merchant key and
 refuses bad ones as Rainbow does; ``behaviour`` decides what a correctly signed order gets:
 ``ok`` (code 1 and a QR), ``refuse`` (code -1: nothing created), ``broken`` (HTTP 500 after the
-order was taken: the outcome is unknown to the caller). Everything received is kept.
+order was taken: the outcome is unknown to the caller). ``api.php?act=query`` answers the
+merchant's pid and key as Rainbow does. Everything received is kept.
 """
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ class FakeEpay:
                 return PlainTextResponse("upstream crashed after taking the order", status_code=500)
             number = f"UP{len(self.orders):06d}"
             return JSONResponse({"code": 1, "trade_no": number, "qrcode": f"https://qr.upstream.test/{number}"})
+
+        @app.get("/api.php")
+        async def api(request: Request) -> Response:
+            params = dict(request.query_params)
+            if params.get("pid") != self.pid or params.get("key") != self.key:
+                return JSONResponse({"code": -3, "msg": "商户密钥错误"})
+            if params.get("act") == "query":
+                return JSONResponse({"code": 1, "pid": int(self.pid), "key": self.key, "active": 1, "money": "0.00"})
+            return JSONResponse({"code": -5, "msg": "No Act!"})
 
         return app
 

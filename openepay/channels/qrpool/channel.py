@@ -7,7 +7,7 @@ on their own endpoints (``monitor.router``), where payments are matched to reser
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -32,7 +32,7 @@ from openepay.channels.base import (
 )
 from openepay.channels.qrpool.accounts import PAY_TYPES, live_accounts
 from openepay.channels.qrpool.config import QrPoolConfig
-from openepay.channels.qrpool.reservations import HELD, reserve
+from openepay.channels.qrpool.reservations import HELD, release_expired, reserve
 from openepay.core.states import SETTLED_PAID, OrderStatus
 from openepay.db.models import AmountReservation, Order
 
@@ -134,6 +134,10 @@ class QrPoolChannel(Channel):
         """Phones report on their own endpoints; nothing may confirm a payment through ``/callback/qrpool``."""
         refused = Reply("not used", status_code=404)
         return CallbackOutcome(False, refused, refused, note="qrpool takes no upstream callbacks")
+
+    async def housekeep(self, now: datetime) -> int:
+        """Free the amounts whose hold (expiry plus the late-payment grace, or the paid cooldown) has passed."""
+        return await release_expired(self._db, now)
 
     def router(self) -> APIRouter:
         from openepay.channels.qrpool.monitor import router
