@@ -21,7 +21,6 @@ from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
 from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
-from tests.support.fake_epay import md5_sign
 from tests.support.upstream import UpstreamGateway, upstream_gateway
 from tests.support.waiting import eventually
 
@@ -132,23 +131,20 @@ async def test_forged_tampered_and_replayed_callbacks_change_nothing(server, gat
             "trade_status": "TRADE_SUCCESS",
         }
 
-        def with_sign(values: dict[str, str], key: str) -> dict[str, str]:
-            return {**values, "sign": md5_sign(values, key), "sign_type": "MD5"}
-
         forgeries = {
-            "wrong key": with_sign(fields, "not-the-upstream-key"),
-            "tampered amount": {**with_sign(fields, upstream.key), "money": "0.01"},
-            "tampered number": {**with_sign(fields, upstream.key), "out_trade_no": paid},
-            "another merchant": with_sign({**fields, "pid": "9999"}, upstream.key),
+            "wrong key": signed(fields, "not-the-upstream-key"),
+            "tampered amount": {**signed(fields, upstream.key), "money": "0.01"},
+            "tampered number": {**signed(fields, upstream.key), "out_trade_no": paid},
+            "another merchant": signed({**fields, "pid": "9999"}, upstream.key),
         }
         for name, forged in forgeries.items():
             reply = await client.get(path, params=forged)
             assert (reply.status_code, reply.text) == (200, "fail"), name
         # Signed by the upstream, but for less money than the order: recorded, not credited.
-        short = await client.get(path, params=with_sign({**fields, "money": "0.99"}, upstream.key))
+        short = await client.get(path, params=signed({**fields, "money": "0.99"}, upstream.key))
         assert short.text == "success"
         # An order of another channel (the relay's sandbox served the qqpay order) is not this account's.
-        foreign = await client.get(path, params=with_sign({**fields, "out_trade_no": other}, upstream.key))
+        foreign = await client.get(path, params=signed({**fields, "out_trade_no": other}, upstream.key))
         assert foreign.text == "success"
         # The genuine callback again, as an upstream's retry would send it: acknowledged, counted once.
         replayed = await client.get(f"{path}?{genuine.payload}")
