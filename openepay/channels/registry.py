@@ -37,16 +37,25 @@ def channel_classes() -> dict[str, type[Channel]]:
 
 
 class ChannelRegistry:
-    """The channels this gateway runs, by name."""
+    """The channels this gateway runs, by name, and the registered ones it does not run."""
 
-    def __init__(self, channels: Iterable[Channel]) -> None:
+    def __init__(self, channels: Iterable[Channel], idle: Iterable[Channel] = ()) -> None:
         self._channels = {channel.name: channel for channel in channels}
+        self._idle = list(idle)
 
     @classmethod
     def load(cls, services: ChannelServices) -> ChannelRegistry:
-        """Every registered channel whose setting switches it on, built with the gateway's services."""
+        """Every registered channel, built with the gateway's services; those their setting switches off idle."""
         settings = services.settings
-        return cls(channel(services) for channel in channel_classes().values() if channel.enabled_by(settings))
+        built = [channel(services) for channel in channel_classes().values()]
+        return cls(
+            [channel for channel in built if channel.enabled_by(settings)],
+            [channel for channel in built if not channel.enabled_by(settings)],
+        )
+
+    def housekeepers(self) -> list[Channel]:
+        """Every registered channel: a worker configured without a channel still tidies what it left behind."""
+        return [*self._channels.values(), *self._idle]
 
     def get(self, name: str | None) -> Channel | None:
         return self._channels.get(name) if name else None

@@ -224,7 +224,7 @@ class NotifyWorker:
         # Orders closed elsewhere (on sight by the cashier, by the merchant) give their caps back too.
         await release_closed(gateway.db)
         await forget_expired(gateway.db)
-        for channel in gateway.channels.all():
+        for channel in gateway.channels.housekeepers():
             done = await channel.housekeep(utcnow())
             if done:
                 log.info("channel housekeeping", extra={"channel": channel.name, "count": done})
