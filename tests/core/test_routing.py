@@ -28,6 +28,7 @@ from openepay.notify.worker import NotifyWorker
 from tests.conftest import make_settings
 from tests.support.fake_epay import FakeEpay
 from tests.support.orders import new_order
+from tests.support.waiting import eventually
 
 BASE = "http://gateway.test"
 
@@ -229,3 +230,29 @@ async def test_an_account_that_keeps_failing_is_left_alone_for_a_while(gateway, 
     await gateway.accounts.set_enabled("dead", True)
     again = await order(gateway, merchant.pid, "H-again")
     assert again.routing["considered"][0]["outcome"] == "refused"
+
+
+async def test_accounts_are_cached_per_process_and_changes_reach_other_processes(database_url, gateway, merchant):
+    cached = Gateway.from_settings(make_settings(database_url, routing_cache_seconds=0.5))
+    try:
+        await account(cached, "a")
+        # A change made through this process is seen at once.
+        assert await names_of(cached, [await order(cached, merchant.pid, "K-1")]) == ["a"]
+        await cached.accounts.set_enabled("a", False)
+        with pytest.raises(NoChannel):  # the built-in sandbox account stepped aside when "a" was stored
+            await order(cached, merchant.pid, "K-2")
+
+        # One made by another process (the command line) is seen once the cache has aged.
+        await account(gateway, "b")
+        numbers = iter(range(100))
+
+        async def routed_to_b() -> bool:
+            try:
+                taken = await order(cached, merchant.pid, f"K-3-{next(numbers)}")
+            except NoChannel:  # still its own copy: "a" alone, switched off
+                return False
+            return await names_of(cached, [taken]) == ["b"]
+
+        await eventually(routed_to_b, timeout=10, interval=0.1)
+    finally:
+        await cached.aclose()
