@@ -26,7 +26,7 @@ from openepay.protocols.payfor import routes as payfor_routes
 from openepay.protocols.vmq import routes as vmq_routes
 from openepay.web import callbacks, demo_shop, health
 from openepay.web.cashier import routes as cashier_routes
-from openepay.web.middleware import BodyLimit, ObserveRequests
+from openepay.web.middleware import BodyLimit, ObserveRequests, PublicOrigin, SecurityHeaders
 from openepay.web.templating import templates
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
     setattr(app.state, PAGES_STATE, templates)
     app.add_middleware(ObserveRequests, metrics=gateway.metrics)
     app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)
+    if settings.public_url:
+        app.add_middleware(PublicOrigin, public_url=settings.public_url)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
 
     dialect_routers = (

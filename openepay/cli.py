@@ -480,17 +480,15 @@ def order_list(
 @order_app.command("pay")
 def order_pay(trade_no: str) -> None:
     """Pay a sandbox order, through the same path a real upstream confirmation takes."""
-    from openepay.channels.sandbox.simulator import SandboxRefusal, simulate_buyer_payment
+    from openepay.channels.sandbox.simulator import SandboxPaymentFailed, SandboxRefusal, simulate_buyer_payment
 
-    async def pay(gateway: Gateway) -> Order | None:
-        await simulate_buyer_payment(gateway, trade_no)
-        return await get_order(gateway.db, trade_no)
+    async def pay(gateway: Gateway) -> Order:
+        return await simulate_buyer_payment(gateway, trade_no)
 
     try:
         order = with_gateway(Settings(), pay)
-    except SandboxRefusal as refusal:
+    except (SandboxRefusal, SandboxPaymentFailed) as refusal:
         raise fail(str(refusal)) from None
-    assert order is not None
     typer.echo(f"{order.trade_no} is {order.status}")
 
 

@@ -17,8 +17,9 @@ from openepay.channels.base import Channel, ChannelAccount, ChannelServices, Pay
 from openepay.channels.registry import ChannelRegistry
 from openepay.config import Settings
 from openepay.core import usage
+from openepay.core.buyer_links import BuyerLinks
 from openepay.core.channel_accounts import ChannelAccounts
-from openepay.core.checkout import HealthPolicy, cashier_path, start_payment
+from openepay.core.checkout import HealthPolicy, start_payment
 from openepay.core.merchants import Merchants
 from openepay.core.orders import channel_view
 from openepay.core.routing import Router, Strategy
@@ -43,6 +44,7 @@ class Gateway:
     dialects: DialectRegistry
     metrics: Metrics
     http: httpx.AsyncClient
+    links: BuyerLinks
 
     @classmethod
     def from_settings(cls, settings: Settings, **engine_kwargs) -> Gateway:  # type: ignore[no-untyped-def]
@@ -76,6 +78,7 @@ class Gateway:
             dialects=build_dialects(db, box),
             metrics=Metrics(),
             http=http,
+            links=BuyerLinks(master_key),
         )
 
     @property
@@ -90,18 +93,14 @@ class Gateway:
     async def account(self, channel: str, ref: str) -> ChannelAccount | None:
         return await self.accounts.find(channel, ref)
 
-    def cashier_path(self, trade_no: str) -> str:
-        return cashier_path(trade_no)
-
     # --- payments -------------------------------------------------------------------------------
 
     def pay_context(self, request_base_url: str, trade_no: str | None = None) -> PayContext:
         """Absolute URLs use ``OPENEPAY_PUBLIC_URL`` when set, else the address the request came to."""
-        ctx = PayContext(self.settings.public_url or request_base_url.rstrip("/"))
+        ctx = PayContext(self.settings.public_url or request_base_url.rstrip("/"), self.links)
         if trade_no is None:
             return ctx
-        path = self.cashier_path(trade_no)
-        return replace(ctx, cashier_url=ctx.url(path), return_url=ctx.url(f"{path}/return"))
+        return replace(ctx, return_url=ctx.url(f"{self.links.cashier_path(trade_no)}/return"))
 
     async def start_payment(self, order: Order, *, pay_type: str, device: str | None, request_base_url: str) -> Order:
         """The order with a live offer (``core.checkout.start_payment``) from this gateway's channel accounts."""

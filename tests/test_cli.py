@@ -21,9 +21,12 @@ from openepay.core.states import MerchantStatus, NotifyStatus
 from openepay.db.models import NotifyAttempt, NotifyTask, Order
 from openepay.db.types import utcnow
 from tests.conftest import TEST_SECRET, _create_pg_database, _drop_pg_database, pg_url
+from tests.support.database import refused_writes, stored_order
 from tests.support.epay import order_params, signed
+from tests.support.links import sandbox_path
 from tests.support.merchant import FakeMerchant
 from tests.support.notify import Answer, paid_order
+from tests.support.orders import sandbox_order
 from tests.support.waiting import eventually
 
 
@@ -129,6 +132,15 @@ async def test_order_pay_refuses_unknown_orders(gateway, database_url):
     assert refused.returncode == 1 and "订单不存在" in refused.stderr
 
 
+async def test_order_pay_reports_a_payment_the_database_did_not_record(gateway, database_url, merchant, shop):
+    order = await sandbox_order(gateway, merchant.pid, "CLI-F", notify_url=f"{shop.url}/notify")
+    paid_by_trade_no = f"NEW.status = 'paid' AND NEW.trade_no = '{order.trade_no}'"
+    async with refused_writes(gateway, "UPDATE", "orders", paid_by_trade_no):
+        refused = await openepay(database_url, "order", "pay", order.trade_no)
+    assert refused.returncode == 1 and "支付未能记录" in refused.stderr and "订单仍未支付" in refused.stderr
+    assert (await stored_order(gateway, order.trade_no)).status == "paying"
+
+
 async def test_serve_runs_web_and_worker_on_a_fresh_sqlite_file(tmp_path):
     """`openepay serve` migrates a new SQLite database itself and delivers notifications in-process."""
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
@@ -159,7 +171,7 @@ async def test_serve_runs_web_and_worker_on_a_fresh_sqlite_file(tmp_path):
         params = signed(order_params(credentials["pid"], shop.url, "SERVE-1", clientip="1.2.3.4"), credentials["key"])
         async with httpx.AsyncClient(base_url=base) as client:
             trade_no = (await client.post("/mapi.php", data=params)).json()["trade_no"]
-            assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
+            assert (await client.post(sandbox_path(trade_no))).status_code == 303
         [notification] = await eventually(lambda: shop.notifications(), timeout=15)
         assert notification.signature_ok and notification.params["trade_no"] == trade_no
     finally:
@@ -221,9 +233,11 @@ async def test_demo_prints_a_working_signed_link(tmp_path):
         await eventually(ready, timeout=20, interval=0.2)
         async with httpx.AsyncClient(follow_redirects=True) as client:
             cashier = await client.get(link)
-            trade_no = cashier.url.path.rsplit("/", 1)[1]
-            assert "Demo Shop" in cashier.text
-            landing = await client.post(f"http://{host}:{port}/sandbox/pay/{trade_no}")
+            # The demo's own secret makes the handle: the page names the order by the handle the link led to.
+            handle = cashier.url.path.removeprefix("/cashier/")
+            trade_no = handle.partition("-")[0]
+            assert "Demo Shop" in cashier.text and f"/sandbox/pay/{handle}" in cashier.text
+            landing = await client.post(f"http://{host}:{port}/sandbox/pay/{handle}")
             assert landing.url.path == "/demo-shop/return", landing.url
             assert "签名验证通过" in landing.text
 

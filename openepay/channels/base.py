@@ -49,6 +49,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from openepay.core.buyer_links import BuyerLinks
+
 if TYPE_CHECKING:
     import httpx
     from fastapi import APIRouter
@@ -200,20 +202,27 @@ class ChannelOrder:
 
 @dataclass(frozen=True)
 class PayContext:
-    """Where the gateway is reachable, as seen by the buyer and by upstreams.
+    """Where the gateway is reachable, as seen by the buyer and by upstreams, and how a buyer's link names an order.
 
-    ``callback_url`` is where this account's upstream sends payment callbacks, ``cashier_url``
-    our page for the order (it shows the exact amount), and ``return_url`` where the buyer comes
-    back after paying upstream (the cashier's return, which waits for the payment).
+    ``callback_url`` is where this account's upstream sends payment callbacks and ``return_url``
+    where the buyer comes back after paying upstream (the cashier's return page, which waits for
+    the payment); both are filled in per payment.
     """
 
     base_url: str
+    links: BuyerLinks
     callback_url: str = ""
-    cashier_url: str = ""
     return_url: str = ""
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+    def handle(self, trade_no: str) -> str:
+        """What a buyer-facing address names the order by (never the bare ``trade_no``)."""
+        return self.links.handle(trade_no)
+
+    def cashier_url(self, trade_no: str) -> str:
+        return self.url(self.links.cashier_path(trade_no))
 
 
 @dataclass(frozen=True)
@@ -277,8 +286,11 @@ class UpstreamStatus:
 @dataclass(frozen=True)
 class RefundOutcome:
     succeeded: bool
+    # For the operator's log; merchants are told only whether asking again can help.
     message: str = ""
     channel_refund_no: str | None = None
+    # The channel cannot refund at all (personal receive codes): a person must return the money.
+    unsupported: bool = False
 
 
 @dataclass(frozen=True)
@@ -370,8 +382,7 @@ class ChannelHost(ChannelDirectory, Protocol):
     db: Database
     box: SecretBox
     settings: Settings
-
-    def cashier_path(self, trade_no: str) -> str: ...
+    links: BuyerLinks
 
 
 def callback_path(channel: str, account_ref: str) -> str:

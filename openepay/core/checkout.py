@@ -34,11 +34,6 @@ class NoChannel(Exception):
         self.pay_type = pay_type
 
 
-def cashier_path(trade_no: str) -> str:
-    """Our buyer's page for an order: the exact amount, the code or link, the wait for payment."""
-    return f"/cashier/{trade_no}"
-
-
 def has_live_offer(order: Order, pay_type: str) -> bool:
     return (
         order.status == OrderStatus.PAYING
@@ -67,7 +62,10 @@ async def start_payment(
 ) -> Order:
     """Reuse the order's live offer for this pay type, or create one on the first account that takes it.
 
-    Raises ``NoChannel``, ``ChannelRefused`` or ``OrderNotPayable``.
+    Raises ``NoChannel``, ``ChannelRefused`` or ``OrderNotPayable``. A refusal's own words name
+    the channel's internals (accounts, phones, test amounts): they are logged here and kept in
+    the order's routing record, for the operator; the dialects tell merchants and buyers only
+    its reason.
     """
     if has_live_offer(order, pay_type):
         return order
@@ -86,6 +84,14 @@ async def start_payment(
         except ChannelRefused as refused:
             await _undo_count(db, candidate, day, order.amount_fen)
             routing.note(account, "refused", refused.message)
+            log.warning(
+                "channel account %s refused order %s (%s): %s",
+                account.name,
+                order.trade_no,
+                refused.reason.value,
+                refused.message,
+                extra={"trade_no": order.trade_no},
+            )
             if refused.reason == RefusalReason.UPSTREAM_ERROR:
                 await router.accounts.record_failure(account, health.failures, health.pause)
             refusal = refused

@@ -36,6 +36,8 @@ class RefundProblem(StrEnum):
     EXCEEDS_ORDER = "exceeds_order"
     INSUFFICIENT_BALANCE = "insufficient_balance"
     CHANNEL_FAILED = "channel_failed"
+    # The channel cannot refund at all (personal receive codes): asking again will not help.
+    CHANNEL_CANNOT_REFUND = "channel_cannot_refund"
     OUT_REFUND_NO_REUSED = "out_refund_no_reused"
     # A retry of a refund number whose first request is still running, or failed: never a success.
     EARLIER_IN_PROGRESS = "earlier_in_progress"
@@ -86,18 +88,30 @@ async def refund_order(
         return _repeat_of(earlier, order, amount_fen)
     channel = channels.channel(order.channel) if order.channel else None
     account = await channels.account(order.channel, account_ref(order.channel_account_id)) if channel else None
+    problem = RefundProblem.CHANNEL_FAILED
     if channel is None or account is None:
-        outcome_ok, message = False, f"通道 {order.channel} 未启用"
+        outcome_ok, message = False, f"channel {order.channel} is not enabled"
     else:
         try:
             outcome = await channel.refund(account, channel_view(order), amount_fen, refund.refund_no)
             outcome_ok, message = outcome.succeeded, outcome.message
+            if outcome.unsupported:
+                problem = RefundProblem.CHANNEL_CANNOT_REFUND
         except Exception as exc:
             log.exception("refund %s: channel error", refund.refund_no)
             outcome_ok, message = False, str(exc) or type(exc).__name__
     if not outcome_ok:
+        # The channel's words are for the operator; the merchant is told only the problem.
+        log.warning(
+            "refund %s of order %s refused by channel %s: %s",
+            refund.refund_no,
+            order.trade_no,
+            order.channel,
+            message,
+            extra={"trade_no": order.trade_no},
+        )
         await _reverse(db, order, refund)
-        raise RefundError(RefundProblem.CHANNEL_FAILED, message)
+        raise RefundError(problem, message)
     settled_order = await _settle(db, order, refund)
     return RefundResult(refund, settled_order)
 

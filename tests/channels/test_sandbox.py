@@ -14,7 +14,9 @@ from openepay.core.orders import channel_view, get_order
 from openepay.db.models import ChannelCallback, NotifyTask, Order
 from openepay.gateway import Gateway
 from tests.conftest import make_settings
+from tests.support.database import refused_writes, stored_order
 from tests.support.epay import order_params, signed
+from tests.support.links import cashier_path, sandbox_path, trade_no_of
 from tests.support.servers import ServerThread
 from tests.support.waiting import eventually
 from tests.web.test_cashier import Page, expire, mapi_order
@@ -37,7 +39,7 @@ async def callbacks_for(gateway: Gateway, trade_no: str) -> list[ChannelCallback
 async def test_sandbox_page_shows_the_banner_the_order_and_the_amount(server, merchant, shop):
     async with server.client() as client:
         answer = await mapi_order(client, merchant, shop, "S-1", name="年度会员 <b>", money="88.80")
-        response = await client.get(f"/sandbox/pay/{answer['trade_no']}")
+        response = await client.get(sandbox_path(answer["trade_no"]))
 
     assert response.status_code == 200
     page = Page(response.text)
@@ -52,12 +54,12 @@ async def test_sandbox_page_shows_the_banner_the_order_and_the_amount(server, me
 async def test_paying_twice_pays_once_and_notifies_once(server, merchant, shop, gateway, worker):
     async with server.client() as client:
         trade_no = (await mapi_order(client, merchant, shop, "S-2"))["trade_no"]
-        first = await client.post(f"/sandbox/pay/{trade_no}")
-        second = await client.post(f"/sandbox/pay/{trade_no}")
-        page_after = Page((await client.get(f"/sandbox/pay/{trade_no}")).text)
+        first = await client.post(sandbox_path(trade_no))
+        second = await client.post(sandbox_path(trade_no))
+        page_after = Page((await client.get(sandbox_path(trade_no))).text)
 
     assert first.status_code == 303
-    assert first.headers["location"] == f"/cashier/{trade_no}"
+    assert first.headers["location"] == cashier_path(trade_no)
     assert second.status_code == 409
     assert "该订单已支付" in Page(second.text).body_text
     assert not page_after.has("simulate-pay")
@@ -90,7 +92,7 @@ async def test_forged_callbacks_are_refused_stored_unverified_and_never_pay(serv
             "amount tampered": {**genuine, "amount_fen": "1"},
         }
         replies = {name: await client.post("/channels/sandbox/notify", data=form) for name, form in forgeries.items()}
-        status = (await client.get(f"/cashier/{trade_no}/status")).json()
+        status = (await client.get(f"{cashier_path(trade_no)}/status")).json()
 
     for name, reply in replies.items():
         assert (reply.status_code, reply.text) == (400, "fail"), name
@@ -108,7 +110,7 @@ async def test_signed_callback_for_another_amount_is_stored_as_mismatch_and_does
         trade_no = (await mapi_order(client, merchant, shop, "S-4", money="10.00"))["trade_no"]
         callback = sandbox_of(gateway).payment_callback(trade_no, 1)
         reply = await client.post("/channels/sandbox/notify", data=callback)
-        status = (await client.get(f"/cashier/{trade_no}/status")).json()
+        status = (await client.get(f"{cashier_path(trade_no)}/status")).json()
 
     assert (reply.status_code, reply.text) == (200, "success")
     assert status == {"status": "paying", "paid": False}
@@ -120,7 +122,7 @@ async def test_a_correctly_signed_callback_pays_the_order(server, merchant, shop
     async with server.client() as client:
         trade_no = (await mapi_order(client, merchant, shop, "S-5", money="10.00"))["trade_no"]
         reply = await client.post("/channels/sandbox/notify", data=sandbox_of(gateway).payment_callback(trade_no, 1000))
-        status = (await client.get(f"/cashier/{trade_no}/status")).json()
+        status = (await client.get(f"{cashier_path(trade_no)}/status")).json()
     assert (reply.status_code, reply.text) == (200, "success")
     assert status == {"status": "paid", "paid": True}
 
@@ -149,7 +151,7 @@ async def test_query_reports_pending_before_and_paid_with_the_amount_after(serve
         order = await get_order(gateway.db, trade_no)
         assert order is not None
         before = await sandbox_of(gateway).query(sandbox_of(gateway).implicit(), channel_view(order))
-        await client.post(f"/sandbox/pay/{trade_no}")
+        await client.post(sandbox_path(trade_no))
         after = await sandbox_of(gateway).query(sandbox_of(gateway).implicit(), channel_view(order))
 
     assert before.state == UpstreamState.PENDING
@@ -165,7 +167,7 @@ async def test_simulator_refuses_what_the_upstream_would_refuse(server, merchant
         no_channel = await client.get(
             "/submit.php", params=signed(order_params(merchant.pid, shop.url, "S-10", type=None), merchant.key)
         )
-    unchosen = no_channel.headers["location"].rsplit("/", 1)[1]
+    unchosen = trade_no_of(no_channel.headers["location"])
 
     await simulate_buyer_payment(gateway, paid)
     with pytest.raises(SandboxRefusal, match="^该订单已支付$"):
@@ -192,3 +194,36 @@ async def test_simulator_refuses_what_the_upstream_would_refuse(server, merchant
 
     statuses = [(await get_order(gateway.db, t)) for t in (paid, closed, unchosen, pending)]
     assert [order.status for order in statuses if order] == ["paid", "closed", "created", "paying"]
+
+
+async def test_a_payment_the_gateway_failed_to_record_is_reported_and_changes_nothing(server, merchant, shop, gateway):
+    async with server.client() as client:
+        trade_no = (await mapi_order(client, merchant, shop, "S-12", money="3.00"))["trade_no"]
+        paid_by_trade_no = f"NEW.status = 'paid' AND NEW.trade_no = '{trade_no}'"
+        async with refused_writes(gateway, "UPDATE", "orders", paid_by_trade_no):
+            pressed = await client.post(sandbox_path(trade_no))
+        status = (await client.get(f"{cashier_path(trade_no)}/status")).json()
+        order = await stored_order(gateway, trade_no)
+        async with gateway.db.session() as session:
+            tasks = (await session.scalars(select(NotifyTask).where(NotifyTask.order_id == order.id))).all()
+        balance = (await gateway.merchants.get(merchant.pid)).balance_fen
+        again = await client.post(sandbox_path(trade_no))  # once the database takes writes again, so does the button
+
+    assert pressed.status_code == 503
+    assert Page(pressed.text).text("message") == "支付未能记录：网关暂时无法保存支付结果，订单仍未支付，请稍后重试"
+    assert status == {"status": "paying", "paid": False}
+    assert (order.paid_at, order.paid_fen, tasks, balance) == (None, None, [], 0)
+    assert again.status_code == 303
+    assert (await stored_order(gateway, trade_no)).status == "paid"
+
+
+async def test_a_payment_recorded_before_the_callback_log_failed_is_shown_as_paid(server, merchant, shop, gateway):
+    async with server.client() as client:
+        trade_no = (await mapi_order(client, merchant, shop, "S-13"))["trade_no"]
+        async with refused_writes(gateway, "INSERT", "channel_callbacks", f"NEW.trade_no = '{trade_no}'"):
+            pressed = await client.post(sandbox_path(trade_no))
+        status = (await client.get(f"{cashier_path(trade_no)}/status")).json()
+
+    assert (pressed.status_code, pressed.headers["location"]) == (303, cashier_path(trade_no))
+    assert status == {"status": "paid", "paid": True}
+    assert len(await callbacks_for(gateway, trade_no)) == 0

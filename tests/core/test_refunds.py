@@ -21,6 +21,7 @@ from openepay.core.states import OrderStatus
 from openepay.db.models import BalanceEntry, Merchant, Order, Refund
 from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
+from tests.support.links import sandbox_path
 from tests.support.servers import ServerThread
 from tests.support.waiting import eventually
 
@@ -29,7 +30,7 @@ async def paid_order(client: httpx.AsyncClient, merchant, shop_url: str, out_tra
     params = order_params(merchant.pid, shop_url, out_trade_no, money=money, clientip="203.0.113.9")
     answer = (await client.post("/mapi.php", data=signed(params, merchant.key))).json()
     assert answer["code"] == 1, answer
-    response = await client.post(f"/sandbox/pay/{answer['trade_no']}")
+    response = await client.post(sandbox_path(answer["trade_no"]))
     assert response.status_code == 303
     return answer["trade_no"]
 
@@ -109,7 +110,7 @@ async def test_a_refund_the_channel_refuses_is_undone(server, database_url, gate
             trade_no = await paid_order(client, merchant, shop.url, "UNDO-1", "1.00")
         async with httpx.AsyncClient(base_url=without_sandbox.url, timeout=10) as client:
             answer = await api_refund(client, merchant, trade_no, "0.40")
-            assert answer == {"code": -1, "msg": "退款失败：通道 sandbox 未启用"}
+            assert answer == {"code": -1, "msg": "退款失败：支付通道暂时无法退款，请稍后再试"}
             assert (await api_order(client, merchant, trade_no))["status"] == 1
             assert await api_balance(client, merchant) == "1.00"
     finally:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from openepay.core.merchants import _key_context
 from openepay.db.models import Merchant, Order
@@ -37,3 +39,32 @@ async def expire(gateway: Gateway, trade_no: str) -> None:
 async def stored_order(gateway: Gateway, trade_no: str) -> Order:
     async with gateway.db.session() as session:
         return (await session.scalars(select(Order).where(Order.trade_no == trade_no))).one()
+
+
+@asynccontextmanager
+async def refused_writes(gateway: Gateway, event: str, table: str, condition: str) -> AsyncIterator[None]:
+    """While open, the database fails every ``event`` (INSERT or UPDATE) on ``table`` whose NEW row meets
+    ``condition``, the way a full disk or a lost connection fails a write: a real error inside the transaction."""
+    if gateway.db.dialect == "postgresql":
+        setup = [
+            "CREATE FUNCTION test_refused_write() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'could not write (test fault)'; END $$",
+            f"CREATE TRIGGER test_refused_write BEFORE {event} ON {table} FOR EACH ROW WHEN ({condition}) "
+            "EXECUTE FUNCTION test_refused_write()",
+        ]
+        teardown = [f"DROP TRIGGER test_refused_write ON {table}", "DROP FUNCTION test_refused_write()"]
+    else:
+        setup = [
+            f"CREATE TRIGGER test_refused_write BEFORE {event} ON {table} WHEN {condition} "
+            "BEGIN SELECT RAISE(ABORT, 'disk I/O error (test fault)'); END"
+        ]
+        teardown = ["DROP TRIGGER test_refused_write"]
+    async with gateway.db.session() as session:
+        for statement in setup:
+            await session.execute(text(statement))
+    try:
+        yield
+    finally:
+        async with gateway.db.session() as session:
+            for statement in teardown:
+                await session.execute(text(statement))

@@ -24,7 +24,7 @@ async def paid_order(server, merchant: MerchantCredentials, notify_url: str, out
     async with server.client() as client:
         answer = (await client.post("/mapi.php", data=signed(params, merchant.key))).json()
         assert answer["code"] == 1, answer
-        paid = await client.post(f"/sandbox/pay/{answer['trade_no']}")
+        paid = await client.post(f"/sandbox/pay/{server.gateway.links.handle(answer['trade_no'])}")
         assert paid.status_code == 303
     return answer["trade_no"]
 

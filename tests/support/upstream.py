@@ -20,6 +20,8 @@ from pathlib import Path
 
 import httpx
 
+from openepay.core.buyer_links import BuyerLinks
+
 START_TIMEOUT = 30.0
 UPSTREAM_SECRET = "upstream-secret-key-not-for-production"
 
@@ -36,6 +38,10 @@ class UpstreamGateway:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def pay_page(self, upstream_trade_no: str) -> str:
+        """The upstream's sandbox pay page for one of its orders, named by its buyer handle."""
+        return f"{self.url}/sandbox/pay/{BuyerLinks(UPSTREAM_SECRET).handle(upstream_trade_no)}"
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, timeout=10)

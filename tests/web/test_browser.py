@@ -9,6 +9,7 @@ import pytest
 from playwright.async_api import async_playwright, expect
 
 from tests.support.epay import order_params, signed
+from tests.support.links import cashier_path, sandbox_path, trade_no_of
 from tests.support.merchant import plugin_sign
 from tests.support.vmq_phone import WXPAY, qrpool_server
 from tests.support.waiting import eventually
@@ -40,8 +41,8 @@ async def test_buyer_pays_in_the_browser_and_returns_to_the_shop(server, merchan
             page = await phone.new_page()
             await page.goto(submit_link("B-PHONE", name="年度会员", money="19.90"))
 
-            await expect(page).to_have_url(re.compile(rf"^{re.escape(server.url)}/cashier/\d+$"))
-            trade_no = page.url.rsplit("/", 1)[1]
+            await expect(page).to_have_url(re.compile(rf"^{re.escape(server.url)}/cashier/\d+-[0-9a-f]{{32}}$"))
+            trade_no = trade_no_of(page.url)
             await expect(page.locator("#site-name")).to_have_text("小李的杂货铺")
             await expect(page.locator("#product-name")).to_have_text("年度会员")
             await expect(page.locator("#amount")).to_have_text("¥19.90")
@@ -49,7 +50,7 @@ async def test_buyer_pays_in_the_browser_and_returns_to_the_shop(server, merchan
             await page.screenshot(path=tmp_path / "mobile-cashier.png", full_page=True)
 
             await page.locator("#pay-button").tap()
-            await expect(page).to_have_url(f"{server.url}/sandbox/pay/{trade_no}")
+            await expect(page).to_have_url(f"{server.url}{sandbox_path(trade_no)}")
             await expect(page.locator(".sandbox-banner")).to_contain_text("SANDBOX")
             await page.get_by_role("button", name=re.compile("模拟支付成功")).tap()
 
@@ -61,12 +62,15 @@ async def test_buyer_pays_in_the_browser_and_returns_to_the_shop(server, merchan
             [notification] = await eventually(lambda: shop.notifications())
             assert notification.signature_ok is True
             assert notification.params == back
+            # The shop learns nothing of the cashier's address (the order's handle) from the buyer's browser.
+            [landing] = shop.notifications("/return")
+            assert "referer" not in landing.headers
 
             # On a desktop the cashier shows the QR code, and moves on by itself once the phone has paid.
             desktop = await browser.new_context(user_agent=DESKTOP_UA, viewport={"width": 1280, "height": 800})
             screen = await desktop.new_page()
             await screen.goto(submit_link("B-DESKTOP", name="季度会员", money="9.90"))
-            desk_trade_no = screen.url.rsplit("/", 1)[1]
+            desk_trade_no = trade_no_of(screen.url)
             await expect(screen.locator("#qrcode svg")).to_be_visible()
             box = await screen.locator("#qrcode svg").bounding_box()
             assert box is not None and box["width"] >= 150 and box["height"] >= 150
@@ -74,7 +78,7 @@ async def test_buyer_pays_in_the_browser_and_returns_to_the_shop(server, merchan
             await screen.screenshot(path=tmp_path / "desktop-cashier.png", full_page=True)
 
             async with server.client() as scanner:
-                assert (await scanner.post(f"/sandbox/pay/{desk_trade_no}")).status_code == 303
+                assert (await scanner.post(sandbox_path(desk_trade_no))).status_code == 303
             await expect(screen).to_have_url(re.compile(rf"^{re.escape(shop.url)}/return\?"), timeout=6000)
             desk_back = returned_params(screen.url, shop.url)
             assert desk_back["sign"] == plugin_sign(desk_back, merchant.key)
@@ -124,3 +128,27 @@ async def test_a_personal_code_buyer_sees_the_exact_amount_and_returns_once_the_
                 assert first.url.startswith(f"{qr.url}/cashier/")  # the other buyer is still waiting to pay
             finally:
                 await browser.close()
+
+
+@pytest.mark.browser
+async def test_another_site_cannot_frame_the_cashier(server, merchant, shop):
+    """A page elsewhere that puts our cashier in a frame (to dress up the pay button) gets an empty frame."""
+    async with server.client() as client:
+        params = order_params(merchant.pid, shop.url, "B-FRAME", name="框架测试", clientip="203.0.113.9")
+        answer = (await client.post("/mapi.php", data=signed(params, merchant.key))).json()
+    cashier_url = f"{server.url}{cashier_path(answer['trade_no'])}"
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = await (await browser.new_context(user_agent=DESKTOP_UA)).new_page()
+            await page.goto(cashier_url)
+            await expect(page.locator("#product-name")).to_have_text("框架测试")  # the page itself shows
+
+            await page.goto(f"{shop.url}/framing-page")
+            await page.set_content(f'<iframe id="framed" src="{cashier_url}" width="800" height="600"></iframe>')
+            framed = page.frame_locator("#framed")
+            await expect(framed.locator("body")).to_be_attached()
+            await expect(framed.locator("#product-name")).to_have_count(0)
+        finally:
+            await browser.close()

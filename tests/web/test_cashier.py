@@ -10,10 +10,13 @@ from urllib.parse import parse_qsl, urlsplit
 import segno
 from sqlalchemy import select, update
 
+from openepay.core.buyer_links import BuyerLinks
 from openepay.db.models import Order
 from openepay.db.types import utcnow
 from openepay.web.templating import qr_svg
+from tests.support.database import stored_order
 from tests.support.epay import order_params, signed
+from tests.support.links import cashier_path, sandbox_path, trade_no_of
 from tests.support.merchant import plugin_sign
 from tests.support.waiting import eventually
 
@@ -124,7 +127,7 @@ async def test_desktop_cashier_shows_the_shop_the_product_the_amount_and_the_cha
         answer = await mapi_order(
             client, merchant, shop, "C-1", name="<script>alert(1)</script>会员", money="12.50", sitename="小李的杂货铺"
         )
-        response = await client.get(f"/cashier/{answer['trade_no']}")
+        response = await client.get(cashier_path(answer["trade_no"]))
 
     assert response.status_code == 200
     page = Page(response.text)
@@ -142,7 +145,7 @@ async def test_desktop_cashier_shows_the_shop_the_product_the_amount_and_the_cha
 async def test_cashier_without_sitename_shows_the_merchant_name(server, merchant, shop):
     async with server.client(headers=DESKTOP) as client:
         answer = await mapi_order(client, merchant, shop, "C-2")
-        page = Page((await client.get(f"/cashier/{answer['trade_no']}")).text)
+        page = Page((await client.get(cashier_path(answer["trade_no"]))).text)
     assert page.text("site-name") == "Test Shop"
     assert page.text("product-name") == "VIP会员"
     assert page.text("amount") == "¥1.00"
@@ -153,41 +156,41 @@ async def test_mobile_cashier_shows_a_pay_button_to_the_channel_page(server, mer
     async with server.client(headers=IPHONE) as client:
         jump = await client.get("/submit.php", params=signed(params, merchant.key))
         assert jump.status_code == 302
-        trade_no = urlsplit(jump.headers["location"]).path.rsplit("/", 1)[1]
+        trade_no = trade_no_of(jump.headers["location"])
         response = await client.get(jump.headers["location"])
 
     page = Page(response.text)
     assert page.text("site-name") == "Test Shop"
     assert page.text("amount") == "¥0.50"
     assert page.text("pay-button") == "支付宝 立即支付"
-    assert page.attrs["pay-button"]["href"] == f"{server.url}/sandbox/pay/{trade_no}"
+    assert page.attrs["pay-button"]["href"] == f"{server.url}{sandbox_path(trade_no)}"
     assert not page.has("qrcode")
 
 
 async def test_status_answers_unpaid_then_paid_and_the_paid_cashier_moves_on_to_return(server, merchant, shop):
     async with server.client(headers=DESKTOP) as client:
         trade_no = (await mapi_order(client, merchant, shop, "C-4"))["trade_no"]
-        before = await client.get(f"/cashier/{trade_no}/status")
+        before = await client.get(f"{cashier_path(trade_no)}/status")
         assert before.json() == {"status": "paying", "paid": False}
 
-        assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
+        assert (await client.post(sandbox_path(trade_no))).status_code == 303
 
-        after = await client.get(f"/cashier/{trade_no}/status")
+        after = await client.get(f"{cashier_path(trade_no)}/status")
         assert after.json() == {"status": "paid", "paid": True}
-        cashier = await client.get(f"/cashier/{trade_no}")
+        cashier = await client.get(cashier_path(trade_no))
         assert cashier.status_code == 302
-        assert cashier.headers["location"] == f"/cashier/{trade_no}/return"
+        assert cashier.headers["location"] == f"{cashier_path(trade_no)}/return"
 
 
 async def test_return_of_an_unpaid_order_goes_back_to_the_cashier_unsigned(server, merchant, shop):
     async with server.client(headers=DESKTOP) as client:
         trade_no = (await mapi_order(client, merchant, shop, "C-5"))["trade_no"]
-        back = await client.get(f"/cashier/{trade_no}/return")
+        back = await client.get(f"{cashier_path(trade_no)}/return")
         assert back.status_code == 302
-        assert back.headers["location"] == f"/cashier/{trade_no}"
-        followed = await client.get(f"/cashier/{trade_no}/return", follow_redirects=True)
+        assert back.headers["location"] == cashier_path(trade_no)
+        followed = await client.get(f"{cashier_path(trade_no)}/return", follow_redirects=True)
 
-    assert str(followed.url) == f"{server.url}/cashier/{trade_no}"
+    assert str(followed.url) == f"{server.url}{cashier_path(trade_no)}"
     assert "sign" not in back.headers["location"]
     assert "sign=" not in followed.text
     assert "TRADE_SUCCESS" not in followed.text
@@ -197,8 +200,8 @@ async def test_return_of_an_unpaid_order_goes_back_to_the_cashier_unsigned(serve
 async def test_return_of_a_paid_order_redirects_to_the_shop_with_signed_parameters(server, merchant, shop):
     async with server.client(headers=DESKTOP) as client:
         trade_no = (await mapi_order(client, merchant, shop, "C-6", money="3.20", param="uid=7&x=y"))["trade_no"]
-        await client.post(f"/sandbox/pay/{trade_no}")
-        back = await client.get(f"/cashier/{trade_no}/return")
+        await client.post(sandbox_path(trade_no))
+        back = await client.get(f"{cashier_path(trade_no)}/return")
 
     assert back.status_code == 302
     target = urlsplit(back.headers["location"])
@@ -214,8 +217,8 @@ async def test_return_of_a_paid_order_redirects_to_the_shop_with_signed_paramete
 async def test_return_of_a_paid_order_without_return_url_shows_our_success_page(server, merchant, shop):
     async with server.client(headers=DESKTOP) as client:
         trade_no = (await mapi_order(client, merchant, shop, "C-7", return_url=None, money="2.00"))["trade_no"]
-        await client.post(f"/sandbox/pay/{trade_no}")
-        back = await client.get(f"/cashier/{trade_no}/return")
+        await client.post(sandbox_path(trade_no))
+        back = await client.get(f"{cashier_path(trade_no)}/return")
 
     assert back.status_code == 200
     page = Page(back.text)
@@ -227,7 +230,7 @@ async def test_return_of_a_paid_order_without_return_url_shows_our_success_page(
 async def test_return_and_cashier_of_a_fully_refunded_order_show_the_refunded_page(server, merchant, shop):
     async with server.client(headers=DESKTOP) as client:
         trade_no = (await mapi_order(client, merchant, shop, "C-8", money="5.00"))["trade_no"]
-        await client.post(f"/sandbox/pay/{trade_no}")
+        await client.post(sandbox_path(trade_no))
         refund = await client.post(
             "/api.php",
             params={"act": "refund"},
@@ -235,8 +238,8 @@ async def test_return_and_cashier_of_a_fully_refunded_order_show_the_refunded_pa
         )
         assert refund.json()["msg"].startswith("退款成功"), refund.json()
 
-        back = await client.get(f"/cashier/{trade_no}/return")
-        cashier = await client.get(f"/cashier/{trade_no}", follow_redirects=True)
+        back = await client.get(f"{cashier_path(trade_no)}/return")
+        cashier = await client.get(cashier_path(trade_no), follow_redirects=True)
 
     assert back.status_code == 200
     assert "订单已退款" in Page(back.text).body_text
@@ -250,9 +253,9 @@ async def test_expired_order_is_closed_on_sight(server, merchant, shop, gateway)
         trade_no = (await mapi_order(client, merchant, shop, "C-9"))["trade_no"]
         await expire(gateway, trade_no)
 
-        cashier = await client.get(f"/cashier/{trade_no}")
-        status = await client.get(f"/cashier/{trade_no}/status")
-        pay = await client.post(f"/sandbox/pay/{trade_no}")
+        cashier = await client.get(cashier_path(trade_no))
+        status = await client.get(f"{cashier_path(trade_no)}/status")
+        pay = await client.post(sandbox_path(trade_no))
 
     page = Page(cashier.text)
     assert cashier.status_code == 200
@@ -275,8 +278,8 @@ async def test_expired_order_is_closed_by_the_worker_sweeper(server, merchant, s
             return order is not None and order.status == "closed" and order.closed_at is not None
 
         await eventually(closed_in_database, timeout=5)
-        assert (await client.get(f"/cashier/{trade_no}/status")).json() == {"status": "closed", "paid": False}
-        assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 409
+        assert (await client.get(f"{cashier_path(trade_no)}/status")).json() == {"status": "closed", "paid": False}
+        assert (await client.post(sandbox_path(trade_no))).status_code == 409
 
 
 async def test_pay_type_chooser_lists_the_sandbox_types_and_choosing_one_creates_the_payment(server, merchant, shop):
@@ -285,7 +288,7 @@ async def test_pay_type_chooser_lists_the_sandbox_types_and_choosing_one_creates
         jump = await client.get("/submit.php", params=signed(params, merchant.key))
         assert jump.status_code == 302
         cashier_path = jump.headers["location"]
-        trade_no = cashier_path.rsplit("/", 1)[1]
+        trade_no = trade_no_of(cashier_path)
 
         chooser = await client.get(cashier_path)
         buttons = re.findall(r'<button[^>]*\bvalue="(\w+)"[^>]*>\s*([^<]*?)\s*</button>', chooser.text)
@@ -301,7 +304,7 @@ async def test_pay_type_chooser_lists_the_sandbox_types_and_choosing_one_creates
 
     page = Page(cashier.text)
     assert "请使用微信支付扫一扫" in page.body_text
-    assert encodes(qr_matrix_of(cashier.text), f"{server.url}/sandbox/pay/{trade_no}")
+    assert encodes(qr_matrix_of(cashier.text), f"{server.url}{sandbox_path(trade_no)}")
     assert status.json() == {"status": "paying", "paid": False}
 
 
@@ -335,15 +338,34 @@ async def test_a_channel_refusal_reads_as_advice_to_the_buyer_not_as_the_channel
     }
 
 
-async def test_unknown_trade_no_is_a_404_page(server):
+async def test_an_order_number_alone_reveals_nothing_a_nonexistent_one_does_not(server, merchant, shop, gateway):
+    """Order numbers can be walked: with one alone, a paid and an unpaid order look exactly like no order at all."""
     async with server.client(headers=DESKTOP) as client:
-        cashier = await client.get("/cashier/20990101000000000000")
-        status = await client.get("/cashier/20990101000000000000/status")
-        back = await client.get("/cashier/20990101000000000000/return")
-    assert cashier.status_code == 404
-    assert "订单不存在" in Page(cashier.text).body_text
-    assert status.status_code == 404
-    assert back.status_code == 404
+        paid = (await mapi_order(client, merchant, shop, "C-E1", param="buyer@example.com"))["trade_no"]
+        assert (await client.post(sandbox_path(paid))).status_code == 303
+        unpaid = (await mapi_order(client, merchant, shop, "C-E2"))["trade_no"]
+
+        async def answers(name: str) -> list[tuple[int, str | None, str]]:
+            responses = [
+                await client.get(f"/cashier/{name}"),
+                await client.get(f"/cashier/{name}/status"),
+                await client.get(f"/cashier/{name}/return"),
+                await client.post(f"/cashier/{name}/type", data={"type": "wxpay"}),
+                await client.get(f"/sandbox/pay/{name}"),
+                await client.post(f"/sandbox/pay/{name}"),
+            ]
+            return [(r.status_code, r.headers.get("location"), r.text) for r in responses]
+
+        nowhere = await answers("20990101000000000000")
+        for trade_no in (paid, unpaid):
+            for guess in (trade_no, f"{trade_no}-{'0' * 32}", BuyerLinks("another secret").handle(trade_no)):
+                assert await answers(guess) == nowhere, guess
+        genuine = await client.get(f"{cashier_path(paid)}/return")
+
+    assert [status for status, _, _ in nowhere] == [404, 404, 404, 404, 404, 409]
+    assert "订单不存在" in Page(nowhere[0][2]).body_text
+    assert genuine.status_code == 302 and "buyer%40example.com" in genuine.headers["location"]
+    assert (await stored_order(gateway, unpaid)).status == "paying"
 
 
 def test_short_qr_content_is_a_full_qr_code_that_payment_apps_can_scan():

@@ -92,7 +92,7 @@ class QrPoolChannel(Channel):
         )
         return PaymentOffer(
             qrcode=code.content,
-            pay_url=ctx.cashier_url,
+            pay_url=ctx.cashier_url(order.trade_no),
             pay_amount_fen=reservation.amount_fen,
             any_amount=code.amount_fen is None,
         )
@@ -120,7 +120,7 @@ class QrPoolChannel(Channel):
     async def refund(
         self, account: ChannelAccount, order: ChannelOrder, amount_fen: int, refund_no: str
     ) -> RefundOutcome:
-        return RefundOutcome(succeeded=False, message=REFUND_UNSUPPORTED)
+        return RefundOutcome(succeeded=False, message=REFUND_UNSUPPORTED, unsupported=True)
 
     async def check_credentials(self, account: ChannelAccount) -> CredentialCheck:
         """No upstream credentials: what can fail is a phone, so say which pay types have one online."""

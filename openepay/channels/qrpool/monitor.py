@@ -6,10 +6,18 @@ The stock V免签 monitor app is paired with ``host/key`` and sends plain GETs:
 requests carry no device id: the device is the one whose key verifies the signature.
 
 What V免签 lacks, added without changing anything the app sees: ``t`` must be within the
-push window of our clock; an exact replay is refused (the event key, ``sha256(device id|t|
-type|price)``, is unique and events are kept); heartbeats cannot be replayed either (a
-replayed heartbeat would keep a dead phone's account taking orders); and each device has a
-rate limit. The app only logs our answer and never retries, so we answer as V免签 does,
+push window of our clock; a replay is refused (the event key is unique and events are kept);
+heartbeats cannot be replayed either (a replayed heartbeat would keep a dead phone's account
+taking orders); and each device has a rate limit.
+
+A replay is recognised by what the phone signed, not by how the request spells it. The push
+signature concatenates ``type + price + t`` with nothing between them, so ``price=10.10&t=17…``
+and ``price=10.1&t=017…`` carry the same signature: the event key is over that signed string
+(``sha256(device id|type+price+t)``), and ``t`` is refused with a leading zero, which
+``System.currentTimeMillis()`` never writes. With ``t`` in its one spelling and inside the
+window, the string splits into fields one way only.
+
+The app only logs our answer and never retries, so we answer as V免签 does,
 ``{"code":1,"msg":"成功"}`` or ``{"code":-1,"msg":...}``, and never with an error page.
 """
 
@@ -43,7 +51,8 @@ router.include_router(device_api.router)
 
 # V免签's type codes.
 PAY_TYPES = {"1": "wxpay", "2": "alipay"}
-MILLISECONDS = re.compile(r"[0-9]{1,16}")
+# Milliseconds as Java writes a long: no leading zero (another spelling of the same signed string).
+MILLISECONDS = re.compile(r"[1-9][0-9]{0,15}")
 MAX_PARAM_CHARS = 64
 
 
@@ -157,7 +166,7 @@ async def _push(request: Request) -> JSONResponse:
         None if amount_fen else f"金额无效 / price={price!r} is not a positive amount in yuan",
     )
     report = PaymentReport(
-        event_key=event_key(device.id, t, type_code, price),
+        event_key=event_key(device.id, type_code + price + t),
         source="vmq",
         device=device,
         pay_type=pay_type,

@@ -1,10 +1,11 @@
 """The sandbox channel: a simulated upstream that signs its callbacks like a real one.
 
-Its "upstream" is a page of ours (``/sandbox/pay/{trade_no}``) with a button that plays the
-buyer paying. Pressing it makes the simulated upstream send a signed callback, which goes
-through ``receive_callback`` and ``confirm_payment`` exactly like a real upstream's would.
-Switched on by ``OPENEPAY_SANDBOX=1`` (``openepay demo`` does it), with a built-in account that
-routing tries after every real one; ``openepay channel add sandbox NAME`` adds more accounts.
+Its "upstream" is a page of ours (``/sandbox/pay/{handle}``, named like the cashier by the
+buyer's handle) with a button that plays the buyer paying. Pressing it makes the simulated
+upstream send a signed callback, which goes through ``receive_callback`` and
+``confirm_payment`` exactly like a real upstream's would. Switched on by ``OPENEPAY_SANDBOX=1``
+(``openepay demo`` does it), with a built-in account that routing tries after every real one;
+``openepay channel add sandbox NAME`` adds more accounts.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ FLUCTUATING_AMOUNT = 709
 _CREDITED = ("paid", "paid_late", "already_paid")
 
 
+def pay_page_path(handle: str) -> str:
+    """The simulated upstream's pay page, named by the buyer's handle like the cashier."""
+    return f"/sandbox/pay/{handle}"
+
+
 class SandboxChannel(Channel):
     name = "sandbox"
     display_name = "Sandbox"
@@ -78,7 +84,7 @@ class SandboxChannel(Channel):
             raise ChannelRefused(
                 RefusalReason.NO_CODE_FOR_AMOUNT, "sandbox: no code for this amount (test amount 7.03)"
             )
-        url = ctx.url(f"/sandbox/pay/{order.trade_no}")
+        url = ctx.url(pay_page_path(ctx.handle(order.trade_no)))
         pay_amount = order.pay_amount_fen + 1 if order.pay_amount_fen == FLUCTUATING_AMOUNT else None
         return PaymentOffer(pay_url=url, qrcode=url, pay_amount_fen=pay_amount)
 

@@ -2,23 +2,35 @@
 
 Used by the sandbox pay page's button and by ``openepay order pay``. It refuses what a real
 upstream would refuse (closed, paid or foreign orders), then sends its signed callback into
-``receive_callback``, the same entry every real upstream callback goes through.
+``receive_callback``, the same entry every real upstream callback goes through. Whether the
+payment counts is read back from the order afterwards: the callback's answer alone cannot say
+that the gateway failed to record it.
 """
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlencode
 
-from openepay.channels.base import CallbackRequest, ChannelHost, Reply, account_ref
+from openepay.channels.base import CallbackRequest, ChannelHost, account_ref
 from openepay.channels.sandbox.channel import SandboxChannel
 from openepay.core.orders import close_if_expired, get_order
 from openepay.core.payments import receive_callback
 from openepay.core.states import SETTLED_PAID, UNPAID
 from openepay.db.models import Order
 
+log = logging.getLogger(__name__)
+
+NOT_RECORDED = "支付未能记录：网关暂时无法保存支付结果，订单仍未支付，请稍后重试"
+UNCONFIRMED = "暂时无法确认支付结果，请稍后返回收银台查看订单状态"
+
 
 class SandboxRefusal(Exception):
-    pass
+    """The simulated upstream will not take money for this order."""
+
+
+class SandboxPaymentFailed(Exception):
+    """The simulated upstream took the money but the gateway did not record the payment."""
 
 
 def refusal_reason(host: ChannelHost, order: Order | None) -> str | None:
@@ -35,7 +47,8 @@ def refusal_reason(host: ChannelHost, order: Order | None) -> str | None:
     return None
 
 
-async def simulate_buyer_payment(host: ChannelHost, trade_no: str) -> Reply:
+async def simulate_buyer_payment(host: ChannelHost, trade_no: str) -> Order:
+    """The order, paid. Raises ``SandboxRefusal`` or ``SandboxPaymentFailed`` with the text to show."""
     order = await get_order(host.db, trade_no)
     if order is not None:
         order = await close_if_expired(host.db, order)
@@ -52,4 +65,16 @@ async def simulate_buyer_payment(host: ChannelHost, trade_no: str) -> Reply:
     request = CallbackRequest(
         method="POST", query={}, form=fields, body=urlencode(fields).encode(), headers={}, client_ip=None
     )
-    return await receive_callback(host.db, channel, account, request)
+    try:
+        await receive_callback(host.db, channel, account, request)
+    except Exception:
+        # Storing the callback failed; the payment itself may or may not have been recorded before that.
+        log.exception("the sandbox's payment callback failed", extra={"trade_no": trade_no})
+    try:
+        after = await get_order(host.db, trade_no)
+    except Exception as exc:
+        log.warning("cannot read back sandbox order %s (%s)", trade_no, type(exc).__name__)
+        raise SandboxPaymentFailed(UNCONFIRMED) from None
+    if after is None or after.status not in SETTLED_PAID:
+        raise SandboxPaymentFailed(NOT_RECORDED)
+    return after

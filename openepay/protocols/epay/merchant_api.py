@@ -25,6 +25,7 @@ from openepay.db.models import Merchant, Order, Settlement
 from openepay.gateway import Gateway
 from openepay.protocols.epay.signing import verify
 from openepay.protocols.params import merged, php_intval
+from openepay.protocols.refusals import REFUND_REFUSED
 from openepay.web.deps import gateway_of
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,10 @@ REFUND_MESSAGES = {
     RefundProblem.OUT_REFUND_NO_REUSED: "退款单号已被其他退款使用",
     RefundProblem.EARLIER_IN_PROGRESS: "该退款单号的退款正在处理中，请稍后查询",
     RefundProblem.EARLIER_FAILED: "该退款单号的退款未成功，请更换退款单号(out_refund_no)后重试",
+    **REFUND_REFUSED,
 }
+# Rainbow V2's answer to a refund number it has already refunded (followed by the amount).
+REPEATED_REFUND = "已存在相同退款单号！"
 
 
 class ApiError(Exception):
@@ -195,6 +199,13 @@ async def act_orders(gateway: Gateway, merchant: Merchant, key: str, params: dic
 
 
 async def act_refund(gateway: Gateway, merchant: Merchant, key: str, params: dict[str, str]) -> dict[str, object]:
+    """Rainbow's refund, plus the merchant's own refund number, which makes a retry safe.
+
+    ``api.php`` requests carry no timestamp and no nonce, so nothing tells a retry from a
+    second refund of the same amount: without a number, every request refunds (as Rainbow
+    does). With ``out_refund_no`` (or ``refund_no``, which Rainbow's own upstream plugin
+    sends) a repeat, even one racing the first, answers the first refund and moves nothing.
+    """
     if not merchant.refund_enabled:
         raise ApiError(-2, "商户未开启订单退款API接口")
     money = params.get("money", "").strip()
@@ -213,17 +224,18 @@ async def act_refund(gateway: Gateway, merchant: Merchant, key: str, params: dic
             raise ApiError(-1, "退款单号不合法")
         result = await refund_order(gateway.db, gateway, order, amount_fen, out_refund_no=out_refund_no)
     except RefundError as error:
-        if error.problem == RefundProblem.CHANNEL_FAILED:
-            raise ApiError(-1, f"退款失败：{error.detail}") from None
         raise ApiError(-1, REFUND_MESSAGES[error.problem]) from None
     refunded = format_yuan(result.refund.amount_fen)
-    return {
+    answer: dict[str, object] = {
         "code": gateway.settings.epay_refund_success_code,
-        "msg": f"退款成功！退款金额￥{refunded}",
+        "msg": f"{REPEATED_REFUND if result.repeated else '退款成功！'}退款金额￥{refunded}",
         "money": refunded,
         "trade_no": result.order.trade_no,
         "refund_no": result.refund.refund_no,
     }
+    if result.refund.out_refund_no:
+        answer["out_refund_no"] = result.refund.out_refund_no
+    return answer
 
 
 ACTS = {

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.requests import Request
 
 from openepay.channels.base import ChannelRefused
-from openepay.core.checkout import NoChannel, cashier_path
+from openepay.core.checkout import NoChannel
 from openepay.core.orders import (
     OrderAlreadyPaid,
     OrderNotPayable,
@@ -32,6 +32,7 @@ from openepay.protocols.epay.validation import (
     validate_pay_request,
 )
 from openepay.protocols.params import get_or_post
+from openepay.protocols.refusals import FOR_MERCHANT
 from openepay.web.cashier.routes import message_page
 from openepay.web.deps import base_url, gateway_of
 from openepay.web.templating import is_mobile
@@ -60,7 +61,7 @@ async def start_epay_payment(
     except NoChannel:
         return None
     except ChannelRefused as refused:
-        raise EpayError(refused.message, code=-2) from None
+        raise EpayError(FOR_MERCHANT[refused.reason], code=-2) from None
     except OrderNotPayable:
         raise EpayError(already_paid(order.out_trade_no)) from None
 
@@ -68,7 +69,7 @@ async def start_epay_payment(
 async def cashier_target(gateway: Gateway, request: Request, pay: PayRequest) -> str:
     """Where ``submit`` sends the browser: the cashier, at the chosen pay type's offer when a channel serves it."""
     order = (await place_epay_order(gateway, pay)).order
-    target = cashier_path(order.trade_no)
+    target = gateway.links.cashier_path(order.trade_no)
     if pay.pay_type:
         device = "mobile" if is_mobile(request.headers.get("user-agent")) else "pc"
         if await start_epay_payment(gateway, request, order, pay.pay_type, device) is None:
@@ -133,7 +134,7 @@ async def mapi(request: Request) -> JSONResponse:
     try:
         pay = await validate_pay_request(gateway, params, api=True)
         order = (await place_epay_order(gateway, pay)).order
-        cashier_url = gateway.pay_context(base_url(request)).url(cashier_path(order.trade_no))
+        cashier_url = gateway.pay_context(base_url(request)).cashier_url(order.trade_no)
         assert pay.pay_type is not None
         started = await start_epay_payment(gateway, request, order, pay.pay_type, pay.device)
         if started is None:

@@ -33,16 +33,31 @@ def make_sign(params: Mapping[str, str], key: str) -> str:
     return hashlib.md5((sign_content(params) + key).encode()).hexdigest()
 
 
-def verify(params: Mapping[str, str], key: str) -> bool:
-    """Constant-time check of ``params["sign"]``; upper-case hex is accepted."""
+def signed_content(params: Mapping[str, str], key: str) -> str | None:
+    """The content ``params["sign"]`` is the key holder's signature of, or None (constant-time compare).
+
+    That content, not the spelling of the request, is what the merchant signed: requests with
+    the same signed content are the same request, whatever else differs (a blank field more or
+    less, the sign in capitals). Refusing a replay must go by it.
+
+    The sign is hex in one case: lowercase (PHP's ``md5``) or uppercase (Java and C# clients
+    often print digests that way). A mix of cases is refused: no client writes one, and every
+    mix would be another spelling of the same signature.
+    """
     received = params.get("sign", "")
-    if not received.isascii():
-        return False
+    if not received.isascii() or received not in (received.lower(), received.upper()):
+        return None
     received_bytes = received.lower().encode()
-    expected = hashlib.md5((sign_content(params) + key).encode()).hexdigest().encode()
-    if hmac.compare_digest(expected, received_bytes):
-        return True
+    content = sign_content(params)
+    if hmac.compare_digest(hashlib.md5((content + key).encode()).hexdigest().encode(), received_bytes):
+        return content
     if any(value.strip() == "" and value != "" for value in params.values()):
-        lenient = hashlib.md5((sign_content(params, skip_blank=True) + key).encode()).hexdigest()
-        return hmac.compare_digest(lenient.encode(), received_bytes)
-    return False
+        lenient = sign_content(params, skip_blank=True)
+        if hmac.compare_digest(hashlib.md5((lenient + key).encode()).hexdigest().encode(), received_bytes):
+            return lenient
+    return None
+
+
+def verify(params: Mapping[str, str], key: str) -> bool:
+    """Whether ``params["sign"]`` is the key holder's signature (see ``signed_content``)."""
+    return signed_content(params, key) is not None

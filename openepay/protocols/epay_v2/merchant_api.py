@@ -20,12 +20,12 @@ from starlette.requests import Request
 
 from openepay.core.money import MoneyError, format_yuan, parse_yuan
 from openepay.core.orders import find_merchant_order
-from openepay.core.refunds import RefundError, RefundProblem, refund_order
+from openepay.core.refunds import RefundError, refund_order
 from openepay.core.replay import first_sighting
 from openepay.core.states import SETTLED_PAID, MerchantStatus
 from openepay.db.models import Merchant, Order, Refund
 from openepay.gateway import Gateway
-from openepay.protocols.epay.merchant_api import REFUND_MESSAGES, STATUSES_FOR, local_time
+from openepay.protocols.epay.merchant_api import REFUND_MESSAGES, REPEATED_REFUND, STATUSES_FOR, local_time
 from openepay.protocols.epay.merchant_api import order_fields as v1_order_fields
 from openepay.protocols.epay.routes import BUSY
 from openepay.protocols.epay_v2.pay import ANY_METHOD, NO_PARAMETERS
@@ -87,10 +87,20 @@ async def pay_query(gateway: Gateway, merchant: Merchant, params: dict[str, str]
     return _without_empty({"code": 0, **order_fields(gateway, order)})
 
 
-async def pay_refund(gateway: Gateway, merchant: Merchant, params: dict[str, str]) -> Fields:
-    nonce = hashlib.sha256(params["sign"].encode("utf-8", "replace")).hexdigest()
-    if not await first_sighting(gateway.db, f"epay_v2:refund:{merchant.pid}", nonce, REPLAY_WINDOW):
+async def refuse_replay(gateway: Gateway, merchant: Merchant, endpoint: str, signed: str) -> None:
+    """A request that moves money is accepted once within its replay window.
+
+    It is recognised by the content its signature covers, never by how the signature or the
+    unsigned rest is spelled: a signature has many spellings a verifier accepts (hex in
+    capitals, ``+`` sent as a space), and blank fields are not signed, so only the signed
+    content is the same for every copy of one request.
+    """
+    nonce = hashlib.sha256(signed.encode()).hexdigest()
+    if not await first_sighting(gateway.db, f"epay_v2:{endpoint}:{merchant.pid}", nonce, REPLAY_WINDOW):
         raise V2Error(REPLAYED, -3)
+
+
+async def pay_refund(gateway: Gateway, merchant: Merchant, params: dict[str, str]) -> Fields:
     if not merchant.refund_enabled:
         raise V2Error("商户未开启订单退款API接口", -2)
     try:
@@ -104,12 +114,10 @@ async def pay_refund(gateway: Gateway, merchant: Merchant, params: dict[str, str
     try:
         result = await refund_order(gateway.db, gateway, order, amount_fen, out_refund_no=out_refund_no)
     except RefundError as error:
-        if error.problem == RefundProblem.CHANNEL_FAILED:
-            raise V2Error(f"退款失败：{error.detail}") from None
         raise V2Error(REFUND_MESSAGES[error.problem]) from None
     refund = result.refund
     money = format_yuan(refund.amount_fen)
-    message = f"已存在相同退款单号！退款金额￥{money}" if result.repeated else f"退款成功！退款金额￥{money}"
+    message = f"{REPEATED_REFUND if result.repeated else '退款成功！'}退款金额￥{money}"
     return _without_empty(
         {
             "code": 0,
@@ -220,6 +228,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "merchant/info": merchant_info,
     "merchant/orders": merchant_orders,
 }
+# Endpoints that move money: each signed request to them is carried out once.
+ONCE_ONLY = frozenset({"pay/refund"})
 
 
 @router.api_route("/api/{endpoint:path}", methods=ANY_METHOD)
@@ -232,7 +242,9 @@ async def api(request: Request, endpoint: str) -> JSONResponse:
     if "pid" not in params:
         return JSONResponse(NO_PARAMETERS)
     try:
-        merchant = await authenticate(gateway, params)
+        merchant, signed = await authenticate(gateway, params)
+        if endpoint in ONCE_ONLY:
+            await refuse_replay(gateway, merchant, endpoint, signed)
         answer = await handler(gateway, merchant, params)
         return JSONResponse((await platform_key(gateway.db, gateway.box)).signed(answer))
     except V2Error as error:

@@ -24,7 +24,7 @@ from openepay.protocols.epay_v2 import DIALECT
 from openepay.protocols.epay_v2.platform_key import platform_key
 from openepay.protocols.epay_v2.verification import V2Error, check_signature, find_merchant
 from openepay.protocols.params import form_params, get_or_post
-from openepay.web.cashier.routes import cashier_path, message_page
+from openepay.web.cashier.routes import message_page
 from openepay.web.deps import base_url, gateway_of
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ async def create(request: Request) -> JSONResponse:
         pay = _order_fields(gateway, merchant, params, api=True)
         assert pay.pay_type is not None
         order = (await place_epay_order(gateway, pay)).order
-        cashier_url = gateway.pay_context(base_url(request)).url(cashier_path(order.trade_no))
+        cashier_url = gateway.pay_context(base_url(request)).cashier_url(order.trade_no)
         started = await start_epay_payment(gateway, request, order, pay.pay_type, pay.device)
         if started is None:  # no channel serves the type: the buyer chooses another at the cashier
             pay_type, pay_info = "jump", f"{cashier_url}?other=1"

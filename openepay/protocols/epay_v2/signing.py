@@ -12,7 +12,6 @@ base64 body of the PEM; both are read.
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Mapping
 from functools import lru_cache
@@ -26,6 +25,7 @@ EXCLUDED = frozenset({"sign", "sign_type"})
 PHP_TRIM = " \t\n\r\0\x0b"
 MIN_KEY_BITS = 2048
 _BARE_BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]+$")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
 class KeyFormatError(ValueError):
@@ -52,15 +52,34 @@ def rsa_sign(private_key: rsa.RSAPrivateKey, fields: Mapping[str, object]) -> st
     return base64.b64encode(signature).decode()
 
 
-def rsa_verify(public_key: rsa.RSAPublicKey, fields: Mapping[str, object], sign: str) -> bool:
-    """Whether ``sign`` is the key holder's signature over ``fields``.
+def signature_bytes(sign: str) -> bytes | None:
+    """The signature's bytes from its one accepted spelling, or None.
 
-    A client that put the signature into a URL without encoding it turned its ``+`` into
-    spaces; they are read back as ``+`` (a space is never part of base64 anyway).
+    That spelling is standard base64, padded, on one line: what PHP's ``base64_encode``
+    (Rainbow's SDK), Java's ``Base64.getEncoder()``, Go's ``StdEncoding`` and Python's
+    ``b64encode`` write. One deviation is read back, because real clients need it: a client
+    that put the signature into a URL without encoding it had its ``+`` turned into spaces by
+    form decoding (a space is never part of base64, so nothing is ambiguous).
+
+    Everything else a lenient decoder (PHP's, Python's) skips or tolerates is refused: line
+    breaks, characters outside the alphabet, missing or surplus padding, text after the
+    padding, unused bits set in the last character. No client writes them, and each one is
+    another spelling of the same signature: a captured request re-spelled that way once passed
+    a replay check that compared spellings.
     """
-    try:
-        signature = base64.b64decode(sign.replace(" ", "+").encode("ascii"), validate=False)
-    except (UnicodeEncodeError, binascii.Error):
+    text = sign.replace(" ", "+")
+    if len(text) % 4 or not _BASE64.fullmatch(text):
+        return None
+    signature = base64.b64decode(text)
+    if base64.b64encode(signature).decode("ascii") != text:
+        return None
+    return signature
+
+
+def rsa_verify(public_key: rsa.RSAPublicKey, fields: Mapping[str, object], sign: str) -> bool:
+    """Whether ``sign`` (spelled as ``signature_bytes`` accepts) is the key holder's signature over ``fields``."""
+    signature = signature_bytes(sign)
+    if signature is None:
         return False
     try:
         public_key.verify(signature, sign_content(fields).encode(), padding.PKCS1v15(), hashes.SHA256())

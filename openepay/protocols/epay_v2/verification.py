@@ -15,8 +15,8 @@ from openepay.core.merchants import MerchantNotFound
 from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant
 from openepay.gateway import Gateway
-from openepay.protocols.epay.signing import verify as md5_verify
-from openepay.protocols.epay_v2.signing import KeyFormatError, rsa_verify, stored_public_key
+from openepay.protocols.epay.signing import signed_content as md5_signed_content
+from openepay.protocols.epay_v2.signing import KeyFormatError, rsa_verify, sign_content, stored_public_key
 from openepay.protocols.params import php_empty, php_intval
 
 TIMESTAMP_WINDOW = 300
@@ -44,13 +44,15 @@ async def find_merchant(gateway: Gateway, params: dict[str, str]) -> Merchant:
         raise V2Error("商户不存在！") from None
 
 
-async def authenticate(gateway: Gateway, params: dict[str, str]) -> Merchant:
-    """``ApiHelper::verify``: the merchant must exist and be active, then ``check_signature``."""
+async def authenticate(gateway: Gateway, params: dict[str, str]) -> tuple[Merchant, str]:
+    """``ApiHelper::verify``: the merchant must exist and be active, then ``check_signature``.
+
+    Returns the merchant and the content its signature covers.
+    """
     merchant = await find_merchant(gateway, params)
     if merchant.status != MerchantStatus.ACTIVE:
         raise V2Error("商户已被封禁")
-    check_signature(gateway, merchant, params)
-    return merchant
+    return merchant, check_signature(gateway, merchant, params)
 
 
 def timestamp_is_fresh(value: str, now: float | None = None) -> bool:
@@ -59,8 +61,11 @@ def timestamp_is_fresh(value: str, now: float | None = None) -> bool:
     return abs((time.time() if now is None else now) - float(value)) <= TIMESTAMP_WINDOW
 
 
-def check_signature(gateway: Gateway, merchant: Merchant, params: dict[str, str]) -> None:
-    """``api_verify``; every refusal is code -3."""
+def check_signature(gateway: Gateway, merchant: Merchant, params: dict[str, str]) -> str:
+    """``api_verify``; every refusal is code -3.
+
+    Returns the content the signature covers: the request's identity, however it was spelled.
+    """
     uses_rsa = params.get("sign_type") == "RSA"
     if merchant.rsa_only and not uses_rsa:
         raise V2Error("该商户只能使用RSA签名类型", SIGNATURE_ERROR)
@@ -78,5 +83,8 @@ def check_signature(gateway: Gateway, merchant: Merchant, params: dict[str, str]
             raise V2Error("签名校验失败，商户公钥错误", SIGNATURE_ERROR) from None
         if not rsa_verify(public_key, params, params["sign"]):
             raise V2Error("RSA签名校验失败", SIGNATURE_ERROR)
-    elif not md5_verify(params, gateway.merchants.key_of(merchant)):
+        return sign_content(params)
+    signed = md5_signed_content(params, gateway.merchants.key_of(merchant))
+    if signed is None:
         raise V2Error("MD5签名校验失败", SIGNATURE_ERROR)
+    return signed

@@ -22,7 +22,7 @@ from openepay.db.models import Order
 from openepay.gateway import Gateway
 from openepay.protocols.params import get_or_post
 from openepay.protocols.pay_mapi.validation import MESSAGES, Code, PayMapiError, validate_pay_request
-from openepay.web.cashier.routes import cashier_path, message_page
+from openepay.web.cashier.routes import message_page
 from openepay.web.deps import base_url, gateway_of
 from openepay.web.templating import is_mobile
 
@@ -48,7 +48,6 @@ async def _offer(gateway: Gateway, request: Request, order: Order, pay_type: str
     except NoChannel:
         raise PayMapiError(Code.NO_CHANNEL, f"no channel serves {pay_type} at the moment") from None
     except ChannelRefused as refused:
-        log.info("channel refused order %s: %s", order.trade_no, refused.message)
         raise PayMapiError(REFUSALS[refused.reason]) from None
 
 
@@ -87,7 +86,7 @@ async def mapi(request: Request) -> JSONResponse:
     gateway = gateway_of(request)
     try:
         order = await create_payment(gateway, request, await get_or_post(request, "pid"), device="pc")
-        cashier_url = gateway.pay_context(base_url(request)).url(cashier_path(order.trade_no))
+        cashier_url = gateway.pay_context(base_url(request)).cashier_url(order.trade_no)
         return JSONResponse(success(order, cashier_url))
     except PayMapiError as error:
         return JSONResponse(error.answer())
@@ -114,4 +113,4 @@ async def submit(request: Request) -> Response:
     except Exception:
         log.exception("/pay/submit.php failed")
         return _error_page(request, INTERNAL, status_code=503)
-    return RedirectResponse(cashier_path(order.trade_no), status_code=302)
+    return RedirectResponse(gateway.links.cashier_path(order.trade_no), status_code=302)

@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.requests import Request
 
-from openepay.channels.base import ChannelRefused, RefusalReason
+from openepay.channels.base import ChannelRefused
 from openepay.core.checkout import NoChannel
 from openepay.core.money import format_yuan
 from openepay.core.orders import (
@@ -36,7 +36,8 @@ from openepay.protocols.payfor.validation import (
     terms_changed,
     validate_pay_request,
 )
-from openepay.web.cashier.routes import cashier_path, message_page
+from openepay.protocols.refusals import FOR_MERCHANT
+from openepay.web.cashier.routes import message_page
 from openepay.web.deps import base_url, gateway_of
 from openepay.web.templating import is_mobile
 
@@ -46,11 +47,6 @@ router = APIRouter()
 PATH = "/Home/Pay/payFor"
 ERROR_TITLE = "支付失败"
 CREATED = "下单成功"
-REFUSALS = {
-    RefusalReason.PAUSED: "支付通道维护中，请稍后再试",
-    RefusalReason.NO_CODE_FOR_AMOUNT: "该金额暂无可用收款码，请更换金额",
-    RefusalReason.UPSTREAM_ERROR: "支付通道下单失败，请稍后再试",
-}
 NO_CHANNEL = "没有可用的支付通道"
 
 
@@ -81,14 +77,14 @@ async def _start(gateway: Gateway, request: Request, placed: PlacedOrder, pay: P
     except NoChannel:
         error = PayForError(Code.CHANNEL, NO_CHANNEL)
     except ChannelRefused as refused:
-        error = PayForError(Code.CHANNEL, REFUSALS.get(refused.reason, REFUSALS[RefusalReason.UPSTREAM_ERROR]))
+        error = PayForError(Code.CHANNEL, FOR_MERCHANT[refused.reason])
     if not placed.reused:
         await discard_unoffered(gateway.db, placed.order.id)
     raise error
 
 
 def _success(gateway: Gateway, request: Request, order: Order, pay: PayForRequest) -> dict[str, object]:
-    payurl = gateway.pay_context(base_url(request)).url(cashier_path(order.trade_no))
+    payurl = gateway.pay_context(base_url(request)).cashier_url(order.trade_no)
     return {
         "code": 1,
         "msg": CREATED,
@@ -119,7 +115,7 @@ async def pay_for(request: Request) -> Response:
         order = await _start(gateway, request, placed, pay, "mobile" if mobile else "pc")
         if as_json:
             return JSONResponse(_success(gateway, request, order, pay))
-        return RedirectResponse(cashier_path(order.trade_no), status_code=303)
+        return RedirectResponse(gateway.links.cashier_path(order.trade_no), status_code=303)
     except PayForError as error:
         return _failure(request, as_json, error.code, error.msg)
     except Exception:

@@ -1,9 +1,10 @@
 """An order as V免签 describes it: found by our number, its state code, its QR kind, and closing it.
 
-V免签's ``getOrder``, ``checkOrder`` and ``closeOrder`` name orders by the gateway's number
-(``orderId``), which the first two take without any signature. They only ever see orders this
-dialect created for the merchant of the path, so they cannot be used to read other dialects'
-orders or to have their messages signed in V免签's format.
+V免签's ``getOrder``, ``checkOrder`` and ``closeOrder`` name orders by ``orderId``, which the
+first two take without any signature; ours is the order's buyer handle (``core.buyer_links``),
+so order numbers cannot be walked there. They only ever see orders this dialect created for the
+merchant of the path, so they cannot be used to read other dialects' orders or to have their
+messages signed in V免签's format.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ STATE_NOTIFY_FAILED = 2
 TRADE_NO = re.compile(r"[0-9]{1,32}")
 
 
-async def find_order(db: Database, merchant_pid: int, order_id: str) -> Order | None:
-    """The merchant's V免签 order numbered ``order_id``, closed first if its time ran out (as V免签's sweeper would)."""
-    if not TRADE_NO.fullmatch(order_id):
+async def find_order(db: Database, merchant_pid: int, trade_no: str) -> Order | None:
+    """The merchant's V免签 order ``trade_no``, closed first if its time ran out (as V免签's sweeper would)."""
+    if not TRADE_NO.fullmatch(trade_no):
         return None
-    order = await find_merchant_order(db, merchant_pid, trade_no=order_id)
+    order = await find_merchant_order(db, merchant_pid, trade_no=trade_no)
     if order is None or order.dialect != DIALECT:
         return None
     return await close_if_expired(db, order)

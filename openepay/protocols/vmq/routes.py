@@ -51,7 +51,6 @@ from openepay.protocols.vmq.validation import (
     merchant_for,
     validate_create,
 )
-from openepay.web.cashier.routes import cashier_path
 from openepay.web.deps import base_url, gateway_of
 from openepay.web.templating import is_mobile
 
@@ -104,7 +103,6 @@ async def _offer(gateway: Gateway, request: Request, order: Order) -> Order:
     except NoChannel:
         raise VmqError(f"暂无可用的{PAY_TYPE_NAMES.get(pay_type, pay_type)}收款通道，请稍后再试") from None
     except ChannelRefused as refused:
-        log.info("channel refused order %s: %s", order.trade_no, refused.message)
         raise VmqError(REFUSALS[refused.reason]) from None
 
 
@@ -129,10 +127,10 @@ def _minutes(order: Order) -> int:
 
 async def order_data(gateway: Gateway, request: Request, order: Order) -> dict[str, object]:
     """createOrder's and getOrder's ``data``: what a pay page needs, never the merchant's URLs or key."""
-    cashier_url = gateway.pay_context(base_url(request)).url(cashier_path(order.trade_no))
+    cashier_url = gateway.pay_context(base_url(request)).cashier_url(order.trade_no)
     return {
         "payId": order.out_trade_no,
-        "orderId": order.trade_no,
+        "orderId": gateway.links.handle(order.trade_no),
         "payType": int(order.attrs["type"]),
         "price": order.money,
         "reallyPrice": format_yuan(order.pay_amount_fen),
@@ -156,7 +154,7 @@ async def create_order(request: Request) -> Response:
         new = validate_create(gateway, merchant, params, device="mobile" if mobile else "pc", clientip=buyer_ip)
         order = await _create(gateway, request, new)
         if as_html:
-            return RedirectResponse(cashier_path(order.trade_no), status_code=302)
+            return RedirectResponse(gateway.links.cashier_path(order.trade_no), status_code=302)
         return JSONResponse(success(await order_data(gateway, request, order)))
     except VmqError as error:
         return JSONResponse(error.answer())
@@ -168,17 +166,21 @@ async def create_order(request: Request) -> Response:
 # --- getOrder, checkOrder, closeOrder --------------------------------------------------------------
 
 
-async def _order_of(gateway: Gateway, merchant: Merchant, order_id: str) -> Order:
-    order = await find_order(gateway.db, merchant.pid, order_id)
+async def _order_of(gateway: Gateway, merchant: Merchant, trade_no: str | None) -> Order:
+    order = await find_order(gateway.db, merchant.pid, trade_no) if trade_no else None
     if order is None:
         raise VmqError(NO_SUCH_ORDER)
     return order
 
 
 async def _paths_order(gateway: Gateway, request: Request, params: dict[str, str]) -> Order:
-    """The order ``orderId`` of the path's merchant (no signature: V免签's pay page reads these)."""
+    """The order ``orderId`` names for the path's merchant.
+
+    No signature (V免签's pay page reads these from the buyer's browser), so ``orderId`` must be
+    the buyer handle createOrder gave out: a bare order number is unknown here.
+    """
     merchant = await merchant_for(gateway, _path_pid(request), active=False)
-    return await _order_of(gateway, merchant, params.get("orderId", ""))
+    return await _order_of(gateway, merchant, gateway.links.trade_no_of(params.get("orderId", "")))
 
 
 async def get_order(request: Request) -> Response:
@@ -206,7 +208,7 @@ async def check_order(request: Request) -> Response:
         merchant = await gateway.merchants.get(order.merchant_pid)
         target = await gateway.dialects.for_order(order).return_url(order, gateway.merchants.key_of(merchant))
         # Without a returnUrl the buyer lands on our own "paid" page.
-        paid_page = gateway.pay_context(base_url(request)).url(f"{cashier_path(order.trade_no)}/return")
+        paid_page = gateway.pay_context(base_url(request)).cashier_url(order.trade_no) + "/return"
         return success(target or paid_page)
 
     return await _answer("checkOrder", work)
@@ -220,7 +222,8 @@ async def close_order(request: Request) -> Response:
         params = await request_params(request)
         merchant = await merchant_for(gateway, _path_pid(request), active=False)
         order_id = check_close_signature(gateway, merchant, params)
-        order = await _order_of(gateway, merchant, order_id)
+        # Signed by the merchant, so the bare number (what shops stored before orderId became a handle) will do.
+        order = await _order_of(gateway, merchant, gateway.links.trade_no_of(order_id) or order_id)
         closed = await close_unpaid_order(gateway.db, order)
         if closed is None:
             raise VmqError(NOT_CLOSABLE)

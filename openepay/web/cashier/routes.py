@@ -1,4 +1,8 @@
-"""``/cashier/{trade_no}`` and its status poll, pay-type choice and return redirect."""
+"""``/cashier/{handle}`` and its status poll, pay-type choice and return redirect.
+
+Every address here names the order by its buyer handle (``core.buyer_links``); a bare or
+forged handle is answered exactly like an order that does not exist, before any lookup.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,14 @@ from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.requests import Request
 
-from openepay.channels.base import ChannelRefused, RefusalReason
-from openepay.core.checkout import NoChannel, cashier_path, has_live_offer
+from openepay.channels.base import ChannelRefused
+from openepay.core.checkout import NoChannel, has_live_offer
 from openepay.core.orders import OrderNotPayable, close_if_expired, get_order
 from openepay.core.states import SETTLED_PAID, OrderStatus
 from openepay.db.models import Order
 from openepay.db.types import utcnow
 from openepay.notify.outbox import first_sent_at
+from openepay.protocols.refusals import FOR_BUYER
 from openepay.web.deps import base_url, gateway_of
 from openepay.web.templating import is_mobile, templates
 
@@ -24,12 +29,6 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 UNAVAILABLE_TYPE = "该支付方式暂不可用，请选择其他支付方式"
-# What a buyer reads when the channel refuses; its own message is for the operator's log.
-REFUSED_FOR_BUYER = {
-    RefusalReason.PAUSED: "该支付方式正在维护，请选择其他支付方式或稍后再试",
-    RefusalReason.NO_CODE_FOR_AMOUNT: "该支付方式暂时无法收取这个金额，请选择其他支付方式或稍后再试",
-    RefusalReason.UPSTREAM_ERROR: "支付通道暂时无法下单，请选择其他支付方式或稍后再试",
-}
 
 
 def message_page(request: Request, title: str, message: str, status_code: int = 200, **extra) -> HTMLResponse:  # type: ignore[no-untyped-def]
@@ -44,11 +43,15 @@ async def _site_name(request: Request, order: Order) -> str:
     return (await gateway_of(request).merchants.get(order.merchant_pid)).name
 
 
-async def _load(request: Request, trade_no: str) -> Order | None:
-    order = await get_order(gateway_of(request).db, trade_no)
+async def _load(request: Request, handle: str) -> Order | None:
+    gateway = gateway_of(request)
+    trade_no = gateway.links.trade_no_of(handle)
+    if trade_no is None:
+        return None
+    order = await get_order(gateway.db, trade_no)
     if order is None:
         return None
-    return await close_if_expired(gateway_of(request).db, order)
+    return await close_if_expired(gateway.db, order)
 
 
 def _not_found(request: Request) -> HTMLResponse:
@@ -70,19 +73,20 @@ async def choose_type_page(request: Request, order: Order, note: str | None = No
             "order": order,
             "site_name": await _site_name(request, order),
             "pay_types": await gateway.router.pay_types_for(order.merchant_pid),
-            "choose_url": f"{cashier_path(order.trade_no)}/type",
+            "choose_url": f"{gateway.links.cashier_path(order.trade_no)}/type",
             "note": note,
         },
     )
 
 
-@router.get("/cashier/{trade_no}", response_class=HTMLResponse)
-async def cashier(request: Request, trade_no: str) -> Response:
-    order = await _load(request, trade_no)
+@router.get("/cashier/{handle}", response_class=HTMLResponse)
+async def cashier(request: Request, handle: str) -> Response:
+    order = await _load(request, handle)
     if order is None:
         return _not_found(request)
+    here = gateway_of(request).links.cashier_path(order.trade_no)
     if order.status in SETTLED_PAID:
-        return RedirectResponse(f"{cashier_path(trade_no)}/return", status_code=302)
+        return RedirectResponse(f"{here}/return", status_code=302)
     if order.status == OrderStatus.CLOSED:
         return _unpayable_page(request, order)
     if not (order.pay_type and has_live_offer(order, order.pay_type)):
@@ -90,7 +94,7 @@ async def cashier(request: Request, trade_no: str) -> Response:
         return await choose_type_page(request, order, note=note)
     mobile = is_mobile(request.headers.get("user-agent"))
     pay_link = order.pay_url or order.urlscheme
-    if pay_link and urlsplit(pay_link).path == cashier_path(trade_no):
+    if pay_link and urlsplit(pay_link).path == here:
         # Channels with nothing to open (personal codes) point at this very page: the code is all there is.
         pay_link = None
     return templates.TemplateResponse(
@@ -102,22 +106,23 @@ async def cashier(request: Request, trade_no: str) -> Response:
             "mobile": mobile,
             "qr_content": order.qrcode or order.pay_url or order.urlscheme,
             "pay_link": pay_link,
-            "status_url": f"{cashier_path(trade_no)}/status",
-            "return_path": f"{cashier_path(trade_no)}/return",
+            "status_url": f"{here}/status",
+            "return_path": f"{here}/return",
             "expires_in": max(0, int((order.expires_at - utcnow()).total_seconds())),
         },
         headers={"Cache-Control": "no-store"},
     )
 
 
-@router.post("/cashier/{trade_no}/type")
-async def choose_type(request: Request, trade_no: str, type: str = Form("")) -> Response:  # noqa: A002
+@router.post("/cashier/{handle}/type")
+async def choose_type(request: Request, handle: str, type: str = Form("")) -> Response:  # noqa: A002
     gateway = gateway_of(request)
-    order = await _load(request, trade_no)
+    order = await _load(request, handle)
     if order is None:
         return _not_found(request)
+    here = gateway.links.cashier_path(order.trade_no)
     if order.status not in (OrderStatus.CREATED, OrderStatus.PAYING):
-        return RedirectResponse(cashier_path(trade_no), status_code=303)
+        return RedirectResponse(here, status_code=303)
     try:
         await gateway.start_payment(
             order,
@@ -128,16 +133,15 @@ async def choose_type(request: Request, trade_no: str, type: str = Form("")) -> 
     except NoChannel:
         return await choose_type_page(request, order, note=UNAVAILABLE_TYPE)
     except ChannelRefused as refused:
-        log.info("channel refused order %s: %s", order.trade_no, refused.message)
-        return await choose_type_page(request, order, note=REFUSED_FOR_BUYER[refused.reason])
+        return await choose_type_page(request, order, note=FOR_BUYER[refused.reason])
     except OrderNotPayable:
         pass
-    return RedirectResponse(cashier_path(trade_no), status_code=303)
+    return RedirectResponse(here, status_code=303)
 
 
-@router.get("/cashier/{trade_no}/status")
-async def order_status(request: Request, trade_no: str) -> JSONResponse:
-    order = await _load(request, trade_no)
+@router.get("/cashier/{handle}/status")
+async def order_status(request: Request, handle: str) -> JSONResponse:
+    order = await _load(request, handle)
     if order is None:
         return JSONResponse({"status": "not_found", "paid": False}, status_code=404)
     return JSONResponse(
@@ -146,17 +150,17 @@ async def order_status(request: Request, trade_no: str) -> JSONResponse:
     )
 
 
-@router.get("/cashier/{trade_no}/return")
-async def return_to_merchant(request: Request, trade_no: str) -> Response:
+@router.get("/cashier/{handle}/return")
+async def return_to_merchant(request: Request, handle: str) -> Response:
     """Send the buyer back to the shop, with signed parameters only once the order is paid."""
     gateway = gateway_of(request)
-    order = await _load(request, trade_no)
+    order = await _load(request, handle)
     if order is None:
         return _not_found(request)
     if order.status == OrderStatus.REFUNDED:
         return _unpayable_page(request, order)
     if order.status not in SETTLED_PAID:
-        return RedirectResponse(cashier_path(trade_no), status_code=302)
+        return RedirectResponse(gateway.links.cashier_path(order.trade_no), status_code=302)
     messages = gateway.dialects.for_order(order)
     merchant = await gateway.merchants.get(order.merchant_pid)
     target = await messages.return_url(order, gateway.merchants.key_of(merchant))

@@ -64,7 +64,7 @@ async def callbacks(gateway: Gateway, trade_no: str) -> list[ChannelCallback]:
 
 async def pay_upstream(upstream: UpstreamGateway, upstream_trade_no: str) -> None:
     async with upstream.client() as client:
-        response = await client.post(f"/sandbox/pay/{upstream_trade_no}")
+        response = await client.post(upstream.pay_page(upstream_trade_no))
     assert response.status_code == 303, response.text
 
 
@@ -78,7 +78,7 @@ async def test_a_relayed_order_is_paid_upstream_notified_queried_and_refunded(
         order = await stored(gateway, trade_no)
         # The buyer is handed the upstream's own offer, and the upstream's number is kept.
         assert (order.channel, order.channel_account_id, order.status) == ("epay_upstream", account_id, "paying")
-        assert answer["qrcode"] == f"{upstream.url}/sandbox/pay/{order.channel_trade_no}"
+        assert answer["qrcode"] == upstream.pay_page(order.channel_trade_no)
         upstream_view = await upstream.order(trade_no)
         assert (upstream_view["trade_no"], upstream_view["money"], upstream_view["status"]) == (
             order.channel_trade_no,

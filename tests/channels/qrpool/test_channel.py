@@ -17,6 +17,7 @@ from openepay.core.states import OrderStatus
 from openepay.db.models import AmountReservation, Order, QrDevice
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
+from tests.support.links import cashier_path
 from tests.support.orders import new_order
 from tests.support.qrpool import GENERIC, offered, qrpool_gateway, receiving_account
 
@@ -47,7 +48,7 @@ async def test_the_offer_is_the_code_the_amount_and_our_cashier(gateway, merchan
     assert (first.channel, first.status, first.pay_type) == ("qrpool", OrderStatus.PAYING, "wxpay")
     assert (first.amount_fen, first.pay_amount_fen, first.qrcode) == (100, 100, GENERIC)
     assert (second.amount_fen, second.pay_amount_fen, second.qrcode) == (100, 101, "wxp://fixed-1.01")
-    assert second.pay_url == f"http://gateway.test/cashier/{second.trade_no}"
+    assert second.pay_url == f"http://gateway.test{cashier_path(second.trade_no)}"
     [reservation] = await reservations_of(gateway, second.id)
     assert (reservation.amount_fen, reservation.state) == (101, "held")
     assert reservation.hold_until == second.expires_at + timedelta(seconds=600)

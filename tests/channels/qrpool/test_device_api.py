@@ -51,9 +51,12 @@ class Device:
             "occurred_at": int(time.time() + self.clock_offset - ago),
         }
 
-    async def post(self, path: str, body: dict | bytes, *, key: str | None = None) -> httpx.Response:
+    async def post(
+        self, path: str, body: dict | bytes, *, key: str | None = None, upper_case: bool = False
+    ) -> httpx.Response:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         signature = hmac.new((key or self.key).encode(), raw, hashlib.sha256).hexdigest()
+        signature = signature.upper() if upper_case else signature
         async with httpx.AsyncClient(base_url=self.url, timeout=10) as client:
             return await client.post(
                 path, content=raw, headers={"Content-Type": "application/json", "X-Signature": signature}
@@ -173,6 +176,8 @@ async def test_a_request_is_accepted_once_and_only_while_fresh(gateway, merchant
         body = device.envelope([device.event("r-1", "1.00")])
         first = await device.post(EVENTS, body)
         replayed = await device.post(EVENTS, body)
+        # The nonce is inside the signed body: the signature spelled in capitals is the same request.
+        respelled = await device.post(EVENTS, body, upper_case=True)
         stale = await device.post(
             EVENTS, device.envelope([device.event("r-2", "1.00")], timestamp=int(time.time()) - 305)
         )
@@ -182,7 +187,7 @@ async def test_a_request_is_accepted_once_and_only_while_fresh(gateway, merchant
         short_nonce = await device.post(EVENTS, device.envelope([device.event("r-4", "1.00")], nonce="abc"))
 
     assert first.status_code == 200
-    assert replayed.status_code == 409 and "nonce" in replayed.json()["error"]
+    assert replayed.status_code == respelled.status_code == 409 and "nonce" in replayed.json()["error"]
     assert stale.status_code == future.status_code == 401 and "timestamp" in stale.json()["error"]
     assert short_nonce.status_code == 400
     assert [event.decision for event in await stored_events(gateway)] == ["paid"]

@@ -191,6 +191,44 @@ async def test_a_replayed_push_is_refused_and_credits_nothing_more(gateway, merc
         assert (await qr.gateway.merchants.get(merchant.pid)).balance_fen == 500
 
 
+async def test_a_push_split_differently_between_its_fields_is_the_same_push(gateway, merchant, database_url):
+    """``md5(type + price + t + key)`` has nothing between its fields, so ``10.10`` then ``t`` signs exactly
+    like ``10.1`` then ``0t``: one captured push must not become a second payment by moving a digit.
+    (The stock app writes ``10.1``; apps that write two decimals exist.)"""
+    async with qrpool_server(database_url, qrpool_paid_cooldown_seconds=600) as qr:
+        _, _, phone = await qr.pair()
+        order = await offered(qr.gateway, merchant.pid, "S-1", 1010)
+        t = ms()
+        assert await phone.push(WXPAY, "10.10", t) == OK
+        assert await release_expired(qr.gateway.db, utcnow() + timedelta(seconds=601)) == 1
+        newer = await offered(qr.gateway, merchant.pid, "S-2", 1010)
+        assert newer.pay_amount_fen == 1010
+
+        sign = md5(f"{WXPAY}10.10{t}{phone.key}")
+        assert sign == md5(f"{WXPAY}10.1{'0' + t}{phone.key}")
+        respelled = await phone.get(f"/appPush?t=0{t}&type={WXPAY}&price=10.1&sign={sign.upper()}")
+
+        assert respelled["code"] == -1 and "重复推送" in respelled["msg"]
+        assert (await reload(gateway, newer)).status == OrderStatus.PAYING
+        assert await notifications(gateway) == {order.trade_no: 1}
+        assert [event.decision for event in await stored_events(gateway)] == ["paid"]
+
+
+async def test_a_timestamp_written_with_a_leading_zero_is_refused(gateway, merchant, database_url):
+    """The app writes ``System.currentTimeMillis()``; a leading zero is another spelling of a signed string."""
+    async with qrpool_server(database_url) as qr:
+        _, device, phone = await qr.pair()
+        marked = (await last_seen(gateway, device.id)).last_heartbeat_at
+        heartbeat = await phone.heartbeat("0" + ms())
+        assert heartbeat["code"] == -1 and "时间戳无效" in heartbeat["msg"]
+        assert (await last_seen(gateway, device.id)).last_heartbeat_at == marked
+
+        order = await offered(qr.gateway, merchant.pid, "Z-1", 500)
+        push = await phone.push(WXPAY, "5.0", "0" + ms())
+        assert push["code"] == -1 and "时间戳无效" in push["msg"]
+        assert (await reload(gateway, order)).status == OrderStatus.PAYING
+
+
 async def test_two_reports_of_one_payment_credit_it_once_and_never_the_next_order(gateway, merchant, database_url):
     async with qrpool_server(database_url) as qr:
         _, _, phone = await qr.pair()

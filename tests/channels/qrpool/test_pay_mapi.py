@@ -6,6 +6,7 @@ import httpx
 
 from tests.support.epay import signed
 from tests.support.gateways import own_server
+from tests.support.links import cashier_path
 from tests.support.qrpool import GENERIC, receiving_account
 from tests.web.test_cashier import DESKTOP, IPHONE, Page, encodes, qr_matrix_of
 
@@ -49,10 +50,10 @@ async def test_paused_then_fluctuated_amounts_then_no_amount_free(gateway, merch
             second = await mapi(client, merchant, "A-2")
             assert (first["code"], first["money"], first["type"]) == (200, "1.00", "wxpay")
             # A generic code takes any amount: the merchant gets our cashier, which shows the exact one.
-            assert first["qrcode"] == first["payurl"] == f"{thread.url}/cashier/{first['trade_no']}"
+            assert first["qrcode"] == first["payurl"] == thread.url + cashier_path(first["trade_no"])
             assert GENERIC not in first.values()
             assert (second["code"], second["money"], second["qrcode"]) == (200, "1.01", "wxp://fixed-1.01")
-            assert second["payurl"] == f"{thread.url}/cashier/{second['trade_no']}"
+            assert second["payurl"] == f"{thread.url}{cashier_path(second['trade_no'])}"
 
             refused = await mapi(client, merchant, "A-3")
             assert (refused["code"], refused["msg"]) == NO_AMOUNT
@@ -72,9 +73,9 @@ async def test_the_cashier_shows_the_exact_amount_the_warning_the_code_and_the_c
         async with httpx.AsyncClient(base_url=thread.url, timeout=10) as client:
             exact = await mapi(client, merchant, "C-1")
             moved = await mapi(client, merchant, "C-2")
-            exact_page = await client.get(f"/cashier/{exact['trade_no']}", headers=DESKTOP)
-            desktop = await client.get(f"/cashier/{moved['trade_no']}", headers=DESKTOP)
-            phone = await client.get(f"/cashier/{moved['trade_no']}", headers=IPHONE)
+            exact_page = await client.get(cashier_path(exact["trade_no"]), headers=DESKTOP)
+            desktop = await client.get(cashier_path(moved["trade_no"]), headers=DESKTOP)
+            phone = await client.get(cashier_path(moved["trade_no"]), headers=IPHONE)
 
     assert Page(exact_page.text).text("amount") == "¥1.00"
     assert not Page(exact_page.text).has("amount-warning")

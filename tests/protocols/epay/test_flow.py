@@ -3,6 +3,7 @@
 from urllib.parse import parse_qsl, urlsplit
 
 from tests.support.epay import order_params, signed
+from tests.support.links import cashier_path, sandbox_path
 from tests.support.merchant import plugin_sign
 from tests.support.waiting import eventually
 
@@ -25,7 +26,7 @@ async def test_mapi_order_paid_on_sandbox_notifies_merchant_and_returns_buyer(se
         trade_no = answer["trade_no"]
         assert trade_no.isdigit() and len(trade_no) <= 32
 
-        paid = await client.post(f"/sandbox/pay/{trade_no}")
+        paid = await client.post(sandbox_path(trade_no))
         assert paid.status_code == 303
 
         [notification] = await eventually(lambda: shop.notifications())
@@ -44,7 +45,7 @@ async def test_mapi_order_paid_on_sandbox_notifies_merchant_and_returns_buyer(se
             "sign_type": "MD5",
         }
 
-        back = await client.get(f"/cashier/{trade_no}/return")
+        back = await client.get(f"{cashier_path(trade_no)}/return")
         assert back.status_code == 302
         target = urlsplit(back.headers["location"])
         assert f"{target.scheme}://{target.netloc}{target.path}" == f"{shop.url}/return"

@@ -16,6 +16,7 @@ from tests.support.answers import json_answer
 from tests.support.database import expire, merchant_with_key, order_count, stored_order
 from tests.support.epay import VECTOR_A, VECTOR_D, order_params, signed, url_encoded_signed
 from tests.support.gateways import STRICT, own_server
+from tests.support.links import cashier_path, sandbox_path, trade_no_of
 from tests.support.merchant import plugin_sign
 from tests.support.waiting import eventually
 
@@ -219,11 +220,11 @@ async def test_settings_shape_the_answers(strict_server, merchant):
         assert error_of(await call("L-4", notify_url="http://localhost:8080/n")) == (-1, blocked)
 
         pc = success_of(await call("U-1"))
-        assert pc["qrcode"] == f"https://pay.example.com/sandbox/pay/{pc['trade_no']}"
+        assert pc["qrcode"] == f"https://pay.example.com{sandbox_path(pc['trade_no'])}"
         jump = success_of(await call("U-2", device="jump"))
-        assert jump["payurl"] == f"https://pay.example.com/cashier/{jump['trade_no']}"
+        assert jump["payurl"] == f"https://pay.example.com{cashier_path(jump['trade_no'])}"
         other = success_of(await call("U-3", type="bank"))
-        assert other["payurl"] == f"https://pay.example.com/cashier/{other['trade_no']}?other=1"
+        assert other["payurl"] == f"https://pay.example.com{cashier_path(other['trade_no'])}?other=1"
 
 
 # --- Reference vectors through the endpoint ---------------------------------------------------
@@ -267,7 +268,7 @@ async def test_answer_carries_one_offer_for_the_device(server, merchant, device,
         params = signed(api_params(merchant.pid, SHOP, "DEV-1", device=device), merchant.key)
         answer = success_of(await mapi(client, params))
         assert set(answer) == {"code", "trade_no", offer}
-        assert answer[offer] == f"{server.url}/sandbox/pay/{answer['trade_no']}"
+        assert answer[offer] == f"{server.url}{sandbox_path(answer['trade_no'])}"
         page = await client.get(answer[offer])
     assert page.status_code == 200
     assert answer["trade_no"] in page.text
@@ -279,19 +280,19 @@ async def test_jump_answers_the_cashier_showing_the_requested_pay_type(server, m
         answer = success_of(await mapi(client, params))
         assert set(answer) == {"code", "trade_no", "payurl"}
         trade_no = answer["trade_no"]
-        assert answer["payurl"] == f"{server.url}/cashier/{trade_no}"
+        assert answer["payurl"] == f"{server.url}{cashier_path(trade_no)}"
         cashier = await client.get(answer["payurl"])
         assert cashier.status_code == 200
         assert 'id="qrcode"' in cashier.text
         assert "请使用微信支付扫一扫" in cashier.text
-        assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
+        assert (await client.post(sandbox_path(trade_no))).status_code == 303
 
 
 async def test_type_no_channel_serves_answers_the_cashier_chooser(server, merchant):
     async with server.client() as client:
         params = signed(api_params(merchant.pid, SHOP, "BANK-1", type="bank"), merchant.key)
         answer = success_of(await mapi(client, params))
-        assert answer["payurl"] == f"{server.url}/cashier/{answer['trade_no']}?other=1"
+        assert answer["payurl"] == f"{server.url}{cashier_path(answer['trade_no'])}?other=1"
         page = (await client.get(answer["payurl"])).text
     assert 'id="pay-types"' in page
     assert "该支付方式暂不可用，请选择其他支付方式" in page
@@ -332,7 +333,7 @@ async def test_repeat_with_another_type_switches_the_pay_type(server, merchant, 
         other_type = signed(api_params(merchant.pid, SHOP, "R-3", type="qqpay"), merchant.key)
         again = success_of(await mapi(client, other_type))
         assert again["trade_no"] == first["trade_no"]
-        page = (await client.get(f"/cashier/{first['trade_no']}")).text
+        page = (await client.get(cashier_path(first["trade_no"]))).text
     assert "请使用QQ钱包扫一扫" in page
     assert (await stored_order(gateway, first["trade_no"])).pay_type == "qqpay"
 
@@ -341,7 +342,7 @@ async def test_repeat_of_a_paid_order_is_refused(server, merchant):
     params = signed(api_params(merchant.pid, SHOP, "R-4"), merchant.key)
     async with server.client() as client:
         trade_no = success_of(await mapi(client, params))["trade_no"]
-        assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
+        assert (await client.post(sandbox_path(trade_no))).status_code == 303
         assert error_of(await mapi(client, params)) == (-1, "该订单(R-4)已完成支付，请勿重复发起支付")
         jump = signed(api_params(merchant.pid, SHOP, "R-4", device="jump"), merchant.key)
         assert error_of(await mapi(client, jump)) == (-1, "该订单(R-4)已完成支付，请勿重复发起支付")
@@ -361,12 +362,12 @@ async def test_expired_order_is_reopened_by_an_identical_repeat(server, merchant
     async with server.client() as client:
         trade_no = success_of(await mapi(client, params))["trade_no"]
         await expire(gateway, trade_no)
-        assert (await client.get(f"/cashier/{trade_no}/status")).json()["status"] == "closed"
+        assert (await client.get(f"{cashier_path(trade_no)}/status")).json()["status"] == "closed"
 
         reopened = success_of(await mapi(client, params))
         assert reopened["trade_no"] == trade_no
-        assert (await client.get(f"/cashier/{trade_no}/status")).json()["status"] == "paying"
-        assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
+        assert (await client.get(f"{cashier_path(trade_no)}/status")).json()["status"] == "paying"
+        assert (await client.post(sandbox_path(trade_no))).status_code == 303
     assert await order_count(gateway, merchant.pid) == 1
 
 
@@ -388,10 +389,10 @@ async def test_name_and_param_come_back_verbatim(server, merchant, shop, worker,
             key = "params" if method == "GET" else "data"
             redirect = await send("/submit.php", **{key: signed(params, merchant.key)})
             assert redirect.status_code == 302, redirect.text[:300]
-            trade_no = redirect.headers["location"].rsplit("/", 1)[1]
-        assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
+            trade_no = trade_no_of(redirect.headers["location"])
+        assert (await client.post(sandbox_path(trade_no))).status_code == 303
         [notification] = await eventually(lambda: shop.notifications())
-        back = await client.get(f"/cashier/{trade_no}/return")
+        back = await client.get(f"{cashier_path(trade_no)}/return")
 
     assert notification.signature_ok is True
     assert notification.params["name"] == "名" + AWKWARD
@@ -410,7 +411,7 @@ async def test_notify_url_with_its_own_query_string(server, merchant, shop, work
     params = api_params(merchant.pid, shop.url, "QS-1", notify_url=f"{shop.url}/notify?a=1&b=2")
     async with server.client() as client:
         trade_no = success_of(await mapi(client, signed(params, merchant.key)))["trade_no"]
-        assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
+        assert (await client.post(sandbox_path(trade_no))).status_code == 303
         [notification] = await eventually(lambda: shop.notifications())
 
     received = notification.params

@@ -6,6 +6,7 @@ import httpx
 
 from tests.support.epay import order_params, signed
 from tests.support.gateways import own_server
+from tests.support.links import cashier_path, sandbox_path
 from tests.support.payfor import keyed, payfor_params
 from tests.support.qrpool import GENERIC, receiving_account
 
@@ -28,7 +29,7 @@ async def test_a_merchant_set_to_payurl_always_gets_a_payurl(server, gateway, me
     # Without a device the channel's offer for a desktop is its QR: SSPanel-UIM shows nothing for it.
     assert "qrcode" in channel_answer and "payurl" not in channel_answer
     assert set(payurl_answer) == {"code", "trade_no", "payurl"}
-    assert payurl_answer["payurl"].endswith(f"/sandbox/pay/{payurl_answer['trade_no']}")
+    assert payurl_answer["payurl"].endswith(sandbox_path(payurl_answer["trade_no"]))
     assert set(mobile_answer) == {"code", "trade_no", "payurl"}
 
 
@@ -46,7 +47,7 @@ async def test_a_generic_personal_code_is_never_handed_out_raw(gateway, merchant
     assert generic == {
         "code": 1,
         "trade_no": generic["trade_no"],
-        "payurl": f"{thread.url}/cashier/{generic['trade_no']}",
+        "payurl": thread.url + cashier_path(generic["trade_no"]),
     }
     # A code fixed to the reserved amount (1.01) can only be paid with that amount: it may go out as it is.
     assert fixed["qrcode"] == "wxp://fixed-1.01"

@@ -1,7 +1,7 @@
 """``api.php`` over real HTTP, as merchant plugins and SDKs call it.
 
 Orders are made the way a shop makes them (signed ``mapi.php``) and paid through the
-sandbox's simulated upstream (``POST /sandbox/pay/{trade_no}``); every expectation below is
+sandbox's simulated upstream (``POST /sandbox/pay/{handle}``); every expectation below is
 what the merchant reads in the JSON answer.
 """
 
@@ -22,6 +22,7 @@ from openepay.db.models import BalanceEntry, Order, Refund, Settlement
 from openepay.protocols.epay import DIALECT
 from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
+from tests.support.links import sandbox_path
 from tests.support.merchant import plugin_sign
 from tests.support.servers import ServerThread
 from tests.support.waiting import eventually
@@ -73,7 +74,7 @@ async def place_directly(gateway, merchant, out_trade_no: str) -> str:
 
 
 async def pay(client: httpx.AsyncClient, trade_no: str) -> None:
-    response = await client.post(f"/sandbox/pay/{trade_no}")
+    response = await client.post(sandbox_path(trade_no))
     assert response.status_code == 303, response.text
 
 
@@ -631,6 +632,31 @@ async def test_refund_retried_with_the_callers_refund_number_refunds_once(server
         assert (await api(client, merchant, "query"))["money"] == "1.00"
 
 
+async def test_a_refund_sent_three_times_refunds_once_with_a_refund_number(server, merchant, shop):
+    """The risk ``docs/dialects.md`` names: without a number, ``api.php`` cannot tell a retry from a new refund."""
+    async with server.client() as client:
+        trade_no = await place(client, merchant, shop.url, "RF-THRICE", money="3.00")
+        await pay(client, trade_no)
+
+        answers = [await refund(client, merchant, "0.50", trade_no=trade_no, out_refund_no="SHOP-R-1") for _ in "abc"]
+        first, *retries = answers
+        assert first == {
+            "code": 1,
+            "msg": "退款成功！退款金额￥0.50",
+            "money": "0.50",
+            "trade_no": trade_no,
+            "refund_no": first["refund_no"],
+            "out_refund_no": "SHOP-R-1",
+        }
+        assert retries == [{**first, "msg": "已存在相同退款单号！退款金额￥0.50"}] * 2
+        assert (await api(client, merchant, "query"))["money"] == "2.50"
+
+        # The same request without a number: three refunds, as on Rainbow.
+        for _ in "abc":
+            assert (await refund(client, merchant, "0.50", trade_no=trade_no))["code"] == 1
+        assert (await api(client, merchant, "query"))["money"] == "1.00"
+
+
 async def test_a_refund_the_channel_refused_is_not_repeated_as_a_success(server, database_url, merchant, shop):
     """A retry with the number of a failed refund must not read "退款成功": the merchant would pay out twice."""
     async with server.client() as client:
@@ -640,7 +666,7 @@ async def test_a_refund_the_channel_refused_is_not_repeated_as_a_success(server,
     try:
         async with httpx.AsyncClient(base_url=without_channel.url, timeout=10) as client:
             refused = await refund(client, merchant, "1.00", trade_no=trade_no, out_refund_no="RF-FAILED-1")
-            assert refused == {"code": -1, "msg": "退款失败：通道 sandbox 未启用"}
+            assert refused == {"code": -1, "msg": "退款失败：支付通道暂时无法退款，请稍后再试"}
             retry = await refund(client, merchant, "1.00", trade_no=trade_no, out_refund_no="RF-FAILED-1")
             assert retry == {"code": -1, "msg": "该退款单号的退款未成功，请更换退款单号(out_refund_no)后重试"}
     finally:
@@ -718,6 +744,22 @@ async def _lock_waiters(gateway) -> int:
         )
 
 
+async def simultaneously(gateway, trade_no: str, attempt, copies: int) -> list[dict]:  # type: ignore[no-untyped-def]
+    """``copies`` calls of ``attempt`` at once. On PostgreSQL the order's row is held locked until
+    all of them are waiting on it, so each has read the order (and its refunds) before any acts."""
+    if gateway.db.dialect != "postgresql":
+        return list(await asyncio.gather(*(attempt() for _ in range(copies))))
+    async with gateway.db.session() as session:
+        await session.execute(select(Order.id).where(Order.trade_no == trade_no).with_for_update())
+        tasks = [asyncio.create_task(attempt()) for _ in range(copies)]
+
+        async def all_waiting() -> bool:
+            return await _lock_waiters(gateway) >= copies
+
+        await eventually(all_waiting)
+    return list(await asyncio.gather(*tasks))
+
+
 async def test_concurrent_refunds_never_exceed_the_paid_amount(server, gateway, merchant, shop):
     """Ten refunds of 0.30 against a 1.00 order at once: three succeed, to the fen.
 
@@ -736,18 +778,7 @@ async def test_concurrent_refunds_never_exceed_the_paid_amount(server, gateway, 
         async def attempt() -> dict:
             return await refund(client, merchant, "0.30", trade_no=trade_no)
 
-        if gateway.db.dialect == "postgresql":
-            async with gateway.db.session() as session:
-                await session.execute(select(Order.id).where(Order.trade_no == trade_no).with_for_update())
-                tasks = [asyncio.create_task(attempt()) for _ in range(10)]
-
-                async def all_waiting() -> bool:
-                    return await _lock_waiters(gateway) >= 10
-
-                await eventually(all_waiting)
-            answers = await asyncio.gather(*tasks)
-        else:
-            answers = await asyncio.gather(*(attempt() for _ in range(10)))
+        answers = await simultaneously(gateway, trade_no, attempt, 10)
 
         succeeded = [answer for answer in answers if answer["code"] == 1]
         refused = [answer for answer in answers if answer["code"] != 1]
@@ -779,3 +810,37 @@ async def test_concurrent_refunds_never_exceed_the_paid_amount(server, gateway, 
         ("refund", -30, 510),
     ]
     assert {e.ref for e in journal[2:]} == {r.refund_no for r in refunds}
+
+
+async def test_concurrent_retries_with_one_refund_number_refund_once(server, gateway, merchant, shop):
+    """Ten copies of one numbered refund at once (a plugin retrying on a timeout): one refund.
+
+    Each copy is told either that refund (code 1, its ``refund_no``) or that it is still in
+    progress, never a success of its own. On PostgreSQL every one of them has looked for the
+    number and found nothing before any of them reserves the money.
+    """
+    async with server.client() as client:
+        trade_no = await place(client, merchant, shop.url, "RF-RETRY", money="1.00")
+        await pay(client, trade_no)
+
+        async def attempt() -> dict:
+            return await refund(client, merchant, "0.30", trade_no=trade_no, out_refund_no="SHOP-RETRY-1")
+
+        answers = await simultaneously(gateway, trade_no, attempt, 10)
+
+        succeeded = [answer for answer in answers if answer["code"] == 1]
+        waiting = [answer for answer in answers if answer["code"] != 1]
+        assert waiting == [{"code": -1, "msg": "该退款单号的退款正在处理中，请稍后查询"}] * len(waiting)
+        assert len({answer["refund_no"] for answer in succeeded}) == 1
+        assert [answer["msg"] for answer in succeeded].count("退款成功！退款金额￥0.30") == 1
+        assert (await api(client, merchant, "query"))["money"] == "0.70"
+        # Asked again once it is over, every copy gets the one refund.
+        again = await refund(client, merchant, "0.30", trade_no=trade_no, out_refund_no="SHOP-RETRY-1")
+        assert (again["code"], again["msg"]) == (1, "已存在相同退款单号！退款金额￥0.30")
+
+    async with gateway.db.session() as session:
+        order = await session.scalar(select(Order).where(Order.trade_no == trade_no))
+        refunds = (await session.scalars(select(Refund).where(Refund.order_id == order.id))).all()
+    assert order.refunded_fen == 30
+    assert [(r.amount_fen, r.status, r.out_refund_no) for r in refunds] == [(30, "succeeded", "SHOP-RETRY-1")]
+    assert {answer["refund_no"] for answer in succeeded} == {again["refund_no"]} == {refunds[0].refund_no}

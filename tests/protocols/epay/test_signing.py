@@ -2,7 +2,7 @@
 
 import pytest
 
-from openepay.protocols.epay.signing import make_sign, sign_content, verify
+from openepay.protocols.epay.signing import make_sign, sign_content, signed_content, verify
 from tests.support.epay import SDK_KEY, VECTOR_A, VECTOR_B, VECTOR_D, VECTOR_E
 
 VECTOR_C = {
@@ -67,6 +67,22 @@ def test_verify_accepts_upper_case_hex_and_rejects_tampering():
     assert not verify({**signed, "sign": ""}, "123456")
     assert not verify({k: v for k, v in signed.items() if k != "sign"}, "123456")
     assert not verify({**signed, "sign": "４a0d8e5a6499e5de11878b87fa9ac8ba"}, "123456")
+
+
+def test_a_sign_in_mixed_case_is_refused():
+    """Clients print a digest in one case; a mix of both is another spelling of the same signature."""
+    assert verify({**VECTOR_A, "sign": "4a0d8e5a6499e5de11878b87fa9ac8ba"}, "123456")
+    assert not verify({**VECTOR_A, "sign": "4A0d8e5a6499e5de11878b87fa9ac8ba"}, "123456")
+    assert not verify({**VECTOR_A, "sign": "4a0d8e5a6499e5de11878b87fa9ac8bA"}, "123456")
+
+
+def test_the_signed_content_is_what_the_sign_covers_however_the_request_is_spelled():
+    params = {"pid": "1001", "money": "1"}
+    sign = make_sign(params, "k")
+    assert signed_content({**params, "sign": sign}, "k") == "money=1&pid=1001"
+    assert signed_content({**params, "sign": sign.upper(), "sign_type": "x"}, "k") == "money=1&pid=1001"
+    assert signed_content({**params, "sign": sign, "note": " "}, "k") == "money=1&pid=1001"
+    assert signed_content({**params, "sign": sign, "money": "2"}, "k") is None
 
 
 def test_sign_type_value_and_empty_values_do_not_matter():

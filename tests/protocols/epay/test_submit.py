@@ -18,13 +18,12 @@ from tests.support.answers import page_message
 from tests.support.database import expire, merchant_with_key, order_count
 from tests.support.epay import SDK_KEY, VECTOR_B, VECTOR_E, order_params, signed, url_encoded_signed
 from tests.support.gateways import own_server
+from tests.support.links import cashier_path, sandbox_path, trade_no_of
 from tests.support.merchant import plugin_sign
 
 SHOP = "https://shop.example.com"
 DESKTOP = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"}
 UNAVAILABLE_TYPE_NOTE = "该支付方式暂不可用，请选择其他支付方式"
-
-_CASHIER = re.compile(r"/cashier/(\d{1,32})(\?other=1)?")
 
 
 def element_text(page: str, element_id: str) -> str:
@@ -36,9 +35,10 @@ def element_text(page: str, element_id: str) -> str:
 def cashier_target(response) -> tuple[str, bool]:  # type: ignore[no-untyped-def]
     """``(trade_no, other)`` of the redirect a successful submit answers."""
     assert response.status_code == 302, response.text[:500]
-    match = _CASHIER.fullmatch(response.headers["location"])
-    assert match, response.headers["location"]
-    return match.group(1), match.group(2) is not None
+    location = response.headers["location"]
+    trade_no = trade_no_of(location)
+    assert location in (cashier_path(trade_no), f"{cashier_path(trade_no)}?other=1"), location
+    return trade_no, location.endswith("?other=1")
 
 
 async def submit(client, params: dict[str, str], method: str = "POST"):  # type: ignore[no-untyped-def]
@@ -65,7 +65,7 @@ async def test_signed_order_sends_the_browser_to_the_cashier(server, merchant, m
         trade_no, other = cashier_target(response)
         assert not other
         assert len(trade_no) <= 32
-        cashier = await client.get(f"/cashier/{trade_no}", headers=DESKTOP)
+        cashier = await client.get(cashier_path(trade_no), headers=DESKTOP)
     assert cashier.status_code == 200
     assert 'id="qrcode"' in cashier.text
     assert element_text(cashier.text, "product-name") == "VIP会员"
@@ -77,7 +77,7 @@ async def test_query_string_with_pid_wins_and_the_body_is_ignored(server, mercha
     async with server.client() as client:
         response = await client.post("/submit.php", params=query, data=body, headers=DESKTOP)
         trade_no, _ = cashier_target(response)
-        cashier = await client.get(f"/cashier/{trade_no}", headers=DESKTOP)
+        cashier = await client.get(cashier_path(trade_no), headers=DESKTOP)
     assert re.search(r'id="amount">¥<span>([0-9.]+)</span>', cashier.text).group(1) == "1.00"
 
     # The other way round: a valid body does not rescue a query string that carries pid.
@@ -137,7 +137,7 @@ async def test_raw_utf8_in_a_form_body_is_read_as_php_reads_it(server, merchant)
             headers={**DESKTOP, "Content-Type": "application/x-www-form-urlencoded"},
         )
         trade_no, _ = cashier_target(response)
-        cashier = await client.get(f"/cashier/{trade_no}", headers=DESKTOP)
+        cashier = await client.get(cashier_path(trade_no), headers=DESKTOP)
     assert element_text(cashier.text, "product-name") == "测试商品 第一件"
 
 
@@ -213,7 +213,7 @@ async def test_unknown_extra_params_are_signed_and_accepted(server, merchant):
     async with server.client() as client:
         response = await submit(client, signed(params, merchant.key))
         trade_no, _ = cashier_target(response)
-        cashier = await client.get(f"/cashier/{trade_no}", headers=DESKTOP)
+        cashier = await client.get(cashier_path(trade_no), headers=DESKTOP)
         assert element_text(cashier.text, "site-name") == "小明的店"
 
         # The same request with the extras left out of the signature fails.
@@ -382,7 +382,7 @@ async def test_without_type_the_cashier_lets_the_buyer_choose(server, merchant, 
     async with server.client() as client:
         trade_no, other = cashier_target(await submit(client, signed(params, merchant.key)))
         assert not other
-        page = (await client.get(f"/cashier/{trade_no}", headers=DESKTOP)).text
+        page = (await client.get(cashier_path(trade_no), headers=DESKTOP)).text
     assert 'id="pay-types"' in page
     assert {"alipay", "wxpay", "qqpay"} <= set(re.findall(r'name="type" value="(\w+)"', page))
     assert UNAVAILABLE_TYPE_NOTE not in page
@@ -393,7 +393,7 @@ async def test_type_no_channel_serves_shows_the_chooser_with_a_note(server, merc
     async with server.client() as client:
         trade_no, other = cashier_target(await submit(client, signed(params, merchant.key)))
         assert other
-        page = (await client.get(f"/cashier/{trade_no}?other=1", headers=DESKTOP)).text
+        page = (await client.get(f"{cashier_path(trade_no)}?other=1", headers=DESKTOP)).text
     assert 'id="pay-types"' in page
     assert element_text(page, "note") == UNAVAILABLE_TYPE_NOTE
 
@@ -437,11 +437,11 @@ async def test_repeat_with_changed_terms_is_refused(server, merchant, gateway, c
 async def test_repeat_with_another_type_switches_the_pay_type(server, merchant):
     async with server.client() as client:
         first, _ = cashier_target(await submit(client, signed(order_params(merchant.pid, SHOP, "R-3"), merchant.key)))
-        page = (await client.get(f"/cashier/{first}", headers=DESKTOP)).text
+        page = (await client.get(cashier_path(first), headers=DESKTOP)).text
         assert "请使用支付宝扫一扫" in page
         params = signed(order_params(merchant.pid, SHOP, "R-3", type="wxpay"), merchant.key)
         again, _ = cashier_target(await submit(client, params))
-        page = (await client.get(f"/cashier/{again}", headers=DESKTOP)).text
+        page = (await client.get(cashier_path(again), headers=DESKTOP)).text
     assert again == first
     assert "请使用微信支付扫一扫" in page
 
@@ -450,7 +450,7 @@ async def test_repeat_of_a_paid_order_is_refused(server, merchant):
     params = signed(order_params(merchant.pid, SHOP, "R-4"), merchant.key)
     async with server.client() as client:
         trade_no, _ = cashier_target(await submit(client, params))
-        assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
+        assert (await client.post(sandbox_path(trade_no))).status_code == 303
         response = await submit(client, params)
         assert page_message(response) == "该订单(R-4)已完成支付，请勿重复发起支付"
         # Paid beats changed terms, as in Rainbow.
@@ -463,15 +463,15 @@ async def test_expired_and_closed_order_is_reopened_by_an_identical_repeat(serve
     async with server.client() as client:
         trade_no, _ = cashier_target(await submit(client, params))
         await expire(gateway, trade_no)
-        closed = await client.get(f"/cashier/{trade_no}", headers=DESKTOP)
+        closed = await client.get(cashier_path(trade_no), headers=DESKTOP)
         assert element_text(closed.text, "message").endswith("已过期或已关闭，请返回商户网站重新下单。")
 
         again, _ = cashier_target(await submit(client, params))
         assert again == trade_no
-        page = (await client.get(f"/cashier/{trade_no}", headers=DESKTOP)).text
+        page = (await client.get(cashier_path(trade_no), headers=DESKTOP)).text
         assert 'id="qrcode"' in page
-        assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
-        assert (await client.get(f"/cashier/{trade_no}/status")).json()["paid"] is True
+        assert (await client.post(sandbox_path(trade_no))).status_code == 303
+        assert (await client.get(f"{cashier_path(trade_no)}/status")).json()["paid"] is True
 
 
 async def test_an_order_number_is_per_merchant(server, merchant, gateway):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.support.epay_v2 import V2Merchant, order_fields
+from tests.support.links import sandbox_path
 
 SHOP = "https://shop.example.com"
 
@@ -19,7 +20,7 @@ async def create(client: httpx.AsyncClient, v2: V2Merchant, out_trade_no: str, *
 
 async def paid(client: httpx.AsyncClient, v2: V2Merchant, out_trade_no: str, **overrides: str | None) -> str:
     trade_no = (await create(client, v2, out_trade_no, **overrides))["trade_no"]
-    assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
+    assert (await client.post(sandbox_path(trade_no))).status_code == 303
     return trade_no
 
 

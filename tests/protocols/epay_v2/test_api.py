@@ -214,7 +214,10 @@ async def test_refund_idempotent_on_out_refund_no_and_replays_refused(server, v2
         bare = v2.request({"trade_no": trade_no, "money": "0.05"})
         assert (await client.post("/api/pay/refund", data=bare)).json()["code"] == 0
         assert (await client.post("/api/pay/refund", data=bare)).json() == replayed
-        md5 = md5_request(v2, {"trade_no": trade_no, "money": "0.05"})
+        # The same content signed the MD5 way is the same request; one second older it is a new one.
+        same = md5_request(v2, {"trade_no": trade_no, "money": "0.05"}, timestamp=int(bare["timestamp"]))
+        assert (await client.post("/api/pay/refund", data=same)).json() == replayed
+        md5 = md5_request(v2, {"trade_no": trade_no, "money": "0.05"}, timestamp=int(bare["timestamp"]) - 1)
         assert (await client.post("/api/pay/refund", data=md5)).json()["code"] == 0
         assert (await client.post("/api/pay/refund", data=md5)).json() == replayed
         assert (await api(client, v2, "pay/query", trade_no=trade_no))["refundmoney"] == "0.85"
@@ -265,7 +268,7 @@ async def test_a_refund_the_channel_refused_is_not_repeated_as_a_success(server,
     try:
         async with httpx.AsyncClient(base_url=without_channel.url, timeout=10) as client:
             refused = await api(client, v2, "pay/refund", trade_no=trade_no, money="1.00", out_refund_no="RFND-1")
-            assert refused == {"code": -1, "msg": "退款失败：通道 sandbox 未启用"}
+            assert refused == {"code": -1, "msg": "退款失败：支付通道暂时无法退款，请稍后再试"}
             later = str(int(time.time()) + 1)  # a new request, not a copy of the first
             retry = await api(
                 client, v2, "pay/refund", trade_no=trade_no, money="1.00", out_refund_no="RFND-1", timestamp=later

@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from openepay.core.states import NotifyStatus
 from tests.support.epay_v2 import order_fields, platform_signed
+from tests.support.links import cashier_path, sandbox_path
 from tests.support.merchant import FakeMerchant
 from tests.support.notify import Answer, settled
 from tests.support.waiting import eventually
@@ -28,11 +29,11 @@ async def test_paid_order_notifies_in_v2_and_returns_the_buyer_with_the_same_sig
             assert answer["code"] == 0 and answer["pay_type"] == "jump"
             assert platform_signed(platform_public, answer)
             trade_no = answer["trade_no"]
-            assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
+            assert (await client.post(sandbox_path(trade_no))).status_code == 303
 
             [notification] = await eventually(lambda: shop.notifications())
             received_at = time.time()
-            back = await client.get(f"/cashier/{trade_no}/return")
+            back = await client.get(f"{cashier_path(trade_no)}/return")
     finally:
         shop.stop()
 
@@ -76,9 +77,9 @@ async def test_optional_fields_are_left_out_when_empty(server, v2, worker, platf
         fields = order_fields(shop.url, "FLOW-2", param="0", return_url=None)
         async with server.client() as client:
             trade_no = (await client.post("/api/pay/create", data=v2.request(fields))).json()["trade_no"]
-            assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
+            assert (await client.post(sandbox_path(trade_no))).status_code == 303
             [notification] = await eventually(lambda: shop.notifications())
-            back = await client.get(f"/cashier/{trade_no}/return")
+            back = await client.get(f"{cashier_path(trade_no)}/return")
     finally:
         shop.stop()
     assert "param" not in notification.params and notification.params["money"] == "1.00"
@@ -96,7 +97,7 @@ async def test_each_retry_is_signed_again_with_a_fresh_timestamp(
     async with server.client() as client:
         fields = order_fields(shop.url, "RETRY-1")
         trade_no = (await client.post("/api/pay/create", data=v2.request(fields))).json()["trade_no"]
-        assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
+        assert (await client.post(sandbox_path(trade_no))).status_code == 303
     task, attempts = await eventually(settled(gateway, trade_no, NotifyStatus.SUCCEEDED), timeout=15)
     assert len(attempts) == len(shop.received) == 2
     first, second = (entry.params for entry in shop.received)
@@ -116,5 +117,5 @@ async def test_unpaid_orders_return_nothing_signed(server, v2):
     async with server.client() as client:
         fields = order_fields("https://shop.example.com", "UNPAID-1")
         trade_no = (await client.post("/api/pay/create", data=v2.request(fields))).json()["trade_no"]
-        back = await client.get(f"/cashier/{trade_no}/return")
-    assert back.status_code == 302 and back.headers["location"] == f"/cashier/{trade_no}"
+        back = await client.get(f"{cashier_path(trade_no)}/return")
+    assert back.status_code == 302 and back.headers["location"] == cashier_path(trade_no)

@@ -21,6 +21,7 @@ from tests.support.epay import signed
 from tests.support.epay_v2 import V2Merchant, order_fields, platform_signed
 from tests.support.fuzz import FUZZ, Attack, attacks, send, size_limited
 from tests.support.fuzz import http as http
+from tests.support.links import sandbox_path
 
 JSON_ENDPOINTS = [
     "pay/create", "pay/query", "pay/refund", "pay/refundquery", "merchant/info", "merchant/orders",
@@ -87,7 +88,7 @@ def paid_order(http: httpx.Client, v2: V2Merchant) -> None:
     """One paid order ("FZ-PAID") for the refunds and queries to find."""
     fields = order_fields("https://shop.example.com", "FZ-PAID", money="5.00")
     trade_no = http.post("/api/pay/create", data=v2.request(fields)).json()["trade_no"]
-    assert http.post(f"/sandbox/pay/{trade_no}").status_code == 303
+    assert http.post(sandbox_path(trade_no)).status_code == 303
 
 
 @pytest.mark.usefixtures("paid_order")

@@ -12,6 +12,7 @@ from openepay.core.states import MerchantStatus
 from tests.support.epay import order_params
 from tests.support.epay import signed as md5_signed
 from tests.support.epay_v2 import order_fields, platform_signed
+from tests.support.links import handle, sandbox_path, trade_no_of
 
 from .support import SHOP, create, paid
 
@@ -24,22 +25,22 @@ async def post_create(server, v2, **fields: str | None) -> dict:
 async def test_answers_by_method_and_device(server, gateway, v2, platform_public):
     base = server.url
     cases = [
-        ({"device": "pc"}, "qrcode", "{base}/sandbox/pay/{trade_no}"),
-        ({"device": "pc", "method": None}, "qrcode", "{base}/sandbox/pay/{trade_no}"),
-        ({"device": None}, "qrcode", "{base}/sandbox/pay/{trade_no}"),
-        ({"device": "mobile"}, "jump", "{base}/sandbox/pay/{trade_no}"),
-        ({"device": "app"}, "jump", "{base}/sandbox/pay/{trade_no}"),
-        ({"device": "wechat", "type": "wxpay"}, "jump", "{base}/sandbox/pay/{trade_no}"),
-        ({"method": "jump"}, "jump", "{base}/cashier/{trade_no}"),
-        ({"device": "jump", "method": "web"}, "jump", "{base}/cashier/{trade_no}"),
-        ({"type": "bank"}, "jump", "{base}/cashier/{trade_no}?other=1"),
+        ({"device": "pc"}, "qrcode", "{base}/sandbox/pay/{handle}"),
+        ({"device": "pc", "method": None}, "qrcode", "{base}/sandbox/pay/{handle}"),
+        ({"device": None}, "qrcode", "{base}/sandbox/pay/{handle}"),
+        ({"device": "mobile"}, "jump", "{base}/sandbox/pay/{handle}"),
+        ({"device": "app"}, "jump", "{base}/sandbox/pay/{handle}"),
+        ({"device": "wechat", "type": "wxpay"}, "jump", "{base}/sandbox/pay/{handle}"),
+        ({"method": "jump"}, "jump", "{base}/cashier/{handle}"),
+        ({"device": "jump", "method": "web"}, "jump", "{base}/cashier/{handle}"),
+        ({"type": "bank"}, "jump", "{base}/cashier/{handle}?other=1"),
     ]
     for number, (overrides, pay_type, pay_info) in enumerate(cases):
         answer = await post_create(server, v2, out_trade_no=f"C-{number}", **overrides)
         trade_no = answer["trade_no"]
         assert set(answer) == {"code", "trade_no", "pay_type", "pay_info", "timestamp", "sign_type", "sign"}
         assert (answer["code"], answer["pay_type"]) == (0, pay_type), overrides
-        assert answer["pay_info"] == pay_info.format(base=base, trade_no=trade_no), overrides
+        assert answer["pay_info"] == pay_info.format(base=base, handle=handle(trade_no)), overrides
         assert platform_signed(platform_public, answer)
         order = await get_order(gateway.db, trade_no)
         assert order is not None and order.dialect == "epay_v2" and order.out_trade_no == f"C-{number}"
@@ -81,14 +82,14 @@ async def test_return_url_is_optional_for_create(server, v2):
     assert (await post_create(server, v2, out_trade_no="NR-1", return_url=None))["code"] == 0
 
 
-async def test_channel_refusals_carry_the_channels_message(server, v2):
+async def test_channel_refusals_say_the_reason_not_the_channels_words(server, v2):
     assert await post_create(server, v2, out_trade_no="P-1", money="7.02") == {
         "code": -2,
-        "msg": "sandbox: channel paused (test amount 7.02)",
+        "msg": "支付通道维护中，请稍后再试",
     }
     assert await post_create(server, v2, out_trade_no="P-2", money="7.03") == {
         "code": -2,
-        "msg": "sandbox: no code for this amount (test amount 7.03)",
+        "msg": "该金额暂无可用收款码，请更换金额",
     }
 
 
@@ -152,20 +153,20 @@ async def test_submit_sends_the_browser_to_the_cashier(server, gateway, v2):
         no_channel = await client.post("/api/pay/submit", data=v2.request(submit_fields("S-4", type="bank")))
         for response in (by_get, by_post, chooser, no_channel):
             assert response.status_code == 302
-        trade_no = by_get.headers["location"].removeprefix("/cashier/")
+        trade_no = trade_no_of(by_get.headers["location"])
         assert (await get_order(gateway.db, trade_no)).dialect == "epay_v2"
         assert by_post.headers["location"].startswith("/cashier/")
         assert "?" not in chooser.headers["location"]
         assert no_channel.headers["location"].endswith("?other=1")
         page = await client.get(by_get.headers["location"])
-        assert page.status_code == 200 and "/sandbox/pay/" in page.text
+        assert page.status_code == 200 and sandbox_path(trade_no) in page.text
 
 
 @pytest.mark.parametrize(
     "change, message",
     [
         ({"return_url": None}, "回调地址(return_url)不能为空"),
-        ({"money": "7.02"}, "sandbox: channel paused (test amount 7.02)"),
+        ({"money": "7.02"}, "支付通道维护中，请稍后再试"),
         ({"timestamp": "12345"}, "时间戳字段不正确，请检查服务器时间"),
         ({"pid": "0"}, "商户ID不能为空"),
     ],

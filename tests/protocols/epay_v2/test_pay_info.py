@@ -6,6 +6,7 @@ import httpx
 
 from tests.protocols.epay_v2.support import create
 from tests.support.gateways import own_server
+from tests.support.links import cashier_path, sandbox_path
 from tests.support.qrpool import receiving_account
 
 
@@ -14,7 +15,7 @@ async def test_pay_info_is_our_cashier_for_a_generic_personal_code(gateway, v2, 
         await receiving_account(gateway)
         async with httpx.AsyncClient(base_url=thread.url, timeout=10) as client:
             answer = await create(client, v2, "V2-G", type="wxpay")
-    assert (answer["pay_type"], answer["pay_info"]) == ("jump", f"{thread.url}/cashier/{answer['trade_no']}")
+    assert (answer["pay_type"], answer["pay_info"]) == ("jump", thread.url + cashier_path(answer["trade_no"]))
 
 
 async def test_a_payurl_merchant_gets_a_page_to_open(server, gateway, v2):
@@ -22,4 +23,4 @@ async def test_a_payurl_merchant_gets_a_page_to_open(server, gateway, v2):
     async with server.client() as client:
         answer = await create(client, v2, "V2-P")
     assert answer["pay_type"] == "jump"
-    assert answer["pay_info"].endswith(f"/sandbox/pay/{answer['trade_no']}")
+    assert answer["pay_info"].endswith(sandbox_path(answer["trade_no"]))

@@ -16,6 +16,7 @@ from openepay.protocols.epay_v2.signing import (
     rsa_sign,
     rsa_verify,
     sign_content,
+    signature_bytes,
 )
 from tests.support.epay_v2 import pem_of, rsa_signature, signature_valid
 
@@ -87,6 +88,14 @@ def test_any_change_to_a_signed_field_is_refused(key_pair, tamper):
 @pytest.mark.parametrize("sign", ["", "not base64!", "签名", "QUJD", "=" * 344])
 def test_garbage_signatures_are_refused(key_pair, sign):
     assert not rsa_verify(key_pair.public_key(), CREATE_EXAMPLE, sign)
+
+
+def test_a_signature_has_one_spelling_and_a_plus_may_arrive_as_a_space():
+    assert signature_bytes("QUJD") == b"ABC"
+    assert signature_bytes("QQ==") == b"A"
+    assert signature_bytes("+/+/") == signature_bytes(" / /") == bytes.fromhex("fbffbf")
+    for respelled in ("QQ", "QQ===", "QR==", "QQ==\n", "QQ==QUJD", "Q Q==\n", "QQ==!", "Q.Q=", "-_-_", "ＱＱ=="):
+        assert signature_bytes(respelled) is None, respelled
 
 
 def test_another_keys_signature_is_refused(key_pair):

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 from openepay.core.states import NotifyStatus
 from tests.conftest import TEST_SECRET
 from tests.protocols.pay_mapi.support import MAPI, SUBMIT, call, code_of, pay_params, seed_sign, signed, success_of
+from tests.support.links import cashier_path, sandbox_path, trade_no_of
 from tests.support.merchant import FakeMerchant
 from tests.support.notify import Answer, settled
 from tests.support.waiting import eventually
@@ -36,13 +37,13 @@ async def test_mapi_order_paid_notifies_the_merchant_and_returns_the_buyer(serve
         assert answer["money"] == "7.10"
         trade_no = answer["trade_no"]
         # Before payment nothing is sent, and the return leads back to the cashier.
-        early = await client.get(f"/cashier/{trade_no}/return")
-        assert (early.status_code, early.headers["location"]) == (302, f"/cashier/{trade_no}")
+        early = await client.get(f"{cashier_path(trade_no)}/return")
+        assert (early.status_code, early.headers["location"]) == (302, cashier_path(trade_no))
         assert shop.notifications() == []
 
-        assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
+        assert (await client.post(sandbox_path(trade_no))).status_code == 303
         [notification] = await eventually(lambda: shop.notifications())
-        back = await client.get(f"/cashier/{trade_no}/return")
+        back = await client.get(f"{cashier_path(trade_no)}/return")
 
     received = notification.params
     assert notification.method == "GET"
@@ -68,10 +69,10 @@ async def test_submit_order_paid_without_ext(server, merchant, shop, worker):
     async with server.client() as client:
         jump = await client.get(SUBMIT, params=signed(params, merchant.key))
         assert jump.status_code == 302
-        trade_no = jump.headers["location"].rsplit("/", 1)[1]
-        assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
+        trade_no = trade_no_of(jump.headers["location"])
+        assert (await client.post(sandbox_path(trade_no))).status_code == 303
         [notification] = await eventually(lambda: shop.notifications())
-        back = await client.get(f"/cashier/{trade_no}/return")
+        back = await client.get(f"{cashier_path(trade_no)}/return")
     received = notification.params
     assert list(received) == [*NOTIFY_FIELDS, "realmoney", "sign", "sign_type"]
     assert (received["money"], received["realmoney"], received["type"]) == ("0.5", "0.50", "qqpay")
@@ -86,7 +87,7 @@ async def test_notification_is_repeated_until_the_merchant_says_success(
     params = pay_params(merchant.pid, shop.url, "FLOW-3", ext="e")
     async with server.client() as client:
         trade_no = success_of(await call(client, signed(params, merchant.key)))["trade_no"]
-        assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
+        assert (await client.post(sandbox_path(trade_no))).status_code == 303
     task, attempts = await eventually(settled(gateway, trade_no, NotifyStatus.SUCCEEDED))
     assert len(attempts) == task.attempts == 3
     assert len(shop.received) == 3
@@ -102,7 +103,7 @@ async def test_paid_order_number_cannot_be_used_again(server, merchant, shop, wo
     params = signed(pay_params(merchant.pid, shop.url, "FLOW-4"), merchant.key)
     async with server.client() as client:
         trade_no = success_of(await call(client, params))["trade_no"]
-        assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
+        assert (await client.post(sandbox_path(trade_no))).status_code == 303
         await eventually(lambda: shop.notifications())
         assert code_of(await call(client, params)) == 705
         assert code_of(await client.get(MAPI, params=params)) == 705

@@ -28,6 +28,7 @@ from tests.support.database import order_count, stored_order
 from tests.support.epay import order_params
 from tests.support.epay import signed as epay_signed
 from tests.support.gateways import STRICT, own_server
+from tests.support.links import cashier_path, sandbox_path
 from tests.support.servers import ServerThread
 
 REQUIRED = ["pid", "type", "out_trade_no", "notify_url", "return_url", "name", "money", "sign"]
@@ -51,10 +52,10 @@ async def test_order_is_created_and_answered_as_the_seed_shows(server, merchant,
             "msg": "success",
             "money": "1.00",
             "type": "alipay",
-            "qrcode": f"{server.url}/sandbox/pay/{trade_no}",
+            "qrcode": f"{server.url}{sandbox_path(trade_no)}",
             "trade_no": trade_no,
             "out_trade_no": f"S-{method}",
-            "payurl": f"{server.url}/cashier/{trade_no}",
+            "payurl": f"{server.url}{cashier_path(trade_no)}",
         }
         cashier = await client.get(answer["payurl"])
         assert cashier.status_code == 200 and trade_no in cashier.text
@@ -268,8 +269,8 @@ async def test_settings_shape_the_answers(strict_server, merchant):
                 code, _, detail = error_of(await send("L-4", **{field: url}))
                 assert code == 700 and detail is not None and detail.startswith(f"{field} must be")
         answer = success_of(await send("L-5", money="5000"))
-        assert answer["payurl"] == f"https://pay.example.com/cashier/{answer['trade_no']}"
-        assert answer["qrcode"] == f"https://pay.example.com/sandbox/pay/{answer['trade_no']}"
+        assert answer["payurl"] == f"https://pay.example.com{cashier_path(answer['trade_no'])}"
+        assert answer["qrcode"] == f"https://pay.example.com{sandbox_path(answer['trade_no'])}"
         assert success_of(await send("L-6", money="0.50"))["money"] == "0.50"
 
 
@@ -369,7 +370,7 @@ async def test_repeat_of_a_paid_order_is_a_duplicate(server, merchant):
     params = order_request(merchant, "R-3")
     async with server.client() as client:
         trade_no = success_of(await call(client, params))["trade_no"]
-        assert (await client.post(f"/sandbox/pay/{trade_no}")).status_code == 303
+        assert (await client.post(sandbox_path(trade_no))).status_code == 303
         assert code_of(await call(client, params)) == 705
         assert code_of(await call(client, order_request(merchant, "R-3", money="5.00"))) == 705
 

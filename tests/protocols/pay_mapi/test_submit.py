@@ -1,6 +1,6 @@
 """``/pay/submit.php`` over real HTTP: the browser jump to the cashier, and readable error pages.
 
-The request and its checks are ``mapi.php``'s; success sends the browser to ``/cashier/{trade_no}``
+The request and its checks are ``mapi.php``'s; success sends the browser to the cashier (``/cashier/{handle}``)
 with the channel's offer ready, an error is a page showing the seed's code and message.
 """
 
@@ -18,12 +18,12 @@ from openepay.app import create_app
 from openepay.db.models import Order
 from tests.conftest import make_settings
 from tests.protocols.pay_mapi.support import SEED_MESSAGES, SHOP, SUBMIT, order_count, pay_params, signed
+from tests.support.links import cashier_path, trade_no_of
 from tests.support.servers import ServerThread
 
 DESKTOP = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"}
 PHONE = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"}
 _MESSAGE = re.compile(r'<p class="message" id="message">(.*?)</p>', re.S)
-_CASHIER = re.compile(r"/cashier/(\d{1,32})")
 
 
 async def submit(client, params: dict[str, str], method: str = "POST", headers=DESKTOP):  # type: ignore[no-untyped-def]
@@ -47,9 +47,9 @@ def page_error(response: httpx.Response) -> tuple[int, str]:
 
 def cashier_of(response: httpx.Response) -> str:
     assert response.status_code == 302, response.text[:500]
-    match = _CASHIER.fullmatch(response.headers["location"])
-    assert match, response.headers["location"]
-    return match.group(1)
+    trade_no = trade_no_of(response.headers["location"])
+    assert response.headers["location"] == cashier_path(trade_no)
+    return trade_no
 
 
 def request_for(merchant, out_trade_no: str, **overrides: str | None) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -60,7 +60,7 @@ def request_for(merchant, out_trade_no: str, **overrides: str | None) -> dict[st
 async def test_success_sends_the_browser_to_the_cashier_with_the_qr_ready(server, merchant, gateway, method):
     async with server.client() as client:
         trade_no = cashier_of(await submit(client, request_for(merchant, f"B-{method}", money="7.09"), method))
-        cashier = await client.get(f"/cashier/{trade_no}", headers=DESKTOP)
+        cashier = await client.get(cashier_path(trade_no), headers=DESKTOP)
     assert cashier.status_code == 200
     assert 'id="qrcode"' in cashier.text
     assert "7.10" in re.search(r'id="amount">(.*?)</div>', cashier.text, re.S).group(1)

@@ -20,6 +20,7 @@ from openepay.db.models import Merchant, Order
 from openepay.db.types import utcnow
 from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
+from tests.support.links import cashier_path, sandbox_path
 from tests.support.payfor import (
     PATH,
     json_answer,
@@ -71,8 +72,8 @@ async def test_json_mode_answers_the_payment(server, merchant, gateway):
     assert set(data) == {"pay_num", "qrcode", "payurl", "price", "realprice", "type", "expire_time"}
     pay_num = data["pay_num"]
     assert pay_num.isdigit()
-    assert data["qrcode"] == f"{server.url}/sandbox/pay/{pay_num}"
-    assert data["payurl"] == f"{server.url}/cashier/{pay_num}"
+    assert data["qrcode"] == f"{server.url}{sandbox_path(pay_num)}"
+    assert data["payurl"] == f"{server.url}{cashier_path(pay_num)}"
     assert (data["price"], data["realprice"], data["type"]) == ("9.90", "9.90", 2)
     expire = datetime.strptime(data["expire_time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=ZoneInfo("Asia/Shanghai"))
     timeout = timedelta(seconds=server.settings.order_timeout_seconds)
@@ -97,10 +98,10 @@ async def test_browser_mode_goes_to_the_payment_page(server, merchant, gateway):
         response = await send(client, ordered(merchant, "B-1"), as_json=False)
         assert response.status_code == 303
         order = await order_row(gateway, merchant.pid, "B-1")
-        assert response.headers["location"] == f"/cashier/{order.trade_no}"
+        assert response.headers["location"] == cashier_path(order.trade_no)
         page = await client.get(response.headers["location"])
     assert page.status_code == 200
-    assert "VIP月卡" in page.text and f"/sandbox/pay/{order.trade_no}" in page.text
+    assert "VIP月卡" in page.text and sandbox_path(order.trade_no) in page.text
 
 
 @pytest.mark.parametrize("as_json", MODES, ids=MODE_IDS)
@@ -111,7 +112,7 @@ async def test_get_with_the_fields_in_the_query(server, merchant, gateway, as_js
     if as_json:
         assert json_answer(response)["data"]["pay_num"] == order.trade_no
     else:
-        assert (response.status_code, response.headers["location"]) == (303, f"/cashier/{order.trade_no}")
+        assert (response.status_code, response.headers["location"]) == (303, cashier_path(order.trade_no))
 
 
 async def test_format_json_in_the_form_body_also_selects_json(server, merchant):
@@ -321,7 +322,7 @@ async def test_an_expired_identical_order_is_reopened_with_the_same_number(serve
             await session.execute(
                 update(Order).where(Order.trade_no == first["pay_num"]).values(expires_at=utcnow() - timedelta(1))
             )
-        assert (await client.get(f"/cashier/{first['pay_num']}")).status_code == 200  # closes it on sight
+        assert (await client.get(cashier_path(first["pay_num"]))).status_code == 200  # closes it on sight
         again = json_answer(await send(client, params, as_json=True))["data"]
     assert again["pay_num"] == first["pay_num"]
     expire = datetime.strptime(again["expire_time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -358,7 +359,7 @@ async def test_code_minus_4_order_already_paid(server, merchant, as_json):
     params = ordered(merchant, "C-2")
     async with server.client() as client:
         pay_num = json_answer(await send(client, params, as_json=True))["data"]["pay_num"]
-        assert (await client.post(f"/sandbox/pay/{pay_num}")).status_code == 303
+        assert (await client.post(sandbox_path(pay_num))).status_code == 303
         for repeat in (params, ordered(merchant, "C-2", price="1.00")):
             assert await error_of(client, repeat, as_json) == expect(
                 -4, "该订单(order_id)已支付，请勿重复支付", as_json

@@ -17,6 +17,7 @@ from openepay.core.states import NotifyStatus
 from openepay.db.models import Order
 from tests.support.answers import json_answer
 from tests.support.database import merchant_with_key, stored_order
+from tests.support.links import cashier_path, sandbox_path, trade_no_of
 from tests.support.notify import delivery_log, settled
 from tests.support.payfor import SEED_B, TOKEN, PayForShop, keyed, payfor_params, send
 from tests.support.shop import Answer, started_shops
@@ -45,8 +46,8 @@ async def create_and_pay(server, params: dict[str, str], *, as_json: bool = True
         else:
             page = await send(client, params, as_json=False)
             assert page.status_code == 303
-            pay_num = page.headers["location"].removeprefix("/cashier/")
-        assert (await client.post(f"/sandbox/pay/{pay_num}")).status_code == 303
+            pay_num = trade_no_of(page.headers["location"])
+        assert (await client.post(sandbox_path(pay_num))).status_code == 303
     return pay_num
 
 
@@ -70,8 +71,8 @@ async def test_paid_order_notifies_the_shop_and_returns_the_buyer(server, mercha
     assert form["key"] == params["key"]
 
     async with server.client() as client:
-        back = await eventually(lambda: _redirected(client, f"/cashier/{pay_num}/return"), timeout=5)
-        again = await client.get(f"/cashier/{pay_num}/return")
+        back = await eventually(lambda: _redirected(client, f"{cashier_path(pay_num)}/return"), timeout=5)
+        again = await client.get(f"{cashier_path(pay_num)}/return")
     target = urlsplit(back.headers["location"])
     assert f"{target.scheme}://{target.netloc}{target.path}" == f"{shop.url}/return"
     assert dict(parse_qsl(target.query, keep_blank_values=True)) == form
@@ -93,7 +94,7 @@ async def test_the_buyer_returns_only_after_the_notification_reached_the_shop(se
         deadline = time.monotonic() + 8
         while True:
             asked_at = time.monotonic()
-            response = await client.get(f"/cashier/{pay_num}/return")
+            response = await client.get(f"{cashier_path(pay_num)}/return")
             if response.status_code == 302:
                 break
             assert response.status_code == 200 and "正在通知商户" in response.text
@@ -115,7 +116,7 @@ async def test_a_buyer_of_a_json_order_is_not_sent_back(server, merchant, payfor
     [notification] = await eventually(shop.notifications)
     assert notification.form["pay_num"] == pay_num
     async with server.client() as client:
-        page = await client.get(f"/cashier/{pay_num}/return")
+        page = await client.get(f"{cashier_path(pay_num)}/return")
     assert page.status_code == 200 and "location" not in page.headers
     assert f"订单 {pay_num} 已支付" in page.text
 
@@ -147,8 +148,8 @@ async def test_an_unpaid_order_is_never_notified(server, merchant, gateway, payf
     params = keyed(payfor_params(merchant.pid, shop.url, "FLOW-5"), merchant.key)
     async with server.client() as client:
         pay_num = json_answer(await send(client, params, as_json=True))["data"]["pay_num"]
-        back = await client.get(f"/cashier/{pay_num}/return")
-    assert (back.status_code, back.headers["location"]) == (302, f"/cashier/{pay_num}")
+        back = await client.get(f"{cashier_path(pay_num)}/return")
+    assert (back.status_code, back.headers["location"]) == (302, cashier_path(pay_num))
     # A paid order of the same shop goes out while the unpaid one stays silent.
     other = await create_and_pay(server, keyed(payfor_params(merchant.pid, shop.url, "FLOW-6"), merchant.key))
     [notification] = await eventually(shop.notifications)
@@ -164,7 +165,7 @@ async def paid_vector_order(server, gateway, params: dict[str, str]) -> Order:  
     async with server.client() as client:
         answer = json_answer(await send(client, params, as_json=True))
         assert answer["code"] == 1, answer
-        assert (await client.post(f"/sandbox/pay/{answer['data']['pay_num']}")).status_code == 303
+        assert (await client.post(sandbox_path(answer["data"]["pay_num"]))).status_code == 303
     return await stored_order(gateway, answer["data"]["pay_num"])
 
 

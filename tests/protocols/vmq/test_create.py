@@ -19,6 +19,7 @@ from tests.support.database import merchant_with_key, order_count, stored_order
 from tests.support.epay import order_params as epay_order_params
 from tests.support.epay import signed as epay_signed
 from tests.support.gateways import STRICT, own_server
+from tests.support.links import cashier_path, trade_no_named, trade_no_of
 from tests.support.servers import ServerThread
 from tests.support.vmq import (
     ENDPOINTS,
@@ -78,7 +79,7 @@ async def test_vector_requests_create_the_order_vmq_describes(server, gateway, p
         "date": data["date"],
     }
     assert before <= data["date"] <= time.time()
-    order = await stored_order(gateway, order_id)
+    order = await stored_order(gateway, trade_no_named(order_id))
     assert (order.dialect, order.merchant_pid, order.status) == ("vmq", VECTOR_PID, "paying")
     assert (order.money, order.amount_fen, order.pay_amount_fen, order.pay_type) == (params["price"], 990, 990, "wxpay")
     assert (order.param, order.attrs) == (params.get("param", ""), {"type": "1"})
@@ -105,7 +106,7 @@ async def test_alipay_and_upper_case_signatures(server, merchant, gateway):
     async with server.client() as client:
         data = data_of(await create(client, {**params, "sign": params["sign"].upper()}, merchant.pid))
     assert (data["payType"], data["price"], data["reallyPrice"]) == (2, "1", "1.00")
-    assert (await stored_order(gateway, data["orderId"])).pay_type == "alipay"
+    assert (await stored_order(gateway, trade_no_named(data["orderId"]))).pay_type == "alipay"
 
 
 async def test_query_string_and_body_are_read_together_the_body_winning(server, merchant, gateway):
@@ -123,8 +124,8 @@ async def test_is_html_sends_the_buyer_to_the_cashier(server, merchant, gateway)
     async with server.client() as client:
         jump = await client.get(path("createOrder", merchant.pid), params=params, headers=phone)
         assert jump.status_code == 302
-        trade_no = jump.headers["location"].removeprefix("/cashier/")
-        assert jump.headers["location"] == f"/cashier/{trade_no}"
+        trade_no = trade_no_of(jump.headers["location"])
+        assert jump.headers["location"] == cashier_path(trade_no)
         cashier = await client.get(jump.headers["location"], headers=phone)
     assert cashier.status_code == 200 and trade_no in cashier.text
     order = await stored_order(gateway, trade_no)
@@ -134,7 +135,7 @@ async def test_is_html_sends_the_buyer_to_the_cashier(server, merchant, gateway)
 async def test_a_json_order_keeps_no_buyer_details(server, merchant, gateway):
     async with server.client() as client:
         data = data_of(await create(client, {**order_request(merchant, "JSON-1"), "isHtml": "0"}, merchant.pid))
-    order = await stored_order(gateway, data["orderId"])
+    order = await stored_order(gateway, trade_no_named(data["orderId"]))
     assert (order.device, order.clientip) == ("pc", None)
 
 
@@ -212,7 +213,7 @@ async def test_longest_values_and_an_omitted_return_url_are_accepted(server, mer
     params = order_params("P" * 64, param="参" * 255, returnUrl=None, price="99999999.99")
     async with server.client() as client:
         data = data_of(await create(client, signed(params, merchant.key), merchant.pid))
-    order = await stored_order(gateway, data["orderId"])
+    order = await stored_order(gateway, trade_no_named(data["orderId"]))
     assert (order.out_trade_no, order.param, order.return_url, order.amount_fen) == (
         "P" * 64,
         "参" * 255,
@@ -286,7 +287,7 @@ async def test_a_fluctuating_amount_is_the_really_price(server, merchant, gatewa
     async with server.client() as client:
         data = data_of(await create(client, order_request(merchant, "FL-1", price="7.09"), merchant.pid))
     assert (data["price"], data["reallyPrice"]) == ("7.09", "7.10")
-    order = await stored_order(gateway, data["orderId"])
+    order = await stored_order(gateway, trade_no_named(data["orderId"]))
     assert (order.money, order.amount_fen, order.pay_amount_fen) == ("7.09", 709, 710)
 
 
@@ -383,8 +384,8 @@ async def test_root_paths_serve_the_default_merchant(default_merchant_server, me
         assert error_of(await create(client, order_request(other, "M-5"))) == "签名错误"
         assert data_of(await client.get("/getOrder", params={"orderId": mine["orderId"]})) == mine
         assert error_of(await client.get("/getOrder", params={"orderId": theirs["orderId"]})) == "云端订单编号不存在"
-    assert (await stored_order(gateway, mine["orderId"])).merchant_pid == merchant.pid
-    assert (await stored_order(gateway, theirs["orderId"])).merchant_pid == other.pid
+    assert (await stored_order(gateway, trade_no_named(mine["orderId"]))).merchant_pid == merchant.pid
+    assert (await stored_order(gateway, trade_no_named(theirs["orderId"]))).merchant_pid == other.pid
 
 
 async def test_gateway_addresses_joined_with_or_without_a_slash(default_merchant_server, merchant, gateway):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from openepay.core.states import NotifyStatus
+from tests.support.links import trade_no_named
 from tests.support.notify import delivery_log, settled
 from tests.support.shop import Answer
 from tests.support.vmq import NOTIFY_FIELDS, create, data_of, order_params, path, signed, vmq_answer
@@ -69,7 +70,7 @@ async def test_delivered_only_when_the_body_is_success(server, merchant, gateway
     async with server.client() as client:
         data = data_of(await create(client, signed(order_params("ACK-1", shop.url), merchant.key), merchant.pid))
         await pay(client, data["orderId"])
-    task, attempts = await eventually(settled(gateway, data["orderId"], NotifyStatus.SUCCEEDED))
+    task, attempts = await eventually(settled(gateway, trade_no_named(data["orderId"]), NotifyStatus.SUCCEEDED))
     assert [attempt.delivered for attempt in attempts] == [False, False, True]
     assert task.attempts == 3
     first, *_, last = shop.notifications()
@@ -81,8 +82,8 @@ async def test_a_failing_shop_gets_the_same_notification_again(server, merchant,
     async with server.client() as client:
         data = data_of(await create(client, signed(order_params("RETRY-1", shop.url), merchant.key), merchant.pid))
         await pay(client, data["orderId"])
-    await eventually(settled(gateway, data["orderId"], NotifyStatus.SUCCEEDED))
-    _, attempts = await delivery_log(gateway, data["orderId"])
+    await eventually(settled(gateway, trade_no_named(data["orderId"]), NotifyStatus.SUCCEEDED))
+    _, attempts = await delivery_log(gateway, trade_no_named(data["orderId"]))
     assert [(attempt.http_status, attempt.delivered) for attempt in attempts] == [(500, False), (200, True)]
     first, second = shop.notifications()
     assert first.target == second.target and first.signature_ok

@@ -16,6 +16,7 @@ from openepay.db.models import Order, QrAccount, QrCode
 from tests.support.database import expire, stored_order
 from tests.support.epay import order_params as epay_order_params
 from tests.support.epay import signed as epay_signed
+from tests.support.links import handle, trade_no_named
 from tests.support.notify import settled
 from tests.support.shop import Answer
 from tests.support.vmq import (
@@ -67,11 +68,25 @@ async def test_unknown_orders_and_other_merchants_orders_are_not_found(server, m
         created = await new_order(client, merchant, "G-2")
         epay_trade_no = (await client.post("/mapi.php", data=epay)).json()
         assert epay_trade_no["code"] == 1
-        for order_id in ("", "123", "x" * 40, created["orderId"] + "0", "%00", "1\x00", epay_trade_no["trade_no"]):
+        epay_order_ids = (epay_trade_no["trade_no"], handle(epay_trade_no["trade_no"]))
+        for order_id in ("", "123", "x" * 40, created["orderId"] + "0", "%00", "1\x00", *epay_order_ids):
             for endpoint in ("getOrder", "checkOrder"):
                 assert error_of(await get(client, merchant, endpoint, order_id)) == "云端订单编号不存在", order_id
         assert error_of(await get(client, other, "getOrder", created["orderId"])) == "云端订单编号不存在"
         assert error_of(await client.get(path("getOrder", merchant.pid))) == "云端订单编号不存在"
+
+
+async def test_an_order_number_alone_finds_nothing_even_once_paid(server, merchant):
+    """Order numbers can be walked; the unsigned endpoints take only the ``orderId`` createOrder handed out."""
+    async with server.client() as client:
+        created = await new_order(client, merchant, "G-4", param="buyer@example.com")
+        assert (await client.post(f"/sandbox/pay/{created['orderId']}")).status_code == 303
+        trade_no = trade_no_named(created["orderId"])
+        walked = [await get(client, merchant, endpoint, trade_no) for endpoint in ("getOrder", "checkOrder")]
+        genuine = vmq_answer(await get(client, merchant, "checkOrder", created["orderId"]))
+    for answer in walked:
+        assert vmq_answer(answer) == {"code": -1, "msg": "云端订单编号不存在", "data": None}
+    assert genuine["code"] == 1 and "buyer%40example.com" in genuine["data"]
 
 
 async def test_a_code_fixed_to_the_amount_is_not_auto(server, merchant, gateway):
@@ -86,7 +101,7 @@ async def test_a_code_fixed_to_the_amount_is_not_auto(server, merchant, gateway)
         assert data_of(await get(client, merchant, "getOrder", created["orderId"]))["isAuto"] == 1
         async with gateway.db.session() as session:
             session.add(QrCode(account_id=account.id, amount_fen=710, content=created["payUrl"] + "#fixed"))
-        await _set_qrcode(gateway, created["orderId"], created["payUrl"] + "#fixed")
+        await _set_qrcode(gateway, trade_no_named(created["orderId"]), created["payUrl"] + "#fixed")
         data = data_of(await get(client, merchant, "getOrder", created["orderId"]))
     assert (data["isAuto"], data["payUrl"], data["reallyPrice"]) == (0, created["payUrl"] + "#fixed", "7.10")
 
@@ -144,18 +159,18 @@ async def test_a_paid_order_without_return_url_returns_to_our_paid_page(server, 
 async def test_an_expired_order_is_expired_everywhere(server, merchant, gateway):
     async with server.client() as client:
         order_id = (await new_order(client, merchant, "C-3"))["orderId"]
-        await expire(gateway, order_id)
+        await expire(gateway, trade_no_named(order_id))
         assert error_of(await get(client, merchant, "checkOrder", order_id)) == "订单已过期"
         assert data_of(await get(client, merchant, "getOrder", order_id))["state"] == -1
         assert error_of(await close(client, merchant, order_id)) == "订单状态不允许关闭"
-    assert (await stored_order(gateway, order_id)).status == "closed"
+    assert (await stored_order(gateway, trade_no_named(order_id))).status == "closed"
 
 
 async def test_a_refunded_order_is_not_returned_as_paid(server, merchant):
     async with server.client() as client:
         order_id = (await new_order(client, merchant, "C-4", price="1.00"))["orderId"]
         assert (await client.post(f"/sandbox/pay/{order_id}")).status_code == 303
-        refund = {"pid": str(merchant.pid), "key": merchant.key, "trade_no": order_id, "money": "1.00"}
+        refund = {"pid": str(merchant.pid), "key": merchant.key, "trade_no": trade_no_named(order_id), "money": "1.00"}
         assert (await client.post("/api.php", params={"act": "refund"}, data=refund)).json()["code"] == 1
         assert error_of(await get(client, merchant, "checkOrder", order_id)) == "订单已退款"
 
@@ -166,7 +181,7 @@ async def test_a_failed_notification_is_state_2(server, merchant, gateway, vmq_s
         order_id = (await new_order(client, merchant, "C-5", notifyUrl=f"{shop.url}/notify"))["orderId"]
         assert (await client.post(f"/sandbox/pay/{order_id}")).status_code == 303
         assert data_of(await get(client, merchant, "getOrder", order_id))["state"] in (1, 2)
-        await eventually(settled(gateway, order_id, NotifyStatus.FAILED), timeout=20)
+        await eventually(settled(gateway, trade_no_named(order_id), NotifyStatus.FAILED), timeout=20)
         assert data_of(await get(client, merchant, "getOrder", order_id))["state"] == 2
         # Paid all the same: the buyer goes back to the shop.
         assert vmq_answer(await get(client, merchant, "checkOrder", order_id))["code"] == 1
@@ -179,14 +194,14 @@ async def test_a_failed_notification_is_state_2(server, merchant, gateway, vmq_s
 async def test_close_order_closes_an_unpaid_order_and_keeps_its_expiry(server, merchant, gateway):
     async with server.client() as client:
         order_id = (await new_order(client, merchant, "X-1"))["orderId"]
-        before = await stored_order(gateway, order_id)
+        before = await stored_order(gateway, trade_no_named(order_id))
         assert vmq_answer(await close(client, merchant, order_id)) == {"code": 1, "msg": "成功", "data": None}
         assert data_of(await get(client, merchant, "getOrder", order_id))["state"] == -1
         assert error_of(await get(client, merchant, "checkOrder", order_id)) == "订单已过期"
         assert error_of(await close(client, merchant, order_id)) == "订单状态不允许关闭"
         cashier = await client.get(f"/cashier/{order_id}")
     assert "订单已关闭" in cashier.text
-    order = await stored_order(gateway, order_id)
+    order = await stored_order(gateway, trade_no_named(order_id))
     assert (order.status, order.expires_at) == ("closed", before.expires_at)
     assert order.closed_at is not None and order.closed_at < before.expires_at
 
@@ -206,12 +221,20 @@ async def test_close_order_needs_its_signature(server, merchant, gateway):
         assert error_of(await close(client, merchant, "20240101120000123450000000")) == "云端订单编号不存在"
 
 
+async def test_close_order_also_takes_the_bare_number_it_is_signed_over(server, merchant, gateway):
+    """A shop that stored an orderId before it became a handle can still close that order: the sign proves it."""
+    async with server.client() as client:
+        trade_no = trade_no_named((await new_order(client, merchant, "X-5"))["orderId"])
+        assert vmq_answer(await close(client, merchant, trade_no)) == {"code": 1, "msg": "成功", "data": None}
+    assert (await stored_order(gateway, trade_no)).status == "closed"
+
+
 async def test_a_paid_order_cannot_be_closed(server, merchant, gateway):
     async with server.client() as client:
         order_id = (await new_order(client, merchant, "X-3"))["orderId"]
         assert (await client.post(f"/sandbox/pay/{order_id}")).status_code == 303
         assert error_of(await close(client, merchant, order_id)) == "订单状态不允许关闭"
-    assert (await stored_order(gateway, order_id)).status == "paid"
+    assert (await stored_order(gateway, trade_no_named(order_id))).status == "paid"
 
 
 async def test_concurrent_closes_close_once(server, merchant, gateway):
