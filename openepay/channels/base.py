@@ -31,7 +31,13 @@ built-in account, used while no account of it is stored.
 secret box, settings, an HTTP client for upstreams). Each payment gets a ``PayContext`` with
 the absolute URLs it needs: where this account's upstream must send callbacks and where the
 buyer returns. Routes it hands over with ``router()`` reach the gateway through
-``channel_host(request)``. A channel never imports ``openepay.web`` or the gateway.
+``channel_host(request)`` and render pages with ``render_page``. A channel never imports
+``openepay.web`` or the gateway.
+
+**What it declares.** ``pay_types`` it can serve; ``config_schema``; ``offers_before_order``
+(its offer needs only our number, amount and name, so it can be made before the order row is
+written; qrpool's cannot, it reserves amounts against the stored order); ``queries_upstream``
+(reconciliation asks it about orders still paying); ``implicit_account`` and ``enabled_by``.
 
 **Failures.** ``create`` raises ``ChannelRefused`` only when surely nothing was created upstream
 (the upstream said no, or the request never left); routing then tries the next account. Any
