@@ -26,7 +26,7 @@ from openepay.protocols.payfor import routes as payfor_routes
 from openepay.protocols.vmq import routes as vmq_routes
 from openepay.web import callbacks, demo_shop, health
 from openepay.web.cashier import routes as cashier_routes
-from openepay.web.middleware import BodyLimit, ObserveRequests, PublicOrigin, SecurityHeaders
+from openepay.web.middleware import ObserveRequests, PublicOrigin, ReadablePath, RequestBody, SecurityHeaders
 from openepay.web.templating import templates
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
     # What channel routes reach instead of importing the gateway or the web layer.
     setattr(app.state, HOST_STATE, gateway)
     setattr(app.state, PAGES_STATE, templates)
+    # The last added runs first: paths are made readable before the log sees them, and the log
+    # sees what the body limits answer.
+    app.add_middleware(RequestBody, timeout=settings.http_body_timeout)
     app.add_middleware(ObserveRequests, metrics=gateway.metrics)
-    app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(ReadablePath)
     if settings.public_url:
         app.add_middleware(PublicOrigin, public_url=settings.public_url)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")

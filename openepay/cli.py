@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +28,7 @@ from openepay.core.money import format_yuan
 from openepay.core.orders import get_order
 from openepay.core.states import MerchantStatus, OrderStatus
 from openepay.db.models import Merchant, NotifyAttempt, NotifyTask, Order
-from openepay.db.types import utcnow
+from openepay.db.types import storable, utcnow
 from openepay.gateway import Gateway
 
 app = typer.Typer(help="OpenEpay: a self-hosted payment gateway for 易支付/epay merchants.", no_args_is_help=True)
@@ -69,10 +70,11 @@ def _open_platform_key(settings: Settings) -> None:
         ) from None
 
 
-def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> None:
+def _serve(settings: Settings, host: str, port: int, run_worker: bool, forwarded_allow_ips: str | None = None) -> None:
     import uvicorn
 
     from openepay.app import create_app
+    from openepay.web.server import http_protocol
 
     _open_platform_key(settings)
 
@@ -81,10 +83,11 @@ def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> None:
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=http_protocol(settings),
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
 
 
@@ -93,11 +96,16 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
     worker: bool = typer.Option(True, "--worker/--no-worker", help="Also deliver notifications in this process."),
+    forwarded_allow_ips: str | None = typer.Option(
+        None,
+        help="Proxies whose X-Forwarded-For names the client (comma-separated IPs or networks, '*' for any);"
+        " default 127.0.0.1, or $FORWARDED_ALLOW_IPS.",
+    ),
 ) -> None:
     """Run the web app (and, unless --no-worker, the notification worker)."""
     settings = Settings()
     prepare(settings)
-    _serve(settings, host, port, worker)
+    _serve(settings, host, port, worker, forwarded_allow_ips)
 
 
 @app.command()
@@ -543,13 +551,7 @@ def notify_test(
         messages = gateway.dialects.named(dialect)
         stamp = utcnow().strftime("%Y%m%d%H%M%S")
         message = await messages.test_notification(pid, gateway.merchants.key_of(merchant_row), url, stamp)
-        settings = gateway.settings
-        client = SafeHttpClient(
-            allow_private=settings.notify_allow_private,
-            connect_timeout=settings.notify_connect_timeout,
-            total_timeout=settings.notify_timeout,
-            max_body_bytes=settings.notify_max_body_bytes,
-        )
+        client = SafeHttpClient.for_settings(gateway.settings)
         try:
             result = await client.send(message)
         finally:
@@ -576,4 +578,10 @@ def notify_test(
 
 
 def main() -> None:
+    # Every text argument may end up in the database; bytes that are not UTF-8 reach Python as
+    # lone surrogates, which no database driver can encode (NUL cannot be in an argument at all).
+    unreadable = next((argument for argument in sys.argv[1:] if not storable(argument)), None)
+    if unreadable is not None:
+        typer.secho(f"openepay: this argument is not UTF-8 text: {unreadable!r}", fg=typer.colors.RED, err=True)
+        raise SystemExit(2)
     app()

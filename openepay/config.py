@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from openepay.core.money import MAX_AMOUNT_FEN, format_yuan
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./openepay.db"
 
@@ -42,10 +44,16 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     secret_key_file: Path = Path("openepay.secret")
 
+    # Slow clients: the request headers must arrive within this many seconds of the connection
+    # (or of the request's first byte), and the body within this many of the headers.
+    http_header_timeout: float = Field(default=10.0, gt=0)
+    http_body_timeout: float = Field(default=20.0, gt=0)
+
     sandbox: bool = False
     order_timeout_seconds: int = 1800
     pay_min_money: Decimal = Decimal("0.01")
-    pay_max_money: Decimal | None = None
+    # A cap on any one order (yuan), so that a typo or a forged amount never becomes a huge balance.
+    pay_max_money: Decimal = Decimal("50000")
 
     notify_allow_private: bool = False
     notify_retry_delays: tuple[float, ...] = DEFAULT_NOTIFY_RETRY_DELAYS
@@ -112,12 +120,18 @@ class Settings(BaseSettings):
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
-    @field_validator("pay_min_money")
+    @field_validator("pay_min_money", "pay_max_money")
     @classmethod
-    def _positive_min(cls, value: Decimal) -> Decimal:
-        if value <= 0:
-            raise ValueError("pay_min_money must be positive")
+    def _an_amount(cls, value: Decimal, info: ValidationInfo) -> Decimal:
+        if not 0 < value * 100 <= MAX_AMOUNT_FEN:
+            raise ValueError(f"{info.field_name} must be positive and at most {format_yuan(MAX_AMOUNT_FEN)} yuan")
         return value
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> Settings:
+        if self.pay_min_money > self.pay_max_money:
+            raise ValueError("pay_min_money must not be above pay_max_money")
+        return self
 
     @cached_property
     def zone(self) -> ZoneInfo:

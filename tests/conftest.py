@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import text
 
 from openepay.app import create_app
@@ -26,6 +27,8 @@ from openepay.db import migrate
 from openepay.db.models import Base
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
+from openepay.web.server import http_protocol
+from tests.support.epay_v2 import V2Merchant
 from tests.support.merchant import FakeMerchant
 from tests.support.notify import Answer, ScriptedShop
 from tests.support.servers import ServerThread
@@ -39,6 +42,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--backend", choices=(*BACKENDS, "all"), default="all", help="database backend(s) to run DB tests on"
     )
+
+
+def pytest_report_header() -> str:
+    from tests.support.fuzz import FUZZ_SEED
+
+    return f"fuzz seed: {FUZZ_SEED} (OPENEPAY_FUZZ_SEED={FUZZ_SEED} draws the same fuzz requests again)"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int) -> None:
+    if exitstatus != 0:
+        terminalreporter.write_line(pytest_report_header())
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -160,7 +174,7 @@ class RunningGateway:
 
 @pytest.fixture(scope="session")
 def _session_server(settings: Settings) -> Iterator[ServerThread]:
-    thread = ServerThread(create_app(settings)).start()
+    thread = ServerThread(create_app(settings), http=http_protocol(settings)).start()
     yield thread
     thread.stop()
 
@@ -186,6 +200,19 @@ async def worker(gateway: Gateway) -> AsyncIterator[NotifyWorker]:
 @pytest_asyncio.fixture
 async def merchant(gateway: Gateway) -> MerchantCredentials:
     return await gateway.merchants.create("Test Shop", refund_enabled=True)
+
+
+@pytest.fixture(scope="session")
+def merchant_private_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest_asyncio.fixture
+async def v2(gateway: Gateway, merchant: MerchantCredentials, merchant_private_key: rsa.RSAPrivateKey) -> V2Merchant:
+    """The ``merchant`` fixture with its RSA public key registered for epay V2 (MD5 still accepted)."""
+    v2_merchant = V2Merchant(merchant.pid, merchant.key, merchant_private_key)
+    await gateway.merchants.update(merchant.pid, rsa_public_key=v2_merchant.public_pem)
+    return v2_merchant
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import httpx
 from sqlalchemy import select, update
 
 from openepay.core.states import MerchantStatus, NotifyStatus
-from openepay.db.models import NotifyAttempt, NotifyTask, Order
+from openepay.db.models import Merchant, NotifyAttempt, NotifyTask, Order
 from openepay.db.types import utcnow
 from tests.conftest import TEST_SECRET, _create_pg_database, _drop_pg_database, pg_url
 from tests.support.database import refused_writes, stored_order
@@ -27,7 +27,7 @@ from tests.support.links import sandbox_path
 from tests.support.merchant import FakeMerchant
 from tests.support.notify import Answer, paid_order
 from tests.support.orders import sandbox_order
-from tests.support.waiting import eventually
+from tests.support.waiting import answering, eventually
 
 
 def cli_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -156,15 +156,7 @@ async def test_serve_runs_web_and_worker_on_a_fresh_sqlite_file(tmp_path):
     shop = FakeMerchant(key=credentials["key"]).start()
     try:
         base = f"http://127.0.0.1:{port}"
-
-        async def ready() -> bool:
-            try:
-                async with httpx.AsyncClient() as client:
-                    return (await client.get(f"{base}/readyz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await eventually(ready, timeout=20, interval=0.2)
+        await answering(f"{base}/readyz", timeout=20)
         # The epay V2 key pair exists from the first start, before any V2 request needed it.
         with sqlite3.connect(tmp_path / "fresh.db") as db:
             assert db.execute("SELECT name FROM platform_keys").fetchall() == [("epay_v2",)]
@@ -338,3 +330,37 @@ async def test_notify_test_sends_a_marked_signed_message_and_reports_the_answer(
         shop.stop()
     blocked = await openepay(database_url, "notify", "test", str(merchant.pid), "http://127.0.0.1:9/notify")
     assert blocked.returncode == 1 and "blocked_address" in blocked.stdout
+
+
+async def test_notify_test_never_reaches_loopback_spelt_with_unicode_dots(gateway, merchant, database_url):
+    shop = FakeMerchant(key=merchant.key).start()
+    url = f"http://127。0。0。1:{shop.url.rsplit(':', 1)[1]}/notify"
+    try:
+        results = {
+            dialect: await openepay(database_url, "notify", "test", str(merchant.pid), url, "--dialect", dialect)
+            for dialect in ("epay", "epay_v2", "pay_mapi", "payfor", "vmq")
+        }
+    finally:
+        shop.stop()
+    assert shop.received == []
+    for result in results.values():
+        assert result.returncode == 1, result.stderr
+        assert "blocked_address: the host is an IP address written with non-ASCII characters" in result.stdout
+
+
+async def test_an_argument_that_is_not_utf8_is_refused_before_anything_is_stored(gateway, database_url):
+    """Bytes that are not UTF-8 reach Python as lone surrogates, which no database driver can encode."""
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable.encode(), b"-m", b"openepay", b"merchant", b"create", b"--name", b"Shop \xff\xfe"],
+            env=cli_env(database_url),
+            capture_output=True,
+            timeout=60,
+        )
+
+    refused = await asyncio.to_thread(run)
+    assert refused.returncode == 2
+    assert refused.stderr.decode().strip() == r"openepay: this argument is not UTF-8 text: 'Shop \udcff\udcfe'"
+    async with gateway.db.session() as session:
+        assert (await session.scalars(select(Merchant))).all() == []

@@ -35,5 +35,21 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def storable(text: str) -> bool:
+    """Whether both databases can hold ``text``.
+
+    PostgreSQL refuses a NUL character in any text, and neither driver can encode a lone
+    surrogate (what Python makes of bytes that are not UTF-8 in a command line or a JSON
+    ``\\ud800``). Text from outside is checked with this at the edge, so a query never fails on it.
+    """
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)

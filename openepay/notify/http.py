@@ -1,12 +1,20 @@
 """The one HTTP client for every request to a URL a merchant gave us.
 
-A merchant-supplied ``notify_url`` is an SSRF vector: without care the gateway would fetch
-its own admin ports, the cloud metadata service or the office network for whoever can create
-an order. So this client allows only http and https, resolves the host itself and refuses
-loopback, private, link-local, CGNAT, multicast, unspecified, reserved and metadata addresses
-(IPv4 and IPv6, including IPv4 embedded in IPv6), connects to the very address it checked
-(no second DNS lookup that a rebinding attacker could answer differently), follows no
-redirects, has short timeouts, and reads at most a few KB of the answer.
+Every request is judged before it is sent and again at the socket: the URL is read once
+(``targets.read_target``: no second parser that could see another host), a name is resolved
+here and every address it has must pass ``address_block_reason``, the request goes to the
+address that was checked (a rebinding DNS server gets no second question), and the socket
+factory refuses any address that is not allowed right before ``connect()``, IP literals
+included. No redirects are followed, connecting and the whole exchange have short timeouts,
+at most ``max_body_bytes`` of the answer are read, and answers are asked for and kept
+uncompressed (a few KB of gzip can be gigabytes in memory).
+
+It is built on aiohttp's connector, which keeps idle connections per pinned address, port and
+TLS name and takes one without scanning the pool. A connection is reused only for the same TLS
+name: two shops behind one CDN address never share a TLS session verified for one of them.
+httpx was measured first: its pool checks every pooled connection's socket on each request,
+and even on a pool of our own its HTTP/1.1 layer stayed under half of aiohttp's rate
+(``bench/notify_load.py``).
 """
 
 from __future__ import annotations
@@ -19,36 +27,20 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
+from openepay.notify.addresses import IPAddress, address_block_reason
+from openepay.notify.targets import Target, UnusableUrl, read_target, target_block_reason
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+if TYPE_CHECKING:
+    import aiohttp
 
-# Metadata services answer on these even where private targets are allowed.
-METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "100.100.100.200", "fd00:ec2::254", "169.254.170.2")
-)
-# What ``allow_private`` opens: the networks a self-hosted shop or a test server lives on.
-# Everything else that is not global (reserved, broadcast, benchmarking, documentation) stays
-# closed, because no merchant's server can legitimately live there.
-_PRIVATE_NETWORKS = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "127.0.0.0/8",
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "169.254.0.0/16",
-        "100.64.0.0/10",
-        "::1/128",
-        "fc00::/7",
-        "fe80::/10",
-    )
-)
-# NAT64 gateways turn 64:ff9b::a.b.c.d into a.b.c.d, so such an address is as good as the IPv4 one.
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+    from openepay.config import Settings
+
+POOL_SIZE = 256
+KEEPALIVE_SECONDS = 15.0
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 class ErrorClass(StrEnum):
@@ -83,67 +75,15 @@ class HttpOutcome:
     error_detail: str | None = None
 
 
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip.teredo is not None:
-        return ip.teredo[1]
-    if ip in _NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    if int(ip) >> 32 == 0 and int(ip) > 1:  # deprecated IPv4-compatible ::a.b.c.d
-        return ipaddress.IPv4Address(int(ip))
-    return None
+class BlockedAddress(OSError):
+    """Raised by the socket factory: the address about to be connected to is not allowed."""
 
 
-def address_block_reason(ip: IPAddress, *, allow_private: bool) -> str | None:
-    """Why we will not connect to ``ip``, or None when we will."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(ip)
-        if embedded is not None:
-            return address_block_reason(embedded, allow_private=allow_private)
-    if ip in METADATA_ADDRESSES:
-        return f"{ip} is a cloud metadata address"
-    if ip.is_unspecified or ip.is_multicast:
-        return f"{ip} is not a unicast address"
-    if ip.is_global:
-        return None
-    if allow_private and any(ip in network for network in _PRIVATE_NETWORKS):
-        return None
-    return f"{ip} is not a public address"
-
-
-def url_block_reason(url: str, *, allow_private: bool) -> str | None:
-    """Static checks that need no DNS: what can never be delivered to.
-
-    Used at order creation to refuse hopeless ``notify_url``s with the dialect's own error,
-    and again before every delivery.
-    """
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "not a valid URL"
-    if parts.scheme not in ("http", "https"):
-        return "only http and https URLs are allowed"
-    host = parts.hostname
-    if not host:
-        return "the URL has no host"
-    if parts.username is not None or parts.password is not None:
-        return "credentials in the URL are not allowed"
-    if port == 0:
-        return "port 0 is not allowed"
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    if literal is not None:
-        return address_block_reason(literal, allow_private=allow_private)
-    name = host.rstrip(".")  # "localhost." is the same name as "localhost"
-    if not allow_private and (name in _LOCAL_NAMES or name.endswith(".localhost")):
-        return f"{host} is a local name"
-    return None
+class _Failed(Exception):
+    def __init__(self, error_class: ErrorClass, detail: str) -> None:
+        super().__init__(detail)
+        self.error_class = error_class
+        self.detail = detail
 
 
 class SafeHttpClient:
@@ -155,143 +95,192 @@ class SafeHttpClient:
         total_timeout: float,
         max_body_bytes: int,
         user_agent: str = "OpenEpay-Notify/1",
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        # aiohttp is loaded by the client, not by this module: dialects import the module for its
+        # message types, and a command that sends nothing should not pay for an HTTP stack. It is
+        # loaded here rather than on the first send, which runs under a notification's lease.
+        import aiohttp  # noqa: F401
+
         self.allow_private = allow_private
+        self.connect_timeout = connect_timeout
         self.total_timeout = total_timeout
         self.max_body_bytes = max_body_bytes
-        self._client = httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,
-            timeout=httpx.Timeout(total_timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-            headers={"User-Agent": user_agent},
+        self.user_agent = user_agent
+        self._ssl = ssl_context
+        self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> SafeHttpClient:
+        return cls(
+            allow_private=settings.notify_allow_private,
+            connect_timeout=settings.notify_connect_timeout,
+            total_timeout=settings.notify_timeout,
+            max_body_bytes=settings.notify_max_body_bytes,
         )
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def send(self, message: OutboundMessage) -> HttpOutcome:
         started = time.monotonic()
-        host = urlsplit(message.url).hostname or ""
-
-        def outcome(**kwargs) -> HttpOutcome:  # type: ignore[no-untyped-def]
-            return HttpOutcome(host, int((time.monotonic() - started) * 1000), **kwargs)
-
-        reason = url_block_reason(message.url, allow_private=self.allow_private)
-        if reason:
-            return outcome(error_class=ErrorClass.BLOCKED, error_detail=reason)
+        shown_host = _raw_host(message.url)
+        status: int | None = None
+        body, location = b"", None
         try:
-            # httpx's parse gives the IDNA (punycode) host: what is looked up, sent as Host and as SNI.
-            target = httpx.URL(message.url)
-            port = target.port or (443 if target.scheme == "https" else 80)
-            address = await self._resolve(target.raw_host, port)
-        except httpx.InvalidURL as exc:
-            return outcome(error_class=ErrorClass.DNS, error_detail=f"cannot resolve {host}: {exc}")
-        except socket.gaierror as exc:
-            return outcome(error_class=ErrorClass.DNS, error_detail=f"cannot resolve {host}: {exc.strerror}")
+            target = read_target(message.url)
+            shown_host = target.host
+            reason = target_block_reason(target, allow_private=self.allow_private)
+            if reason:
+                raise _Failed(ErrorClass.BLOCKED, reason)
+            deadline = asyncio.get_running_loop().time() + self.total_timeout
+            try:
+                async with asyncio.timeout_at(deadline):
+                    address = await self._resolve(target)
+            except TimeoutError:
+                raise _Failed(ErrorClass.DNS, f"resolving {target.host} timed out") from None
+            async with asyncio.timeout_at(deadline):
+                status, body, location = await self._exchange(message, target, address)
+        except UnusableUrl as exc:
+            if exc.unresolvable:
+                error, detail = ErrorClass.DNS, f"cannot resolve {shown_host}: {exc.reason}"
+            else:
+                error, detail = ErrorClass.BLOCKED, exc.reason
+        except _Failed as exc:
+            error, detail = exc.error_class, exc.detail
         except TimeoutError:
-            return outcome(error_class=ErrorClass.DNS, error_detail=f"resolving {host} timed out")
-        except _Blocked as exc:
-            return outcome(error_class=ErrorClass.BLOCKED, error_detail=str(exc))
+            error, detail = ErrorClass.TIMEOUT, f"no complete answer within {self.total_timeout:g}s"
+        else:
+            if status in REDIRECT_STATUSES and location is not None:
+                error, detail = ErrorClass.REDIRECT, f"redirects to {location[:200]} (redirects are not followed)"
+            else:
+                error, detail = None, None
+        latency_ms = int((time.monotonic() - started) * 1000)
+        return HttpOutcome(shown_host, latency_ms, status, body, error, detail)
 
-        try:
-            async with asyncio.timeout(self.total_timeout):
-                return await self._exchange(message, target, address, outcome)
-        except TimeoutError:
-            detail = f"no complete answer within {self.total_timeout:g}s"
-            return outcome(error_class=ErrorClass.TIMEOUT, error_detail=detail)
-        except httpx.TimeoutException as exc:
-            return outcome(error_class=ErrorClass.TIMEOUT, error_detail=type(exc).__name__)
-        except httpx.ConnectError as exc:
-            if _is_tls_error(exc):
-                return outcome(error_class=ErrorClass.TLS, error_detail=str(exc)[:300])
-            if _is_refused(exc):
-                return outcome(error_class=ErrorClass.REFUSED, error_detail=f"connection to {host}:{port} refused")
-            return outcome(error_class=ErrorClass.NETWORK, error_detail=str(exc)[:300] or type(exc).__name__)
-        except httpx.HTTPError as exc:
-            return outcome(error_class=ErrorClass.NETWORK, error_detail=str(exc)[:300] or type(exc).__name__)
-
-    async def _resolve(self, raw_host: bytes, port: int) -> IPAddress:
-        host = raw_host.decode("ascii")
-        try:
-            return ipaddress.ip_address(host)
-        except ValueError:
-            pass
+    async def _resolve(self, target: Target) -> IPAddress:
+        """The address to connect to: the literal itself, or the first of a name's addresses if all pass."""
+        if target.address is not None:
+            return target.address
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self.total_timeout):
-            # Bytes, not str: Python's own IDNA codec would raise on names the resolver simply rejects.
-            infos = await loop.getaddrinfo(raw_host, port, type=socket.SOCK_STREAM)
-        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+        try:
+            infos = await loop.getaddrinfo(target.host.encode("ascii"), target.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise _Failed(ErrorClass.DNS, f"cannot resolve {target.host}: {exc.strerror}") from None
+        addresses = [ipaddress.ip_address(info[4][0].partition("%")[0]) for info in infos]
+        if not addresses:
+            raise _Failed(ErrorClass.DNS, f"cannot resolve {target.host}: no addresses")
         for address in addresses:
             reason = address_block_reason(address, allow_private=self.allow_private)
             if reason:
-                raise _Blocked(f"{host} resolves to {reason}")
-        if not addresses:
-            raise socket.gaierror(socket.EAI_NONAME, "no addresses")
+                raise _Failed(ErrorClass.BLOCKED, f"{target.host} resolves to {reason}")
         return addresses[0]
 
-    @staticmethod
-    def _headers(target: httpx.URL) -> dict[str, str]:
-        headers = {
-            "Host": target.netloc.decode("ascii"),
-            # identity: a compressed answer could expand a few KB on the wire into gigabytes in memory.
-            "Accept-Encoding": "identity",
-        }
-        if target.scheme == "https":
-            # Connections are pooled by the pinned address, and two shops can share one (a CDN):
-            # a kept-alive TLS connection would carry the next shop's request under the first
-            # shop's certificate and SNI. Closing HTTPS connections after each answer prevents it.
-            headers["Connection"] = "close"
-        return headers
+    async def _exchange(
+        self, message: OutboundMessage, target: Target, address: IPAddress
+    ) -> tuple[int, bytes, str | None]:
+        """Status, body (at most ``max_body_bytes``) and ``Location`` of one request to the pinned ``address``."""
+        import aiohttp
+        from yarl import URL
 
-    async def _exchange(  # type: ignore[no-untyped-def]
-        self, message: OutboundMessage, target: httpx.URL, address: IPAddress, outcome
-    ) -> HttpOutcome:
-        request = self._client.build_request(
-            message.method,
-            target.copy_with(host=str(address)),
-            data=dict(message.form) if message.form is not None else None,
-            headers=self._headers(target),
-            extensions={"sni_hostname": target.raw_host.decode("ascii")} if target.scheme == "https" else {},
+        session = self._session or self._open_session()
+        host = f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else str(address)
+        path, _, query = target.request_target.partition("?")
+        pinned = URL.build(
+            scheme=target.scheme, host=host, port=target.port, path=path, query_string=query, encoded=True
         )
-        response = await self._client.send(request, stream=True)
         try:
-            body = bytearray()
-            async for chunk in response.aiter_raw():
-                body.extend(chunk)
-                if len(body) >= self.max_body_bytes:
-                    break
-        finally:
-            await response.aclose()
-        body_bytes = bytes(body[: self.max_body_bytes])
-        if response.is_redirect:
-            location = response.headers.get("location", "")
-            return outcome(
-                status=response.status_code,
-                body=body_bytes,
-                error_class=ErrorClass.REDIRECT,
-                error_detail=f"redirects to {location[:200]} (redirects are not followed)",
-            )
-        return outcome(status=response.status_code, body=body_bytes)
+            async with session.request(
+                message.method,
+                pinned,
+                data=dict(message.form) if message.form is not None else None,
+                headers={"Host": target.authority},
+                allow_redirects=False,
+                # The TLS name is part of the pool key: a connection is only reused for the same name.
+                server_hostname=target.host.rstrip(".") if target.secure else None,
+            ) as response:
+                body = bytearray()
+                while len(body) < self.max_body_bytes:
+                    chunk = await response.content.read(self.max_body_bytes - len(body))
+                    if not chunk:
+                        break
+                    body += chunk
+                if not response.content.at_eof():
+                    response.close()  # the rest is never read: the connection cannot carry another request
+                return response.status, bytes(body), response.headers.get("Location")
+        except aiohttp.ClientConnectorError as exc:
+            raise _connect_failure(exc, target) from None
+        except aiohttp.ConnectionTimeoutError:
+            raise _Failed(ErrorClass.TIMEOUT, f"no connection within {self.connect_timeout:g}s") from None
+        except TimeoutError:
+            raise
+        except aiohttp.ClientError as exc:
+            raise _Failed(ErrorClass.NETWORK, str(exc)[:300] or type(exc).__name__) from None
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        """The pool, made on first use inside the running loop (aiohttp's session belongs to one loop)."""
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(
+            limit=POOL_SIZE,
+            keepalive_timeout=KEEPALIVE_SECONDS,
+            ssl=self._ssl if self._ssl is not None else True,
+            use_dns_cache=False,
+            socket_factory=self._checked_socket,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),  # one shop's cookies are never sent to another at the same address
+            auto_decompress=False,
+            trust_env=False,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout),
+            # identity: a compressed answer could expand a few KB on the wire into gigabytes in memory.
+            headers={"User-Agent": self.user_agent, "Accept-Encoding": "identity"},
+        )
+        # aiohttp sends a GET again when the connection drops before the answer, even after the
+        # merchant has acted on it; one attempt in the log must be one request. There is no public
+        # switch: this is the one aiohttp's own test client uses.
+        self._session._retry_connection = False
+        return self._session
+
+    def _checked_socket(self, addr_info: Any) -> socket.socket:
+        """aiohttp's socket factory: the last word on the address actually connected to."""
+        family, kind, proto, _, sockaddr = addr_info
+        reason = address_block_reason(
+            ipaddress.ip_address(sockaddr[0].partition("%")[0]), allow_private=self.allow_private
+        )
+        if reason:
+            raise BlockedAddress(reason)
+        return socket.socket(family, kind, proto)
 
 
-class _Blocked(Exception):
-    pass
+def _connect_failure(exc: aiohttp.ClientConnectorError, target: Target) -> _Failed:
+    import aiohttp
+
+    cause = exc.os_error
+    if isinstance(cause, BlockedAddress):
+        return _Failed(ErrorClass.BLOCKED, str(cause))
+    if isinstance(exc, aiohttp.ClientSSLError) or _is_tls_error(cause):
+        return _Failed(ErrorClass.TLS, str(cause)[:300] or type(cause).__name__)
+    if isinstance(cause, ConnectionRefusedError):
+        host = f"[{target.host}]" if isinstance(target.address, ipaddress.IPv6Address) else target.host
+        return _Failed(ErrorClass.REFUSED, f"connection to {host}:{target.port} refused")
+    return _Failed(ErrorClass.NETWORK, str(cause)[:300] or type(cause).__name__)
 
 
-def _is_tls_error(exc: BaseException) -> bool:
+def _is_tls_error(exc: BaseException | None) -> bool:
     while exc is not None:
-        if isinstance(exc, ssl.SSLError):
+        if isinstance(exc, ssl.SSLError | ssl.CertificateError):
             return True
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        exc = exc.__cause__ or exc.__context__
     return False
 
 
-def _is_refused(exc: BaseException) -> bool:
-    if "refused" in str(exc).lower():
-        return True
-    while exc is not None:
-        if isinstance(exc, ConnectionRefusedError):
-            return True
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return False
+def _raw_host(url: str) -> str:
+    """The host as written, for the log of a URL that could not be read."""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""

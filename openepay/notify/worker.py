@@ -47,12 +47,7 @@ class NotifyWorker:
         self.gateway = gateway
         self.name = name or worker_name()
         settings = gateway.settings
-        self.http = SafeHttpClient(
-            allow_private=settings.notify_allow_private,
-            connect_timeout=settings.notify_connect_timeout,
-            total_timeout=settings.notify_timeout,
-            max_body_bytes=settings.notify_max_body_bytes,
-        )
+        self.http = SafeHttpClient.for_settings(settings)
         self.breaker = BreakerPolicy(
             threshold=settings.notify_breaker_threshold,
             cooldown=settings.notify_breaker_cooldown,

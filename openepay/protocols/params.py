@@ -1,4 +1,9 @@
-"""Reading request parameters the way PHP gateways do, for every dialect."""
+"""Reading request parameters the way PHP gateways do, for every dialect.
+
+This is also the edge every dialect's text crosses on its way to the database: a parameter
+the database cannot store (a NUL byte) is refused here, once for all, with
+``UnreadableParameter``, which each dialect answers in its own words.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,31 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
+from openepay.db.types import storable
+
 URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 _INTVAL = re.compile(r"^[ \t\n\r\v\f]*([+-]?)0*([0-9]+)")
+
+
+class UnreadableParameter(ValueError):
+    """A parameter whose name or value no database can store (a NUL byte).
+
+    ``name`` is printable (a NUL in it is shown as ``\\x00``), so it can go into an answer as it is;
+    ``params`` are all the parameters as read, for a dialect that picks its answer's format from one.
+    """
+
+    def __init__(self, name: str, params: dict[str, str]) -> None:
+        self.name = name.replace("\x00", "\\x00")
+        self.params = params
+        super().__init__(f"parameter {self.name} holds a NUL byte")
+
+
+def _storable(params: dict[str, str]) -> dict[str, str]:
+    for name, value in params.items():
+        if not (storable(name) and storable(value)):
+            raise UnreadableParameter(name, params)
+    return params
 
 
 def parse_query(raw: bytes) -> dict[str, str]:
@@ -27,7 +54,7 @@ def parse_query(raw: bytes) -> dict[str, str]:
         return text.encode("latin-1").decode("utf-8", "replace")
 
     pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
-    return {decode(name): decode(value) for name, value in pairs if name}
+    return _storable({decode(name): decode(value) for name, value in pairs if name})
 
 
 async def form_params(request: Request) -> dict[str, str]:
@@ -35,6 +62,7 @@ async def form_params(request: Request) -> dict[str, str]:
 
     A body that is not a well-formed form is a request without parameters, not a server
     error; an oversized one still reaches the size limit (413), so only parse errors are caught.
+    Raises ``UnreadableParameter`` like ``parse_query``.
     """
     if request.method != "POST":
         return {}
@@ -47,7 +75,8 @@ async def form_params(request: Request) -> dict[str, str]:
         form = await request.form()
     except (HTTPException, MultiPartException):
         return {}
-    return {_valid_text(name): _valid_text(value) for name, value in form.items() if not isinstance(value, UploadFile)}
+    texts = {name: value for name, value in form.items() if not isinstance(value, UploadFile)}
+    return _storable({_valid_text(name): _valid_text(value) for name, value in texts.items()})
 
 
 def _valid_text(text: str) -> str:
@@ -56,6 +85,7 @@ def _valid_text(text: str) -> str:
 
 
 def query_params(request: Request) -> dict[str, str]:
+    """The query string, read by ``parse_query``."""
     return parse_query(request.scope.get("query_string", b""))
 
 

@@ -1,12 +1,16 @@
-"""ASGI middleware: a request size cap, request logs and metrics that never carry query strings,
-the browser protections every answer carries, and the public origin pinned when one is configured."""
+"""ASGI middleware: readable paths, whole bodies read within a size and a time limit, request logs
+and metrics that never carry query strings, the browser protections every answer carries, and the
+public origin pinned when one is configured.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from urllib.parse import urlsplit
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openepay.config import ConfigurationError
@@ -14,55 +18,118 @@ from openepay.metrics import Metrics
 
 log = logging.getLogger("openepay.access")
 
-MAX_BODY_BYTES = 1_000_000
+# 1 MiB, nginx's ``client_max_body_size 1m``: a proxy in front refuses exactly what we would.
+MAX_BODY_BYTES = 1_048_576
+BODY_TIMEOUT_SECONDS = 20.0
+# nginx's status for a client that went away before it was answered; never sent, only recorded.
+CLIENT_CLOSED = 499
 
 
-class BodyLimit:
-    """Refuse bodies over the limit with 413 before anything buffers them."""
+class ReadablePath:
+    """A NUL in the decoded path is read as U+FFFD, as uvicorn already reads bytes that are not UTF-8.
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+    No route has a NUL in it and no database can store one. Read this way, the request goes on
+    to the route it matches, which answers its own "not found" in its own format (the cashier's
+    page, V免签's JSON, the V2 API's code and msg), and no path parameter ever holds a NUL.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "\x00" in scope["path"]:
+            scope["path"] = scope["path"].replace("\x00", "\ufffd")
+        await self.app(scope, receive, send)
+
+
+class RequestBody:
+    """Read the whole body before the app sees the request, within a size and a time limit.
+
+    Over the size limit is 413 and nothing of the body is kept. The rest of it is still read
+    and dropped, within the time limit, so that the client gets to read the answer (a client
+    that asked ``Expect: 100-continue`` is answered at once and sends nothing). A body still
+    incomplete after ``timeout`` seconds is 408, so a client sending a byte at a time holds no
+    connection for long. A connection whose body was not read to its end is closed.
+
+    A client that goes away while sending is answered nothing. Every route then reads a whole
+    body at once: none sees half a body, or a client leaving while it reads its parameters.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES, timeout: float = BODY_TIMEOUT_SECONDS) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _too_large(send)
-                return
+        headers = dict(scope.get("headers", []))
+        declared = headers.get(b"content-length", b"")
+        too_large = declared.isdigit() and int(declared) > self.limit
+        if too_large and headers.get(b"expect", b"").lower() == b"100-continue":
+            await _refuse(send, 413, TOO_LARGE, close=True)
+            return
+        chunks: list[bytes] = []
         received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _TooLarge
-            return message
-
+        complete = False
         try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            await _too_large(send)
+            async with asyncio.timeout(self.timeout):
+                while not complete:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    received += len(chunk)
+                    too_large = too_large or received > self.limit
+                    if not too_large:
+                        chunks.append(chunk)
+                    complete = not message.get("more_body", False)
+        except TimeoutError:
+            pass
+        if too_large:
+            await _refuse(send, 413, TOO_LARGE, close=not complete)
+        elif not complete:
+            await _refuse(send, 408, b"request body timed out", close=True)
+        else:
+            await self.app(scope, _replay(b"".join(chunks), receive), send)
 
 
-class _TooLarge(Exception):
-    pass
+TOO_LARGE = b"request body too large"
 
 
-async def _too_large(send: Send) -> None:
-    await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"text/plain")]})
-    await send({"type": "http.response.body", "body": b"request body too large"})
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body in one message, then whatever the server says next (the client leaving)."""
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+async def _refuse(send: Send, status: int, text: bytes, *, close: bool) -> None:
+    headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(text)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": text})
 
 
 class ObserveRequests:
     """One log line and the HTTP metrics per request.
 
+    The status is what the client was sent; 500 only when the app failed without answering, and
+    499 (nginx's code) when the client went away before it was answered, which is no failure
+    of ours and is not logged as one.
+
     The metrics label is the route's template (``/cashier/{handle}``), never the raw path,
-    so a flood of order numbers cannot blow up the number of time series.
+    so a flood of order numbers cannot blow up the number of time series; a request that was
+    answered before routing (413, 408, 499) is ``unmatched``, like one no route matches.
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
@@ -74,7 +141,15 @@ class ObserveRequests:
             await self.app(scope, receive, send)
             return
         started = time.monotonic()
-        status = 500
+        status: int | None = None
+        gone = False
+
+        async def watch_receive() -> Message:
+            nonlocal gone
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone = True
+            return message
 
         async def record_status(message: Message) -> None:
             nonlocal status
@@ -83,24 +158,35 @@ class ObserveRequests:
             await send(message)
 
         try:
-            await self.app(scope, receive, record_status)
+            await self.app(scope, watch_receive, record_status)
+        except ClientDisconnect:
+            # Starlette's "the client left while the body was read": there is no one to answer.
+            gone = True
         finally:
-            elapsed = time.monotonic() - started
-            route = scope.get("route")
-            template = getattr(route, "path", None) or (
-                "/static" if scope["path"].startswith("/static/") else "unmatched"
-            )
-            self.metrics.http_requests.labels(scope["method"], template, str(status)).inc()
-            self.metrics.http_duration.labels(template).observe(elapsed)
-            log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "latency_ms": int(elapsed * 1000),
-                },
-            )
+            if status is None:
+                status = CLIENT_CLOSED if gone else 500
+            self._record(scope, status, time.monotonic() - started)
+
+    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
+        template = _route_template(scope)
+        self.metrics.http_requests.labels(scope["method"], template, str(status)).inc()
+        self.metrics.http_duration.labels(template).observe(elapsed)
+        log.info(
+            "request",
+            extra={
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "latency_ms": int(elapsed * 1000),
+            },
+        )
+
+
+def _route_template(scope: Scope) -> str:
+    template = getattr(scope.get("route"), "path", None)
+    if template:
+        return template
+    return "/static" if scope["path"].startswith("/static/") else "unmatched"
 
 
 # Our pages are never framed (clickjacking the pay button), never sniffed into another type, and

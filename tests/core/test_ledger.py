@@ -1,14 +1,18 @@
-"""Merchant balances: never below zero, every change journaled, each ``(kind, ref)`` posted once."""
+"""Merchant balances: never below zero nor past 2**63 - 1, every change journaled, each ``(kind, ref)`` posted once."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
-from sqlalchemy import select, text
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from openepay.core import ledger
+from openepay.core.money import MAX_STORED_FEN
 from openepay.db.models import BalanceEntry, Merchant
 from tests.support.waiting import eventually
 
@@ -146,3 +150,57 @@ async def test_concurrent_debits_never_overdraw(gateway, merchant):
         ("refund", -30, 10),
     ]
     assert {ref for _, ref, _, _ in entries[1:]} == {f"R{n}" for n, ok in enumerate(outcomes) if ok}
+
+
+# --- The 64-bit range ---------------------------------------------------------------------------------
+
+
+async def set_balance(gateway, pid: int, fen: int) -> None:
+    async with gateway.db.session() as session:
+        await session.execute(update(Merchant).where(Merchant.pid == pid).values(balance_fen=fen))
+
+
+async def stored_type(gateway, pid: int) -> str:
+    """What the database holds: SQLite turns an integer sum that overflows into a REAL, silently."""
+    if gateway.db.dialect != "sqlite":
+        return "integer"
+    async with gateway.db.session() as session:
+        return await session.scalar(text("SELECT typeof(balance_fen) FROM merchants WHERE pid = :pid"), {"pid": pid})
+
+
+async def test_a_credit_past_the_64_bit_range_is_refused_and_changes_nothing(gateway, merchant):
+    await set_balance(gateway, merchant.pid, MAX_STORED_FEN - 100)
+    assert await post(gateway, merchant.pid, 100, "payment", "T-LAST") == MAX_STORED_FEN
+    with pytest.raises(ledger.BalanceOutOfRange):
+        await post(gateway, merchant.pid, 1, "payment", "T-OVER")
+    with pytest.raises(ledger.BalanceOutOfRange):
+        await post(gateway, merchant.pid, 2**64, "payment", "T-HUGE")
+    assert await balance(gateway, merchant.pid) == MAX_STORED_FEN
+    assert await stored_type(gateway, merchant.pid) == "integer"
+    assert [ref for _, ref, _, _ in await journal(gateway, merchant.pid)] == ["T-LAST"]
+
+
+near_the_top = st.one_of(
+    st.integers(-1000, 1000),
+    st.integers(-MAX_STORED_FEN, MAX_STORED_FEN),
+    st.integers(0, 1000).map(lambda below: MAX_STORED_FEN - below),
+    st.sampled_from([2**63, -(2**63), 2**64]),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(start=st.integers(0, MAX_STORED_FEN), deltas=st.lists(near_the_top, min_size=1, max_size=8))
+async def test_a_balance_stays_a_64_bit_integer_whatever_is_posted(gateway, merchant, start, deltas):
+    """Every posting either applies exactly (0 <= balance <= 2**63 - 1 after it) or is refused and changes nothing."""
+    await set_balance(gateway, merchant.pid, start)
+    expected = start
+    for delta in deltas:
+        ref = f"P-{uuid.uuid4().hex}"
+        if 0 <= expected + delta <= MAX_STORED_FEN:
+            assert await post(gateway, merchant.pid, delta, "payment", ref) == expected + delta
+            expected += delta
+        else:
+            with pytest.raises((ledger.InsufficientBalance, ledger.BalanceOutOfRange)):
+                await post(gateway, merchant.pid, delta, "payment", ref)
+        assert await balance(gateway, merchant.pid) == expected
+    assert await stored_type(gateway, merchant.pid) == "integer"

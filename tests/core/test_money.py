@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from openepay.core.money import MoneyError, format_yuan, parse_yuan, yuan_to_fen
+from openepay.core.money import MAX_AMOUNT_FEN, MAX_STORED_FEN, MoneyError, format_yuan, parse_yuan, yuan_to_fen
 
 
 @pytest.mark.parametrize(
@@ -72,3 +72,41 @@ def test_parse_agrees_with_decimal(value):
 def test_configured_limits_in_fen():
     assert yuan_to_fen(Decimal("0.01")) == 1
     assert yuan_to_fen(Decimal("500")) == 50000
+
+
+ABSURD = ["1e30", "9" * 30, "9" * 20, "99999999999999999.99", "10000000000000.01", "0x7fffffffffffffff", "1" * 1000]
+
+
+@given(
+    st.one_of(
+        st.text(max_size=40),
+        st.from_regex(r"[0-9]{0,30}(\.[0-9]{0,4})?", fullmatch=True),
+        st.sampled_from(ABSURD),
+    )
+)
+def test_any_text_is_an_amount_a_fen_column_holds_or_a_money_error(text):
+    """Whatever a merchant sends: a positive whole number of fen far below 2**63, or ``MoneyError``."""
+    try:
+        fen = parse_yuan(text)
+    except MoneyError:
+        return
+    assert type(fen) is int
+    assert 1 <= fen <= MAX_AMOUNT_FEN < MAX_STORED_FEN // 1000
+    assert parse_yuan(format_yuan(fen)) == fen
+
+
+@pytest.mark.parametrize("text", ABSURD)
+def test_absurd_amounts_are_refused(text):
+    with pytest.raises(MoneyError):
+        parse_yuan(text)
+
+
+@given(st.integers(min_value=1, max_value=MAX_AMOUNT_FEN))
+def test_every_amount_up_to_the_cap_round_trips(fen):
+    assert parse_yuan(format_yuan(fen)) == fen
+
+
+@given(st.integers(min_value=MAX_AMOUNT_FEN + 1, max_value=10**20 - 1))
+def test_no_amount_past_the_cap_parses(fen):
+    with pytest.raises(MoneyError):
+        parse_yuan(format_yuan(fen))

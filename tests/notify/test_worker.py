@@ -206,7 +206,8 @@ async def test_an_unreachable_merchant_is_logged_as_connection_refused(server, m
 
 
 async def test_a_host_that_cannot_be_looked_up_is_logged_as_a_dns_failure(server, merchant, worker):
-    trade_no = await paid_order(server, merchant, "http://shop..example.com/notify", "DNS-1")
+    # A well-formed name nobody answers for (RFC 6761); a malformed one is refused at creation.
+    trade_no = await paid_order(server, merchant, "http://no-such-shop.invalid/notify", "DNS-1")
 
     async def first_attempt():  # type: ignore[no-untyped-def]
         task, attempts = await delivery_log(server.gateway, trade_no)
@@ -214,8 +215,8 @@ async def test_a_host_that_cannot_be_looked_up_is_logged_as_a_dns_failure(server
 
     task, attempt = await eventually(first_attempt)
     assert attempt.error_class == "dns_failure"
-    assert attempt.error_detail.startswith("cannot resolve shop..example.com")
-    assert attempt.target_host == "shop..example.com"
+    assert attempt.error_detail.startswith("cannot resolve no-such-shop.invalid")
+    assert attempt.target_host == "no-such-shop.invalid"
     assert attempt.delivered is False and attempt.http_status is None
     assert task.status == NotifyStatus.PENDING and task.last_error.startswith("dns_failure: cannot resolve")
 

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 
 from openepay.app import create_app
+from openepay.web.server import http_protocol
 from tests.conftest import make_settings
 from tests.support.servers import ServerThread
 
@@ -22,7 +23,8 @@ STRICT = {
 @contextmanager
 def own_server(database_url: str, **settings: object) -> Iterator[ServerThread]:
     """The app over real HTTP on the test's database, with ``settings`` over the tests' usual ones."""
-    thread = ServerThread(create_app(make_settings(database_url, **settings))).start()
+    gateway_settings = make_settings(database_url, **settings)
+    thread = ServerThread(create_app(gateway_settings), http=http_protocol(gateway_settings)).start()
     try:
         yield thread
     finally:

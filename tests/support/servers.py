@@ -11,9 +11,17 @@ import uvicorn
 class ServerThread:
     """Runs an ASGI app under uvicorn on 127.0.0.1 and an ephemeral port."""
 
-    def __init__(self, app, *, port: int = 0) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app, *, port: int = 0, http: object = "auto") -> None:  # type: ignore[no-untyped-def]
+        """``http`` is uvicorn's protocol (``openepay.web.server.http_protocol`` for the gateway, as it is served)."""
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on", loop="asyncio"
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            loop="asyncio",
+            http=http,  # type: ignore[arg-type]
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)

@@ -7,6 +7,7 @@ form, headers, arrival time) is the same whichever dialect sent it.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -43,16 +44,33 @@ class Received:
     body: bytes
     at: float  # time.monotonic() on arrival
     signature_ok: bool | None = None  # the merchant's own check of ``params``, when its shop makes one
+    connection: tuple[str, int] | None = None  # the client's address and port: one per TCP connection
+    tls_name: str | None = None  # the name the client asked for in its TLS handshake (SNI)
 
 
 class RecordingShop:
-    """Answers GET and POST from ``script`` after ``delay`` seconds (the last answer repeats; no script: success)."""
+    """Answers GET and POST from ``script`` after ``delay`` seconds (the last answer repeats; no script: success).
 
-    def __init__(self, script: Sequence[Answer | Respond] = (), *, delay: float = 0.0, host: str = "127.0.0.1") -> None:
+    ``keep_alive`` speaks HTTP/1.1 and keeps connections open between requests (only for scripts of
+    ``Answer``s, which all carry a length); ``tls`` serves HTTPS with that server context.
+    """
+
+    def __init__(
+        self,
+        script: Sequence[Answer | Respond] = (),
+        *,
+        delay: float = 0.0,
+        host: str = "127.0.0.1",
+        keep_alive: bool = False,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.script = list(script) or [Answer()]
         self.delay = delay
         self.host = host
+        self.keep_alive = keep_alive
+        self.tls = tls
         self.received: list[Received] = []
+        self._tls_names: dict[tuple[str, int], str | None] = {}
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -62,7 +80,7 @@ class RecordingShop:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def notifications(self, path: str = "/notify") -> list[Received]:
         return [entry for entry in self.received if entry.path == path]
@@ -79,9 +97,13 @@ class RecordingShop:
         shop = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if self.keep_alive else "HTTP/1.0"
+
             def _handle(self) -> None:
                 entry = _read(self)
                 entry.signature_ok = shop.signature_ok(entry.params)
+                entry.connection = self.client_address
+                entry.tls_name = shop._tls_names.get(self.client_address)
                 answer = shop.next_answer()
                 shop.received.append(entry)
                 if shop.delay:
@@ -103,6 +125,13 @@ class RecordingShop:
 
         self._server = ThreadingHTTPServer((self.host, 0), Handler)
         self._server.daemon_threads = True
+        if self.tls is not None:
+
+            def remember_name(connection: ssl.SSLSocket, name: str | None, context: ssl.SSLContext) -> None:
+                shop._tls_names[connection.getpeername()[:2]] = name
+
+            self.tls.sni_callback = remember_name  # type: ignore[assignment]
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import httpx
+
 T = TypeVar("T")
 
 
@@ -22,3 +24,16 @@ async def eventually(check: Callable[[], T | Awaitable[T]], timeout: float = 10.
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+async def answering(url: str, timeout: float = 30.0) -> None:
+    """Wait until ``url`` answers 200: a server process that is starting up."""
+
+    async def up() -> bool:
+        try:
+            async with httpx.AsyncClient() as client:
+                return (await client.get(url)).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    await eventually(up, timeout=timeout, interval=0.2)

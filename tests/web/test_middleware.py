@@ -1,142 +1,150 @@
-"""What every answer carries for the buyer's browser, and which address the answers name, over real HTTP."""
+"""What happens to a request before any route sees it: its path, its body, and how it is logged and counted."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import httpx
-import pytest
 
-from tests.support.epay import order_params, signed
+from tests.support.answers import json_answer, page_message
 from tests.support.gateways import own_server
-from tests.support.links import cashier_path, sandbox_path
-from tests.support.payfor import keyed, payfor_params
-from tests.support.servers import ServerThread
-from tests.support.vmq import create, data_of, path, vmq_answer
-from tests.support.vmq import order_params as vmq_order_params
-from tests.support.vmq import signed as vmq_signed
-from tests.web.test_cashier import DESKTOP, mapi_order
+from tests.support.waiting import eventually
 
-BROWSER_HEADERS = {"x-frame-options": "DENY", "x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
-PUBLIC_URL = "https://pay.example.com"
-FORGED_HOST = "attacker.example"
+ACCESS = "openepay.access"
 
 
-def assert_protected(name: str, response: httpx.Response) -> None:
-    for header, value in BROWSER_HEADERS.items():
-        assert response.headers.get(header) == value, (name, header)
-    policy = response.headers.get("content-security-policy", "")
-    assert "frame-ancestors 'none'" in policy, name
-    assert "default-src 'self'" in policy, name
+def errors_logged(caplog) -> list[logging.LogRecord]:  # type: ignore[no-untyped-def]
+    return [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
-async def test_every_page_refuses_framing_sniffing_and_referrers(server, merchant, shop):
-    async with server.client(headers=DESKTOP) as client:
-        paying = (await mapi_order(client, merchant, shop, "H-1"))["trade_no"]
-        paid = (await mapi_order(client, merchant, shop, "H-2", return_url=None))["trade_no"]
-        assert (await client.post(sandbox_path(paid))).status_code == 303
-        returning = (await mapi_order(client, merchant, shop, "H-3"))["trade_no"]
-        assert (await client.post(sandbox_path(returning))).status_code == 303
-        chooser = await client.get(
-            "/submit.php", params=signed(order_params(merchant.pid, shop.url, "H-4", type=None), merchant.key)
-        )
-        pages = {
-            "home": await client.get("/"),
-            "cashier": await client.get(cashier_path(paying)),
-            "pay-type chooser": await client.get(chooser.headers["location"]),
-            "order not found": await client.get("/cashier/20990101000000000000"),
-            "submit.php refusal": await client.get("/submit.php", params={"pid": "1"}),
-            "sandbox pay page": await client.get(sandbox_path(paying)),
-            "sandbox refusal": await client.post(sandbox_path(paid)),
-            "our paid page": await client.get(f"{cashier_path(paid)}/return"),
-            "demo shop": await client.get("/demo-shop/return", params={"trade_no": "1"}),
-        }
-        answers = {
-            "status poll": await client.get(f"{cashier_path(paying)}/status"),
-            "mapi.php": await client.post("/mapi.php", data={"pid": "1"}),
-            "healthz": await client.get("/healthz"),
-            "unknown path": await client.get("/no-such-page"),
-            "stylesheet": await client.get("/static/style.css"),
-            "return to the shop": await client.get(f"{cashier_path(returning)}/return"),
-        }
-
-    for name, page in pages.items():
-        assert page.headers["content-type"].startswith("text/html"), name
-        assert_protected(name, page)
-    for name, answer in answers.items():
-        assert answer.headers.get("x-content-type-options") == "nosniff", name
-    # The shop's return URL carries signed fields: the redirect there tells the browser to send no Referer on.
-    back = answers["return to the shop"]
-    assert back.status_code == 302 and back.headers["location"].startswith(f"{shop.url}/return?")
-    assert_protected("return to the shop", back)
+async def counted(url: str) -> dict[str, float]:
+    """The gateway's ``openepay_http_requests_total`` series, by their label text."""
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        text = (await client.get("/metrics")).text
+    prefix = "openepay_http_requests_total{"
+    series = [line.split() for line in text.splitlines() if line.startswith(prefix)]
+    return {name[len(prefix) :]: float(value) for name, value in series}
 
 
-@pytest.fixture
-def public_server(database_url: str) -> Iterator[ServerThread]:
-    with own_server(database_url, public_url=PUBLIC_URL) as thread:
-        yield thread
+def statuses(series: dict[str, float]) -> set[str]:
+    return {label.split('status="')[1].split('"')[0] for label in series}
 
 
-async def mapi(client: httpx.AsyncClient, merchant, shop, out_trade_no: str, **overrides: str) -> dict:  # type: ignore[no-untyped-def]
-    params = {"clientip": "203.0.113.9", "device": "pc", **overrides}
-    answer = (
-        await client.post(
-            "/mapi.php", data=signed(order_params(merchant.pid, shop.url, out_trade_no, **params), merchant.key)
-        )
-    ).json()
-    assert answer["code"] == 1, answer
-    return answer
+@asynccontextmanager
+async def raw_connection(url: str) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    try:
+        yield reader, writer
+    finally:
+        writer.close()
 
 
-def names_no_forged_host(name: str, response: httpx.Response) -> None:
-    seen = response.text + "".join(f"{key}: {value}\n" for key, value in response.headers.items())
-    assert FORGED_HOST not in seen, (name, seen[:2000])
+def access_lines(caplog) -> list[logging.LogRecord]:  # type: ignore[no-untyped-def]
+    """The request log lines (the test must have called ``caplog.set_level(logging.INFO, ACCESS)``)."""
+    return [record for record in caplog.records if record.name == ACCESS]
 
 
-async def test_with_a_public_url_the_host_header_decides_no_url(public_server, merchant, shop):
-    """A client that forges ``Host`` (to poison a cache, or to hand a buyer links to its own site) moves nothing."""
-    forged = {"Host": FORGED_HOST, **DESKTOP}
-    async with httpx.AsyncClient(base_url=public_server.url, headers=forged, timeout=10) as client:
-        pc = await mapi(client, merchant, shop, "P-1")
-        jump = await mapi(client, merchant, shop, "P-2", device="jump")
-        other = await mapi(client, merchant, shop, "P-3", type="bank")
-        submitted = await client.get(
-            "/submit.php", params=signed(order_params(merchant.pid, shop.url, "P-4"), merchant.key)
-        )
-        payfor = await client.post(
-            "/Home/Pay/payFor",
-            data={**keyed(payfor_params(merchant.pid, shop.url, "P-5"), merchant.key), "format": "json"},
-        )
-        vmq = data_of(
-            await create(client, vmq_signed(vmq_order_params("P-6", returnUrl=None), merchant.key), merchant.pid)
-        )
-        assert (await client.post(f"/sandbox/pay/{vmq['orderId']}")).status_code == 303
-        responses = {
-            "cashier": await client.get(cashier_path(pc["trade_no"])),
-            "sandbox page": await client.get(sandbox_path(pc["trade_no"])),
-            "submit.php": submitted,
-            "payFor": payfor,
-            "V免签 paid page": await client.get(path("checkOrder", merchant.pid), params={"orderId": vmq["orderId"]}),
-            "trailing-slash redirect": await client.get("/healthz/"),
-            "sandbox button": await client.post(sandbox_path(pc["trade_no"])),
-            "paid cashier": await client.get(cashier_path(pc["trade_no"])),
-        }
-
-    assert pc["qrcode"] == f"{PUBLIC_URL}{sandbox_path(pc['trade_no'])}"
-    assert jump["payurl"] == f"{PUBLIC_URL}{cashier_path(jump['trade_no'])}"
-    assert other["payurl"] == f"{PUBLIC_URL}{cashier_path(other['trade_no'])}?other=1"
-    assert payfor.json()["data"]["payurl"].startswith(f"{PUBLIC_URL}/cashier/")
-    assert vmq["payUrl"].startswith(f"{PUBLIC_URL}/sandbox/pay/")
-    assert vmq_answer(responses["V免签 paid page"])["data"] == f"{PUBLIC_URL}/cashier/{vmq['orderId']}/return"
-    assert f'href="{PUBLIC_URL}/static/style.css"' in responses["cashier"].text
-    assert responses["trailing-slash redirect"].headers["location"] == f"{PUBLIC_URL}/healthz"
-    for name, response in responses.items():
-        names_no_forged_host(name, response)
+# --- Paths ------------------------------------------------------------------------------------------
 
 
-async def test_without_a_public_url_links_name_the_address_the_request_came_to(server, merchant, shop):
-    async with server.client(headers={"Host": "gateway.internal:8443", **DESKTOP}) as client:
-        answer = await mapi(client, merchant, shop, "P-7", device="jump")
-        page = await client.get(answer["payurl"].removeprefix("http://gateway.internal:8443"))
-    assert answer["payurl"] == f"http://gateway.internal:8443{cashier_path(answer['trade_no'])}"
-    assert 'href="http://gateway.internal:8443/static/style.css"' in page.text
+async def test_a_nul_in_the_path_gets_the_routes_own_not_found(server, merchant, caplog):
+    """``/cashier/%00`` was a 500 and a traceback on PostgreSQL; each route now says "not found" its own way."""
+    async with server.client() as client:
+        assert page_message(await client.get("/cashier/%00"), status=404) == "找不到这笔订单，请返回商户网站重新下单。"
+        status = await client.get("/cashier/1%00/status")
+        assert (status.status_code, status.json()) == (404, {"status": "not_found", "paid": False})
+        assert (await client.get("/cashier/%00/return")).status_code == 404
+        assert (await client.get("/sandbox/pay/%00")).status_code == 404
+        assert json_answer(await client.get(f"/vmq/{merchant.pid}%00/getOrder"))["msg"] == "商户不存在或已停用"
+        assert json_answer(await client.get("/api/pay%00/query")) == {"code": -5, "msg": "接口方法不存在"}
+        callback = await client.post("/channels/sandbox%00/notify")
+        assert (callback.status_code, callback.text) == (404, "unknown channel")
+    assert not errors_logged(caplog)
+
+
+# --- Bodies over the limit --------------------------------------------------------------------------
+
+
+async def test_a_body_over_the_limit_is_counted_and_logged_as_413_not_500(database_url, caplog):
+    caplog.set_level(logging.INFO, ACCESS)
+    big = b"param=" + b"x" * 1_100_000
+
+    async def pieces():  # type: ignore[no-untyped-def]
+        for start in range(0, len(big), 65536):
+            yield big[start : start + 65536]
+
+    with own_server(database_url) as gateway:
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+            declared = await client.post("/mapi.php", content=big, headers=headers)
+            chunked = await client.post("/mapi.php", content=pieces(), headers=headers)
+        series = await counted(gateway.url)
+    assert (declared.status_code, chunked.status_code) == (413, 413)
+    assert series['method="POST",route="unmatched",status="413"}'] == 2
+    assert "500" not in statuses(series)
+    assert [record.status for record in access_lines(caplog)].count(413) == 2
+    assert not errors_logged(caplog)
+
+
+async def test_a_client_that_asks_to_continue_is_refused_before_it_sends_a_big_body(database_url):
+    with own_server(database_url) as gateway:
+        async with raw_connection(gateway.url) as (reader, writer):
+            writer.write(
+                b"POST /mapi.php HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n"
+            )
+            answer = await asyncio.wait_for(reader.read(), timeout=30)
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b"100 Continue" not in answer
+
+
+# --- Clients that go away or send slowly ------------------------------------------------------------
+
+
+async def test_a_client_gone_before_its_body_arrived_is_recorded_as_499_and_nothing_fails(database_url, caplog):
+    caplog.set_level(logging.INFO, ACCESS)
+    with own_server(database_url) as gateway:
+        async with raw_connection(gateway.url) as (_, writer):
+            writer.write(b"POST /mapi.php HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npid=10")
+            await writer.drain()
+
+        async def recorded() -> dict[str, float] | None:
+            series = await counted(gateway.url)
+            return series if 'method="POST",route="unmatched",status="499"}' in series else None
+
+        series = await eventually(recorded)
+    assert "500" not in statuses(series)
+    assert [record.status for record in access_lines(caplog) if record.path == "/mapi.php"] == [499]
+    assert not errors_logged(caplog)
+
+
+async def test_a_body_sent_too_slowly_is_answered_408_and_the_connection_closed(database_url, caplog):
+    with own_server(database_url, http_body_timeout=0.5) as gateway:
+        async with raw_connection(gateway.url) as (reader, writer):
+            writer.write(b"POST /mapi.php HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npid=10")
+            await writer.drain()
+            # Nothing more is sent: the server must answer and close by itself (bounded here, not timed).
+            answer = await asyncio.wait_for(reader.read(), timeout=30)
+        series = await counted(gateway.url)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert answer.endswith(b"request body timed out")
+    assert series['method="POST",route="unmatched",status="408"}'] == 1
+    assert not errors_logged(caplog)
+
+
+async def test_a_whole_body_still_reaches_the_route(database_url):
+    """Reading the body first changes nothing for a client that sends it: the dialect reads it as before."""
+    with own_server(database_url, http_body_timeout=0.5) as gateway:
+        async with raw_connection(gateway.url) as (reader, writer):
+            body = b"pid=abc"
+            writer.write(
+                b"POST /mapi.php HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            answer = await asyncio.wait_for(reader.read(), timeout=30)
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert answer.endswith('{"code":-1,"msg":"商户ID不能为空"}'.encode())

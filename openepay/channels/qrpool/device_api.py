@@ -44,7 +44,7 @@ from openepay.channels.qrpool.matching import (
 from openepay.channels.qrpool.signing import body_sign, same_sign
 from openepay.core.replay import first_sighting
 from openepay.db.models import QrDevice
-from openepay.db.types import utcnow
+from openepay.db.types import storable, utcnow
 
 if TYPE_CHECKING:
     from openepay.channels.base import ChannelHost
@@ -98,6 +98,21 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _storable(value: object) -> bool:
+    """Whether every text in a JSON value, keys included, can be stored (JSON can spell what no database holds)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str) and not storable(item):
+            return False
+        if isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+    return True
+
+
 def _moment(value: object) -> datetime | None:
     """Unix seconds as a datetime; None for anything else (or a number no clock shows)."""
     if not _is_int(value) or not 0 < value < MAX_UNIX_SECONDS:  # type: ignore[operator]
@@ -111,8 +126,10 @@ async def _authenticate(request: Request) -> tuple[QrDevice, dict[str, Any], dat
     body = await request.body()
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise DeviceRequestRefused(400, "the body is not JSON") from None
+    if not _storable(data):
+        raise DeviceRequestRefused(400, "the body holds a NUL character or a lone surrogate (\\u0000, \\ud800)")
     if not isinstance(data, dict) or not _is_int(data.get("device_id")):
         raise DeviceRequestRefused(400, "the body must be an object with an integer device_id")
     signature = request.headers.get("x-signature", "")

@@ -41,7 +41,7 @@ from openepay.channels.qrpool.matching import CREDITED, Decision, PaymentReport,
 from openepay.channels.qrpool.signing import heartbeat_sign, push_sign, same_sign
 from openepay.core.replay import first_sighting
 from openepay.db.models import QrDevice
-from openepay.db.types import utcnow
+from openepay.db.types import storable, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ PAY_TYPES = {"1": "wxpay", "2": "alipay"}
 # Milliseconds as Java writes a long: no leading zero (another spelling of the same signed string).
 MILLISECONDS = re.compile(r"[1-9][0-9]{0,15}")
 MAX_PARAM_CHARS = 64
+UNREADABLE = "参数含有非法字符 / a parameter holds a NUL byte"
 
 
 def answer(code: int, msg: str) -> JSONResponse:
@@ -88,8 +89,15 @@ async def _signed_by(request: Request, expected: Callable[[str], str]) -> QrDevi
     return None
 
 
+class _Unreadable(Exception):
+    """A parameter no database can store (a NUL byte): the stock app never sends one."""
+
+
 def _params(request: Request, *names: str) -> list[str] | None:
+    """The named parameters, None if one is missing or too long; raises ``_Unreadable``."""
     values = [request.query_params.get(name, "") for name in names]
+    if not all(storable(value) for value in values):
+        raise _Unreadable
     if any(not value or len(value) > MAX_PARAM_CHARS for value in values):
         return None
     return values
@@ -99,6 +107,8 @@ def _params(request: Request, *names: str) -> list[str] | None:
 async def app_heart(request: Request) -> JSONResponse:
     try:
         return await _heartbeat(request)
+    except _Unreadable:
+        return refused(UNREADABLE)
     except Exception:
         log.exception("qrpool: could not handle a heartbeat")
         return refused("服务器内部错误 / internal error, see the gateway log")
@@ -134,6 +144,8 @@ async def _heartbeat(request: Request) -> JSONResponse:
 async def app_push(request: Request) -> JSONResponse:
     try:
         return await _push(request)
+    except _Unreadable:
+        return refused(UNREADABLE)
     except Exception:
         log.exception("qrpool: could not handle a payment push")
         return refused("服务器内部错误 / internal error, see the gateway log")

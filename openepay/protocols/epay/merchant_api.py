@@ -24,7 +24,8 @@ from openepay.core.states import SETTLED_PAID, MerchantStatus, OrderStatus
 from openepay.db.models import Merchant, Order, Settlement
 from openepay.gateway import Gateway
 from openepay.protocols.epay.signing import verify
-from openepay.protocols.params import merged, php_intval
+from openepay.protocols.epay.validation import unreadable
+from openepay.protocols.params import UnreadableParameter, merged, php_intval
 from openepay.protocols.refusals import REFUND_REFUSED
 from openepay.web.deps import gateway_of
 
@@ -220,7 +221,7 @@ async def act_refund(gateway: Gateway, merchant: Merchant, key: str, params: dic
     try:
         # Rainbow's own upstream plugin sends its refund number; a retry with it refunds once.
         out_refund_no = params.get("out_refund_no") or params.get("refund_no") or None
-        if out_refund_no is not None and (len(out_refund_no) > 64 or "\x00" in out_refund_no):
+        if out_refund_no is not None and len(out_refund_no) > 64:
             raise ApiError(-1, "退款单号不合法")
         result = await refund_order(gateway.db, gateway, order, amount_fen, out_refund_no=out_refund_no)
     except RefundError as error:
@@ -247,12 +248,19 @@ ACTS = {
 }
 
 
+async def _params(request: Request) -> dict[str, str]:
+    try:
+        return await merged(request)
+    except UnreadableParameter as error:
+        raise ApiError(-1, unreadable(error).msg) from None
+
+
 @router.api_route("/api.php", methods=["GET", "POST"])
 async def api(request: Request) -> JSONResponse:
     gateway = gateway_of(request)
-    params = await merged(request)
-    act = ACTS.get(params.get("act", ""))
     try:
+        params = await _params(request)
+        act = ACTS.get(params.get("act", ""))
         if act is None:
             raise ApiError(-5, "No Act!")
         merchant, key = await _authenticate(gateway, params)

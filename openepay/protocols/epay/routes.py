@@ -29,9 +29,10 @@ from openepay.protocols.epay.validation import (
     PayRequest,
     already_paid,
     terms_changed,
+    unreadable,
     validate_pay_request,
 )
-from openepay.protocols.params import get_or_post
+from openepay.protocols.params import UnreadableParameter, get_or_post
 from openepay.protocols.refusals import FOR_MERCHANT
 from openepay.web.cashier.routes import message_page
 from openepay.web.deps import base_url, gateway_of
@@ -41,6 +42,15 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 BUSY = "系统繁忙，请稍后再试"
+NOT_CONFIGURED = "你还未配置支付接口商户！"
+
+
+async def pay_params(request: Request) -> dict[str, str] | None:
+    """The request's parameters by Rainbow's rule (None without a ``pid``), or the ``EpayError`` to answer."""
+    try:
+        return await get_or_post(request, "pid")
+    except UnreadableParameter as error:
+        raise unreadable(error) from None
 
 
 async def place_epay_order(gateway: Gateway, pay: PayRequest) -> PlacedOrder:
@@ -80,10 +90,10 @@ async def cashier_target(gateway: Gateway, request: Request, pay: PayRequest) ->
 @router.api_route("/submit.php", methods=["GET", "POST"], response_class=HTMLResponse)
 async def submit(request: Request) -> Response:
     gateway = gateway_of(request)
-    params = await get_or_post(request, "pid")
-    if params is None:
-        return HTMLResponse("你还未配置支付接口商户！")
     try:
+        params = await pay_params(request)
+        if params is None:
+            return HTMLResponse(NOT_CONFIGURED)
         target = await cashier_target(gateway, request, await validate_pay_request(gateway, params, api=False))
     except EpayError as error:
         return message_page(request, "站点提示信息", error.msg)
@@ -128,10 +138,10 @@ def mapi_success(order: Order, device: str, cashier_url: str, *, answer: str = "
 @router.api_route("/mapi.php", methods=["GET", "POST"])
 async def mapi(request: Request) -> JSONResponse:
     gateway = gateway_of(request)
-    params = await get_or_post(request, "pid")
-    if params is None:
-        return JSONResponse({"code": -4, "msg": "未传入任何参数"})
     try:
+        params = await pay_params(request)
+        if params is None:
+            return JSONResponse({"code": -4, "msg": "未传入任何参数"})
         pay = await validate_pay_request(gateway, params, api=True)
         order = (await place_epay_order(gateway, pay)).order
         cashier_url = gateway.pay_context(base_url(request)).cashier_url(order.trade_no)

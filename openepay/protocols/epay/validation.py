@@ -15,10 +15,10 @@ from openepay.core.orders import NewOrder
 from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant
 from openepay.gateway import Gateway
-from openepay.notify.http import url_block_reason
+from openepay.notify.targets import url_block_reason
 from openepay.protocols.epay import DIALECT
 from openepay.protocols.epay.signing import verify
-from openepay.protocols.params import php_empty, php_intval
+from openepay.protocols.params import UnreadableParameter, php_empty, php_intval
 
 OUT_TRADE_NO = re.compile(r"^[a-zA-Z0-9._\-|]+$")
 DEVICES = {"pc", "mobile", "qq", "wechat", "alipay", "jump"}
@@ -30,14 +30,18 @@ MAX_NAME = 1024
 MAX_PARAM = 4096
 MAX_CLIENTIP = 64
 
-# Free-text fields we store; a NUL byte in one cannot be stored in PostgreSQL text at all.
-STORED_TEXT = {
-    "通知地址(notify_url)": "notify_url",
-    "回调地址(return_url)": "return_url",
-    "商品名称(name)": "name",
-    "业务扩展参数(param)": "param",
-    "网站名称(sitename)": "sitename",
-    "用户IP地址(clientip)": "clientip",
+# How Rainbow names a field in its messages.
+LABELS = {
+    "pid": "商户ID(pid)",
+    "type": "支付方式(type)",
+    "out_trade_no": "订单号(out_trade_no)",
+    "notify_url": "通知地址(notify_url)",
+    "return_url": "回调地址(return_url)",
+    "name": "商品名称(name)",
+    "money": "金额(money)",
+    "param": "业务扩展参数(param)",
+    "sitename": "网站名称(sitename)",
+    "clientip": "用户IP地址(clientip)",
 }
 
 
@@ -46,6 +50,11 @@ class EpayError(Exception):
         super().__init__(msg)
         self.msg = msg
         self.code = code
+
+
+def unreadable(error: UnreadableParameter) -> EpayError:
+    """A parameter no database can store, in Rainbow's words for an invalid field."""
+    return EpayError(f"{LABELS.get(error.name, f'参数({error.name})')}不合法")
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,7 @@ def check_order_fields(gateway: Gateway, merchant: Merchant, params: dict[str, s
     except MoneyError:
         raise EpayError("金额不合法") from None
     settings = gateway.settings
-    if settings.pay_max_money is not None and amount_fen > yuan_to_fen(settings.pay_max_money):
+    if amount_fen > yuan_to_fen(settings.pay_max_money):
         raise EpayError(f"最大支付金额是{_money_limit_text(yuan_to_fen(settings.pay_max_money))}元")
     if amount_fen < yuan_to_fen(settings.pay_min_money):
         raise EpayError(f"最小支付金额是{_money_limit_text(yuan_to_fen(settings.pay_min_money))}元")
@@ -125,9 +134,6 @@ def check_order_fields(gateway: Gateway, merchant: Merchant, params: dict[str, s
         raise EpayError("业务扩展参数(param)过长")
     if len(clientip) > MAX_CLIENTIP:
         raise EpayError("用户IP地址(clientip)不合法")
-    for label, field in STORED_TEXT.items():
-        if "\x00" in get(field, ""):
-            raise EpayError(f"{label}不合法")
 
     device = get("device", "")
     if device not in DEVICES:

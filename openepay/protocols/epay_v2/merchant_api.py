@@ -31,8 +31,8 @@ from openepay.protocols.epay.routes import BUSY
 from openepay.protocols.epay_v2.pay import ANY_METHOD, NO_PARAMETERS
 from openepay.protocols.epay_v2.platform_key import platform_key
 from openepay.protocols.epay_v2.signing import PHP_TRIM
-from openepay.protocols.epay_v2.verification import TIMESTAMP_WINDOW, V2Error, authenticate
-from openepay.protocols.params import form_params, php_empty, php_intval
+from openepay.protocols.epay_v2.verification import TIMESTAMP_WINDOW, V2Error, authenticate, body_params
+from openepay.protocols.params import php_empty, php_intval
 from openepay.web.deps import gateway_of
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def _number(params: dict[str, str], name: str) -> str | None:
     value = params.get(name)
     if value is None or php_empty(value):
         return None
-    if len(value) > MAX_NUMBER or "\x00" in value:
+    if len(value) > MAX_NUMBER:
         return ""
     return value
 
@@ -109,7 +109,7 @@ async def pay_refund(gateway: Gateway, merchant: Merchant, params: dict[str, str
         raise V2Error("金额输入错误") from None
     order = await _find_order(gateway, merchant, params)
     out_refund_no = params.get("out_refund_no") or None
-    if out_refund_no is not None and (len(out_refund_no) > MAX_NUMBER or "\x00" in out_refund_no):
+    if out_refund_no is not None and len(out_refund_no) > MAX_NUMBER:
         raise V2Error("退款单号不合法")
     try:
         result = await refund_order(gateway.db, gateway, order, amount_fen, out_refund_no=out_refund_no)
@@ -238,10 +238,10 @@ async def api(request: Request, endpoint: str) -> JSONResponse:
     if handler is None:
         return JSONResponse({"code": -5, "msg": "接口方法不存在"})
     gateway = gateway_of(request)
-    params = await form_params(request)
-    if "pid" not in params:
-        return JSONResponse(NO_PARAMETERS)
     try:
+        params = await body_params(request)
+        if "pid" not in params:
+            return JSONResponse(NO_PARAMETERS)
         merchant, signed = await authenticate(gateway, params)
         if endpoint in ONCE_ONLY:
             await refuse_replay(gateway, merchant, endpoint, signed)

@@ -18,12 +18,19 @@ from starlette.requests import Request
 from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant, Order
 from openepay.gateway import Gateway
-from openepay.protocols.epay.routes import BUSY, cashier_target, mapi_success, place_epay_order, start_epay_payment
+from openepay.protocols.epay.routes import (
+    BUSY,
+    NOT_CONFIGURED,
+    cashier_target,
+    mapi_success,
+    pay_params,
+    place_epay_order,
+    start_epay_payment,
+)
 from openepay.protocols.epay.validation import EpayError, PayRequest, check_order_fields
 from openepay.protocols.epay_v2 import DIALECT
 from openepay.protocols.epay_v2.platform_key import platform_key
-from openepay.protocols.epay_v2.verification import V2Error, check_signature, find_merchant
-from openepay.protocols.params import form_params, get_or_post
+from openepay.protocols.epay_v2.verification import V2Error, body_params, check_signature, find_merchant
 from openepay.web.cashier.routes import message_page
 from openepay.web.deps import base_url, gateway_of
 
@@ -78,10 +85,10 @@ def _method(params: dict[str, str]) -> str:
 @router.api_route("/api/pay/submit", methods=ANY_METHOD, response_class=HTMLResponse)
 async def submit(request: Request) -> Response:
     gateway = gateway_of(request)
-    params = await get_or_post(request, "pid")
-    if params is None:
-        return HTMLResponse("你还未配置支付接口商户！")
     try:
+        params = await pay_params(request)
+        if params is None:
+            return HTMLResponse(NOT_CONFIGURED)
         merchant = await _checked_merchant(gateway, params)
         target = await cashier_target(gateway, request, _order_fields(gateway, merchant, params, api=False))
     except (V2Error, EpayError) as error:
@@ -95,10 +102,10 @@ async def submit(request: Request) -> Response:
 @router.api_route("/api/pay/create", methods=ANY_METHOD)
 async def create(request: Request) -> JSONResponse:
     gateway = gateway_of(request)
-    params = await form_params(request)
-    if "pid" not in params:
-        return JSONResponse(NO_PARAMETERS)
     try:
+        params = await body_params(request)
+        if "pid" not in params:
+            return JSONResponse(NO_PARAMETERS)
         merchant = await _checked_merchant(gateway, params)
         method = _method(params)
         pay = _order_fields(gateway, merchant, params, api=True)

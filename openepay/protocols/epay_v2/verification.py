@@ -11,13 +11,16 @@ from __future__ import annotations
 import re
 import time
 
+from starlette.requests import Request
+
 from openepay.core.merchants import MerchantNotFound
 from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant
 from openepay.gateway import Gateway
 from openepay.protocols.epay.signing import signed_content as md5_signed_content
+from openepay.protocols.epay.validation import unreadable
 from openepay.protocols.epay_v2.signing import KeyFormatError, rsa_verify, sign_content, stored_public_key
-from openepay.protocols.params import php_empty, php_intval
+from openepay.protocols.params import UnreadableParameter, form_params, php_empty, php_intval
 
 TIMESTAMP_WINDOW = 300
 SIGNATURE_ERROR = -3
@@ -32,6 +35,14 @@ class V2Error(Exception):
         super().__init__(msg)
         self.msg = msg
         self.code = code
+
+
+async def body_params(request: Request) -> dict[str, str]:
+    """The form body V2 reads its parameters from, or the ``V2Error`` (V1's texts) for an unreadable one."""
+    try:
+        return await form_params(request)
+    except UnreadableParameter as error:
+        raise V2Error(unreadable(error).msg) from None
 
 
 async def find_merchant(gateway: Gateway, params: dict[str, str]) -> Merchant:

@@ -20,8 +20,8 @@ from openepay.core.money import format_yuan
 from openepay.core.orders import OrderRejected, discard_unoffered, place_order
 from openepay.db.models import Order
 from openepay.gateway import Gateway
-from openepay.protocols.params import get_or_post
-from openepay.protocols.pay_mapi.validation import MESSAGES, Code, PayMapiError, validate_pay_request
+from openepay.protocols.params import UnreadableParameter, get_or_post
+from openepay.protocols.pay_mapi.validation import MESSAGES, Code, PayMapiError, unreadable, validate_pay_request
 from openepay.web.cashier.routes import message_page
 from openepay.web.deps import base_url, gateway_of
 from openepay.web.templating import is_mobile
@@ -51,8 +51,12 @@ async def _offer(gateway: Gateway, request: Request, order: Order, pay_type: str
         raise PayMapiError(REFUSALS[refused.reason]) from None
 
 
-async def create_payment(gateway: Gateway, request: Request, params: dict[str, str] | None, device: str) -> Order:
+async def create_payment(gateway: Gateway, request: Request, device: str) -> Order:
     """The placed order with the channel's offer, or the ``PayMapiError`` to answer."""
+    try:
+        params = await get_or_post(request, "pid")
+    except UnreadableParameter as error:
+        raise unreadable(error) from None
     if params is None:
         raise PayMapiError(Code.MISSING_PARAMETERS, "pid is required")
     pay = await validate_pay_request(gateway, params, device=device)
@@ -85,7 +89,7 @@ def success(order: Order, cashier_url: str) -> dict[str, object]:
 async def mapi(request: Request) -> JSONResponse:
     gateway = gateway_of(request)
     try:
-        order = await create_payment(gateway, request, await get_or_post(request, "pid"), device="pc")
+        order = await create_payment(gateway, request, device="pc")
         cashier_url = gateway.pay_context(base_url(request)).cashier_url(order.trade_no)
         return JSONResponse(success(order, cashier_url))
     except PayMapiError as error:
@@ -107,7 +111,7 @@ async def submit(request: Request) -> Response:
     gateway = gateway_of(request)
     device = "mobile" if is_mobile(request.headers.get("user-agent")) else "pc"
     try:
-        order = await create_payment(gateway, request, await get_or_post(request, "pid"), device=device)
+        order = await create_payment(gateway, request, device=device)
     except PayMapiError as error:
         return _error_page(request, error)
     except Exception:

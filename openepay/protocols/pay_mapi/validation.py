@@ -20,9 +20,10 @@ from openepay.core.orders import NewOrder
 from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant
 from openepay.gateway import Gateway
-from openepay.notify.http import url_block_reason
+from openepay.notify.targets import url_block_reason
 from openepay.protocols.epay.signing import verify
 from openepay.protocols.epay.validation import MAX_NAME, MAX_OUT_TRADE_NO, MAX_URL
+from openepay.protocols.params import UnreadableParameter
 from openepay.protocols.pay_mapi import DIALECT
 
 
@@ -61,8 +62,6 @@ MIN_AMOUNT = Decimal("0.01")
 MAX_PID = 2**31 - 1
 MAX_EXT = 100
 MAX_SITENAME = 1024
-# Every free-text field that is stored; PostgreSQL text cannot hold a NUL byte.
-STORED_TEXT = ("notify_url", "return_url", "name", "ext", "sitename")
 
 
 class PayMapiError(Exception):
@@ -77,6 +76,11 @@ class PayMapiError(Exception):
         if self.detail:
             answer["detail"] = self.detail
         return answer
+
+
+def unreadable(error: UnreadableParameter) -> PayMapiError:
+    """A parameter no database can store: 700, the seed's code for a request it cannot take as sent."""
+    return PayMapiError(Code.MISSING_PARAMETERS, f"{error.name} must not contain NUL bytes")
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,7 @@ def _amount_fen(gateway: Gateway, money: str) -> int:
             Code.MISSING_PARAMETERS, "money must be a number of yuan with at most two decimals, such as 1.00"
         ) from None
     maximum = gateway.settings.pay_max_money
-    if maximum is not None and amount_fen > yuan_to_fen(maximum):
+    if amount_fen > yuan_to_fen(maximum):
         raise PayMapiError(Code.MISSING_PARAMETERS, f"money must be at most {format_yuan(yuan_to_fen(maximum))}")
     return amount_fen
 
@@ -169,9 +173,6 @@ def _check_values(gateway: Gateway, params: dict[str, str]) -> None:
         raise PayMapiError(Code.MISSING_PARAMETERS, f"ext must be at most {MAX_EXT} characters")
     if len(params.get("sitename", "")) > MAX_SITENAME:
         raise PayMapiError(Code.MISSING_PARAMETERS, f"sitename must be at most {MAX_SITENAME} characters")
-    for field in STORED_TEXT:
-        if "\x00" in params.get(field, ""):
-            raise PayMapiError(Code.MISSING_PARAMETERS, f"{field} must not contain NUL bytes")
 
 
 async def validate_pay_request(gateway: Gateway, params: dict[str, str], *, device: str) -> PayMapiRequest:

@@ -26,7 +26,7 @@ from openepay.core.orders import (
 )
 from openepay.db.models import Order
 from openepay.gateway import Gateway
-from openepay.protocols.params import form_params, get_or_post, query_params
+from openepay.protocols.params import UnreadableParameter, form_params, get_or_post, query_params
 from openepay.protocols.payfor.validation import (
     BUSY,
     Code,
@@ -34,6 +34,7 @@ from openepay.protocols.payfor.validation import (
     PayForRequest,
     already_paid,
     terms_changed,
+    unreadable,
     validate_pay_request,
 )
 from openepay.protocols.refusals import FOR_MERCHANT
@@ -51,10 +52,24 @@ NO_CHANNEL = "没有可用的支付通道"
 
 
 async def _wants_json(request: Request) -> bool:
-    for params in (query_params(request), await form_params(request)):
-        if params.get("format", "").strip().lower() == "json":
-            return True
-    return False
+    """``format=json`` in the query string or the body; a request with an unreadable parameter
+    still hears about it in the format it asked for."""
+    try:
+        query = query_params(request)
+    except UnreadableParameter as error:
+        query = error.params
+    try:
+        form = await form_params(request)
+    except UnreadableParameter as error:
+        form = error.params
+    return any(params.get("format", "").strip().lower() == "json" for params in (query, form))
+
+
+async def _params(request: Request) -> dict[str, str]:
+    try:
+        return await get_or_post(request, "uid") or await form_params(request)
+    except UnreadableParameter as error:
+        raise unreadable(error) from None
 
 
 async def _place(gateway: Gateway, pay: PayForRequest) -> PlacedOrder:
@@ -106,7 +121,7 @@ async def pay_for(request: Request) -> Response:
     as_json = False
     try:
         as_json = await _wants_json(request)
-        params = await get_or_post(request, "uid") or await form_params(request)
+        params = await _params(request)
         # In the browser mode the buyer is the one calling (channels such as WeChat H5 want the IP).
         buyer_ip = None if as_json or request.client is None else request.client.host
         pay = await validate_pay_request(gateway, params, clientip=buyer_ip, as_json=as_json)

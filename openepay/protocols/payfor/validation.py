@@ -16,7 +16,8 @@ from openepay.core.orders import NewOrder
 from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant
 from openepay.gateway import Gateway
-from openepay.notify.http import url_block_reason
+from openepay.notify.targets import url_block_reason
+from openepay.protocols.params import UnreadableParameter
 from openepay.protocols.payfor import DIALECT
 from openepay.protocols.payfor.signing import verify_request
 
@@ -41,8 +42,6 @@ PAY_TYPES = {"1": "wxpay", "2": "alipay"}
 
 # Spaces and control characters: "不要 urlencode" means raw, not broken.
 URL_JUNK = re.compile(r"[\x00-\x20\x7f]")
-# Text PostgreSQL cannot store (lone surrogates never get here: ``params`` makes all text valid UTF-8).
-UNSTORABLE = re.compile(r"\x00")
 UID = re.compile(r"^[0-9]{1,10}$")
 ORDER_ID = re.compile(r"^[a-zA-Z0-9._\-|]+$")
 MAX_ORDER_ID = 50
@@ -52,6 +51,17 @@ TEXT_FIELDS = {
     "return_url": ("跳转网址(return_url)", 255),
     "order_uid": ("客户号(order_uid)", 100),
     "order_name": ("商品名称(order_name)", 100),
+}
+
+
+# The seed's other parameters, named as in its messages.
+LABELS = {
+    "uid": "商户(uid)",
+    "price": "金额(price)",
+    "type": "支付渠道(type)",
+    "order_id": "订单号(order_id)",
+    "key": "签名(key)",
+    **{name: label for name, (label, _) in TEXT_FIELDS.items()},
 }
 
 
@@ -105,7 +115,7 @@ def _amount(gateway: Gateway, price: str) -> int:
     least = yuan_to_fen(settings.pay_min_money)
     if amount_fen < least:
         raise PayForError(Code.INVALID, f"金额(price)不能低于{_limit_text(least)}元")
-    if settings.pay_max_money is not None and amount_fen > yuan_to_fen(settings.pay_max_money):
+    if amount_fen > yuan_to_fen(settings.pay_max_money):
         raise PayForError(Code.INVALID, f"金额(price)不能高于{_limit_text(yuan_to_fen(settings.pay_max_money))}元")
     return amount_fen
 
@@ -113,8 +123,6 @@ def _amount(gateway: Gateway, price: str) -> int:
 def _check_text(params: dict[str, str]) -> None:
     for name, (label, limit) in TEXT_FIELDS.items():
         value = params.get(name, "")
-        if UNSTORABLE.search(value):
-            raise PayForError(Code.INVALID, f"{label}含有非法字符")
         if len(value) > limit:
             raise PayForError(Code.INVALID, f"{label}不能超过{limit}个字符")
 
@@ -170,6 +178,11 @@ async def validate_pay_request(
         attrs={"key": params["key"], "type": type_code, "json": as_json},
     )
     return PayForRequest(merchant=merchant, order=order, pay_type=pay_type, type_code=int(type_code))
+
+
+def unreadable(error: UnreadableParameter) -> PayForError:
+    """A parameter no database can store: -3, with the dialect's words for a value with characters it refuses."""
+    return PayForError(Code.INVALID, f"{LABELS.get(error.name, f'参数({error.name})')}含有非法字符")
 
 
 def already_paid() -> PayForError:

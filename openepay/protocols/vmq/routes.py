@@ -34,7 +34,7 @@ from openepay.core.orders import (
 from openepay.core.states import SETTLED_PAID, UNPAID, OrderStatus
 from openepay.db.models import Merchant, Order
 from openepay.gateway import Gateway
-from openepay.protocols.params import form_params, query_params
+from openepay.protocols.params import UnreadableParameter, form_params, query_params
 from openepay.protocols.vmq.orders import find_order, is_fixed_amount_code, state_code
 from openepay.protocols.vmq.validation import (
     BUSY,
@@ -49,6 +49,7 @@ from openepay.protocols.vmq.validation import (
     VmqError,
     check_close_signature,
     merchant_for,
+    unreadable,
     validate_create,
 )
 from openepay.web.deps import base_url, gateway_of
@@ -73,7 +74,11 @@ def success(data: object = None) -> Answer:
 
 
 async def request_params(request: Request) -> dict[str, str]:
-    return {**query_params(request), **await form_params(request)}
+    """Query string and body together (the body wins), or the ``VmqError`` for an unreadable parameter."""
+    try:
+        return {**query_params(request), **await form_params(request)}
+    except UnreadableParameter as error:
+        raise unreadable(error) from None
 
 
 def _path_pid(request: Request) -> str | None:

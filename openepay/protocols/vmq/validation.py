@@ -17,8 +17,9 @@ from openepay.core.orders import NewOrder
 from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant
 from openepay.gateway import Gateway
-from openepay.notify.http import url_block_reason
+from openepay.notify.targets import url_block_reason
 from openepay.protocols.epay.validation import MAX_URL
+from openepay.protocols.params import UnreadableParameter
 from openepay.protocols.vmq import DIALECT
 from openepay.protocols.vmq.signing import close_sign, create_sign, matches
 
@@ -50,6 +51,17 @@ EXPIRED = "订单已过期"
 REFUNDED = "订单已退款"
 NOT_CLOSABLE = "订单状态不允许关闭"
 BUSY = "系统繁忙，请稍后再试"
+# The parameters, named as the texts above name them.
+LABELS = {
+    "payId": "商户订单号(payId)",
+    "orderId": "云端订单编号(orderId)",
+    "param": "附加参数(param)",
+    "type": "支付方式(type)",
+    "price": "订单金额(price)",
+    "sign": "签名(sign)",
+    "notifyUrl": "异步通知地址(notifyUrl)",
+    "returnUrl": "同步跳转地址(returnUrl)",
+}
 
 # All patterns are used with ``fullmatch``: ``$`` alone would let a trailing newline through.
 PAY_ID = re.compile(r"[a-zA-Z0-9._\-|]+")
@@ -71,6 +83,11 @@ class VmqError(Exception):
 
     def answer(self) -> dict[str, object]:
         return {"code": FAILURE, "msg": self.msg, "data": None}
+
+
+def unreadable(error: UnreadableParameter) -> VmqError:
+    """A parameter no database can store."""
+    return VmqError(f"{LABELS.get(error.name, f'参数({error.name})')}含有非法字符")
 
 
 async def merchant_for(gateway: Gateway, pid: str | None, *, active: bool) -> Merchant:
@@ -135,7 +152,7 @@ def _amount_fen(gateway: Gateway, price: str) -> int:
     least = yuan_to_fen(settings.pay_min_money)
     if amount_fen < least:
         raise VmqError(f"订单金额不能低于{_limit_text(least)}元")
-    if settings.pay_max_money is not None and amount_fen > yuan_to_fen(settings.pay_max_money):
+    if amount_fen > yuan_to_fen(settings.pay_max_money):
         raise VmqError(f"订单金额不能高于{_limit_text(yuan_to_fen(settings.pay_max_money))}元")
     return amount_fen
 
@@ -155,8 +172,6 @@ def _check_values(gateway: Gateway, params: dict[str, str]) -> None:
     if len(pay_id) > MAX_PAY_ID or not PAY_ID.fullmatch(pay_id):
         raise VmqError(f"商户订单号(payId)格式不正确，须为1到{MAX_PAY_ID}个字母、数字或 . _ - | 字符")
     param = params.get("param", "")
-    if "\x00" in param:
-        raise VmqError("附加参数(param)含有非法字符")
     if len(param) > MAX_PARAM:
         raise VmqError(f"附加参数(param)不能超过{MAX_PARAM}个字符")
     notify_url = params.get("notifyUrl", "")

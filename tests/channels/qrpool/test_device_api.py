@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -291,3 +292,29 @@ async def test_the_documented_signature_example_works(gateway, merchant, databas
             {"id": "n-1042", "status": "accepted", "decision": "paid", "reason": f"9.91 paid order {order.trade_no}"}
         ]
     }
+
+
+async def test_text_no_database_can_store_is_refused_before_anything_is_recorded(gateway, database_url, caplog):
+    """JSON can spell a NUL (``\\u0000``) and a lone surrogate (``\\ud800``): no database takes them."""
+    async with qrpool_server(database_url) as qr:
+        device = await paired_device(qr)
+        bodies = [
+            device.envelope([device.event("nul-amount", "1.00\x00")]),
+            device.envelope([{**device.event("nul-type", "1.00"), "type": "wxpay\x00"}]),
+            device.envelope([{**device.event("nul-key", "1.00"), "\x00": 1}]),
+            device.envelope(nonce="\ud800" * 8),
+        ]
+        responses = [await device.post(EVENTS, body) for body in bodies]
+        responses.append(await device.post(HEARTBEAT, device.envelope(note="\x00")))
+    for response in responses:
+        assert response.status_code == 400, response.text
+        assert "NUL" in response.json()["error"]
+    assert await stored_events(gateway) == []
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+async def test_a_body_nested_past_any_parser_is_refused_as_not_json(gateway, database_url):
+    async with qrpool_server(database_url) as qr:
+        device = await paired_device(qr)
+        response = await device.post(EVENTS, b"[" * 200_000 + b"]" * 200_000)
+    assert (response.status_code, response.json()) == (400, {"error": "the body is not JSON"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from datetime import timedelta
@@ -422,3 +423,20 @@ async def test_a_buyer_who_switched_pay_types_and_paid_the_first_code_is_credite
     assert duplicate_elsewhere["code"] == 1 and "recorded for review" in duplicate_elsewhere["msg"]
     assert [event.decision for event in await stored_events(gateway)] == ["paid", "suspected_duplicate"]
     assert await notifications(gateway) == {switched.trade_no: 1}
+
+
+async def test_a_nul_byte_from_a_phone_is_refused_in_v_mianqians_words(gateway, database_url, caplog):
+    """Even signed by the phone's key: nothing of a push with a NUL byte is stored, and nothing fails."""
+    async with qrpool_server(database_url) as qr, qr.client() as client:
+        _, _, phone = await qr.pair()
+        t = ms()
+        answers = [
+            await client.get(f"/appPush?t={t}&type=1&price=1.00%00&sign={md5('11.00' + chr(0) + t + phone.key)}"),
+            await client.get(f"/appHeart?t={t}%00&sign={md5(t + chr(0) + phone.key)}"),
+            await client.get("/appHeart?t=1&sign=%00"),
+        ]
+    for answer in answers:
+        assert answer.status_code == 200
+        assert answer.json() == {"code": -1, "msg": "参数含有非法字符 / a parameter holds a NUL byte"}
+    assert await stored_events(gateway) == []
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]

@@ -74,3 +74,37 @@ def test_submit_always_answers_html(http, merchant, attack):
     assert response.status_code == 200, response.text[:500]
     assert response.headers["content-type"].startswith("text/html")
     assert response.text.strip()
+
+
+API_NAMES = [
+    "act", "pid", "key", "trade_no", "out_trade_no", "money", "limit", "offset", "status", "out_refund_no",
+    "refund_no", "sign", "sign_type",
+]  # fmt: skip
+
+
+@st.composite
+def api_requests(draw: st.DrawFn) -> dict[str, str]:
+    fields = {"act": draw(st.sampled_from(["query", "settle", "order", "orders", "refund", "", "ORDER"]))}
+    for name in draw(st.lists(st.sampled_from(["trade_no", "out_trade_no", "money", "limit", "offset", "status"]))):
+        fields[name] = draw(st.one_of(order_numbers(32), st.integers(-(10**30), 10**30).map(str)))
+    return fields
+
+
+def with_key(fields: dict[str, str], merchant) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Authenticated with the plain key, as Rainbow's ``api.php`` clients do."""
+    return {**fields, "pid": str(merchant.pid), "key": merchant.key}
+
+
+@FUZZ
+@given(attack=attacks(names=API_NAMES, base=api_requests(), huge_fields=["trade_no"], signers=[None, with_key]))
+def test_api_always_answers_json_with_a_code_and_a_message_when_it_refuses(http, merchant, attack):
+    response = send(http, "/api.php", attack, merchant)
+    assert response.status_code < 500, response.text[:500]
+    if size_limited(response):
+        return
+    answer = json_answer(response)
+    event(f"api.php code {answer['code']}")
+    if answer["code"] != 1:
+        assert answer["code"] in (-1, -2, -3, -4, -5)
+        assert isinstance(answer["msg"], str) and answer["msg"]
+        assert answer["msg"] != SERVER_TROUBLE

@@ -142,6 +142,11 @@ ERRORS = [
     ("money-text", lambda p, key: signed({**p, "money": "abc"}, key), "金额不合法"),
     ("money-sub-fen", lambda p, key: signed({**p, "money": "1.005"}, key), "金额不合法"),
     ("money-space", lambda p, key: signed({**p, "money": " 1"}, key), "金额不合法"),
+    # The default cap on one order, and amounts no column could hold, refused before any arithmetic.
+    ("money-over-default-max", lambda p, key: signed({**p, "money": "50000.01"}, key), "最大支付金额是50000元"),
+    ("money-20-digits", lambda p, key: signed({**p, "money": "9" * 20}, key), "金额不合法"),
+    ("money-30-digits", lambda p, key: signed({**p, "money": "9" * 30}, key), "金额不合法"),
+    ("money-1e30", lambda p, key: signed({**p, "money": "1e30"}, key), "金额不合法"),
     (
         "out_trade_no-format",
         lambda p, key: signed({**p, "out_trade_no": "订单 1"}, key),

@@ -13,13 +13,13 @@ import time
 
 import httpx
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from tests.support.answers import SERVER_TROUBLE, json_answer
 from tests.support.epay import signed
 from tests.support.epay_v2 import V2Merchant, order_fields, platform_signed
-from tests.support.fuzz import FUZZ, Attack, attacks, send, size_limited
+from tests.support.fuzz import Attack, attacks, fuzz, send, size_limited
 from tests.support.fuzz import http as http
 from tests.support.links import sandbox_path
 
@@ -92,7 +92,7 @@ def paid_order(http: httpx.Client, v2: V2Merchant) -> None:
 
 
 @pytest.mark.usefixtures("paid_order")
-@settings(FUZZ, max_examples=150)
+@fuzz(max_examples=150)
 @given(case=requests(JSON_ENDPOINTS))
 def test_json_endpoints_answer_code_and_msg_or_a_signed_success(http, v2, platform_public, case):
     endpoint, attack = case
@@ -113,7 +113,7 @@ def test_json_endpoints_answer_code_and_msg_or_a_signed_success(http, v2, platfo
 
 
 @pytest.mark.usefixtures("paid_order")
-@settings(FUZZ, max_examples=80)
+@fuzz(max_examples=80)
 @given(case=requests(["pay/submit"]))
 def test_submit_answers_html_or_the_cashier(http, v2, case):
     endpoint, attack = case

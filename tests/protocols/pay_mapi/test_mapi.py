@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -202,6 +203,9 @@ MALFORMED = [
     ("money-comma", {"money": "1,00"}, "money must be"),
     ("money-plus", {"money": "+1"}, "money must be"),
     ("money-long", {"money": "1" * 21}, "money must be"),
+    ("money-20-digits", {"money": "9" * 20}, "money must be"),
+    ("money-1e30", {"money": "1e30"}, "money must be"),
+    ("money-over-default-max", {"money": "50000.01"}, "money must be at most 50000.00"),
     ("out_trade_no-space", {"out_trade_no": "order 1"}, "out_trade_no must be"),
     ("out_trade_no-chinese", {"out_trade_no": "订单1"}, "out_trade_no must be"),
     ("out_trade_no-65", {"out_trade_no": "A" * 65}, "out_trade_no must be"),
@@ -233,10 +237,12 @@ async def test_malformed_values(server, merchant, gateway, change, detail, metho
     assert await order_count(gateway, merchant.pid) == 0
 
 
-async def test_longest_values_are_accepted(server, merchant, gateway):
+async def test_longest_values_are_accepted(database_url, merchant, gateway):
     params = order_request(merchant, "L" * 64, ext="e" * 100, name="名" * 1024, money="99999999.99")
-    async with server.client() as client:
-        answer = success_of(await call(client, params))
+    # An operator who takes orders this large raises the default cap of 50000 yuan.
+    with own_server(database_url, pay_max_money=Decimal("99999999.99")) as thread:
+        async with httpx.AsyncClient(base_url=thread.url, timeout=10) as client:
+            answer = success_of(await call(client, params))
     order = await stored_order(gateway, answer["trade_no"])
     assert (order.param, order.name, order.amount_fen) == ("e" * 100, "名" * 1024, 9_999_999_999)
 

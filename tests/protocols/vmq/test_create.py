@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -199,6 +200,9 @@ async def test_vmqs_checks_before_and_at_the_signature(server, merchant, gateway
         ({"price": "1.005"}, "订单金额格式错误，须为最多两位小数的元金额，如 9.90"),
         ({"price": "1e2"}, "订单金额格式错误，须为最多两位小数的元金额，如 9.90"),
         ({"price": "abc"}, "订单金额格式错误，须为最多两位小数的元金额，如 9.90"),
+        ({"price": "9" * 20}, "订单金额格式错误，须为最多两位小数的元金额，如 9.90"),
+        ({"price": "1e30"}, "订单金额格式错误，须为最多两位小数的元金额，如 9.90"),
+        ({"price": "50000.01"}, "订单金额不能高于50000元"),
         ({"price": " 1"}, "订单金额格式错误，须为最多两位小数的元金额，如 9.90"),
     ],
 )
@@ -209,10 +213,12 @@ async def test_signed_requests_hear_what_is_wrong_with_their_values(server, merc
     assert await order_count(gateway, merchant.pid) == 0
 
 
-async def test_longest_values_and_an_omitted_return_url_are_accepted(server, merchant, gateway):
+async def test_longest_values_and_an_omitted_return_url_are_accepted(database_url, merchant, gateway):
     params = order_params("P" * 64, param="参" * 255, returnUrl=None, price="99999999.99")
-    async with server.client() as client:
-        data = data_of(await create(client, signed(params, merchant.key), merchant.pid))
+    # An operator who takes orders this large raises the default cap of 50000 yuan.
+    with own_server(database_url, pay_max_money=Decimal("99999999.99")) as thread:
+        async with httpx.AsyncClient(base_url=thread.url, timeout=10) as client:
+            data = data_of(await create(client, signed(params, merchant.key), merchant.pid))
     order = await stored_order(gateway, trade_no_named(data["orderId"]))
     assert (order.out_trade_no, order.param, order.return_url, order.amount_fen) == (
         "P" * 64,
