@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from openepay import logs
+from openepay.channels.base import HOST_STATE, PAGES_STATE
 from openepay.config import Settings
 from openepay.gateway import Gateway
 from openepay.protocols.epay import merchant_api as epay_api
@@ -66,6 +67,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
 
     app = FastAPI(title="OpenEpay", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.gateway = gateway
+    # What channel routes reach instead of importing the gateway or the web layer.
+    setattr(app.state, HOST_STATE, gateway)
+    setattr(app.state, PAGES_STATE, templates)
     # The last added runs first: paths are made readable before the log sees them, and the log
     # sees what the body limits answer.
     app.add_middleware(RequestBody, timeout=settings.http_body_timeout)

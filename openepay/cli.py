@@ -19,10 +19,13 @@ from zoneinfo import ZoneInfo
 import typer
 from sqlalchemy import select
 
+from openepay.channels.base import PAY_TYPE_NAMES
 from openepay.channels.qrpool.cli import qrpool_app
 from openepay.channels.qrpool.review_cli import review_app
+from openepay.cli_channels import account_names, channel_app
 from openepay.cli_runtime import fail, with_gateway
 from openepay.config import Settings
+from openepay.core.channel_accounts import AccountError
 from openepay.core.merchants import MerchantNotFound
 from openepay.core.money import format_yuan
 from openepay.core.orders import get_order
@@ -43,6 +46,7 @@ app.add_typer(merchant_app, name="merchant")
 app.add_typer(order_app, name="order")
 app.add_typer(notify_app, name="notify")
 app.add_typer(platform_app, name="platform")
+app.add_typer(channel_app, name="channel")
 qrpool_app.add_typer(review_app, name="review")
 app.add_typer(qrpool_app, name="qrpool")
 
@@ -167,7 +171,7 @@ def demo(
     _listen(settings, host, port, run_worker=True)
 
 
-def _merchant_row(merchant: Merchant) -> dict[str, Any]:
+def _merchant_row(merchant: Merchant, account_list: list[str] | None = None) -> dict[str, Any]:
     delays = merchant.notify_retry_delays
     return {
         "pid": merchant.pid,
@@ -176,6 +180,9 @@ def _merchant_row(merchant: Merchant) -> dict[str, Any]:
         "refund_api": merchant.refund_enabled,
         "dialects": ",".join(merchant.dialects) if merchant.dialects is not None else "all",
         "notify_retry_delays": ",".join(f"{d:g}" for d in delays) if delays else "default",
+        "pay_types": ",".join(merchant.pay_types) if merchant.pay_types is not None else "all",
+        "channel_accounts": ",".join(account_list) if account_list is not None else "all",
+        "mapi_answer": merchant.mapi_answer,
         "balance": format_yuan(merchant.balance_fen),
         "created_at": merchant.created_at.isoformat(timespec="seconds"),
     }
@@ -206,11 +213,17 @@ def merchant_list() -> None:
 @merchant_app.command("show")
 def merchant_show(pid: int) -> None:
     """Show one merchant (never its key)."""
+
+    async def load(gateway: Gateway) -> tuple[Merchant, list[str] | None]:
+        merchant = await gateway.merchants.get(pid)
+        ids = merchant.channel_accounts
+        return merchant, await account_names(gateway, ids) if ids is not None else None
+
     try:
-        merchant = with_gateway(Settings(), lambda gw: gw.merchants.get(pid))
+        merchant, account_list = with_gateway(Settings(), load)
     except MerchantNotFound:
         raise fail(f"no merchant {pid}") from None
-    for field, value in _merchant_row(merchant).items():
+    for field, value in _merchant_row(merchant, account_list).items():
         typer.echo(f"{field}: {value}")
 
 
@@ -225,11 +238,24 @@ def merchant_set(
         None,
         help=f"Dialects the merchant may use, others refused: 'all', or some of {','.join(DIALECT_NAMES)}.",
     ),
+    pay_types: str | None = typer.Option(None, help="Pay types the merchant may use, e.g. alipay,wxpay; 'all'."),
+    channel_accounts: str | None = typer.Option(
+        None, help="Channel accounts (names) that serve the merchant, e.g. up-1,up-2; 'all'."
+    ),
+    mapi_answer: str | None = typer.Option(
+        None, help="mapi.php answers: 'channel' (what the channel offers) or 'payurl' (always a payurl; SSPanel-UIM)."
+    ),
 ) -> None:
     """Change a merchant's settings."""
     values: dict[str, Any] = {}
     if dialects is not None:
         values["dialects"] = _dialect_list(dialects)
+    if pay_types is not None:
+        values["pay_types"] = _merchant_pay_types(pay_types)
+    if mapi_answer is not None:
+        if mapi_answer not in ("channel", "payurl"):
+            raise fail("--mapi-answer is 'channel' or 'payurl'")
+        values["mapi_answer"] = mapi_answer
     if notify_retry_delays is not None:
         if notify_retry_delays == "default":
             values["notify_retry_delays"] = None
@@ -243,12 +269,21 @@ def merchant_set(
             values["notify_retry_delays"] = delays
     if refund is not None:
         values["refund_enabled"] = refund
-    if not values:
+    if not values and channel_accounts is None:
         raise fail("nothing to change")
+
+    async def change(gateway: Gateway) -> None:
+        if channel_accounts is not None:
+            names = [name.strip() for name in channel_accounts.split(",") if name.strip()]
+            values["channel_accounts"] = None if channel_accounts == "all" else await gateway.accounts.ids_of(names)
+        await gateway.merchants.update(pid, **values)
+
     try:
-        with_gateway(Settings(), lambda gw: gw.merchants.update(pid, **values))
+        with_gateway(Settings(), change)
     except MerchantNotFound:
         raise fail(f"no merchant {pid}") from None
+    except AccountError as exc:
+        raise fail(exc.message) from None
     typer.echo(f"merchant {pid} updated")
 
 
@@ -263,6 +298,16 @@ def _dialect_list(text: str) -> list[str] | None:
     if not names:
         raise fail("--dialects needs at least one dialect (to stop a merchant altogether: openepay merchant disable)")
     return [name for name in DIALECT_NAMES if name in names]
+
+
+def _merchant_pay_types(text: str) -> list[str] | None:
+    if text == "all":
+        return None
+    chosen = sorted({part.strip() for part in text.split(",") if part.strip()})
+    unknown = [name for name in chosen if name not in PAY_TYPE_NAMES]
+    if unknown or not chosen:
+        raise fail(f"pay types are among {', '.join(PAY_TYPE_NAMES)} (or 'all'), not {', '.join(unknown) or 'nothing'}")
+    return chosen
 
 
 @merchant_app.command("rotate-key")
@@ -358,10 +403,15 @@ def _order_summary(order: Order) -> str:
 def order_show(trade_no: str) -> None:
     """Show an order, its notifications and every delivery attempt."""
 
-    async def load(gateway: Gateway) -> tuple[Order | None, list[NotifyTask], list[NotifyAttempt]]:
+    async def load(gateway: Gateway) -> tuple[Order | None, list[NotifyTask], list[NotifyAttempt], str]:
         order = await get_order(gateway.db, trade_no)
         if order is None:
-            return None, [], []
+            return None, [], [], ""
+        account = (
+            "built-in"
+            if order.channel_account_id is None
+            else (await account_names(gateway, [order.channel_account_id]))[0]
+        )
         async with gateway.db.session() as session:
             tasks = list((await session.scalars(select(NotifyTask).where(NotifyTask.order_id == order.id))).all())
             attempts = list(
@@ -373,9 +423,9 @@ def order_show(trade_no: str) -> None:
                     )
                 ).all()
             )
-        return order, tasks, attempts
+        return order, tasks, attempts, account
 
-    order, tasks, attempts = with_gateway(Settings(), load)
+    order, tasks, attempts, account = with_gateway(Settings(), load)
     if order is None:
         raise fail(f"no order {trade_no}")
     fields = {
@@ -385,7 +435,7 @@ def order_show(trade_no: str) -> None:
         "dialect": order.dialect,
         "status": order.status + (" (paid late)" if order.paid_late else ""),
         "type": order.pay_type,
-        "channel": order.channel,
+        "channel": f"{order.channel} (account {account})" if order.channel else None,
         "money": f"{order.money} (amount {format_yuan(order.amount_fen)}, to pay {format_yuan(order.pay_amount_fen)})",
         "refunded": format_yuan(order.refunded_fen),
         "name": order.name,
@@ -395,9 +445,12 @@ def order_show(trade_no: str) -> None:
         "expires_at": order.expires_at.isoformat(timespec="seconds"),
         "paid_at": order.paid_at.isoformat(timespec="seconds") if order.paid_at else None,
         "channel_trade_no": order.channel_trade_no,
+        "buyer": order.buyer,
     }
     for field, value in fields.items():
         typer.echo(f"{field}: {value if value is not None else ''}")
+    for line in _routing_lines(order.routing):
+        typer.echo(line)
     for task in tasks:
         typer.echo(
             f"notification {task.event}: {task.status}, {task.attempts} attempt(s) this round, "
@@ -410,6 +463,16 @@ def order_show(trade_no: str) -> None:
             f"  #{attempt.number} {attempt.started_at.isoformat(timespec='seconds')} {attempt.target_host} "
             f"HTTP {attempt.http_status or '-'} {attempt.latency_ms}ms {outcome} {attempt.body_head or ''!r}"
         )
+
+
+def _routing_lines(routing: dict[str, Any] | None) -> list[str]:
+    """What routing considered for the order's payment, and what became of each account."""
+    if not routing:
+        return []
+    lines = [f"routing: {routing.get('pay_type')} by {routing.get('strategy')} at {routing.get('at')}"]
+    for entry in routing.get("considered", []):
+        lines.append(f"  {entry['outcome']:<8} {entry['account']} ({entry['channel']}): {entry['reason']}")
+    return lines
 
 
 @order_app.command("list")

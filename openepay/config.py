@@ -87,6 +87,21 @@ class Settings(BaseSettings):
     auth_failures_per_ip: int = Field(default=30, gt=0)
     auth_failures_per_merchant: int = Field(default=60, gt=0)
     auth_failure_sync_interval: float = Field(default=1.0, gt=0)
+    # Routing across channel accounts (docs/channels.md): how accounts of one priority are
+    # ordered, how long this process trusts its copy of accounts and merchants' allowances,
+    # and when an account whose upstream keeps failing is left alone for a while.
+    routing_strategy: Literal["priority", "weighted", "round_robin"] = "priority"
+    routing_cache_seconds: float = 1.0
+    channel_failure_threshold: int = 3
+    channel_pause_seconds: float = 60.0
+    # Upstream HTTP calls (create, query, refund): connect and total timeouts in seconds.
+    upstream_connect_timeout: float = 3.0
+    upstream_timeout: float = 10.0
+    # Reconciliation (in the notification worker): ask the upstream about an order still
+    # paying this long after it was offered, then again at most this often, until it expires.
+    reconcile_after_seconds: float = 60.0
+    reconcile_interval_seconds: float = 120.0
+    reconcile_batch_size: int = 50
 
     # Personal QR codes matched by amount (channel "qrpool", see docs/qrpool.md).
     qrpool: bool = False

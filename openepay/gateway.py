@@ -1,8 +1,10 @@
-"""The running gateway: settings, database, secrets, channels and dialects, wired once.
+"""The running gateway: settings, database, secrets, channels, their accounts and dialects, wired once.
 
 The web app, the notification worker and the CLI each build one ``Gateway`` from settings
-and hand it around explicitly. Before it seals or answers anything, ``OPENEPAY_SECRET_KEY``
-is proven against the database (``prove_secret_key``, or ``Gateway.open`` which does both).
+and hand it around explicitly. It learns its channels from the registry by name, never by
+importing them, and it is the ``ChannelHost`` their routes reach. Before it seals or answers
+anything, ``OPENEPAY_SECRET_KEY`` is proven against the database (``prove_secret_key``, or
+``Gateway.open`` which does both).
 
 The dialects and the metrics are built on first use: a CLI command that lists merchants
 should not pay for importing every dialect's web code.
@@ -11,25 +13,27 @@ should not pay for importing every dialect's web code.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from openepay.channels.base import Channel, PayContext
-from openepay.channels.qrpool.channel import QrPoolChannel
+from openepay.channels.base import Channel, ChannelAccount, ChannelServices, PayContext, account_ref
 from openepay.channels.registry import ChannelRegistry
-from openepay.channels.sandbox import SandboxChannel
 from openepay.config import Settings
+from openepay.core import usage
 from openepay.core.buyer_links import BuyerLinks
-from openepay.core.checkout import start_payment
+from openepay.core.channel_accounts import ChannelAccounts
+from openepay.core.checkout import HealthPolicy, start_payment
 from openepay.core.gate import Gate
 from openepay.core.lockout import Lockout, LockoutPolicy
 from openepay.core.merchants import Merchants
+from openepay.core.orders import channel_view
+from openepay.core.routing import Router, Strategy
 from openepay.db import Database
 from openepay.db.models import Order
 from openepay.key_check import prove
-from openepay.secretbox import SecretBox, derive_key
+from openepay.secretbox import SecretBox
 
 if TYPE_CHECKING:
     from openepay.metrics import Metrics
@@ -46,6 +50,9 @@ class Gateway:
     merchants: Merchants
     gate: Gate
     channels: ChannelRegistry
+    accounts: ChannelAccounts
+    router: Router
+    services: ChannelServices
     links: BuyerLinks
 
     @classmethod
@@ -66,13 +73,11 @@ class Gateway:
             engine_kwargs.setdefault("pool_size", settings.db_pool_size)
         db = Database(settings.database_url, **engine_kwargs)
         box = SecretBox(master_key)
-        enabled: list[Channel] = []
-        # Routing takes the first channel serving a pay type: real money before the sandbox.
-        if settings.qrpool:
-            enabled.append(QrPoolChannel(db, box, settings))
-        if settings.sandbox:
+        services = ChannelServices(db=db, box=box, settings=settings)
+        channels = ChannelRegistry.load(services)
+        if channels.get("sandbox") is not None:
             log.warning("the SANDBOX channel is enabled: payments on it are simulated, not real money")
-            enabled.append(SandboxChannel(db, derive_key(master_key, "sandbox upstream")))
+        accounts = ChannelAccounts(db, box, channels, settings.routing_cache_seconds)
         merchants = Merchants(db, box)
         policy = LockoutPolicy(
             window=settings.auth_failure_window,
@@ -86,7 +91,16 @@ class Gateway:
             box=box,
             merchants=merchants,
             gate=Gate(merchants, Lockout(db, policy)),
-            channels=ChannelRegistry(enabled),
+            channels=channels,
+            accounts=accounts,
+            router=Router(
+                db,
+                channels,
+                accounts,
+                strategy=Strategy(settings.routing_strategy),
+                cache_seconds=settings.routing_cache_seconds,
+            ),
+            services=services,
             links=BuyerLinks(master_key),
         )
 
@@ -110,14 +124,51 @@ class Gateway:
     def order_timeout(self) -> timedelta:
         return timedelta(seconds=self.settings.order_timeout_seconds)
 
-    def pay_context(self, request_base_url: str) -> PayContext:
+    # --- what channels and their routes reach (``ChannelHost``) -----------------------------
+
+    def channel(self, name: str) -> Channel | None:
+        return self.channels.get(name)
+
+    async def account(self, channel: str, ref: str) -> ChannelAccount | None:
+        return await self.accounts.find(channel, ref)
+
+    # --- payments -------------------------------------------------------------------------------
+
+    def pay_context(self, request_base_url: str, trade_no: str | None = None) -> PayContext:
         """Absolute URLs use ``OPENEPAY_PUBLIC_URL`` when set, else the address the request came to."""
-        return PayContext(self.settings.public_url or request_base_url.rstrip("/"), self.links)
+        ctx = PayContext(self.settings.public_url or request_base_url.rstrip("/"), self.links)
+        if trade_no is None:
+            return ctx
+        return replace(ctx, return_url=ctx.url(f"{self.links.cashier_path(trade_no)}/return"))
 
     async def start_payment(self, order: Order, *, pay_type: str, device: str | None, request_base_url: str) -> Order:
-        """The order with a live offer (``core.checkout.start_payment``) from this gateway's channels."""
-        ctx = self.pay_context(request_base_url)
-        return await start_payment(self.db, self.channels, order, pay_type=pay_type, device=device, ctx=ctx)
+        """The order with a live offer (``core.checkout.start_payment``) from this gateway's channel accounts."""
+        return await start_payment(
+            self.db,
+            self.router,
+            order,
+            pay_type=pay_type,
+            device=device,
+            ctx=self.pay_context(request_base_url, order.trade_no),
+            zone=self.settings.zone,
+            health=HealthPolicy(
+                self.settings.channel_failure_threshold, timedelta(seconds=self.settings.channel_pause_seconds)
+            ),
+        )
+
+    async def after_close(self, order: Order) -> None:
+        """An order closed unpaid: its account's caps get the amount back and its upstream stops taking money."""
+        async with self.db.session() as session:
+            await usage.release_order(session, order.id, only_closed=True)
+        channel = self.channel(order.channel) if order.channel else None
+        account = await self.accounts.find(order.channel, account_ref(order.channel_account_id)) if channel else None
+        if channel is None or account is None:
+            return
+        try:
+            await channel.close(account, channel_view(order))
+        except Exception:
+            log.exception("channel %s could not close %s upstream", order.channel, order.trade_no)
 
     async def aclose(self) -> None:
+        await self.services.aclose()
         await self.db.dispose()

@@ -143,6 +143,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         # the lockout is tested under limits of its own (tests/core/test_lockout.py, tests/protocols/test_gate.py).
         "auth_failures_per_ip": 1_000_000,
         "auth_failures_per_merchant": 1_000_000,
+        # Tests empty the tables between them; the app's copy of channel accounts must never outlive that.
+        "routing_cache_seconds": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

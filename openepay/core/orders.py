@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openepay.channels.base import ChannelOrder, PaymentOffer
+from openepay.core import usage
 from openepay.core.ids import trade_numbers
 from openepay.core.states import SETTLED_PAID, UNPAID, OrderStatus
 from openepay.db import Database
@@ -178,21 +179,40 @@ async def _reuse(
 
 
 async def attach_payment(
-    db: Database, order_id: int, *, channel: str, pay_type: str, device: str | None, offer: PaymentOffer
+    db: Database,
+    order_id: int,
+    *,
+    channel: str,
+    pay_type: str,
+    device: str | None,
+    offer: PaymentOffer,
+    account_id: int | None = None,
+    usage_day: str | None = None,
+    routing: dict[str, Any] | None = None,
 ) -> Order:
-    """Record the channel's offer and move the order to ``paying``."""
+    """Record the channel account's offer and move the order to ``paying``.
+
+    An earlier offer's account stops counting the order (the buyer switched pay types) in the
+    same transaction that the new account starts to.
+    """
     values: dict[str, Any] = {
         "channel": channel,
+        "channel_account_id": account_id,
+        "usage_day": usage_day,
+        "routing": routing,
         "pay_type": pay_type,
         "device": device,
         "pay_url": offer.pay_url,
         "qrcode": offer.qrcode,
         "urlscheme": offer.urlscheme,
+        "channel_trade_no": offer.channel_trade_no,
+        "qrcode_any_amount": offer.any_amount,
         "status": OrderStatus.PAYING,
     }
     if offer.pay_amount_fen is not None:
         values["pay_amount_fen"] = offer.pay_amount_fen
     async with db.session() as session:
+        await usage.release_order(session, order_id, only_closed=False)
         order = await session.scalar(
             update(Order)
             .where(Order.id == order_id, Order.status.in_(UNPAID))

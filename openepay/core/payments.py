@@ -16,8 +16,7 @@ from urllib.parse import urlencode
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openepay.channels.base import CallbackRequest, Confirmation, Reply
-from openepay.channels.registry import ChannelRegistry
+from openepay.channels.base import CallbackRequest, Channel, ChannelAccount, Confirmation, Reply
 from openepay.core import ledger
 from openepay.core.states import UNPAID, OrderStatus
 from openepay.db import Database
@@ -44,12 +43,19 @@ class PaymentDecision(StrEnum):
 _SETTLED_DECISIONS = {PaymentDecision.PAID, PaymentDecision.PAID_LATE, PaymentDecision.ALREADY_PAID}
 
 
-async def confirm_payment(db: Database, channel: str, confirmation: Confirmation) -> PaymentDecision:
+async def confirm_payment(
+    db: Database, channel: str, confirmation: Confirmation, *, account_id: int | None = None
+) -> PaymentDecision:
+    """Credit a confirmed payment to its order, if the order is on this channel account and the amount is exact.
+
+    ``account_id`` is the account whose credentials verified the confirmation (None: the
+    channel's built-in account); another account's key never confirms this order.
+    """
     async with db.session() as session:
         order = await session.scalar(select(Order).where(Order.trade_no == confirmation.trade_no))
         if order is None:
             return PaymentDecision.UNKNOWN_ORDER
-        if order.channel != channel:
+        if order.channel != channel or order.channel_account_id != account_id:
             return PaymentDecision.WRONG_CHANNEL
         decision = await mark_paid(session, order, confirmation)
     if decision.credited:
@@ -81,13 +87,12 @@ async def mark_paid(
     if confirmation.paid_fen != (order.pay_amount_fen if expected_fen is None else expected_fen):
         return PaymentDecision.AMOUNT_MISMATCH
     now = utcnow()
-    values = {
-        "status": OrderStatus.PAID,
-        "paid_at": now,
-        "paid_fen": confirmation.paid_fen,
-        "channel_trade_no": confirmation.channel_trade_no,
-        "buyer": confirmation.buyer,
-    }
+    values: dict[str, object] = {"status": OrderStatus.PAID, "paid_at": now, "paid_fen": confirmation.paid_fen}
+    # The upstream's number may have come with the offer already; a confirmation without one keeps it.
+    if confirmation.channel_trade_no is not None:
+        values["channel_trade_no"] = confirmation.channel_trade_no
+    if confirmation.buyer is not None:
+        values["buyer"] = confirmation.buyer
     if late:
         paid_id = await session.scalar(
             update(Order)
@@ -118,21 +123,19 @@ async def mark_paid(
     return decision
 
 
-async def receive_callback(db: Database, channels: ChannelRegistry, name: str, request: CallbackRequest) -> Reply:
-    """Handle one upstream callback: the channel verifies and interprets, the core decides.
+async def receive_callback(db: Database, channel: Channel, account: ChannelAccount, request: CallbackRequest) -> Reply:
+    """Handle one upstream callback to an account: the channel verifies and interprets, the core decides.
 
     Every callback is stored with its decision, trusted or not, so an operator can see what
     upstream said and why we did or did not act on it.
     """
-    channel = channels.get(name)
-    if channel is None:
-        return Reply("unknown channel", status_code=404)
-    outcome = await channel.handle_callback(request)
+    name = channel.name
+    outcome = await channel.handle_callback(account, request)
     decision = outcome.note or ("unverified" if not outcome.verified else "no_payment")
     reply = outcome.ack if outcome.verified else outcome.nack
     try:
         if outcome.verified and outcome.confirmation is not None:
-            decision = (await confirm_payment(db, name, outcome.confirmation)).value
+            decision = (await confirm_payment(db, name, outcome.confirmation, account_id=account.id)).value
     except Exception:
         log.exception("could not record a payment confirmed by %s", name, extra={"trade_no": outcome.trade_no})
         decision, reply = "error", outcome.nack

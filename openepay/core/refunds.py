@@ -1,4 +1,4 @@
-"""Refunds: reserve, ask the channel, then settle or undo, every step guarded.
+"""Refunds: reserve, ask the order's channel account, then settle or undo, every step guarded.
 
 The order's refunded total and the merchant's balance move first, in one transaction whose
 guards make over-refunding impossible under any concurrency
@@ -19,7 +19,7 @@ from enum import StrEnum
 from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 
-from openepay.channels.registry import ChannelRegistry
+from openepay.channels.base import ChannelDirectory, account_ref
 from openepay.core import ledger
 from openepay.core.ids import trade_numbers
 from openepay.core.orders import channel_view
@@ -60,7 +60,7 @@ class RefundResult:
 
 async def refund_order(
     db: Database,
-    channels: ChannelRegistry,
+    channels: ChannelDirectory,
     order: Order | None,
     amount_fen: int,
     *,
@@ -86,13 +86,14 @@ async def refund_order(
         if earlier is None:
             raise
         return _repeat_of(earlier, order, amount_fen)
-    channel = channels.get(order.channel)
+    channel = channels.channel(order.channel) if order.channel else None
+    account = await channels.account(order.channel, account_ref(order.channel_account_id)) if channel else None
     problem = RefundProblem.CHANNEL_FAILED
-    if channel is None:
+    if channel is None or account is None:
         outcome_ok, message = False, f"channel {order.channel} is not enabled"
     else:
         try:
-            outcome = await channel.refund(channel_view(order), amount_fen, refund.refund_no)
+            outcome = await channel.refund(account, channel_view(order), amount_fen, refund.refund_no)
             outcome_ok, message = outcome.succeeded, outcome.message
             if outcome.unsupported:
                 problem = RefundProblem.CHANNEL_CANNOT_REFUND

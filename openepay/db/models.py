@@ -38,6 +38,9 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+USAGE_TO_RELEASE = text("usage_day IS NOT NULL AND status = 'closed'")
+
+
 class Merchant(Base):
     __tablename__ = "merchants"
 
@@ -57,6 +60,11 @@ class Merchant(Base):
     rsa_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The dialects (``openepay.protocols.*.DIALECT``) the merchant's requests may use; None: every one.
     dialects: Mapped[list[str] | None] = mapped_column(JSON)
+    # Routing overrides: the pay types this merchant may use and the channel accounts (ids) that
+    # serve it; None means every one. ``mapi_answer`` "payurl" makes mapi.php answer our cashier.
+    pay_types: Mapped[list[str] | None] = mapped_column(JSON)
+    channel_accounts: Mapped[list[int] | None] = mapped_column(JSON)
+    mapi_answer: Mapped[str] = mapped_column(String(16), default="channel", server_default="channel")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -66,6 +74,8 @@ class Order(Base):
         UniqueConstraint("merchant_pid", "out_trade_no"),
         Index("ix_orders_status_expires_at", "status", "expires_at"),
         Index("ix_orders_merchant_pid_created_at", "merchant_pid", "created_at"),
+        # Closed orders still counted against an account's daily caps: few, found by the sweeper.
+        Index("ix_orders_usage_to_release", "id", sqlite_where=USAGE_TO_RELEASE, postgresql_where=USAGE_TO_RELEASE),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
@@ -75,6 +85,15 @@ class Order(Base):
     out_trade_no: Mapped[str] = mapped_column(String(64))
     pay_type: Mapped[str | None] = mapped_column(String(16))
     channel: Mapped[str | None] = mapped_column(String(32))
+    # The stored account that serves the order (None: the channel's built-in account), and how
+    # routing chose it: the accounts considered, what became of each, the usage day counted.
+    channel_account_id: Mapped[int | None] = mapped_column(ForeignKey("channel_accounts.id"))
+    routing: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The business day whose usage of the account counts this order; cleared when the order
+    # closes unpaid and its amount is given back to the account's daily caps.
+    usage_day: Mapped[str | None] = mapped_column(String(10))
+    # When reconciliation last asked the upstream about this unpaid order.
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # What the merchant asked for, and what the buyer must pay (they differ only on channels
     # that tell payments apart by amount).
     amount_fen: Mapped[int] = mapped_column(BigInteger)
@@ -92,6 +111,8 @@ class Order(Base):
     paid_late: Mapped[bool] = mapped_column(Boolean, default=False)
     pay_url: Mapped[str | None] = mapped_column(Text)
     qrcode: Mapped[str | None] = mapped_column(Text)
+    # The QR content takes any amount (a generic personal code): never handed out raw.
+    qrcode_any_amount: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     urlscheme: Mapped[str | None] = mapped_column(Text)
     channel_trade_no: Mapped[str | None] = mapped_column(String(64))
     buyer: Mapped[str | None] = mapped_column(String(128))
@@ -224,6 +245,46 @@ class ChannelCallback(Base):
     decision: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)
+
+
+class ChannelAccountRecord(Base):
+    """One account of a channel: its configuration (secrets sealed), routing rules and health."""
+
+    __tablename__ = "channel_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Field name -> value sealed with OPENEPAY_SECRET_KEY, bound to this account and field.
+    secrets: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # Routing rules; None means no limit.
+    pay_types: Mapped[list[str] | None] = mapped_column(JSON)
+    devices: Mapped[list[str] | None] = mapped_column(JSON)
+    min_fen: Mapped[int | None] = mapped_column(BigInteger)
+    max_fen: Mapped[int | None] = mapped_column(BigInteger)
+    daily_amount_fen: Mapped[int | None] = mapped_column(BigInteger)
+    daily_count: Mapped[int | None] = mapped_column(Integer)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    weight: Mapped[int] = mapped_column(Integer, default=1)
+    # Health: upstream failures in a row, and until when routing leaves the account alone.
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ChannelAccountUsage(Base):
+    """What an account has taken on one business day: the amount and number of its orders
+    that are paid or still payable. The daily caps are guards on this row's UPDATE."""
+
+    __tablename__ = "channel_account_usage"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("channel_accounts.id"), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class PlatformKey(Base):

@@ -1,8 +1,10 @@
 """The notification worker: claims due outbox rows, delivers them, records every attempt.
 
-It also runs the housekeeping that must happen even when nobody visits a page: closing
-expired orders (and their upstream payments), freeing personal-code amounts whose hold has
-passed, pruning old attempt logs, and saying it is alive so operators can count workers.
+It also runs the housekeeping that must happen even when nobody visits a page: asking
+upstreams about orders still paying (reconciliation), closing expired orders (and their
+upstream payments, giving their amounts back to the accounts' daily caps), each channel's
+own housekeeping (personal-code amounts whose hold has passed), pruning old attempt logs,
+and saying it is alive so operators can count workers.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
-from openepay.channels.qrpool.reservations import release_expired
-from openepay.core.orders import channel_view, close_expired
+from openepay.core.orders import close_expired
+from openepay.core.reconciliation import reconcile
 from openepay.core.replay import forget_expired
+from openepay.core.usage import release_closed
 from openepay.db.models import Merchant, NotifyTask, NotifyWorkerBeat, Order
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
@@ -203,24 +206,25 @@ class NotifyWorker:
         await self.sweep()
 
     async def sweep(self) -> int:
-        """Close expired orders (and tell their channels), free personal-code amounts whose hold has passed,
+        """Reconcile, close expired orders (and tell their channels), run the channels' housekeeping,
         prune old attempt logs and dead workers."""
         gateway = self.gateway
+        upstreams = [channel.name for channel in gateway.channels.all() if channel.queries_upstream]
+        reconciled = await reconcile(gateway.db, gateway, upstreams, gateway.settings, utcnow())
+        if reconciled.credited:
+            log.info("reconciliation credited payments upstream had taken", extra={"count": reconciled.credited})
         closed = await close_expired(gateway.db)
         for order in closed:
-            channel = gateway.channels.get(order.channel)
-            if channel is None:
-                continue
-            try:
-                await channel.close(channel_view(order))
-            except Exception:
-                log.exception("channel %s could not close %s upstream", order.channel, order.trade_no)
+            await gateway.after_close(order)
         if closed:
             log.info("closed expired orders", extra={"count": len(closed)})
+        # Orders closed elsewhere (on sight by the cashier, by the merchant) give their caps back too.
+        await release_closed(gateway.db)
         await forget_expired(gateway.db)
-        released = await release_expired(gateway.db, utcnow())
-        if released:
-            log.info("released personal-code amounts past their hold", extra={"count": released})
+        for channel in gateway.channels.housekeepers():
+            done = await channel.housekeep(utcnow())
+            if done:
+                log.info("channel housekeeping", extra={"channel": channel.name, "count": done})
         retention = timedelta(days=gateway.settings.notify_attempt_retention_days)
         pruned = await prune_attempts(gateway.db, older_than=utcnow() - retention)
         if pruned:

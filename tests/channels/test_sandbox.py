@@ -150,9 +150,9 @@ async def test_query_reports_pending_before_and_paid_with_the_amount_after(serve
         trade_no = (await mapi_order(client, merchant, shop, "S-7", money="6.66"))["trade_no"]
         order = await get_order(gateway.db, trade_no)
         assert order is not None
-        before = await sandbox_of(gateway).query(channel_view(order))
+        before = await sandbox_of(gateway).query(sandbox_of(gateway).implicit(), channel_view(order))
         await client.post(sandbox_path(trade_no))
-        after = await sandbox_of(gateway).query(channel_view(order))
+        after = await sandbox_of(gateway).query(sandbox_of(gateway).implicit(), channel_view(order))
 
     assert before.state == UpstreamState.PENDING
     assert after.state == UpstreamState.PAID

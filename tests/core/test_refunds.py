@@ -15,7 +15,6 @@ from sqlalchemy import select, text
 
 from openepay.app import create_app
 from openepay.channels.base import Channel, RefundOutcome
-from openepay.channels.registry import ChannelRegistry
 from openepay.core.orders import get_order
 from openepay.core.refunds import RefundError, RefundProblem, refund_order
 from openepay.core.states import OrderStatus
@@ -75,21 +74,31 @@ class HeldUpstream(Channel):
     def __init__(self) -> None:
         self.pending: asyncio.Queue[tuple[int, asyncio.Future[RefundOutcome]]] = asyncio.Queue()
 
-    async def refund(self, order, amount_fen, refund_no):  # type: ignore[no-untyped-def]
+    def channel(self, name: str) -> Channel | None:
+        """The test's whole directory of channels is this one upstream, with its built-in account."""
+        return self if name == self.name else None
+
+    async def account(self, channel: str, ref: str):  # type: ignore[no-untyped-def]
+        return self.implicit() if channel == self.name and ref == "default" else None
+
+    async def refund(self, account, order, amount_fen, refund_no):  # type: ignore[no-untyped-def]
         answer: asyncio.Future[RefundOutcome] = asyncio.get_running_loop().create_future()
         await self.pending.put((amount_fen, answer))
         return await answer
 
-    async def create(self, order, ctx):  # type: ignore[no-untyped-def]
+    async def create(self, account, order, ctx):  # type: ignore[no-untyped-def]
         raise NotImplementedError
 
-    async def query(self, order):  # type: ignore[no-untyped-def]
+    async def query(self, account, order):  # type: ignore[no-untyped-def]
         raise NotImplementedError
 
-    async def close(self, order):  # type: ignore[no-untyped-def]
+    async def close(self, account, order):  # type: ignore[no-untyped-def]
         raise NotImplementedError
 
-    async def handle_callback(self, request):  # type: ignore[no-untyped-def]
+    async def handle_callback(self, account, request):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+    async def check_credentials(self, account):  # type: ignore[no-untyped-def]
         raise NotImplementedError
 
 
@@ -135,7 +144,7 @@ async def test_a_refused_refund_beside_a_successful_one_leaves_the_rest_refundab
         trade_no = await paid_order(client, merchant, shop.url, "HELD-1", "1.00")
     order = await get_order(gateway.db, trade_no)
     upstream = HeldUpstream()
-    channels = ChannelRegistry([upstream])
+    channels = upstream
 
     small = asyncio.create_task(refund_order(gateway.db, channels, order, 30))
     large = asyncio.create_task(refund_order(gateway.db, channels, order, 70))
@@ -168,10 +177,10 @@ async def test_a_stale_view_of_the_order_cannot_over_refund(server, gateway, mer
         trade_no = await paid_order(client, merchant, shop.url, "STALE-1", "1.00")
     stale = await get_order(gateway.db, trade_no)
 
-    first = await refund_order(gateway.db, gateway.channels, stale, 70)
+    first = await refund_order(gateway.db, gateway, stale, 70)
     assert first.order.status == OrderStatus.PARTIALLY_REFUNDED
     with pytest.raises(RefundError) as refused:
-        await refund_order(gateway.db, gateway.channels, stale, 70)
+        await refund_order(gateway.db, gateway, stale, 70)
     assert refused.value.problem == RefundProblem.EXCEEDS_ORDER
 
     order, refunds, journal = await books(gateway, trade_no)
@@ -187,14 +196,14 @@ async def test_a_repeated_out_refund_no_is_the_same_refund(server, gateway, merc
     order = await get_order(gateway.db, trade_no)
     other_order = await get_order(gateway.db, other_trade_no)
 
-    first = await refund_order(gateway.db, gateway.channels, order, 30, out_refund_no="RN-1")
-    again = await refund_order(gateway.db, gateway.channels, order, 30, out_refund_no="RN-1")
+    first = await refund_order(gateway.db, gateway, order, 30, out_refund_no="RN-1")
+    again = await refund_order(gateway.db, gateway, order, 30, out_refund_no="RN-1")
     assert not first.repeated and again.repeated
     assert again.refund.refund_no == first.refund.refund_no
 
     for target, amount in ((order, 40), (other_order, 30)):
         with pytest.raises(RefundError) as refused:
-            await refund_order(gateway.db, gateway.channels, target, amount, out_refund_no="RN-1")
+            await refund_order(gateway.db, gateway, target, amount, out_refund_no="RN-1")
         assert refused.value.problem == RefundProblem.OUT_REFUND_NO_REUSED
 
     order, refunds, _ = await books(gateway, trade_no)
@@ -216,7 +225,7 @@ async def test_concurrent_requests_with_one_out_refund_no_refund_once(server, ga
     order = await get_order(gateway.db, trade_no)
 
     def attempt() -> asyncio.Task:
-        return asyncio.create_task(refund_order(gateway.db, gateway.channels, order, 30, out_refund_no="RN-R"))
+        return asyncio.create_task(refund_order(gateway.db, gateway, order, 30, out_refund_no="RN-R"))
 
     if gateway.db.dialect == "postgresql":
         async with gateway.db.session() as session:

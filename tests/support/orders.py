@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from openepay.core.checkout import start_payment
 from openepay.core.orders import NewOrder, place_order
 from openepay.core.states import OrderStatus
 from openepay.db.models import Order
@@ -31,13 +30,8 @@ async def sandbox_order(gateway: Gateway, pid: int, out_trade_no: str = "O-1", *
     placed = await place_order(
         gateway.db, new_order(pid, out_trade_no, **overrides), timeout=timedelta(minutes=30), reopen_identical=True
     )
-    return await start_payment(
-        gateway.db,
-        gateway.channels,
-        placed.order,
-        pay_type="alipay",
-        device="pc",
-        ctx=gateway.pay_context("http://gateway.test"),
+    return await gateway.start_payment(
+        placed.order, pay_type="alipay", device="pc", request_base_url="http://gateway.test"
     )
 
 

@@ -12,7 +12,6 @@ from datetime import timedelta
 
 from openepay.channels.qrpool import accounts
 from openepay.config import Settings
-from openepay.core.checkout import start_payment
 from openepay.core.money import format_yuan
 from openepay.core.orders import place_order
 from openepay.db.models import Order, QrAccount
@@ -22,6 +21,7 @@ from tests.conftest import TEST_SECRET, make_settings
 from tests.support.orders import new_order
 
 GENERIC = "wxp://f2f0GENERICxxxxxxxxxxxxxxxxxxxxxxx"
+BASE_URL = "http://gateway.test"
 
 
 def qrpool_settings(database_url: str, **overrides: object) -> Settings:
@@ -70,14 +70,7 @@ async def offered(
 ) -> Order:
     """An order with the channel's offer, as ``mapi.php`` leaves it (or the ``ChannelRefused``)."""
     order = await placed(gateway, pid, out_trade_no, amount_fen)
-    return await start_payment(
-        gateway.db,
-        gateway.channels,
-        order,
-        pay_type=pay_type,
-        device="pc",
-        ctx=gateway.pay_context("http://gateway.test"),
-    )
+    return await gateway.start_payment(order, pay_type=pay_type, device="pc", request_base_url=BASE_URL)
 
 
 async def qrpool_cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:

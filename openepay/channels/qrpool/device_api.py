@@ -31,6 +31,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
+from openepay.channels.base import channel_host
 from openepay.channels.qrpool.accounts import PAY_TYPES, device_keys, record_heartbeat
 from openepay.channels.qrpool.matching import (
     CLOCK_SKEW,
@@ -44,10 +45,9 @@ from openepay.channels.qrpool.signing import body_sign, same_sign
 from openepay.core.replay import first_sighting
 from openepay.db.models import QrDevice
 from openepay.db.types import storable, utcnow
-from openepay.web.deps import gateway_of
 
 if TYPE_CHECKING:
-    from openepay.gateway import Gateway
+    from openepay.channels.base import ChannelHost
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def rate_limit_of(request: Request) -> DeviceRateLimit:
     """The app's one limiter, shared by the device API and the V免签 endpoints."""
     limiter = getattr(request.app.state, "qrpool_rate_limit", None)
     if limiter is None:
-        limiter = DeviceRateLimit(gateway_of(request).settings.qrpool_device_rate_per_minute)
+        limiter = DeviceRateLimit(channel_host(request).settings.qrpool_device_rate_per_minute)
         request.app.state.qrpool_rate_limit = limiter
     return limiter
 
@@ -122,7 +122,7 @@ def _moment(value: object) -> datetime | None:
 
 async def _authenticate(request: Request) -> tuple[QrDevice, dict[str, Any], datetime]:
     """The signed envelope: device, signature, rate, timestamp, nonce; refused with the status to answer."""
-    gateway = gateway_of(request)
+    gateway = channel_host(request)
     body = await request.body()
     try:
         data = json.loads(body)
@@ -175,7 +175,7 @@ def _unavailable() -> JSONResponse:
 async def heartbeat(request: Request) -> JSONResponse:
     try:
         device, _, now = await _authenticate(request)
-        await record_heartbeat(gateway_of(request).db, device.id, now)
+        await record_heartbeat(channel_host(request).db, device.id, now)
     except DeviceRequestRefused as refusal:
         return _refused(refusal)
     except Exception:
@@ -193,7 +193,7 @@ async def events(request: Request) -> JSONResponse:
             raise DeviceRequestRefused(400, f"events must be a list of 1 to {MAX_EVENTS} events")
         # The device's clock may be off: its events are moved by how far its request timestamp is from ours.
         offset = now - datetime.fromtimestamp(data["timestamp"], UTC)
-        gateway = gateway_of(request)
+        gateway = channel_host(request)
         results = [await _record(gateway, device, entry, offset, now) for entry in batch]
     except DeviceRequestRefused as refusal:
         return _refused(refusal)
@@ -204,7 +204,7 @@ async def events(request: Request) -> JSONResponse:
 
 
 async def _record(
-    gateway: Gateway, device: QrDevice, entry: object, offset: timedelta, now: datetime
+    gateway: ChannelHost, device: QrDevice, entry: object, offset: timedelta, now: datetime
 ) -> dict[str, Any]:
     if not isinstance(entry, dict):
         return _result(None, "rejected", None, "an event must be an object")

@@ -33,6 +33,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
+from openepay.channels.base import channel_host
 from openepay.channels.qrpool import device_api
 from openepay.channels.qrpool.accounts import device_keys, record_heartbeat
 from openepay.channels.qrpool.device_api import rate_limit_of
@@ -41,7 +42,6 @@ from openepay.channels.qrpool.signing import heartbeat_sign, push_sign, same_sig
 from openepay.core.replay import first_sighting
 from openepay.db.models import QrDevice
 from openepay.db.types import storable, utcnow
-from openepay.web.deps import gateway_of
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def timestamp_problem(t: str, window_seconds: float, now: datetime) -> str | Non
 
 async def _signed_by(request: Request, expected: Callable[[str], str]) -> QrDevice | None:
     """The enabled device whose key produces the received signature (V免签 sends no device id)."""
-    gateway = gateway_of(request)
+    gateway = channel_host(request)
     sign = request.query_params.get("sign", "")
     for device, key in await device_keys(gateway.db, gateway.box):
         if same_sign(expected(key), sign):
@@ -115,7 +115,7 @@ async def app_heart(request: Request) -> JSONResponse:
 
 
 async def _heartbeat(request: Request) -> JSONResponse:
-    gateway = gateway_of(request)
+    gateway = channel_host(request)
     params = _params(request, "t", "sign")
     if params is None:
         return refused("参数不完整 / t and sign are required")
@@ -152,7 +152,7 @@ async def app_push(request: Request) -> JSONResponse:
 
 
 async def _push(request: Request) -> JSONResponse:
-    gateway = gateway_of(request)
+    gateway = channel_host(request)
     params = _params(request, "t", "type", "price", "sign")
     if params is None:
         return refused("参数不完整 / t, type, price and sign are required")

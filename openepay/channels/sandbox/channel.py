@@ -3,16 +3,13 @@
 Its "upstream" is a page of ours (``/sandbox/pay/{handle}``, named like the cashier by the
 buyer's handle) with a button that plays the buyer paying. Pressing it makes the simulated
 upstream send a signed callback, which goes through ``receive_callback`` and
-``confirm_payment`` exactly like Alipay's would.
+``confirm_payment`` exactly like a real upstream's would. Switched on by ``OPENEPAY_SANDBOX=1``
+(``openepay demo`` does it), with a built-in account that routing tries after every real one;
+``openepay channel add sandbox NAME`` adds more accounts.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-import time
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
@@ -22,30 +19,36 @@ from openepay.channels.base import (
     CallbackOutcome,
     CallbackRequest,
     Channel,
+    ChannelAccount,
     ChannelOrder,
     ChannelRefused,
-    Confirmation,
+    ChannelServices,
+    CredentialCheck,
     PayContext,
     PaymentOffer,
     RefundOutcome,
     RefusalReason,
-    Reply,
+    RoutingRules,
     UpstreamState,
     UpstreamStatus,
 )
-from openepay.db import Database
+from openepay.channels.sandbox.callbacks import read_callback
+from openepay.channels.sandbox.client import SandboxUpstream
+from openepay.channels.sandbox.config import SandboxConfig
 from openepay.db.models import ChannelCallback
+from openepay.secretbox import derive_key
 
-SIGNED_FIELDS = ("amount_fen", "paid_at", "sandbox_trade_no", "trade_no")
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from openepay.config import Settings
+
 # Test amounts in fen: the channel refuses as paused, has no code for the amount, or asks the
 # buyer to pay one fen more (as amount-matching personal-QR channels do).
 PAUSED_AMOUNT = 702
 NO_CODE_AMOUNT = 703
 FLUCTUATING_AMOUNT = 709
 _CREDITED = ("paid", "paid_late", "already_paid")
-
-if TYPE_CHECKING:
-    from fastapi import APIRouter
 
 
 def pay_page_path(handle: str) -> str:
@@ -57,26 +60,23 @@ class SandboxChannel(Channel):
     name = "sandbox"
     display_name = "Sandbox"
     pay_types = frozenset({"alipay", "wxpay", "qqpay"})
+    config_schema = SandboxConfig
+    implicit_account = True
+    # Simulated money comes after every real account.
+    implicit_rules = RoutingRules(priority=-100)
 
-    def __init__(self, db: Database, signing_key: bytes) -> None:
-        self._db = db
-        self._key = signing_key
+    def __init__(self, services: ChannelServices) -> None:
+        super().__init__(services)
+        self.upstream = SandboxUpstream(derive_key(services.settings.resolve_secret_key(), "sandbox upstream"))
 
-    def _sign(self, fields: Mapping[str, str]) -> str:
-        content = "&".join(f"{name}={fields[name]}" for name in SIGNED_FIELDS)
-        return hmac.new(self._key, content.encode(), hashlib.sha256).hexdigest()
+    @classmethod
+    def enabled_by(cls, settings: Settings) -> bool:
+        return settings.sandbox
 
     def payment_callback(self, trade_no: str, amount_fen: int) -> dict[str, str]:
-        """The form the simulated upstream posts when the buyer pays."""
-        fields = {
-            "trade_no": trade_no,
-            "amount_fen": str(amount_fen),
-            "sandbox_trade_no": "SB" + secrets.token_hex(10).upper(),
-            "paid_at": str(int(time.time())),
-        }
-        return {**fields, "sign": self._sign(fields)}
+        return self.upstream.payment_callback(trade_no, amount_fen)
 
-    async def create(self, order: ChannelOrder, ctx: PayContext) -> PaymentOffer:
+    async def create(self, account: ChannelAccount, order: ChannelOrder, ctx: PayContext) -> PaymentOffer:
         """Like any sandbox, a few amounts act out what real upstreams do (docs/dialects.md)."""
         if order.pay_amount_fen == PAUSED_AMOUNT:
             raise ChannelRefused(RefusalReason.PAUSED, "sandbox: channel paused (test amount 7.02)")
@@ -88,9 +88,9 @@ class SandboxChannel(Channel):
         pay_amount = order.pay_amount_fen + 1 if order.pay_amount_fen == FLUCTUATING_AMOUNT else None
         return PaymentOffer(pay_url=url, qrcode=url, pay_amount_fen=pay_amount)
 
-    async def query(self, order: ChannelOrder) -> UpstreamStatus:
+    async def query(self, account: ChannelAccount, order: ChannelOrder) -> UpstreamStatus:
         """The simulated upstream's own record is the log of callbacks it sent us."""
-        async with self._db.session() as session:
+        async with self.services.db.session() as session:
             payloads = (
                 await session.scalars(
                     select(ChannelCallback.payload).where(
@@ -110,33 +110,21 @@ class SandboxChannel(Channel):
             )
         return UpstreamStatus(UpstreamState.PENDING)
 
-    async def close(self, order: ChannelOrder) -> None:
+    async def close(self, account: ChannelAccount, order: ChannelOrder) -> None:
         """Nothing to do upstream: the simulated upstream refuses to take money for closed orders itself."""
 
-    async def refund(self, order: ChannelOrder, amount_fen: int, refund_no: str) -> RefundOutcome:
+    async def refund(
+        self, account: ChannelAccount, order: ChannelOrder, amount_fen: int, refund_no: str
+    ) -> RefundOutcome:
         return RefundOutcome(succeeded=True, channel_refund_no="SBR" + refund_no)
 
-    async def handle_callback(self, request: CallbackRequest) -> CallbackOutcome:
-        fields = request.form or request.query
-        ack, nack = Reply("success"), Reply("fail", status_code=400)
-        trade_no = fields.get("trade_no")
-        if any(not fields.get(name) for name in (*SIGNED_FIELDS, "sign")):
-            return CallbackOutcome(False, ack, nack, trade_no=trade_no, note="missing fields")
-        expected = self._sign(fields)
-        if not hmac.compare_digest(expected.encode(), fields["sign"].encode("utf-8", "replace")):
-            return CallbackOutcome(False, ack, nack, trade_no=trade_no, note="bad signature")
-        if not fields["amount_fen"].isdigit():
-            return CallbackOutcome(False, ack, nack, trade_no=trade_no, note="bad amount")
-        confirmation = Confirmation(
-            trade_no=fields["trade_no"],
-            paid_fen=int(fields["amount_fen"]),
-            channel_trade_no=fields["sandbox_trade_no"],
-            buyer="sandbox-buyer",
-        )
-        return CallbackOutcome(True, ack, nack, trade_no=trade_no, confirmation=confirmation)
+    async def handle_callback(self, account: ChannelAccount, request: CallbackRequest) -> CallbackOutcome:
+        return read_callback(self.upstream, request)
+
+    async def check_credentials(self, account: ChannelAccount) -> CredentialCheck:
+        return CredentialCheck(True, "the sandbox needs no credentials: its upstream is simulated by this gateway")
 
     def router(self) -> APIRouter:
-        # Imported here because the pages use the simulator, which uses this class.
         from openepay.channels.sandbox.routes import router
 
         return router

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.requests import Request
 
+from openepay.channels.base import channel_host, render_page
 from openepay.channels.sandbox.channel import pay_page_path
 from openepay.channels.sandbox.simulator import (
     SandboxPaymentFailed,
@@ -17,29 +18,25 @@ from openepay.channels.sandbox.simulator import (
     simulate_buyer_payment,
 )
 from openepay.core.orders import close_if_expired, get_order
-from openepay.web.deps import gateway_of
-from openepay.web.templating import templates
 
 router = APIRouter()
 
 
 def _message(request: Request, message: str, status_code: int) -> Response:
-    return templates.TemplateResponse(
-        request, "message.html", {"title": "Sandbox", "message": message}, status_code=status_code
-    )
+    return render_page(request, "message.html", {"title": "Sandbox", "message": message}, status_code=status_code)
 
 
 @router.get("/sandbox/pay/{handle}", response_class=HTMLResponse)
 async def sandbox_pay_page(request: Request, handle: str) -> Response:
-    gateway = gateway_of(request)
-    trade_no = gateway.links.trade_no_of(handle)
-    order = await get_order(gateway.db, trade_no) if trade_no is not None else None
+    host = channel_host(request)
+    trade_no = host.links.trade_no_of(handle)
+    order = await get_order(host.db, trade_no) if trade_no is not None else None
     if order is not None:
-        order = await close_if_expired(gateway.db, order)
-    reason = refusal_reason(gateway, order)
+        order = await close_if_expired(host.db, order)
+    reason = refusal_reason(host, order)
     if order is None:
         return _message(request, reason or "", status_code=404)
-    return templates.TemplateResponse(
+    return render_page(
         request,
         "sandbox/pay.html",
         {
@@ -47,21 +44,21 @@ async def sandbox_pay_page(request: Request, handle: str) -> Response:
             "payable": reason is None,
             "reason": reason,
             "pay_url": pay_page_path(handle),
-            "cashier_url": gateway.links.cashier_path(order.trade_no),
+            "cashier_url": host.links.cashier_path(order.trade_no),
         },
     )
 
 
 @router.post("/sandbox/pay/{handle}")
 async def sandbox_pay(request: Request, handle: str) -> Response:
-    gateway = gateway_of(request)
-    trade_no = gateway.links.trade_no_of(handle)
+    host = channel_host(request)
+    trade_no = host.links.trade_no_of(handle)
     try:
         if trade_no is None:  # refused like an order that does not exist, without looking
-            raise SandboxRefusal(refusal_reason(gateway, None))
-        await simulate_buyer_payment(gateway, trade_no)
+            raise SandboxRefusal(refusal_reason(host, None))
+        await simulate_buyer_payment(host, trade_no)
     except SandboxRefusal as refusal:
         return _message(request, str(refusal), status_code=409)
     except SandboxPaymentFailed as failure:
         return _message(request, str(failure), status_code=503)
-    return RedirectResponse(gateway.links.cashier_path(trade_no), status_code=303)
+    return RedirectResponse(host.links.cashier_path(trade_no), status_code=303)

@@ -243,7 +243,7 @@ async def act_refund(gateway: Gateway, merchant: Merchant, key: str, params: dic
         out_refund_no = params.get("out_refund_no") or params.get("refund_no") or None
         if out_refund_no is not None and len(out_refund_no) > 64:
             raise ApiError(-1, "退款单号不合法")
-        result = await refund_order(gateway.db, gateway.channels, order, amount_fen, out_refund_no=out_refund_no)
+        result = await refund_order(gateway.db, gateway, order, amount_fen, out_refund_no=out_refund_no)
     except RefundError as error:
         raise ApiError(-1, REFUND_MESSAGES[error.problem]) from None
     refunded = format_yuan(result.refund.amount_fen)

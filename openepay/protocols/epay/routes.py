@@ -105,25 +105,36 @@ async def submit(request: Request) -> Response:
     return RedirectResponse(target, status_code=302)
 
 
-def mapi_success(order: Order, device: str, cashier_url: str) -> dict[str, object]:
-    """Exactly one of ``payurl``, ``qrcode``, ``urlscheme``, chosen for the buyer's device."""
-    answer: dict[str, object] = {"code": 1, "trade_no": order.trade_no}
-    if device == "wechat" and order.urlscheme:
-        answer["urlscheme"] = order.urlscheme
+def mapi_success(order: Order, device: str, cashier_url: str, *, answer: str = "channel") -> dict[str, object]:
+    """Exactly one of ``payurl``, ``qrcode``, ``urlscheme``, chosen for the buyer's device.
+
+    A code that takes any amount (a generic personal code) is never handed out: the buyer
+    would pay the shop's price rather than the amount this order must be paid with, so such
+    orders answer our cashier, which shows the exact amount. A merchant set to the ``payurl``
+    answer (plugins such as SSPanel-UIM's, which read nothing else) always gets a ``payurl``.
+    """
+    reply: dict[str, object] = {"code": 1, "trade_no": order.trade_no}
+    qrcode = None if order.qrcode_any_amount else order.qrcode
+    if answer == "payurl":
+        reply["payurl"] = order.pay_url or cashier_url
+    elif device == "wechat" and order.urlscheme:
+        reply["urlscheme"] = order.urlscheme
     elif device == "pc":
-        if order.qrcode:
-            answer["qrcode"] = order.qrcode
+        if qrcode:
+            reply["qrcode"] = qrcode
         elif order.pay_url:
-            answer["payurl"] = order.pay_url
+            reply["payurl"] = order.pay_url
+        elif order.urlscheme:
+            reply["urlscheme"] = order.urlscheme
         else:
-            answer["urlscheme"] = order.urlscheme
+            reply["payurl"] = cashier_url
     elif order.pay_url:
-        answer["payurl"] = order.pay_url
+        reply["payurl"] = order.pay_url
     elif device in MOBILE_APPS and order.urlscheme:
-        answer["urlscheme"] = order.urlscheme
+        reply["urlscheme"] = order.urlscheme
     else:
-        answer["payurl"] = cashier_url
-    return answer
+        reply["payurl"] = cashier_url
+    return reply
 
 
 @router.api_route("/mapi.php", methods=["GET", "POST"])
@@ -144,7 +155,7 @@ async def mapi(request: Request) -> JSONResponse:
             # Rainbow picks the channel first and then hands out its own jump page, so the
             # buyer lands on the pay type the merchant asked for, not on a chooser.
             return JSONResponse({"code": 1, "trade_no": order.trade_no, "payurl": cashier_url})
-        return JSONResponse(mapi_success(started, pay.device, cashier_url))
+        return JSONResponse(mapi_success(started, pay.device, cashier_url, answer=pay.merchant.mapi_answer))
     except EpayError as error:
         return JSONResponse({"code": error.code, "msg": error.msg})
     except Exception:

@@ -119,7 +119,7 @@ async def pay_refund(gateway: Gateway, merchant: Merchant, params: dict[str, str
     if out_refund_no is not None and len(out_refund_no) > MAX_NUMBER:
         raise V2Error("退款单号不合法")
     try:
-        result = await refund_order(gateway.db, gateway.channels, order, amount_fen, out_refund_no=out_refund_no)
+        result = await refund_order(gateway.db, gateway, order, amount_fen, out_refund_no=out_refund_no)
     except RefundError as error:
         raise V2Error(REFUND_MESSAGES[error.problem]) from None
     refund = result.refund

@@ -52,9 +52,9 @@ def _order_fields(gateway: Gateway, merchant: Merchant, params: dict[str, str], 
     return dataclasses.replace(pay, device=device, order=dataclasses.replace(pay.order, dialect=DIALECT, device=device))
 
 
-def _web_offer(order: Order, device: str, cashier_url: str) -> tuple[str, str]:
+def _web_offer(order: Order, device: str, cashier_url: str, mapi_answer: str) -> tuple[str, str]:
     """What V1's mapi.php would hand this device, as V2's ``pay_type`` and ``pay_info``."""
-    answer = mapi_success(order, device, cashier_url)
+    answer = mapi_success(order, device, cashier_url, answer=mapi_answer)
     for field, pay_type in PAY_TYPE_OF.items():
         if answer.get(field):
             return pay_type, str(answer[field])
@@ -109,7 +109,7 @@ async def create(request: Request) -> JSONResponse:
         elif method == "jump":
             pay_type, pay_info = "jump", cashier_url
         else:
-            pay_type, pay_info = _web_offer(started, pay.device, cashier_url)
+            pay_type, pay_info = _web_offer(started, pay.device, cashier_url, merchant.mapi_answer)
         answer = {"code": 0, "trade_no": order.trade_no, "pay_type": pay_type, "pay_info": pay_info}
         return JSONResponse((await platform_key(gateway.db, gateway.box)).signed(answer))
     except (V2Error, EpayError) as error:

@@ -77,7 +77,8 @@ def success(order: Order, cashier_url: str) -> dict[str, object]:
         "msg": MESSAGES[Code.SUCCESS],
         "money": format_yuan(order.pay_amount_fen),
         "type": order.pay_type,
-        "qrcode": order.qrcode or order.pay_url or cashier_url,
+        # A code that takes any amount would let the buyer pay the wrong amount: our cashier shows the exact one.
+        "qrcode": cashier_url if order.qrcode_any_amount else (order.qrcode or order.pay_url or cashier_url),
         "trade_no": order.trade_no,
         "out_trade_no": order.out_trade_no,
         "payurl": cashier_url,

@@ -105,7 +105,7 @@ def _success(gateway: Gateway, request: Request, order: Order, pay: PayForReques
         "msg": CREATED,
         "data": {
             "pay_num": order.trade_no,
-            "qrcode": order.qrcode or order.pay_url,
+            "qrcode": payurl if order.qrcode_any_amount else (order.qrcode or order.pay_url),
             "payurl": payurl,
             "price": order.money,
             "realprice": format_yuan(order.pay_amount_fen),

@@ -25,7 +25,6 @@ from openepay.core.money import format_yuan
 from openepay.core.orders import (
     NewOrder,
     OrderRejected,
-    channel_view,
     discard_unoffered,
     place_order,
 )
@@ -243,12 +242,7 @@ async def close_order(request: Request) -> Response:
         closed = await close_unpaid_order(gateway.db, order)
         if closed is None:
             raise VmqError(NOT_CLOSABLE)
-        channel = gateway.channels.get(closed.channel) if closed.channel else None
-        if channel is not None:
-            try:
-                await channel.close(channel_view(closed))
-            except Exception:
-                log.exception("channel %s could not close %s upstream", closed.channel, closed.trade_no)
+        await gateway.after_close(closed)
         return success()
 
     return await _answer("closeOrder", work)

@@ -72,7 +72,7 @@ async def choose_type_page(request: Request, order: Order, note: str | None = No
         {
             "order": order,
             "site_name": await _site_name(request, order),
-            "pay_types": gateway.channels.pay_types(),
+            "pay_types": await gateway.router.pay_types_for(order.merchant_pid),
             "choose_url": f"{gateway.links.cashier_path(order.trade_no)}/type",
             "note": note,
         },

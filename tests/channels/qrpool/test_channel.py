@@ -13,7 +13,6 @@ from openepay.channels.qrpool import accounts
 from openepay.channels.qrpool.channel import QrPoolChannel
 from openepay.channels.qrpool.monitor import router as monitor_router
 from openepay.core.orders import channel_view, close_expired, place_order
-from openepay.core.routing import choose_channel
 from openepay.core.states import OrderStatus
 from openepay.db.models import AmountReservation, Order, QrDevice
 from openepay.db.types import utcnow
@@ -111,7 +110,9 @@ async def test_a_reopened_order_keeps_its_amount_for_longer(gateway, merchant, d
                 reopen_identical=True,
             )
         ).order
-        again = await qrpool_of(qr).create(channel_view(reopened), ctx=qr.pay_context("http://gateway.test"))
+        again = await qrpool_of(qr).create(
+            qrpool_of(qr).implicit(), channel_view(reopened), qr.pay_context("http://gateway.test", reopened.trade_no)
+        )
         [after] = await reservations_of(qr, order.id)
     assert (again.pay_amount_fen, again.qrcode) == (101, GENERIC)
     assert after.id == before.id and after.hold_until > before.hold_until
@@ -123,15 +124,15 @@ async def test_query_reports_what_the_database_knows(gateway, merchant, database
         await receiving_account(qr)
         channel = qrpool_of(qr)
         order = await offered(qr, merchant.pid, "O-1")
-        assert (await channel.query(channel_view(order))).state == UpstreamState.PENDING
+        assert (await channel.query(channel.implicit(), channel_view(order))).state == UpstreamState.PENDING
 
         # Closed, but a late payment may still match its amount until the grace runs out.
         async with qr.db.session() as session:
             await session.execute(update(Order).where(Order.id == order.id).values(status=OrderStatus.CLOSED))
-        assert (await channel.query(channel_view(order))).state == UpstreamState.PENDING
+        assert (await channel.query(channel.implicit(), channel_view(order))).state == UpstreamState.PENDING
         async with qr.db.session() as session:
             await session.execute(update(AmountReservation).values(state="released"))
-        assert (await channel.query(channel_view(order))).state == UpstreamState.CLOSED
+        assert (await channel.query(channel.implicit(), channel_view(order))).state == UpstreamState.CLOSED
 
         async with qr.db.session() as session:
             await session.execute(
@@ -139,11 +140,11 @@ async def test_query_reports_what_the_database_knows(gateway, merchant, database
                 .where(Order.id == order.id)
                 .values(status=OrderStatus.PAID, paid_fen=100, paid_at=utcnow())
             )
-        status = await channel.query(channel_view(order))
+        status = await channel.query(channel.implicit(), channel_view(order))
         assert (status.state, status.paid_fen) == (UpstreamState.PAID, 100)
 
         unknown = replace(channel_view(order), trade_no="0")
-        assert (await channel.query(unknown)).state == UpstreamState.UNKNOWN
+        assert (await channel.query(channel.implicit(), unknown)).state == UpstreamState.UNKNOWN
 
 
 async def test_refunds_and_callbacks_are_not_for_this_channel(gateway, merchant, database_url):
@@ -151,18 +152,19 @@ async def test_refunds_and_callbacks_are_not_for_this_channel(gateway, merchant,
         await receiving_account(qr)
         order = await offered(qr, merchant.pid, "O-1")
         channel = qrpool_of(qr)
-        outcome = await channel.refund(channel_view(order), 100, "R1")
+        outcome = await channel.refund(channel.implicit(), channel_view(order), 100, "R1")
         assert not outcome.succeeded and "无法自动退款" in outcome.message
         callback = await channel.handle_callback(
-            CallbackRequest("POST", {}, {"trade_no": order.trade_no, "money": "1.00"}, b"", {})
+            channel.implicit(), CallbackRequest("POST", {}, {"trade_no": order.trade_no, "money": "1.00"}, b"", {})
         )
         assert not callback.verified and callback.confirmation is None
-        await channel.close(channel_view(order))
+        await channel.close(channel.implicit(), channel_view(order))
         assert [r.state for r in await reservations_of(qr, order.id)] == ["held"]
 
 
 async def test_routing_prefers_personal_codes_over_the_sandbox(database_url):
     async with qrpool_gateway(database_url, sandbox=True) as both:
-        assert [channel.name for channel in both.channels.all()] == ["qrpool", "sandbox"]
-        assert choose_channel(both.channels, "wxpay", 100).name == "qrpool"
+        assert {channel.name for channel in both.channels.all()} == {"epay_upstream", "qrpool", "sandbox"}
+        candidates, _ = await both.router.candidates(1000, "wxpay", 100, "pc")
+        assert [candidate.channel.name for candidate in candidates] == ["qrpool", "sandbox"]
         assert qrpool_of(both).router() is monitor_router

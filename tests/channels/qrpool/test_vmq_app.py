@@ -10,6 +10,7 @@ from sqlalchemy import select
 from openepay.core.states import OrderStatus
 from openepay.db.models import Order
 from tests.protocols.pay_mapi.support import call, pay_params, seed_sign, signed, success_of
+from tests.support.links import cashier_path
 from tests.support.orders import sandbox_order
 from tests.support.qrpool import GENERIC, qrpool_cli
 from tests.support.vmq_phone import WXPAY, VmqPhone, java_double, notifications, qrpool_server, reload, stored_events
@@ -43,7 +44,9 @@ async def test_a_seed_001_merchant_hears_of_a_payment_the_phone_saw(gateway, mer
                 await call(client, signed(pay_params(merchant.pid, shop.url, "VMQ-2", money="10.00"), merchant.key))
             )
         assert (first["money"], second["money"]) == ("10.00", "10.01")
-        assert first["qrcode"] == second["qrcode"] == GENERIC
+        # A generic code is never handed out: the buyer would pay 10.00 where 10.01 is reserved.
+        assert (first["qrcode"], second["qrcode"]) == (first["payurl"], second["payurl"])
+        assert second["payurl"].endswith(cashier_path(second["trade_no"]))
 
         # The buyer of the second order pays 10.01; the app reads it from WeChat's notification and pushes it.
         assert await phone.paid(WXPAY, 1001) == OK
