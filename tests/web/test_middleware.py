@@ -63,7 +63,7 @@ async def test_a_nul_in_the_path_gets_the_routes_own_not_found(server, merchant,
         assert json_answer(await client.get(f"/vmq/{merchant.pid}%00/getOrder"))["msg"] == "商户不存在或已停用"
         assert json_answer(await client.get("/api/pay%00/query")) == {"code": -5, "msg": "接口方法不存在"}
         callback = await client.post("/channels/sandbox%00/notify")
-        assert (callback.status_code, callback.text) == (404, "unknown channel")
+        assert (callback.status_code, callback.text) == (404, "unknown channel account")
     assert not errors_logged(caplog)
 
 
