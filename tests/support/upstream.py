@@ -73,7 +73,8 @@ def upstream_gateway(directory: Path, *, notify: bool = True) -> Iterator[Upstre
         OPENEPAY_LOG_LEVEL="WARNING",
     )
     migrated = subprocess.run(
-        [sys.executable, "-m", "openepay", "migrate"], env=env, cwd=directory, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "openepay", "migrate"],
+        env=env, cwd=directory, capture_output=True, text=True, timeout=60,
     )
     assert migrated.returncode == 0, migrated.stderr
     created = subprocess.run(
