@@ -69,11 +69,9 @@ class WxPayConfig(ChannelConfig):
     @classmethod
     def _private_key(cls, value: SecretStr) -> SecretStr:
         try:
-            key = load_pem_private_key(value.get_secret_value().strip().encode(), password=None)
+            _rsa_private(value.get_secret_value())
         except (ValueError, TypeError):
-            raise ValueError("is not an unencrypted PEM private key (the text of apiclient_key.pem)") from None
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise ValueError("must be an RSA private key")
+            raise ValueError("is not an unencrypted PEM RSA private key (the text of apiclient_key.pem)") from None
         return value
 
     @field_validator("apiv3_key")
@@ -91,11 +89,9 @@ class WxPayConfig(ChannelConfig):
             # The platform shows the key as bare base64 too.
             value = "-----BEGIN PUBLIC KEY-----\n" + "".join(value.split()) + "\n-----END PUBLIC KEY-----"
         try:
-            key = load_pem_public_key(value.encode())
+            _rsa_public(value)
         except (ValueError, TypeError):
-            raise ValueError("is not a PEM public key (the text of pub_key.pem)") from None
-        if not isinstance(key, rsa.RSAPublicKey):
-            raise ValueError("must be an RSA public key")
+            raise ValueError("is not a PEM RSA public key (the text of pub_key.pem)") from None
         return value
 
     @field_validator("api_base")
@@ -108,12 +104,22 @@ class WxPayConfig(ChannelConfig):
 
     @cached_property
     def signing_key(self) -> rsa.RSAPrivateKey:
-        key = load_pem_private_key(self.merchant_private_key.get_secret_value().strip().encode(), password=None)
-        assert isinstance(key, rsa.RSAPrivateKey)
-        return key
+        return _rsa_private(self.merchant_private_key.get_secret_value())
 
     @cached_property
     def wechat_key(self) -> rsa.RSAPublicKey:
-        key = load_pem_public_key(self.platform_public_key.encode())
-        assert isinstance(key, rsa.RSAPublicKey)
-        return key
+        return _rsa_public(self.platform_public_key)
+
+
+def _rsa_private(pem: str) -> rsa.RSAPrivateKey:
+    key = load_pem_private_key(pem.strip().encode(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("not an RSA key")
+    return key
+
+
+def _rsa_public(pem: str) -> rsa.RSAPublicKey:
+    key = load_pem_public_key(pem.encode())
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ValueError("not an RSA key")
+    return key

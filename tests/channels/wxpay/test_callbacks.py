@@ -16,9 +16,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from openepay.db.models import BalanceEntry, ChannelCallback, NotifyTask, Order
+from openepay.db.models import BalanceEntry, ChannelCallback, NotifyTask
 from openepay.gateway import Gateway
-from tests.support.epay import order_params, signed
+from tests.support.channel_orders import mapi_order, stored_order
 from tests.support.fake_wxpay import FakeWxPay, Notification, new_key, running_fake_wxpay, wechat_headers
 from tests.support.waiting import eventually
 
@@ -30,15 +30,11 @@ def wechat() -> Iterator[FakeWxPay]:
 
 
 async def place(client: httpx.AsyncClient, merchant, shop, out_trade_no: str, pay_type: str = "wxpay") -> str:  # type: ignore[no-untyped-def]
-    params = order_params(merchant.pid, shop.url, out_trade_no, type=pay_type, clientip="203.0.113.9", device="pc")
-    answer = (await client.post("/mapi.php", data=signed(params, merchant.key))).json()
-    assert answer["code"] == 1, answer
-    return answer["trade_no"]
+    return (await mapi_order(client, merchant, shop, out_trade_no, type=pay_type))["trade_no"]
 
 
 async def status(gateway: Gateway, trade_no: str) -> str:
-    async with gateway.db.session() as session:
-        return (await session.scalars(select(Order.status).where(Order.trade_no == trade_no))).one()
+    return (await stored_order(gateway, trade_no)).status
 
 
 async def decisions(gateway: Gateway, trade_no: str) -> list[tuple[bool, str]]:

@@ -22,7 +22,7 @@ from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
 from tests.conftest import make_settings
-from tests.support.epay import order_params, signed
+from tests.support.channel_orders import mapi_order, stored_order
 from tests.support.fake_wxpay import APPID, MCHID, FakeWxPay, new_key, private_pem, public_pem, running_fake_wxpay
 from tests.support.waiting import eventually
 
@@ -38,16 +38,7 @@ async def wx_account(gateway: Gateway, wechat: FakeWxPay, name: str = "wx", **ov
 
 
 async def wx_order(client: httpx.AsyncClient, merchant, shop, out_trade_no: str, **overrides: str) -> dict:  # type: ignore[no-untyped-def]
-    fields = {"type": "wxpay", "clientip": "203.0.113.9", "device": "pc", "money": "1.00", **overrides}
-    params = order_params(merchant.pid, shop.url, out_trade_no, **fields)
-    answer = (await client.post("/mapi.php", data=signed(params, merchant.key))).json()
-    assert answer["code"] == 1, answer
-    return answer
-
-
-async def stored(gateway: Gateway, trade_no: str) -> Order:
-    async with gateway.db.session() as session:
-        return (await session.scalars(select(Order).where(Order.trade_no == trade_no))).one()
+    return await mapi_order(client, merchant, shop, out_trade_no, type="wxpay", **overrides)
 
 
 async def test_a_native_order_is_paid_notified_queried_and_refunded(server, gateway, merchant, shop, worker, wechat):
@@ -65,7 +56,7 @@ async def test_a_native_order_is_paid_notified_queried_and_refunded(server, gate
         )
         assert placed["notify_url"] == f"{server.url}/channels/wxpay/{account_id}/notify"
         assert answer["qrcode"].startswith("weixin://wxpay/bizpayurl?pr=")
-        order = await stored(gateway, trade_no)
+        order = await stored_order(gateway, trade_no)
         assert (order.channel, order.channel_account_id, order.status) == ("wxpay", account_id, "paying")
 
         reply, _ = await wechat.pay(trade_no)
@@ -84,7 +75,7 @@ async def test_a_native_order_is_paid_notified_queried_and_refunded(server, gate
         assert (refunded["code"], refunded["money"]) == (1, "2.00"), refunded
     [made] = [r for r in wechat.refunds if r["out_trade_no"] == trade_no]
     assert made["amount"] == {"refund": 200, "total": 1234, "currency": "CNY"}
-    assert (await stored(gateway, trade_no)).status == "partially_refunded"
+    assert (await stored_order(gateway, trade_no)).status == "partially_refunded"
 
 
 async def test_a_phone_gets_the_h5_pay_page_and_comes_back_to_our_cashier(server, gateway, merchant, shop, wechat):
@@ -118,7 +109,7 @@ async def test_an_account_wechat_refuses_creates_nothing_and_the_next_one_serves
     await gateway.accounts.set_rules("unbound", {"priority": 10})
     async with server.client() as client:
         answer = await wx_order(client, merchant, shop, "WX-FALLBACK")
-    order = await stored(gateway, answer["trade_no"])
+    order = await stored_order(gateway, answer["trade_no"])
     assert order.channel_account_id == serving
     assert answer["qrcode"].startswith("weixin://")
     assert not [placed for placed in wechat.orders.values() if placed["appid"] == "wx0000000000000000"]
@@ -137,7 +128,7 @@ async def test_reconciliation_finds_a_payment_whose_notification_never_came(
         await NotifyWorker(sweeper, name="reconciler").sweep()
     finally:
         await sweeper.aclose()
-    order = await stored(gateway, trade_no)
+    order = await stored_order(gateway, trade_no)
     assert (order.status, order.paid_fen) == ("paid", 100)
     assert order.channel_trade_no == wechat.orders[trade_no]["transaction_id"]
 
@@ -149,7 +140,7 @@ async def test_an_expired_order_is_closed_at_wechat(server, gateway, merchant, s
     async with gateway.db.session() as session:
         await session.execute(update(Order).where(Order.trade_no == trade_no).values(expires_at=utcnow()))
     await eventually(lambda: wechat.orders[trade_no]["trade_state"] == "CLOSED", timeout=20)
-    assert (await stored(gateway, trade_no)).status == "closed"
+    assert (await stored_order(gateway, trade_no)).status == "closed"
 
 
 async def test_channel_test_checks_the_credentials_live(gateway, wechat):
