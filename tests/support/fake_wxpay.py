@@ -230,6 +230,7 @@ class FakeWxPay:
         signing_key: rsa.RSAPrivateKey | None = None,
         apiv3_key: str | None = None,
         timestamp: int | None = None,
+        serial: str = PUBLIC_KEY_ID,
     ) -> Notification:
         """A TRANSACTION.SUCCESS notification of ``transaction``: encrypted, then signed over the exact body."""
         nonce = secrets.token_hex(6)
@@ -250,7 +251,7 @@ class FakeWxPay:
             },
         }
         body = json.dumps(envelope, ensure_ascii=False).encode()
-        headers = wechat_headers(signing_key or self.wechat_key, body, timestamp=timestamp)
+        headers = wechat_headers(signing_key or self.wechat_key, body, timestamp=timestamp, serial=serial)
         return Notification({**headers, "Content-Type": "application/json"}, body)
 
     async def send(self, url: str, notification: Notification) -> httpx.Response:

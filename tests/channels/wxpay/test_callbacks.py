@@ -70,6 +70,7 @@ async def test_forged_tampered_stale_and_replayed_notifications_change_nothing(
     skew = 360
     refused = {
         "wrong key": wechat.notification(payment, signing_key=new_key()),
+        "another key's id": wechat.notification(payment, serial="PUB_KEY_ID_0000000000000000000000000000000000"),
         "tampered body": tampered(wechat.notification(payment), cheaper),
         "another APIv3 key": wechat.notification(payment, apiv3_key="0" * 32),
         "another mchid": wechat.notification({**payment, "mchid": "1900000999"}),
@@ -106,6 +107,7 @@ async def test_forged_tampered_stale_and_replayed_notifications_change_nothing(
         )
         assert list(unattributed.all()) == [
             "bad signature",
+            "signed with another key than the",
             "bad signature",
             "undecryptable resource",
             "stale timestamp",
