@@ -190,14 +190,35 @@ def _merchant_row(merchant: Merchant, account_list: list[str] | None = None) -> 
 
 @merchant_app.command("create")
 def merchant_create(
-    name: str = typer.Option(..., help="The merchant's name, shown on the cashier."),
+    name: str | None = typer.Option(None, help="The merchant's name, shown on the cashier (default: Merchant PID)."),
+    pid: int | None = typer.Option(None, help="Keep the shop's pid from its old gateway (default: the next free one)."),
+    key: str | None = typer.Option(
+        None, help="Keep the shop's key from its old gateway: 16-64 letters and digits (default: a new random key)."
+    ),
     allow_refund: bool = typer.Option(False, "--allow-refund", help="Let the merchant refund through api.php."),
     as_json: bool = typer.Option(False, "--json", help='Print {"pid": ..., "key": ...}.'),
 ) -> None:
     """Create a merchant and print its pid and key (the key is shown this once)."""
-    credentials = with_gateway(Settings(), lambda gw: gw.merchants.create(name, refund_enabled=allow_refund))
+    from openepay.core.merchants import MerchantRefused, key_problem, pid_problem
+
+    # Checked before the database is opened, so a typo costs nothing.
+    problem = (pid_problem(pid) if pid is not None else None) or (key_problem(key) if key is not None else None)
+    if problem:
+        raise fail(f"refused: {problem}")
+
+    async def create(gateway: Gateway) -> Any:
+        chosen_name = name or (f"Merchant {pid}" if pid is not None else "Merchant")
+        return await gateway.merchants.create(chosen_name, refund_enabled=allow_refund, pid=pid, key=key)
+
+    try:
+        credentials = with_gateway(Settings(), create)
+    except MerchantRefused as refusal:
+        raise fail(f"refused: {refusal}") from None
     if as_json:
         typer.echo(json.dumps({"pid": credentials.pid, "key": credentials.key}))
+    elif key is not None:
+        # The operator typed the key: it is not printed back.
+        typer.echo(f"pid: {credentials.pid}\nkey: as given (not printed back)")
     else:
         typer.echo(f"pid: {credentials.pid}\nkey: {credentials.key}")
 
@@ -313,11 +334,33 @@ def _merchant_pay_types(text: str) -> list[str] | None:
 @merchant_app.command("rotate-key")
 def merchant_rotate_key(pid: int) -> None:
     """Replace the merchant's key and print the new one (the old one stops working at once)."""
+    _change_key(pid, None)
+
+
+@merchant_app.command("set-key")
+def merchant_set_key(
+    pid: int,
+    key: str | None = typer.Option(
+        None, help="The key the shop already has: 16-64 letters and digits. Omitted: a new random key, shown once."
+    ),
+) -> None:
+    """Set the merchant's key (the old one stops working at once)."""
+    _change_key(pid, key)
+
+
+def _change_key(pid: int, key: str | None) -> None:
+    from openepay.core.merchants import MerchantRefused, key_problem, new_key
+
+    if key is not None and (problem := key_problem(key)):
+        raise fail(f"refused: {problem}")
+    chosen = key if key is not None else new_key()
     try:
-        credentials = with_gateway(Settings(), lambda gw: gw.merchants.rotate_key(pid))
+        with_gateway(Settings(), lambda gw: gw.merchants.set_key(pid, chosen))
     except MerchantNotFound:
         raise fail(f"no merchant {pid}") from None
-    typer.echo(f"pid: {credentials.pid}\nkey: {credentials.key}")
+    except MerchantRefused as refusal:
+        raise fail(f"refused: {refusal}") from None
+    typer.echo(f"pid: {pid}\nkey: {'as given (not printed back)' if key is not None else chosen}")
 
 
 @merchant_app.command("set-rsa")
