@@ -23,6 +23,7 @@ from openepay.channels.base import PAY_TYPE_NAMES
 from openepay.channels.qrpool.cli import qrpool_app
 from openepay.channels.qrpool.review_cli import review_app
 from openepay.cli_channels import account_names, channel_app
+from openepay.cli_import import import_app
 from openepay.cli_runtime import fail, with_gateway
 from openepay.config import Settings
 from openepay.core.channel_accounts import AccountError
@@ -49,6 +50,7 @@ app.add_typer(platform_app, name="platform")
 app.add_typer(channel_app, name="channel")
 qrpool_app.add_typer(review_app, name="review")
 app.add_typer(qrpool_app, name="qrpool")
+app.add_typer(import_app, name="import")
 
 DEMO_MERCHANT = "Demo Shop"
 

@@ -1,0 +1,278 @@
+"""Merchants from a Rainbow Epay (彩虹易支付) database, with the pid and key their shops already use.
+
+Rainbow keeps merchants in ``<prefix>user`` (the prefix is ``pay_`` unless the installer was
+told otherwise) and orders in ``<prefix>order``. What a merchant's shop depends on comes over:
+
+- ``uid`` is the pid and ``key`` the MD5 key, unchanged, so no plugin needs touching;
+- ``publickey`` (Rainbow's V2 API, the base64 body of the merchant's RSA public key) and
+  ``keytype`` (1: the merchant signs with RSA only) become the merchant's RSA key and RSA-only flag;
+- ``status`` (0: banned) and ``pay`` (0: payments closed, 2: awaiting review) decide whether the
+  merchant starts enabled; ``refund`` whether ``api.php`` may refund;
+- ``codename``, ``username`` or ``email`` names the merchant.
+
+Rainbow has no notification address per merchant: every order carries its own ``notify_url``,
+as on OpenEpay. The recent orders are read only to check each address the merchant's shops
+used against the gateway's outbound rules, so a shop OpenEpay would not notify is known before
+the switch, not after its first paid order.
+
+The older installs lack some columns (``keytype``, ``publickey``, ``refund``): the columns are
+read from the table, and what is missing is taken as Rainbow's default.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from sqlalchemy import select
+
+from openepay.core.merchants import MerchantRefused, key_problem, pid_problem
+from openepay.core.states import MerchantStatus
+from openepay.db.models import Merchant
+from openepay.notify.targets import UnusableUrl, read_target, target_block_reason
+
+DEFAULT_PREFIX = "pay_"
+NAME_LENGTH = 100
+
+
+class RainbowError(Exception):
+    """The Rainbow database cannot be read; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class RainbowMerchant:
+    """One ``<prefix>user`` row, as OpenEpay will hold it."""
+
+    pid: int
+    name: str
+    key: str
+    enabled: bool
+    why_disabled: str | None
+    refund_enabled: bool
+    rsa_public_key: str | None
+    rsa_only: bool
+    problems: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NotifySite:
+    """A place a merchant's recent orders asked to be notified at, and whether OpenEpay will go there."""
+
+    origin: str
+    orders: int
+    refused: str | None
+
+
+@dataclass
+class RainbowDatabase:
+    merchants: list[RainbowMerchant]
+    # Per pid: the notification sites of the orders read (empty unless orders were asked for).
+    sites: dict[int, list[NotifySite]] = field(default_factory=dict)
+    orders_read: int = 0
+
+
+@dataclass
+class ImportReport:
+    created: list[RainbowMerchant] = field(default_factory=list)
+    already_same_key: list[int] = field(default_factory=list)
+    already_other_key: list[int] = field(default_factory=list)
+    skipped: list[RainbowMerchant] = field(default_factory=list)
+
+
+def connection_arguments(url: str) -> dict[str, Any]:
+    """PyMySQL's arguments from ``mysql://user:password@host:port/database``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mysql", "mariadb", "mysql+pymysql"):
+        raise RainbowError("the Rainbow database URL starts with mysql://, e.g. mysql://root@127.0.0.1:3306/epay")
+    database = parts.path.lstrip("/")
+    if not database or "/" in database:
+        raise RainbowError("name the Rainbow database in the URL: mysql://user:password@host:3306/DATABASE")
+    try:
+        port = parts.port or 3306
+    except ValueError:
+        raise RainbowError("the port in the Rainbow database URL is not a number") from None
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": port,
+        "user": unquote(parts.username or "root"),
+        "password": unquote(parts.password or ""),
+        "database": unquote(database),
+        "charset": "utf8mb4",
+        "connect_timeout": 10,
+    }
+
+
+def read_rainbow(
+    url: str, *, prefix: str = DEFAULT_PREFIX, orders_since: datetime | None = None, allow_private: bool = False
+) -> RainbowDatabase:
+    """Read the merchants (and, from ``orders_since`` on, Rainbow local time, their notification sites)."""
+    try:
+        import pymysql
+    except ImportError:
+        raise RainbowError("reading a MySQL database needs PyMySQL: pip install 'openepay[mysql]'") from None
+    if not prefix.replace("_", "").isalnum():
+        raise RainbowError(f"a table prefix is letters, digits and _, not {prefix!r}")
+    try:
+        connection = pymysql.connect(**connection_arguments(url), cursorclass=pymysql.cursors.DictCursor)
+    except pymysql.MySQLError as exc:
+        # The URL is not repeated: it may hold a password.
+        raise RainbowError(f"cannot connect to the Rainbow database: {exc.args[-1] if exc.args else exc}") from None
+    try:
+        with connection.cursor() as cursor:
+            users = _read_table(cursor, f"{prefix}user", "uid")
+            merchants = [_merchant(row) for row in users]
+            sites: dict[int, list[NotifySite]] = {}
+            orders_read = 0
+            if orders_since is not None:
+                cursor.execute(
+                    f"SELECT `uid`, `notify_url` FROM `{prefix}order` WHERE `addtime` >= %s",
+                    (orders_since.replace(tzinfo=None),),
+                )
+                rows = cursor.fetchall()
+                orders_read = len(rows)
+                sites = _notify_sites(rows, allow_private=allow_private)
+    except pymysql.MySQLError as exc:
+        raise RainbowError(f"cannot read the Rainbow tables: {exc.args[-1] if exc.args else exc}") from None
+    finally:
+        connection.close()
+    return RainbowDatabase(merchants, sites, orders_read)
+
+
+def _read_table(cursor: Any, table: str, order_by: str) -> list[dict[str, Any]]:
+    cursor.execute("SHOW TABLES LIKE %s", (table,))
+    if cursor.fetchone() is None:
+        raise RainbowError(
+            f"no table {table} in this database: is it Rainbow Epay's, and is its table prefix right (--table-prefix)?"
+        )
+    cursor.execute(f"SELECT * FROM `{table}` ORDER BY `{order_by}`")
+    return list(cursor.fetchall())
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace").strip()
+    return str(value).strip()
+
+
+def _flag(row: dict[str, Any], column: str, default: int) -> int:
+    value = row.get(column)
+    return default if value is None else int(value)
+
+
+def _merchant(row: dict[str, Any]) -> RainbowMerchant:
+    from openepay.protocols.epay_v2.signing import KeyFormatError, load_public_key, public_pem
+
+    pid = int(row["uid"])
+    key = _text(row.get("key"))
+    problems = [problem for problem in (pid_problem(pid), key_problem(key)) if problem]
+    notes: list[str] = []
+    name = next((_text(row.get(c)) for c in ("codename", "username", "email") if _text(row.get(c))), "")
+    name = (name or f"Rainbow merchant {pid}")[:NAME_LENGTH]
+
+    why_disabled = None
+    if _flag(row, "status", 1) == 0:
+        why_disabled = "banned in Rainbow (status 0)"
+    elif _flag(row, "pay", 1) == 0:
+        why_disabled = "payments closed in Rainbow (pay 0)"
+    elif _flag(row, "pay", 1) == 2:
+        why_disabled = "awaiting review in Rainbow (pay 2)"
+
+    rsa_public_key = None
+    rsa_only = False
+    body = _text(row.get("publickey"))
+    if body:
+        try:
+            rsa_public_key = public_pem(load_public_key(body))
+            rsa_only = _flag(row, "keytype", 0) == 1
+        except KeyFormatError as exc:
+            notes.append(f"RSA public key left out ({exc}): set it with openepay merchant set-rsa")
+    elif _flag(row, "keytype", 0) == 1:
+        notes.append("signs with RSA only in Rainbow, but has no public key there")
+    return RainbowMerchant(
+        pid=pid,
+        name=name,
+        key=key,
+        enabled=why_disabled is None,
+        why_disabled=why_disabled,
+        refund_enabled=_flag(row, "refund", 0) == 1,
+        rsa_public_key=rsa_public_key,
+        rsa_only=rsa_only,
+        problems=tuple(problems),
+        notes=tuple(notes),
+    )
+
+
+def _notify_sites(rows: Iterable[dict[str, Any]], *, allow_private: bool) -> dict[int, list[NotifySite]]:
+    """Per merchant, each scheme://host:port its orders were notified at, judged as OpenEpay will judge it."""
+    counts: dict[int, dict[str, int]] = {}
+    verdicts: dict[str, str | None] = {}
+    for row in rows:
+        url = _text(row.get("notify_url"))
+        if not url:
+            continue
+        try:
+            target = read_target(url)
+        except UnusableUrl as exc:
+            origin, verdict = _shown_origin(url), exc.reason
+        else:
+            origin = f"{target.scheme}://{target.authority}"
+            verdict = target_block_reason(target, allow_private=allow_private)
+        verdicts[origin] = verdict
+        per_merchant = counts.setdefault(int(row["uid"]), {})
+        per_merchant[origin] = per_merchant.get(origin, 0) + 1
+    return {
+        pid: [NotifySite(origin, number, verdicts[origin]) for origin, number in sorted(origins.items())]
+        for pid, origins in counts.items()
+    }
+
+
+def _shown_origin(url: str) -> str:
+    """Scheme and host of a URL OpenEpay cannot read, without its credentials, path or query."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(not a URL)"
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"[:80]
+
+
+async def import_merchants(gateway: Any, merchants: list[RainbowMerchant], *, dry_run: bool) -> ImportReport:
+    """Create the merchants OpenEpay does not have yet; report those it has (their keys compared, never changed)."""
+    report = ImportReport()
+    async with gateway.db.session() as session:
+        existing = {merchant.pid: merchant for merchant in (await session.scalars(select(Merchant))).all()}
+    for merchant in merchants:
+        if merchant.problems:
+            report.skipped.append(merchant)
+            continue
+        if merchant.pid in existing:
+            _note_existing(report, merchant, gateway.merchants.key_of(existing[merchant.pid]))
+            continue
+        if not dry_run:
+            try:
+                await gateway.merchants.create(
+                    merchant.name,
+                    pid=merchant.pid,
+                    key=merchant.key,
+                    refund_enabled=merchant.refund_enabled,
+                    status=MerchantStatus.ACTIVE if merchant.enabled else MerchantStatus.DISABLED,
+                    rsa_public_key=merchant.rsa_public_key,
+                    rsa_only=merchant.rsa_only,
+                )
+            except MerchantRefused:
+                # Created by someone else since the list above was read.
+                _note_existing(report, merchant, gateway.merchants.key_of(await gateway.merchants.get(merchant.pid)))
+                continue
+        report.created.append(merchant)
+    return report
+
+
+def _note_existing(report: ImportReport, merchant: RainbowMerchant, key: str) -> None:
+    same = hmac.compare_digest(key.encode(), merchant.key.encode())
+    (report.already_same_key if same else report.already_other_key).append(merchant.pid)
