@@ -445,11 +445,20 @@ def _order_summary(order: Order) -> str:
 
 
 @order_app.command("show")
-def order_show(trade_no: str) -> None:
+def order_show(
+    number: str = typer.Argument(..., metavar="TRADE_NO", help="Our trade number, or with --merchant the shop's own."),
+    merchant: int | None = typer.Option(
+        None, help="Read NUMBER as this merchant's order number (out_trade_no), as the shop shows it."
+    ),
+) -> None:
     """Show an order, its notifications and every delivery attempt."""
+    from openepay.core.orders import find_merchant_order
 
     async def load(gateway: Gateway) -> tuple[Order | None, list[NotifyTask], list[NotifyAttempt], str]:
-        order = await get_order(gateway.db, trade_no)
+        if merchant is None:
+            order = await get_order(gateway.db, number)
+        else:
+            order = await find_merchant_order(gateway.db, merchant, out_trade_no=number)
         if order is None:
             return None, [], [], ""
         account = (
@@ -471,8 +480,10 @@ def order_show(trade_no: str) -> None:
         return order, tasks, attempts, account
 
     order, tasks, attempts, account = with_gateway(Settings(), load)
+    if order is None and merchant is not None:
+        raise fail(f"merchant {merchant} has no order {number}")
     if order is None:
-        raise fail(f"no order {trade_no}")
+        raise fail(f"no order {number} (for the shop's own order number add --merchant PID)")
     fields = {
         "trade_no": order.trade_no,
         "out_trade_no": order.out_trade_no,
@@ -524,21 +535,55 @@ def _routing_lines(routing: dict[str, Any] | None) -> list[str]:
 def order_list(
     merchant: int | None = typer.Option(None, help="Only this merchant's orders (pid)."),
     status: OrderStatus | None = typer.Option(None, help="Only orders in this status."),
-    limit: int = typer.Option(50, help="At most this many, newest first."),
+    since: str | None = typer.Option(None, help="Created at or after: 2026-11-21, 2026-11-21 08:00, or 6h, 2d ago."),
+    until: str | None = typer.Option(None, help="Created before: a date (its start), a time, or 6h, 2d ago."),
+    limit: int = typer.Option(50, help="Show at most this many, newest first (the totals count every match)."),
 ) -> None:
-    """List orders, newest first."""
+    """List orders, newest first, with the count and amounts of every order that matches."""
+    from sqlalchemy import func
 
-    async def load(gateway: Gateway) -> list[Order]:
-        query = select(Order).order_by(Order.id.desc()).limit(limit)
-        if merchant is not None:
-            query = query.where(Order.merchant_pid == merchant)
-        if status is not None:
-            query = query.where(Order.status == status)
+    settings = Settings()
+    conditions = []
+    if merchant is not None:
+        conditions.append(Order.merchant_pid == merchant)
+    if status is not None:
+        conditions.append(Order.status == status)
+    for text, column_test in ((since, Order.created_at.__ge__), (until, Order.created_at.__lt__)):
+        if text is None:
+            continue
+        try:
+            conditions.append(column_test(parse_moment(text, settings.zone)))
+        except ValueError:
+            raise fail(f"cannot read the time {text!r}: give 2026-11-21, 2026-11-21 08:00, or 6h, 2d") from None
+
+    async def load(gateway: Gateway) -> tuple[list[Order], tuple[int, int | None, int, int | None]]:
+        paid = Order.paid_at.is_not(None)
         async with gateway.db.session() as session:
-            return list((await session.scalars(query)).all())
+            orders = list(
+                (await session.scalars(select(Order).where(*conditions).order_by(Order.id.desc()).limit(limit))).all()
+            )
+            totals = (
+                await session.execute(
+                    select(
+                        func.count(),
+                        func.sum(Order.amount_fen),
+                        func.count().filter(paid),
+                        func.sum(Order.paid_fen).filter(paid),
+                    ).where(*conditions)
+                )
+            ).one()
+        return orders, tuple(totals)
 
-    for order in with_gateway(Settings(), load):
+    # PostgreSQL sums BIGINT as NUMERIC: a Decimal of whole fen.
+    orders, (count, amount, paid_count, paid_amount) = with_gateway(settings, load)
+    typer.echo(f"{'trade_no':<26}  {'status':<18}  {'to pay':>10}  {'pid':>6}  out_trade_no")
+    for order in orders:
         typer.echo(_order_summary(order))
+    shown = f" (showing the newest {len(orders)})" if len(orders) < count else ""
+    typer.echo(
+        f"total: {count} order(s), {format_yuan(int(amount or 0))} yuan; "
+        f"paid: {paid_count} order(s), {format_yuan(int(paid_amount or 0))} yuan{shown}"
+    )
 
 
 @order_app.command("pay")
@@ -591,6 +636,40 @@ def notify_resend(
         raise fail(f"cannot read the time {failed_since!r}") from None
     count = with_gateway(settings, lambda gw: resend_failed(gw.db, since=since, merchant_pid=merchant))
     typer.echo(f"queued {count} failed notification(s) again")
+
+
+@notify_app.command("status")
+def notify_status() -> None:
+    """What the notification queue holds, and which merchants are paused (breaker open) and until when."""
+    from openepay.notify.status import notify_overview
+
+    settings = Settings()
+    overview = with_gateway(settings, lambda gw: notify_overview(gw.db))
+    now = utcnow()
+
+    def local(moment: datetime) -> str:
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=now.tzinfo)
+        return moment.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M:%S")
+
+    oldest = ""
+    if overview.oldest_due is not None:
+        waited = now - (
+            overview.oldest_due if overview.oldest_due.tzinfo else overview.oldest_due.replace(tzinfo=now.tzinfo)
+        )
+        oldest = f", the oldest due since {local(overview.oldest_due)} ({int(waited.total_seconds())}s)"
+    typer.echo(f"due now    : {overview.due}{oldest}")
+    typer.echo(f"retry later: {overview.scheduled}")
+    typer.echo(f"gave up    : {overview.failed} (openepay notify resend --failed-since 1d sends them again)")
+    typer.echo(f"workers    : {overview.workers} alive")
+    if not overview.paused:
+        typer.echo("paused merchants: none")
+        return
+    typer.echo(f"paused merchants ({settings.timezone}):")
+    for paused in overview.paused:
+        typer.echo(
+            f"  {paused.pid:>6}  until {local(paused.until)}  after {paused.consecutive_failures} failure(s) in a row,"
+            f" {paused.waiting} notification(s) waiting"
+        )
 
 
 @notify_app.command("test")
