@@ -142,23 +142,35 @@ def migrate_command() -> None:
 def demo(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
+    pid: int | None = typer.Option(None, help="The demo merchant's pid, e.g. 1001 as in docs/dialects.md."),
+    key: str | None = typer.Option(None, help="The demo merchant's key (16-64 letters and digits)."),
 ) -> None:
     """Start the gateway with a demo merchant and the sandbox channel, and print a signed test link."""
+    from openepay.core.merchants import MerchantRefused, key_problem, pid_problem
+
+    problem = (pid_problem(pid) if pid is not None else None) or (key_problem(key) if key is not None else None)
+    if problem:
+        raise fail(f"refused: {problem}")
     settings = Settings(sandbox=True, notify_allow_private=True)
     base = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
 
     async def ensure_demo_merchant(gateway: Gateway) -> tuple[int, str]:
         await _platform_key(gateway)
+        query = select(Merchant).order_by(Merchant.pid)
+        query = query.where(Merchant.pid == pid) if pid is not None else query.where(Merchant.name == DEMO_MERCHANT)
         async with gateway.db.session() as session:
-            merchant = await session.scalar(
-                select(Merchant).where(Merchant.name == DEMO_MERCHANT).order_by(Merchant.pid)
-            )
-        if merchant is not None:
-            return merchant.pid, gateway.merchants.key_of(merchant)
-        created = await gateway.merchants.create(DEMO_MERCHANT, refund_enabled=True)
-        return created.pid, created.key
+            merchant = await session.scalar(query)
+        if merchant is None:
+            created = await gateway.merchants.create(DEMO_MERCHANT, refund_enabled=True, pid=pid, key=key)
+            return created.pid, created.key
+        if key is not None and gateway.merchants.key_of(merchant) != key:
+            await gateway.merchants.set_key(merchant.pid, key)
+        return merchant.pid, gateway.merchants.key_of(await gateway.merchants.get(merchant.pid))
 
-    pid, key = with_gateway(settings, ensure_demo_merchant, creates=True, service=True)
+    try:
+        pid, key = with_gateway(settings, ensure_demo_merchant, creates=True, service=True)
+    except MerchantRefused as refusal:
+        raise fail(f"refused: {refusal}") from None
     # V免签 plugins know only an address and a key: the root paths serve the demo merchant.
     settings = settings.model_copy(update={"vmq_default_pid": settings.vmq_default_pid or pid})
     from openepay.web.demo_shop import signed_submit_link

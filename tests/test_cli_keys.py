@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import socket
+import subprocess
+import sys
+
+import httpx
 
 from tests.support.cli import openepay_cli
 from tests.support.epay import order_params, signed
+from tests.support.waiting import eventually
 
 RAINBOW_KEY = "Qx7RbT2mKp9LwZc4Nf8HjV3dYs6GaE1u"  # 32 letters and digits, as Rainbow makes them
+DOCS_KEY = "DemoShopKey20261001"
+DOCS_MAPI_EXAMPLE = {
+    "pid": "1001",
+    "type": "alipay",
+    "out_trade_no": "DOC-V1-0001",
+    "notify_url": "https://shop.example.com/notify.php",
+    "return_url": "https://shop.example.com/return.php",
+    "name": "VIP会员",
+    "money": "1.00",
+    "clientip": "203.0.113.7",
+    "device": "pc",
+    "sign": "8f26b9e22dad58ddfe8cc1fbec567105",
+    "sign_type": "MD5",
+}
 
 
 async def submit(server, pid: int, key: str, out_trade_no: str) -> dict:
@@ -80,3 +102,41 @@ async def test_set_key_gives_the_shop_its_old_key_or_a_new_one(server, database_
 
     missing = await openepay_cli(database_url, "merchant", "set-key", "999999", "--key", RAINBOW_KEY)
     assert missing.returncode == 1 and "no merchant 999999" in missing.stderr
+
+
+async def test_the_demo_runs_the_merchant_docs_dialects_md_uses(tmp_path):
+    """docs/dialects.md's examples run against `openepay demo --pid 1001 --key DemoShopKey20261001`."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {name: value for name, value in os.environ.items() if not name.startswith("OPENEPAY_")}
+    weak = subprocess.run(
+        [sys.executable, "-m", "openepay", "demo", "--pid", "1001", "--key", "epaykey123"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert weak.returncode == 1 and "16 to 64 characters long" in weak.stderr
+    assert not (tmp_path / "openepay.db").exists()
+
+    command = [sys.executable, "-m", "openepay", "demo", "--port", str(port), "--pid", "1001", "--key", DOCS_KEY]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        lines = [await asyncio.to_thread(process.stdout.readline) for _ in range(4)]
+        assert "merchant pid: 1001" in lines[2] and f"merchant key: {DOCS_KEY}" in lines[3]
+
+        async def ready() -> bool:
+            try:
+                async with httpx.AsyncClient() as client:
+                    return (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await eventually(ready, timeout=20, interval=0.2)
+        async with httpx.AsyncClient() as client:
+            # The mapi.php example of docs/dialects.md, with the signature printed there.
+            answer = await client.post(f"http://127.0.0.1:{port}/mapi.php", data=DOCS_MAPI_EXAMPLE)
+        assert answer.json()["code"] == 1, answer.text
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
