@@ -13,7 +13,7 @@ import httpx
 
 from tests.support.cli import openepay_cli
 from tests.support.epay import order_params, signed
-from tests.support.waiting import eventually
+from tests.support.waiting import answering
 
 RAINBOW_KEY = "Qx7RbT2mKp9LwZc4Nf8HjV3dYs6GaE1u"  # 32 letters and digits, as Rainbow makes them
 DOCS_KEY = "DemoShopKey20261001"
@@ -125,14 +125,7 @@ async def test_the_demo_runs_the_merchant_docs_dialects_md_uses(tmp_path):
         lines = [await asyncio.to_thread(process.stdout.readline) for _ in range(4)]
         assert "merchant pid: 1001" in lines[2] and f"merchant key: {DOCS_KEY}" in lines[3]
 
-        async def ready() -> bool:
-            try:
-                async with httpx.AsyncClient() as client:
-                    return (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await eventually(ready, timeout=20, interval=0.2)
+        await answering(f"http://127.0.0.1:{port}/readyz", timeout=30)
         async with httpx.AsyncClient() as client:
             # The mapi.php example of docs/dialects.md, with the signature printed there.
             answer = await client.post(f"http://127.0.0.1:{port}/mapi.php", data=DOCS_MAPI_EXAMPLE)
