@@ -210,7 +210,7 @@ def merchant_create(
         None, help="Keep the shop's key from its old gateway: 16-64 letters and digits (default: a new random key)."
     ),
     allow_refund: bool = typer.Option(False, "--allow-refund", help="Let the merchant refund through api.php."),
-    as_json: bool = typer.Option(False, "--json", help='Print {"pid": ..., "key": ...}.'),
+    as_json: bool = typer.Option(False, "--json", help='Print {"pid": ..., "key": ...} (no key when --key gave it).'),
 ) -> None:
     """Create a merchant and print its pid and key (the key is shown this once)."""
     from openepay.core.merchants import MerchantRefused, key_problem, pid_problem
@@ -228,11 +228,11 @@ def merchant_create(
         credentials = with_gateway(Settings(), create)
     except MerchantRefused as refusal:
         raise fail(f"refused: {refusal}") from None
-    if as_json:
-        typer.echo(json.dumps({"pid": credentials.pid, "key": credentials.key}))
-    elif key is not None:
+    if key is not None:
         # The operator typed the key: it is not printed back.
-        typer.echo(f"pid: {credentials.pid}\nkey: as given (not printed back)")
+        typer.echo(json.dumps({"pid": credentials.pid}) if as_json else f"pid: {credentials.pid}\nkey: as given")
+    elif as_json:
+        typer.echo(json.dumps({"pid": credentials.pid, "key": credentials.key}))
     else:
         typer.echo(f"pid: {credentials.pid}\nkey: {credentials.key}")
 
@@ -374,7 +374,7 @@ def _change_key(pid: int, key: str | None) -> None:
         raise fail(f"no merchant {pid}") from None
     except MerchantRefused as refusal:
         raise fail(f"refused: {refusal}") from None
-    typer.echo(f"pid: {pid}\nkey: {'as given (not printed back)' if key is not None else chosen}")
+    typer.echo(f"pid: {pid}\nkey: {'as given' if key is not None else chosen}")
 
 
 @merchant_app.command("set-rsa")

@@ -56,8 +56,9 @@ async def test_a_shop_keeps_its_pid_and_key(server, database_url):
 
 
 async def test_a_taken_pid_is_refused_and_the_merchant_there_keeps_its_key(server, database_url):
-    first = await openepay_cli(database_url, "merchant", "create", "--pid", "5000", "--key", RAINBOW_KEY)
+    first = await openepay_cli(database_url, "merchant", "create", "--pid", "5000", "--key", RAINBOW_KEY, "--json")
     assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == '{"pid": 5000}'
     again = await openepay_cli(
         database_url, "merchant", "create", "--pid", "5000", "--key", "Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp"
     )
