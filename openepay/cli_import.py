@@ -65,7 +65,7 @@ def import_rainbow(
 def _describe(merchant: RainbowMerchant) -> str:
     traits = ["enabled" if merchant.enabled else f"disabled: {merchant.why_disabled}"]
     if merchant.rsa_public_key:
-        traits.append("RSA only" if merchant.rsa_only else "RSA key")
+        traits.append("RSA only: V2 API only" if merchant.rsa_only else "RSA key")
     if merchant.refund_enabled:
         traits.append("refunds")
     return ", ".join(traits)

@@ -6,6 +6,8 @@ told otherwise) and orders in ``<prefix>order``. What a merchant's shop depends 
 - ``uid`` is the pid and ``key`` the MD5 key, unchanged, so no plugin needs touching;
 - ``publickey`` (Rainbow's V2 API, the base64 body of the merchant's RSA public key) and
   ``keytype`` (1: the merchant signs with RSA only) become the merchant's RSA key and RSA-only flag;
+  as Rainbow then refuses MD5 signatures everywhere, such a merchant is limited to the V2 API,
+  the one dialect that signs with RSA;
 - ``status`` (0: banned) and ``pay`` (0: payments closed, 2: awaiting review) decide whether the
   merchant starts enabled; ``refund`` whether ``api.php`` may refund;
 - ``codename``, ``username`` or ``email`` names the merchant.
@@ -36,6 +38,7 @@ from openepay.db.models import Merchant
 from openepay.notify.targets import UnusableUrl, read_target, target_block_reason
 
 DEFAULT_PREFIX = "pay_"
+V2_DIALECT = "epay_v2"
 NAME_LENGTH = 100
 
 
@@ -264,6 +267,8 @@ async def import_merchants(gateway: Any, merchants: list[RainbowMerchant], *, dr
                     status=MerchantStatus.ACTIVE if merchant.enabled else MerchantStatus.DISABLED,
                     rsa_public_key=merchant.rsa_public_key,
                     rsa_only=merchant.rsa_only,
+                    # Rainbow refuses MD5 on every endpoint for these merchants; here only V2 signs with RSA.
+                    dialects=[V2_DIALECT] if merchant.rsa_only else None,
                 )
             except MerchantRefused:
                 # Created by someone else since the list above was read.

@@ -60,7 +60,7 @@ async def test_merchants_come_over_and_their_shops_keep_their_keys(server, gatew
         assert dry.exit_code == 0, dry.output
         assert "dry run: nothing is written" in dry.stdout
         assert "1000  小卖部: would create (enabled, refunds)" in dry.stdout
-        assert "1001  RSA 商户: would create (enabled, RSA only)" in dry.stdout
+        assert "1001  RSA 商户: would create (enabled, RSA only: V2 API only)" in dry.stdout
         assert (
             "1002  Rainbow merchant 1002: would create (disabled: banned in Rainbow (status 0), refunds)" in dry.stdout
         )
@@ -86,6 +86,7 @@ async def test_merchants_come_over_and_their_shops_keep_their_keys(server, gatew
     assert [stored[pid].status for pid in sorted(stored)] == ["active", "active", "disabled", "disabled"]
     assert stored[1000].refund_enabled and not stored[1001].refund_enabled
     assert stored[1001].rsa_only and stored[1001].rsa_public_key.strip() == v2.public_pem.strip()
+    assert stored[1001].dialects == ["epay_v2"] and stored[1000].dialects is None
 
     async with server.client() as client:
         v1 = await client.post(
@@ -97,6 +98,11 @@ async def test_merchants_come_over_and_their_shops_keep_their_keys(server, gatew
             "/api/pay/create", data=v2.request(order_fields("https://shop.example.com", "R-2"))
         )
         assert rsa_signed.json()["code"] == 0, rsa_signed.text
+        md5_signed = await client.post(
+            "/mapi.php",
+            data=signed(order_params(1001, "https://shop.example.com", "R-4", clientip="1.2.3.4"), RSA_SHOP_KEY),
+        )
+        assert md5_signed.json()["code"] != 1
         banned = await client.post(
             "/mapi.php",
             data=signed(order_params(1002, "https://shop.example.com", "R-3", clientip="1.2.3.4"), BANNED_KEY),
