@@ -24,6 +24,7 @@ read from the table, and what is missing is taken as Rainbow's default.
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +41,7 @@ from openepay.notify.targets import UnusableUrl, read_target, target_block_reaso
 DEFAULT_PREFIX = "pay_"
 V2_DIALECT = "epay_v2"
 NAME_LENGTH = 100
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class RainbowError(Exception):
@@ -164,6 +166,11 @@ def _text(value: object) -> str:
     return str(value).strip()
 
 
+def _printable(value: object) -> str:
+    """A name fit to store and to print on a terminal: control characters (NUL, escapes) become spaces."""
+    return " ".join(_CONTROL.sub(" ", _text(value)).split())
+
+
 def _flag(row: dict[str, Any], column: str, default: int) -> int:
     value = row.get(column)
     return default if value is None else int(value)
@@ -176,7 +183,7 @@ def _merchant(row: dict[str, Any]) -> RainbowMerchant:
     key = _text(row.get("key"))
     problems = [problem for problem in (pid_problem(pid), key_problem(key)) if problem]
     notes: list[str] = []
-    name = next((_text(row.get(c)) for c in ("codename", "username", "email") if _text(row.get(c))), "")
+    name = next((_printable(row.get(c)) for c in ("codename", "username", "email") if _printable(row.get(c))), "")
     name = (name or f"Rainbow merchant {pid}")[:NAME_LENGTH]
 
     why_disabled = None

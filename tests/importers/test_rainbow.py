@@ -125,12 +125,14 @@ async def test_a_merchant_here_with_another_key_is_left_alone(gateway, database_
 async def test_an_older_install_with_its_own_table_prefix(gateway, database_url):
     with rainbow_database("epay_", legacy=True) as rainbow:
         rainbow.add_user(2000, SHOP_KEY, email="shop@example.com")
+        rainbow.add_user(2001, RSA_SHOP_KEY, codename="Evil\x1b[2J\x00 Shop")
         wrong = await run(database_url, "import", "rainbow", "--mysql-url", rainbow.url)
         assert wrong.exit_code == 1
         assert "no table pay_user in this database" in wrong.stderr and "--table-prefix" in wrong.stderr
         result = await run(database_url, "import", "rainbow", "--mysql-url", rainbow.url, "--table-prefix", "epay_")
     assert result.exit_code == 0, result.output
     assert "2000  shop@example.com: created (enabled)" in result.stdout
+    assert "2001  Evil [2J Shop: created (enabled)" in result.stdout and "\x1b" not in result.stdout
     merchant = (await merchants(gateway))[2000]
     assert gateway.merchants.key_of(merchant) == SHOP_KEY and merchant.rsa_public_key is None
 
