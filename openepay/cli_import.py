@@ -10,6 +10,7 @@ from openepay.cli_runtime import fail, with_gateway
 from openepay.config import Settings
 
 if TYPE_CHECKING:
+    from openepay.gateway import Gateway
     from openepay.importers.rainbow import ImportReport, RainbowDatabase, RainbowMerchant
 
 import_app = typer.Typer(help="Bring merchants over from another gateway.", no_args_is_help=True)
@@ -24,8 +25,8 @@ def import_rainbow(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be imported; write nothing."),
     orders_since: str | None = typer.Option(
         None,
-        help="Also read the orders since then (30d, or a time like 2026-11-01) and check every notify_url "
-        "they used against this gateway's rules.",
+        help="Also read the orders since then (30d, or a time like 2026-11-01): check every notify_url they "
+        "used against this gateway's rules, and keep the paid ones as history for the shops' queries.",
     ),
 ) -> None:
     """Create Rainbow's merchants here with their pid, key, RSA key and state, so their shops keep working.
@@ -33,7 +34,13 @@ def import_rainbow(
     Merchants already here are reported and left as they are, so running it again is safe.
     """
     from openepay.cli import parse_moment
-    from openepay.importers.rainbow import RainbowError, connection_arguments, import_merchants, read_rainbow
+    from openepay.importers.rainbow import (
+        RainbowError,
+        connection_arguments,
+        import_history,
+        import_merchants,
+        read_rainbow,
+    )
 
     settings = Settings()
     since = None
@@ -46,7 +53,11 @@ def import_rainbow(
     try:
         where = connection_arguments(mysql_url)
         rainbow = read_rainbow(
-            mysql_url, prefix=table_prefix, orders_since=since, allow_private=settings.notify_allow_private
+            mysql_url,
+            prefix=table_prefix,
+            orders_since=since,
+            zone=settings.zone,
+            allow_private=settings.notify_allow_private,
         )
     except RainbowError as exc:
         raise fail(str(exc)) from None
@@ -55,10 +66,17 @@ def import_rainbow(
     typer.echo(f"{len(rainbow.merchants)} merchant(s) in {table_prefix}user")
     if dry_run:
         typer.echo("dry run: nothing is written")
-    report = with_gateway(settings, lambda gw: import_merchants(gw, rainbow.merchants, dry_run=dry_run))
+
+    async def bring_over(gateway: Gateway) -> ImportReport:
+        report = await import_merchants(gateway, rainbow.merchants, dry_run=dry_run)
+        await import_history(gateway, rainbow.history, report, dry_run=dry_run)
+        return report
+
+    report = with_gateway(settings, bring_over)
     _print_merchants(rainbow, report, dry_run)
     if since is not None:
         _print_sites(rainbow, since.strftime("%Y-%m-%d %H:%M"))
+        _print_history(rainbow, report, dry_run)
     _print_summary(report, dry_run)
 
 
@@ -103,6 +121,19 @@ def _print_sites(rainbow: RainbowDatabase, since: str) -> None:
             f"{refused} address(es) would be refused: orders asking to be notified there are refused at creation "
             "(see docs/migrating.md, keeping the old notify URLs)"
         )
+
+
+def _print_history(rainbow: RainbowDatabase, report: ImportReport, dry_run: bool) -> None:
+    """The paid orders kept as history, so shops' queries about them keep their answers."""
+    line = (
+        f"paid orders kept as history: {report.orders_imported} {'to import' if dry_run else 'imported'}, "
+        f"{report.orders_already_here} already here"
+    )
+    if report.orders_of_merchants_left_out:
+        line += f", {report.orders_of_merchants_left_out} of merchants not imported"
+    typer.echo(line)
+    for reason, count in sorted(rainbow.history_left_out.items()):
+        typer.echo(f"  {count} left out: {reason}")
 
 
 def _print_summary(report: ImportReport, dry_run: bool) -> None:

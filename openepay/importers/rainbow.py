@@ -13,9 +13,10 @@ told otherwise) and orders in ``<prefix>order``. What a merchant's shop depends 
 - ``codename``, ``username`` or ``email`` names the merchant.
 
 Rainbow has no notification address per merchant: every order carries its own ``notify_url``,
-as on OpenEpay. The recent orders are read only to check each address the merchant's shops
-used against the gateway's outbound rules, so a shop OpenEpay would not notify is known before
-the switch, not after its first paid order.
+as on OpenEpay. The recent orders are read to check each address the merchant's shops used
+against the gateway's outbound rules, so a shop OpenEpay would not notify is known before the
+switch, not after its first paid order; and their paid ones are kept as history, so a shop's
+query about an order it was paid for keeps its answer and the number stays used.
 
 The older installs lack some columns (``keytype``, ``publickey``, ``refund``): the columns are
 read from the table, and what is missing is taken as Rainbow's default.
@@ -27,19 +28,28 @@ import hmac
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 
 from openepay.core.merchants import MerchantRefused, key_problem, pid_problem
-from openepay.core.states import MerchantStatus
-from openepay.db.models import Merchant
+from openepay.core.money import format_yuan
+from openepay.core.states import MerchantStatus, OrderStatus
+from openepay.db.models import Merchant, Order
+from openepay.db.types import storable
 from openepay.notify.targets import UnusableUrl, read_target, target_block_reason
 
 DEFAULT_PREFIX = "pay_"
+V1_DIALECT = "epay"
 V2_DIALECT = "epay_v2"
+# Rainbow's order states: 0 unpaid, 1 paid, 2 refunded, 3 frozen (paid, held back from settlement).
+PAID_STATUSES = (1, 2, 3)
+REFUNDED = 2
+TRADE_NO_LENGTH = 32
+OUT_TRADE_NO_LENGTH = 64
 NAME_LENGTH = 100
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -73,12 +83,38 @@ class NotifySite:
     refused: str | None
 
 
+@dataclass(frozen=True)
+class RainbowOrder:
+    """One ``<prefix>order`` row that became paid (or was refunded): history a shop may still ask about."""
+
+    trade_no: str
+    pid: int
+    out_trade_no: str
+    dialect: str
+    pay_type: str | None
+    name: str
+    amount_fen: int
+    paid_fen: int
+    refunded_fen: int
+    notify_url: str
+    return_url: str | None
+    param: str | None
+    clientip: str | None
+    buyer: str | None
+    channel_trade_no: str | None
+    created_at: datetime
+    paid_at: datetime
+
+
 @dataclass
 class RainbowDatabase:
     merchants: list[RainbowMerchant]
     # Per pid: the notification sites of the orders read (empty unless orders were asked for).
     sites: dict[int, list[NotifySite]] = field(default_factory=dict)
     orders_read: int = 0
+    # The paid and refunded orders among them, and how many of those cannot be kept (and why).
+    history: list[RainbowOrder] = field(default_factory=list)
+    history_left_out: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -87,6 +123,9 @@ class ImportReport:
     already_same_key: list[int] = field(default_factory=list)
     already_other_key: list[int] = field(default_factory=list)
     skipped: list[RainbowMerchant] = field(default_factory=list)
+    orders_imported: int = 0
+    orders_already_here: int = 0
+    orders_of_merchants_left_out: int = 0
 
 
 def connection_arguments(url: str) -> dict[str, Any]:
@@ -113,9 +152,15 @@ def connection_arguments(url: str) -> dict[str, Any]:
 
 
 def read_rainbow(
-    url: str, *, prefix: str = DEFAULT_PREFIX, orders_since: datetime | None = None, allow_private: bool = False
+    url: str,
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    orders_since: datetime | None = None,
+    zone: tzinfo = UTC,
+    allow_private: bool = False,
 ) -> RainbowDatabase:
-    """Read the merchants (and, from ``orders_since`` on, Rainbow local time, their notification sites)."""
+    """Read the merchants and, with ``orders_since``, the orders made since then: their notification
+    sites, and the paid ones as history. Rainbow's times are local times in ``zone``."""
     try:
         import pymysql
     except ImportError:
@@ -133,19 +178,29 @@ def read_rainbow(
             merchants = [_merchant(row) for row in users]
             sites: dict[int, list[NotifySite]] = {}
             orders_read = 0
+            history: list[RainbowOrder] = []
+            left_out: dict[str, int] = {}
             if orders_since is not None:
+                cursor.execute(f"SELECT `id`, `name` FROM `{prefix}type`")
+                pay_types = {int(row["id"]): _text(row["name"]) for row in cursor.fetchall()}
                 cursor.execute(
-                    f"SELECT `uid`, `notify_url` FROM `{prefix}order` WHERE `addtime` >= %s",
-                    (orders_since.replace(tzinfo=None),),
+                    f"SELECT * FROM `{prefix}order` WHERE `addtime` >= %s ORDER BY `addtime`",
+                    (orders_since.astimezone(zone).replace(tzinfo=None),),
                 )
                 rows = cursor.fetchall()
                 orders_read = len(rows)
                 sites = _notify_sites(rows, allow_private=allow_private)
+                for row in rows:
+                    order, reason = _history(row, pay_types, zone)
+                    if order is not None:
+                        history.append(order)
+                    elif reason is not None:
+                        left_out[reason] = left_out.get(reason, 0) + 1
     except pymysql.MySQLError as exc:
         raise RainbowError(f"cannot read the Rainbow tables: {exc.args[-1] if exc.args else exc}") from None
     finally:
         connection.close()
-    return RainbowDatabase(merchants, sites, orders_read)
+    return RainbowDatabase(merchants, sites, orders_read, history, left_out)
 
 
 def _read_table(cursor: Any, table: str, order_by: str) -> list[dict[str, Any]]:
@@ -219,6 +274,54 @@ def _merchant(row: dict[str, Any]) -> RainbowMerchant:
     )
 
 
+def _fen(value: object) -> int:
+    """Rainbow's DECIMAL(10,2) yuan as whole fen."""
+    return int((Decimal(str(value)) * 100).to_integral_value())
+
+
+def _history(row: dict[str, Any], pay_types: dict[int, str], zone: tzinfo) -> tuple[RainbowOrder | None, str | None]:
+    """The order as history, or None and why not (None for an unpaid order: nothing to keep)."""
+    status = _flag(row, "status", 0)
+    if status not in PAID_STATUSES:
+        return None, None
+    out_trade_no, trade_no = _text(row.get("out_trade_no")), _text(row.get("trade_no"))
+    if not trade_no or len(trade_no) > TRADE_NO_LENGTH:
+        return None, "a trade_no longer than 32 characters"
+    if not out_trade_no or len(out_trade_no) > OUT_TRADE_NO_LENGTH or not storable(out_trade_no):
+        return None, "an out_trade_no longer than 64 characters"
+    created = row.get("addtime")
+    if not isinstance(created, datetime):
+        return None, "no creation time"
+    ended = row.get("endtime") if isinstance(row.get("endtime"), datetime) else created
+    amount = _fen(row["money"])
+    paid = _fen(row["realmoney"]) if row.get("realmoney") is not None else amount
+    refunded = 0
+    if status == REFUNDED:
+        refunded = _fen(row["refundmoney"]) if row.get("refundmoney") is not None else paid
+    return (
+        RainbowOrder(
+            trade_no=trade_no,
+            pid=int(row["uid"]),
+            out_trade_no=out_trade_no,
+            dialect=V2_DIALECT if _flag(row, "version", 0) == 1 else V1_DIALECT,
+            pay_type=pay_types.get(int(row.get("type") or 0)),
+            name=_printable(row.get("name")),
+            amount_fen=amount,
+            paid_fen=paid,
+            refunded_fen=min(refunded, paid),
+            notify_url=_text(row.get("notify_url")),
+            return_url=_text(row.get("return_url")) or None,
+            param=_text(row.get("param")) or None,
+            clientip=_text(row.get("ip"))[:64] or None,
+            buyer=_printable(row.get("buyer"))[:128] or None,
+            channel_trade_no=_text(row.get("api_trade_no"))[:64] or None,
+            created_at=created.replace(tzinfo=zone).astimezone(UTC),
+            paid_at=ended.replace(tzinfo=zone).astimezone(UTC),
+        ),
+        None,
+    )
+
+
 def _notify_sites(rows: Iterable[dict[str, Any]], *, allow_private: bool) -> dict[int, list[NotifySite]]:
     """Per merchant, each scheme://host:port its orders were notified at, judged as OpenEpay will judge it."""
     counts: dict[int, dict[str, int]] = {}
@@ -283,6 +386,67 @@ async def import_merchants(gateway: Any, merchants: list[RainbowMerchant], *, dr
                 continue
         report.created.append(merchant)
     return report
+
+
+async def import_history(gateway: Any, orders: list[RainbowOrder], report: ImportReport, *, dry_run: bool) -> None:
+    """Keep the paid orders of the merchants that came over (or were here with the same key).
+
+    They are history: no notification is sent for them and no balance moves. A shop asking
+    ``api.php`` about one gets Rainbow's answer, and its number cannot be used for a new order.
+    """
+    kept = {merchant.pid for merchant in report.created} | set(report.already_same_key)
+    wanted = [order for order in orders if order.pid in kept]
+    report.orders_of_merchants_left_out = len(orders) - len(wanted)
+    async with gateway.db.session() as session:
+        known = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            known |= set(
+                await session.scalars(select(Order.trade_no).where(Order.trade_no.in_([o.trade_no for o in chunk])))
+            )
+            known |= {
+                f"{pid}/{number}"
+                for pid, number in await session.execute(
+                    select(Order.merchant_pid, Order.out_trade_no).where(
+                        tuple_(Order.merchant_pid, Order.out_trade_no).in_([(o.pid, o.out_trade_no) for o in chunk])
+                    )
+                )
+            }
+        new = [o for o in wanted if o.trade_no not in known and f"{o.pid}/{o.out_trade_no}" not in known]
+        report.orders_already_here = len(wanted) - len(new)
+        report.orders_imported = len(new)
+        if not dry_run:
+            session.add_all(_order_row(order) for order in new)
+
+
+def _order_row(order: RainbowOrder) -> Order:
+    status = OrderStatus.PAID
+    if order.refunded_fen:
+        status = OrderStatus.REFUNDED if order.refunded_fen >= order.paid_fen else OrderStatus.PARTIALLY_REFUNDED
+    return Order(
+        trade_no=order.trade_no,
+        merchant_pid=order.pid,
+        dialect=order.dialect,
+        out_trade_no=order.out_trade_no,
+        pay_type=order.pay_type,
+        amount_fen=order.amount_fen,
+        pay_amount_fen=order.paid_fen,
+        money=format_yuan(order.amount_fen),
+        name=order.name,
+        notify_url=order.notify_url,
+        return_url=order.return_url,
+        param=order.param,
+        clientip=order.clientip,
+        attrs={"imported_from": "rainbow"},
+        status=status,
+        channel_trade_no=order.channel_trade_no,
+        buyer=order.buyer,
+        paid_fen=order.paid_fen,
+        refunded_fen=order.refunded_fen,
+        created_at=order.created_at,
+        expires_at=order.created_at,
+        paid_at=order.paid_at,
+    )
 
 
 def _note_existing(report: ImportReport, merchant: RainbowMerchant, key: str) -> None:

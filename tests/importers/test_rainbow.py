@@ -54,6 +54,20 @@ async def test_merchants_come_over_and_their_shops_keep_their_keys(server, gatew
         rainbow.add_order(
             "2023120112000000004", 1000, "https://old.example.com/notify", rainbow_time(timedelta(days=400))
         )
+        paid_at = rainbow_time(timedelta(days=2, minutes=-1))
+        rainbow.add_order(
+            "2025120112000000005", 1000, "https://shop.example.com/notify.php", rainbow_time(timedelta(days=2)),
+            out_trade_no="SHOP-PAID-1", status=1, money="12.50", realmoney="12.50", endtime=paid_at,
+            type=2, api_trade_no="4200001234", buyer="o_buyer", param="uid=42",
+        )  # fmt: skip
+        rainbow.add_order(
+            "2025120112000000006", 1000, "https://shop.example.com/notify.php", rainbow_time(timedelta(days=1)),
+            out_trade_no="SHOP-REFUNDED-1", status=2, money="3.00", realmoney="3.00", refundmoney="1.00",
+        )  # fmt: skip
+        rainbow.add_order(
+            "2025120112000000007", 1004, "https://shop.example.com/notify.php", rainbow_time(timedelta(days=1)),
+            status=1, money="1.00",
+        )  # fmt: skip
         every_key = (SHOP_KEY, RSA_SHOP_KEY, BANNED_KEY, REVIEW_KEY)
 
         dry = await run(database_url, "import", "rainbow", "--mysql-url", rainbow.url, "--dry-run")
@@ -72,14 +86,16 @@ async def test_merchants_come_over_and_their_shops_keep_their_keys(server, gatew
         done = await run(database_url, "import", "rainbow", "--mysql-url", rainbow.url, "--orders-since", "30d")
         assert done.exit_code == 0, done.output
         assert "summary: 4 created, 0 already here (0 same key, 0 another key), 1 skipped" in done.stdout
-        assert "notification addresses of the 3 order(s) since" in done.stdout
-        assert "1000  https://shop.example.com (2 order(s)): ok" in done.stdout
+        assert "notification addresses of the 6 order(s) since" in done.stdout
+        assert "1000  https://shop.example.com (4 order(s)): ok" in done.stdout
+        assert "paid orders kept as history: 2 imported, 0 already here, 1 of merchants not imported" in done.stdout
         assert "1001  http://10.0.0.8 (1 order(s)): REFUSED here" in done.stdout
         assert "old.example.com" not in done.stdout
         assert not any(key in dry.output + done.output for key in every_key)
 
-        again = await run(database_url, "import", "rainbow", "--mysql-url", rainbow.url)
+        again = await run(database_url, "import", "rainbow", "--mysql-url", rainbow.url, "--orders-since", "30d")
         assert "summary: 0 created, 4 already here (4 same key, 0 another key), 1 skipped" in again.stdout
+        assert "paid orders kept as history: 0 imported, 2 already here" in again.stdout
 
     stored = await merchants(gateway)
     assert sorted(stored) == [1000, 1001, 1002, 1003]
@@ -103,6 +119,28 @@ async def test_merchants_come_over_and_their_shops_keep_their_keys(server, gatew
             data=signed(order_params(1001, "https://shop.example.com", "R-4", clientip="1.2.3.4"), RSA_SHOP_KEY),
         )
         assert md5_signed.json()["code"] != 1
+        # The shop asks about an order it was paid for on Rainbow, and gets Rainbow's answer.
+        history = await client.get(
+            "/api.php", params={"act": "order", "pid": "1000", "key": SHOP_KEY, "out_trade_no": "SHOP-PAID-1"}
+        )
+        fields = history.json()
+        assert (fields["code"], fields["status"], fields["trade_no"]) == (1, 1, "2025120112000000005"), fields
+        assert (fields["money"], fields["type"], fields["api_trade_no"], fields["param"]) == (
+            "12.50",
+            "wxpay",
+            "4200001234",
+            "uid=42",
+        )
+        assert fields["endtime"] == paid_at
+        refunded = await client.get(
+            "/api.php", params={"act": "order", "pid": "1000", "key": SHOP_KEY, "trade_no": "2025120112000000006"}
+        )
+        assert refunded.json()["status"] == 2, refunded.text
+        reused = await client.post(
+            "/mapi.php",
+            data=signed(order_params(1000, "https://shop.example.com", "SHOP-PAID-1", clientip="1.2.3.4"), SHOP_KEY),
+        )
+        assert reused.json()["code"] != 1, reused.text
         banned = await client.post(
             "/mapi.php",
             data=signed(order_params(1002, "https://shop.example.com", "R-3", clientip="1.2.3.4"), BANNED_KEY),

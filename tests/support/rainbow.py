@@ -68,6 +68,15 @@ CREATE TABLE `{prefix}order` (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8
 """
 
+TYPE_TABLE = """
+CREATE TABLE `{prefix}type` (
+  `id` int(11) unsigned NOT NULL AUTO_INCREMENT, `name` varchar(30) NOT NULL,
+  `device` int(1) unsigned NOT NULL DEFAULT 0, `showname` varchar(30) NOT NULL,
+  `status` tinyint(1) NOT NULL DEFAULT 0, PRIMARY KEY (`id`), KEY `name` (`name`,`device`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8
+"""
+PAY_TYPES = ((1, "alipay", "支付宝"), (2, "wxpay", "微信支付"), (3, "qqpay", "QQ钱包"))
+
 
 @dataclass
 class RainbowDb:
@@ -120,6 +129,12 @@ def rainbow_database(prefix: str = "pay_", *, legacy: bool = False) -> Iterator[
     try:
         database.execute(USER_TABLE.format(prefix=prefix))
         database.execute(ORDER_TABLE.format(prefix=prefix))
+        database.execute(TYPE_TABLE.format(prefix=prefix))
+        for number, name, shown in PAY_TYPES:
+            database.execute(
+                f"INSERT INTO `{prefix}type` (`id`, `name`, `showname`, `status`) VALUES (%s, %s, %s, 1)",
+                number, name, shown,
+            )  # fmt: skip
         if legacy:
             for column in LEGACY_USER_COLUMNS:
                 database.execute(f"ALTER TABLE `{prefix}user` DROP COLUMN `{column}`")
