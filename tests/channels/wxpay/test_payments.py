@@ -23,6 +23,7 @@ from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
 from tests.conftest import make_settings
 from tests.support.channel_orders import mapi_order, stored_order
+from tests.support.epay import order_params, signed
 from tests.support.fake_wxpay import APPID, MCHID, FakeWxPay, new_key, private_pem, public_pem, running_fake_wxpay
 from tests.support.waiting import eventually
 
@@ -113,6 +114,22 @@ async def test_an_account_wechat_refuses_creates_nothing_and_the_next_one_serves
     assert order.channel_account_id == serving
     assert answer["qrcode"].startswith("weixin://")
     assert not [placed for placed in wechat.orders.values() if placed["appid"] == "wx0000000000000000"]
+
+
+async def test_an_answer_wechat_did_not_sign_is_not_believed_and_no_second_account_is_tried(
+    server, gateway, merchant, shop, wechat
+):
+    # This account trusts another WeChat Pay public key: the fake's signed answers do not verify.
+    await wx_account(gateway, wechat, "misconfigured", platform_public_key=public_pem(new_key()))
+    await wx_account(gateway, wechat, "spare")
+    await gateway.accounts.set_rules("misconfigured", {"priority": 10})
+    before = len(wechat.orders)
+    async with server.client() as client:
+        params = order_params(merchant.pid, shop.url, "WX-UNSIGNED", type="wxpay", clientip="203.0.113.9", device="pc")
+        answer = (await client.post("/mapi.php", data=signed(params, merchant.key))).json()
+    assert answer["code"] != 1 and "qrcode" not in answer, answer
+    # WeChat may have taken the first order, so no second one was placed for the same purchase.
+    assert len(wechat.orders) == before + 1
 
 
 async def test_reconciliation_finds_a_payment_whose_notification_never_came(
