@@ -140,7 +140,12 @@ class WxPayChannel(Channel):
     async def refund(
         self, account: ChannelAccount, order: ChannelOrder, amount_fen: int, refund_no: str
     ) -> RefundOutcome:
-        """``out_refund_no`` is our refund number, so WeChat refunds once however often this is asked."""
+        """``out_refund_no`` is our refund number, so WeChat refunds once however often this is asked.
+
+        When the answer is lost or WeChat failed on its side, the refund may still have been
+        made: WeChat's record of our refund number decides, so a refund that happened is never
+        reported as failed (and given back to the merchant's balance).
+        """
         client = self.client(account)
         fields = {
             "out_trade_no": order.trade_no,
@@ -151,6 +156,12 @@ class WxPayChannel(Channel):
             answer = await client.post("/v3/refund/domestic/refunds", fields)
         except NotSent as exc:
             return RefundOutcome(False, f"微信支付无法连接：{exc}")
+        except Uncertain:
+            answer = None
+        if answer is None or answer.status >= 500:
+            answer = await client.get(f"/v3/refund/domestic/refunds/{quote(refund_no)}")
+            if answer.status == 404:
+                return RefundOutcome(False, "WeChat Pay has no refund of this number: it was not made")
         return _refund_outcome(answer)
 
     async def handle_callback(self, account: ChannelAccount, request: CallbackRequest) -> CallbackOutcome:

@@ -79,6 +79,27 @@ async def test_a_native_order_is_paid_notified_queried_and_refunded(server, gate
     assert (await stored_order(gateway, trade_no)).status == "partially_refunded"
 
 
+@pytest.mark.parametrize(("failure", "made"), [("after", True), ("before", False)])
+async def test_a_refund_whose_answer_was_lost_is_decided_by_wechats_record_of_it(
+    server, gateway, merchant, shop, worker, wechat, failure, made
+):
+    await wx_account(gateway, wechat)
+    async with server.client() as client:
+        trade_no = (await wx_order(client, merchant, shop, f"WX-REFUND-{failure}"))["trade_no"]
+        await wechat.pay(trade_no)
+        await eventually(lambda: _status_is(gateway, trade_no, "paid"), timeout=20)
+        wechat.refund_failure = failure
+        refund = {"pid": str(merchant.pid), "key": merchant.key, "trade_no": trade_no, "money": "0.30"}
+        refunded = (await client.post("/api.php?act=refund", data=refund)).json()
+    assert (refunded["code"] == 1) is made, refunded
+    assert len([r for r in wechat.refunds if r["out_trade_no"] == trade_no]) == int(made)
+    assert (await stored_order(gateway, trade_no)).status == ("partially_refunded" if made else "paid")
+
+
+async def _status_is(gateway: Gateway, trade_no: str, status: str) -> bool:
+    return (await stored_order(gateway, trade_no)).status == status
+
+
 async def test_a_phone_gets_the_h5_pay_page_and_comes_back_to_our_cashier(server, gateway, merchant, shop, wechat):
     await wx_account(gateway, wechat)
     async with server.client() as client:
