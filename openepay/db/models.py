@@ -199,8 +199,11 @@ class Refund(Base):
     merchant_pid: Mapped[int] = mapped_column(Integer)
     out_refund_no: Mapped[str | None] = mapped_column(String(64))
     amount_fen: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16))
+    # processing (reserved, the channel's answer not yet sure), succeeded or failed.
+    status: Mapped[str] = mapped_column(String(16), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When reconciliation last asked the channel about this refund still processing.
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class BalanceEntry(Base):
