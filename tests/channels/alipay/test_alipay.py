@@ -8,12 +8,21 @@ closes go through the fake too; forged and replayed notifications change nothing
 
 from __future__ import annotations
 
-import httpx
-from sqlalchemy import func, select
+import base64
 
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import func, select, update
+
+from openepay.core.channel_accounts import AccountError
 from openepay.core.orders import channel_view
-from openepay.db.models import BalanceEntry, NotifyTask
+from openepay.db.models import BalanceEntry, NotifyTask, Order
+from openepay.db.types import utcnow
 from openepay.gateway import Gateway
+from openepay.notify.worker import NotifyWorker
+from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
 from tests.support.fake_alipay import FakeAlipay, new_key, private_pem, public_base64, sign_notification
 from tests.support.orders import channel_callbacks, stored_order
@@ -180,3 +189,60 @@ async def test_channel_test_checks_the_app_id_and_both_keys_live(gateway, fake_a
         await alipay_account(gateway, fake_alipay, name=name, **config)
         check = await channel.check_credentials(gateway.accounts.open(await gateway.accounts.record(name)))
         assert (check.ok, detail in check.detail) == (ok, True), (name, check.detail)
+
+
+async def test_reconciliation_finds_a_payment_whose_notification_never_came_and_closes_expired_orders(
+    server, database_url, gateway, merchant, shop, fake_alipay
+):
+    await alipay_account(gateway, fake_alipay)
+    async with server.client() as client:
+        silent = (await mapi_order(client, merchant, shop, "SILENT-1"))["trade_no"]
+        unscanned = (await mapi_order(client, merchant, shop, "UNSCANNED-1"))["trade_no"]
+        abandoned = (await mapi_order(client, merchant, shop, "ABANDONED-1"))["trade_no"]
+    # Paid at Alipay, but the notification is lost; another QR was scanned and left unpaid.
+    paid_trade = fake_alipay.scan(silent)
+    paid_trade.status, paid_trade.buyer_logon_id = "TRADE_SUCCESS", "bu***@example.com"
+    fake_alipay.scan(abandoned)
+    async with gateway.db.session() as session:
+        await session.execute(update(Order).where(Order.trade_no == abandoned).values(expires_at=utcnow()))
+
+    sweeper = Gateway.from_settings(make_settings(database_url, reconcile_after_seconds=0))
+    try:
+        await NotifyWorker(sweeper, name="reconciler").sweep()
+    finally:
+        await sweeper.aclose()
+    order = await stored_order(gateway, silent)
+    assert (order.status, order.paid_fen, order.buyer) == ("paid", 100, "bu***@example.com")
+    assert order.channel_trade_no == paid_trade.trade_no
+    # A QR nobody scanned does not exist at Alipay yet: the order simply goes on waiting.
+    assert (await stored_order(gateway, unscanned)).status == "paying"
+    # The expired one is closed here and at Alipay, so its QR takes no more money.
+    assert (await stored_order(gateway, abandoned)).status == "closed"
+    assert fake_alipay.trades[abandoned].status == "TRADE_CLOSED"
+
+
+async def test_an_account_with_unusable_keys_is_refused_without_showing_them(gateway, fake_alipay):
+    private = fake_alipay.account_config()["app_private_key"]
+    assert isinstance(private, str)
+    truncated = private[:200]
+    with pytest.raises(AccountError) as refused:
+        await alipay_account(gateway, fake_alipay, app_private_key=truncated)
+    assert "app_private_key" in str(refused.value) and truncated[40:80] not in str(refused.value)
+    with pytest.raises(AccountError) as short:
+        await alipay_account(gateway, fake_alipay, alipay_public_key=public_base64(small_key()))
+    assert "2048" in str(short.value)
+    # The key tool's bare base64, PKCS#1 or PKCS#8, is taken as well as PEM.
+    bare = "".join(line for line in private.splitlines() if not line.startswith("-----"))
+    pkcs1 = fake_alipay.app_key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+    for name, text in (("bare", bare), ("pkcs1", base64.b64encode(pkcs1).decode())):
+        await alipay_account(gateway, fake_alipay, name=name, app_private_key=text)
+        check = await gateway.channel("alipay").check_credentials(  # type: ignore[union-attr]
+            gateway.accounts.open(await gateway.accounts.record(name))
+        )
+        assert check.ok, check.detail
+
+
+def small_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=1024)
