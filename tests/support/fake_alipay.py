@@ -173,6 +173,10 @@ class FakeAlipay:
         body = f'{{"{key}":{inner},"sign":"{rsa2(self.alipay_key, inner)}"}}' if signed else f'{{"{key}":{inner}}}'
         return Response(body, media_type="application/json;charset=utf-8")
 
+    def _success(self, method: str, trade: Trade, **fields: str) -> Response:
+        base = {"code": "10000", "msg": "Success", "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no}
+        return self._answer(method, {**base, **fields})
+
     def _error(self, sub_code: str, sub_msg: str) -> Response:
         result = {"code": "40002", "msg": "Invalid Arguments", "sub_code": sub_code, "sub_msg": sub_msg}
         return Response(json.dumps({"error_response": result}), media_type="application/json;charset=utf-8")
@@ -286,17 +290,12 @@ class FakeAlipay:
         trade = self._visible(biz)
         if trade is None:
             return self._refusal(method, "ACQ.TRADE_NOT_EXIST", "交易不存在")
-        return self._answer(
+        return self._success(
             method,
-            {
-                "code": "10000",
-                "msg": "Success",
-                "trade_no": trade.trade_no,
-                "out_trade_no": trade.out_trade_no,
-                "trade_status": trade.status,
-                "total_amount": trade.total_amount,
-                "buyer_logon_id": trade.buyer_logon_id,
-            },
+            trade,
+            trade_status=trade.status,
+            total_amount=trade.total_amount,
+            buyer_logon_id=trade.buyer_logon_id,
         )
 
     async def _close(self, method: str, params: dict[str, str], biz: dict[str, Any]) -> Response:
@@ -306,9 +305,7 @@ class FakeAlipay:
         if trade.status != "WAIT_BUYER_PAY":
             return self._refusal(method, "ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
         trade.status = "TRADE_CLOSED"
-        return self._answer(
-            method, {"code": "10000", "msg": "Success", "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no}
-        )
+        return self._success(method, trade)
 
     async def _refund(self, method: str, params: dict[str, str], biz: dict[str, Any]) -> Response:
         trade = self._visible(biz)
@@ -335,17 +332,12 @@ class FakeAlipay:
         if self.refund_mode == "hang":
             self.refund_mode = "ok"
             await asyncio.sleep(self.hang_seconds)
-        return self._answer(
+        return self._success(
             method,
-            {
-                "code": "10000",
-                "msg": "Success",
-                "trade_no": trade.trade_no,
-                "out_trade_no": trade.out_trade_no,
-                "buyer_logon_id": trade.buyer_logon_id,
-                "fund_change": fund_change,
-                "refund_fee": f"{trade.refunded:.2f}",
-            },
+            trade,
+            buyer_logon_id=trade.buyer_logon_id,
+            fund_change=fund_change,
+            refund_fee=f"{trade.refunded:.2f}",
         )
 
     async def _refund_query(self, method: str, params: dict[str, str], biz: dict[str, Any]) -> Response:
@@ -354,18 +346,13 @@ class FakeAlipay:
         if trade is None or request_no not in trade.refunds:
             # Alipay's way of saying "no such refund": a success with no refund in it.
             return self._answer(method, {"code": "10000", "msg": "Success"})
-        return self._answer(
+        return self._success(
             method,
-            {
-                "code": "10000",
-                "msg": "Success",
-                "trade_no": trade.trade_no,
-                "out_trade_no": trade.out_trade_no,
-                "out_request_no": request_no,
-                "total_amount": trade.total_amount,
-                "refund_amount": trade.refunds[request_no],
-                "refund_status": "REFUND_SUCCESS",
-            },
+            trade,
+            out_request_no=request_no,
+            total_amount=trade.total_amount,
+            refund_amount=trade.refunds[request_no],
+            refund_status="REFUND_SUCCESS",
         )
 
     def start(self) -> FakeAlipay:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import httpx
 
+from openepay.core.orders import channel_view
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
 from tests.conftest import make_settings
@@ -115,3 +116,25 @@ async def test_only_a_refusal_signed_by_alipay_frees_the_amount(server, gateway,
         refunded = await api(client, merchant, "refund", trade_no=trade_no, money="1.00")
         assert (refunded["code"], refunded["money"]) == (1, "1.00"), refunded
     assert list(fake_alipay.trades[trade_no].refunds.values()) == ["1.00"]
+
+
+async def test_a_refund_that_moved_no_money_is_confirmed_by_a_refund_query(
+    server, gateway, merchant, shop, fake_alipay
+):
+    """Alipay's ``fund_change`` N: this request moved nothing; only a query says whether an earlier one did."""
+    async with server.client() as client:
+        trade_no = await paid_alipay_order(client, gateway, merchant, shop, fake_alipay, "TWICE-1")
+    channel = gateway.channel("alipay")
+    assert channel is not None
+    account = gateway.accounts.open(await gateway.accounts.record("alipay-main"))
+    order = channel_view(await stored_order(gateway, trade_no))
+    first = await channel.refund(account, order, 50, "REFUND-TWICE")
+    again = await channel.refund(account, order, 50, "REFUND-TWICE")
+    assert (first.succeeded, first.pending) == (True, False)
+    assert (again.succeeded, again.pending) == (False, True)
+    asked = await channel.query_refund(account, order, 50, "REFUND-TWICE")
+    assert (asked.succeeded, asked.pending) == (True, False)
+    # Asked about another amount than Alipay refunded, the answer is not taken as settled.
+    wrong = await channel.query_refund(account, order, 40, "REFUND-TWICE")
+    assert (wrong.succeeded, wrong.pending) == (False, True)
+    assert list(fake_alipay.trades[trade_no].refunds.values()) == ["0.50"]
