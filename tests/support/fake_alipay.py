@@ -21,19 +21,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import html
 import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import NameOID
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.requests import Request
@@ -69,6 +72,91 @@ def sign_notification(fields: dict[str, str], key: rsa.RSAPrivateKey) -> dict[st
     return {**fields, "sign_type": "RSA2", "sign": rsa2(key, content)}
 
 
+# The names Alipay's certificates carry, written out as the issuer string its SN rule reads.
+ROOT_NAME = {
+    "CN": "Ant Financial Certification Authority R1",
+    "OU": "Certification Authority",
+    "O": "Ant Financial",
+    "C": "CN",
+}
+
+
+def cert_name(parts: dict[str, str]) -> x509.Name:
+    oids = {"CN": NameOID.COMMON_NAME, "OU": NameOID.ORGANIZATIONAL_UNIT_NAME, "O": NameOID.ORGANIZATION_NAME}
+    oids["C"] = NameOID.COUNTRY_NAME
+    # Stored country first, as certificates list them; the SN string reads them the other way round.
+    return x509.Name([x509.NameAttribute(oids[k], parts[k]) for k in ("C", "O", "OU", "CN")])
+
+
+def sn_issuer(parts: dict[str, str]) -> str:
+    return ",".join(f"{k}={parts[k]}" for k in ("CN", "OU", "O", "C"))
+
+
+def make_certificate(
+    subject: dict[str, str], key, issuer: dict[str, str], signer, serial: int, algorithm
+) -> x509.Certificate:  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(cert_name(subject))
+        .issuer_name(cert_name(issuer))
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .sign(signer, algorithm)
+    )
+
+
+@dataclass
+class AlipayCertificates:
+    """Certificate mode: what the console hands the operator, and the SNs Alipay expects back."""
+
+    app_cert: str
+    alipay_cert: str
+    alipay_root_cert: str
+    app_cert_sn: str
+    alipay_cert_sn: str
+    alipay_root_cert_sn: str
+
+
+def issue_certificates(app_key: rsa.RSAPrivateKey, alipay_key: rsa.RSAPrivateKey) -> AlipayCertificates:
+    """A root bundle (an RSA root, and an EC root standing in for the SM2 one the SN skips) and two certificates."""
+    root_key = new_key()
+    root_serial = secrets.randbits(64)
+    root = make_certificate(ROOT_NAME, root_key, ROOT_NAME, root_key, root_serial, hashes.SHA256())
+    ec_name = {**ROOT_NAME, "CN": "Ant Financial Certification Authority E1"}
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    ec_root = make_certificate(ec_name, ec_key, ec_name, ec_key, 0x77, hashes.SHA256())
+    app_serial, alipay_serial = secrets.randbits(64), secrets.randbits(64)
+    app = make_certificate(
+        {**ROOT_NAME, "CN": "2021000123456789"}, app_key, ROOT_NAME, root_key, app_serial, hashes.SHA256()
+    )
+    alipay = make_certificate(
+        {**ROOT_NAME, "CN": "支付宝(中国)网络技术有限公司"},
+        alipay_key,
+        ROOT_NAME,
+        root_key,
+        alipay_serial,
+        hashes.SHA256(),
+    )
+
+    def pem(cert: x509.Certificate) -> str:
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    def sn(serial: int) -> str:
+        return hashlib.md5((sn_issuer(ROOT_NAME) + str(serial)).encode()).hexdigest()
+
+    return AlipayCertificates(
+        app_cert=pem(app),
+        alipay_cert=pem(alipay),
+        alipay_root_cert=pem(root) + pem(ec_root),
+        app_cert_sn=sn(app_serial),
+        alipay_cert_sn=sn(alipay_serial),
+        alipay_root_cert_sn=sn(root_serial),
+    )
+
+
 @dataclass
 class Trade:
     out_trade_no: str
@@ -98,6 +186,8 @@ class FakeAlipay:
         self.refused: list[str] = []
         self.refund_mode = "ok"
         self.hang_seconds = 3.0
+        # Certificate mode: every request must name these certificates, and answers name Alipay's.
+        self.certificates: AlipayCertificates | None = None
         self.thread: ServerThread | None = None
 
     # --- what the test gives our gateway -----------------------------------------------------
@@ -108,13 +198,20 @@ class FakeAlipay:
         return self.thread.url
 
     def account_config(self, **overrides: object) -> dict[str, object]:
-        return {
+        config: dict[str, object] = {
             "app_id": self.app_id,
             "app_private_key": private_pem(self.app_key),
-            "alipay_public_key": public_base64(self.alipay_key),
             "gateway_url": self.url + "/gateway.do",
-            **overrides,
         }
+        if self.certificates is None:
+            config["alipay_public_key"] = public_base64(self.alipay_key)
+        else:
+            config.update(
+                app_cert=self.certificates.app_cert,
+                alipay_cert=self.certificates.alipay_cert,
+                alipay_root_cert=self.certificates.alipay_root_cert,
+            )
+        return {**config, **overrides}
 
     # --- the buyer ---------------------------------------------------------------------------
 
@@ -170,7 +267,9 @@ class FakeAlipay:
     def _answer(self, method: str, result: dict[str, Any], *, signed: bool = True) -> Response:
         inner = json.dumps(result, ensure_ascii=False, separators=(",", ":"))
         key = method.replace(".", "_") + "_response"
-        body = f'{{"{key}":{inner},"sign":"{rsa2(self.alipay_key, inner)}"}}' if signed else f'{{"{key}":{inner}}}'
+        cert = f',"alipay_cert_sn":"{self.certificates.alipay_cert_sn}"' if self.certificates else ""
+        signature = f',"sign":"{rsa2(self.alipay_key, inner)}"' if signed else ""
+        body = f'{{"{key}":{inner}{cert}{signature}}}'
         return Response(body, media_type="application/json;charset=utf-8")
 
     def _success(self, method: str, trade: Trade, **fields: str) -> Response:
@@ -192,6 +291,11 @@ class FakeAlipay:
             return "isv.invalid-app-id"
         if params.get("sign_type") != "RSA2":
             return "isv.invalid-signature-type"
+        if self.certificates is not None and (
+            params.get("app_cert_sn") != self.certificates.app_cert_sn
+            or params.get("alipay_root_cert_sn") != self.certificates.alipay_root_cert_sn
+        ):
+            return "isv.invalid-app-cert-sn"
         content = "&".join(f"{k}={params[k]}" for k in sorted(params) if k != "sign" and params[k] != "")
         try:
             self.app_key.public_key().verify(

@@ -1,4 +1,4 @@
-"""The ``alipay`` channel: official Alipay OpenAPI in public-key mode, RSA2.
+"""The ``alipay`` channel: official Alipay OpenAPI, RSA2, in public-key or certificate mode.
 
 Creating a payment picks the product by the buyer's device (the account says which): 当面付
 ``alipay.trade.precreate`` gives a ``qr_code`` to scan; 电脑网站支付 ``alipay.trade.page.pay``

@@ -24,7 +24,14 @@ from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
 from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
-from tests.support.fake_alipay import FakeAlipay, new_key, private_pem, public_base64, sign_notification
+from tests.support.fake_alipay import (
+    FakeAlipay,
+    issue_certificates,
+    new_key,
+    private_pem,
+    public_base64,
+    sign_notification,
+)
 from tests.support.orders import channel_callbacks, stored_order
 from tests.support.waiting import eventually
 
@@ -246,3 +253,37 @@ async def test_an_account_with_unusable_keys_is_refused_without_showing_them(gat
 
 def small_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=1024)
+
+
+async def test_certificate_mode_names_its_certificates_and_verifies_with_alipays(
+    server, gateway, merchant, shop, worker, fake_alipay
+):
+    fake_alipay.certificates = issue_certificates(fake_alipay.app_key, fake_alipay.alipay_key)
+    await alipay_account(gateway, fake_alipay)
+    channel = gateway.channel("alipay")
+    assert channel is not None
+    check = await channel.check_credentials(gateway.accounts.open(await gateway.accounts.record("alipay-main")))
+    assert check.ok, check.detail
+    async with server.client() as client:
+        trade_no = (await mapi_order(client, merchant, shop, "CERT-1"))["trade_no"]
+        assert (await fake_alipay.pay(trade_no)).text == "success"
+        [notification] = await eventually(lambda: shop.notifications(), timeout=20)
+        assert notification.params["out_trade_no"] == "CERT-1"
+        refund = {"pid": str(merchant.pid), "key": merchant.key, "trade_no": trade_no, "money": "1.00"}
+        assert (await client.post("/api.php?act=refund", data=refund)).json()["code"] == 1
+    assert fake_alipay.refused == []
+
+    # Another root bundle: Alipay refuses requests that name it, and channel test says why.
+    other = issue_certificates(fake_alipay.app_key, fake_alipay.alipay_key)
+    await alipay_account(gateway, fake_alipay, name="old-root", alipay_root_cert=other.alipay_root_cert)
+    stale = await channel.check_credentials(gateway.accounts.open(await gateway.accounts.record("old-root")))
+    assert (stale.ok, "isv.invalid-app-cert-sn" in stale.detail) == (False, True), stale.detail
+    # A certificate of some other key than the application private key is refused when it is added.
+    with pytest.raises(AccountError) as mismatched:
+        await alipay_account(
+            gateway, fake_alipay, name="mismatch", app_cert=issue_certificates(new_key(), new_key()).app_cert
+        )
+    assert "app_cert is not the certificate of app_private_key" in str(mismatched.value)
+    with pytest.raises(AccountError) as both:
+        await alipay_account(gateway, fake_alipay, name="both", alipay_public_key=public_base64(new_key()))
+    assert "not both" in str(both.value)
