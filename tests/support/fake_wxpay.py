@@ -85,6 +85,8 @@ class FakeWxPay:
         self.orders: dict[str, dict[str, Any]] = {}
         self.refunds: list[dict[str, Any]] = []
         self.refused: list[str] = []
+        # How the next refund request fails on WeChat's side: "before" or "after" taking the refund.
+        self.refund_failure: str | None = None
         self.thread: ServerThread | None = None
 
     @property
@@ -193,12 +195,26 @@ class FakeWxPay:
                 return self._answer(404, {"code": "RESOURCE_NOT_EXISTS", "message": "订单不存在"})
             if asked["amount"]["total"] != order["amount"]["total"]:
                 return self._answer(400, {"code": "PARAM_ERROR", "message": "订单金额或退款金额与之前请求不一致"})
+            failure, self.refund_failure = self.refund_failure, None
+            if failure == "before":
+                return Response(b"", status_code=502)
             earlier = [r for r in self.refunds if r["out_refund_no"] == asked["out_refund_no"]]
             if not earlier:
                 self.refunds.append({**asked, "refund_id": f"50300{len(self.refunds) + 1:027d}"})
                 order["trade_state"] = "REFUND"
+            if failure == "after":
+                return self._answer(500, {"code": "SYSTEM_ERROR", "message": "系统超时"})
             made = earlier[0] if earlier else self.refunds[-1]
             return self._answer(200, {**made, "status": "PROCESSING"})
+
+        @app.get("/v3/refund/domestic/refunds/{number}")
+        async def refund_query(number: str, request: Request) -> Response:
+            if refusal := await self._refusal(request):
+                return refusal
+            made = [r for r in self.refunds if r["out_refund_no"] == number]
+            if not made:
+                return self._answer(404, {"code": "RESOURCE_NOT_EXISTS", "message": "退款单不存在"})
+            return self._answer(200, {**made[0], "status": "SUCCESS"})
 
         return app
 

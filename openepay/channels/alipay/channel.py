@@ -1,4 +1,4 @@
-"""The ``alipay`` channel: official Alipay OpenAPI in public-key mode, RSA2.
+"""The ``alipay`` channel: official Alipay OpenAPI, RSA2, in public-key or certificate mode.
 
 Creating a payment picks the product by the buyer's device (the account says which): 当面付
 ``alipay.trade.precreate`` gives a ``qr_code`` to scan; 电脑网站支付 ``alipay.trade.page.pay``
@@ -192,6 +192,9 @@ def _refund_outcome(answer: Answer, order: ChannelOrder, amount_fen: int) -> Ref
     if answer.ok:
         if answer.get("out_trade_no") != order.trade_no:
             return RefundOutcome(False, "支付宝退款答复了另一笔订单", pending=True)
+        if answer.get("fund_change") != "Y":
+            # Alipay: no money moved by this request; only a refund query tells whether an earlier one did.
+            return RefundOutcome(False, "支付宝答复本次未发生资金变动，待退款查询确认", pending=True)
         return RefundOutcome(True, answer.get("msg"), channel_refund_no=answer.get("trade_no") or None)
     if not answer.signed or answer.code == UNKNOWN_CODE or answer.get("sub_code") in RETRY_SUB_CODES:
         return RefundOutcome(False, f"支付宝未明确答复：{answer.message}", pending=True)

@@ -7,7 +7,9 @@ key over every parameter but ``sign`` with a value, sorted by name and joined as
 with ``&``; ``sign_type`` is part of it.
 
 Answers: ``{"alipay_trade_xxx_response": {...}, "sign": "..."}``, where the signature covers
-the exact characters of the inner object as sent, checked with the Alipay public key. A
+the exact characters of the inner object as sent, checked with the Alipay public key (or
+the key in Alipay's public-key certificate; certificate mode also sends ``app_cert_sn`` and
+``alipay_root_cert_sn`` with every request, see ``certs.py``). A
 success is believed only with a valid signature. Gateway errors arrive as ``error_response``,
 sometimes unsigned.
 
@@ -37,7 +39,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from openepay.channels.alipay.config import AlipayConfig, load_private_key, load_public_key
+from openepay.channels.alipay.certs import cert_sn, load_certs, root_cert_sn
+from openepay.channels.alipay.config import AlipayConfig, load_private_key
 
 if TYPE_CHECKING:
     import httpx
@@ -158,7 +161,18 @@ class AlipayClient:
 
     @cached_property
     def alipay_key(self) -> rsa.RSAPublicKey:
-        return load_public_key(self.config.alipay_public_key)
+        return self.config.alipay_key()
+
+    @cached_property
+    def cert_sns(self) -> dict[str, str]:
+        """Certificate mode's two extra request parameters (none in public-key mode)."""
+        config = self.config
+        if config.app_cert is None or config.alipay_root_cert is None:
+            return {}
+        return {
+            "app_cert_sn": cert_sn(load_certs(config.app_cert)[0]),
+            "alipay_root_cert_sn": root_cert_sn(config.alipay_root_cert),
+        }
 
     def signed_params(self, method: str, biz: Mapping[str, Any], **extra: str) -> dict[str, str]:
         params = {
@@ -170,6 +184,7 @@ class AlipayClient:
             "timestamp": alipay_time(datetime.now(ALIPAY_TIME)),
             "version": "1.0",
             "biz_content": json.dumps(biz, ensure_ascii=False, separators=(",", ":")),
+            **self.cert_sns,
             **{name: value for name, value in extra.items() if value},
         }
         params["sign"] = rsa2_sign(self.private_key, signing_content(params))

@@ -1,9 +1,11 @@
-"""What an operator configures for an application on the Alipay open platform (public-key mode, RSA2).
+"""What an operator configures for an application on the Alipay open platform (RSA2, public-key or certificate mode).
 
 Everything comes from the open platform console (open.alipay.com): the application's APPID,
 the application private key the operator generated with Alipay's key tool (only its public
-half was uploaded to Alipay), and the 支付宝公钥 the console shows once the application public
-key is set. Keys are taken as PEM or as the bare base64 the key tool and the console print.
+half was uploaded to Alipay), and either the 支付宝公钥 the console shows once the application
+public key is set (public-key mode) or the three certificates it issues (certificate mode:
+the application's, Alipay's and Alipay's root). Keys are taken as PEM or as the bare base64
+the key tool and the console print; certificates as the PEM files the console hands out.
 ``gateway_url`` is the production gateway unless the operator points it at the sandbox.
 """
 
@@ -15,8 +17,9 @@ from typing import Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr, field_validator, model_validator
 
+from openepay.channels.alipay.certs import public_key_of, root_cert_sn
 from openepay.channels.base import ChannelConfig, config_field
 
 PRODUCTION_GATEWAY = "https://openapi.alipay.com/gateway.do"
@@ -33,10 +36,30 @@ class AlipayConfig(ChannelConfig):
         secret=True,
         help="The RSA2 application private key made with Alipay's key tool (PEM or bare base64, PKCS#1 or PKCS#8)",
     )
-    alipay_public_key: str = config_field(
+    alipay_public_key: str | None = config_field(
         "支付宝公钥",
         "Alipay public key",
-        help="The Alipay public key the console shows after the application public key is set (PEM or bare base64)",
+        default=None,
+        help="Public-key mode: the Alipay public key the console shows once your application public key is set "
+        "(PEM or bare base64)",
+    )
+    app_cert: str | None = config_field(
+        "应用公钥证书",
+        "App public key certificate",
+        default=None,
+        help="Certificate mode: appCertPublicKey_<APPID>.crt from the console (PEM)",
+    )
+    alipay_cert: str | None = config_field(
+        "支付宝公钥证书",
+        "Alipay public key certificate",
+        default=None,
+        help="Certificate mode: alipayCertPublicKey_RSA2.crt from the console (PEM)",
+    )
+    alipay_root_cert: str | None = config_field(
+        "支付宝根证书",
+        "Alipay root certificate",
+        default=None,
+        help="Certificate mode: alipayRootCert.crt from the console (PEM, several certificates)",
     )
     gateway_url: str = config_field(
         "网关地址",
@@ -80,9 +103,58 @@ class AlipayConfig(ChannelConfig):
 
     @field_validator("alipay_public_key")
     @classmethod
-    def _public_key(cls, value: str) -> str:
+    def _public_key(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
         load_public_key(value)
         return value.strip()
+
+    @field_validator("app_cert", "alipay_cert")
+    @classmethod
+    def _public_cert(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        key = public_key_of(value)
+        if key.key_size < MIN_KEY_BITS:
+            raise ValueError(f"must hold an RSA key of at least {MIN_KEY_BITS} bits (RSA2)")
+        return value.strip()
+
+    @field_validator("alipay_root_cert")
+    @classmethod
+    def _root_cert(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        root_cert_sn(value)
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> AlipayConfig:
+        certs = (self.app_cert, self.alipay_cert, self.alipay_root_cert)
+        if self.alipay_public_key is None and not any(certs):
+            raise ValueError(
+                "set alipay_public_key (public-key mode) "
+                "or app_cert, alipay_cert and alipay_root_cert (certificate mode)"
+            )
+        if self.alipay_public_key is not None and any(certs):
+            raise ValueError("set alipay_public_key or the three certificates, not both")
+        if any(certs) and not all(certs):
+            raise ValueError("certificate mode needs all of app_cert, alipay_cert and alipay_root_cert")
+        if self.app_cert is not None:
+            mine = load_private_key(self.app_private_key.get_secret_value()).public_key().public_numbers()
+            if public_key_of(self.app_cert).public_numbers() != mine:
+                raise ValueError("app_cert is not the certificate of app_private_key's public key")
+        return self
+
+    @property
+    def cert_mode(self) -> bool:
+        return self.alipay_cert is not None
+
+    def alipay_key(self) -> rsa.RSAPublicKey:
+        """The key Alipay's answers and notifications are verified with, in either mode."""
+        if self.alipay_cert is not None:
+            return public_key_of(self.alipay_cert)
+        assert self.alipay_public_key is not None
+        return load_public_key(self.alipay_public_key)
 
     @field_validator("gateway_url")
     @classmethod

@@ -27,12 +27,9 @@ ACK = Reply(json.dumps({"code": "SUCCESS"}), 200, JSON)
 RETRY = Reply(json.dumps({"code": "FAIL", "message": "系统繁忙，请稍后重试"}, ensure_ascii=False), 500, JSON)
 
 
-def refusal(message: str, status: int = 400) -> Reply:
-    return Reply(json.dumps({"code": "FAIL", "message": message}, ensure_ascii=False), status, JSON)
-
-
 def _refused(message: str, note: str, status: int = 400, trade_no: str | None = None) -> CallbackOutcome:
-    reply = refusal(message, status)
+    """Not believed: WeChat's failure answer, which makes a genuine sender retry later."""
+    reply = Reply(json.dumps({"code": "FAIL", "message": message}, ensure_ascii=False), status, JSON)
     return CallbackOutcome(False, reply, reply, trade_no=trade_no, note=note)
 
 

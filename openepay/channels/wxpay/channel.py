@@ -140,18 +140,32 @@ class WxPayChannel(Channel):
     async def refund(
         self, account: ChannelAccount, order: ChannelOrder, amount_fen: int, refund_no: str
     ) -> RefundOutcome:
-        """``out_refund_no`` is our refund number, so WeChat refunds once however often this is asked."""
+        """``out_refund_no`` is our refund number, so WeChat refunds once however often this is asked.
+
+        When the answer is lost or WeChat failed on its side, the refund may still have been
+        made: WeChat's record of our number decides at once when it has one; otherwise the
+        refund stays pending for reconciliation (``query_refund``).
+        """
         client = self.client(account)
-        fields = {
-            "out_trade_no": order.trade_no,
-            "out_refund_no": refund_no,
-            "amount": {"refund": amount_fen, "total": order.pay_amount_fen, "currency": "CNY"},
-        }
-        try:
-            answer = await client.post("/v3/refund/domestic/refunds", fields)
-        except NotSent as exc:
-            return RefundOutcome(False, f"微信支付无法连接：{exc}")
-        return _refund_outcome(answer)
+        sent = await _send_refund(client, order, amount_fen, refund_no)
+        if sent is not None:
+            return sent
+        found = await _look_up_refund(client, order, amount_fen, refund_no)
+        return found or RefundOutcome(False, "WeChat Pay failed on its side and shows no refund yet", pending=True)
+
+    async def query_refund(
+        self, account: ChannelAccount, order: ChannelOrder, amount_fen: int, refund_no: str
+    ) -> RefundOutcome:
+        """WeChat's record of our refund number; with none, the refund is sent again under the same number.
+
+        WeChat refunds one ``out_refund_no`` once, so sending it again cannot refund twice.
+        """
+        client = self.client(account)
+        found = await _look_up_refund(client, order, amount_fen, refund_no)
+        if found is not None:
+            return found
+        sent = await _send_refund(client, order, amount_fen, refund_no)
+        return sent or RefundOutcome(False, "WeChat Pay failed on its side again", pending=True)
 
     async def handle_callback(self, account: ChannelAccount, request: CallbackRequest) -> CallbackOutcome:
         assert isinstance(account.config, WxPayConfig)
@@ -175,11 +189,57 @@ class WxPayChannel(Channel):
         return CredentialCheck(False, f"WeChat Pay refused the request: {answer.message}")
 
 
-def _refund_outcome(answer: Answer) -> RefundOutcome:
+async def _send_refund(
+    client: WxPayClient, order: ChannelOrder, amount_fen: int, refund_no: str
+) -> RefundOutcome | None:
+    """WeChat's answer to a refund, or None when the request may have been taken but the answer says nothing."""
+    fields = {
+        "out_trade_no": order.trade_no,
+        "out_refund_no": refund_no,
+        "amount": {"refund": amount_fen, "total": order.pay_amount_fen, "currency": "CNY"},
+    }
+    try:
+        answer = await client.post("/v3/refund/domestic/refunds", fields)
+    except NotSent as exc:
+        return RefundOutcome(False, f"微信支付无法连接：{exc}")
+    except Uncertain:
+        return None
+    if answer.status >= 500:
+        return None
     if not answer.ok:
+        # WeChat refused it (insufficient balance, wrong amount, ...): no money moved.
         return RefundOutcome(False, answer.message)
-    status = str(answer.body.get("status") or "")
-    refund_id = str(answer.body.get("refund_id") or "")[:64] or None
-    if status not in REFUND_ACCEPTED:
-        return RefundOutcome(False, f"refund {status or 'without a status'}", channel_refund_no=refund_id)
-    return RefundOutcome(True, status, channel_refund_no=refund_id)
+    return _refund_outcome(answer, order, amount_fen, refund_no)
+
+
+async def _look_up_refund(
+    client: WxPayClient, order: ChannelOrder, amount_fen: int, refund_no: str
+) -> RefundOutcome | None:
+    """What WeChat's record of our refund number says; None when WeChat has no refund of that number."""
+    try:
+        answer = await client.get(f"/v3/refund/domestic/refunds/{quote(refund_no)}")
+    except (NotSent, Uncertain) as exc:
+        return RefundOutcome(False, f"微信支付退款查询失败：{exc}", pending=True)
+    if answer.status == 404:
+        return None
+    if not answer.ok:
+        return RefundOutcome(False, f"微信支付退款查询未成功：{answer.message}", pending=True)
+    return _refund_outcome(answer, order, amount_fen, refund_no)
+
+
+def _refund_outcome(answer: Answer, order: ChannelOrder, amount_fen: int, refund_no: str) -> RefundOutcome:
+    """A refund WeChat answered with: accepted, closed (no money moved), or for a person to look at."""
+    body = answer.body
+    amount = body.get("amount")
+    refunded = amount.get("refund") if isinstance(amount, dict) else None
+    if (body.get("out_refund_no"), body.get("out_trade_no"), refunded) != (refund_no, order.trade_no, amount_fen):
+        return RefundOutcome(False, "WeChat Pay answered about another refund", pending=True)
+    status = str(body.get("status") or "")
+    refund_id = str(body.get("refund_id") or "")[:64] or None
+    if status in REFUND_ACCEPTED:
+        return RefundOutcome(True, status, channel_refund_no=refund_id)
+    if status == "CLOSED":
+        return RefundOutcome(False, "refund CLOSED", channel_refund_no=refund_id)
+    # ABNORMAL: the buyer's account could not take the money; it is settled in the merchant platform.
+    problem = f"refund {status[:20] or 'without a status'}"
+    return RefundOutcome(False, problem, channel_refund_no=refund_id, pending=True)

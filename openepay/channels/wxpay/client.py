@@ -109,9 +109,9 @@ def wechat_signature_problem(config: WxPayConfig, headers: Mapping[str, str], bo
     timestamp, nonce = _header(headers, "Wechatpay-Timestamp"), _header(headers, "Wechatpay-Nonce")
     signature, serial = _header(headers, "Wechatpay-Signature"), _header(headers, "Wechatpay-Serial")
     if not (timestamp and nonce and signature and serial):
-        return "missing Wechatpay signature headers"
+        return "missing signature headers"
     if serial != config.platform_public_key_id:
-        return "signed with another key than the account's WeChat Pay public key"
+        return "unknown Wechatpay-Serial"
     if not timestamp.isdigit() or len(timestamp) > 12:
         return "bad Wechatpay-Timestamp"
     if abs(now - int(timestamp)) > MAX_CLOCK_SKEW:

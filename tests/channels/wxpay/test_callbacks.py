@@ -107,7 +107,7 @@ async def test_forged_tampered_stale_and_replayed_notifications_change_nothing(
         )
         assert list(unattributed.all()) == [
             "bad signature",
-            "signed with another key than the",
+            "unknown Wechatpay-Serial",
             "bad signature",
             "undecryptable resource",
             "stale timestamp",

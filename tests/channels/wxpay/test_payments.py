@@ -15,14 +15,15 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
-from openepay.db.models import ChannelCallback, Order
+from openepay.db.models import ChannelCallback, NotifyTask, Order, Refund
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
 from tests.conftest import make_settings
 from tests.support.channel_orders import mapi_order, stored_order
+from tests.support.epay import order_params, signed
 from tests.support.fake_wxpay import APPID, MCHID, FakeWxPay, new_key, private_pem, public_pem, running_fake_wxpay
 from tests.support.waiting import eventually
 
@@ -78,6 +79,56 @@ async def test_a_native_order_is_paid_notified_queried_and_refunded(server, gate
     assert (await stored_order(gateway, trade_no)).status == "partially_refunded"
 
 
+async def test_a_refund_whose_answer_was_lost_is_decided_by_wechats_record_of_it(
+    server, gateway, merchant, shop, worker, wechat
+):
+    await wx_account(gateway, wechat)
+    async with server.client() as client:
+        trade_no = (await wx_order(client, merchant, shop, "WX-REFUND-LOST"))["trade_no"]
+        await wechat.pay(trade_no)
+        await eventually(lambda: _status_is(gateway, trade_no, "paid"), timeout=20)
+        # WeChat takes the refund, then fails answering: its record says it was made.
+        wechat.refund_failure = "after"
+        refund = {"pid": str(merchant.pid), "key": merchant.key, "trade_no": trade_no, "money": "0.30"}
+        refunded = (await client.post("/api.php?act=refund", data=refund)).json()
+    assert (refunded["code"], refunded["money"]) == (1, "0.30"), refunded
+    assert len([r for r in wechat.refunds if r["out_trade_no"] == trade_no]) == 1
+    assert (await stored_order(gateway, trade_no)).status == "partially_refunded"
+
+
+async def test_a_refund_wechat_failed_before_taking_stays_pending_until_reconciliation_sends_it_again(
+    server, gateway, merchant, shop, worker, wechat, database_url
+):
+    await wx_account(gateway, wechat)
+    async with server.client() as client:
+        trade_no = (await wx_order(client, merchant, shop, "WX-REFUND-AGAIN"))["trade_no"]
+        await wechat.pay(trade_no)
+        await eventually(lambda: _status_is(gateway, trade_no, "paid"), timeout=20)
+        wechat.refund_failure = "before"
+        refund = {"pid": str(merchant.pid), "key": merchant.key, "trade_no": trade_no, "money": "0.30"}
+        refunded = (await client.post("/api.php?act=refund", data=refund)).json()
+    # Not refunded yet, not failed either: the merchant is told it is in progress.
+    assert refunded["code"] != 1 and "处理中" in refunded["msg"], refunded
+    assert not [r for r in wechat.refunds if r["out_trade_no"] == trade_no]
+    order_id = (await stored_order(gateway, trade_no)).id
+    async with gateway.db.session() as session:
+        [pending] = (await session.scalars(select(Refund).where(Refund.order_id == order_id))).all()
+    assert pending.status == "processing"
+
+    sweeper = Gateway.from_settings(make_settings(database_url, reconcile_after_seconds=0))
+    try:
+        await NotifyWorker(sweeper, name="reconciler").sweep()
+    finally:
+        await sweeper.aclose()
+    [made] = [r for r in wechat.refunds if r["out_trade_no"] == trade_no]
+    assert (made["out_refund_no"], made["amount"]["refund"]) == (pending.refund_no, 30)
+    assert (await stored_order(gateway, trade_no)).status == "partially_refunded"
+
+
+async def _status_is(gateway: Gateway, trade_no: str, status: str) -> bool:
+    return (await stored_order(gateway, trade_no)).status == status
+
+
 async def test_a_phone_gets_the_h5_pay_page_and_comes_back_to_our_cashier(server, gateway, merchant, shop, wechat):
     await wx_account(gateway, wechat)
     async with server.client() as client:
@@ -115,6 +166,22 @@ async def test_an_account_wechat_refuses_creates_nothing_and_the_next_one_serves
     assert not [placed for placed in wechat.orders.values() if placed["appid"] == "wx0000000000000000"]
 
 
+async def test_an_answer_wechat_did_not_sign_is_not_believed_and_no_second_account_is_tried(
+    server, gateway, merchant, shop, wechat
+):
+    # This account trusts another WeChat Pay public key: the fake's signed answers do not verify.
+    await wx_account(gateway, wechat, "misconfigured", platform_public_key=public_pem(new_key()))
+    await wx_account(gateway, wechat, "spare")
+    await gateway.accounts.set_rules("misconfigured", {"priority": 10})
+    before = len(wechat.orders)
+    async with server.client() as client:
+        params = order_params(merchant.pid, shop.url, "WX-UNSIGNED", type="wxpay", clientip="203.0.113.9", device="pc")
+        answer = (await client.post("/mapi.php", data=signed(params, merchant.key))).json()
+    assert answer["code"] != 1 and "qrcode" not in answer, answer
+    # WeChat may have taken the first order, so no second one was placed for the same purchase.
+    assert len(wechat.orders) == before + 1
+
+
 async def test_reconciliation_finds_a_payment_whose_notification_never_came(
     server, gateway, merchant, shop, database_url, wechat
 ):
@@ -144,7 +211,7 @@ async def test_an_expired_order_is_closed_at_wechat(server, gateway, merchant, s
 
 
 async def test_a_payment_made_as_the_order_expired_is_found_by_the_last_look_before_closing(
-    server, gateway, merchant, shop, worker, wechat
+    server, gateway, merchant, shop, wechat
 ):
     await wx_account(gateway, wechat)
     async with server.client() as client:
@@ -153,21 +220,21 @@ async def test_a_payment_made_as_the_order_expired_is_found_by_the_last_look_bef
     on_its_way = wechat.notification(wechat.buyer_pays(trade_no))
     async with gateway.db.session() as session:
         await session.execute(update(Order).where(Order.trade_no == trade_no).values(expires_at=utcnow()))
-    await eventually(lambda: _status_is(gateway, trade_no, "paid"), timeout=20)
+    sweeper = NotifyWorker(gateway, name="sweeper")
+    try:
+        await sweeper.sweep()
+    finally:
+        await sweeper.aclose()
     order = await stored_order(gateway, trade_no)
-    assert (order.paid_late, order.channel_trade_no) == (False, wechat.orders[trade_no]["transaction_id"])
-    assert wechat.orders[trade_no]["trade_state"] == "SUCCESS"
-    await eventually(lambda: shop.notifications(), timeout=20)
+    assert (order.status, order.paid_late) == ("paid", False)
+    assert order.channel_trade_no == wechat.orders[trade_no]["transaction_id"]
     # The notification, when it comes, is taken and credits nothing more.
     reply = await wechat.send(wechat.orders[trade_no]["notify_url"], on_its_way)
     assert (reply.status_code, reply.json()) == (200, {"code": "SUCCESS"})
     async with gateway.db.session() as session:
         [kept] = (await session.scalars(select(ChannelCallback).where(ChannelCallback.trade_no == trade_no))).all()
-    assert kept.decision == "already_paid"
-
-
-async def _status_is(gateway: Gateway, trade_no: str, status: str) -> bool:
-    return (await stored_order(gateway, trade_no)).status == status
+        notifications = await session.scalar(select(func.count()).select_from(NotifyTask))
+    assert (kept.decision, notifications) == ("already_paid", 1)
 
 
 async def test_channel_test_checks_the_credentials_live(gateway, wechat):
