@@ -1,0 +1,180 @@
+"""Console users: creation, sign-in checks with lockout, and their TOTP secrets (sealed at rest)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from openepay.admin import audit, totp
+from openepay.admin.passwords import hash_password, verify_password
+from openepay.admin.roles import Role
+from openepay.db import Database
+from openepay.db.models import AdminLoginAttempt, AdminUser
+from openepay.db.types import utcnow
+from openepay.secretbox import SecretBox
+
+USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+class UserError(ValueError):
+    """A user that cannot be made or changed as asked; the message says why."""
+
+
+class SignIn(StrEnum):
+    OK = "ok"
+    WRONG = "wrong"  # wrong username or password: the two are never told apart
+    LOCKED = "locked"  # this account, or this address, failed too often lately
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    per_user: int
+    per_ip: int
+    lock: timedelta
+
+
+def _totp_context(user_id: int) -> str:
+    return f"admin-totp:{user_id}"
+
+
+class AdminUsers:
+    def __init__(self, db: Database, box: SecretBox, policy: LoginPolicy) -> None:
+        self.db = db
+        self.box = box
+        self.policy = policy
+
+    async def create(self, username: str, password: str, role: Role, actor: audit.Actor) -> AdminUser:
+        if not USERNAME.match(username):
+            raise UserError("a username is 1 to 64 letters, digits and _ . @ -")
+        user = AdminUser(
+            username=username,
+            password_hash=hash_password(password),
+            role=role,
+            disabled=False,
+            failed_logins=0,
+            created_at=utcnow(),
+        )
+        try:
+            async with self.db.session() as session:
+                session.add(user)
+                await session.flush()
+                audit.add(session, actor, "user.create", f"user:{username}", after={"role": str(role)})
+        except IntegrityError:
+            raise UserError(f"there is already a user {username!r}") from None
+        return user
+
+    async def get(self, user_id: int) -> AdminUser | None:
+        async with self.db.session() as session:
+            return await session.get(AdminUser, user_id)
+
+    async def list(self) -> list[AdminUser]:
+        async with self.db.session() as session:
+            return list((await session.scalars(select(AdminUser).order_by(AdminUser.username))).all())
+
+    async def sign_in(self, username: str, password: str, address: str) -> tuple[SignIn, AdminUser | None]:
+        """Check a password. Too many failures for the account or from the address lock it out first,
+        without looking at the password, so a locked account cannot be guessed at."""
+        now = utcnow()
+        async with self.db.session() as session:
+            recent_from_address = await session.scalar(
+                select(func.count())
+                .select_from(AdminLoginAttempt)
+                .where(
+                    AdminLoginAttempt.address == address[:64],
+                    AdminLoginAttempt.succeeded.is_(False),
+                    AdminLoginAttempt.at > now - self.policy.lock,
+                )
+            )
+            user = await session.scalar(select(AdminUser).where(AdminUser.username == username[:64]))
+        locked = (recent_from_address or 0) >= self.policy.per_ip or (
+            user is not None and user.locked_until is not None and user.locked_until > now
+        )
+        if locked:
+            outcome = SignIn.LOCKED
+        elif verify_password(user.password_hash if user else None, password) and user and not user.disabled:
+            outcome = SignIn.OK
+        else:
+            outcome = SignIn.WRONG
+        await self._remember(username, address, user, outcome, now)
+        return outcome, user if outcome is SignIn.OK else None
+
+    async def _remember(
+        self, username: str, address: str, user: AdminUser | None, outcome: SignIn, now: datetime
+    ) -> None:
+        async with self.db.session() as session:
+            session.add(
+                AdminLoginAttempt(at=now, address=address[:64], username=username[:64], succeeded=outcome is SignIn.OK)
+            )
+            if user is None or outcome is SignIn.LOCKED:
+                return
+            if outcome is SignIn.OK:
+                await session.execute(
+                    update(AdminUser).where(AdminUser.id == user.id).values(failed_logins=0, locked_until=None)
+                )
+                return
+            failures = await session.scalar(
+                update(AdminUser)
+                .where(AdminUser.id == user.id)
+                .values(failed_logins=AdminUser.failed_logins + 1)
+                .returning(AdminUser.failed_logins)
+            )
+            if failures is not None and failures >= self.policy.per_user:
+                await session.execute(
+                    update(AdminUser)
+                    .where(AdminUser.id == user.id)
+                    .values(failed_logins=0, locked_until=now + self.policy.lock)
+                )
+
+    # --- TOTP ------------------------------------------------------------------------------
+
+    def totp_secret(self, user: AdminUser) -> str | None:
+        return self.box.open(user.totp_sealed, _totp_context(user.id)) if user.totp_sealed else None
+
+    async def check_totp(self, user: AdminUser, code: str) -> bool:
+        """Whether ``code`` is the user's current code, used for the first time (a code works once)."""
+        secret = self.totp_secret(user)
+        if secret is None:
+            return False
+        step = totp.matching_step(secret, code, after=user.totp_last_step)
+        if step is None:
+            return False
+        async with self.db.session() as session:
+            taken = await session.scalar(
+                update(AdminUser)
+                .where(
+                    AdminUser.id == user.id,
+                    (AdminUser.totp_last_step.is_(None)) | (AdminUser.totp_last_step < step),
+                )
+                .values(totp_last_step=step)
+                .returning(AdminUser.id)
+            )
+        return taken is not None
+
+    async def second_factor(self, user: AdminUser, code: str, address: str) -> bool:
+        """The TOTP step of a sign-in: wrong codes count against the account like wrong passwords."""
+        now = utcnow()
+        if user.disabled or (user.locked_until is not None and user.locked_until > now):
+            return False
+        if await self.check_totp(user, code):
+            return True
+        await self._remember(user.username, address, user, SignIn.WRONG, now)
+        return False
+
+    async def enable_totp(self, user: AdminUser, secret: str, code: str, actor: audit.Actor) -> bool:
+        """Store ``secret`` once the user proved their app makes its codes."""
+        step = totp.matching_step(secret, code)
+        if step is None:
+            return False
+        async with self.db.session() as session:
+            await session.execute(
+                update(AdminUser)
+                .where(AdminUser.id == user.id)
+                .values(totp_sealed=self.box.seal(secret, _totp_context(user.id)), totp_last_step=step)
+            )
+            audit.add(session, actor, "user.totp_enable", f"user:{user.username}")
+        return True
