@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 
 from openepay.admin import audit
 from openepay.core.merchants import MerchantCredentials
@@ -23,28 +23,23 @@ class MerchantView:
     failures: int
 
 
+def _with_breakers() -> Select[tuple[Merchant, NotifyBreaker]]:
+    return (
+        select(Merchant, NotifyBreaker)
+        .outerjoin(NotifyBreaker, NotifyBreaker.merchant_pid == Merchant.pid)
+        .order_by(Merchant.pid)
+    )
+
+
 async def merchants(gateway: Gateway) -> list[MerchantView]:
-    now = utcnow()
     async with gateway.db.session() as session:
-        rows = (
-            await session.execute(
-                select(Merchant, NotifyBreaker)
-                .outerjoin(NotifyBreaker, NotifyBreaker.merchant_pid == Merchant.pid)
-                .order_by(Merchant.pid)
-            )
-        ).all()
-    return [_view(merchant, breaker, now) for merchant, breaker in rows]
+        rows = (await session.execute(_with_breakers())).all()
+    return [_view(merchant, breaker, utcnow()) for merchant, breaker in rows]
 
 
 async def merchant(gateway: Gateway, pid: int) -> MerchantView | None:
     async with gateway.db.session() as session:
-        row = (
-            await session.execute(
-                select(Merchant, NotifyBreaker)
-                .outerjoin(NotifyBreaker, NotifyBreaker.merchant_pid == Merchant.pid)
-                .where(Merchant.pid == pid)
-            )
-        ).first()
+        row = (await session.execute(_with_breakers().where(Merchant.pid == pid))).first()
     return _view(row[0], row[1], utcnow()) if row else None
 
 

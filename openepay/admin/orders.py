@@ -125,6 +125,8 @@ def _routing_event(order: Order, account: str | None) -> Event | None:
         at = order.created_at
     if at.tzinfo is None:
         at = at.replace(tzinfo=order.created_at.tzinfo)
+    # Routing notes its time to the second; it never comes before the order it routed.
+    at = max(at, order.created_at)
     detail = [
         f"{entry.get('outcome')} {entry.get('account')} ({entry.get('channel')}): {entry.get('reason')}"
         for entry in (routing or {}).get("considered", [])

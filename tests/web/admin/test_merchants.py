@@ -92,3 +92,24 @@ async def test_the_dashboard_shows_takings_and_paused_merchants_and_an_operator_
     assert breaker.open_until is None and breaker.consecutive_failures == 0
     assert task.status == NotifyStatus.PENDING and task.next_attempt_at <= utcnow()
     assert trade_no
+
+
+async def test_an_administrator_disables_a_channel_account_and_its_secret_is_only_named(server, gateway):
+    await gateway.accounts.add(
+        "epay_upstream", "up-1", {"api_url": "https://up.example/", "pid": "7", "key": "SecretKey" * 4}
+    )
+    admin = await make_user(gateway, "ada", Role.ADMINISTRATOR)
+    async with ConsoleClient(server.url) as browser:
+        await browser.sign_in(admin)
+        page = await browser.get("/admin/channels")
+        assert "https://up.example/" in page.text and "已设置（不显示）" in page.text
+        assert "SecretKey" not in page.text
+        assert (await browser.post("/admin/channels/up-1/disable")).status_code == 303
+        assert 'class="account-state">已停用' in (await browser.get("/admin/channels")).text
+        assert (await browser.post("/admin/channels/no-such/enable")).status_code == 404
+        assert (await browser.post("/admin/channels/up-1/enable")).status_code == 303
+    record = await gateway.accounts.record("up-1")
+    assert record.enabled is True
+    async with gateway.db.session() as session:
+        actions = (await session.scalars(select(AuditEntry.action).where(AuditEntry.actor == "ada"))).all()
+    assert list(actions) == ["channel.disable", "channel.enable"]

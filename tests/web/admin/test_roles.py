@@ -6,8 +6,8 @@ from sqlalchemy import select
 
 from openepay.admin.roles import Role
 from openepay.core.states import MerchantStatus, OrderStatus
-from openepay.db.models import AuditEntry, Merchant, Order
-from tests.support.admin import ConsoleClient, console_routes, make_user
+from openepay.db.models import AuditEntry, ChannelAccountRecord, Merchant, Order
+from tests.support.admin import ConsoleClient, console_routes, fill, make_user
 from tests.support.orders import sandbox_order
 
 # Routes anyone may reach (signing in, the language switch), and the sign-in steps between the
@@ -34,7 +34,8 @@ def test_every_console_route_declares_a_role_and_only_session_writes_are_open_to
 
 async def test_viewers_and_operators_are_refused_every_route_above_them_and_nothing_changes(server, gateway, merchant):
     order = await sandbox_order(gateway, merchant.pid, "R-1")
-    values = {"{trade_no}": order.trade_no, "{pid}": str(merchant.pid)}
+    await gateway.accounts.add("epay_upstream", "up-1", {"api_url": "https://up.example/", "pid": "7", "key": "k" * 32})
+    values = {"{trade_no}": order.trade_no, "{pid}": str(merchant.pid), "{name}": "up-1"}
     users = {role: await make_user(gateway, f"user-{role}", role) for role in Role}
     checked = 0
     for role, user in users.items():
@@ -64,6 +65,7 @@ async def test_viewers_and_operators_are_refused_every_route_above_them_and_noth
         assert (await session.get(Merchant, merchant.pid)).status == MerchantStatus.ACTIVE
         assert (await session.scalar(select(Order).where(Order.id == order.id))).status == OrderStatus.PAYING
         assert (await session.scalar(select(Merchant).where(Merchant.name == "Role Check Shop"))) is None
+        assert (await session.scalar(select(ChannelAccountRecord))).enabled is True
         actors = set((await session.scalars(select(AuditEntry.actor))).all())
     assert actors == {"test"}
 
@@ -72,7 +74,7 @@ async def test_without_a_session_every_route_sends_the_browser_to_sign_in(server
     for method, template, needed in console_routes(server.settings):
         if needed is None:
             continue
-        path = template.replace("{trade_no}", "1").replace("{pid}", str(merchant.pid))
+        path = fill(template, trade_no="1", pid=str(merchant.pid), name="up-1")
         async with ConsoleClient(server.url) as stranger:
             answer = await (stranger.get(path) if method == "GET" else stranger.post(path, {"csrf": "x"}))
         assert answer.status_code == 303 and answer.headers["location"].startswith("/admin/login"), (method, path)

@@ -44,7 +44,7 @@ async def test_a_walk_through_every_page_finds_no_key_and_no_secret(server, gate
         pages = []
         for method, template, needed in console_routes(server.settings):
             if method == "GET" and needed is not None:
-                pages.append(fill(template, pid=str(pid), trade_no=trade_no))
+                pages.append(fill(template, pid=str(pid), trade_no=trade_no, name="up-1"))
         pages += [f"/admin/orders?merchant={pid}", f"/admin/orders.csv?merchant={pid}", "/admin/audit?page=1"]
         for path in pages:
             page = await browser.get(path)
