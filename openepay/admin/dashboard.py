@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -32,12 +32,24 @@ class PausedMerchant:
 
 
 @dataclass(frozen=True)
+class DayTotal:
+    day: date
+    paid_fen: int
+    paid_count: int
+
+
+@dataclass(frozen=True)
 class Dashboard:
     today: Day
     yesterday: Day
     backlog: int
     oldest_due: datetime | None
     paused: list[PausedMerchant]
+    # The last ``CHART_DAYS`` local days, oldest first, today last.
+    days: list[DayTotal]
+
+
+CHART_DAYS = 30
 
 
 def day_start(moment: datetime, zone: ZoneInfo) -> datetime:
@@ -62,6 +74,26 @@ async def _day(db: Database, start: datetime, end: datetime) -> Day:
             )
         ).one()
     return Day(int(paid_fen), int(paid_count), int(created), created_paid / created if created else None)
+
+
+async def _paid_per_day(db: Database, today: datetime, zone: ZoneInfo) -> list[DayTotal]:
+    """Each local day's paid total: one range over the ``paid_at`` index per day."""
+    starts = [today]
+    for _ in range(CHART_DAYS - 1):
+        starts.insert(0, day_start(starts[0] - timedelta(hours=12), zone))
+    ends = [*starts[1:], day_start(today + timedelta(hours=36), zone)]
+    totals = []
+    async with db.session() as session:
+        for start, end in zip(starts, ends, strict=True):
+            paid_fen, count = (
+                await session.execute(
+                    select(func.coalesce(func.sum(Order.paid_fen), 0), func.count()).where(
+                        Order.paid_at >= start, Order.paid_at < end, Order.status.in_(SETTLED_PAID)
+                    )
+                )
+            ).one()
+            totals.append(DayTotal(start.date(), int(paid_fen), int(count)))
+    return totals
 
 
 async def load(db: Database, zone: ZoneInfo) -> Dashboard:
@@ -97,4 +129,5 @@ async def load(db: Database, zone: ZoneInfo) -> Dashboard:
             PausedMerchant(breaker.merchant_pid, name, breaker.open_until, breaker.consecutive_failures)
             for breaker, name in paused_rows
         ],
+        days=await _paid_per_day(db, today, zone),
     )

@@ -476,6 +476,10 @@ class HealthProbe(Base):
     probed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+# The console's dashboard sums payments per day (openepay.admin.dashboard).
+Index("ix_orders_paid_at", Order.paid_at)
+
+
 class AdminUser(Base):
     """Someone who signs in to the operator console (``/admin``), with one role.
 

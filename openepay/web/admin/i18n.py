@@ -68,6 +68,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "role_administrator": ("管理员", "administrator"),
     "today": ("今日", "Today"),
     "yesterday": ("昨日", "Yesterday"),
+    "last_30_days": ("近 30 日成交", "Paid, last 30 days"),
+    "chart_top": ("最高单日", "Best day"),
     "paid_volume": ("成交金额", "Paid volume"),
     "paid_count": ("成交笔数", "Paid orders"),
     "success_rate": ("支付成功率", "Success rate"),

@@ -181,3 +181,18 @@ async def test_the_first_user_is_made_on_the_command_line_with_a_password_it_nev
     async with ConsoleClient(server.url) as browser:
         dashboard = await browser.sign_in(ConsoleUser("root", "long enough pw", Role.ADMINISTRATOR))
         assert "管理员" in dashboard.text
+
+
+async def test_pages_are_in_chinese_unless_the_browser_prefers_english_or_the_switch_says_otherwise(server, gateway):
+    async with ConsoleClient(server.url) as browser:
+        assert '<html lang="zh-CN">' in (await browser.get("/admin/login")).text
+        english = await browser.get("/admin/login", headers={"accept-language": "en-US,en;q=0.9,zh;q=0.5"})
+        assert '<html lang="en">' in english.text and "Sign in" in english.text
+        chinese_first = await browser.get("/admin/login", headers={"accept-language": "zh-CN,zh;q=0.9,en;q=0.8"})
+        assert "登录" in chinese_first.text
+        switched = await browser.get("/admin/lang", params={"to": "en", "next": "/admin/login"})
+        assert switched.status_code == 303 and switched.headers["location"] == "/admin/login"
+        assert "Sign in" in (await browser.get("/admin/login")).text
+        elsewhere = await browser.get("/admin/lang", params={"to": "zh", "next": "//evil.example/admin"})
+        assert elsewhere.headers["location"] == "/admin"
+        assert "登录" in (await browser.get("/admin/login", headers={"accept-language": "en"})).text

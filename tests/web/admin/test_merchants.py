@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from openepay.admin.roles import Role
 from openepay.core.states import NotifyStatus
-from openepay.db.models import AuditEntry, NotifyBreaker, NotifyTask
+from openepay.db.models import AuditEntry, NotifyBreaker, NotifyTask, Order
 from openepay.db.types import utcnow
 from tests.support.admin import ConsoleClient, make_user
 from tests.support.epay import order_params, signed
@@ -69,7 +69,15 @@ async def test_an_administrator_creates_a_merchant_whose_key_works_and_is_shown_
 
 async def test_the_dashboard_shows_takings_and_paused_merchants_and_an_operator_resumes_them(server, gateway, merchant):
     trade_no = await paid_order(server, merchant, "http://127.0.0.1:9/notify", "D-1", money="8.88")
+    earlier = await paid_order(server, merchant, "http://127.0.0.1:9/notify", "D-0", money="20.00")
+    async with gateway.db.session() as session:
+        await session.execute(
+            update(Order)
+            .where(Order.trade_no == earlier)
+            .values(paid_at=utcnow() - timedelta(days=3), created_at=utcnow() - timedelta(days=3))
+        )
     until = utcnow() + timedelta(minutes=10)
+    today = utcnow().astimezone(server.settings.zone).date()
     async with gateway.db.session() as session:
         session.add(
             NotifyBreaker(merchant_pid=merchant.pid, consecutive_failures=7, open_until=until, cooldown_seconds=600)
@@ -79,7 +87,11 @@ async def test_the_dashboard_shows_takings_and_paused_merchants_and_an_operator_
         dashboard = await browser.sign_in(operator)
         assert "¥8.88" in dashboard.text and '<div class="value paid-count">1<' in dashboard.text
         assert '<div class="value success-rate">100.0%<' in dashboard.text
-        assert 'id="backlog">1<' in dashboard.text
+        assert 'id="backlog">2<' in dashboard.text
+        bars = re.findall(r'data-day="([\d-]+)" data-fen="(\d+)"', dashboard.text)
+        assert len(bars) == 30 and bars[-1] == (today.isoformat(), "888")
+        assert bars[-4] == ((today - timedelta(days=3)).isoformat(), "2000")
+        assert sum(int(fen) for _, fen in bars) == 2888 and "最高单日 ¥20.00" in dashboard.text
         local_until = until.astimezone(server.settings.zone).strftime("%Y-%m-%d %H:%M:%S")
         assert 'id="paused"' in dashboard.text and local_until in dashboard.text and "Test Shop" in dashboard.text
         resumed = await browser.post(f"/admin/merchants/{merchant.pid}/resume")
@@ -88,9 +100,9 @@ async def test_the_dashboard_shows_takings_and_paused_merchants_and_an_operator_
         assert 'id="paused-none"' in after.text
     async with gateway.db.session() as session:
         breaker = await session.get(NotifyBreaker, merchant.pid)
-        task = await session.scalar(select(NotifyTask))
+        tasks = (await session.scalars(select(NotifyTask))).all()
     assert breaker.open_until is None and breaker.consecutive_failures == 0
-    assert task.status == NotifyStatus.PENDING and task.next_attempt_at <= utcnow()
+    assert all(task.status == NotifyStatus.PENDING and task.next_attempt_at <= utcnow() for task in tasks)
     assert trade_no
 
 

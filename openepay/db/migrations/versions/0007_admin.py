@@ -1,4 +1,5 @@
-"""The operator console: its users, their sessions and sign-in attempts; console writes in the audit log.
+"""The operator console: its users, their sessions and sign-in attempts; console writes in the audit log;
+orders found by when they were paid (the dashboard's days).
 
 Revision ID: 0007_admin
 Revises: 0006
@@ -55,6 +56,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_login_attempts")),
     )
     op.create_index("ix_admin_login_attempts_address_at", "admin_login_attempts", ["address", "at"])
+    op.create_index("ix_orders_paid_at", "orders", ["paid_at"])
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.add_column(sa.Column("address", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("target", sa.String(length=96), nullable=True))
@@ -70,6 +72,7 @@ def downgrade() -> None:
         batch_op.drop_column("before")
         batch_op.drop_column("target")
         batch_op.drop_column("address")
+    op.drop_index("ix_orders_paid_at", table_name="orders")
     op.drop_index("ix_admin_login_attempts_address_at", table_name="admin_login_attempts")
     op.drop_table("admin_login_attempts")
     op.drop_index(op.f("ix_admin_sessions_expires_at"), table_name="admin_sessions")
