@@ -9,12 +9,20 @@ from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from openepay.web.admin import audit_log, channels, dashboard, login, merchants, orders
+from openepay.web.admin import audit_log, channels, dashboard, login, merchants, orders, review
 from openepay.web.admin.auth import Redirect, Refusal
 from openepay.web.admin.pages import render, see_other
 
 router = APIRouter(include_in_schema=False)
-for _pages in (login.router, dashboard.router, orders.router, merchants.router, channels.router, audit_log.router):
+for _pages in (
+    login.router,
+    dashboard.router,
+    orders.router,
+    merchants.router,
+    channels.router,
+    review.router,
+    audit_log.router,
+):
     router.include_router(_pages)
 
 

@@ -18,6 +18,16 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "orders": ("订单", "Orders"),
     "merchants": ("商户", "Merchants"),
     "channels": ("通道账户", "Channel accounts"),
+    "review": ("待审核收款", "Payments to review"),
+    "review_help": (
+        "个人收款码收到、但没有自动匹配到订单的款项。确认是哪笔订单的付款后，填写平台订单号关联。",
+        "Personal-code payments no order was credited with. Once you know which order one pays, attach it.",
+    ),
+    "attach": ("关联到订单", "Attach to order"),
+    "attached": (
+        "已关联，订单已支付，商户将收到通知。",
+        "Attached: the order is paid and the merchant will be notified.",
+    ),
     "no_accounts": ("还没有通道账户（openepay channel add）。", "No channel accounts yet (openepay channel add)."),
     "secret_set": ("已设置（不显示）", "set (never shown)"),
     "enabled": ("已启用", "enabled"),
