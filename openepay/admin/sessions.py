@@ -48,6 +48,8 @@ class Sessions:
         token = secrets.token_urlsafe(32)
         now = utcnow()
         async with self.db.session() as session:
+            # Sessions that ran out are swept as new ones start (the index on expires_at finds them).
+            await session.execute(delete(AdminSession).where(AdminSession.expires_at <= now))
             session.add(
                 AdminSession(
                     token_hash=_digest(token),
@@ -104,5 +106,4 @@ class Sessions:
         """Log the user out everywhere; returns how many sessions ended."""
         async with self.db.session() as session:
             result = await session.execute(delete(AdminSession).where(AdminSession.user_id == user_id))
-            await session.execute(delete(AdminSession).where(AdminSession.expires_at <= utcnow()))
         return result.rowcount or 0

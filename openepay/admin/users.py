@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 
 from sqlalchemy import func, select, update
@@ -56,7 +56,6 @@ class AdminUsers:
             password_hash=hash_password(password),
             role=role,
             disabled=False,
-            failed_logins=0,
             created_at=utcnow(),
         )
         try:
@@ -64,7 +63,9 @@ class AdminUsers:
                 session.add(user)
                 await session.flush()
                 audit.add(session, actor, "user.create", f"user:{username}", after={"role": str(role)})
-        except IntegrityError:
+        except IntegrityError as exc:
+            if "username" not in str(exc.orig):
+                raise
             raise UserError(f"there is already a user {username!r}") from None
         return user
 
@@ -77,58 +78,54 @@ class AdminUsers:
             return list((await session.scalars(select(AdminUser).order_by(AdminUser.username))).all())
 
     async def sign_in(self, username: str, password: str, address: str) -> tuple[SignIn, AdminUser | None]:
-        """Check a password. Too many failures for the account or from the address lock it out first,
+        """Check a password. Too many failures for the name or from the address lock it out first,
         without looking at the password, so a locked account cannot be guessed at."""
-        now = utcnow()
+        username, address = username[:64], address[:64]
         async with self.db.session() as session:
-            recent_from_address = await session.scalar(
-                select(func.count())
-                .select_from(AdminLoginAttempt)
-                .where(
-                    AdminLoginAttempt.address == address[:64],
-                    AdminLoginAttempt.succeeded.is_(False),
-                    AdminLoginAttempt.at > now - self.policy.lock,
-                )
-            )
-            user = await session.scalar(select(AdminUser).where(AdminUser.username == username[:64]))
-        locked = (recent_from_address or 0) >= self.policy.per_ip or (
-            user is not None and user.locked_until is not None and user.locked_until > now
-        )
-        if locked:
+            user = await session.scalar(select(AdminUser).where(AdminUser.username == username))
+        if await self.locked(username, address):
             outcome = SignIn.LOCKED
         elif verify_password(user.password_hash if user else None, password) and user and not user.disabled:
             outcome = SignIn.OK
         else:
             outcome = SignIn.WRONG
-        await self._remember(username, address, user, outcome, now)
+        # A password is a whole sign-in only without TOTP; otherwise the code's success is recorded
+        # (a right password must not wipe the count of wrong codes before it).
+        if outcome is not SignIn.OK or (user is not None and user.totp_sealed is None):
+            await self._remember(username, address, outcome is SignIn.OK)
         return outcome, user if outcome is SignIn.OK else None
 
-    async def _remember(
-        self, username: str, address: str, user: AdminUser | None, outcome: SignIn, now: datetime
-    ) -> None:
+    async def locked(self, username: str, address: str) -> bool:
+        """Whether the name has failed ``per_user`` times since its last success, or the address
+        ``per_ip`` times, within the lock time. Counted by the name typed: a name that has no
+        account is locked like one that has, so the lock tells nobody which names exist."""
+        since = utcnow() - self.policy.lock
+        failed = AdminLoginAttempt.succeeded.is_(False)
         async with self.db.session() as session:
-            session.add(
-                AdminLoginAttempt(at=now, address=address[:64], username=username[:64], succeeded=outcome is SignIn.OK)
+            from_address = await session.scalar(
+                select(func.count())
+                .select_from(AdminLoginAttempt)
+                .where(AdminLoginAttempt.address == address, AdminLoginAttempt.at > since, failed)
             )
-            if user is None or outcome is SignIn.LOCKED:
-                return
-            if outcome is SignIn.OK:
-                await session.execute(
-                    update(AdminUser).where(AdminUser.id == user.id).values(failed_logins=0, locked_until=None)
+            last_success = await session.scalar(
+                select(func.max(AdminLoginAttempt.at)).where(
+                    AdminLoginAttempt.username == username, AdminLoginAttempt.succeeded.is_(True)
                 )
-                return
-            failures = await session.scalar(
-                update(AdminUser)
-                .where(AdminUser.id == user.id)
-                .values(failed_logins=AdminUser.failed_logins + 1)
-                .returning(AdminUser.failed_logins)
             )
-            if failures is not None and failures >= self.policy.per_user:
-                await session.execute(
-                    update(AdminUser)
-                    .where(AdminUser.id == user.id)
-                    .values(failed_logins=0, locked_until=now + self.policy.lock)
+            for_name = await session.scalar(
+                select(func.count())
+                .select_from(AdminLoginAttempt)
+                .where(
+                    AdminLoginAttempt.username == username,
+                    AdminLoginAttempt.at > max(since, last_success or since),
+                    failed,
                 )
+            )
+        return (from_address or 0) >= self.policy.per_ip or (for_name or 0) >= self.policy.per_user
+
+    async def _remember(self, username: str, address: str, succeeded: bool) -> None:
+        async with self.db.session() as session:
+            session.add(AdminLoginAttempt(at=utcnow(), address=address, username=username, succeeded=succeeded))
 
     # --- TOTP ------------------------------------------------------------------------------
 
@@ -156,14 +153,12 @@ class AdminUsers:
         return taken is not None
 
     async def second_factor(self, user: AdminUser, code: str, address: str) -> bool:
-        """The TOTP step of a sign-in: wrong codes count against the account like wrong passwords."""
-        now = utcnow()
-        if user.disabled or (user.locked_until is not None and user.locked_until > now):
+        """The TOTP step of a sign-in: wrong codes count against the name like wrong passwords."""
+        if user.disabled or await self.locked(user.username, address[:64]):
             return False
-        if await self.check_totp(user, code):
-            return True
-        await self._remember(user.username, address, user, SignIn.WRONG, now)
-        return False
+        passed = await self.check_totp(user, code)
+        await self._remember(user.username, address[:64], passed)
+        return passed
 
     async def enable_totp(self, user: AdminUser, secret: str, code: str, actor: audit.Actor) -> bool:
         """Store ``secret`` once the user proved their app makes its codes."""

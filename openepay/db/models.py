@@ -484,8 +484,8 @@ class AdminUser(Base):
     """Someone who signs in to the operator console (``/admin``), with one role.
 
     The password is an argon2id hash; the TOTP secret, when set up, is sealed with the
-    gateway's secret key. ``failed_logins`` and ``locked_until`` lock the account after
-    wrong passwords in a row, whichever process they came to.
+    gateway's secret key. Failed sign-ins are counted in ``admin_login_attempts``, by the name
+    typed, so an account that exists and one that does not are locked alike.
     """
 
     __tablename__ = "admin_users"
@@ -498,8 +498,6 @@ class AdminUser(Base):
     # The last 30-second step whose code was accepted: a code works once.
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -524,7 +522,10 @@ class AdminLoginAttempt(Base):
     """Every console sign-in attempt: the login history, and what limits guesses from one address."""
 
     __tablename__ = "admin_login_attempts"
-    __table_args__ = (Index("ix_admin_login_attempts_address_at", "address", "at"),)
+    __table_args__ = (
+        Index("ix_admin_login_attempts_address_at", "address", "at"),
+        Index("ix_admin_login_attempts_username_at", "username", "at"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -56,8 +56,10 @@ def csrf_of(page: httpx.Response) -> str:
 class ConsoleClient:
     """An httpx client with a cookie jar, as a browser keeps one."""
 
-    def __init__(self, base_url: str) -> None:
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=15)
+    def __init__(self, base_url: str, *, address: str | None = None) -> None:
+        """``address``: the client's address as a trusted proxy in front would report it (X-Forwarded-For)."""
+        headers = {"x-forwarded-for": address} if address else {}
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=15, headers=headers)
         self.csrf = ""
 
     async def __aenter__(self) -> ConsoleClient:

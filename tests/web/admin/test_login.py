@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
+from sqlalchemy import func, select
 
 from openepay.admin import totp
 from openepay.admin.roles import Role
+from openepay.db.models import AdminSession
 from tests.support.admin import ConsoleClient, ConsoleUser, csrf_of, make_user, stored_user
 from tests.support.cli import openepay_cli
 from tests.support.gateways import own_server
@@ -56,7 +59,11 @@ async def test_wrong_passwords_lock_the_account_and_an_unknown_name_reads_the_sa
         locked = await browser.submit_login(user.username, user.password)
         assert locked.status_code == 429 and "登录失败次数过多" in locked.text
         assert (await browser.get("/admin")).status_code == 303
-    assert (await stored_user(gateway, "alice")).locked_until is not None
+    # A name with no account is locked the same way: the lock tells nobody which names exist.
+    async with ConsoleClient(server.url) as browser:
+        for _ in range(server.settings.admin_failures_per_user - 1):
+            assert (await browser.submit_login("mallory", "whatever-it-is")).status_code == 401
+        assert (await browser.submit_login("mallory", "whatever-it-is")).status_code == 429
 
 
 async def test_an_address_that_keeps_failing_is_refused_for_every_account(gateway, database_url):
@@ -67,8 +74,21 @@ async def test_an_address_that_keeps_failing_is_refused_for_every_account(gatewa
                 assert (await browser.submit_login(name, "guessing-password")).status_code == 401
             refused = await browser.submit_login(user.username, user.password)
             assert refused.status_code == 429
-    # The account itself was never guessed at: it is not locked.
-    assert (await stored_user(gateway, "alice")).locked_until is None
+        # The account itself was never guessed at: from another address it signs in.
+        async with ConsoleClient(running.url, address="203.0.113.7") as elsewhere:
+            assert (await elsewhere.submit_login(user.username, user.password)).status_code == 303
+
+
+async def test_a_right_password_does_not_wipe_the_count_of_wrong_totp_codes(server, gateway):
+    user = await make_user(gateway, "olga", Role.OPERATOR, with_totp=True)
+    code = totp.code_at(user.totp_secret, time.time())
+    wrong = f"{(int(code) + 500_000) % 1_000_000:06d}"
+    async with ConsoleClient(server.url) as guesser:
+        for _ in range(server.settings.admin_failures_per_user):
+            assert (await guesser.submit_login(user.username, user.password)).status_code == 303
+            await guesser.get("/admin/login/totp")
+            assert (await guesser.post("/admin/login/totp", {"code": wrong})).status_code == 401
+        assert (await guesser.submit_login(user.username, user.password)).status_code == 429
 
 
 async def test_every_form_needs_its_csrf_token(server, gateway):
@@ -196,3 +216,15 @@ async def test_pages_are_in_chinese_unless_the_browser_prefers_english_or_the_sw
         elsewhere = await browser.get("/admin/lang", params={"to": "zh", "next": "//evil.example/admin"})
         assert elsewhere.headers["location"] == "/admin"
         assert "登录" in (await browser.get("/admin/login", headers={"accept-language": "en"})).text
+
+
+async def test_a_session_ends_when_its_time_is_up_and_is_swept_by_the_next_sign_in(gateway, database_url):
+    user = await make_user(gateway, "alice", Role.VIEWER)
+    with own_server(database_url, admin_session_hours=0.0015) as running:  # 5.4 seconds
+        async with ConsoleClient(running.url) as browser:
+            await browser.sign_in(user)
+            await asyncio.sleep(6)
+            assert (await browser.get("/admin")).status_code == 303
+            await browser.sign_in(user)
+    async with gateway.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(AdminSession)) == 1

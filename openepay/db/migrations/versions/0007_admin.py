@@ -25,8 +25,6 @@ def upgrade() -> None:
         sa.Column("totp_sealed", sa.Text(), nullable=True),
         sa.Column("totp_last_step", sa.BigInteger(), nullable=True),
         sa.Column("disabled", sa.Boolean(), nullable=False),
-        sa.Column("failed_logins", sa.Integer(), nullable=False),
-        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_users")),
         sa.UniqueConstraint("username", name=op.f("uq_admin_users_username")),
@@ -56,6 +54,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_login_attempts")),
     )
     op.create_index("ix_admin_login_attempts_address_at", "admin_login_attempts", ["address", "at"])
+    op.create_index("ix_admin_login_attempts_username_at", "admin_login_attempts", ["username", "at"])
     op.create_index("ix_orders_paid_at", "orders", ["paid_at"])
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.add_column(sa.Column("address", sa.String(length=64), nullable=True))
@@ -73,6 +72,7 @@ def downgrade() -> None:
         batch_op.drop_column("target")
         batch_op.drop_column("address")
     op.drop_index("ix_orders_paid_at", table_name="orders")
+    op.drop_index("ix_admin_login_attempts_username_at", table_name="admin_login_attempts")
     op.drop_index("ix_admin_login_attempts_address_at", table_name="admin_login_attempts")
     op.drop_table("admin_login_attempts")
     op.drop_index(op.f("ix_admin_sessions_expires_at"), table_name="admin_sessions")
