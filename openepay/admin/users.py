@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from openepay.admin import audit, totp
 from openepay.admin.passwords import hash_password, verify_password
 from openepay.admin.roles import Role
 from openepay.db import Database
-from openepay.db.models import AdminLoginAttempt, AdminUser
+from openepay.db.models import AdminLoginAttempt, AdminSession, AdminUser
 from openepay.db.types import utcnow
 from openepay.secretbox import SecretBox
 
@@ -173,3 +173,33 @@ class AdminUsers:
             )
             audit.add(session, actor, "user.totp_enable", f"user:{user.username}")
         return True
+
+    # --- an administrator's changes ----------------------------------------------------------
+
+    async def set_disabled(self, user_id: int, disabled: bool, actor: audit.Actor) -> AdminUser | None:
+        """Disable (every session ends with it) or enable a user; None if there is no such user."""
+        async with self.db.session() as session:
+            user = await session.get(AdminUser, user_id)
+            if user is None:
+                return None
+            before = {"disabled": user.disabled}
+            user.disabled = disabled
+            if disabled:
+                await session.execute(delete(AdminSession).where(AdminSession.user_id == user_id))
+            action = "user.disable" if disabled else "user.enable"
+            audit.add(session, actor, action, f"user:{user.username}", before=before, after={"disabled": disabled})
+        return user
+
+    async def reset_totp(self, user_id: int, actor: audit.Actor) -> AdminUser | None:
+        """Forget a user's TOTP secret (a lost phone): they set it up again at their next sign-in if required."""
+        async with self.db.session() as session:
+            user = await session.get(AdminUser, user_id)
+            if user is None:
+                return None
+            had = user.totp_sealed is not None
+            user.totp_sealed = None
+            user.totp_last_step = None
+            audit.add(
+                session, actor, "user.totp_reset", f"user:{user.username}", before={"totp": had}, after={"totp": False}
+            )
+        return user

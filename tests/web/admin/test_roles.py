@@ -35,7 +35,13 @@ def test_every_console_route_declares_a_role_and_only_session_writes_are_open_to
 async def test_viewers_and_operators_are_refused_every_route_above_them_and_nothing_changes(server, gateway, merchant):
     order = await sandbox_order(gateway, merchant.pid, "R-1")
     await gateway.accounts.add("epay_upstream", "up-1", {"api_url": "https://up.example/", "pid": "7", "key": "k" * 32})
-    values = {"{trade_no}": order.trade_no, "{pid}": str(merchant.pid), "{name}": "up-1", "{event_id}": "1"}
+    values = {
+        "{trade_no}": order.trade_no,
+        "{pid}": str(merchant.pid),
+        "{name}": "up-1",
+        "{event_id}": "1",
+        "{user_id}": "1",
+    }
     users = {role: await make_user(gateway, f"user-{role}", role) for role in Role}
     checked = 0
     for role, user in users.items():
@@ -74,7 +80,7 @@ async def test_without_a_session_every_route_sends_the_browser_to_sign_in(server
     for method, template, needed in console_routes(server.settings):
         if needed is None:
             continue
-        path = fill(template, trade_no="1", pid=str(merchant.pid), name="up-1", event_id="1")
+        path = fill(template, trade_no="1", pid=str(merchant.pid), name="up-1", event_id="1", user_id="1")
         async with ConsoleClient(server.url) as stranger:
             answer = await (stranger.get(path) if method == "GET" else stranger.post(path, {"csrf": "x"}))
         assert answer.status_code == 303 and answer.headers["location"].startswith("/admin/login"), (method, path)
