@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 MIN_LENGTH = 10
 
 _hasher = PasswordHasher()
-# Checked when no such user exists, so that a wrong username costs the same time as a wrong password.
-_UNKNOWN_USER_HASH = _hasher.hash("no such user: this hash is only ever compared against")
+
+
+@cache
+def _unknown_user_hash() -> str:
+    """Checked when no such user exists, so that a wrong username costs the same time as a wrong password.
+    Made on first use, not on import: hashing is slow on purpose, and most processes never sign anyone in."""
+    return _hasher.hash("no such user: this hash is only ever compared against")
 
 
 class WeakPassword(ValueError):
@@ -29,7 +36,7 @@ def hash_password(password: str) -> str:
 def verify_password(stored: str | None, password: str) -> bool:
     """Whether ``password`` matches ``stored``; with None (no such user) it spends the same time and says no."""
     try:
-        matched = _hasher.verify(stored or _UNKNOWN_USER_HASH, password)
+        matched = _hasher.verify(stored or _unknown_user_hash(), password)
     except (VerificationError, InvalidHashError):
         return False
     return matched and stored is not None
