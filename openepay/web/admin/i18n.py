@@ -65,7 +65,6 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "This gateway requires two-step sign-in for every console user.",
     ),
     "totp_key": ("密钥", "Key"),
-    "totp_on": ("两步验证已启用", "Two-step sign-in is on"),
     "confirm": ("确认", "Confirm"),
     "logout": ("退出", "Log out"),
     "logout_everywhere": ("退出所有设备", "Log out everywhere"),
@@ -109,7 +108,6 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "created_at": ("创建时间", "Created"),
     "paid_at": ("支付时间", "Paid at"),
     "name": ("名称", "Name"),
-    "total": ("合计", "Total"),
     "orders_count": ("笔订单", "orders"),
     "export_csv": ("导出 CSV", "Export CSV"),
     "previous": ("上一页", "Previous"),
@@ -151,7 +149,6 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "confirmed_done": ("已补单，商户将收到支付通知。", "Confirmed by hand; the merchant will be notified."),
     "not_confirmable": ("该订单已支付，无需补单。", "The order is already paid."),
     "notifications": ("通知", "Notifications"),
-    "routing": ("路由", "Routing"),
     "create_merchant": ("新建商户", "New merchant"),
     "allow_refund": ("允许通过 API 退款", "Allow refunds through the API"),
     "create": ("创建", "Create"),
@@ -187,7 +184,6 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "totp": ("两步验证", "Two-step"),
     "yes": ("是", "yes"),
     "no": ("否", "no"),
-    "logged_out_everywhere": ("已退出所有设备。", "Logged out everywhere."),
     "timezone_note": ("时间为", "Times are in"),
 }
 
