@@ -29,7 +29,7 @@ for _pages in (
 
 async def _refused(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Refusal)
-    title = "not_found" if exc.status == 404 else "forbidden"
+    title = {404: "not_found", 400: "bad_input"}.get(exc.status, "forbidden")
     context = {"kind": exc.kind, "needed": str(exc.needed) if exc.needed else "", "title": title}
     return render(request, "refused.html", context, status=exc.status)
 

@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from openepay.admin.roles import Role
 from openepay.admin.sessions import MUST_ENROLL, OWES_TOTP, SIGNED_IN, Current
+from openepay.db.types import storable
 from openepay.web.admin.console import console_of
 
 PREFIX = "/admin"
@@ -23,7 +24,7 @@ CSRF_FIELD = "csrf"
 
 
 class Refusal(Exception):
-    """Answered with the console's 403 (or 404) page: ``kind`` is "role", "csrf" or "not_found"."""
+    """Answered with the console's 403 (or 404, 400) page: ``kind`` is "role", "csrf", "not_found" or "input"."""
 
     def __init__(self, kind: str, needed: Role | None = None, status: int = 403) -> None:
         super().__init__(kind)
@@ -43,13 +44,16 @@ def login_redirect(request: Request) -> Redirect:
     return Redirect(f"{PREFIX}/login?next={quote(wanted)}")
 
 
-async def check_csrf(request: Request, expected: str) -> None:
+async def check_form(request: Request, expected: str) -> None:
+    """A POST must carry the CSRF token ``expected``, and only text both databases can store."""
     if request.method != "POST":
         return
     form = await request.form()
     sent = form.get(CSRF_FIELD)
     if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise Refusal("csrf")
+    if not all(isinstance(value, str) and storable(value) for value in form.values()):
+        raise Refusal("input", status=400)
 
 
 async def _session(request: Request) -> Current | None:
@@ -73,7 +77,7 @@ def needs(role: Role) -> Callable[[Request], Awaitable[Current]]:
         # The role is checked before the form is read: a lower role learns nothing from its token.
         if not Role(current.user.role).may(role):
             raise Refusal("role", role)
-        await check_csrf(request, current.csrf_token)
+        await check_form(request, current.csrf_token)
         return current
 
     signed_in.role = role  # type: ignore[attr-defined]
@@ -85,5 +89,5 @@ async def owes_second_factor(request: Request) -> Current:
     current = await _session(request)
     if current is None:
         raise login_redirect(request)
-    await check_csrf(request, current.csrf_token)
+    await check_form(request, current.csrf_token)
     return current

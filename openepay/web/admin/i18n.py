@@ -76,6 +76,11 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "The form has expired or did not come from this console; go back and try again.",
     ),
     "not_found": ("未找到", "Not found"),
+    "bad_input": ("无法处理的输入", "Input that cannot be used"),
+    "bad_input_help": (
+        "表单中有无法保存的字符（例如空字符）。",
+        "The form holds characters that cannot be stored (a NUL, say).",
+    ),
     "role_viewer": ("只读", "viewer"),
     "role_operator": ("运营", "operator"),
     "role_administrator": ("管理员", "administrator"),

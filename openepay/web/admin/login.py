@@ -13,6 +13,7 @@ from openepay.admin import totp
 from openepay.admin.roles import Role
 from openepay.admin.sessions import MUST_ENROLL, OWES_TOTP, SIGNED_IN, Current
 from openepay.admin.users import SignIn
+from openepay.db.types import storable
 from openepay.secretbox import SecretBoxError
 from openepay.web.admin.auth import CSRF_FIELD, PREFIX, Redirect, Refusal, needs, owes_second_factor
 from openepay.web.admin.console import actor_of, address_of, console_of
@@ -60,7 +61,7 @@ async def login(request: Request) -> Response:
     if not expected or not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise Refusal("csrf")
     username, password = form.get("username"), form.get("password")
-    if not isinstance(username, str) or not isinstance(password, str):
+    if not isinstance(username, str) or not isinstance(password, str) or not storable(username):
         return _login_page(request, error="wrong_login", status=401)
     console = console_of(request)
     outcome, user = await console.users.sign_in(username.strip(), password, address_of(request))

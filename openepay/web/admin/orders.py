@@ -19,6 +19,7 @@ from openepay.admin.sessions import Current
 from openepay.channels.base import PAY_TYPE_NAMES
 from openepay.core.money import format_yuan
 from openepay.core.states import OrderStatus
+from openepay.db.types import storable
 from openepay.web.admin.auth import PREFIX, Refusal, needs
 from openepay.web.admin.console import actor_of, console_of
 from openepay.web.admin.pages import TIME_FORMAT, render, see_other
@@ -37,6 +38,9 @@ class BadFilter(ValueError):
 def read_filter(request: Request) -> tuple[order_queries.OrderFilter, dict[str, str]]:
     """The filter from the query string, and the values as typed (to show them again in the form)."""
     typed = {name: request.query_params.get(name, "").strip() for name in FILTER_FIELDS}
+    unreadable = next((name for name, value in typed.items() if not storable(value)), None)
+    if unreadable is not None:
+        raise BadFilter(unreadable)
     try:
         merchant = int(typed["merchant"]) if typed["merchant"] else None
     except ValueError:

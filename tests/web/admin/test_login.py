@@ -14,6 +14,7 @@ from openepay.db.models import AdminSession
 from tests.support.admin import ConsoleClient, ConsoleUser, csrf_of, make_user, stored_user
 from tests.support.cli import openepay_cli
 from tests.support.gateways import own_server
+from tests.support.orders import sandbox_order
 
 
 async def test_a_user_signs_in_with_a_password_and_gets_a_session_cookie_scripts_cannot_read(server, gateway):
@@ -228,3 +229,22 @@ async def test_a_session_ends_when_its_time_is_up_and_is_swept_by_the_next_sign_
             await browser.sign_in(user)
     async with gateway.db.session() as session:
         assert await session.scalar(select(func.count()).select_from(AdminSession)) == 1
+
+
+async def test_text_no_database_can_store_is_refused_plainly_never_a_server_error(server, gateway, merchant):
+    user = await make_user(gateway, "olga", Role.OPERATOR)
+    order = await sandbox_order(gateway, merchant.pid, "N-1")
+    async with ConsoleClient(server.url) as browser:
+        nul_name = await browser.submit_login("olga\x00", user.password)
+        assert nul_name.status_code == 401
+        await browser.sign_in(user)
+        for field in ("trade_no", "out_trade_no", "channel", "pay_type"):
+            listed = await browser.get("/admin/orders", params={field: "A\x00B"})
+            assert listed.status_code == 400 and "无法识别的筛选条件" in listed.text
+            assert (await browser.get("/admin/orders.csv", params={field: "A\x00B"})).status_code == 400
+        await browser.get(f"/admin/orders/{order.trade_no}")
+        refused = await browser.post(f"/admin/orders/{order.trade_no}/confirm", {"reason": "paid\x00"})
+        assert refused.status_code == 400 and 'data-refusal="input"' in refused.text
+        attach = await browser.post("/admin/qrpool/review/1/attach", {"trade_no": "1\x00"})
+        assert attach.status_code == 400
+        assert 'data-status="paying"' in (await browser.get(f"/admin/orders/{order.trade_no}")).text
