@@ -22,6 +22,7 @@ from sqlalchemy import select
 from openepay.channels.base import PAY_TYPE_NAMES
 from openepay.channels.qrpool.cli import qrpool_app
 from openepay.channels.qrpool.review_cli import review_app
+from openepay.cli_admin import admin_app
 from openepay.cli_channels import account_names, channel_app
 from openepay.cli_import import import_app
 from openepay.cli_runtime import fail, with_gateway
@@ -51,6 +52,7 @@ app.add_typer(channel_app, name="channel")
 qrpool_app.add_typer(review_app, name="review")
 app.add_typer(qrpool_app, name="qrpool")
 app.add_typer(import_app, name="import")
+app.add_typer(admin_app, name="admin")
 
 DEMO_MERCHANT = "Demo Shop"
 
