@@ -33,19 +33,25 @@ class PathIndex:
         self._indexed = -1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope.get("root_path"):
-            if self._indexed != len(self.router.routes):
-                self._build()
-            path = scope["path"]
-            for route in self._by_segment.get(_first_segment(path), self._anywhere):
-                match, child_scope = route.matches(scope)
-                if match is Match.FULL:
-                    scope.setdefault("router", self.router)
-                    scope["route"] = route
-                    scope.update(child_scope)
-                    await route.handle(scope, receive, send)
-                    return
-        await self.scan(scope, receive, send)
+        found = self.route_for(scope) if scope["type"] == "http" and not scope.get("root_path") else None
+        if found is None:
+            await self.scan(scope, receive, send)
+            return
+        route, child_scope = found
+        scope.setdefault("router", self.router)
+        scope["route"] = route
+        scope.update(child_scope)
+        await route.handle(scope, receive, send)
+
+    def route_for(self, scope: Scope) -> tuple[BaseRoute, Scope] | None:
+        """The first of the path's routes that matches the request in full (path and method), if any."""
+        if self._indexed != len(self.router.routes):
+            self._build()
+        for route in self._by_segment.get(_first_segment(scope["path"]), self._anywhere):
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                return route, child_scope
+        return None
 
     def _build(self) -> None:
         routes = list(self.router.routes)

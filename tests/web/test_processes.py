@@ -96,7 +96,7 @@ def alive(pid: int) -> bool:
 
 
 async def test_two_web_processes_answer_creates_and_lookups(gateway, database_url, merchant, tmp_path):
-    with serving(database_url, tmp_path, "--workers", "2", "--no-worker") as served:
+    with serving(database_url, tmp_path, "--workers", "2", "--no-worker", "--no-access-log") as served:
         await answering(f"{served.url}/healthz", timeout=60)
         pids = await answering_pids(served.url, want=2)
         assert len(pids) == 2 and served.process.pid not in pids
@@ -119,6 +119,7 @@ async def test_two_web_processes_answer_creates_and_lookups(gateway, database_ur
     assert all(created == found for created, found, _ in answers)
     assert len({created for created, _, _ in answers}) == ORDERS
     assert "Traceback" not in served.log()
+    assert "started web process" in served.log() and "openepay.access" not in served.log()
 
 
 async def test_a_killed_web_process_is_replaced_and_sigterm_stops_every_child(gateway, database_url, tmp_path):
@@ -144,4 +145,4 @@ async def test_a_killed_web_process_is_replaced_and_sigterm_stops_every_child(ga
         served.process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(served.process.wait, 40) == 0
     assert not [pid for pid in everyone if alive(pid)]
-    assert "web process" in served.log() and "exited" in served.log()
+    assert f"web process {victim} exited" in served.log() and "openepay.access: request" in served.log()
