@@ -409,7 +409,8 @@ async def run_scenario(spec: str, sink: Sink, baseline_rps: float | None, args: 
         logs = stack.enter_context(tempfile.TemporaryFile("w+"))
         processes = []
         for number in range(workers):
-            profile = ["-m", "cProfile", "-o", str(Path(args.profile) / f"{spec}-{number}.prof")] if args.profile else []
+            stats = Path(args.profile or ".") / f"{spec}-{number}.prof"
+            profile = ["-m", "cProfile", "-o", str(stats)] if args.profile else []
             command = [sys.executable, *profile, "-m", "openepay", "worker"]
             process = subprocess.Popen(command, env=env, stdout=logs, stderr=logs)
             stack.callback(stop_process, process)
