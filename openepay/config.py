@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     # Business days (today's orders) and the local times api.php reports are in this zone.
     timezone: str = "Asia/Shanghai"
     log_format: str = "text"
+    # One line per request (``openepay.access``): method, route, shortened path, status, latency.
+    access_log: bool = True
     log_level: str = "INFO"
     # A failure logged with a traceback (a database outage fails every request the same way) is
     # logged in full once; repeats of it are counted and summed up once per this many seconds.
