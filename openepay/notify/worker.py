@@ -281,13 +281,16 @@ class NotifyWorker:
         prune old attempt logs and dead workers."""
         gateway = self.gateway
         upstreams = [channel.name for channel in gateway.channels.all() if channel.queries_upstream]
-        reconciled = await reconcile(gateway.db, gateway, upstreams, gateway.settings, utcnow())
+        # One instant for the last look and the closing: an order that expired between two clock
+        # readings would be closed without the look that finds a payment made just before expiry.
+        now = utcnow()
+        reconciled = await reconcile(gateway.db, gateway, upstreams, gateway.settings, now)
         if reconciled.credited:
             log.info("reconciliation credited payments upstream had taken", extra={"count": reconciled.credited})
         refunds = await reconcile_refunds(gateway.db, gateway, gateway.settings, utcnow())
         if refunds.credited:
             log.info("reconciliation settled refunds the channels had not confirmed", extra={"count": refunds.credited})
-        closed = await close_expired(gateway.db)
+        closed = await close_expired(gateway.db, now)
         for order in closed:
             await gateway.after_close(order)
         if closed:
