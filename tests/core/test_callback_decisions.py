@@ -1,0 +1,70 @@
+"""Every upstream callback is stored with what the core made of it, and answered as the channel asks.
+
+The channel below reads nothing itself: it answers with the reading each test scripts, so the
+core's own part (the decision it stores, the reply it picks, the account it hands on) is what
+is checked. Channels' own readings are tested with their real upstreams in ``tests/channels``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from openepay.channels.base import CallbackOutcome, CallbackRequest, ChannelAccount, ChannelConfig, Confirmation, Reply
+from openepay.core.payments import receive_callback
+from openepay.db.models import ChannelCallback
+from tests.support.orders import sandbox_order
+
+ACK = Reply("success")
+NACK = Reply("fail", status_code=400)
+
+
+class ScriptedChannel:
+    """A channel whose reading of every callback is ``outcome``; it remembers the account it was given."""
+
+    name = "sandbox"
+
+    def __init__(self, outcome: CallbackOutcome) -> None:
+        self.outcome = outcome
+        self.accounts: list[ChannelAccount] = []
+
+    async def handle_callback(self, account: ChannelAccount, request: CallbackRequest) -> CallbackOutcome:
+        self.accounts.append(account)
+        return self.outcome
+
+
+ACCOUNT = ChannelAccount(id=None, channel="sandbox", name="built-in", config=ChannelConfig())
+REQUEST = CallbackRequest(method="POST", query={}, form={}, body=b"trade_no=T1", headers={})
+
+
+async def stored_decisions(gateway) -> list[tuple[bool, str, str | None]]:  # type: ignore[no-untyped-def]
+    async with gateway.db.session() as session:
+        rows = await session.scalars(select(ChannelCallback).order_by(ChannelCallback.id))
+        return [(row.verified, row.decision, row.detail) for row in rows]
+
+
+async def test_an_unverified_callback_without_a_note_is_stored_as_unverified_and_refused(gateway):
+    channel = ScriptedChannel(CallbackOutcome(False, ACK, NACK, trade_no="T1"))
+    assert await receive_callback(gateway.db, channel, ACCOUNT, REQUEST) == NACK
+    assert channel.accounts == [ACCOUNT]
+    assert await stored_decisions(gateway) == [(False, "unverified", None)]
+
+
+async def test_a_verified_callback_without_a_payment_is_stored_as_no_payment_and_acknowledged(gateway):
+    channel = ScriptedChannel(CallbackOutcome(True, ACK, NACK, trade_no="T1"))
+    assert await receive_callback(gateway.db, channel, ACCOUNT, REQUEST) == ACK
+    assert await stored_decisions(gateway) == [(True, "no_payment", None)]
+
+
+async def test_the_channels_note_is_the_stored_decision(gateway):
+    channel = ScriptedChannel(CallbackOutcome(False, ACK, NACK, trade_no="T1", note="bad signature"))
+    assert await receive_callback(gateway.db, channel, ACCOUNT, REQUEST) == NACK
+    assert await stored_decisions(gateway) == [(False, "bad signature", "bad signature")]
+
+
+async def test_a_verified_payment_is_stored_with_the_cores_decision(gateway, merchant):
+    order = await sandbox_order(gateway, merchant.pid)
+    paid = ScriptedChannel(CallbackOutcome(True, ACK, NACK, order.trade_no, Confirmation(order.trade_no, 100)))
+    over = ScriptedChannel(CallbackOutcome(True, ACK, NACK, order.trade_no, Confirmation(order.trade_no, 101)))
+    assert await receive_callback(gateway.db, over, ACCOUNT, REQUEST) == ACK
+    assert await receive_callback(gateway.db, paid, ACCOUNT, REQUEST) == ACK
+    assert await stored_decisions(gateway) == [(True, "amount_mismatch", None), (True, "paid", None)]
