@@ -68,3 +68,25 @@ async def test_a_verified_payment_is_stored_with_the_cores_decision(gateway, mer
     assert await receive_callback(gateway.db, over, ACCOUNT, REQUEST) == ACK
     assert await receive_callback(gateway.db, paid, ACCOUNT, REQUEST) == ACK
     assert await stored_decisions(gateway) == [(True, "amount_mismatch", None), (True, "paid", None)]
+
+
+async def stored_rows(gateway) -> list[ChannelCallback]:  # type: ignore[no-untyped-def]
+    async with gateway.db.session() as session:
+        return list((await session.scalars(select(ChannelCallback).order_by(ChannelCallback.id))).all())
+
+
+async def test_what_upstream_sent_is_kept_body_or_query_within_the_columns(gateway):
+    long_note = "n" * 40
+    channel = ScriptedChannel(CallbackOutcome(False, ACK, NACK, trade_no="T" * 40, note=long_note))
+    await receive_callback(gateway.db, channel, ACCOUNT, REQUEST)
+    query_only = CallbackRequest(method="GET", query={"trade_no": "T2", "sign": "x"}, form={}, body=b"", headers={})
+    channel.outcome = CallbackOutcome(False, ACK, NACK, trade_no="")
+    await receive_callback(gateway.db, channel, ACCOUNT, query_only)
+    huge = CallbackRequest(method="POST", query={}, form={}, body=b"a" * 9000, headers={})
+    await receive_callback(gateway.db, channel, ACCOUNT, huge)
+    first, second, third = await stored_rows(gateway)
+    assert (first.trade_no, first.decision, first.detail) == ("T" * 32, "n" * 32, long_note)
+    assert first.payload == "trade_no=T1"
+    assert (second.trade_no, second.payload) == (None, "trade_no=T2&sign=x")
+    assert third.payload == "a" * 8192
+    assert [row.channel for row in (first, second, third)] == ["sandbox"] * 3
