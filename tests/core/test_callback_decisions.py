@@ -90,3 +90,29 @@ async def test_what_upstream_sent_is_kept_body_or_query_within_the_columns(gatew
     assert (second.trade_no, second.payload) == (None, "trade_no=T2&sign=x")
     assert third.payload == "a" * 8192
     assert [row.channel for row in (first, second, third)] == ["sandbox"] * 3
+
+
+async def test_an_unverified_callback_credits_nothing_even_if_it_names_a_payment(gateway, merchant):
+    order = await sandbox_order(gateway, merchant.pid)
+    forged = ScriptedChannel(CallbackOutcome(False, ACK, NACK, order.trade_no, Confirmation(order.trade_no, 100)))
+    assert await receive_callback(gateway.db, forged, ACCOUNT, REQUEST) == NACK
+    assert await stored_decisions(gateway) == [(False, "unverified", None)]
+    assert (await gateway.merchants.get(merchant.pid)).balance_fen == 0
+
+
+async def test_a_payment_verified_by_another_account_does_not_pay_the_order(gateway, merchant):
+    order = await sandbox_order(gateway, merchant.pid)
+    assert order.channel_account_id is None  # the sandbox's built-in account
+    other = ChannelAccount(id=999, channel="sandbox", name="other", config=ChannelConfig())
+    channel = ScriptedChannel(CallbackOutcome(True, ACK, NACK, order.trade_no, Confirmation(order.trade_no, 100)))
+    assert await receive_callback(gateway.db, channel, other, REQUEST) == ACK
+    assert await stored_decisions(gateway) == [(True, "wrong_channel", None)]
+    assert (await gateway.merchants.get(merchant.pid)).balance_fen == 0
+
+
+async def test_a_body_that_is_not_utf8_is_kept_readable(gateway):
+    channel = ScriptedChannel(CallbackOutcome(False, ACK, NACK, trade_no="T1"))
+    body = b"trade_no=T1&name=" + "商品".encode("gbk")
+    await receive_callback(gateway.db, channel, ACCOUNT, CallbackRequest("POST", {}, {}, body, {}))
+    [row] = await stored_rows(gateway)
+    assert row.payload == body.decode("utf-8", "replace")
