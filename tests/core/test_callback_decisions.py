@@ -10,7 +10,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from openepay.channels.base import CallbackOutcome, CallbackRequest, ChannelAccount, ChannelConfig, Confirmation, Reply
+from openepay.core.orders import get_order
 from openepay.core.payments import receive_callback
+from openepay.core.states import OrderStatus
 from openepay.db.models import ChannelCallback
 from tests.support.orders import sandbox_order
 
@@ -116,3 +118,16 @@ async def test_a_body_that_is_not_utf8_is_kept_readable(gateway):
     await receive_callback(gateway.db, channel, ACCOUNT, CallbackRequest("POST", {}, {}, body, {}))
     [row] = await stored_rows(gateway)
     assert row.payload == body.decode("utf-8", "replace")
+
+
+async def test_a_payment_that_cannot_be_recorded_is_stored_as_an_error_and_refused_so_upstream_retries(
+    gateway, merchant
+):
+    """A channel bug here (an upstream number no column takes) stands for any failure while recording."""
+    order = await sandbox_order(gateway, merchant.pid)
+    unrecordable = Confirmation(order.trade_no, 100, channel_trade_no=["not", "a", "string"])  # type: ignore[arg-type]
+    channel = ScriptedChannel(CallbackOutcome(True, ACK, NACK, order.trade_no, unrecordable))
+    assert await receive_callback(gateway.db, channel, ACCOUNT, REQUEST) == NACK
+    assert await stored_decisions(gateway) == [(True, "error", None)]
+    assert (await gateway.merchants.get(merchant.pid)).balance_fen == 0
+    assert (await get_order(gateway.db, order.trade_no)).status == OrderStatus.PAYING
