@@ -1,10 +1,10 @@
-"""What an operator reads when a merchant's RSA public key cannot be used: the whole reason, word for word."""
+"""What an operator or a developer reads when V2 signing cannot go on: the whole reason, word for word."""
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from openepay.protocols.epay_v2.signing import KeyFormatError, load_public_key
+from openepay.protocols.epay_v2.signing import KeyFormatError, load_public_key, sign_content
 
 
 @pytest.fixture(scope="module")
@@ -37,3 +37,9 @@ def test_an_unusable_key_is_refused_with_its_whole_reason(private_key, make, mes
     with pytest.raises(KeyFormatError) as refused:
         load_public_key(make(private_key))
     assert str(refused.value) == message
+
+
+def test_a_boolean_field_is_refused_naming_the_field():
+    with pytest.raises(TypeError) as refused:
+        sign_content({"amount": "1.00", "flag": True})
+    assert str(refused.value) == "flag: booleans have no agreed text form in epay V2 signatures"
