@@ -22,11 +22,11 @@ from openepay.channels.sandbox.simulator import simulate_buyer_payment
 from openepay.core.states import NotifyStatus
 from openepay.db.models import NotifyAttempt, NotifyTask, NotifyWorkerBeat, Order
 from openepay.gateway import Gateway
-from tests.conftest import make_settings
 from tests.support.merchant import FakeMerchant
 from tests.support.orders import sandbox_order
 from tests.support.postgres import PG_DSN, pg_url
 from tests.support.processes import WorkerProcess, Workers, worker_env, worker_processes
+from tests.support.settings import make_settings
 from tests.support.waiting import eventually
 
 LEASE_SECONDS = 2.0

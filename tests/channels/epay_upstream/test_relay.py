@@ -19,8 +19,8 @@ from openepay.db.models import BalanceEntry, ChannelCallback, NotifyTask, Order
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
-from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
+from tests.support.settings import make_settings
 from tests.support.upstream import UpstreamGateway, upstream_gateway
 from tests.support.waiting import eventually
 
