@@ -26,6 +26,7 @@ from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
 from openepay.web.server import http_protocol
 from tests.support.epay_v2 import V2Merchant
+from tests.support.fake_alipay import FakeAlipay
 from tests.support.gateways import own_server
 from tests.support.merchant import FakeMerchant
 from tests.support.notify import Answer, ScriptedShop
@@ -229,3 +230,20 @@ def scripted_shop(merchant: MerchantCredentials) -> Iterator:
     yield start
     for shop in shops:
         shop.stop()
+
+
+@pytest.fixture(scope="session")
+def alipay_keys() -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]:
+    """An Alipay application's private key and the fake Alipay's own, made once per run."""
+    return (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    )
+
+
+@pytest.fixture
+def fake_alipay(alipay_keys: tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]) -> Iterator[FakeAlipay]:
+    """Alipay's OpenAPI gateway on loopback, checking our RSA2 signatures and signing its answers and notifications."""
+    fake = FakeAlipay(*alipay_keys).start()
+    yield fake
+    fake.stop()

@@ -39,9 +39,10 @@ def cli_env(database_url: str, **variables: str) -> dict[str, str]:
 
 
 async def openepay(
-    database_url: str, *args: str, cwd: Path | None = None, **variables: str
+    database_url: str, *args: str, cwd: Path | None = None, input_text: str | None = None, **variables: str
 ) -> subprocess.CompletedProcess:
-    """``openepay ARGS`` run to its end in a process of its own."""
+    """``openepay ARGS`` run to its end in a process of its own; ``input_text`` is what it reads on
+    standard input (nothing: no input at all)."""
 
     def run() -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -51,6 +52,8 @@ async def openepay(
             text=True,
             timeout=60,
             cwd=cwd,
+            input=input_text,
+            stdin=None if input_text is not None else subprocess.DEVNULL,
         )
 
     return await asyncio.to_thread(run)
