@@ -27,13 +27,14 @@ from openepay.notify.worker import NotifyWorker
 from openepay.web.server import http_protocol
 from tests.support.epay_v2 import V2Merchant
 from tests.support.fake_alipay import FakeAlipay
+from tests.support.gateways import own_server
 from tests.support.merchant import FakeMerchant
 from tests.support.notify import Answer, ScriptedShop
 from tests.support.postgres import create_database, drop_database, pg_url, unique_name
 from tests.support.servers import ServerThread
+from tests.support.settings import make_settings
 
 BACKENDS = ("sqlite", "postgresql")
-TEST_SECRET = "test-secret-key-not-for-production"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -119,29 +120,6 @@ def pg_database() -> Iterator[str]:
         asyncio.run(drop_database(name))
 
 
-def make_settings(database_url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "database_url": database_url,
-        "secret_key": TEST_SECRET,
-        "sandbox": True,
-        "notify_allow_private": True,
-        "worker_poll_interval": 0.05,
-        "worker_sweep_interval": 0.2,
-        "notify_retry_delays": (0.3, 0.6, 1.0),
-        "notify_timeout": 3.0,
-        # Some PostgreSQL tests park a dozen transactions on one row lock at once.
-        "db_pool_size": 20,
-        # Every test client calls from 127.0.0.1 and the fuzzers send bad signatures by the hundred;
-        # the lockout is tested under limits of its own (tests/core/test_lockout.py, tests/protocols/test_gate.py).
-        "auth_failures_per_ip": 1_000_000,
-        "auth_failures_per_merchant": 1_000_000,
-        # Tests empty the tables between them; the app's copy of channel accounts must never outlive that.
-        "routing_cache_seconds": 0,
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
-
-
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     return make_settings(database_url)
@@ -192,6 +170,13 @@ def _session_server(settings: Settings) -> Iterator[ServerThread]:
 async def server(_session_server: ServerThread, gateway: Gateway, settings: Settings) -> RunningGateway:
     """The gateway's web app over real HTTP on loopback (notifications are not sent unless ``worker`` runs)."""
     return RunningGateway(_session_server.url, settings, gateway)
+
+
+@pytest.fixture
+def channelless_server(database_url: str, gateway: Gateway) -> Iterator[ServerThread]:
+    """The app with no channel at all (the sandbox off) over real HTTP, on the session's database."""
+    with own_server(database_url, sandbox=False) as thread:
+        yield thread
 
 
 @pytest_asyncio.fixture

@@ -5,14 +5,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,7 +18,7 @@ from sqlalchemy import select, update
 from openepay.core.states import MerchantStatus, NotifyStatus
 from openepay.db.models import Merchant, NotifyAttempt, NotifyTask, Order
 from openepay.db.types import utcnow
-from tests.conftest import TEST_SECRET
+from tests.support.cli import clean_env, cli_env, openepay
 from tests.support.database import refused_writes, stored_order
 from tests.support.epay import order_params, signed
 from tests.support.links import sandbox_path
@@ -29,39 +26,8 @@ from tests.support.merchant import FakeMerchant
 from tests.support.notify import Answer, paid_order
 from tests.support.orders import sandbox_order
 from tests.support.postgres import create_database, drop_database, pg_url, unique_name
+from tests.support.servers import free_port
 from tests.support.waiting import answering, eventually
-
-
-def cli_env(database_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENEPAY_")}
-    env.update(
-        OPENEPAY_DATABASE_URL=database_url,
-        OPENEPAY_SECRET_KEY=TEST_SECRET,
-        OPENEPAY_SANDBOX="1",
-        OPENEPAY_LOG_LEVEL="WARNING",
-    )
-    env.update(extra)
-    return env
-
-
-async def openepay(database_url: str, *args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
-    def run() -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "openepay", *args],
-            env=cli_env(database_url, **env),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=cwd,
-        )
-
-    return await asyncio.to_thread(run)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def test_merchant_lifecycle(gateway, database_url):
@@ -219,8 +185,7 @@ async def test_postgres_without_secret_key_is_refused_with_a_clear_message(tmp_p
 async def test_demo_prints_a_working_signed_link(tmp_path):
     """The README's quick start: `openepay demo` in an empty directory, then the printed link."""
     host, port = "127.0.0.1", free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENEPAY_")}
-    env["OPENEPAY_WORKER_POLL_INTERVAL"] = "0.1"
+    env = clean_env(OPENEPAY_WORKER_POLL_INTERVAL="0.1")
     process = subprocess.Popen(
         [sys.executable, "-m", "openepay", "demo", "--host", host, "--port", str(port)],
         cwd=tmp_path,

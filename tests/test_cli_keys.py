@@ -11,7 +11,7 @@ import sys
 
 import httpx
 
-from tests.support.cli import openepay_cli
+from tests.support.cli import openepay
 from tests.support.epay import order_params, signed
 from tests.support.waiting import answering
 
@@ -41,7 +41,7 @@ async def submit(server, pid: int, key: str, out_trade_no: str) -> dict:
 
 
 async def test_a_shop_keeps_its_pid_and_key(server, database_url):
-    created = await openepay_cli(
+    created = await openepay(
         database_url, "merchant", "create", "--pid", "4321", "--key", RAINBOW_KEY, "--name", "老商户"
     )
     assert created.returncode == 0, created.stderr
@@ -51,15 +51,15 @@ async def test_a_shop_keeps_its_pid_and_key(server, database_url):
     assert answer["code"] == 1, answer
     assert (await submit(server, 4321, RAINBOW_KEY[::-1], "KEEP-2"))["code"] != 1
 
-    shown = await openepay_cli(database_url, "merchant", "show", "4321")
+    shown = await openepay(database_url, "merchant", "show", "4321")
     assert "name: 老商户" in shown.stdout and RAINBOW_KEY not in shown.stdout
 
 
 async def test_a_taken_pid_is_refused_and_the_merchant_there_keeps_its_key(server, database_url):
-    first = await openepay_cli(database_url, "merchant", "create", "--pid", "5000", "--key", RAINBOW_KEY, "--json")
+    first = await openepay(database_url, "merchant", "create", "--pid", "5000", "--key", RAINBOW_KEY, "--json")
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip() == '{"pid": 5000}'
-    again = await openepay_cli(
+    again = await openepay(
         database_url, "merchant", "create", "--pid", "5000", "--key", "Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp"
     )
     assert again.returncode == 1 and "pid 5000 is taken" in again.stderr
@@ -76,32 +76,32 @@ async def test_pids_and_keys_that_cannot_work_are_refused_with_the_reason(gatewa
         ("--pid", "7000", "--key", "key-with-dash-and+plus-012345678"): "letters and digits only",
     }
     for args, reason in refusals.items():
-        refused = await openepay_cli(database_url, "merchant", "create", *args)
+        refused = await openepay(database_url, "merchant", "create", *args)
         assert refused.returncode == 1, args
         assert reason in refused.stderr, (args, refused.stderr)
         assert "Traceback" not in refused.stderr
-    assert "7000" not in (await openepay_cli(database_url, "merchant", "list")).stdout
+    assert "7000" not in (await openepay(database_url, "merchant", "list")).stdout
 
 
 async def test_set_key_gives_the_shop_its_old_key_or_a_new_one(server, database_url):
-    created = await openepay_cli(database_url, "merchant", "create", "--name", "Shop", "--json")
+    created = await openepay(database_url, "merchant", "create", "--name", "Shop", "--json")
     pid = int(re.search(r'"pid": (\d+)', created.stdout).group(1))
 
-    given = await openepay_cli(database_url, "merchant", "set-key", str(pid), "--key", RAINBOW_KEY)
+    given = await openepay(database_url, "merchant", "set-key", str(pid), "--key", RAINBOW_KEY)
     assert given.returncode == 0, given.stderr
     assert RAINBOW_KEY not in given.stdout
     assert (await submit(server, pid, RAINBOW_KEY, "SET-1"))["code"] == 1
 
-    weak = await openepay_cli(database_url, "merchant", "set-key", str(pid), "--key", "abcabcabcabcabcabc")
+    weak = await openepay(database_url, "merchant", "set-key", str(pid), "--key", "abcabcabcabcabcabc")
     assert weak.returncode == 1 and "too easy to guess" in weak.stderr
     assert (await submit(server, pid, RAINBOW_KEY, "SET-2"))["code"] == 1
 
-    made = await openepay_cli(database_url, "merchant", "set-key", str(pid))
+    made = await openepay(database_url, "merchant", "set-key", str(pid))
     new_key = re.search(r"key: ([A-Za-z0-9]{32})$", made.stdout.strip()).group(1)
     assert (await submit(server, pid, new_key, "SET-3"))["code"] == 1
     assert (await submit(server, pid, RAINBOW_KEY, "SET-4"))["code"] != 1
 
-    missing = await openepay_cli(database_url, "merchant", "set-key", "999999", "--key", RAINBOW_KEY)
+    missing = await openepay(database_url, "merchant", "set-key", "999999", "--key", RAINBOW_KEY)
     assert missing.returncode == 1 and "no merchant 999999" in missing.stderr
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import socket
 import sqlite3
 import stat
 import subprocess
@@ -27,9 +26,10 @@ from openepay.db import Database, migrate
 from openepay.db.models import KeyCheck, Merchant, PlatformKey
 from openepay.key_check import WrongSecretKey
 from openepay.secretbox import CHECK_CONTEXT, SecretBox
-from tests.conftest import make_settings
 from tests.support.operator import error_lines, operator_env, run_openepay
 from tests.support.postgres import pg_url
+from tests.support.servers import free_port
+from tests.support.settings import make_settings
 
 RIGHT = "the-key-this-gateway-was-created-with"
 WRONG = "a-key-typed-from-memory"
@@ -76,9 +76,9 @@ async def test_a_wrong_secret_key_starts_nothing_and_changes_nothing(empty_datab
         ("merchant", "create", "--name", "Another"),
         ("merchant", "rotate-key", str(credentials["pid"])),
         ("platform", "public-key"),
-        ("serve", "--port", str(_free_port())),
+        ("serve", "--port", str(free_port())),
         ("worker",),
-        ("demo", "--port", str(_free_port())),
+        ("demo", "--port", str(free_port())),
     ):
         refused = await run_openepay(*args, cwd=tmp_path, database_url=url, secret_key=WRONG)
         refused_in_one_line(refused, WRONG_KEY_LINE)
@@ -172,7 +172,7 @@ async def test_a_gateway_whose_key_file_is_missing_is_never_given_a_new_key(tmp_
     assert (await run_openepay("merchant", "create", "--name", "Shop", cwd=tmp_path)).returncode == 0
     key_file = tmp_path / "openepay.secret"
     key_file.unlink()
-    for args in (("merchant", "list"), ("serve", "--port", str(_free_port())), ("migrate",)):
+    for args in (("merchant", "list"), ("serve", "--port", str(free_port())), ("migrate",)):
         refused = await run_openepay(*args, cwd=tmp_path)
         if args == ("migrate",):
             assert refused.returncode == 0, refused.stderr  # migrating needs no key, and makes none
@@ -187,12 +187,6 @@ async def test_an_empty_secret_key_file_is_refused(tmp_path):
     (tmp_path / "openepay.secret").write_text("\n")
     refused = await run_openepay("merchant", "list", cwd=tmp_path)
     refused_in_one_line(refused, "is empty")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _pg(name: str, scheme: str = "postgresql", port: int | None = None, password: str | None = None) -> str:
@@ -227,7 +221,7 @@ async def test_postgres_urls_work_as_postgres_tools_write_them(pg_database, tmp_
 )
 async def test_database_mistakes_are_one_actionable_line(mistake, expected, tmp_path):
     urls = {
-        "wrong port": _pg("postgres", port=_free_port()),
+        "wrong port": _pg("postgres", port=free_port()),
         "missing database": _pg(f"openepay_missing_{secrets.token_hex(4)}"),
         "typo in the scheme": _pg("postgres", "postgresq"),
         "another driver": _pg("postgres", "postgresql+psycopg2"),
@@ -236,7 +230,7 @@ async def test_database_mistakes_are_one_actionable_line(mistake, expected, tmp_
     }
     commands = [("merchant", "list")]
     if mistake == "wrong port":
-        commands += [("migrate",), ("serve", "--port", str(_free_port())), ("worker",)]
+        commands += [("migrate",), ("serve", "--port", str(free_port())), ("worker",)]
     for args in commands:
         refused = await run_openepay(*args, cwd=tmp_path, database_url=urls[mistake], secret_key=RIGHT)
         refused_in_one_line(refused, expected)

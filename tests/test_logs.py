@@ -24,11 +24,12 @@ import pytest
 from openepay.db import migrate
 from openepay.gateway import Gateway
 from openepay.logs import QuietRepeats, TextFormatter
-from tests.conftest import TEST_SECRET, make_settings
 from tests.support.disk import fill, small_disk
 from tests.support.epay import order_params, signed
 from tests.support.operator import operator_env
 from tests.support.postgres import PG_DSN, pg_url
+from tests.support.servers import free_port
+from tests.support.settings import TEST_SECRET, make_settings
 from tests.support.waiting import eventually
 
 
@@ -208,7 +209,7 @@ async def test_a_server_through_a_postgresql_outage_answers_its_dialect_and_logs
 ):
     url = pg_url(pg_database)
     pid, key = await shop_on(url)
-    base, log_path = f"http://127.0.0.1:{(port := _free_port())}", tmp_path / "serve.log"
+    base, log_path = f"http://127.0.0.1:{(port := free_port())}", tmp_path / "serve.log"
     server = Process(["serve", "--port", str(port), "--no-worker"], log_path, database_url=url, sandbox=1)
     try:
         await eventually(lambda: serving(base), timeout=30, interval=0.2)
@@ -230,7 +231,7 @@ async def test_a_server_on_a_full_sqlite_disk_answers_its_dialect_and_logs_one_t
         url = f"sqlite+aiosqlite:///{disk / 'openepay.db'}"
         await asyncio.to_thread(migrate.upgrade, url)
         pid, key = await shop_on(url)
-        port = _free_port()
+        port = free_port()
         base = f"http://127.0.0.1:{port}"
         server = Process(
             ["serve", "--port", str(port), "--no-worker"], log_path, database_url=url, sandbox=1, ready_min_free_mb=4
@@ -247,11 +248,3 @@ async def test_a_server_on_a_full_sqlite_disk_answers_its_dialect_and_logs_one_t
     logged = records(log_path)
     assert_one_traceback_per_kind(logged)
     assert held_back(logged) >= 30
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -6,20 +6,18 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from openepay.app import create_app
 from openepay.channels.base import UpstreamState
 from openepay.channels.sandbox import SandboxChannel
 from openepay.channels.sandbox.simulator import SandboxRefusal, simulate_buyer_payment
 from openepay.core.orders import channel_view, get_order
 from openepay.db.models import ChannelCallback, NotifyTask, Order
 from openepay.gateway import Gateway
-from tests.conftest import make_settings
-from tests.support.database import refused_writes, stored_order
+from tests.support.cashier import Page, mapi_order
+from tests.support.database import expire, refused_writes, stored_order
 from tests.support.epay import order_params, signed
 from tests.support.links import cashier_path, sandbox_path, trade_no_of
-from tests.support.servers import ServerThread
+from tests.support.settings import make_settings
 from tests.support.waiting import eventually
-from tests.web.test_cashier import Page, expire, mapi_order
 
 
 def sandbox_of(gateway: Gateway) -> SandboxChannel:
@@ -127,25 +125,25 @@ async def test_a_correctly_signed_callback_pays_the_order(server, merchant, shop
     assert status == {"status": "paid", "paid": True}
 
 
-async def test_sandbox_is_absent_from_a_gateway_without_sandbox(database_url, merchant, shop, gateway):
-    production = ServerThread(create_app(make_settings(database_url, sandbox=False))).start()
-    try:
-        async with httpx.AsyncClient(base_url=production.url, timeout=10) as client:
-            page = await client.get("/sandbox/pay/20990101000000000000")
-            pay = await client.post("/sandbox/pay/20990101000000000000")
-            notify = await client.post("/channels/sandbox/notify", data={"trade_no": "1"})
-            params = order_params(merchant.pid, shop.url, "S-6", clientip="203.0.113.9", device="pc")
-            answer = (await client.post("/mapi.php", data=signed(params, merchant.key))).json()
-            chooser = Page((await client.get(answer["payurl"].removeprefix(production.url))).text)
-    finally:
-        production.stop()
+async def test_sandbox_is_absent_from_a_gateway_without_sandbox(channelless_server, merchant, shop, gateway):
+    async with httpx.AsyncClient(base_url=channelless_server.url, timeout=10) as client:
+        page = await client.get("/sandbox/pay/20990101000000000000")
+        pay = await client.post("/sandbox/pay/20990101000000000000")
+        notify = await client.post("/channels/sandbox/notify", data={"trade_no": "1"})
+        params = order_params(merchant.pid, shop.url, "S-6", clientip="203.0.113.9", device="pc")
+        answer = (await client.post("/mapi.php", data=signed(params, merchant.key))).json()
+        chooser = Page((await client.get(answer["payurl"].removeprefix(channelless_server.url))).text)
 
     assert page.status_code == 404
     assert pay.status_code == 404
     assert notify.status_code == 404
     # No channel takes the order: the buyer is sent to choose another way to pay, with a note saying so.
     trade_no = answer["trade_no"]
-    assert answer == {"code": 1, "trade_no": trade_no, "payurl": f"{production.url}{cashier_path(trade_no)}?other=1"}
+    assert answer == {
+        "code": 1,
+        "trade_no": trade_no,
+        "payurl": f"{channelless_server.url}{cashier_path(trade_no)}?other=1",
+    }
     assert chooser.text("note") == "该支付方式暂不可用，请选择其他支付方式"
     assert (await stored_order(gateway, trade_no)).channel is None
 

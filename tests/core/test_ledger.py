@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from openepay.core import ledger
 from openepay.core.money import MAX_STORED_FEN
 from openepay.db.models import BalanceEntry, Merchant
-from tests.support.waiting import eventually
+from tests.support.locks import meeting_at
 
 
 async def post(gateway, pid: int, delta_fen: int, kind: str, ref: str) -> int:
@@ -103,15 +103,6 @@ async def test_kind_and_ref_post_only_once(gateway, merchant):
     assert await balance(gateway, merchant.pid) == 100
 
 
-async def _lock_waiters(gateway) -> int:
-    async with gateway.db.session() as session:
-        return await session.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        )
-
-
 async def test_concurrent_debits_never_overdraw(gateway, merchant):
     """Ten debits of 30 against a balance of 100 at once: exactly three pass.
 
@@ -127,18 +118,9 @@ async def test_concurrent_debits_never_overdraw(gateway, merchant):
             return False
         return True
 
-    if gateway.db.dialect == "postgresql":
-        async with gateway.db.session() as session:
-            await session.execute(select(Merchant.pid).where(Merchant.pid == merchant.pid).with_for_update())
-            tasks = [asyncio.create_task(debit(n)) for n in range(10)]
-
-            async def all_waiting() -> bool:
-                return await _lock_waiters(gateway) >= 10
-
-            await eventually(all_waiting)
-        outcomes = await asyncio.gather(*tasks)
-    else:
-        outcomes = await asyncio.gather(*(debit(n) for n in range(10)))
+    locked_row = select(Merchant.pid).where(Merchant.pid == merchant.pid)
+    tasks = await meeting_at(gateway, locked_row, (debit(n) for n in range(10)))
+    outcomes = await asyncio.gather(*tasks)
 
     assert outcomes.count(True) == 3
     assert await balance(gateway, merchant.pid) == 10

@@ -25,9 +25,9 @@ from openepay.db.models import ChannelAccountRecord, ChannelAccountUsage, Order
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
-from tests.conftest import make_settings
 from tests.support.fake_epay import FakeEpay
 from tests.support.orders import new_order
+from tests.support.settings import make_settings
 from tests.support.waiting import eventually
 
 BASE = "http://gateway.test"

@@ -16,11 +16,11 @@ from sqlalchemy import update
 from openepay.db.models import Order
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
-from tests.conftest import make_settings
 from tests.support.dialects import EVERY_DIALECT, DialectOrders
 from tests.support.epay_v2 import V2Merchant
 from tests.support.links import sandbox_path
 from tests.support.notify import delivery_log
+from tests.support.settings import make_settings
 from tests.support.shop import RecordingShop
 
 NON_ASCII_ADDRESS = "the host is an IP address written with non-ASCII characters"

@@ -30,9 +30,9 @@ from openepay.gateway import Gateway
 from openepay.notify import outbox
 from openepay.notify.breaker import BreakerPolicy, record_outcome
 from openepay.notify.worker import NotifyWorker
-from tests.conftest import make_settings
 from tests.support.merchant import FakeMerchant
 from tests.support.orders import sandbox_order
+from tests.support.settings import make_settings
 from tests.support.waiting import eventually
 
 CAP = 2

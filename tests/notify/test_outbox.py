@@ -17,10 +17,10 @@ from openepay.gateway import Gateway
 from openepay.notify import outbox
 from openepay.notify.breaker import BreakerPolicy
 from openepay.notify.worker import NotifyWorker
-from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
 from tests.support.merchant import plugin_sign
 from tests.support.notify import delivery_log, paid_order, settled
+from tests.support.settings import make_settings
 from tests.support.waiting import eventually
 
 FAIR = {"merchant_cap": 4, "breaker_threshold": 5}

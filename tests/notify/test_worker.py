@@ -18,9 +18,9 @@ import pytest_asyncio
 from openepay.core.states import NotifyStatus
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
-from tests.conftest import make_settings
 from tests.support.merchant import plugin_sign
 from tests.support.notify import Answer, delivery_log, paid_order, settled
+from tests.support.settings import make_settings
 from tests.support.waiting import eventually
 
 DELAYS = (0.3, 0.6, 1.0)

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 from openepay.app import create_app
 from openepay.web.server import http_protocol
-from tests.conftest import make_settings
 from tests.support.servers import ServerThread
+from tests.support.settings import make_settings
 
 # A deployment as operators run one: money limits, its public URL, and private notify targets refused.
 STRICT = {

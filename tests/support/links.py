@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from openepay.core.buyer_links import BuyerLinks
-from tests.conftest import TEST_SECRET
+from tests.support.settings import TEST_SECRET
 
 LINKS = BuyerLinks(TEST_SECRET)
 _CASHIER = re.compile(r"(?:https?://[^/]+)?/cashier/([^/?]+)(?:/[a-z]+)?(?:\?.*)?")

@@ -7,19 +7,18 @@ but those the test passes (as ``database_url="..."`` or ``secret_key="..."``).
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.cli import settings_env
+
 TIMEOUT = 60
 
 
 def operator_env(**settings: object) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("OPENEPAY_")}
-    env.update({f"OPENEPAY_{name.upper()}": str(value) for name, value in settings.items()})
-    return env
+    return settings_env(**settings)
 
 
 async def run_openepay(*args: str, cwd: Path, **settings: object) -> subprocess.CompletedProcess[str]:

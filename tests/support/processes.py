@@ -7,7 +7,6 @@ could fill up and stall the process); a failing test shows it.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -15,14 +14,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.conftest import TEST_SECRET
+from tests.support.cli import settings_env
+from tests.support.settings import TEST_SECRET
 
 STOP_TIMEOUT = 10.0
 
 
 def worker_env(database_url: str, **settings: object) -> dict[str, str]:
     """The environment for a worker on ``database_url``; ``settings`` are more ``OPENEPAY_*`` values."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("OPENEPAY_")}
     values: dict[str, object] = {
         "database_url": database_url,
         "secret_key": TEST_SECRET,
@@ -32,7 +31,7 @@ def worker_env(database_url: str, **settings: object) -> dict[str, str]:
         "log_level": "WARNING",
         **settings,
     }
-    env.update({f"OPENEPAY_{name.upper()}": str(value) for name, value in values.items()})
+    env = settings_env(**values)
     return env
 
 

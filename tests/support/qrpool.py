@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -17,8 +16,9 @@ from openepay.core.orders import place_order
 from openepay.db.models import Order, QrAccount
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
-from tests.conftest import TEST_SECRET, make_settings
+from tests.support.cli import clean_env
 from tests.support.orders import new_order
+from tests.support.settings import TEST_SECRET, make_settings
 
 GENERIC = "wxp://f2f0GENERICxxxxxxxxxxxxxxxxxxxxxxx"
 BASE_URL = "http://gateway.test"
@@ -75,8 +75,7 @@ async def offered(
 
 async def qrpool_cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
     """``openepay qrpool ARGS`` in its own process, as an operator runs it."""
-    environment = {name: value for name, value in os.environ.items() if not name.startswith("OPENEPAY_")}
-    environment.update(
+    environment = clean_env(
         OPENEPAY_DATABASE_URL=database_url, OPENEPAY_SECRET_KEY=TEST_SECRET, OPENEPAY_LOG_LEVEL="WARNING", **env
     )
 

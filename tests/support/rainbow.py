@@ -147,7 +147,7 @@ def rainbow_database(prefix: str = "pay_", *, legacy: bool = False) -> Iterator[
 def openepay_in_process(database_url: str, *args: str, **env: str) -> Result:
     """``openepay ARGS`` run in this process (its own event loop: call it from a thread), on the test's database."""
     from openepay.cli import app
-    from tests.conftest import TEST_SECRET
+    from tests.support.settings import TEST_SECRET
 
     environment = {
         "OPENEPAY_DATABASE_URL": database_url,

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
 import uvicorn
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on just now, for a server process to take."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class ServerThread:

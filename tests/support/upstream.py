@@ -8,8 +8,6 @@ account of ours uses. Its log goes to a file a failing test can show.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +19,8 @@ from pathlib import Path
 import httpx
 
 from openepay.core.buyer_links import BuyerLinks
+from tests.support.cli import clean_env
+from tests.support.servers import free_port
 
 START_TIMEOUT = 30.0
 UPSTREAM_SECRET = "upstream-secret-key-not-for-production"
@@ -53,17 +53,10 @@ class UpstreamGateway:
             return (await client.get("/api.php", params=params)).json()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def upstream_gateway(directory: Path, *, notify: bool = True) -> Iterator[UpstreamGateway]:
     """The upstream process; with ``notify=False`` it runs no worker, so no callback ever leaves it."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("OPENEPAY_")}
-    env.update(
+    env = clean_env(
         OPENEPAY_DATABASE_URL=f"sqlite+aiosqlite:///{directory / 'upstream.db'}",
         OPENEPAY_SECRET_KEY=UPSTREAM_SECRET,
         OPENEPAY_SANDBOX="1",
@@ -74,7 +67,11 @@ def upstream_gateway(directory: Path, *, notify: bool = True) -> Iterator[Upstre
     )
     migrated = subprocess.run(
         [sys.executable, "-m", "openepay", "migrate"],
-        env=env, cwd=directory, capture_output=True, text=True, timeout=60,
+        env=env,
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert migrated.returncode == 0, migrated.stderr
     created = subprocess.run(
@@ -87,7 +84,7 @@ def upstream_gateway(directory: Path, *, notify: bool = True) -> Iterator[Upstre
     )
     assert created.returncode == 0, created.stderr
     merchant = json.loads(created.stdout)
-    port = _free_port()
+    port = free_port()
     log_path = directory / "upstream.log"
     command = [sys.executable, "-m", "openepay", "serve", "--port", str(port)]
     if not notify:

@@ -9,12 +9,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 from playwright.async_api import Locator, async_playwright, expect
 
+from tests.support.cashier import DESKTOP_UA, IPHONE_UA
 from tests.support.epay import order_params, signed
 from tests.support.links import cashier_path, sandbox_path, trade_no_of
 from tests.support.merchant import plugin_sign
 from tests.support.vmq_phone import WXPAY, qrpool_server
 from tests.support.waiting import eventually
-from tests.web.test_cashier import DESKTOP_UA, IPHONE_UA
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

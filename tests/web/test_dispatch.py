@@ -11,7 +11,7 @@ from starlette.routing import Match, Route
 
 from openepay.app import create_app
 from openepay.web.dispatch import PathIndex, index_paths
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 # Paths no route template spells out: unknown ones, near misses, parameters of every shape.
 MORE_PATHS = (

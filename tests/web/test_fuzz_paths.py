@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from openepay.app import create_app
 from openepay.web.server import http_protocol
-from tests.conftest import make_settings
 from tests.support.fuzz import FUZZ, raw_query
 from tests.support.servers import ServerThread
+from tests.support.settings import make_settings
 
 # Spelled in bytes as an attacker sends them: NUL, lone surrogates (U+D800, U+DFFF in UTF-8),
 # overlong forms of NUL, "/" and ".", stray or broken escapes, and numbers past any column.

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.support.cashier import DESKTOP, mapi_order
 from tests.support.epay import order_params, signed
 from tests.support.gateways import own_server
 from tests.support.links import cashier_path, sandbox_path
@@ -15,7 +16,6 @@ from tests.support.servers import ServerThread
 from tests.support.vmq import create, data_of, path, vmq_answer
 from tests.support.vmq import order_params as vmq_order_params
 from tests.support.vmq import signed as vmq_signed
-from tests.web.test_cashier import DESKTOP, mapi_order
 
 BROWSER_HEADERS = {"x-frame-options": "DENY", "x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
 PUBLIC_URL = "https://pay.example.com"

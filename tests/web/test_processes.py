@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import TEST_SECRET
 from tests.support.epay import order_params, signed
+from tests.support.settings import TEST_SECRET
 from tests.support.waiting import answering, eventually
 
 ORDERS = 24

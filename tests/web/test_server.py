@@ -8,7 +8,6 @@ their waits generously and never assert how long anything took.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import subprocess
 import sys
@@ -16,8 +15,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tests.conftest import TEST_SECRET
+from tests.support.cli import clean_env
 from tests.support.gateways import own_server
+from tests.support.settings import TEST_SECRET
 from tests.support.waiting import answering
 
 # Far more bytes than a client sending one per 50 ms gets out before a 1 s deadline.
@@ -85,8 +85,7 @@ async def test_openepay_serve_cuts_off_a_slowloris_client(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {name: value for name, value in os.environ.items() if not name.startswith("OPENEPAY_")}
-    env.update(
+    env = clean_env(
         OPENEPAY_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}",
         OPENEPAY_SECRET_KEY=TEST_SECRET,
         OPENEPAY_LOG_LEVEL="WARNING",

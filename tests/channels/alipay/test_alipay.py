@@ -22,7 +22,6 @@ from openepay.db.models import BalanceEntry, NotifyTask, Order
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
-from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
 from tests.support.fake_alipay import (
     FakeAlipay,
@@ -33,6 +32,7 @@ from tests.support.fake_alipay import (
     sign_notification,
 )
 from tests.support.orders import channel_callbacks, stored_order
+from tests.support.settings import make_settings
 from tests.support.waiting import eventually
 
 DESKTOP = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"

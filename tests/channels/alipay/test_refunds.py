@@ -14,11 +14,11 @@ import httpx
 from openepay.core.orders import channel_view
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
-from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
 from tests.support.fake_alipay import FakeAlipay
 from tests.support.gateways import own_server
 from tests.support.orders import stored_order
+from tests.support.settings import make_settings
 
 PENDING = "退款处理中：支付通道尚未确认结果，请稍后查询，勿更换退款单号重试"
 

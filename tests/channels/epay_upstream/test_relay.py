@@ -19,9 +19,9 @@ from openepay.db.models import BalanceEntry, NotifyTask, Order
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
-from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
 from tests.support.orders import channel_callbacks, stored_order
+from tests.support.settings import make_settings
 from tests.support.upstream import UpstreamGateway, upstream_gateway
 from tests.support.waiting import eventually
 

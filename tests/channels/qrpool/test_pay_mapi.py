@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 
+from tests.support.cashier import DESKTOP, IPHONE, Page, encodes, qr_matrix_of
 from tests.support.epay import signed
 from tests.support.gateways import own_server
 from tests.support.links import cashier_path
 from tests.support.qrpool import GENERIC, receiving_account
-from tests.web.test_cashier import DESKTOP, IPHONE, Page, encodes, qr_matrix_of
 
 SHOP = "https://shop.example.com"
 PAUSED = (702, "Channel is under maintenance, please try again later")

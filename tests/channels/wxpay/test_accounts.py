@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import openepay_cli
+from tests.support.cli import openepay
 from tests.support.fake_wxpay import FakeWxPay, running_fake_wxpay
 
 
@@ -32,16 +32,16 @@ async def test_an_account_is_added_from_toml_tested_live_and_shown_without_its_s
     gateway, database_url, tmp_path, wechat
 ):
     config = wechat.account_config()
-    added = await openepay_cli(
+    added = await openepay(
         database_url, "channel", "add", "wxpay", "wx-main", "--config", str(toml_file(tmp_path / "wx.toml", config))
     )
     assert added.returncode == 0, added.stderr
     assert "/channels/wxpay/" in added.stdout
 
-    tested = await openepay_cli(database_url, "channel", "test", "wx-main")
+    tested = await openepay(database_url, "channel", "test", "wx-main")
     assert (tested.returncode, tested.stdout.split(":")[0]) == (0, "ok"), tested.stdout + tested.stderr
 
-    shown = await openepay_cli(database_url, "channel", "show", "wx-main")
+    shown = await openepay(database_url, "channel", "show", "wx-main")
     assert "config merchant_private_key: set" in shown.stdout and "config apiv3_key: set" in shown.stdout
     assert f"config mchid: {config['mchid']}" in shown.stdout
     private_body = str(config["merchant_private_key"]).splitlines()[1]
@@ -63,7 +63,7 @@ async def test_an_account_is_added_from_toml_tested_live_and_shown_without_its_s
 )
 async def test_a_wrong_setting_is_refused_with_what_to_fix(gateway, database_url, tmp_path, wechat, change, complaint):
     path = toml_file(tmp_path / "wx.toml", wechat.account_config(**change))
-    refused = await openepay_cli(database_url, "channel", "add", "wxpay", "wx-bad", "--config", str(path))
+    refused = await openepay(database_url, "channel", "add", "wxpay", "wx-bad", "--config", str(path))
     assert refused.returncode == 1
     assert complaint in refused.stderr
     assert "Traceback" not in refused.stderr

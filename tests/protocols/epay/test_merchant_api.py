@@ -13,19 +13,19 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
 from openepay.app import create_app
 from openepay.core import ledger
 from openepay.core.orders import NewOrder, close_expired, place_order
 from openepay.db.models import BalanceEntry, Order, Refund, Settlement
 from openepay.protocols.epay import DIALECT
-from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
 from tests.support.links import sandbox_path
+from tests.support.locks import meeting_at
 from tests.support.merchant import plugin_sign
 from tests.support.servers import ServerThread
-from tests.support.waiting import eventually
+from tests.support.settings import make_settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
@@ -657,20 +657,16 @@ async def test_a_refund_sent_three_times_refunds_once_with_a_refund_number(serve
         assert (await api(client, merchant, "query"))["money"] == "1.00"
 
 
-async def test_a_refund_the_channel_refused_is_not_repeated_as_a_success(server, database_url, merchant, shop):
+async def test_a_refund_the_channel_refused_is_not_repeated_as_a_success(channelless_server, server, merchant, shop):
     """A retry with the number of a failed refund must not read "退款成功": the merchant would pay out twice."""
     async with server.client() as client:
         trade_no = await place(client, merchant, shop.url, "RF-FAILED", money="1.00")
         await pay(client, trade_no)
-    without_channel = ServerThread(create_app(make_settings(database_url, sandbox=False))).start()
-    try:
-        async with httpx.AsyncClient(base_url=without_channel.url, timeout=10) as client:
-            refused = await refund(client, merchant, "1.00", trade_no=trade_no, out_refund_no="RF-FAILED-1")
-            assert refused == {"code": -1, "msg": "退款失败：支付通道暂时无法退款，请稍后再试"}
-            retry = await refund(client, merchant, "1.00", trade_no=trade_no, out_refund_no="RF-FAILED-1")
-            assert retry == {"code": -1, "msg": "该退款单号的退款未成功，请更换退款单号(out_refund_no)后重试"}
-    finally:
-        without_channel.stop()
+    async with httpx.AsyncClient(base_url=channelless_server.url, timeout=10) as client:
+        refused = await refund(client, merchant, "1.00", trade_no=trade_no, out_refund_no="RF-FAILED-1")
+        assert refused == {"code": -1, "msg": "退款失败：支付通道暂时无法退款，请稍后再试"}
+        retry = await refund(client, merchant, "1.00", trade_no=trade_no, out_refund_no="RF-FAILED-1")
+        assert retry == {"code": -1, "msg": "该退款单号的退款未成功，请更换退款单号(out_refund_no)后重试"}
     async with server.client() as client:
         assert (await api(client, merchant, "order", trade_no=trade_no))["status"] == 1
         done = await refund(client, merchant, "1.00", trade_no=trade_no, out_refund_no="RF-FAILED-2")
@@ -735,28 +731,11 @@ async def test_refund_success_code_zero_when_configured(server, database_url, me
 # -- concurrency --------------------------------------------------------------------------
 
 
-async def _lock_waiters(gateway) -> int:
-    async with gateway.db.session() as session:
-        return await session.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        )
-
-
 async def simultaneously(gateway, trade_no: str, attempt, copies: int) -> list[dict]:  # type: ignore[no-untyped-def]
     """``copies`` calls of ``attempt`` at once. On PostgreSQL the order's row is held locked until
     all of them are waiting on it, so each has read the order (and its refunds) before any acts."""
-    if gateway.db.dialect != "postgresql":
-        return list(await asyncio.gather(*(attempt() for _ in range(copies))))
-    async with gateway.db.session() as session:
-        await session.execute(select(Order.id).where(Order.trade_no == trade_no).with_for_update())
-        tasks = [asyncio.create_task(attempt()) for _ in range(copies)]
-
-        async def all_waiting() -> bool:
-            return await _lock_waiters(gateway) >= copies
-
-        await eventually(all_waiting)
+    locked_row = select(Order.id).where(Order.trade_no == trade_no)
+    tasks = await meeting_at(gateway, locked_row, (attempt() for _ in range(copies)))
     return list(await asyncio.gather(*tasks))
 
 

@@ -259,26 +259,19 @@ async def test_refund_refusals(server, gateway, v2):
         assert "refundmoney" not in await api(client, v2, "pay/query", trade_no=trade_no)
 
 
-async def test_a_refund_the_channel_refused_is_not_repeated_as_a_success(server, gateway, v2, database_url):
-    from openepay.app import create_app
-    from tests.conftest import make_settings
-    from tests.support.servers import ServerThread
+async def test_a_refund_the_channel_refused_is_not_repeated_as_a_success(channelless_server, server, gateway, v2):
 
     async with server.client() as client:
         trade_no = await paid(client, v2, "RF-1")
-    without_channel = ServerThread(create_app(make_settings(database_url, sandbox=False))).start()
-    try:
-        async with httpx.AsyncClient(base_url=without_channel.url, timeout=10) as client:
-            refused = await api(client, v2, "pay/refund", trade_no=trade_no, money="1.00", out_refund_no="RFND-1")
-            assert refused == {"code": -1, "msg": "退款失败：支付通道暂时无法退款，请稍后再试"}
-            later = str(int(time.time()) + 1)  # a new request, not a copy of the first
-            retry = await api(
-                client, v2, "pay/refund", trade_no=trade_no, money="1.00", out_refund_no="RFND-1", timestamp=later
-            )
-            assert retry == {"code": -1, "msg": "该退款单号的退款未成功，请更换退款单号(out_refund_no)后重试"}
-            failed = await api(client, v2, "pay/refundquery", out_refund_no="RFND-1")
-    finally:
-        without_channel.stop()
+    async with httpx.AsyncClient(base_url=channelless_server.url, timeout=10) as client:
+        refused = await api(client, v2, "pay/refund", trade_no=trade_no, money="1.00", out_refund_no="RFND-1")
+        assert refused == {"code": -1, "msg": "退款失败：支付通道暂时无法退款，请稍后再试"}
+        later = str(int(time.time()) + 1)  # a new request, not a copy of the first
+        retry = await api(
+            client, v2, "pay/refund", trade_no=trade_no, money="1.00", out_refund_no="RFND-1", timestamp=later
+        )
+        assert retry == {"code": -1, "msg": "该退款单号的退款未成功，请更换退款单号(out_refund_no)后重试"}
+        failed = await api(client, v2, "pay/refundquery", out_refund_no="RFND-1")
     assert failed["code"] == 0 and failed["status"] == 0 and failed["money"] == "1.00"
     async with server.client() as client:
         assert (await api(client, v2, "pay/query", trade_no=trade_no))["status"] == 1

@@ -6,9 +6,9 @@ import asyncio
 import time
 from pathlib import Path
 
+from tests.support.cli import openepay
 from tests.support.epay import signed as md5_signed
 from tests.support.epay_v2 import V2Merchant, bare_body, load_platform_key, platform_signed
-from tests.test_cli import openepay
 
 
 def set_rsa(database_url: str, pid: int, key_file: Path, *flags: str):  # type: ignore[no-untyped-def]

@@ -12,9 +12,9 @@ from openepay.db import Database
 from openepay.db.models import PlatformKey
 from openepay.protocols.epay_v2.platform_key import forget_loaded, platform_key
 from openepay.secretbox import SecretBox, SecretBoxError
-from tests.conftest import TEST_SECRET
+from tests.support.cli import openepay
 from tests.support.epay_v2 import load_platform_key, pem_of, platform_signed
-from tests.test_cli import openepay
+from tests.support.settings import TEST_SECRET
 
 CONTEXT = "platform-key:epay_v2"
 

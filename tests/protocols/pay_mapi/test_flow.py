@@ -7,17 +7,17 @@ signing rule as implemented in ``support`` (independently of the gateway's code)
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from urllib.parse import parse_qsl, urlsplit
 
 from openepay.core.states import NotifyStatus
-from tests.conftest import TEST_SECRET
 from tests.protocols.pay_mapi.support import MAPI, SUBMIT, call, code_of, pay_params, seed_sign, signed, success_of
+from tests.support.cli import clean_env
 from tests.support.links import cashier_path, sandbox_path, trade_no_of
 from tests.support.merchant import FakeMerchant
 from tests.support.notify import Answer, settled
+from tests.support.settings import TEST_SECRET
 from tests.support.waiting import eventually
 
 NOTIFY_FIELDS = ["pid", "trade_no", "out_trade_no", "type", "name", "money", "trade_status"]
@@ -113,13 +113,12 @@ async def test_paid_order_number_cannot_be_used_again(server, merchant, shop, wo
 async def test_cli_sends_the_dialects_test_message(gateway, merchant, database_url):
     shop = FakeMerchant(key=merchant.key).start()
     try:
-        env = {name: value for name, value in os.environ.items() if not name.startswith("OPENEPAY_")}
-        env |= {
-            "OPENEPAY_DATABASE_URL": database_url,
-            "OPENEPAY_SECRET_KEY": TEST_SECRET,
-            "OPENEPAY_NOTIFY_ALLOW_PRIVATE": "1",
-            "OPENEPAY_LOG_LEVEL": "WARNING",
-        }
+        env = clean_env(
+            OPENEPAY_DATABASE_URL=database_url,
+            OPENEPAY_SECRET_KEY=TEST_SECRET,
+            OPENEPAY_NOTIFY_ALLOW_PRIVATE="1",
+            OPENEPAY_LOG_LEVEL="WARNING",
+        )
         command = [sys.executable, "-m", "openepay", "notify", "test", str(merchant.pid), f"{shop.url}/notify"]
         result = await asyncio.to_thread(
             subprocess.run, [*command, "--dialect", "pay_mapi"], env=env, capture_output=True, text=True, timeout=60

@@ -295,12 +295,6 @@ async def test_type_outside_the_seeds_three(server, merchant, gateway, pay_type)
     assert await order_count(gateway, merchant.pid) == 0
 
 
-@pytest.fixture
-def channelless_server(database_url, gateway) -> Iterator[ServerThread]:  # type: ignore[no-untyped-def]
-    with own_server(database_url, sandbox=False) as thread:
-        yield thread
-
-
 async def test_no_channel_at_all_is_901_and_the_number_stays_free(channelless_server, server, merchant, gateway):
     params = order_request(merchant, "NC-1", type="qqpay")
     async with httpx.AsyncClient(base_url=channelless_server.url, timeout=10) as client:

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from openepay.app import create_app
 from openepay.db.models import Order
-from tests.conftest import make_settings
 from tests.protocols.pay_mapi.support import SEED_MESSAGES, SHOP, SUBMIT, order_count, pay_params, signed
 from tests.support.links import cashier_path, trade_no_of
-from tests.support.servers import ServerThread
 
 DESKTOP = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"}
 PHONE = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"}
@@ -125,13 +121,6 @@ async def test_refused_amount_leaves_the_number_free(server, merchant):
     async with server.client() as client:
         assert page_error(await submit(client, request_for(merchant, "E-3", money="7.03")))[0] == 703
         cashier_of(await submit(client, request_for(merchant, "E-3", money="7.05")))
-
-
-@pytest.fixture
-def channelless_server(database_url, gateway) -> Iterator[ServerThread]:  # type: ignore[no-untyped-def]
-    thread = ServerThread(create_app(make_settings(database_url, sandbox=False))).start()
-    yield thread
-    thread.stop()
 
 
 async def test_no_channel_at_all(channelless_server, merchant, gateway):

@@ -6,7 +6,6 @@ Keys are computed with the test's own implementation of the seed's rule (``tests
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,11 +13,9 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from openepay.app import create_app
 from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant, Order
 from openepay.db.types import utcnow
-from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
 from tests.support.links import cashier_path, sandbox_path
 from tests.support.payfor import (
@@ -31,7 +28,6 @@ from tests.support.payfor import (
     payfor_params,
     send,
 )
-from tests.support.servers import ServerThread
 
 SHOP = "https://shop.example.com"
 MODES = [True, False]
@@ -396,16 +392,9 @@ async def test_code_minus_5_channel_refuses(server, merchant, gateway, as_json, 
         assert json_answer(await send(client, ordered(merchant, "H-1", price="1.00"), as_json=True))["code"] == 1
 
 
-@pytest.fixture(scope="module")
-def channelless(database_url: str) -> Iterator[ServerThread]:
-    thread = ServerThread(create_app(make_settings(database_url, sandbox=False))).start()
-    yield thread
-    thread.stop()
-
-
 @pytest.mark.parametrize("as_json", MODES, ids=MODE_IDS)
-async def test_code_minus_5_no_channel(channelless, merchant, gateway, as_json):
-    async with httpx.AsyncClient(base_url=channelless.url, timeout=10) as client:
+async def test_code_minus_5_no_channel(channelless_server, merchant, gateway, as_json):
+    async with httpx.AsyncClient(base_url=channelless_server.url, timeout=10) as client:
         assert await error_of(client, ordered(merchant, "N-1"), as_json) == expect(-5, "没有可用的支付通道", as_json)
     assert await order_row(gateway, merchant.pid, "N-1") is None
 

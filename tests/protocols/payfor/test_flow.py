@@ -16,13 +16,13 @@ import pytest
 from openepay.core.states import NotifyStatus
 from openepay.db.models import Order
 from tests.support.answers import json_answer
+from tests.support.cli import openepay
 from tests.support.database import merchant_with_key, stored_order
 from tests.support.links import cashier_path, sandbox_path, trade_no_of
 from tests.support.notify import delivery_log, settled
 from tests.support.payfor import SEED_B, TOKEN, PayForShop, keyed, payfor_params, send
 from tests.support.shop import Answer, started_shops
 from tests.support.waiting import eventually
-from tests.test_cli import openepay
 
 NOTIFY_FIELDS = ["pay_num", "transaction_id", "order_id", "price", "order_uid", "code", "key", "sign"]
 

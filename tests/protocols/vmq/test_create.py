@@ -297,12 +297,6 @@ async def test_a_fluctuating_amount_is_the_really_price(server, merchant, gatewa
     assert (order.money, order.amount_fen, order.pay_amount_fen) == ("7.09", 709, 710)
 
 
-@pytest.fixture
-def channelless_server(database_url, gateway) -> Iterator[ServerThread]:  # type: ignore[no-untyped-def]
-    with own_server(database_url, sandbox=False) as thread:
-        yield thread
-
-
 async def test_no_channel_for_the_type(channelless_server, merchant, gateway):
     async with httpx.AsyncClient(base_url=channelless_server.url, timeout=10) as client:
         wechat = await create(client, order_request(merchant, "NC-1"), merchant.pid)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import pytest
 
 from openepay.core.states import NotifyStatus
+from tests.support.cli import openepay
 from tests.support.links import trade_no_named
 from tests.support.notify import delivery_log, settled
 from tests.support.shop import Answer
 from tests.support.vmq import NOTIFY_FIELDS, create, data_of, order_params, path, signed, vmq_answer
 from tests.support.waiting import eventually
-from tests.test_cli import openepay
 
 
 async def pay(client, order_id: str) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from openepay.admin import totp
 from openepay.admin.roles import Role
 from openepay.db.models import AdminSession
 from tests.support.admin import ConsoleClient, ConsoleUser, csrf_of, make_user, stored_user
-from tests.support.cli import openepay_cli
+from tests.support.cli import openepay
 from tests.support.gateways import own_server
 from tests.support.orders import sandbox_order
 
@@ -173,7 +173,7 @@ async def test_logging_out_everywhere_ends_every_session_of_the_user(server, gat
 async def test_the_first_user_is_made_on_the_command_line_with_a_password_it_never_invents(
     server, gateway, database_url
 ):
-    made = await openepay_cli(
+    made = await openepay(
         database_url,
         "admin",
         "create",
@@ -185,19 +185,19 @@ async def test_the_first_user_is_made_on_the_command_line_with_a_password_it_nev
     )
     assert made.returncode == 0, made.stderr
     assert "root" in made.stdout and "long enough pw" not in made.stdout + made.stderr
-    short = await openepay_cli(
+    short = await openepay(
         database_url, "admin", "create", "shorty", "--role", "viewer", "--password-stdin", input_text="short\n"
     )
     assert short.returncode == 1 and "at least 10 characters" in short.stderr
-    empty = await openepay_cli(
+    empty = await openepay(
         database_url, "admin", "create", "blank", "--role", "viewer", "--password-stdin", input_text=""
     )
     assert empty.returncode == 1
-    again = await openepay_cli(
+    again = await openepay(
         database_url, "admin", "create", "root", "--role", "viewer", "--password-stdin", input_text="long enough pw\n"
     )
     assert again.returncode == 1 and "already a user 'root'" in again.stderr
-    listed = await openepay_cli(database_url, "admin", "list")
+    listed = await openepay(database_url, "admin", "list")
     assert "root" in listed.stdout and "administrator" in listed.stdout and "shorty" not in listed.stdout
     async with ConsoleClient(server.url) as browser:
         dashboard = await browser.sign_in(ConsoleUser("root", "long enough pw", Role.ADMINISTRATOR))
