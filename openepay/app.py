@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
             raise
         stop = asyncio.Event()
         lockout_task = asyncio.create_task(gateway.gate.lockout.run(stop))
+        merchants_task = asyncio.create_task(gateway.merchants.cache.run(stop))
         worker_task = None
         if run_worker:
             from openepay.notify.worker import NotifyWorker
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
                 await worker_task
                 await worker.aclose()
             await lockout_task
+            await merchants_task
             await gateway.aclose()
             logs.report_held_back()
 

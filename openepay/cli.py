@@ -312,7 +312,7 @@ def _merchant_pay_types(text: str) -> list[str] | None:
 
 @merchant_app.command("rotate-key")
 def merchant_rotate_key(pid: int) -> None:
-    """Replace the merchant's key and print the new one (the old one stops working at once)."""
+    """Replace the merchant's key and print the new one (running gateways refuse the old one within a second)."""
     try:
         credentials = with_gateway(Settings(), lambda gw: gw.merchants.rotate_key(pid))
     except MerchantNotFound:

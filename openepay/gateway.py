@@ -78,7 +78,12 @@ class Gateway:
         if channels.get("sandbox") is not None:
             log.warning("the SANDBOX channel is enabled: payments on it are simulated, not real money")
         accounts = ChannelAccounts(db, box, channels, settings.routing_cache_seconds)
-        merchants = Merchants(db, box)
+        merchants = Merchants(
+            db,
+            box,
+            cache_check_interval=settings.merchant_cache_check_interval,
+            cache_trust_seconds=settings.merchant_cache_trust_seconds,
+        )
         policy = LockoutPolicy(
             window=settings.auth_failure_window,
             per_ip=settings.auth_failures_per_ip,
