@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -144,14 +144,20 @@ def order_values(new: NewOrder, trade_no: str, now: datetime, timeout: timedelta
 
 async def insert_order(db: Database, values: dict[str, Any]) -> Order | None:
     """Write a new order in one statement; None when the merchant already has an order with its ``out_trade_no``."""
-    insert = (postgresql.insert if db.dialect == "postgresql" else sqlite.insert)(Order)
-    statement = (
-        insert.values(**values)
+    row = await db.one(_INSERT[db.dialect == "postgresql"], values)
+    return None if row is None else Order(**row._mapping)
+
+
+def _insert(dialect_insert: Any) -> Any:
+    # Built once: the values come as parameters, so each order costs no statement building.
+    return (
+        dialect_insert(Order)
         .on_conflict_do_nothing(index_elements=["merchant_pid", "out_trade_no"])
         .returning(*Order.__table__.c)
     )
-    row = await db.one(statement)
-    return None if row is None else Order(**row._mapping)
+
+
+_INSERT = {True: _insert(postgresql.insert), False: _insert(sqlite.insert)}
 
 
 async def _find(session: AsyncSession, merchant_pid: int, out_trade_no: str) -> Order | None:
@@ -337,7 +343,7 @@ async def close_order(db: Database, order: Order) -> Order | None:
 
 
 async def get_order(db: Database, trade_no: str) -> Order | None:
-    return await _one_order(db, Order.trade_no == trade_no)
+    return await _one_order(db, _BY_TRADE_NO, trade_no=trade_no)
 
 
 async def find_merchant_order(
@@ -345,15 +351,24 @@ async def find_merchant_order(
 ) -> Order | None:
     """Look an order up for its merchant by our number or theirs (ours wins when both are given)."""
     if trade_no:
-        return await _one_order(db, Order.trade_no == trade_no, Order.merchant_pid == merchant_pid)
+        return await _one_order(db, _MERCHANTS_BY_TRADE_NO, pid=merchant_pid, trade_no=trade_no)
     if out_trade_no:
-        return await _one_order(db, *_by_out_trade_no(merchant_pid, out_trade_no))
+        return await _one_order(db, _BY_OUT_TRADE_NO, pid=merchant_pid, out_trade_no=out_trade_no)
     return None
 
 
-async def _one_order(db: Database, *conditions: ColumnElement[bool]) -> Order | None:
+# The lookups, built once with their parameters named. The one by the merchant's number can
+# only use the UNIQUE (merchant_pid, out_trade_no) index for both conditions; PostgreSQL plans it
+# for its own values every time (``plan_cache_mode``, ``openepay.db.engine``).
+_ORDER = select(*Order.__table__.c)
+_BY_TRADE_NO = _ORDER.where(Order.trade_no == bindparam("trade_no"))
+_MERCHANTS_BY_TRADE_NO = _BY_TRADE_NO.where(Order.merchant_pid == bindparam("pid"))
+_BY_OUT_TRADE_NO = _ORDER.where(Order.merchant_pid == bindparam("pid"), Order.out_trade_no == bindparam("out_trade_no"))
+
+
+async def _one_order(db: Database, statement: Select[Any], **params: object) -> Order | None:
     """One order read with one Core statement (no unit of work), as a detached ``Order``."""
-    row = await db.one(select(*Order.__table__.c).where(*conditions))
+    row = await db.one(statement, params)
     return None if row is None else Order(**row._mapping)
 
 

@@ -6,6 +6,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Executable, Row, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -107,13 +108,13 @@ class Database:
         async with self._sessions() as session, session.begin():
             yield session
 
-    async def one(self, statement: Executable) -> Row | None:
+    async def one(self, statement: Executable, params: dict[str, Any] | None = None) -> Row | None:
         """The first row of one Core statement that is a transaction on its own (the hot paths: no
         session, no unit of work). On PostgreSQL it runs without ``BEGIN``/``COMMIT`` round trips;
         on SQLite a read takes no lock and a write takes the write lock like any transaction."""
         engine = self._autocommit if self.dialect != "sqlite" or statement.is_select else self.engine
         async with engine.begin() as conn:
-            return (await conn.execute(statement)).first()
+            return (await conn.execute(statement, params)).first()
 
     async def ping(self) -> None:
         """One round trip that reads. On SQLite it takes no lock, so a writer holding the lock does not
