@@ -27,30 +27,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aiohttp
+from mapi_load import run_load, sign
+from mapi_suite import free_port, openepay
 from throwaway_db import fresh_database
 
 HERE = Path(__file__).parent
 Request = tuple[str, str, dict[str, str] | None]
+Check = Callable[[str, aiohttp.ClientResponse], Awaitable[bool]]
 PHASES = ("healthz", "create", "lookup", "bad_signature")
-
-
-def sign(params: dict[str, str], key: str) -> str:
-    content = "&".join(f"{k}={params[k]}" for k in sorted(params) if params[k] != "")
-    return hashlib.md5((content + key).encode()).hexdigest()
 
 
 def order(pid: int, key: str, out_trade_no: str, n: int) -> dict[str, str]:
@@ -68,62 +64,22 @@ def order(pid: int, key: str, out_trade_no: str, n: int) -> dict[str, str]:
     return {**params, "sign": sign(params, key), "sign_type": "MD5"}
 
 
-async def run_load(
-    url: str,
-    build: Callable[[int], Request],
-    check: Callable[[int, bytes], bool],
-    concurrency: int,
-    duration: float,
-) -> dict[str, float]:
-    latencies: list[float] = []
-    errors = 0
-    counter = 0
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(url, connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as client:
-        deadline = time.perf_counter() + duration
+def answered(code: int, msg_part: str | None = None) -> Check:
+    """An answer of HTTP 200 with this ``code`` (and a ``msg`` containing ``msg_part``)."""
 
-        async def user() -> None:
-            nonlocal errors, counter
-            while time.perf_counter() < deadline:
-                counter += 1
-                method, path, data = build(counter)
-                started = time.perf_counter()
-                try:
-                    async with client.request(method, path, data=data) as response:
-                        ok = check(response.status, await response.read())
-                except (aiohttp.ClientError, TimeoutError):
-                    ok = False
-                latencies.append(time.perf_counter() - started)
-                errors += not ok
-
-        began = time.perf_counter()
-        await asyncio.gather(*(user() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    ordered = sorted(latencies)
-
-    def percentile(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 1) if ordered else 0.0
-
-    return {
-        "requests_per_s": round(len(latencies) / elapsed, 1),
-        "p50_ms": percentile(0.50),
-        "p99_ms": percentile(0.99),
-        "requests": len(latencies),
-        "errors": errors,
-    }
-
-
-def answered(code: int, msg_part: str | None = None) -> Callable[[int, bytes], bool]:
-    def check(status: int, body: bytes) -> bool:
-        if status != 200:
+    async def check(path: str, response: aiohttp.ClientResponse) -> bool:
+        body = await response.read()
+        if response.status != 200:
             return False
-        try:
-            answer = json.loads(body)
-        except ValueError:
-            return False
+        answer = json.loads(body)
         return answer.get("code") == code and (msg_part is None or msg_part in str(answer.get("msg")))
 
     return check
+
+
+async def healthy(path: str, response: aiohttp.ClientResponse) -> bool:
+    await response.read()
+    return response.status == 200
 
 
 async def measure(url: str, pid: int, key: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -145,10 +101,7 @@ async def measure(url: str, pid: int, key: str, args: argparse.Namespace) -> dic
     def healthz(n: int) -> Request:
         return "GET", "/healthz", None
 
-    def healthy(status: int, body: bytes) -> bool:
-        return status == 200
-
-    phases: dict[str, tuple[Callable[[int], Request], Callable[[int, bytes], bool]]] = {
+    phases: dict[str, tuple[Callable[[int], Request], Check]] = {
         "healthz": (healthz, healthy),
         "create": (create, answered(1)),
         "lookup": (lookup, answered(1)),
@@ -156,15 +109,13 @@ async def measure(url: str, pid: int, key: str, args: argparse.Namespace) -> dic
     }
     # Warm-up: connections, imports on first use, the merchant's copy, a few orders to look up.
     for name in PHASES:
-        await run_load(url, *phases[name], min(4, args.concurrency), 1.0)
-    results = {name: await run_load(url, *phases[name], args.concurrency, args.duration) for name in PHASES}
+        build, check = phases[name]
+        await run_load(url, build, min(4, args.concurrency), 1.0, check)
+    results = {}
+    for name in PHASES:
+        build, check = phases[name]
+        results[name] = await run_load(url, build, args.concurrency, args.duration, check)
     return results
-
-
-def openepay(env: dict[str, str], *args: str) -> str:
-    return subprocess.run(
-        [sys.executable, "-m", "openepay", *args], env=env, check=True, capture_output=True, text=True
-    ).stdout
 
 
 async def wait_ready(url: str) -> None:
@@ -179,12 +130,6 @@ async def wait_ready(url: str) -> None:
                 pass
             await asyncio.sleep(0.2)
     raise RuntimeError("gateway did not become ready")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def loadavg() -> float:
