@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from openepay.core.lockout import Lockout
+from openepay.core.merchant_cache import Admission
 from openepay.core.merchants import Merchants
 from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant
@@ -63,7 +64,11 @@ class Gate:
         self.lockout = lockout
 
     async def admit(self, door: Door, pid: int, client: str, verify: Verifier | None) -> Merchant:
-        """The merchant ``pid``, if the request from ``client`` may act for it; else ``Refused``.
+        """The merchant ``pid``, if the request from ``client`` may act for it; else ``Refused``."""
+        return (await self.admit_with_key(door, pid, client, verify)).merchant
+
+    async def admit_with_key(self, door: Door, pid: int, client: str, verify: Verifier | None) -> Admission:
+        """``admit``, with the merchant's key for endpoints that sign their answers.
 
         Without a verifier (endpoints that check no key, such as V免签's ``getOrder``) there is no
         lockout either: the merchant must only exist, be active and use the dialect.
@@ -77,14 +82,14 @@ class Gate:
         if door.permissions_first or verify is None:
             _check_permissions(merchant, door.dialect)
         if verify is None:
-            return merchant
+            return admission
         if not verify(merchant, admission.key):
             self.lockout.failed(client, pid)
             raise Refused(Refusal.BAD_SIGNATURE)
         self.lockout.succeeded(client, pid)
         if not door.permissions_first:
             _check_permissions(merchant, door.dialect)
-        return merchant
+        return admission
 
 
 def _check_permissions(merchant: Merchant, dialect: str) -> None:

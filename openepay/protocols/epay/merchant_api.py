@@ -105,12 +105,12 @@ def _key_or_signature(params: dict[str, str]) -> Verifier:
 async def _authenticate(gateway: Gateway, params: dict[str, str], client: str) -> tuple[Merchant, str]:
     pid = php_intval(params.get("pid"))
     try:
-        merchant = await gateway.gate.admit(DOOR, pid, client, _key_or_signature(params))
+        admission = await gateway.gate.admit_with_key(DOOR, pid, client, _key_or_signature(params))
     except Refused as refused:
         if refused.reason == Refusal.LOCKED_OUT:
             raise ApiError(AUTH_ERROR, too_many("商户密钥错误", refused.retry_after)) from None
         raise ApiError(AUTH_ERROR, REFUSALS[refused.reason]) from None
-    return merchant, gateway.merchants.key_of(merchant)
+    return admission.merchant, admission.key
 
 
 def order_fields(gateway: Gateway, order: Order) -> dict[str, object]:
