@@ -23,6 +23,7 @@ from openepay.channels.base import PAY_TYPE_NAMES
 from openepay.channels.qrpool.cli import qrpool_app
 from openepay.channels.qrpool.review_cli import review_app
 from openepay.cli_channels import account_names, channel_app
+from openepay.cli_import import import_app
 from openepay.cli_runtime import fail, with_gateway
 from openepay.config import Settings
 from openepay.core.channel_accounts import AccountError
@@ -49,6 +50,7 @@ app.add_typer(platform_app, name="platform")
 app.add_typer(channel_app, name="channel")
 qrpool_app.add_typer(review_app, name="review")
 app.add_typer(qrpool_app, name="qrpool")
+app.add_typer(import_app, name="import")
 
 DEMO_MERCHANT = "Demo Shop"
 
@@ -140,23 +142,35 @@ def migrate_command() -> None:
 def demo(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
+    pid: int | None = typer.Option(None, help="The demo merchant's pid, e.g. 1001 as in docs/dialects.md."),
+    key: str | None = typer.Option(None, help="The demo merchant's key (16-64 letters and digits)."),
 ) -> None:
     """Start the gateway with a demo merchant and the sandbox channel, and print a signed test link."""
+    from openepay.core.merchants import MerchantRefused, key_problem, pid_problem
+
+    problem = (pid_problem(pid) if pid is not None else None) or (key_problem(key) if key is not None else None)
+    if problem:
+        raise fail(f"refused: {problem}")
     settings = Settings(sandbox=True, notify_allow_private=True)
     base = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
 
     async def ensure_demo_merchant(gateway: Gateway) -> tuple[int, str]:
         await _platform_key(gateway)
+        query = select(Merchant).order_by(Merchant.pid)
+        query = query.where(Merchant.pid == pid) if pid is not None else query.where(Merchant.name == DEMO_MERCHANT)
         async with gateway.db.session() as session:
-            merchant = await session.scalar(
-                select(Merchant).where(Merchant.name == DEMO_MERCHANT).order_by(Merchant.pid)
-            )
-        if merchant is not None:
-            return merchant.pid, gateway.merchants.key_of(merchant)
-        created = await gateway.merchants.create(DEMO_MERCHANT, refund_enabled=True)
-        return created.pid, created.key
+            merchant = await session.scalar(query)
+        if merchant is None:
+            created = await gateway.merchants.create(DEMO_MERCHANT, refund_enabled=True, pid=pid, key=key)
+            return created.pid, created.key
+        if key is not None and gateway.merchants.key_of(merchant) != key:
+            await gateway.merchants.set_key(merchant.pid, key)
+        return merchant.pid, gateway.merchants.key_of(await gateway.merchants.get(merchant.pid))
 
-    pid, key = with_gateway(settings, ensure_demo_merchant, creates=True, service=True)
+    try:
+        pid, key = with_gateway(settings, ensure_demo_merchant, creates=True, service=True)
+    except MerchantRefused as refusal:
+        raise fail(f"refused: {refusal}") from None
     # V免签 plugins know only an address and a key: the root paths serve the demo merchant.
     settings = settings.model_copy(update={"vmq_default_pid": settings.vmq_default_pid or pid})
     from openepay.web.demo_shop import signed_submit_link
@@ -190,13 +204,34 @@ def _merchant_row(merchant: Merchant, account_list: list[str] | None = None) -> 
 
 @merchant_app.command("create")
 def merchant_create(
-    name: str = typer.Option(..., help="The merchant's name, shown on the cashier."),
+    name: str | None = typer.Option(None, help="The merchant's name, shown on the cashier (default: Merchant PID)."),
+    pid: int | None = typer.Option(None, help="Keep the shop's pid from its old gateway (default: the next free one)."),
+    key: str | None = typer.Option(
+        None, help="Keep the shop's key from its old gateway: 16-64 letters and digits (default: a new random key)."
+    ),
     allow_refund: bool = typer.Option(False, "--allow-refund", help="Let the merchant refund through api.php."),
-    as_json: bool = typer.Option(False, "--json", help='Print {"pid": ..., "key": ...}.'),
+    as_json: bool = typer.Option(False, "--json", help='Print {"pid": ..., "key": ...} (no key when --key gave it).'),
 ) -> None:
     """Create a merchant and print its pid and key (the key is shown this once)."""
-    credentials = with_gateway(Settings(), lambda gw: gw.merchants.create(name, refund_enabled=allow_refund))
-    if as_json:
+    from openepay.core.merchants import MerchantRefused, key_problem, pid_problem
+
+    # Checked before the database is opened, so a typo costs nothing.
+    problem = (pid_problem(pid) if pid is not None else None) or (key_problem(key) if key is not None else None)
+    if problem:
+        raise fail(f"refused: {problem}")
+
+    async def create(gateway: Gateway) -> Any:
+        chosen_name = name or (f"Merchant {pid}" if pid is not None else "Merchant")
+        return await gateway.merchants.create(chosen_name, refund_enabled=allow_refund, pid=pid, key=key)
+
+    try:
+        credentials = with_gateway(Settings(), create)
+    except MerchantRefused as refusal:
+        raise fail(f"refused: {refusal}") from None
+    if key is not None:
+        # The operator typed the key: it is not printed back.
+        typer.echo(json.dumps({"pid": credentials.pid}) if as_json else f"pid: {credentials.pid}\nkey: as given")
+    elif as_json:
         typer.echo(json.dumps({"pid": credentials.pid, "key": credentials.key}))
     else:
         typer.echo(f"pid: {credentials.pid}\nkey: {credentials.key}")
@@ -313,11 +348,33 @@ def _merchant_pay_types(text: str) -> list[str] | None:
 @merchant_app.command("rotate-key")
 def merchant_rotate_key(pid: int) -> None:
     """Replace the merchant's key and print the new one (running gateways refuse the old one within a second)."""
+    _change_key(pid, None)
+
+
+@merchant_app.command("set-key")
+def merchant_set_key(
+    pid: int,
+    key: str | None = typer.Option(
+        None, help="The key the shop already has: 16-64 letters and digits. Omitted: a new random key, shown once."
+    ),
+) -> None:
+    """Set the merchant's key (running gateways refuse the old one within a second)."""
+    _change_key(pid, key)
+
+
+def _change_key(pid: int, key: str | None) -> None:
+    from openepay.core.merchants import MerchantRefused, key_problem, new_key
+
+    if key is not None and (problem := key_problem(key)):
+        raise fail(f"refused: {problem}")
+    chosen = key if key is not None else new_key()
     try:
-        credentials = with_gateway(Settings(), lambda gw: gw.merchants.rotate_key(pid))
+        with_gateway(Settings(), lambda gw: gw.merchants.set_key(pid, chosen))
     except MerchantNotFound:
         raise fail(f"no merchant {pid}") from None
-    typer.echo(f"pid: {credentials.pid}\nkey: {credentials.key}")
+    except MerchantRefused as refusal:
+        raise fail(f"refused: {refusal}") from None
+    typer.echo(f"pid: {pid}\nkey: {'as given' if key is not None else chosen}")
 
 
 @merchant_app.command("set-rsa")
@@ -400,11 +457,20 @@ def _order_summary(order: Order) -> str:
 
 
 @order_app.command("show")
-def order_show(trade_no: str) -> None:
+def order_show(
+    number: str = typer.Argument(..., metavar="TRADE_NO", help="Our trade number, or with --merchant the shop's own."),
+    merchant: int | None = typer.Option(
+        None, help="Read NUMBER as this merchant's order number (out_trade_no), as the shop shows it."
+    ),
+) -> None:
     """Show an order, its notifications and every delivery attempt."""
+    from openepay.core.orders import find_merchant_order
 
     async def load(gateway: Gateway) -> tuple[Order | None, list[NotifyTask], list[NotifyAttempt], str]:
-        order = await get_order(gateway.db, trade_no)
+        if merchant is None:
+            order = await get_order(gateway.db, number)
+        else:
+            order = await find_merchant_order(gateway.db, merchant, out_trade_no=number)
         if order is None:
             return None, [], [], ""
         account = (
@@ -426,8 +492,10 @@ def order_show(trade_no: str) -> None:
         return order, tasks, attempts, account
 
     order, tasks, attempts, account = with_gateway(Settings(), load)
+    if order is None and merchant is not None:
+        raise fail(f"merchant {merchant} has no order {number}")
     if order is None:
-        raise fail(f"no order {trade_no}")
+        raise fail(f"no order {number} (for the shop's own order number add --merchant PID)")
     fields = {
         "trade_no": order.trade_no,
         "out_trade_no": order.out_trade_no,
@@ -479,21 +547,55 @@ def _routing_lines(routing: dict[str, Any] | None) -> list[str]:
 def order_list(
     merchant: int | None = typer.Option(None, help="Only this merchant's orders (pid)."),
     status: OrderStatus | None = typer.Option(None, help="Only orders in this status."),
-    limit: int = typer.Option(50, help="At most this many, newest first."),
+    since: str | None = typer.Option(None, help="Created at or after: 2026-11-21, 2026-11-21 08:00, or 6h, 2d ago."),
+    until: str | None = typer.Option(None, help="Created before: a date (its start), a time, or 6h, 2d ago."),
+    limit: int = typer.Option(50, help="Show at most this many, newest first (the totals count every match)."),
 ) -> None:
-    """List orders, newest first."""
+    """List orders, newest first, with the count and amounts of every order that matches."""
+    from sqlalchemy import func
 
-    async def load(gateway: Gateway) -> list[Order]:
-        query = select(Order).order_by(Order.id.desc()).limit(limit)
-        if merchant is not None:
-            query = query.where(Order.merchant_pid == merchant)
-        if status is not None:
-            query = query.where(Order.status == status)
+    settings = Settings()
+    conditions = []
+    if merchant is not None:
+        conditions.append(Order.merchant_pid == merchant)
+    if status is not None:
+        conditions.append(Order.status == status)
+    for text, column_test in ((since, Order.created_at.__ge__), (until, Order.created_at.__lt__)):
+        if text is None:
+            continue
+        try:
+            conditions.append(column_test(parse_moment(text, settings.zone)))
+        except ValueError:
+            raise fail(f"cannot read the time {text!r}: give 2026-11-21, 2026-11-21 08:00, or 6h, 2d") from None
+
+    async def load(gateway: Gateway) -> tuple[list[Order], tuple[int, int | None, int, int | None]]:
+        paid = Order.paid_at.is_not(None)
         async with gateway.db.session() as session:
-            return list((await session.scalars(query)).all())
+            orders = list(
+                (await session.scalars(select(Order).where(*conditions).order_by(Order.id.desc()).limit(limit))).all()
+            )
+            totals = (
+                await session.execute(
+                    select(
+                        func.count(),
+                        func.sum(Order.amount_fen),
+                        func.count().filter(paid),
+                        func.sum(Order.paid_fen).filter(paid),
+                    ).where(*conditions)
+                )
+            ).one()
+        return orders, tuple(totals)
 
-    for order in with_gateway(Settings(), load):
+    # PostgreSQL sums BIGINT as NUMERIC: a Decimal of whole fen.
+    orders, (count, amount, paid_count, paid_amount) = with_gateway(settings, load)
+    typer.echo(f"{'trade_no':<26}  {'status':<18}  {'to pay':>10}  {'pid':>6}  out_trade_no")
+    for order in orders:
         typer.echo(_order_summary(order))
+    shown = f" (showing the newest {len(orders)})" if len(orders) < count else ""
+    typer.echo(
+        f"total: {count} order(s), {format_yuan(int(amount or 0))} yuan; "
+        f"paid: {paid_count} order(s), {format_yuan(int(paid_amount or 0))} yuan{shown}"
+    )
 
 
 @order_app.command("pay")
@@ -546,6 +648,40 @@ def notify_resend(
         raise fail(f"cannot read the time {failed_since!r}") from None
     count = with_gateway(settings, lambda gw: resend_failed(gw.db, since=since, merchant_pid=merchant))
     typer.echo(f"queued {count} failed notification(s) again")
+
+
+@notify_app.command("status")
+def notify_status() -> None:
+    """What the notification queue holds, and which merchants are paused (breaker open) and until when."""
+    from openepay.notify.status import notify_overview
+
+    settings = Settings()
+    overview = with_gateway(settings, lambda gw: notify_overview(gw.db))
+    now = utcnow()
+
+    def local(moment: datetime) -> str:
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=now.tzinfo)
+        return moment.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M:%S")
+
+    oldest = ""
+    if overview.oldest_due is not None:
+        waited = now - (
+            overview.oldest_due if overview.oldest_due.tzinfo else overview.oldest_due.replace(tzinfo=now.tzinfo)
+        )
+        oldest = f", the oldest due since {local(overview.oldest_due)} ({int(waited.total_seconds())}s)"
+    typer.echo(f"due now    : {overview.due}{oldest}")
+    typer.echo(f"retry later: {overview.scheduled}")
+    typer.echo(f"gave up    : {overview.failed} (openepay notify resend --failed-since 1d sends them again)")
+    typer.echo(f"workers    : {overview.workers} alive")
+    if not overview.paused:
+        typer.echo("paused merchants: none")
+        return
+    typer.echo(f"paused merchants ({settings.timezone}):")
+    for paused in overview.paused:
+        typer.echo(
+            f"  {paused.pid:>6}  until {local(paused.until)}  after {paused.consecutive_failures} failure(s) in a row,"
+            f" {paused.waiting} notification(s) waiting"
+        )
 
 
 @notify_app.command("test")

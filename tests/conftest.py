@@ -7,13 +7,10 @@ reached is an error, never a skip.
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -29,11 +26,12 @@ from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
 from openepay.web.server import http_protocol
 from tests.support.epay_v2 import V2Merchant
+from tests.support.fake_alipay import FakeAlipay
 from tests.support.merchant import FakeMerchant
 from tests.support.notify import Answer, ScriptedShop
+from tests.support.postgres import create_database, drop_database, pg_url, unique_name
 from tests.support.servers import ServerThread
 
-PG_DSN = os.environ.get("OPENEPAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ("sqlite", "postgresql")
 TEST_SECRET = "test-secret-key-not-for-production"
 
@@ -55,32 +53,26 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
         terminalreporter.write_line(pytest_report_header())
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of PostgreSQL itself (marked ``postgresql``, or given a ``pg_database`` of their own) follow
+    ``--backend`` like every other database test: ``--backend sqlite`` leaves them out and needs no server."""
+    for item in items:
+        if "pg_database" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgresql)
+    if config.getoption("backend") != "sqlite":
+        return
+    kept = [item for item in items if item.get_closest_marker("postgresql") is None]
+    left_out = [item for item in items if item.get_closest_marker("postgresql") is not None]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         chosen = metafunc.config.getoption("backend")
         backends = BACKENDS if chosen == "all" else (chosen,)
         metafunc.parametrize("backend", backends, scope="session")
-
-
-async def _create_pg_database(name: str) -> None:
-    conn = await asyncpg.connect(PG_DSN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop_pg_database(name: str) -> None:
-    conn = await asyncpg.connect(PG_DSN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-def pg_url(name: str) -> str:
-    base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    return f"{base}/{name}"
 
 
 @pytest.fixture(scope="session")
@@ -91,13 +83,13 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         migrate.upgrade(url)
         yield url
         return
-    name = f"openepay_test_{secrets.token_hex(4)}"
-    asyncio.run(_create_pg_database(name))
+    name = unique_name("test")
+    asyncio.run(create_database(name))
     try:
         migrate.upgrade(pg_url(name))
         yield pg_url(name)
     finally:
-        asyncio.run(_drop_pg_database(name))
+        asyncio.run(drop_database(name))
 
 
 @pytest.fixture
@@ -106,25 +98,25 @@ def empty_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
         return
-    name = f"openepay_empty_{secrets.token_hex(4)}"
-    asyncio.run(_create_pg_database(name))
+    name = unique_name("empty")
+    asyncio.run(create_database(name))
     try:
         yield pg_url(name)
     finally:
-        asyncio.run(_drop_pg_database(name))
+        asyncio.run(drop_database(name))
 
 
 @pytest.fixture
 def pg_database() -> Iterator[str]:
     """A migrated PostgreSQL database of the test's own, for tests that do things to the database itself
     (make it read-only, take it away) that must touch no other test's."""
-    name = f"openepay_own_{secrets.token_hex(4)}"
-    asyncio.run(_create_pg_database(name))
+    name = unique_name("own")
+    asyncio.run(create_database(name))
     try:
         migrate.upgrade(pg_url(name))
         yield name
     finally:
-        asyncio.run(_drop_pg_database(name))
+        asyncio.run(drop_database(name))
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
@@ -256,3 +248,20 @@ def scripted_shop(merchant: MerchantCredentials) -> Iterator:
     yield start
     for shop in shops:
         shop.stop()
+
+
+@pytest.fixture(scope="session")
+def alipay_keys() -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]:
+    """An Alipay application's private key and the fake Alipay's own, made once per run."""
+    return (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    )
+
+
+@pytest.fixture
+def fake_alipay(alipay_keys: tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]) -> Iterator[FakeAlipay]:
+    """Alipay's OpenAPI gateway on loopback, checking our RSA2 signatures and signing its answers and notifications."""
+    fake = FakeAlipay(*alipay_keys).start()
+    yield fake
+    fake.stop()

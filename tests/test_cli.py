@@ -15,18 +15,20 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import select, update
 
 from openepay.core.states import MerchantStatus, NotifyStatus
 from openepay.db.models import Merchant, NotifyAttempt, NotifyTask, Order
 from openepay.db.types import utcnow
-from tests.conftest import TEST_SECRET, _create_pg_database, _drop_pg_database, pg_url
+from tests.conftest import TEST_SECRET
 from tests.support.database import refused_writes, stored_order
 from tests.support.epay import order_params, signed
 from tests.support.links import sandbox_path
 from tests.support.merchant import FakeMerchant
 from tests.support.notify import Answer, paid_order
 from tests.support.orders import sandbox_order
+from tests.support.postgres import create_database, drop_database, pg_url, unique_name
 from tests.support.waiting import answering, eventually
 
 
@@ -193,10 +195,10 @@ async def test_serve_runs_web_and_worker_on_a_fresh_sqlite_file(tmp_path):
         process.wait(timeout=20)
 
 
+@pytest.mark.postgresql
 async def test_postgres_needs_migrate_before_serve():
-    name = "openepay_cli_migrate_test"
-    await _drop_pg_database(name)
-    await _create_pg_database(name)
+    name = unique_name("cli_migrate")
+    await create_database(name)
     url = pg_url(name)
     try:
         refused = await openepay(url, "serve", "--port", str(free_port()))
@@ -206,7 +208,7 @@ async def test_postgres_needs_migrate_before_serve():
         created = await openepay(url, "merchant", "create", "--name", "PG", "--json")
         assert created.returncode == 0 and json.loads(created.stdout)["pid"] == 1000
     finally:
-        await _drop_pg_database(name)
+        await drop_database(name)
 
 
 async def test_postgres_without_secret_key_is_refused_with_a_clear_message(tmp_path):

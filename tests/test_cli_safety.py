@@ -27,8 +27,9 @@ from openepay.db import Database, migrate
 from openepay.db.models import KeyCheck, Merchant, PlatformKey
 from openepay.key_check import WrongSecretKey
 from openepay.secretbox import CHECK_CONTEXT, SecretBox
-from tests.conftest import make_settings, pg_url
+from tests.conftest import make_settings
 from tests.support.operator import error_lines, operator_env, run_openepay
+from tests.support.postgres import pg_url
 
 RIGHT = "the-key-this-gateway-was-created-with"
 WRONG = "a-key-typed-from-memory"
@@ -217,7 +218,7 @@ async def test_postgres_urls_work_as_postgres_tools_write_them(pg_database, tmp_
     ("mistake", "expected"),
     [
         ("wrong port", "refused the connection: is PostgreSQL running there, and is the port right?"),
-        ("missing database", 'has no database "openepay_missing_'),
+        pytest.param("missing database", 'has no database "openepay_missing_', marks=pytest.mark.postgresql),
         ("typo in the scheme", "unknown scheme 'postgresq' (did you mean postgresql://?)"),
         ("another driver", "asks for the driver 'postgresql+psycopg2'; OpenEpay runs on postgresql+asyncpg only"),
         ("not a URL", "OPENEPAY_DATABASE_URL is not a database URL"),

@@ -24,10 +24,11 @@ import pytest
 from openepay.db import migrate
 from openepay.gateway import Gateway
 from openepay.logs import QuietRepeats, TextFormatter
-from tests.conftest import PG_DSN, TEST_SECRET, make_settings, pg_url
+from tests.conftest import TEST_SECRET, make_settings
 from tests.support.disk import fill, small_disk
 from tests.support.epay import order_params, signed
 from tests.support.operator import operator_env
+from tests.support.postgres import PG_DSN, pg_url
 from tests.support.waiting import eventually
 
 

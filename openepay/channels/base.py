@@ -292,12 +292,22 @@ class UpstreamStatus:
 
 @dataclass(frozen=True)
 class RefundOutcome:
+    """What became of a refund upstream.
+
+    ``succeeded`` False is a sure failure only without ``pending``: the money did not move
+    and the amount may be refunded again. ``pending`` means the upstream may have refunded or
+    may still do so (a timeout, an unreadable answer, "try again"); the refund stays in
+    progress until ``Channel.query_refund`` settles it, because freeing the amount then could
+    refund the buyer twice.
+    """
+
     succeeded: bool
     # For the operator's log; merchants are told only whether asking again can help.
     message: str = ""
     channel_refund_no: str | None = None
     # The channel cannot refund at all (personal receive codes): a person must return the money.
     unsupported: bool = False
+    pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -469,7 +479,21 @@ class Channel(ABC):
     async def refund(
         self, account: ChannelAccount, order: ChannelOrder, amount_fen: int, refund_no: str
     ) -> RefundOutcome:
-        """Return money to the buyer; ``refund_no`` is stable so retries are idempotent upstream."""
+        """Return money to the buyer; ``refund_no`` is stable so retries are idempotent upstream.
+
+        Raising means the outcome is unknown and counts as ``pending``; a sure failure is a
+        returned ``RefundOutcome(False)``.
+        """
+
+    async def query_refund(
+        self, account: ChannelAccount, order: ChannelOrder, amount_fen: int, refund_no: str
+    ) -> RefundOutcome:
+        """What became of a refund whose first answer was uncertain (reconciliation asks).
+
+        Succeeded, surely failed, or still ``pending``. A channel that cannot ask keeps it
+        pending: an operator then settles it by hand, never the amount freed blindly.
+        """
+        return RefundOutcome(False, "this channel cannot ask its upstream about a refund", pending=True)
 
     @abstractmethod
     async def handle_callback(self, account: ChannelAccount, request: CallbackRequest) -> CallbackOutcome:

@@ -9,6 +9,7 @@ theirs when the database's triggers change the merchants' version token.
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 from dataclasses import dataclass
@@ -24,12 +25,47 @@ from openepay.db.models import Merchant
 from openepay.secretbox import SecretBox
 
 FIRST_PID = 1000
+# The largest pid a merchant can have: the column is a 32-bit integer, as Rainbow's ``uid`` is.
+MAX_PID = 2**31 - 1
 _KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_LENGTH = 32
+# Keys an operator brings (a shop's key from Rainbow, which makes 32 letters and digits): letters
+# and digits only, so every plugin's field and every signature string takes them unchanged, and
+# long and varied enough that nobody guesses them.
+MIN_KEY_LENGTH = 16
+MAX_KEY_LENGTH = 64
+MIN_DISTINCT_CHARACTERS = 8
+_KEY_SHAPE = re.compile(r"[A-Za-z0-9]+")
 
 
 class MerchantNotFound(LookupError):
     pass
+
+
+class MerchantRefused(ValueError):
+    """A pid or key an operator chose that cannot be used; the message says why."""
+
+
+def key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be a merchant key, or None when it can.
+
+    Every key Rainbow Epay made passes (32 letters and digits); what is refused is what a
+    person types: short keys, keys with punctuation a plugin would mangle, ``aaaa...``-style keys.
+    """
+    if not _KEY_SHAPE.fullmatch(key):
+        return "a key is letters and digits only (A-Z, a-z, 0-9), like the 32-character keys Rainbow makes"
+    if not MIN_KEY_LENGTH <= len(key) <= MAX_KEY_LENGTH:
+        return f"a key is {MIN_KEY_LENGTH} to {MAX_KEY_LENGTH} characters long (this one has {len(key)})"
+    if len(set(key)) < MIN_DISTINCT_CHARACTERS or key.isdigit():
+        return "this key is too easy to guess: use the shop's random key, or omit --key to have one made"
+    return None
+
+
+def pid_problem(pid: int) -> str | None:
+    """Why ``pid`` cannot be a merchant's number (taken or not, which only the database knows)."""
+    if not 1 <= pid <= MAX_PID:
+        return f"a pid is a whole number from 1 to {MAX_PID}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -82,8 +118,26 @@ class Merchants:
         """
         self.cache.forget(pid)
 
-    async def create(self, name: str, *, refund_enabled: bool = False, pid: int | None = None) -> MerchantCredentials:
-        key = new_key()
+    async def create(
+        self,
+        name: str,
+        *,
+        refund_enabled: bool = False,
+        pid: int | None = None,
+        key: str | None = None,
+        **values: object,
+    ) -> MerchantCredentials:
+        """A new merchant; ``pid`` and ``key`` keep a shop's numbers from another gateway.
+
+        Raises ``MerchantRefused`` for a pid or key that cannot be used, or a pid already taken.
+        ``values`` are further settings (status, RSA key), as ``update`` takes them.
+        """
+        if pid is not None and (problem := pid_problem(pid)):
+            raise MerchantRefused(problem)
+        if key is not None and (problem := key_problem(key)):
+            raise MerchantRefused(problem)
+        key = key if key is not None else new_key()
+        values.setdefault("status", MerchantStatus.ACTIVE)
         for _ in range(5):
             try:
                 async with self.db.session() as session:
@@ -93,21 +147,27 @@ class Merchants:
                             pid=chosen,
                             name=name,
                             key_sealed=self.box.seal(key, _key_context(chosen)),
-                            status=MerchantStatus.ACTIVE,
                             refund_enabled=refund_enabled,
                             balance_fen=0,
+                            **values,
                         )
                     )
             except IntegrityError:
                 if pid is not None:
-                    raise
+                    raise MerchantRefused(f"pid {pid} is taken by another merchant") from None
                 continue
             self._changed(chosen)
             return MerchantCredentials(chosen, key)
         raise RuntimeError("could not allocate a merchant pid")
 
     async def rotate_key(self, pid: int) -> MerchantCredentials:
-        key = new_key()
+        """A new random key for the merchant; running gateways refuse the old one within a second."""
+        return await self.set_key(pid, new_key())
+
+    async def set_key(self, pid: int, key: str) -> MerchantCredentials:
+        """Give the merchant ``key``: every change of a merchant's key goes through here."""
+        if problem := key_problem(key):
+            raise MerchantRefused(problem)
         async with self.db.session() as session:
             result = await session.execute(
                 update(Merchant).where(Merchant.pid == pid).values(key_sealed=self.box.seal(key, _key_context(pid)))

@@ -6,6 +6,10 @@ has been paying for ``OPENEPAY_RECONCILE_AFTER_SECONDS``, then at most every
 sweep closes it. Each ask is claimed first (a guarded UPDATE of ``checked_at``), so several
 workers never ask about the same order at once. What the upstream reports paid goes through
 ``confirm_payment`` like a callback: same account, exact amount.
+
+Refunds whose channel gave no sure answer (``processing``) are asked about on the same
+schedule (``query_refund``) and settled or reversed by what the channel then says; until it
+is sure, the amount stays reserved.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from openepay.channels.base import ChannelDirectory, Confirmation, UpstreamState
 from openepay.config import Settings
 from openepay.core.orders import channel_view
 from openepay.core.payments import confirm_payment
+from openepay.core.refunds import ask_channel, resolve_refund
 from openepay.core.states import OrderStatus
 from openepay.db import Database
-from openepay.db.models import Order
+from openepay.db.models import Order, Refund
 
 log = logging.getLogger(__name__)
 
@@ -97,5 +102,56 @@ async def _claim(db: Database, order: Order, now: datetime) -> bool:
     async with db.session() as session:
         claimed = await session.execute(
             update(Order).where(Order.id == order.id, Order.status == OrderStatus.PAYING, seen).values(checked_at=now)
+        )
+    return bool(claimed.rowcount)
+
+
+async def reconcile_refunds(db: Database, channels: ChannelDirectory, settings: Settings, now: datetime) -> Reconciled:
+    """Ask channels about refunds still processing a while after they were sent; ``credited`` counts those settled."""
+    asked = resolved = 0
+    for refund in await _due_refunds(db, settings, now):
+        if not await _claim_refund(db, refund, now):
+            continue
+        async with db.session() as session:
+            order = await session.get(Order, refund.order_id)
+        if order is None:
+            continue
+        asked += 1
+        outcome = await ask_channel(channels, order, refund, again=True)
+        await resolve_refund(db, order, refund, outcome)
+        if refund.status != "processing":
+            log.info(
+                "reconciliation settled a refund",
+                extra={"trade_no": order.trade_no, "refund_no": refund.refund_no, "status": refund.status},
+            )
+            resolved += 1
+    return Reconciled(asked, resolved)
+
+
+async def _due_refunds(db: Database, settings: Settings, now: datetime) -> list[Refund]:
+    first_ask = now - timedelta(seconds=settings.reconcile_after_seconds)
+    again = now - timedelta(seconds=settings.reconcile_interval_seconds)
+    async with db.session() as session:
+        return list(
+            (
+                await session.scalars(
+                    select(Refund)
+                    .where(
+                        Refund.status == "processing",
+                        Refund.created_at <= first_ask,
+                        or_(Refund.checked_at.is_(None), Refund.checked_at <= again),
+                    )
+                    .order_by(Refund.id)
+                    .limit(settings.reconcile_batch_size)
+                )
+            ).all()
+        )
+
+
+async def _claim_refund(db: Database, refund: Refund, now: datetime) -> bool:
+    seen = Refund.checked_at.is_(None) if refund.checked_at is None else Refund.checked_at == refund.checked_at
+    async with db.session() as session:
+        claimed = await session.execute(
+            update(Refund).where(Refund.id == refund.id, Refund.status == "processing", seen).values(checked_at=now)
         )
     return bool(claimed.rowcount)

@@ -3,10 +3,14 @@
 The order's refunded total and the merchant's balance move first, in one transaction whose
 guards make over-refunding impossible under any concurrency
 (``refunded_fen + amount <= paid_fen``, ``balance_fen >= amount``); only then is the channel
-asked. If the channel refuses, the reservation is reversed.
+asked. If the channel surely refused, the reservation is reversed. If its answer is uncertain
+(a timeout, an unreadable answer, a raised error), the refund stays ``processing`` with the
+amount still reserved: freeing it could let the buyer be refunded twice. Reconciliation then
+asks the channel (``query_refund``) and settles it either way with ``resolve_refund``.
+Settling and reversing are guarded on the refund still processing, so the first answer wins.
 
-Every transaction here takes its row locks in one order (the order, then the merchant, then
-the refund), the same order ``confirm_payment`` uses, so concurrent refunds of one order
+Every transaction here takes the order's row lock first (then the merchant's and the
+refund's), the same order ``confirm_payment`` uses, so concurrent refunds of one order
 queue up on PostgreSQL instead of deadlocking.
 """
 
@@ -18,8 +22,9 @@ from enum import StrEnum
 
 from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from openepay.channels.base import ChannelDirectory, account_ref
+from openepay.channels.base import ChannelDirectory, RefundOutcome, account_ref
 from openepay.core import ledger
 from openepay.core.ids import trade_numbers
 from openepay.core.orders import channel_view
@@ -39,6 +44,8 @@ class RefundProblem(StrEnum):
     # The channel cannot refund at all (personal receive codes): asking again will not help.
     CHANNEL_CANNOT_REFUND = "channel_cannot_refund"
     OUT_REFUND_NO_REUSED = "out_refund_no_reused"
+    # The channel's answer is not sure yet: the refund stays in progress until reconciliation settles it.
+    CHANNEL_PENDING = "channel_pending"
     # A retry of a refund number whose first request is still running, or failed: never a success.
     EARLIER_IN_PROGRESS = "earlier_in_progress"
     EARLIER_FAILED = "earlier_failed"
@@ -86,34 +93,67 @@ async def refund_order(
         if earlier is None:
             raise
         return _repeat_of(earlier, order, amount_fen)
+    outcome = await ask_channel(channels, order, refund)
+    resolved = await resolve_refund(db, order, refund, outcome)
+    if refund.status == "processing":
+        raise RefundError(RefundProblem.CHANNEL_PENDING, outcome.message)
+    if refund.status == "failed":
+        raise RefundError(
+            RefundProblem.CHANNEL_CANNOT_REFUND if outcome.unsupported else RefundProblem.CHANNEL_FAILED,
+            outcome.message,
+        )
+    return RefundResult(refund, resolved)
+
+
+async def ask_channel(
+    channels: ChannelDirectory, order: Order, refund: Refund, *, again: bool = False
+) -> RefundOutcome:
+    """The order's channel account refunds (or, ``again``, says what became of the refund).
+
+    An error the channel raises leaves the outcome unknown: pending, never a failure.
+    """
     channel = channels.channel(order.channel) if order.channel else None
     account = await channels.account(order.channel, account_ref(order.channel_account_id)) if channel else None
-    problem = RefundProblem.CHANNEL_FAILED
     if channel is None or account is None:
-        outcome_ok, message = False, f"channel {order.channel} is not enabled"
-    else:
-        try:
-            outcome = await channel.refund(account, channel_view(order), amount_fen, refund.refund_no)
-            outcome_ok, message = outcome.succeeded, outcome.message
-            if outcome.unsupported:
-                problem = RefundProblem.CHANNEL_CANNOT_REFUND
-        except Exception as exc:
-            log.exception("refund %s: channel error", refund.refund_no)
-            outcome_ok, message = False, str(exc) or type(exc).__name__
-    if not outcome_ok:
+        # Nothing was sent; asking again later may find the channel enabled.
+        return RefundOutcome(False, f"channel {order.channel} is not enabled", pending=again)
+    try:
+        if again:
+            return await channel.query_refund(account, channel_view(order), refund.amount_fen, refund.refund_no)
+        return await channel.refund(account, channel_view(order), refund.amount_fen, refund.refund_no)
+    except Exception as exc:
+        log.exception("refund %s: channel error, outcome unknown", refund.refund_no)
+        return RefundOutcome(False, str(exc) or type(exc).__name__, pending=True)
+
+
+async def resolve_refund(db: Database, order: Order, refund: Refund, outcome: RefundOutcome) -> Order:
+    """Settle, reverse, or leave processing, as the channel's outcome says; ``refund.status`` tells which happened.
+
+    A refund another worker (or the first request) settled meanwhile is left as it is.
+    """
+    if outcome.pending:
         # The channel's words are for the operator; the merchant is told only the problem.
+        log.warning(
+            "refund %s of order %s: channel %s has not confirmed it, it stays in progress: %s",
+            refund.refund_no,
+            order.trade_no,
+            order.channel,
+            outcome.message,
+            extra={"trade_no": order.trade_no},
+        )
+        return order
+    if not outcome.succeeded:
         log.warning(
             "refund %s of order %s refused by channel %s: %s",
             refund.refund_no,
             order.trade_no,
             order.channel,
-            message,
+            outcome.message,
             extra={"trade_no": order.trade_no},
         )
         await _reverse(db, order, refund)
-        raise RefundError(problem, message)
-    settled_order = await _settle(db, order, refund)
-    return RefundResult(refund, settled_order)
+        return order
+    return await _settle(db, order, refund)
 
 
 def _repeat_of(earlier: Refund, order: Order, amount_fen: int) -> RefundResult:
@@ -164,6 +204,26 @@ async def _reserve(db: Database, order: Order, amount_fen: int, out_refund_no: s
     return refund
 
 
+class _AlreadyResolved(Exception):
+    """The refund left ``processing`` before this transaction: roll it back, change nothing."""
+
+
+async def _claim(session: AsyncSession, refund: Refund, status: str) -> None:
+    claimed = await session.scalar(
+        update(Refund)
+        .where(Refund.id == refund.id, Refund.status == "processing")
+        .values(status=status)
+        .returning(Refund.id)
+    )
+    if claimed is None:
+        raise _AlreadyResolved
+
+
+async def _current_status(db: Database, refund: Refund) -> str:
+    async with db.session() as session:
+        return await session.scalar(select(Refund.status).where(Refund.id == refund.id)) or refund.status
+
+
 async def _reverse(db: Database, order: Order, refund: Refund) -> None:
     """Give the reservation back.
 
@@ -171,40 +231,48 @@ async def _reverse(db: Database, order: Order, refund: Refund) -> None:
     marked the order fully refunded; without it the order is only partly refunded again.
     """
     remaining = Order.refunded_fen - refund.amount_fen
-    async with db.session() as session:
-        await session.execute(
-            update(Order)
-            .where(Order.id == order.id)
-            .values(
-                refunded_fen=remaining,
-                status=case(
-                    (
-                        (Order.status == OrderStatus.REFUNDED) & (remaining < Order.paid_fen),
-                        OrderStatus.PARTIALLY_REFUNDED,
+    try:
+        async with db.session() as session:
+            await session.execute(
+                update(Order)
+                .where(Order.id == order.id)
+                .values(
+                    refunded_fen=remaining,
+                    status=case(
+                        (
+                            (Order.status == OrderStatus.REFUNDED) & (remaining < Order.paid_fen),
+                            OrderStatus.PARTIALLY_REFUNDED,
+                        ),
+                        else_=Order.status,
                     ),
-                    else_=Order.status,
-                ),
+                )
             )
-        )
-        await ledger.post(session, order.merchant_pid, refund.amount_fen, "refund_undo", refund.refund_no)
-        await session.execute(update(Refund).where(Refund.id == refund.id).values(status="failed"))
+            await _claim(session, refund, "failed")
+            await ledger.post(session, order.merchant_pid, refund.amount_fen, "refund_undo", refund.refund_no)
+    except _AlreadyResolved:
+        refund.status = await _current_status(db, refund)
+        return
     refund.status = "failed"
 
 
 async def _settle(db: Database, order: Order, refund: Refund) -> Order:
-    async with db.session() as session:
-        settled = await session.scalar(
-            update(Order)
-            .where(Order.id == order.id, Order.status.in_(REFUNDABLE))
-            .values(
-                status=case(
-                    (Order.refunded_fen >= Order.paid_fen, OrderStatus.REFUNDED),
-                    else_=OrderStatus.PARTIALLY_REFUNDED,
+    try:
+        async with db.session() as session:
+            settled = await session.scalar(
+                update(Order)
+                .where(Order.id == order.id, Order.status.in_(REFUNDABLE))
+                .values(
+                    status=case(
+                        (Order.refunded_fen >= Order.paid_fen, OrderStatus.REFUNDED),
+                        else_=OrderStatus.PARTIALLY_REFUNDED,
+                    )
                 )
+                .returning(Order)
+                .execution_options(populate_existing=True)
             )
-            .returning(Order)
-            .execution_options(populate_existing=True)
-        )
-        await session.execute(update(Refund).where(Refund.id == refund.id).values(status="succeeded"))
+            await _claim(session, refund, "succeeded")
+    except _AlreadyResolved:
+        refund.status = await _current_status(db, refund)
+        return order
     refund.status = "succeeded"
     return settled or order

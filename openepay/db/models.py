@@ -71,7 +71,7 @@ class Merchant(Base):
 class CacheVersion(Base):
     """A token that changes whenever the rows a process keeps in memory change.
 
-    Database triggers (migration 0007) write a new random token for ``merchants`` on every
+    Database triggers (migration ``0008_hotpath``) write a new random token for ``merchants`` on every
     insert, delete and update of anything but the balance, whoever writes: the CLI, another
     server process, an operator's SQL. Processes poll the token and drop their copy when it
     differs (``openepay.core.merchant_cache``).
@@ -214,8 +214,11 @@ class Refund(Base):
     merchant_pid: Mapped[int] = mapped_column(Integer)
     out_refund_no: Mapped[str | None] = mapped_column(String(64))
     amount_fen: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16))
+    # processing (reserved, the channel's answer not yet sure), succeeded or failed.
+    status: Mapped[str] = mapped_column(String(16), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When reconciliation last asked the channel about this refund still processing.
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class BalanceEntry(Base):

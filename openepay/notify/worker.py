@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 
 from openepay.core.orders import close_expired
-from openepay.core.reconciliation import reconcile
+from openepay.core.reconciliation import reconcile, reconcile_refunds
 from openepay.core.replay import forget_expired
 from openepay.core.usage import release_closed
 from openepay.db.models import Merchant, NotifyTask, NotifyWorkerBeat, Order
@@ -213,6 +213,9 @@ class NotifyWorker:
         reconciled = await reconcile(gateway.db, gateway, upstreams, gateway.settings, utcnow())
         if reconciled.credited:
             log.info("reconciliation credited payments upstream had taken", extra={"count": reconciled.credited})
+        refunds = await reconcile_refunds(gateway.db, gateway, gateway.settings, utcnow())
+        if refunds.credited:
+            log.info("reconciliation settled refunds the channels had not confirmed", extra={"count": refunds.credited})
         closed = await close_expired(gateway.db)
         for order in closed:
             await gateway.after_close(order)

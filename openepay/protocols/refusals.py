@@ -34,4 +34,5 @@ FOR_BUYER = {
 REFUND_REFUSED = {
     RefundProblem.CHANNEL_FAILED: "退款失败：支付通道暂时无法退款，请稍后再试",
     RefundProblem.CHANNEL_CANNOT_REFUND: "退款失败：该订单的支付通道不支持原路退款，请联系平台退款",
+    RefundProblem.CHANNEL_PENDING: "退款处理中：支付通道尚未确认结果，请稍后查询，勿更换退款单号重试",
 }

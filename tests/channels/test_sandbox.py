@@ -127,7 +127,7 @@ async def test_a_correctly_signed_callback_pays_the_order(server, merchant, shop
     assert status == {"status": "paid", "paid": True}
 
 
-async def test_sandbox_is_absent_from_a_gateway_without_sandbox(database_url, merchant, shop):
+async def test_sandbox_is_absent_from_a_gateway_without_sandbox(database_url, merchant, shop, gateway):
     production = ServerThread(create_app(make_settings(database_url, sandbox=False))).start()
     try:
         async with httpx.AsyncClient(base_url=production.url, timeout=10) as client:
@@ -136,13 +136,18 @@ async def test_sandbox_is_absent_from_a_gateway_without_sandbox(database_url, me
             notify = await client.post("/channels/sandbox/notify", data={"trade_no": "1"})
             params = order_params(merchant.pid, shop.url, "S-6", clientip="203.0.113.9", device="pc")
             answer = (await client.post("/mapi.php", data=signed(params, merchant.key))).json()
+            chooser = Page((await client.get(answer["payurl"].removeprefix(production.url))).text)
     finally:
         production.stop()
 
     assert page.status_code == 404
     assert pay.status_code == 404
     assert notify.status_code == 404
-    assert "sandbox" not in str(answer)
+    # No channel takes the order: the buyer is sent to choose another way to pay, with a note saying so.
+    trade_no = answer["trade_no"]
+    assert answer == {"code": 1, "trade_no": trade_no, "payurl": f"{production.url}{cashier_path(trade_no)}?other=1"}
+    assert chooser.text("note") == "该支付方式暂不可用，请选择其他支付方式"
+    assert (await stored_order(gateway, trade_no)).channel is None
 
 
 async def test_query_reports_pending_before_and_paid_with_the_amount_after(server, merchant, shop, gateway):

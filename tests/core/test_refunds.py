@@ -11,7 +11,7 @@ import asyncio
 
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from openepay.app import create_app
 from openepay.channels.base import Channel, RefundOutcome
@@ -22,6 +22,7 @@ from openepay.db.models import BalanceEntry, Merchant, Order, Refund
 from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
 from tests.support.links import sandbox_path
+from tests.support.locks import meeting_at
 from tests.support.servers import ServerThread
 from tests.support.waiting import eventually
 
@@ -214,8 +215,9 @@ async def test_a_repeated_out_refund_no_is_the_same_refund(server, gateway, merc
 
 
 async def test_concurrent_requests_with_one_out_refund_no_refund_once(server, gateway, merchant, shop):
-    """Five simultaneous retries of one refund: one refund; the others are told it is theirs once it
-    has succeeded, or that it is still in progress, never a success it has not had yet.
+    """Five simultaneous retries of one refund: one refund. While the upstream still holds the first,
+    each of the other four is told it is in progress, never a success it has not had yet; asked again
+    once it is over, a retry is given that one refund.
 
     On PostgreSQL the order row is held locked until all five are waiting on it, so each has
     already looked for an earlier refund with that number and found none.
@@ -223,40 +225,30 @@ async def test_concurrent_requests_with_one_out_refund_no_refund_once(server, ga
     async with server.client() as client:
         trade_no = await paid_order(client, merchant, shop.url, "RETRY-1", "1.00")
     order = await get_order(gateway.db, trade_no)
+    upstream = HeldUpstream()
 
-    def attempt() -> asyncio.Task:
-        return asyncio.create_task(refund_order(gateway.db, gateway, order, 30, out_refund_no="RN-R"))
+    tasks = await meeting_at(
+        gateway,
+        select(Order.id).where(Order.id == order.id),
+        (refund_order(gateway.db, upstream, order, 30, out_refund_no="RN-R") for _ in range(5)),
+    )
+    amount, answer = await upstream.pending.get()
+    await eventually(lambda: sum(task.done() for task in tasks) == 4)
+    told_in_progress = [task for task in tasks if task.done()]
+    for task in told_in_progress:
+        with pytest.raises(RefundError) as refused:
+            task.result()
+        assert refused.value.problem == RefundProblem.EARLIER_IN_PROGRESS
+    assert (amount, upstream.pending.empty()) == (30, True)
 
-    if gateway.db.dialect == "postgresql":
-        async with gateway.db.session() as session:
-            await session.execute(select(Order.id).where(Order.id == order.id).with_for_update())
-            tasks = [attempt() for _ in range(5)]
+    answer.set_result(RefundOutcome(succeeded=True, channel_refund_no="UP-R"))
+    [first] = [await task for task in tasks if task not in told_in_progress]
+    assert (first.repeated, first.refund.status) == (False, "succeeded")
+    again = await refund_order(gateway.db, upstream, order, 30, out_refund_no="RN-R")
+    assert (again.repeated, again.refund.refund_no) == (True, first.refund.refund_no)
+    assert upstream.pending.empty()
 
-            async def all_waiting() -> bool:
-                return await _lock_waiters(gateway) >= 5
-
-            await eventually(all_waiting)
-    else:
-        tasks = [attempt() for _ in range(5)]
-    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-
-    results = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
-    waiting = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-    assert all(isinstance(error, RefundError) for error in waiting), waiting
-    assert {error.problem for error in waiting} <= {RefundProblem.EARLIER_IN_PROGRESS}
-    assert len({result.refund.refund_no for result in results}) == 1
-    assert [result.repeated for result in results].count(False) == 1
-    assert all(result.refund.status == "succeeded" for result in results)
     order, refunds, journal = await books(gateway, trade_no)
     assert order.refunded_fen == 30
     assert [(r.amount_fen, r.status, r.out_refund_no) for r in refunds] == [(30, "succeeded", "RN-R")]
     assert journal == [("payment", trade_no, 100, 100), ("refund", refunds[0].refund_no, -30, 70)]
-
-
-async def _lock_waiters(gateway) -> int:
-    async with gateway.db.session() as session:
-        return await session.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        )

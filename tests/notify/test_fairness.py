@@ -37,8 +37,11 @@ from tests.support.waiting import eventually
 
 CAP = 2
 THRESHOLD = 3
-COOLDOWN = 1.0
-TIMEOUT = 1.0
+# A hanging attempt costs TIMEOUT; a healthy notification must arrive sooner than that after its
+# payment. Two seconds leave a loaded machine room while staying far below what a worker that
+# let the hanging merchant take its slots would cost (a TIMEOUT per round of hanging attempts).
+COOLDOWN = 2.0
+TIMEOUT = 2.0
 
 
 @dataclass
@@ -205,7 +208,7 @@ async def test_a_hanging_merchant_neither_slows_the_others_nor_loses_its_notific
         latencies = {e.params["trade_no"]: e.at - paid_at[e.params["trade_no"]] for e in shop.notifications()}
         print(f"healthy latency: max {max(latencies.values()):.3f}s, mean {sum(latencies.values()) / 20:.3f}s")
         assert len(shop.notifications()) == 20 and all(e.signature_ok for e in shop.notifications())
-        assert max(latencies.values()) < 1.0, latencies
+        assert max(latencies.values()) < TIMEOUT, "a healthy notification waited on a hanging one"
         # Meanwhile the stuck merchant's notifications wait, all of them.
         assert all(task.status == NotifyStatus.PENDING for task in await tasks_of(gateway, stuck.pid))
 
@@ -213,7 +216,7 @@ async def test_a_hanging_merchant_neither_slows_the_others_nor_loses_its_notific
             breaker = await breaker_of(gateway, stuck.pid)
             return breaker if breaker and breaker.open_until and breaker.open_until > utcnow() else None
 
-        opened = await eventually(breaker_open, timeout=10, interval=0.02)
+        opened = await eventually(breaker_open, timeout=30, interval=0.02)
         assert opened.consecutive_failures >= THRESHOLD
 
         async def settled_while_open() -> dict[str, int] | None:
@@ -238,7 +241,7 @@ async def test_a_hanging_merchant_neither_slows_the_others_nor_loses_its_notific
             tasks = await tasks_of(gateway, stuck.pid)
             return all(task.status == NotifyStatus.SUCCEEDED for task in tasks)
 
-        await eventually(all_delivered, timeout=10)
+        await eventually(all_delivered, timeout=30)
         probe = hanging_merchant.arrivals[arrivals_before]
         assert probe.answered
         assert probe.at >= opened.open_until.timestamp(), "the probe waited for the cooldown"

@@ -9,7 +9,6 @@ what it receives is the proof. A PostgreSQL that cannot be reached fails these t
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,28 +20,16 @@ from sqlalchemy import func, select
 
 from openepay.channels.sandbox.simulator import simulate_buyer_payment
 from openepay.core.states import NotifyStatus
-from openepay.db import migrate
 from openepay.db.models import NotifyAttempt, NotifyTask, NotifyWorkerBeat, Order
 from openepay.gateway import Gateway
-from tests.conftest import PG_DSN, _create_pg_database, _drop_pg_database, make_settings, pg_url
+from tests.conftest import make_settings
 from tests.support.merchant import FakeMerchant
 from tests.support.orders import sandbox_order
+from tests.support.postgres import PG_DSN, pg_url
 from tests.support.processes import WorkerProcess, Workers, worker_env, worker_processes
 from tests.support.waiting import eventually
 
 LEASE_SECONDS = 2.0
-
-
-@pytest.fixture
-def pg_database() -> Iterator[str]:
-    """A database of this test's own, so terminating its connections touches nothing else."""
-    name = f"openepay_fault_{secrets.token_hex(4)}"
-    asyncio.run(_create_pg_database(name))
-    try:
-        migrate.upgrade(pg_url(name))
-        yield name
-    finally:
-        asyncio.run(_drop_pg_database(name))
 
 
 @pytest_asyncio.fixture

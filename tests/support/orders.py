@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from openepay.core.orders import NewOrder, place_order
 from openepay.core.states import OrderStatus
-from openepay.db.models import Order
+from openepay.db.models import ChannelCallback, Order
 from openepay.gateway import Gateway
 
 
@@ -50,3 +52,18 @@ def unsaved_order(dialect: str, **values: object) -> Order:
         "status": OrderStatus.PAID,
     }
     return Order(**{**vector_c, "dialect": dialect, **values})
+
+
+async def stored_order(gateway: Gateway, trade_no: str) -> Order:
+    """The order as the database holds it now."""
+    async with gateway.db.session() as session:
+        return (await session.scalars(select(Order).where(Order.trade_no == trade_no))).one()
+
+
+async def channel_callbacks(gateway: Gateway, trade_no: str) -> list[ChannelCallback]:
+    """Every upstream callback kept for an order, oldest first, with what was decided."""
+    async with gateway.db.session() as session:
+        rows = await session.scalars(
+            select(ChannelCallback).where(ChannelCallback.trade_no == trade_no).order_by(ChannelCallback.id)
+        )
+        return list(rows.all())

@@ -17,9 +17,10 @@ from sqlalchemy import func, select
 from openepay.db import migrate
 from openepay.db.models import HealthProbe
 from openepay.gateway import Gateway
-from tests.conftest import PG_DSN, make_settings, pg_url
+from tests.conftest import make_settings
 from tests.support.disk import fill, small_disk
 from tests.support.gateways import own_server
+from tests.support.postgres import PG_DSN, pg_url
 
 
 async def readiness(url: str) -> tuple[int, dict[str, str]]:

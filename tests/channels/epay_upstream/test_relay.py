@@ -15,12 +15,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from openepay.db.models import BalanceEntry, ChannelCallback, NotifyTask, Order
+from openepay.db.models import BalanceEntry, NotifyTask, Order
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
 from tests.conftest import make_settings
 from tests.support.epay import order_params, signed
+from tests.support.orders import channel_callbacks, stored_order
 from tests.support.upstream import UpstreamGateway, upstream_gateway
 from tests.support.waiting import eventually
 
@@ -49,19 +50,6 @@ async def relayed_order(client: httpx.AsyncClient, merchant, shop, out_trade_no:
     return answer
 
 
-async def stored(gateway: Gateway, trade_no: str) -> Order:
-    async with gateway.db.session() as session:
-        return (await session.scalars(select(Order).where(Order.trade_no == trade_no))).one()
-
-
-async def callbacks(gateway: Gateway, trade_no: str) -> list[ChannelCallback]:
-    async with gateway.db.session() as session:
-        rows = await session.scalars(
-            select(ChannelCallback).where(ChannelCallback.trade_no == trade_no).order_by(ChannelCallback.id)
-        )
-        return list(rows.all())
-
-
 async def pay_upstream(upstream: UpstreamGateway, upstream_trade_no: str) -> None:
     async with upstream.client() as client:
         response = await client.post(upstream.pay_page(upstream_trade_no))
@@ -75,7 +63,7 @@ async def test_a_relayed_order_is_paid_upstream_notified_queried_and_refunded(
     async with server.client() as client:
         answer = await relayed_order(client, merchant, shop, "RELAY-1")
         trade_no = answer["trade_no"]
-        order = await stored(gateway, trade_no)
+        order = await stored_order(gateway, trade_no)
         # The buyer is handed the upstream's own offer, and the upstream's number is kept.
         assert (order.channel, order.channel_account_id, order.status) == ("epay_upstream", account_id, "paying")
         assert answer["qrcode"] == upstream.pay_page(order.channel_trade_no)
@@ -93,7 +81,7 @@ async def test_a_relayed_order_is_paid_upstream_notified_queried_and_refunded(
             "RELAY-1",
             "TRADE_SUCCESS",
         )
-        [callback] = await callbacks(gateway, trade_no)
+        [callback] = await channel_callbacks(gateway, trade_no)
         assert (callback.channel, callback.verified, callback.decision) == ("epay_upstream", True, "paid")
 
         query = {"act": "order", "pid": str(merchant.pid), "key": merchant.key, "trade_no": trade_no}
@@ -104,7 +92,7 @@ async def test_a_relayed_order_is_paid_upstream_notified_queried_and_refunded(
         refunded = (await client.post("/api.php?act=refund", data=refund)).json()
         assert (refunded["code"], refunded["money"]) == (1, "0.40"), refunded
     assert (await upstream.order(trade_no))["status"] == 2
-    assert (await stored(gateway, trade_no)).status == "partially_refunded"
+    assert (await stored_order(gateway, trade_no)).status == "partially_refunded"
 
 
 async def test_forged_tampered_and_replayed_callbacks_change_nothing(server, gateway, merchant, shop, worker, upstream):
@@ -116,11 +104,11 @@ async def test_forged_tampered_and_replayed_callbacks_change_nothing(server, gat
         unpaid = (await relayed_order(client, merchant, shop, "FORGE-1"))["trade_no"]
         paid = (await relayed_order(client, merchant, shop, "FORGE-2"))["trade_no"]
         other = (await relayed_order(client, merchant, shop, "FORGE-3", type="qqpay"))["trade_no"]
-        await pay_upstream(upstream, (await stored(gateway, paid)).channel_trade_no)
+        await pay_upstream(upstream, (await stored_order(gateway, paid)).channel_trade_no)
         await eventually(lambda: shop.notifications(), timeout=20)
-        [genuine] = await callbacks(gateway, paid)
+        [genuine] = await channel_callbacks(gateway, paid)
 
-        unpaid_order = await stored(gateway, unpaid)
+        unpaid_order = await stored_order(gateway, unpaid)
         fields = {
             "pid": upstream.pid,
             "trade_no": unpaid_order.channel_trade_no,
@@ -150,16 +138,16 @@ async def test_forged_tampered_and_replayed_callbacks_change_nothing(server, gat
         replayed = await client.get(f"{path}?{genuine.payload}")
         assert replayed.text == "success"
 
-    assert (await stored(gateway, unpaid)).status == "paying"
-    assert (await stored(gateway, other)).status == "paying"
-    assert [row.decision for row in await callbacks(gateway, unpaid)] == [
+    assert (await stored_order(gateway, unpaid)).status == "paying"
+    assert (await stored_order(gateway, other)).status == "paying"
+    assert [row.decision for row in await channel_callbacks(gateway, unpaid)] == [
         "bad signature",
         "bad signature",
         "another merchant's pid",
         "amount_mismatch",
     ]
-    assert [row.decision for row in await callbacks(gateway, other)] == ["wrong_channel"]
-    assert [row.decision for row in await callbacks(gateway, paid)] == ["paid", "bad signature", "already_paid"]
+    assert [row.decision for row in await channel_callbacks(gateway, other)] == ["wrong_channel"]
+    assert [row.decision for row in await channel_callbacks(gateway, paid)] == ["paid", "bad signature", "already_paid"]
     async with gateway.db.session() as session:
         payments = await session.scalar(
             select(func.count()).select_from(BalanceEntry).where(BalanceEntry.kind == "payment")
@@ -174,7 +162,7 @@ async def test_reconciliation_finds_a_payment_whose_callback_never_came(
     await relay_account(gateway, silent_upstream)
     async with server.client() as client:
         trade_no = (await relayed_order(client, merchant, shop, "RECON-1"))["trade_no"]
-    await pay_upstream(silent_upstream, (await stored(gateway, trade_no)).channel_trade_no)
+    await pay_upstream(silent_upstream, (await stored_order(gateway, trade_no)).channel_trade_no)
     assert (await silent_upstream.order(trade_no))["status"] == 1
 
     sweeper = Gateway.from_settings(make_settings(database_url, reconcile_after_seconds=0))
@@ -182,7 +170,7 @@ async def test_reconciliation_finds_a_payment_whose_callback_never_came(
         await NotifyWorker(sweeper, name="reconciler").sweep()
     finally:
         await sweeper.aclose()
-    order = await stored(gateway, trade_no)
+    order = await stored_order(gateway, trade_no)
     assert (order.status, order.paid_late, order.paid_fen) == ("paid", False, 100)
     assert order.channel_trade_no == (await silent_upstream.order(trade_no))["trade_no"]
     assert order.checked_at is not None
@@ -199,14 +187,14 @@ async def test_a_payment_after_we_closed_the_order_is_credited_late_and_flagged(
     await eventually(lambda: _status_is(gateway, trade_no, "closed"), timeout=20)
 
     # The epay protocol cannot close it upstream: the buyer can still pay there.
-    await pay_upstream(upstream, (await stored(gateway, trade_no)).channel_trade_no)
+    await pay_upstream(upstream, (await stored_order(gateway, trade_no)).channel_trade_no)
     await eventually(lambda: shop.notifications(), timeout=20)
-    order = await stored(gateway, trade_no)
+    order = await stored_order(gateway, trade_no)
     assert (order.status, order.paid_late) == ("paid", True)
 
 
 async def _status_is(gateway: Gateway, trade_no: str, status: str) -> bool:
-    return (await stored(gateway, trade_no)).status == status
+    return (await stored_order(gateway, trade_no)).status == status
 
 
 async def test_channel_test_checks_the_pid_and_key_live(gateway, upstream):

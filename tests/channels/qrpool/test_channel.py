@@ -164,7 +164,8 @@ async def test_refunds_and_callbacks_are_not_for_this_channel(gateway, merchant,
 
 async def test_routing_prefers_personal_codes_over_the_sandbox(database_url):
     async with qrpool_gateway(database_url, sandbox=True) as both:
-        assert {channel.name for channel in both.channels.all()} == {"epay_upstream", "qrpool", "sandbox"}
+        installed = {channel.name for channel in both.channels.all()}
+        assert installed == {"alipay", "epay_upstream", "qrpool", "sandbox", "wxpay"}
         candidates, _ = await both.router.candidates(1000, "wxpay", 100, "pc")
         assert [candidate.channel.name for candidate in candidates] == ["qrpool", "sandbox"]
         assert qrpool_of(both).router() is monitor_router

@@ -17,6 +17,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from tests.support.answers import SERVER_TROUBLE, json_answer
+from tests.support.books import assert_money_kept
 from tests.support.epay import signed
 from tests.support.epay_v2 import V2Merchant, order_fields, platform_signed
 from tests.support.fuzz import Attack, attacks, fuzz, send, size_limited
@@ -94,9 +95,11 @@ def paid_order(http: httpx.Client, v2: V2Merchant) -> None:
 @pytest.mark.usefixtures("paid_order")
 @fuzz(max_examples=150)
 @given(case=requests(JSON_ENDPOINTS))
-def test_json_endpoints_answer_code_and_msg_or_a_signed_success(http, v2, platform_public, case):
+def test_json_endpoints_answer_code_and_msg_or_a_signed_success(http, v2, platform_public, database_url, case):
+    """Whatever it answers, no request breaks the books: refunded never above paid, balance = journal sum."""
     endpoint, attack = case
     response = send(http, f"/api/{endpoint}", attack, v2)
+    assert_money_kept(database_url)
     assert response.status_code < 500, response.text[:500]
     if size_limited(response):
         return

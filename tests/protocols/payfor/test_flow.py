@@ -84,17 +84,20 @@ async def _redirected(client, path: str):  # type: ignore[no-untyped-def]
     return response if response.status_code == 302 else None
 
 
+SHOP_THINKS = 0.5
+
+
 async def test_the_buyer_returns_only_after_the_notification_reached_the_shop(server, merchant, payfor_shop, worker):
-    shop = payfor_shop(delay=0.5)
+    shop = payfor_shop(delay=SHOP_THINKS)
     params = keyed(payfor_params(merchant.pid, shop.url, "FLOW-2"), merchant.key)
     pay_num = await create_and_pay(server, params, as_json=False)
 
     waiting_pages = 0
     async with server.client() as client:
-        deadline = time.monotonic() + 8
+        deadline = time.monotonic() + 30
         while True:
-            asked_at = time.monotonic()
             response = await client.get(f"{cashier_path(pay_num)}/return")
+            answered_at = time.monotonic()
             if response.status_code == 302:
                 break
             assert response.status_code == 200 and "正在通知商户" in response.text
@@ -104,8 +107,9 @@ async def test_the_buyer_returns_only_after_the_notification_reached_the_shop(se
 
     [notification] = shop.notifications()
     assert waiting_pages > 0
-    assert asked_at > notification.at  # the redirect was asked for after the shop had the notification
-    assert 1.0 <= asked_at - notification.at <= 3.0, asked_at - notification.at
+    # The shop acknowledged SHOP_THINKS seconds after the notification reached it; only then could the
+    # gateway send the buyer back, however slow the machine.
+    assert answered_at - notification.at >= SHOP_THINKS, answered_at - notification.at
     assert response.headers["location"].startswith(f"{shop.url}/return?")
 
 

@@ -1,0 +1,1 @@
+"""Bringing merchants over from other gateways, so their shops keep working unchanged."""

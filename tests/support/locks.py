@@ -1,0 +1,46 @@
+"""Many transactions meeting at one row: the way concurrency tests make a race really happen.
+
+On PostgreSQL the row is held locked (``SELECT ... FOR UPDATE``) until every attempt is waiting
+on it, so each has read what it reads before any of them writes. SQLite takes its write lock at
+``BEGIN IMMEDIATE``, so attempts there queue one after another whatever the test does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Iterable
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, text
+
+from openepay.gateway import Gateway
+from tests.support.waiting import eventually
+
+T = TypeVar("T")
+
+
+async def lock_waiters(gateway: Gateway) -> int:
+    """How many of the database's sessions wait on a lock just now (PostgreSQL)."""
+    async with gateway.db.session() as session:
+        return await session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+
+
+async def meeting_at(
+    gateway: Gateway, locked_row: Select, attempts: Iterable[Coroutine[Any, Any, T]]
+) -> list[asyncio.Task[T]]:
+    """Start ``attempts`` at once; on PostgreSQL ``locked_row`` stays locked until all of them wait on it."""
+    if gateway.db.dialect != "postgresql":
+        return [asyncio.create_task(attempt) for attempt in attempts]
+    async with gateway.db.session() as session:
+        await session.execute(locked_row.with_for_update())
+        tasks = [asyncio.create_task(attempt) for attempt in attempts]
+
+        async def all_waiting() -> bool:
+            return await lock_waiters(gateway) >= len(tasks)
+
+        await eventually(all_waiting)
+    return tasks
