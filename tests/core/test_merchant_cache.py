@@ -1,6 +1,7 @@
-"""Each process's copy of merchants: changes made anywhere are acted on everywhere, refusals cost no query.
+"""Each process's copy of merchants: changes made anywhere are acted on everywhere, refusals cost no
+query, and a create or a lookup is one statement.
 
-These tests run the copy as shipped (the shared test settings keep none).
+These tests run the copies as shipped (the shared test settings keep none).
 """
 
 from __future__ import annotations
@@ -85,13 +86,14 @@ async def test_a_merchant_disabled_by_the_cli_is_refused_by_a_running_server(
 def cached_app(database_url: str) -> Iterator[tuple[ServerThread, Gateway]]:
     """The web app in this process with the copy as shipped, no background work due during a test
     (the copy's check and the lockout's sync run once at start and then not for a minute), and a
-    lockout of three failures per address."""
+    lockout of three failures per address. Channel accounts are kept for a minute too."""
     settings = make_settings(
         database_url,
         merchant_cache_check_interval=60,
         merchant_cache_trust_seconds=120,
         auth_failure_sync_interval=60,
         auth_failures_per_ip=3,
+        routing_cache_seconds=60,
     )
     app = create_app(settings)
     thread = ServerThread(app, http=http_protocol(settings)).start()
@@ -100,8 +102,14 @@ def cached_app(database_url: str) -> Iterator[tuple[ServerThread, Gateway]]:
 
 
 def _statements(gateway: Gateway) -> list[str]:
+    """Every statement the app's engine sends from now on (SQLite's BEGIN IMMEDIATE is transaction control)."""
     seen: list[str] = []
-    event.listen(gateway.db.engine.sync_engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+
+    def record(conn, cursor, statement: str, *args: object) -> None:  # type: ignore[no-untyped-def]
+        if not statement.startswith("BEGIN"):
+            seen.append(statement)
+
+    event.listen(gateway.db.engine.sync_engine, "before_cursor_execute", record)
     return seen
 
 
@@ -121,3 +129,25 @@ async def test_a_bad_signature_is_refused_without_a_query_and_still_counts_towar
     assert answers[:3] == [{"code": -1, "msg": "签名校验失败，请返回重试！"}] * 3
     assert answers[3] == {"code": -1, "msg": "签名校验失败次数过多，请1分钟后再试"}
     assert statements == []
+
+
+async def test_a_create_is_one_insert_and_a_lookup_one_select(
+    gateway: Gateway, merchant: MerchantCredentials, cached_app: tuple[ServerThread, Gateway]
+):
+    thread, app_gateway = cached_app
+    async with httpx.AsyncClient(base_url=thread.url, timeout=10) as client:
+        warm = signed(order_params(merchant.pid, "http://shop.example", "WARM-1", clientip="203.0.113.7"), merchant.key)
+        assert (await client.post("/mapi.php", data=warm)).json()["code"] == 1
+
+        statements = _statements(app_gateway)
+        new = signed(order_params(merchant.pid, "http://shop.example", "ONE-1", clientip="203.0.113.7"), merchant.key)
+        created = (await client.post("/mapi.php", data=new)).json()
+        create_statements = list(statements)
+        statements.clear()
+        query = {"act": "order", "pid": merchant.pid, "key": merchant.key, "out_trade_no": "ONE-1"}
+        found = (await client.get("/api.php", params=query)).json()
+
+    assert created["code"] == 1 and created["qrcode"].startswith(thread.url)
+    assert [sql.split()[:3] for sql in create_statements] == [["INSERT", "INTO", "orders"]]
+    assert found["code"] == 1 and found["trade_no"] == created["trade_no"] and found["status"] == 0
+    assert [sql.split()[0] for sql in statements] == ["SELECT"] and "FROM orders" in statements[0]
