@@ -408,8 +408,11 @@ async def run_scenario(spec: str, sink: Sink, baseline_rps: float | None, args: 
 
         logs = stack.enter_context(tempfile.TemporaryFile("w+"))
         processes = []
-        for _ in range(workers):
-            process = subprocess.Popen([sys.executable, "-m", "openepay", "worker"], env=env, stdout=logs, stderr=logs)
+        for number in range(workers):
+            stats = Path(args.profile or ".") / f"{spec}-{number}.prof"
+            profile = ["-m", "cProfile", "-o", str(stats)] if args.profile else []
+            command = [sys.executable, *profile, "-m", "openepay", "worker"]
+            process = subprocess.Popen(command, env=env, stdout=logs, stderr=logs)
             stack.callback(stop_process, process)
             processes.append(process)
         await wait_for_workers(gateway, processes, time.monotonic() + 60)
@@ -558,6 +561,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--analyze", action="store_true", help="ANALYZE after the bulk insert (planner statistics, as in steady state)"
     )
+    parser.add_argument("--profile", metavar="DIR", help="run each worker under cProfile, its stats written to DIR")
     parser.add_argument("--role", choices=("sink", "baseline"), help=argparse.SUPPRESS)
     parser.add_argument("--sink-url", help=argparse.SUPPRESS)
     parser.add_argument("--client", choices=tuple(BASELINES), default="aiohttp", help=argparse.SUPPRESS)

@@ -25,16 +25,17 @@ from openepay.protocols.epay_v2 import routes as epay_v2_routes
 from openepay.protocols.pay_mapi import routes as pay_mapi_routes
 from openepay.protocols.payfor import routes as payfor_routes
 from openepay.protocols.vmq import routes as vmq_routes
-from openepay.web import callbacks, demo_shop, health
+from openepay.web import admin, callbacks, demo_shop, health
 from openepay.web.cashier import routes as cashier_routes
+from openepay.web.dispatch import index_paths
 from openepay.web.middleware import ObserveRequests, PublicOrigin, ReadablePath, RequestBody, SecurityHeaders
 from openepay.web.templating import templates
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, *, run_worker: bool = False) -> FastAPI:
-    """Build the app; with ``run_worker`` the notification worker runs inside it (``openepay serve``)."""
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app of one web process; the notification worker runs in processes of its own."""
     settings = settings or Settings()
     gateway = Gateway.from_settings(settings)
 
@@ -49,19 +50,10 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
         stop = asyncio.Event()
         lockout_task = asyncio.create_task(gateway.gate.lockout.run(stop))
         merchants_task = asyncio.create_task(gateway.merchants.cache.run(stop))
-        worker_task = None
-        if run_worker:
-            from openepay.notify.worker import NotifyWorker
-
-            worker = NotifyWorker(gateway)
-            worker_task = asyncio.create_task(worker.run(stop))
         try:
             yield
         finally:
             stop.set()
-            if worker_task is not None:
-                await worker_task
-                await worker.aclose()
             await lockout_task
             await merchants_task
             await gateway.aclose()
@@ -75,7 +67,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
     # The last added runs first: paths are made readable before the log sees them, and the log
     # sees what the body limits answer.
     app.add_middleware(RequestBody, timeout=settings.http_body_timeout)
-    app.add_middleware(ObserveRequests, metrics=gateway.metrics)
+    app.add_middleware(ObserveRequests, metrics=gateway.metrics, access_log=settings.access_log)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(ReadablePath)
     if settings.public_url:
@@ -98,6 +90,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
             app.include_router(channel_router)
     if settings.sandbox:
         app.include_router(demo_shop.router)
+    # The operator console (/admin): its routes and its refusal and redirect pages.
+    admin.install(app)
 
     @app.get("/", include_in_schema=False)
     async def index(request: Request) -> Response:
@@ -111,6 +105,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
     async def metrics() -> Response:
         await gateway.metrics.refresh(gateway.db)
         return Response(gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    index_paths(app.router)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:

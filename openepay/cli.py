@@ -7,9 +7,8 @@ when it runs.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
+import os
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from sqlalchemy import select
 from openepay.channels.base import PAY_TYPE_NAMES
 from openepay.channels.qrpool.cli import qrpool_app
 from openepay.channels.qrpool.review_cli import review_app
+from openepay.cli_admin import admin_app
 from openepay.cli_channels import account_names, channel_app
 from openepay.cli_import import import_app
 from openepay.cli_runtime import fail, with_gateway
@@ -51,6 +51,7 @@ app.add_typer(channel_app, name="channel")
 qrpool_app.add_typer(review_app, name="review")
 app.add_typer(qrpool_app, name="qrpool")
 app.add_typer(import_app, name="import")
+app.add_typer(admin_app, name="admin")
 
 DEMO_MERCHANT = "Demo Shop"
 
@@ -66,40 +67,51 @@ async def _platform_key(gateway: Gateway) -> None:
         raise fail(f"cannot open the stored epay V2 platform key: {exc}") from None
 
 
-def _listen(settings: Settings, host: str, port: int, run_worker: bool, forwarded_allow_ips: str | None = None) -> None:
-    import uvicorn
+def _listen(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    workers: int | None,
+    notify_worker: bool,
+    forwarded_allow_ips: str | None = None,
+) -> None:
+    from openepay.web.processes import WebOptions, listening_socket, serve
 
-    from openepay.app import create_app
-    from openepay.web.server import http_protocol
-
-    uvicorn.run(
-        create_app(settings, run_worker=run_worker),
-        host=host,
-        port=port,
-        loop="uvloop",
-        http=http_protocol(settings),
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        forwarded_allow_ips=forwarded_allow_ips,
-    )
+    try:
+        sock = listening_socket(host, port)
+    except OSError as exc:
+        raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    options = WebOptions(forwarded_allow_ips=forwarded_allow_ips)
+    workers = workers or os.cpu_count() or 1
+    raise typer.Exit(serve(settings, sock, workers=workers, notify_worker=notify_worker, options=options))
 
 
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    worker: bool = typer.Option(True, "--worker/--no-worker", help="Also deliver notifications in this process."),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="Web processes sharing the port (default: the number of cores)."
+    ),
+    worker: bool = typer.Option(
+        True, "--worker/--no-worker", help="Also run the notification worker (its own process)."
+    ),
+    access_log: bool | None = typer.Option(
+        None, "--access-log/--no-access-log", help="One log line per request (default: $OPENEPAY_ACCESS_LOG, on)."
+    ),
     forwarded_allow_ips: str | None = typer.Option(
         None,
         help="Proxies whose X-Forwarded-For names the client (comma-separated IPs or networks, '*' for any);"
         " default 127.0.0.1, or $FORWARDED_ALLOW_IPS.",
     ),
 ) -> None:
-    """Run the web app (and, unless --no-worker, the notification worker)."""
+    """Run the web processes (and, unless --no-worker, the notification worker)."""
     settings = Settings()
+    if access_log is not None:
+        settings = settings.model_copy(update={"access_log": access_log})
     with_gateway(settings, _platform_key, creates=True, service=True)
-    _listen(settings, host, port, worker, forwarded_allow_ips)
+    _listen(settings, host, port, workers=workers, notify_worker=worker, forwarded_allow_ips=forwarded_allow_ips)
 
 
 @app.command()
@@ -107,25 +119,9 @@ def worker(
     metrics_port: int | None = typer.Option(None, help="Serve this worker's Prometheus metrics on this port."),
 ) -> None:
     """Run the notification worker alone (start as many as you like, on any machine)."""
+    from openepay.web.processes import run_notify_worker
 
-    async def run(gateway: Gateway) -> None:
-        from prometheus_client import start_http_server
-
-        from openepay.notify.worker import NotifyWorker
-
-        if metrics_port is not None:
-            start_http_server(metrics_port, registry=gateway.metrics.registry)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        notify_worker = NotifyWorker(gateway)
-        try:
-            await notify_worker.run(stop)
-        finally:
-            await notify_worker.aclose()
-
-    with_gateway(Settings(), run, service=True)
+    with_gateway(Settings(), lambda gateway: run_notify_worker(gateway, metrics_port), service=True)
 
 
 @app.command("migrate")
@@ -182,7 +178,7 @@ def demo(
     typer.echo(f"  test link   : {signed_submit_link(base, pid, key)}")
     typer.echo(f"  V免签 URL   : {base}/ (for V免签 plugins, with the same key)")
     typer.echo("Open the test link, press the sandbox pay button, and you land back on the demo shop.")
-    _listen(settings, host, port, run_worker=True)
+    _listen(settings, host, port, workers=1, notify_worker=True)
 
 
 def _merchant_row(merchant: Merchant, account_list: list[str] | None = None) -> dict[str, Any]:

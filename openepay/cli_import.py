@@ -131,6 +131,8 @@ def _print_history(rainbow: RainbowDatabase, report: ImportReport, dry_run: bool
     )
     if report.orders_of_merchants_left_out:
         line += f", {report.orders_of_merchants_left_out} of merchants not imported"
+    if report.orders_repeated:
+        line += f", {report.orders_repeated} repeating an earlier order's out_trade_no"
     typer.echo(line)
     for reason, count in sorted(rainbow.history_left_out.items()):
         typer.echo(f"  {count} left out: {reason}")

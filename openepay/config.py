@@ -128,12 +128,22 @@ class Settings(BaseSettings):
     # Business days (today's orders) and the local times api.php reports are in this zone.
     timezone: str = "Asia/Shanghai"
     log_format: str = "text"
+    # One line per request (``openepay.access``): method, route, shortened path, status, latency.
+    access_log: bool = True
     log_level: str = "INFO"
     # A failure logged with a traceback (a database outage fails every request the same way) is
     # logged in full once; repeats of it are counted and summed up once per this many seconds.
     log_repeat_interval: float = 60.0
     # /readyz fails when the disk holding the SQLite database has less free space than this.
     ready_min_free_mb: int = 16
+    # The operator console (/admin, docs/admin.md): every console user must use a TOTP app when
+    # this is on; a session lasts this long; this many wrong passwords in a row lock an account for
+    # the lock time, and this many failed sign-ins from one address within it refuse that address.
+    admin_require_totp: bool = False
+    admin_session_hours: float = Field(default=12.0, gt=0)
+    admin_failures_per_user: int = Field(default=5, gt=0)
+    admin_failures_per_ip: int = Field(default=20, gt=0)
+    admin_lock_minutes: float = Field(default=15.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

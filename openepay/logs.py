@@ -32,6 +32,7 @@ CONTEXT_FIELDS = (
     "decision",
     "count",
     "method",
+    "route",
     "path",
     "status",
 )

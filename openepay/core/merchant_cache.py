@@ -3,7 +3,7 @@
 Every merchant request needs the merchant's key, state and dialects; reading them from the
 database each time costs a round trip, and refusing a bad signature would cost one too. So
 each process keeps what it read, and drops all of it when the merchants' version token
-(``cache_versions``, written by triggers on every change, see migration ``0008_hotpath``) is no longer
+(``cache_versions``, written by triggers on every change, see migration ``0009_hotpath``) is no longer
 the one it last saw. ``run`` reads the token every ``check_interval`` seconds.
 
 The copy is trusted only while the token was confirmed by a check that *started* less than

@@ -71,7 +71,7 @@ class Merchant(Base):
 class CacheVersion(Base):
     """A token that changes whenever the rows a process keeps in memory change.
 
-    Database triggers (migration ``0008_hotpath``) write a new random token for ``merchants`` on every
+    Database triggers (migration ``0009_hotpath``) write a new random token for ``merchants`` on every
     insert, delete and update of anything but the balance, whoever writes: the CLI, another
     server process, an operator's SQL. Processes poll the token and drop their copy when it
     differs (``openepay.core.merchant_cache``).
@@ -452,7 +452,7 @@ class PaymentEvent(Base):
 
 
 class AuditEntry(Base):
-    """Who did what by hand, when and why: manual payments, attached events, resends."""
+    """Who did what by hand, when and why: manual payments, attached events, resends, every console write."""
 
     __tablename__ = "audit_log"
 
@@ -464,6 +464,11 @@ class AuditEntry(Base):
     event_id: Mapped[int | None] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Console writes (openepay.admin.audit): from where, on what (``merchant:1001``), before and after.
+    address: Mapped[str | None] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(96), index=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 # -- the operator's safety nets -----------------------------------------------------------------
@@ -487,3 +492,61 @@ class HealthProbe(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     probed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# The console's dashboard sums payments per day (openepay.admin.dashboard).
+Index("ix_orders_paid_at", Order.paid_at)
+
+
+class AdminUser(Base):
+    """Someone who signs in to the operator console (``/admin``), with one role.
+
+    The password is an argon2id hash; the TOTP secret, when set up, is sealed with the
+    gateway's secret key. Failed sign-ins are counted in ``admin_login_attempts``, by the name
+    typed, so an account that exists and one that does not are locked alike.
+    """
+
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    totp_sealed: Mapped[str | None] = mapped_column(Text)
+    # The last 30-second step whose code was accepted: a code works once.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AdminSession(Base):
+    """A signed-in browser. The cookie holds a random token; only its SHA-256 is stored here,
+    so deleting a user's rows logs them out everywhere and a copy of the table logs nobody in."""
+
+    __tablename__ = "admin_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("admin_users.id"), index=True)
+    # "ok" once signed in; "totp" while the second factor is owed; "enroll" while TOTP must be set up.
+    stage: Mapped[str] = mapped_column(String(8))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class AdminLoginAttempt(Base):
+    """Every console sign-in attempt: the login history, and what limits guesses from one address."""
+
+    __tablename__ = "admin_login_attempts"
+    __table_args__ = (
+        Index("ix_admin_login_attempts_address_at", "address", "at"),
+        Index("ix_admin_login_attempts_username_at", "username", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    address: Mapped[str] = mapped_column(String(64))
+    username: Mapped[str] = mapped_column(String(64))
+    succeeded: Mapped[bool] = mapped_column(Boolean)

@@ -49,6 +49,7 @@ V2_DIALECT = "epay_v2"
 PAID_STATUSES = (1, 2, 3)
 REFUNDED = 2
 TRADE_NO_LENGTH = 32
+HISTORY_BATCH = 500
 OUT_TRADE_NO_LENGTH = 64
 NAME_LENGTH = 100
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -126,6 +127,7 @@ class ImportReport:
     orders_imported: int = 0
     orders_already_here: int = 0
     orders_of_merchants_left_out: int = 0
+    orders_repeated: int = 0
 
 
 def connection_arguments(url: str) -> dict[str, Any]:
@@ -393,30 +395,37 @@ async def import_history(gateway: Any, orders: list[RainbowOrder], report: Impor
 
     They are history: no notification is sent for them and no balance moves. A shop asking
     ``api.php`` about one gets Rainbow's answer, and its number cannot be used for a new order.
+    Written in batches, each in its own transaction: an interrupted import keeps what it wrote,
+    and running it again adds the rest.
     """
     kept = {merchant.pid for merchant in report.created} | set(report.already_same_key)
-    wanted = [order for order in orders if order.pid in kept]
-    report.orders_of_merchants_left_out = len(orders) - len(wanted)
-    async with gateway.db.session() as session:
-        known = set()
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            known |= set(
+    wanted: dict[tuple[int, str], RainbowOrder] = {}
+    for order in orders:
+        if order.pid not in kept:
+            report.orders_of_merchants_left_out += 1
+        elif (order.pid, order.out_trade_no) in wanted:
+            # Rainbow lets a number be used again; here it names one order: the first paid one stays.
+            report.orders_repeated += 1
+        else:
+            wanted[(order.pid, order.out_trade_no)] = order
+    batch = list(wanted.values())
+    for start in range(0, len(batch), HISTORY_BATCH):
+        chunk = batch[start : start + HISTORY_BATCH]
+        async with gateway.db.session() as session:
+            taken_numbers = set(
                 await session.scalars(select(Order.trade_no).where(Order.trade_no.in_([o.trade_no for o in chunk])))
             )
-            known |= {
-                f"{pid}/{number}"
-                for pid, number in await session.execute(
-                    select(Order.merchant_pid, Order.out_trade_no).where(
-                        tuple_(Order.merchant_pid, Order.out_trade_no).in_([(o.pid, o.out_trade_no) for o in chunk])
-                    )
+            pairs = await session.execute(
+                select(Order.merchant_pid, Order.out_trade_no).where(
+                    tuple_(Order.merchant_pid, Order.out_trade_no).in_([(o.pid, o.out_trade_no) for o in chunk])
                 )
-            }
-        new = [o for o in wanted if o.trade_no not in known and f"{o.pid}/{o.out_trade_no}" not in known]
-        report.orders_already_here = len(wanted) - len(new)
-        report.orders_imported = len(new)
-        if not dry_run:
-            session.add_all(_order_row(order) for order in new)
+            )
+            taken_keys = {(pid, number) for pid, number in pairs}
+            new = [o for o in chunk if o.trade_no not in taken_numbers and (o.pid, o.out_trade_no) not in taken_keys]
+            report.orders_already_here += len(chunk) - len(new)
+            report.orders_imported += len(new)
+            if not dry_run:
+                session.add_all(_order_row(order) for order in new)
 
 
 def _order_row(order: RainbowOrder) -> Order:

@@ -27,6 +27,21 @@ class BreakerPolicy:
     max_cooldown: float
 
 
+async def close_breakers(session: AsyncSession, merchant_pids: list[int]) -> None:
+    """A delivery to each of these merchants went through: their breakers close.
+
+    The common case: nothing to change, and no row lock taken when a breaker is closed already.
+    """
+    await session.execute(
+        update(NotifyBreaker)
+        .where(
+            NotifyBreaker.merchant_pid.in_(merchant_pids),
+            or_(NotifyBreaker.consecutive_failures > 0, NotifyBreaker.open_until.is_not(None)),
+        )
+        .values(consecutive_failures=0, open_until=None, cooldown_seconds=0.0)
+    )
+
+
 async def record_outcome(
     session: AsyncSession,
     merchant_pid: int,
@@ -37,15 +52,7 @@ async def record_outcome(
     policy: BreakerPolicy,
 ) -> None:
     if delivered:
-        # The common case: nothing to change, and no row lock taken when the breaker is closed.
-        await session.execute(
-            update(NotifyBreaker)
-            .where(
-                NotifyBreaker.merchant_pid == merchant_pid,
-                or_(NotifyBreaker.consecutive_failures > 0, NotifyBreaker.open_until.is_not(None)),
-            )
-            .values(consecutive_failures=0, open_until=None, cooldown_seconds=0.0)
-        )
+        await close_breakers(session, [merchant_pid])
         return
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     await session.execute(

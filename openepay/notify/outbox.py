@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Update, case, delete, exists, func, or_, select, update
+from sqlalchemy import Update, bindparam, case, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -20,7 +20,7 @@ from openepay.core.states import NotifyStatus
 from openepay.db import Database
 from openepay.db.models import NotifyAttempt, NotifyBreaker, NotifyTask, Order
 from openepay.db.types import utcnow
-from openepay.notify.breaker import BreakerPolicy, record_outcome
+from openepay.notify.breaker import BreakerPolicy, close_breakers, record_outcome
 
 PAID_EVENT = "paid"
 # Any constant works; it only has to be the same in every worker.
@@ -142,6 +142,15 @@ class AttemptRecord:
     error_detail: str | None = None
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """One finished delivery attempt, waiting to be recorded, and the retry schedule it falls under."""
+
+    task: ClaimedTask
+    attempt: AttemptRecord
+    retry_delays: Sequence[float]
+
+
 async def record_attempt(
     db: Database,
     task: ClaimedTask,
@@ -151,50 +160,122 @@ async def record_attempt(
     breaker: BreakerPolicy,
 ) -> NotifyStatus:
     """Log the attempt, schedule the next one (or give up after the last delay), update the breaker."""
-    now = utcnow()
-    attempts = task.attempts + 1
-    if attempt.delivered:
-        values: dict[str, object] = {"status": NotifyStatus.SUCCEEDED, "delivered_at": now, "last_error": None}
-        status = NotifyStatus.SUCCEEDED
-    elif attempts > len(retry_delays):
-        values = {"status": NotifyStatus.FAILED, "failed_at": now, "last_error": _describe(attempt)}
-        status = NotifyStatus.FAILED
-    else:
-        values = {
-            "next_attempt_at": now + timedelta(seconds=retry_delays[attempts - 1]),
-            "last_error": _describe(attempt),
-        }
-        status = NotifyStatus.PENDING
-    async with db.session() as session:
-        number = 1 + (await session.scalar(select(func.count()).where(NotifyAttempt.task_id == task.id)) or 0)
-        session.add(
-            NotifyAttempt(
-                task_id=task.id,
-                number=number,
-                started_at=attempt.started_at,
-                target_host=attempt.target_host[:255],
-                http_status=attempt.http_status,
-                body_head=attempt.body_head,
-                latency_ms=attempt.latency_ms,
-                error_class=attempt.error_class,
-                error_detail=attempt.error_detail,
-                delivered=attempt.delivered,
-            )
-        )
-        await session.execute(
-            update(NotifyTask)
-            .where(NotifyTask.id == task.id, NotifyTask.lease_owner == owner)
-            .values(attempts=attempts, lease_owner=None, lease_expires_at=None, **values)
-        )
-        await record_outcome(
-            session,
-            task.merchant_pid,
-            delivered=attempt.delivered,
-            started_at=attempt.started_at,
-            now=now,
-            policy=breaker,
-        )
+    [status] = await record_attempts(db, owner, [Outcome(task, attempt, retry_delays)], breaker)
     return status
+
+
+async def record_attempts(
+    db: Database, owner: str, outcomes: Sequence[Outcome], breaker: BreakerPolicy
+) -> list[NotifyStatus]:
+    """``record_attempt`` for many attempts in one short transaction (their statuses, in order).
+
+    A worker records what finished while its previous write was running, so under load one
+    transaction of a handful of statements records dozens of deliveries: the attempt logs in one
+    multi-row insert, the notifications in one update per outcome kind (delivered, retry later,
+    given up), and the breakers of merchants whose deliveries all went through in one update.
+    A notification whose lease this worker no longer holds (it was re-queued meanwhile) keeps
+    its fresh schedule; only the attempt is logged.
+    """
+    now = utcnow()
+    tasks = NotifyTask.__table__
+    delivered: list[int] = []
+    retries: list[dict[str, object]] = []
+    given_up: list[dict[str, object]] = []
+    statuses: list[NotifyStatus] = []
+    for outcome in outcomes:
+        attempts = outcome.task.attempts + 1
+        if outcome.attempt.delivered:
+            delivered.append(outcome.task.id)
+            statuses.append(NotifyStatus.SUCCEEDED)
+        elif attempts > len(outcome.retry_delays):
+            given_up.append({"task": outcome.task.id, "error": _describe(outcome.attempt)})
+            statuses.append(NotifyStatus.FAILED)
+        else:
+            due = now + timedelta(seconds=outcome.retry_delays[attempts - 1])
+            retries.append({"task": outcome.task.id, "error": _describe(outcome.attempt), "due": due})
+            statuses.append(NotifyStatus.PENDING)
+    ours = (tasks.c.lease_owner == owner,)
+    released = {"attempts": tasks.c.attempts + 1, "lease_owner": None, "lease_expires_at": None}
+    async with db.session() as session:
+        await _log_attempts(session, outcomes)
+        if delivered:
+            await session.execute(
+                update(tasks)
+                .where(tasks.c.id.in_(delivered), *ours)
+                .values(status=NotifyStatus.SUCCEEDED, delivered_at=now, last_error=None, **released)
+            )
+        if retries:
+            await session.execute(
+                update(tasks)
+                .where(tasks.c.id == bindparam("task"), *ours)
+                .values(next_attempt_at=bindparam("due"), last_error=bindparam("error"), **released),
+                retries,
+            )
+        if given_up:
+            await session.execute(
+                update(tasks)
+                .where(tasks.c.id == bindparam("task"), *ours)
+                .values(status=NotifyStatus.FAILED, failed_at=now, last_error=bindparam("error"), **released),
+                given_up,
+            )
+        await _update_breakers(session, outcomes, now, breaker)
+    return statuses
+
+
+async def _log_attempts(session: AsyncSession, outcomes: Sequence[Outcome]) -> None:
+    """One ``notify_attempts`` row per attempt, numbered after the ones its notification already has."""
+    ids = sorted({outcome.task.id for outcome in outcomes})
+    logged = dict(
+        (
+            await session.execute(
+                select(NotifyAttempt.task_id, func.count())
+                .where(NotifyAttempt.task_id.in_(ids))
+                .group_by(NotifyAttempt.task_id)
+            )
+        ).all()
+    )
+    rows = []
+    for outcome in outcomes:
+        attempt = outcome.attempt
+        logged[outcome.task.id] = logged.get(outcome.task.id, 0) + 1
+        rows.append(
+            {
+                "task_id": outcome.task.id,
+                "number": logged[outcome.task.id],
+                "started_at": attempt.started_at,
+                "target_host": attempt.target_host[:255],
+                "http_status": attempt.http_status,
+                "body_head": attempt.body_head,
+                "latency_ms": attempt.latency_ms,
+                "error_class": attempt.error_class,
+                "error_detail": attempt.error_detail,
+                "delivered": attempt.delivered,
+            }
+        )
+    await session.execute(insert(NotifyAttempt.__table__), rows)
+
+
+async def _update_breakers(
+    session: AsyncSession, outcomes: Sequence[Outcome], now: datetime, policy: BreakerPolicy
+) -> None:
+    """Merchants whose attempts all went through: one update closes any of their breakers. A merchant
+    with a failure among them: each of its outcomes in the order they finished, as one by one."""
+    by_merchant: dict[int, list[Outcome]] = {}
+    for outcome in outcomes:
+        by_merchant.setdefault(outcome.task.merchant_pid, []).append(outcome)
+    all_delivered = sorted(pid for pid, theirs in by_merchant.items() if all(o.attempt.delivered for o in theirs))
+    if all_delivered:
+        await close_breakers(session, all_delivered)
+    for pid in sorted(set(by_merchant) - set(all_delivered)):
+        for outcome in by_merchant[pid]:
+            await record_outcome(
+                session,
+                pid,
+                delivered=outcome.attempt.delivered,
+                started_at=outcome.attempt.started_at,
+                now=now,
+                policy=policy,
+            )
 
 
 def _describe(attempt: AttemptRecord) -> str:

@@ -22,13 +22,22 @@ from sqlalchemy import delete, select, update
 from openepay.core.orders import close_expired
 from openepay.core.reconciliation import reconcile, reconcile_refunds
 from openepay.core.replay import forget_expired
+from openepay.core.states import NotifyStatus
 from openepay.core.usage import release_closed
 from openepay.db.models import Merchant, NotifyTask, NotifyWorkerBeat, Order
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.notify.breaker import BreakerPolicy
 from openepay.notify.http import ErrorClass, HttpOutcome, SafeHttpClient
-from openepay.notify.outbox import AttemptRecord, ClaimedTask, claim, prune_attempts, record_attempt
+from openepay.notify.outbox import (
+    AttemptRecord,
+    ClaimedTask,
+    Outcome,
+    claim,
+    prune_attempts,
+    record_attempt,
+    record_attempts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +64,11 @@ class NotifyWorker:
         )
         self._in_flight: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
+        # Finished attempts waiting to be recorded, and the task recording the previous ones.
+        self._finished_attempts: list[tuple[Outcome, Order, datetime | None]] = []
+        self._recording: asyncio.Task[None] | None = None
         self._last_sweep = 0.0
+        self._last_claim = 0.0
         self._last_beat = 0.0
         self._started_at = utcnow()
         # Load the dialects' message code and the metrics now, not while the first batch's leases run.
@@ -85,8 +98,7 @@ class NotifyWorker:
                     failures = 0
                 if claimed == 0:
                     await self._idle(stop, settings.worker_poll_interval)
-            if self._in_flight:
-                await asyncio.gather(*self._in_flight, return_exceptions=True)
+            await self._drain()
         finally:
             await self._forget_beat()
         log.info("notify worker stopped", extra={"worker": self.name})
@@ -106,11 +118,20 @@ class NotifyWorker:
         self._slot_freed.set()
 
     async def dispatch(self) -> int:
-        """Claim as many due notifications as there are free slots and start delivering them."""
+        """Claim as many due notifications as there are free slots and start delivering them.
+
+        While deliveries are running, a claim waits until a quarter of the slots are free (or a
+        poll interval has passed), so that under load one claim, and one query for the orders,
+        serves several deliveries.
+        """
         settings = self.gateway.settings
         free = settings.notify_concurrency - len(self._in_flight)
         if free <= 0:
             return 0
+        waited = time.monotonic() - self._last_claim
+        if self._in_flight and free < settings.notify_concurrency // 4 and waited < settings.worker_poll_interval:
+            return 0
+        self._last_claim = time.monotonic()
         tasks = await claim(
             self.gateway.db,
             self.name,
@@ -119,36 +140,49 @@ class NotifyWorker:
             merchant_cap=settings.notify_merchant_max_in_flight,
             breaker_threshold=settings.notify_breaker_threshold,
         )
+        if not tasks:
+            return 0
+        async with self.gateway.db.session() as session:
+            found = {
+                task_id: (order, merchant, first_due)
+                for task_id, order, merchant, first_due in await session.execute(
+                    select(NotifyTask.id, Order, Merchant, NotifyTask.created_at)
+                    .join(Order, Order.id == NotifyTask.order_id)
+                    .join(Merchant, Merchant.pid == Order.merchant_pid)
+                    .where(NotifyTask.id.in_([task.id for task in tasks]))
+                )
+            }
         for task in tasks:
-            running = asyncio.create_task(self._deliver_guarded(task))
+            if task.id not in found:
+                log.warning("notification %s has no order to deliver; its lease will run out", task.id)
+                continue
+            running = asyncio.create_task(self._deliver_guarded(task, *found[task.id]))
             self._in_flight.add(running)
             running.add_done_callback(self._finished)
         return len(tasks)
 
     async def run_once(self) -> int:
-        """Claim one round and wait for it to finish (tests and one-shot tools)."""
+        """Claim one round and wait for it to finish and be recorded (tests and one-shot tools)."""
         claimed = await self.dispatch()
-        if self._in_flight:
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        await self._drain()
         return claimed
 
-    async def _deliver_guarded(self, task: ClaimedTask) -> None:
+    async def _drain(self) -> None:
+        """Wait for the deliveries in flight, then for every attempt to be recorded."""
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        while self._recording is not None:
+            await self._recording
+
+    async def _deliver_guarded(self, task: ClaimedTask, order: Order, merchant: Merchant, first_due: datetime) -> None:
         try:
-            await self.deliver(task)
+            await self.deliver(task, order, merchant, first_due)
         except Exception:
             log.exception("delivery of notification %s failed unexpectedly", task.id)
 
-    async def deliver(self, task: ClaimedTask) -> None:
+    async def deliver(self, task: ClaimedTask, order: Order, merchant: Merchant, first_due: datetime | None) -> None:
+        """Send one notification; its attempt is recorded with the others that finish meanwhile."""
         gateway = self.gateway
-        async with gateway.db.session() as session:
-            order, merchant, first_due = (
-                await session.execute(
-                    select(Order, Merchant, NotifyTask.created_at)
-                    .join(Merchant, Merchant.pid == Order.merchant_pid)
-                    .join(NotifyTask, NotifyTask.order_id == Order.id)
-                    .where(NotifyTask.id == task.id)
-                )
-            ).one()
         dialect = gateway.dialects.for_order(order)
         message = await dialect.notification(order, gateway.merchants.key_of(merchant))
         started_at = utcnow()
@@ -156,17 +190,54 @@ class NotifyWorker:
         delivered = result.error_class is None and dialect.acknowledged(result.body)
         attempt = _attempt_record(started_at, result, delivered)
         delays = merchant.notify_retry_delays or gateway.settings.notify_retry_delays
-        status = await record_attempt(gateway.db, task, self.name, attempt, delays, self.breaker)
+        self._finished_attempts.append((Outcome(task, attempt, delays), order, first_due))
+        if self._recording is None:
+            self._recording = asyncio.create_task(self._record())
+
+    async def _record(self) -> None:
+        """Record what has finished, in one transaction, until nothing is left; then stop.
+
+        Attempts that finish while a transaction runs wait for the next one, so the number of
+        transactions follows the database's speed, not the number of deliveries. If a batch
+        cannot be written, each attempt is tried on its own, so one bad row loses only itself
+        (its lease then runs out and it is delivered again).
+        """
+        try:
+            while self._finished_attempts:
+                batch, self._finished_attempts = self._finished_attempts, []
+                outcomes = [outcome for outcome, _, _ in batch]
+                try:
+                    statuses = await record_attempts(self.gateway.db, self.name, outcomes, self.breaker)
+                except Exception:
+                    log.exception("recording %d notification attempts at once failed; recording each", len(batch))
+                    statuses = [await self._record_one(outcome) for outcome in outcomes]
+                for (outcome, order, first_due), status in zip(batch, statuses, strict=True):
+                    if status is not None:
+                        self._report(outcome, order, first_due, status)
+        finally:
+            self._recording = None
+
+    async def _record_one(self, outcome: Outcome) -> NotifyStatus | None:
+        try:
+            return await record_attempt(
+                self.gateway.db, outcome.task, self.name, outcome.attempt, outcome.retry_delays, self.breaker
+            )
+        except Exception:
+            log.exception("could not record the attempt of notification %s", outcome.task.id)
+            return None
+
+    def _report(self, outcome: Outcome, order: Order, first_due: datetime | None, status: NotifyStatus) -> None:
+        attempt = outcome.attempt
         self._observe(attempt, first_due)
         log.info(
             "notification attempt",
             extra={
                 "trade_no": order.trade_no,
                 "merchant": order.merchant_pid,
-                "attempt": task.attempts + 1,
-                "target_host": result.target_host,
-                "http_status": result.status,
-                "latency_ms": result.latency_ms,
+                "attempt": outcome.task.attempts + 1,
+                "target_host": attempt.target_host,
+                "http_status": attempt.http_status,
+                "latency_ms": attempt.latency_ms,
                 "error_class": attempt.error_class,
                 "outcome": status.value,
             },
@@ -210,13 +281,16 @@ class NotifyWorker:
         prune old attempt logs and dead workers."""
         gateway = self.gateway
         upstreams = [channel.name for channel in gateway.channels.all() if channel.queries_upstream]
-        reconciled = await reconcile(gateway.db, gateway, upstreams, gateway.settings, utcnow())
+        # One instant for the last look and the closing: an order that expired between two clock
+        # readings would be closed without the look that finds a payment made just before expiry.
+        now = utcnow()
+        reconciled = await reconcile(gateway.db, gateway, upstreams, gateway.settings, now)
         if reconciled.credited:
             log.info("reconciliation credited payments upstream had taken", extra={"count": reconciled.credited})
         refunds = await reconcile_refunds(gateway.db, gateway, gateway.settings, utcnow())
         if refunds.credited:
             log.info("reconciliation settled refunds the channels had not confirmed", extra={"count": refunds.credited})
-        closed = await close_expired(gateway.db)
+        closed = await close_expired(gateway.db, now)
         for order in closed:
             await gateway.after_close(order)
         if closed:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
@@ -14,8 +16,8 @@ router = APIRouter()
 
 @router.get("/healthz")
 async def healthz() -> JSONResponse:
-    """The process is up and serving requests."""
-    return JSONResponse({"status": "ok"})
+    """The process is up and serving requests; ``pid`` says which of ``serve --workers`` answered."""
+    return JSONResponse({"status": "ok", "pid": os.getpid()})
 
 
 @router.get("/readyz")

@@ -121,7 +121,7 @@ async def _refuse(send: Send, status: int, text: bytes, *, close: bool) -> None:
 
 
 class ObserveRequests:
-    """One log line and the HTTP metrics per request.
+    """The HTTP metrics and (with ``access_log``) one log line per request.
 
     The status is what the client was sent; 500 only when the app failed without answering, and
     499 (nginx's code) when the client went away before it was answered, which is no failure
@@ -130,11 +130,15 @@ class ObserveRequests:
     The metrics label is the route's template (``/cashier/{handle}``), never the raw path,
     so a flood of order numbers cannot blow up the number of time series; a request that was
     answered before routing (413, 408, 499) is ``unmatched``, like one no route matches.
+
+    The log line names the route's template too, and the path only shortened (``logged_path``):
+    a cashier or sandbox path carries the buyer's handle, which opens the order's payment page.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool = True) -> None:
         self.app = app
         self.metrics = metrics
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -171,15 +175,30 @@ class ObserveRequests:
         template = _route_template(scope)
         self.metrics.http_requests.labels(scope["method"], template, str(status)).inc()
         self.metrics.http_duration.labels(template).observe(elapsed)
-        log.info(
-            "request",
-            extra={
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status,
-                "latency_ms": int(elapsed * 1000),
-            },
-        )
+        if self.access_log and log.isEnabledFor(logging.INFO):
+            log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "route": template,
+                    "path": logged_path(scope["path"]),
+                    "status": status,
+                    "latency_ms": int(elapsed * 1000),
+                },
+            )
+
+
+# A path segment longer than this is logged cut to its first ``KEPT_CHARS`` characters and "…".
+LONG_SEGMENT = 24
+KEPT_CHARS = 8
+
+
+def logged_path(path: str) -> str:
+    """The path with every long segment cut short: an order's number stays recognisable, a handle
+    (the order's number and a MAC) or a device token does not survive into the log."""
+    if len(path) <= LONG_SEGMENT:
+        return path
+    return "/".join(part if len(part) <= LONG_SEGMENT else part[:KEPT_CHARS] + "…" for part in path.split("/"))
 
 
 def _route_template(scope: Scope) -> str:

@@ -65,6 +65,10 @@ async def test_merchants_come_over_and_their_shops_keep_their_keys(server, gatew
             out_trade_no="SHOP-REFUNDED-1", status=2, money="3.00", realmoney="3.00", refundmoney="1.00",
         )  # fmt: skip
         rainbow.add_order(
+            "2025120112000000008", 1000, "https://shop.example.com/notify.php", rainbow_time(timedelta(hours=20)),
+            out_trade_no="SHOP-PAID-1", status=1, money="12.50",
+        )  # fmt: skip
+        rainbow.add_order(
             "2025120112000000007", 1004, "https://shop.example.com/notify.php", rainbow_time(timedelta(days=1)),
             status=1, money="1.00",
         )  # fmt: skip
@@ -86,9 +90,12 @@ async def test_merchants_come_over_and_their_shops_keep_their_keys(server, gatew
         done = await run(database_url, "import", "rainbow", "--mysql-url", rainbow.url, "--orders-since", "30d")
         assert done.exit_code == 0, done.output
         assert "summary: 4 created, 0 already here (0 same key, 0 another key), 1 skipped" in done.stdout
-        assert "notification addresses of the 6 order(s) since" in done.stdout
-        assert "1000  https://shop.example.com (4 order(s)): ok" in done.stdout
-        assert "paid orders kept as history: 2 imported, 0 already here, 1 of merchants not imported" in done.stdout
+        assert "notification addresses of the 7 order(s) since" in done.stdout
+        assert "1000  https://shop.example.com (5 order(s)): ok" in done.stdout
+        assert (
+            "paid orders kept as history: 2 imported, 0 already here, 1 of merchants not imported, "
+            "1 repeating an earlier order's out_trade_no"
+        ) in done.stdout
         assert "1001  http://10.0.0.8 (1 order(s)): REFUSED here" in done.stdout
         assert "old.example.com" not in done.stdout
         assert not any(key in dry.output + done.output for key in every_key)

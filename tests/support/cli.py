@@ -10,7 +10,10 @@ import sys
 from tests.conftest import TEST_SECRET
 
 
-async def openepay_cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+async def openepay_cli(
+    database_url: str, *args: str, input_text: str | None = None, **env: str
+) -> subprocess.CompletedProcess:
+    """``input_text`` is what the command reads on standard input (nothing: no input at all)."""
     environment = {name: value for name, value in os.environ.items() if not name.startswith("OPENEPAY_")}
     environment.update(
         OPENEPAY_DATABASE_URL=database_url,
@@ -22,7 +25,13 @@ async def openepay_cli(database_url: str, *args: str, **env: str) -> subprocess.
 
     def run() -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "openepay", *args], env=environment, capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "openepay", *args],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            input=input_text,
+            stdin=None if input_text is not None else subprocess.DEVNULL,
         )
 
     return await asyncio.to_thread(run)

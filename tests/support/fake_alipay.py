@@ -363,6 +363,8 @@ class FakeAlipay:
         return trade
 
     async def _precreate(self, method: str, params: dict[str, str], biz: dict[str, Any]) -> Response:
+        if any(char in str(biz.get("subject", "")) for char in "/=&"):
+            return self._refusal(method, "ACQ.INVALID_PARAMETER", "参数无效：subject 不可使用特殊字符")
         trade = self._new_trade(method, params, biz)
         return self._answer(
             method,

@@ -13,16 +13,25 @@ the SNs of the RSA-signed certificates in Alipay's root bundle; its SM2 certific
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import SignatureAlgorithmOID
 
-RSA_SIGNED = (SignatureAlgorithmOID.RSA_WITH_SHA1, SignatureAlgorithmOID.RSA_WITH_SHA256)
+if TYPE_CHECKING:
+    from cryptography import x509
+
+# sha1WithRSAEncryption, sha256WithRSAEncryption
+RSA_SIGNED = ("1.2.840.113549.1.1.5", "1.2.840.113549.1.1.11")
 
 
 def load_certs(text: str) -> list[x509.Certificate]:
-    """Every certificate in a PEM text; a clear error when there is none or one cannot be read."""
+    """Every certificate in a PEM text; a clear error when there is none or one cannot be read.
+
+    The X.509 parser is loaded here, when an account in certificate mode is opened, not by every
+    process that loads the channels.
+    """
+    from cryptography import x509
+
     try:
         certs = x509.load_pem_x509_certificates(text.strip().encode())
     except ValueError:
@@ -46,7 +55,7 @@ def root_cert_sn(text: str) -> str:
     sns = []
     for cert in load_certs(text):
         try:
-            algorithm = cert.signature_algorithm_oid
+            algorithm = cert.signature_algorithm_oid.dotted_string
         except ValueError:
             continue
         if algorithm in RSA_SIGNED:

@@ -47,6 +47,8 @@ NOT_EXIST = "ACQ.TRADE_NOT_EXIST"
 # A refund answer that says nothing sure: Alipay asks for the same request again.
 RETRY_SUB_CODES = ("ACQ.SYSTEM_ERROR", "aop.ACQ.SYSTEM_ERROR")
 MAX_SUBJECT_CHARS = 128
+# Alipay refuses a subject with these (its docs: 不可使用特殊字符，如 /，=，&).
+SUBJECT_FORBIDDEN = str.maketrans({"/": " ", "=": " ", "&": " "})
 
 
 class AlipayChannel(Channel):
@@ -67,7 +69,7 @@ class AlipayChannel(Channel):
         biz = {
             "out_trade_no": order.trade_no,
             "total_amount": format_yuan(order.pay_amount_fen),
-            "subject": order.name[:MAX_SUBJECT_CHARS] or order.trade_no,
+            "subject": _subject(order),
             "time_expire": alipay_time(order.expires_at),
         }
         if method in PAGE_PRODUCTS:
@@ -178,6 +180,11 @@ class AlipayChannel(Channel):
         if answer.code in ("10000", "40004"):
             return CredentialCheck(True, f"app {client.config.app_id}: key accepted, Alipay's signature verified")
         return CredentialCheck(False, f"Alipay refused the app id or private key: {answer.message}")
+
+
+def _subject(order: ChannelOrder) -> str:
+    """The order's name as Alipay takes it: its forbidden characters as spaces, at most 128 characters."""
+    return " ".join(order.name.translate(SUBJECT_FORBIDDEN).split())[:MAX_SUBJECT_CHARS] or order.trade_no
 
 
 def _same_amount(text: str, amount_fen: int) -> bool:

@@ -55,14 +55,15 @@ async def test_a_precreate_order_is_paid_notified_queried_and_refunded(
 ):
     account_id = await alipay_account(gateway, fake_alipay)
     async with server.client() as client:
-        answer = await mapi_order(client, merchant, shop, "ALI-1", money="12.34")
+        answer = await mapi_order(client, merchant, shop, "ALI-1", money="12.34", name="VIP/会员 & 1=2")
         trade_no = answer["trade_no"]
         order = await stored_order(gateway, trade_no)
         assert (order.channel, order.channel_account_id, order.status) == ("alipay", account_id, "paying")
         # The buyer scans Alipay's own 当面付 code, made for our number and the exact amount.
         trade = fake_alipay.trades[trade_no]
         assert answer["qrcode"] == f"https://qr.alipay.com/bax{trade.trade_no[-12:]}"
-        assert (trade.total_amount, trade.subject, trade.method) == ("12.34", "VIP会员", "alipay.trade.precreate")
+        # Characters Alipay refuses in a subject become spaces.
+        assert (trade.total_amount, trade.subject, trade.method) == ("12.34", "VIP 会员 1 2", "alipay.trade.precreate")
         assert trade.notify_url == f"{server.url}/channels/alipay/{account_id}/notify"
 
         paid = await fake_alipay.pay(trade_no)

@@ -6,16 +6,16 @@ that sees the token change drops its copy of the merchants (``openepay.core.merc
 A trigger catches every writer, the CLI and an operator's SQL included. A column added to
 ``merchants`` later must be added to ``WATCHED`` in a migration of its own.
 
-Revision ID: 0008_hotpath
-Revises: 0007_refund_checks
+Revision ID: 0009_hotpath
+Revises: 0008_admin
 Create Date: 2026-12-03
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_hotpath"
-down_revision = "0007_refund_checks"
+revision = "0009_hotpath"
+down_revision = "0008_admin"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,23 @@
+"""The console's first page."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from starlette.requests import Request
+from starlette.responses import Response
+
+from openepay.admin import dashboard
+from openepay.admin.roles import Role
+from openepay.admin.sessions import Current
+from openepay.web.admin.auth import PREFIX, needs
+from openepay.web.admin.console import console_of
+from openepay.web.admin.pages import render
+
+router = APIRouter()
+
+
+@router.get(PREFIX)
+async def overview(request: Request, me: Current = Depends(needs(Role.VIEWER))) -> Response:
+    gateway = console_of(request).gateway
+    figures = await dashboard.load(gateway.db, gateway.settings.zone)
+    return render(request, "dashboard.html", {"d": figures}, me)

@@ -1,0 +1,212 @@
+"""The console's words in Simplified Chinese (the default) and English.
+
+The language is the ``openepay_lang`` cookie when set (the switch in the page header sets it),
+else English when the browser prefers it, else Chinese. A word missing from the catalogue shows
+its key, so a forgotten entry is visible rather than silent.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+LANG_COOKIE = "openepay_lang"
+LANGUAGES = ("zh", "en")
+
+CATALOGUE: dict[str, tuple[str, str]] = {
+    "console": ("运营后台", "Operator console"),
+    "dashboard": ("概览", "Dashboard"),
+    "orders": ("订单", "Orders"),
+    "merchants": ("商户", "Merchants"),
+    "channels": ("通道账户", "Channel accounts"),
+    "review": ("待审核收款", "Payments to review"),
+    "review_help": (
+        "个人收款码收到、但没有自动匹配到订单的款项。确认是哪笔订单的付款后，填写平台订单号关联。",
+        "Personal-code payments no order was credited with. Once you know which order one pays, attach it.",
+    ),
+    "attach": ("关联到订单", "Attach to order"),
+    "attached": (
+        "已关联，订单已支付，商户将收到通知。",
+        "Attached: the order is paid and the merchant will be notified.",
+    ),
+    "no_accounts": ("还没有通道账户（openepay channel add）。", "No channel accounts yet (openepay channel add)."),
+    "secret_set": ("已设置（不显示）", "set (never shown)"),
+    "enabled": ("已启用", "enabled"),
+    "limits": ("金额限制", "Limits"),
+    "daily": ("每日", "daily"),
+    "priority_weight": ("优先级 / 权重", "Priority / weight"),
+    "health": ("健康状态", "Health"),
+    "ok": ("正常", "ok"),
+    "audit": ("操作日志", "Audit log"),
+    "users": ("后台用户", "Console users"),
+    "add_user": ("添加用户", "Add a user"),
+    "role_invalid": ("请选择角色。", "Choose a role."),
+    "reset_totp": ("重置两步验证", "Reset two-step sign-in"),
+    "not_yourself": ("不能停用自己的账户。", "You cannot disable your own account."),
+    "sign_in": ("登录", "Sign in"),
+    "username": ("用户名", "Username"),
+    "password": ("密码", "Password"),
+    "wrong_login": ("用户名或密码错误。", "Wrong username or password."),
+    "locked_login": (
+        "登录失败次数过多，请稍后再试。",
+        "Too many failed sign-ins; try again later.",
+    ),
+    "totp_code": ("动态验证码", "Authenticator code"),
+    "totp_prompt": ("请输入身份验证器应用中的 6 位验证码。", "Enter the 6-digit code from your authenticator app."),
+    "totp_wrong": ("验证码不正确或已使用。", "That code is wrong or was already used."),
+    "totp_setup": ("设置两步验证", "Set up two-step sign-in"),
+    "totp_setup_help": (
+        "用身份验证器应用（如 Google Authenticator、Microsoft Authenticator）扫描二维码，"
+        "或手动输入密钥，然后输入应用显示的验证码。",
+        "Scan the QR code with an authenticator app (Google Authenticator, Microsoft Authenticator...) "
+        "or type the key in, then enter the code it shows.",
+    ),
+    "totp_required": (
+        "本网关要求所有后台用户启用两步验证。",
+        "This gateway requires two-step sign-in for every console user.",
+    ),
+    "totp_key": ("密钥", "Key"),
+    "confirm": ("确认", "Confirm"),
+    "logout": ("退出", "Log out"),
+    "logout_everywhere": ("退出所有设备", "Log out everywhere"),
+    "language_other": ("English", "中文"),
+    "forbidden": ("权限不足", "Not allowed"),
+    "forbidden_role": ("此操作需要角色：", "This needs the role: "),
+    "forbidden_csrf": (
+        "表单已过期或来源不明，请返回页面重试。",
+        "The form has expired or did not come from this console; go back and try again.",
+    ),
+    "not_found": ("未找到", "Not found"),
+    "bad_input": ("无法处理的输入", "Input that cannot be used"),
+    "bad_input_help": (
+        "表单中有无法保存的字符（例如空字符）。",
+        "The form holds characters that cannot be stored (a NUL, say).",
+    ),
+    "role_viewer": ("只读", "viewer"),
+    "role_operator": ("运营", "operator"),
+    "role_administrator": ("管理员", "administrator"),
+    "today": ("今日", "Today"),
+    "yesterday": ("昨日", "Yesterday"),
+    "last_30_days": ("近 30 日成交", "Paid, last 30 days"),
+    "chart_top": ("最高单日", "Best day"),
+    "paid_volume": ("成交金额", "Paid volume"),
+    "paid_count": ("成交笔数", "Paid orders"),
+    "success_rate": ("支付成功率", "Success rate"),
+    "notify_backlog": ("待发送通知", "Notifications waiting"),
+    "oldest_due": ("最早应发", "Oldest due"),
+    "paused_merchants": ("通知已暂停的商户", "Merchants whose notifications are paused"),
+    "paused_until": ("暂停至", "Paused until"),
+    "none": ("无", "None"),
+    "resume_now": ("立即恢复", "Resume now"),
+    "search": ("搜索", "Search"),
+    "bad_filter": ("无法识别的筛选条件：", "This filter cannot be read: "),
+    "trade_no": ("平台订单号", "Trade number"),
+    "out_trade_no": ("商户订单号", "Merchant order number"),
+    "merchant": ("商户", "Merchant"),
+    "status": ("状态", "Status"),
+    "channel": ("通道", "Channel"),
+    "pay_type": ("支付方式", "Pay type"),
+    "date_from": ("开始日期", "From"),
+    "date_to": ("结束日期", "To"),
+    "any": ("全部", "Any"),
+    "amount": ("金额", "Amount"),
+    "paid_amount": ("实付", "Paid"),
+    "created_at": ("创建时间", "Created"),
+    "paid_at": ("支付时间", "Paid at"),
+    "name": ("名称", "Name"),
+    "orders_count": ("笔订单", "orders"),
+    "export_csv": ("导出 CSV", "Export CSV"),
+    "previous": ("上一页", "Previous"),
+    "next": ("下一页", "Next"),
+    "page": ("页", "page"),
+    "no_orders": ("没有符合条件的订单。", "No orders match."),
+    "order": ("订单", "Order"),
+    "st_created": ("待支付", "created"),
+    "st_paying": ("支付中", "paying"),
+    "st_paid": ("已支付", "paid"),
+    "st_partially_refunded": ("部分退款", "partially refunded"),
+    "st_refunded": ("已退款", "refunded"),
+    "st_closed": ("已关闭", "closed"),
+    "timeline": ("时间线", "Timeline"),
+    "ev_created": ("创建订单", "Order created"),
+    "ev_routed": ("选择收款账户", "Account chosen"),
+    "ev_callback": ("上游回调", "Upstream callback"),
+    "ev_paid": ("支付成功", "Paid"),
+    "ev_paid_late": ("支付成功（关闭后到账）", "Paid (after it closed)"),
+    "ev_closed": ("订单关闭", "Closed"),
+    "ev_attempt": ("通知商户", "Notified the merchant"),
+    "ev_audit": ("后台操作", "Console action"),
+    "delivered": ("已送达", "delivered"),
+    "not_delivered": ("未送达", "not delivered"),
+    "merchant_answer": ("商户回复", "Merchant answered"),
+    "actions": ("操作", "Actions"),
+    "resend": ("重发通知", "Resend notification"),
+    "close_order": ("关闭订单", "Close order"),
+    "confirm_by_hand": ("手动补单", "Confirm by hand (补单)"),
+    "reason": ("原因", "Reason"),
+    "reason_required": ("请填写补单原因。", "Give the reason for confirming by hand."),
+    "resent": ("已重新排队发送通知。", "The notification is queued again."),
+    "nothing_to_resend": (
+        "该订单没有可重发的通知（是否已支付？）。",
+        "This order has no notification to resend (is it paid?).",
+    ),
+    "closed_done": ("订单已关闭。", "The order is closed."),
+    "not_closable": ("订单已不是未支付状态，无法关闭。", "The order is no longer unpaid; it cannot be closed."),
+    "confirmed_done": ("已补单，商户将收到支付通知。", "Confirmed by hand; the merchant will be notified."),
+    "not_confirmable": ("该订单已支付，无需补单。", "The order is already paid."),
+    "notifications": ("通知", "Notifications"),
+    "create_merchant": ("新建商户", "New merchant"),
+    "allow_refund": ("允许通过 API 退款", "Allow refunds through the API"),
+    "create": ("创建", "Create"),
+    "name_invalid": ("请填写商户名称（不超过 100 个字符）。", "Give the merchant a name (at most 100 characters)."),
+    "merchant_created": (
+        "商户已创建。密钥只显示这一次，请立即复制保存。",
+        "Merchant created. The key is shown this once: copy it now.",
+    ),
+    "key_rotated": (
+        "密钥已更换，旧密钥立即失效。新密钥只显示这一次。",
+        "Key replaced; the old one stops working now. The new key is shown this once.",
+    ),
+    "merchant_key": ("商户密钥", "Merchant key"),
+    "rotate_key": ("更换密钥", "Rotate key"),
+    "disable": ("停用", "Disable"),
+    "enable": ("启用", "Enable"),
+    "active": ("正常", "active"),
+    "disabled": ("已停用", "disabled"),
+    "balance": ("余额", "Balance"),
+    "breaker": ("通知熔断", "Notification breaker"),
+    "breaker_closed": ("正常发送", "sending normally"),
+    "breaker_open": ("已暂停", "paused"),
+    "resumed": ("已恢复发送通知。", "Notifications resume now."),
+    "failures_in_row": ("连续失败", "failures in a row"),
+    "back": ("返回", "Back"),
+    "when": ("时间", "When"),
+    "who": ("操作人", "Who"),
+    "what": ("操作", "What"),
+    "target": ("对象", "Target"),
+    "before": ("之前", "Before"),
+    "after": ("之后", "After"),
+    "role": ("角色", "Role"),
+    "totp": ("两步验证", "Two-step"),
+    "yes": ("是", "yes"),
+    "no": ("否", "no"),
+    "timezone_note": ("时间为", "Times are in"),
+}
+
+
+def choose_language(request: Request) -> str:
+    chosen = request.cookies.get(LANG_COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    header = request.headers.get("accept-language", "")
+    first = header.split(",")[0].strip().lower()
+    return "en" if first.startswith("en") else "zh"
+
+
+def translator(lang: str):  # type: ignore[no-untyped-def]
+    index = LANGUAGES.index(lang)
+
+    def t(key: str) -> str:
+        words = CATALOGUE.get(key)
+        return words[index] if words else key
+
+    return t

@@ -1,0 +1,148 @@
+"""``openepay serve --workers N``: N web processes on one port, supervised, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import TEST_SECRET
+from tests.support.epay import order_params, signed
+from tests.support.waiting import answering, eventually
+
+ORDERS = 24
+
+
+class Served:
+    """A running ``openepay serve`` (the supervisor) and the address it answers at."""
+
+    def __init__(self, process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+        self.process = process
+        self.url = url
+        self.log_path = log_path
+
+    def children(self) -> set[int]:
+        """The supervisor's web and worker processes, as the kernel lists them."""
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return {int(pid) for pid in path.read_text().split()}
+        except FileNotFoundError:
+            return set()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def serving(database_url: str, tmp_path: Path, *args: str) -> Iterator[Served]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {name: value for name, value in os.environ.items() if not name.startswith("OPENEPAY_")}
+    env.update(
+        OPENEPAY_DATABASE_URL=database_url,
+        OPENEPAY_SECRET_KEY=TEST_SECRET,
+        OPENEPAY_SANDBOX="1",
+        OPENEPAY_LOG_LEVEL="INFO",
+    )
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "openepay", "serve", "--port", str(port), *args],
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    served = Served(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        yield served
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def answering_pids(url: str, want: int, attempts: int = 400) -> set[int]:
+    """The pids that answer ``/healthz``, each request on a new connection, until ``want`` of them have."""
+    seen: set[int] = set()
+    for _ in range(attempts):
+        async with httpx.AsyncClient(timeout=10) as client:
+            seen.add((await client.get(f"{url}/healthz")).json()["pid"])
+        if len(seen) >= want:
+            break
+    return seen
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+
+
+async def test_two_web_processes_answer_creates_and_lookups(gateway, database_url, merchant, tmp_path):
+    with serving(database_url, tmp_path, "--workers", "2", "--no-worker", "--no-access-log") as served:
+        await answering(f"{served.url}/healthz", timeout=60)
+        pids = await answering_pids(served.url, want=2)
+        assert len(pids) == 2 and served.process.pid not in pids
+        assert pids <= served.children()
+
+        async def create_and_look_up(number: int) -> tuple[str, str, str]:
+            out_trade_no = f"WORKERS-{number}"
+            params = signed(
+                order_params(merchant.pid, "http://shop.example", out_trade_no, clientip="203.0.113.9"), merchant.key
+            )
+            # A connection per order, so both processes take their share.
+            async with httpx.AsyncClient(base_url=served.url, timeout=30) as client:
+                created = (await client.post("/mapi.php", data=params)).json()
+                query = {"act": "order", "pid": str(merchant.pid), "key": merchant.key, "out_trade_no": out_trade_no}
+                found = (await client.get("/api.php", params=query)).json()
+            return created["trade_no"], found["trade_no"], found["out_trade_no"]
+
+        answers = await asyncio.gather(*(create_and_look_up(number) for number in range(ORDERS)))
+    assert [out_trade_no for _, _, out_trade_no in answers] == [f"WORKERS-{number}" for number in range(ORDERS)]
+    assert all(created == found for created, found, _ in answers)
+    assert len({created for created, _, _ in answers}) == ORDERS
+    assert "Traceback" not in served.log()
+    assert "started web process" in served.log() and "openepay.access" not in served.log()
+
+
+async def test_a_killed_web_process_is_replaced_and_sigterm_stops_every_child(gateway, database_url, tmp_path):
+    with serving(database_url, tmp_path, "--workers", "2") as served:
+        await answering(f"{served.url}/healthz", timeout=60)
+        first = await answering_pids(served.url, want=2)
+        # Two web processes and the notification worker.
+        children = await eventually(lambda: len(served.children()) == 3 and served.children(), timeout=30)
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+
+        async def replaced() -> bool:
+            return len(served.children()) == 3 and victim not in served.children()
+
+        await eventually(replaced, timeout=30, interval=0.2)
+        await answering(f"{served.url}/healthz", timeout=60)
+        now = await answering_pids(served.url, want=2)
+        assert victim not in now and len(now) == 2 and max(first) in now
+        assert served.process.poll() is None
+
+        everyone = served.children()
+        assert children - {victim} <= everyone
+        served.process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(served.process.wait, 40) == 0
+    assert not [pid for pid in everyone if alive(pid)]
+    assert f"web process {victim} exited" in served.log() and "openepay.access: request" in served.log()
