@@ -16,6 +16,8 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import IntegrityError
+
 from openepay.channels.base import ChannelRefused, PayContext, RefusalReason, callback_path
 from openepay.core import usage
 from openepay.core.ids import trade_numbers
@@ -153,7 +155,16 @@ async def place_and_start_payment(
 
 
 class _Taken(Exception):
-    """The merchant already has an order with this ``out_trade_no``."""
+    """The merchant already has an order with this ``out_trade_no`` (or our number was taken)."""
+
+
+async def _insert_draft(db: Database, values: dict[str, Any]) -> Order | None:
+    """``insert_order``; None also when another process drew the same ``trade_no``, which the long
+    way (``place_order``, which draws again) then deals with."""
+    try:
+        return await insert_order(db, values)
+    except IntegrityError:
+        return None
 
 
 class _Payment:
@@ -191,7 +202,7 @@ class _Payment:
         """Write the draft without an offer (raises ``_Taken`` when its ``out_trade_no`` is taken)."""
         if self.draft is None:
             return
-        inserted = await insert_order(self.db, self.draft)
+        inserted = await _insert_draft(self.db, self.draft)
         if inserted is None:
             raise _Taken
         self.order, self.draft, self.stored_here = inserted, None, True
@@ -271,7 +282,7 @@ class _Payment:
             }
             try:
                 if self.draft is not None:
-                    inserted = await insert_order(db, {**self.draft, **offer_values(**offered)})
+                    inserted = await _insert_draft(db, {**self.draft, **offer_values(**offered)})
                     if inserted is None:
                         raise _Taken
                     return inserted
