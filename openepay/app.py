@@ -49,11 +49,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise
         stop = asyncio.Event()
         lockout_task = asyncio.create_task(gateway.gate.lockout.run(stop))
+        merchants_task = asyncio.create_task(gateway.merchants.cache.run(stop))
         try:
             yield
         finally:
             stop.set()
             await lockout_task
+            await merchants_task
             await gateway.aclose()
             logs.report_held_back()
 

@@ -343,7 +343,7 @@ def _merchant_pay_types(text: str) -> list[str] | None:
 
 @merchant_app.command("rotate-key")
 def merchant_rotate_key(pid: int) -> None:
-    """Replace the merchant's key and print the new one (the old one stops working at once)."""
+    """Replace the merchant's key and print the new one (running gateways refuse the old one within a second)."""
     _change_key(pid, None)
 
 
@@ -354,7 +354,7 @@ def merchant_set_key(
         None, help="The key the shop already has: 16-64 letters and digits. Omitted: a new random key, shown once."
     ),
 ) -> None:
-    """Set the merchant's key (the old one stops working at once)."""
+    """Set the merchant's key (running gateways refuse the old one within a second)."""
     _change_key(pid, key)
 
 

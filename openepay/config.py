@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     auth_failures_per_ip: int = Field(default=30, gt=0)
     auth_failures_per_merchant: int = Field(default=60, gt=0)
     auth_failure_sync_interval: float = Field(default=1.0, gt=0)
+    # How often each process checks whether merchants changed (a key rotated, a merchant
+    # disabled) and how long it trusts its copy of them without a check: a change made by any
+    # process is acted on everywhere within ``merchant_cache_trust_seconds``. 0 keeps no copy.
+    merchant_cache_check_interval: float = Field(default=0.4, ge=0)
+    merchant_cache_trust_seconds: float = Field(default=1.0, gt=0)
     # Routing across channel accounts (docs/channels.md): how accounts of one priority are
     # ordered, how long this process trusts its copy of accounts and merchants' allowances,
     # and when an account whose upstream keeps failing is left alone for a while.

@@ -24,11 +24,11 @@ from openepay.config import Settings
 from openepay.core import usage
 from openepay.core.buyer_links import BuyerLinks
 from openepay.core.channel_accounts import ChannelAccounts
-from openepay.core.checkout import HealthPolicy, start_payment
+from openepay.core.checkout import HealthPolicy, place_and_start_payment, start_payment
 from openepay.core.gate import Gate
 from openepay.core.lockout import Lockout, LockoutPolicy
 from openepay.core.merchants import Merchants
-from openepay.core.orders import channel_view
+from openepay.core.orders import NewOrder, channel_view
 from openepay.core.routing import Router, Strategy
 from openepay.db import Database
 from openepay.db.models import Order
@@ -78,7 +78,12 @@ class Gateway:
         if channels.get("sandbox") is not None:
             log.warning("the SANDBOX channel is enabled: payments on it are simulated, not real money")
         accounts = ChannelAccounts(db, box, channels, settings.routing_cache_seconds)
-        merchants = Merchants(db, box)
+        merchants = Merchants(
+            db,
+            box,
+            cache_check_interval=settings.merchant_cache_check_interval,
+            cache_trust_seconds=settings.merchant_cache_trust_seconds,
+        )
         policy = LockoutPolicy(
             window=settings.auth_failure_window,
             per_ip=settings.auth_failures_per_ip,
@@ -151,9 +156,38 @@ class Gateway:
             device=device,
             ctx=self.pay_context(request_base_url, order.trade_no),
             zone=self.settings.zone,
-            health=HealthPolicy(
-                self.settings.channel_failure_threshold, timedelta(seconds=self.settings.channel_pause_seconds)
-            ),
+            health=self._health_policy,
+        )
+
+    async def place_and_start_payment(
+        self,
+        new: NewOrder,
+        *,
+        pay_type: str,
+        device: str | None,
+        request_base_url: str,
+        reopen_identical: bool,
+        keep_unoffered: bool,
+    ) -> Order:
+        """A new order written once with its offer (``core.checkout.place_and_start_payment``)."""
+        return await place_and_start_payment(
+            self.db,
+            self.router,
+            new,
+            timeout=self.order_timeout,
+            reopen_identical=reopen_identical,
+            keep_unoffered=keep_unoffered,
+            pay_type=pay_type,
+            device=device,
+            ctx_for=lambda trade_no: self.pay_context(request_base_url, trade_no),
+            zone=self.settings.zone,
+            health=self._health_policy,
+        )
+
+    @cached_property
+    def _health_policy(self) -> HealthPolicy:
+        return HealthPolicy(
+            self.settings.channel_failure_threshold, timedelta(seconds=self.settings.channel_pause_seconds)
         )
 
     async def after_close(self, order: Order) -> None:

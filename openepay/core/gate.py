@@ -2,10 +2,11 @@
 
 A request is admitted when the caller is not locked out, the merchant exists, is active and
 uses the dialect, and the dialect's verifier accepts the signature; every failed signature
-is counted (``openepay.core.lockout``). Dialects differ only in the order and the words of
-their refusals (Rainbow checks the ban after the signature on ``submit.php`` and before it on
-``/api/...``): each describes its order with a ``Door`` and turns each ``Refusal`` into its
-own error.
+is counted (``openepay.core.lockout``). The merchant and its key come from this process's copy
+(``openepay.core.merchant_cache``), so a refusal usually costs no query at all. Dialects differ
+only in the order and the words of their refusals (Rainbow checks the ban after the signature
+on ``submit.php`` and before it on ``/api/...``): each describes its order with a ``Door`` and
+turns each ``Refusal`` into its own error.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from openepay.core.lockout import Lockout
-from openepay.core.merchants import MerchantNotFound, Merchants
+from openepay.core.merchant_cache import Admission
+from openepay.core.merchants import Merchants
 from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant
 
@@ -61,35 +63,33 @@ class Gate:
         self.merchants = merchants
         self.lockout = lockout
 
-    async def _find(self, pid: int) -> Merchant | None:
-        """The merchant behind ``pid``: the one place requests read merchants (a per-process cache goes here)."""
-        try:
-            return await self.merchants.get(pid)
-        except MerchantNotFound:
-            return None
-
     async def admit(self, door: Door, pid: int, client: str, verify: Verifier | None) -> Merchant:
-        """The merchant ``pid``, if the request from ``client`` may act for it; else ``Refused``.
+        """The merchant ``pid``, if the request from ``client`` may act for it; else ``Refused``."""
+        return (await self.admit_with_key(door, pid, client, verify)).merchant
+
+    async def admit_with_key(self, door: Door, pid: int, client: str, verify: Verifier | None) -> Admission:
+        """``admit``, with the merchant's key for endpoints that sign their answers.
 
         Without a verifier (endpoints that check no key, such as V免签's ``getOrder``) there is no
         lockout either: the merchant must only exist, be active and use the dialect.
         """
         if verify is not None and self.lockout.locked(client, pid):
             raise Refused(Refusal.LOCKED_OUT, retry_after=self.lockout.policy.window)
-        merchant = await self._find(pid)
-        if merchant is None:
+        admission = await self.merchants.admission(pid)
+        if admission is None:
             raise Refused(Refusal.NO_SUCH_MERCHANT)
+        merchant = admission.merchant
         if door.permissions_first or verify is None:
             _check_permissions(merchant, door.dialect)
         if verify is None:
-            return merchant
-        if not verify(merchant, self.merchants.key_of(merchant)):
+            return admission
+        if not verify(merchant, admission.key):
             self.lockout.failed(client, pid)
             raise Refused(Refusal.BAD_SIGNATURE)
         self.lockout.succeeded(client, pid)
         if not door.permissions_first:
             _check_permissions(merchant, door.dialect)
-        return merchant
+        return admission
 
 
 def _check_permissions(merchant: Merchant, dialect: str) -> None:

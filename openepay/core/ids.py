@@ -10,6 +10,7 @@ Rainbow's ``date("YmdHis").rand(11111,99999)`` collides under load; this does no
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
@@ -41,5 +42,11 @@ class TradeNoGenerator:
         stamp = datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y%m%d%H%M%S")
         return f"{self._prefix}{stamp}{ms % 1000:03d}{self._node:05d}{seq:04d}"
 
+    def redraw_node(self) -> None:
+        """A new node for a forked process, which would otherwise share its parent's."""
+        with self._lock:
+            self._node = secrets.randbelow(100_000)
+
 
 trade_numbers = TradeNoGenerator()
+os.register_at_fork(after_in_child=trade_numbers.redraw_node)

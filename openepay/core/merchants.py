@@ -1,7 +1,10 @@
 """Merchant accounts: creation, keys, lookups.
 
 A merchant's epay key is shown once when created or rotated; at rest it is sealed with the
-gateway's secret key (see ``openepay.secretbox``).
+gateway's secret key (see ``openepay.secretbox``). Requests read merchants through this
+process's copy (``openepay.core.merchant_cache``): every change made here goes through
+``_changed``, which drops this process's copy of the merchant at once; other processes drop
+theirs when the database's triggers change the merchants' version token.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openepay.core.merchant_cache import Admission, MerchantCache
 from openepay.core.states import MerchantStatus
 from openepay.db import Database
 from openepay.db.models import Merchant
@@ -82,12 +86,37 @@ def _key_context(pid: int) -> str:
 class Merchants:
     """Merchant operations that need the secret box to seal and open keys."""
 
-    def __init__(self, db: Database, box: SecretBox) -> None:
+    def __init__(
+        self, db: Database, box: SecretBox, *, cache_check_interval: float = 0.0, cache_trust_seconds: float = 1.0
+    ) -> None:
         self.db = db
         self.box = box
+        self.cache = MerchantCache(
+            db, self._admission_from_db, check_interval=cache_check_interval, trust_seconds=cache_trust_seconds
+        )
 
     def key_of(self, merchant: Merchant) -> str:
         return self.box.open(merchant.key_sealed, _key_context(merchant.pid))
+
+    async def admission(self, pid: int) -> Admission | None:
+        """The merchant ``pid`` and its key, for letting a request in (from this process's copy when it is fresh)."""
+        return await self.cache.get(pid)
+
+    async def _admission_from_db(self, pid: int) -> Admission | None:
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(select(Merchant.__table__).where(Merchant.pid == pid))).first()
+        if row is None:
+            return None
+        merchant = Merchant(**row._mapping)
+        return Admission(merchant, self.key_of(merchant))
+
+    def _changed(self, pid: int) -> None:
+        """The one place every change to a merchant passes: this process stops using its copy at once.
+
+        Other processes learn of the change from the merchants' version token, which the
+        database's triggers write in the same transaction as the change.
+        """
+        self.cache.forget(pid)
 
     async def create(
         self,
@@ -127,11 +156,12 @@ class Merchants:
                 if pid is not None:
                     raise MerchantRefused(f"pid {pid} is taken by another merchant") from None
                 continue
+            self._changed(chosen)
             return MerchantCredentials(chosen, key)
         raise RuntimeError("could not allocate a merchant pid")
 
     async def rotate_key(self, pid: int) -> MerchantCredentials:
-        """A new random key for the merchant; the old one stops working at once."""
+        """A new random key for the merchant; running gateways refuse the old one within a second."""
         return await self.set_key(pid, new_key())
 
     async def set_key(self, pid: int, key: str) -> MerchantCredentials:
@@ -144,6 +174,7 @@ class Merchants:
             )
             if result.rowcount == 0:
                 raise MerchantNotFound(pid)
+        self._changed(pid)
         return MerchantCredentials(pid, key)
 
     async def set_status(self, pid: int, status: MerchantStatus) -> None:
@@ -155,6 +186,7 @@ class Merchants:
             result = await session.execute(update(Merchant).where(Merchant.pid == pid).values(**values))
             if result.rowcount == 0:
                 raise MerchantNotFound(pid)
+        self._changed(pid)
 
     async def get(self, pid: int) -> Merchant:
         async with self.db.session() as session:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -93,54 +94,78 @@ async def place_order(db: Database, new: NewOrder, *, timeout: timedelta, reopen
 
     With ``reopen_identical`` an unpaid order repeated with the same terms is the same order
     (merchant plugins re-post when the buyer refreshes), reopened if it had expired;
-    otherwise any repeat is refused. The UNIQUE constraint, not the lookup, is the guard:
-    two identical requests racing both end up with one order.
+    otherwise any repeat is refused. The UNIQUE constraint, not a lookup, is the guard: a new
+    order is one ``INSERT ... ON CONFLICT DO NOTHING``, and two identical requests racing both
+    end up with one order.
     """
     for _ in range(5):
         now = utcnow()
         try:
-            async with db.session() as session:
-                existing = await _find(session, new.merchant_pid, new.out_trade_no)
-                if existing is not None:
-                    order = await _reuse(session, existing, new, now, timeout, reopen_identical)
-                    return PlacedOrder(order, reused=True)
-                order = _new_order(new, now, timeout)
-                session.add(order)
-            return PlacedOrder(order, reused=False)
+            inserted = await insert_order(db, order_values(new, trade_numbers.next(), now, timeout))
         except IntegrityError:
-            continue
+            continue  # our number was taken: draw another
+        if inserted is not None:
+            return PlacedOrder(inserted, reused=False)
+        async with db.session() as session:
+            existing = await _find(session, new.merchant_pid, new.out_trade_no)
+            if existing is not None:
+                order = await _reuse(session, existing, new, now, timeout, reopen_identical)
+                return PlacedOrder(order, reused=True)
     raise RuntimeError(f"could not place order {new.out_trade_no!r}")
 
 
-def _new_order(new: NewOrder, now: datetime, timeout: timedelta) -> Order:
-    return Order(
-        trade_no=trade_numbers.next(),
-        merchant_pid=new.merchant_pid,
-        dialect=new.dialect,
-        out_trade_no=new.out_trade_no,
-        pay_type=new.pay_type,
-        amount_fen=new.amount_fen,
-        pay_amount_fen=new.amount_fen,
-        money=new.money,
-        name=new.name,
-        notify_url=new.notify_url,
-        return_url=new.return_url,
-        param=new.param,
-        sitename=new.sitename,
-        clientip=new.clientip,
-        device=new.device,
-        attrs=new.attrs,
-        status=OrderStatus.CREATED,
-        refunded_fen=0,
-        created_at=now,
-        expires_at=now + timeout,
+def order_values(new: NewOrder, trade_no: str, now: datetime, timeout: timedelta) -> dict[str, Any]:
+    """The columns of a new order, before any payment offer."""
+    return {
+        "trade_no": trade_no,
+        "merchant_pid": new.merchant_pid,
+        "dialect": new.dialect,
+        "out_trade_no": new.out_trade_no,
+        "pay_type": new.pay_type,
+        "amount_fen": new.amount_fen,
+        "pay_amount_fen": new.amount_fen,
+        "money": new.money,
+        "name": new.name,
+        "notify_url": new.notify_url,
+        "return_url": new.return_url,
+        "param": new.param,
+        "sitename": new.sitename,
+        "clientip": new.clientip,
+        "device": new.device,
+        "attrs": new.attrs,
+        "status": OrderStatus.CREATED,
+        "refunded_fen": 0,
+        "paid_late": False,
+        "qrcode_any_amount": False,
+        "created_at": now,
+        "expires_at": now + timeout,
+    }
+
+
+async def insert_order(db: Database, values: dict[str, Any]) -> Order | None:
+    """Write a new order in one statement; None when the merchant already has an order with its ``out_trade_no``."""
+    row = await db.one(_INSERT[db.dialect == "postgresql"], values)
+    return None if row is None else Order(**row._mapping)
+
+
+def _insert(dialect_insert: Any) -> Any:
+    # Built once: the values come as parameters, so each order costs no statement building.
+    return (
+        dialect_insert(Order)
+        .on_conflict_do_nothing(index_elements=["merchant_pid", "out_trade_no"])
+        .returning(*Order.__table__.c)
     )
+
+
+_INSERT = {True: _insert(postgresql.insert), False: _insert(sqlite.insert)}
 
 
 async def _find(session: AsyncSession, merchant_pid: int, out_trade_no: str) -> Order | None:
-    return await session.scalar(
-        select(Order).where(Order.merchant_pid == merchant_pid, Order.out_trade_no == out_trade_no)
-    )
+    return await session.scalar(select(Order).where(*_by_out_trade_no(merchant_pid, out_trade_no)))
+
+
+def _by_out_trade_no(merchant_pid: int, out_trade_no: str) -> tuple[ColumnElement[bool], ...]:
+    return (Order.merchant_pid == merchant_pid, Order.out_trade_no == out_trade_no)
 
 
 async def _reuse(
@@ -195,6 +220,41 @@ async def attach_payment(
     An earlier offer's account stops counting the order (the buyer switched pay types) in the
     same transaction that the new account starts to.
     """
+    values = offer_values(
+        channel=channel,
+        account_id=account_id,
+        usage_day=usage_day,
+        routing=routing,
+        pay_type=pay_type,
+        device=device,
+        offer=offer,
+    )
+    async with db.session() as session:
+        await usage.release_order(session, order_id, only_closed=False)
+        order = await session.scalar(
+            update(Order)
+            .where(Order.id == order_id, Order.status.in_(UNPAID))
+            .values(**values)
+            .returning(Order)
+            .execution_options(populate_existing=True)
+        )
+        if order is None:
+            current = await session.get(Order, order_id)
+            raise OrderNotPayable(current.status if current else "missing")
+        return order
+
+
+def offer_values(
+    *,
+    channel: str,
+    account_id: int | None,
+    usage_day: str | None,
+    routing: dict[str, Any] | None,
+    pay_type: str,
+    device: str | None,
+    offer: PaymentOffer,
+) -> dict[str, Any]:
+    """The columns that record a channel account's offer and make the order ``paying``."""
     values: dict[str, Any] = {
         "channel": channel,
         "channel_account_id": account_id,
@@ -211,19 +271,7 @@ async def attach_payment(
     }
     if offer.pay_amount_fen is not None:
         values["pay_amount_fen"] = offer.pay_amount_fen
-    async with db.session() as session:
-        await usage.release_order(session, order_id, only_closed=False)
-        order = await session.scalar(
-            update(Order)
-            .where(Order.id == order_id, Order.status.in_(UNPAID))
-            .values(**values)
-            .returning(Order)
-            .execution_options(populate_existing=True)
-        )
-        if order is None:
-            current = await session.get(Order, order_id)
-            raise OrderNotPayable(current.status if current else "missing")
-        return order
+    return values
 
 
 async def discard_unoffered(db: Database, order_id: int) -> bool:
@@ -295,23 +343,33 @@ async def close_order(db: Database, order: Order) -> Order | None:
 
 
 async def get_order(db: Database, trade_no: str) -> Order | None:
-    async with db.session() as session:
-        return await session.scalar(select(Order).where(Order.trade_no == trade_no))
+    return await _one_order(db, _BY_TRADE_NO, trade_no=trade_no)
 
 
 async def find_merchant_order(
     db: Database, merchant_pid: int, *, trade_no: str | None = None, out_trade_no: str | None = None
 ) -> Order | None:
     """Look an order up for its merchant by our number or theirs (ours wins when both are given)."""
-    query = select(Order).where(Order.merchant_pid == merchant_pid)
     if trade_no:
-        query = query.where(Order.trade_no == trade_no)
-    elif out_trade_no:
-        query = query.where(Order.out_trade_no == out_trade_no)
-    else:
-        return None
-    async with db.session() as session:
-        return await session.scalar(query)
+        return await _one_order(db, _MERCHANTS_BY_TRADE_NO, pid=merchant_pid, trade_no=trade_no)
+    if out_trade_no:
+        return await _one_order(db, _BY_OUT_TRADE_NO, pid=merchant_pid, out_trade_no=out_trade_no)
+    return None
+
+
+# The lookups, built once with their parameters named. The one by the merchant's number can
+# only use the UNIQUE (merchant_pid, out_trade_no) index for both conditions; PostgreSQL plans it
+# for its own values every time (``plan_cache_mode``, ``openepay.db.engine``).
+_ORDER = select(*Order.__table__.c)
+_BY_TRADE_NO = _ORDER.where(Order.trade_no == bindparam("trade_no"))
+_MERCHANTS_BY_TRADE_NO = _BY_TRADE_NO.where(Order.merchant_pid == bindparam("pid"))
+_BY_OUT_TRADE_NO = _ORDER.where(Order.merchant_pid == bindparam("pid"), Order.out_trade_no == bindparam("out_trade_no"))
+
+
+async def _one_order(db: Database, statement: Select[Any], **params: object) -> Order | None:
+    """One order read with one Core statement (no unit of work), as a detached ``Order``."""
+    row = await db.one(statement, params)
+    return None if row is None else Order(**row._mapping)
 
 
 def channel_view(order: Order) -> ChannelOrder:

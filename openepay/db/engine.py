@@ -6,11 +6,14 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Executable, Row, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from openepay.db.urls import check, sqlite_file
+
+AUTOCOMMIT = "AUTOCOMMIT"
 
 
 def _create_private(path: Path) -> None:
@@ -53,7 +56,9 @@ def _configure_sqlite(engine: AsyncEngine, path: Path | None) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A lone read (``Database.one``) runs in SQLite's own autocommit and takes no lock.
+        if conn.get_execution_options().get("isolation_level") != AUTOCOMMIT:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def build_engine(database_url: str, **kwargs) -> AsyncEngine:  # type: ignore[no-untyped-def]
@@ -71,11 +76,18 @@ def build_engine(database_url: str, **kwargs) -> AsyncEngine:  # type: ignore[no
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 0)
     kwargs.setdefault("pool_timeout", 60)
+    # Every statement planned for its own parameters: asyncpg prepares and caches statements,
+    # and PostgreSQL would otherwise switch a cached statement to a generic plan after five
+    # runs, which for an order lookup made while the table was empty or unanalyzed can be the
+    # wrong index for good.
+    connect_args = kwargs.pop("connect_args", {})
+    server_settings = connect_args.setdefault("server_settings", {})
+    server_settings.setdefault("plan_cache_mode", "force_custom_plan")
     # No pre-ping: it costs a round trip on every checkout. When the server restarts, the
     # first statement on a dead connection fails, SQLAlchemy invalidates the whole pool, and
     # the unit of work that failed is retried by its caller (the worker's next cycle, the
     # merchant's next request).
-    return create_async_engine(url, **kwargs)
+    return create_async_engine(url, connect_args=connect_args, **kwargs)
 
 
 class Database:
@@ -85,6 +97,7 @@ class Database:
         self.url = database_url
         self.engine = build_engine(database_url, **engine_kwargs)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._autocommit = self.engine.execution_options(isolation_level=AUTOCOMMIT)
 
     @property
     def dialect(self) -> str:
@@ -94,6 +107,14 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self._sessions() as session, session.begin():
             yield session
+
+    async def one(self, statement: Executable, params: dict[str, Any] | None = None) -> Row | None:
+        """The first row of one Core statement that is a transaction on its own (the hot paths: no
+        session, no unit of work). On PostgreSQL it runs without ``BEGIN``/``COMMIT`` round trips;
+        on SQLite a read takes no lock and a write takes the write lock like any transaction."""
+        engine = self._autocommit if self.dialect != "sqlite" or statement.is_select else self.engine
+        async with engine.begin() as conn:
+            return (await conn.execute(statement, params)).first()
 
     async def ping(self) -> None:
         """One round trip that reads. On SQLite it takes no lock, so a writer holding the lock does not
@@ -105,6 +126,20 @@ class Database:
             raw = await conn.get_raw_connection()
             cursor = await raw.driver_connection.execute("SELECT count(*) FROM sqlite_master")
             await cursor.close()
+
+    async def read_value(self, query: str, **params: object) -> object:
+        """The first column of the first row of one read, outside any transaction: on SQLite it
+        takes no lock (every transaction here begins with ``BEGIN IMMEDIATE``)."""
+        async with self.engine.connect() as conn:
+            if self.dialect != "sqlite":
+                return await conn.scalar(text(query), params)
+            raw = await conn.get_raw_connection()
+            cursor = await raw.driver_connection.execute(query, params)
+            try:
+                row = await cursor.fetchone()
+            finally:
+                await cursor.close()
+            return row[0] if row is not None else None
 
     async def dispose(self) -> None:
         await self.engine.dispose()

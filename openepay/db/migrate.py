@@ -8,6 +8,7 @@ imports) is loaded only to migrate.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from functools import cache
@@ -40,7 +41,8 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str) -> None:
-    """Bring the schema to the newest revision, quietly. Call from synchronous code only."""
+    """Bring the schema to the newest revision, quietly, then refresh the planner's statistics.
+    Call from synchronous code only."""
     quiet = logging.getLogger("alembic")
     level = quiet.level
     quiet.setLevel(logging.WARNING)
@@ -50,6 +52,25 @@ def upgrade(database_url: str) -> None:
         command.upgrade(alembic_config(database_url), "head")
     finally:
         quiet.setLevel(level)
+    asyncio.run(analyze(database_url))
+
+
+async def analyze(database_url: str) -> None:
+    """``ANALYZE``: the planner's statistics, after migrations and bulk loads.
+
+    Without them PostgreSQL plans a freshly created or freshly filled table as if it held a
+    few rows until autovacuum gets to it, and SQLite never has any. SQLite's is sampled
+    (``analysis_limit``), so it stays quick on a large file.
+    """
+    engine = build_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                await conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+            await conn.exec_driver_sql("ANALYZE")
+            await conn.commit()
+    finally:
+        await engine.dispose()
 
 
 @cache

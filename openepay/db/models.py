@@ -68,6 +68,21 @@ class Merchant(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class CacheVersion(Base):
+    """A token that changes whenever the rows a process keeps in memory change.
+
+    Database triggers (migration ``0009_hotpath``) write a new random token for ``merchants`` on every
+    insert, delete and update of anything but the balance, whoever writes: the CLI, another
+    server process, an operator's SQL. Processes poll the token and drop their copy when it
+    differs (``openepay.core.merchant_cache``).
+    """
+
+    __tablename__ = "cache_versions"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token: Mapped[int] = mapped_column(BigInteger)
+
+
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (

@@ -25,6 +25,9 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "auth_failures_per_merchant": 1_000_000,
         # Tests empty the tables between them; the app's copy of channel accounts must never outlive that.
         "routing_cache_seconds": 0,
+        # Nor its copy of merchants: tests change a merchant and use it at once, through another gateway.
+        # tests/core/test_merchant_cache.py runs the copy as shipped.
+        "merchant_cache_check_interval": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

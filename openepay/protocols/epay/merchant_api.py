@@ -105,12 +105,12 @@ def _key_or_signature(params: dict[str, str]) -> Verifier:
 async def _authenticate(gateway: Gateway, params: dict[str, str], client: str) -> tuple[Merchant, str]:
     pid = php_intval(params.get("pid"))
     try:
-        merchant = await gateway.gate.admit(DOOR, pid, client, _key_or_signature(params))
+        admission = await gateway.gate.admit_with_key(DOOR, pid, client, _key_or_signature(params))
     except Refused as refused:
         if refused.reason == Refusal.LOCKED_OUT:
             raise ApiError(AUTH_ERROR, too_many("商户密钥错误", refused.retry_after)) from None
         raise ApiError(AUTH_ERROR, REFUSALS[refused.reason]) from None
-    return merchant, gateway.merchants.key_of(merchant)
+    return admission.merchant, admission.key
 
 
 def order_fields(gateway: Gateway, order: Order) -> dict[str, object]:
@@ -138,6 +138,8 @@ async def act_query(gateway: Gateway, merchant: Merchant, key: str, params: dict
     yesterday = today - timedelta(days=1)
     paid = Order.status.in_(SETTLED_PAID)
     async with gateway.db.session() as session:
+        # The admitted merchant is this process's copy, which keeps no balance: payments change it.
+        balance_fen = await session.scalar(select(Merchant.balance_fen).where(Merchant.pid == merchant.pid))
         orders = await session.scalar(select(func.count()).where(Order.merchant_pid == merchant.pid))
         paid_today = await session.scalar(
             select(func.count()).where(Order.merchant_pid == merchant.pid, paid, Order.paid_at >= today)
@@ -152,7 +154,7 @@ async def act_query(gateway: Gateway, merchant: Merchant, key: str, params: dict
         "pid": merchant.pid,
         "key": key,
         "active": 1 if merchant.status == MerchantStatus.ACTIVE else 0,
-        "money": format_yuan(merchant.balance_fen),
+        "money": format_yuan(balance_fen or 0),
         "type": merchant.settle_type,
         "account": merchant.settle_account,
         "username": merchant.settle_name,

@@ -76,6 +76,28 @@ async def start_epay_payment(
         raise EpayError(already_paid(order.out_trade_no)) from None
 
 
+async def place_and_start_epay_payment(gateway: Gateway, request: Request, pay: PayRequest, pay_type: str) -> Order:
+    """A new order written once with its offer (repeats follow ``place_epay_order``'s rules); raises
+    ``NoChannel`` carrying the kept order when no channel serves the pay type."""
+    try:
+        return await gateway.place_and_start_payment(
+            pay.order,
+            pay_type=pay_type,
+            device=pay.device,
+            request_base_url=base_url(request),
+            reopen_identical=True,
+            keep_unoffered=True,
+        )
+    except OrderAlreadyPaid as exc:
+        raise EpayError(already_paid(exc.out_trade_no)) from None
+    except OrderRejected as exc:
+        raise EpayError(terms_changed(exc.out_trade_no)) from None
+    except ChannelRefused as refused:
+        raise EpayError(FOR_MERCHANT[refused.reason], code=-2) from None
+    except OrderNotPayable:
+        raise EpayError(already_paid(pay.order.out_trade_no)) from None
+
+
 async def cashier_target(gateway: Gateway, request: Request, pay: PayRequest) -> str:
     """Where ``submit`` sends the browser: the cashier, at the chosen pay type's offer when a channel serves it."""
     order = (await place_epay_order(gateway, pay)).order
@@ -145,16 +167,19 @@ async def mapi(request: Request) -> JSONResponse:
         if params is None:
             return JSONResponse({"code": -4, "msg": "未传入任何参数"})
         pay = await validate_pay_request(gateway, params, client_address(request), api=True)
-        order = (await place_epay_order(gateway, pay)).order
-        cashier_url = gateway.pay_context(base_url(request)).cashier_url(order.trade_no)
         assert pay.pay_type is not None
-        started = await start_epay_payment(gateway, request, order, pay.pay_type, pay.device)
-        if started is None:
-            return JSONResponse({"code": 1, "trade_no": order.trade_no, "payurl": f"{cashier_url}?other=1"})
+        context = gateway.pay_context(base_url(request))
+        try:
+            started = await place_and_start_epay_payment(gateway, request, pay, pay.pay_type)
+        except NoChannel as no_channel:
+            assert no_channel.order is not None
+            cashier_url = context.cashier_url(no_channel.order.trade_no)
+            return JSONResponse({"code": 1, "trade_no": no_channel.order.trade_no, "payurl": f"{cashier_url}?other=1"})
+        cashier_url = context.cashier_url(started.trade_no)
         if pay.device == "jump":
             # Rainbow picks the channel first and then hands out its own jump page, so the
             # buyer lands on the pay type the merchant asked for, not on a chooser.
-            return JSONResponse({"code": 1, "trade_no": order.trade_no, "payurl": cashier_url})
+            return JSONResponse({"code": 1, "trade_no": started.trade_no, "payurl": cashier_url})
         return JSONResponse(mapi_success(started, pay.device, cashier_url, answer=pay.merchant.mapi_answer))
     except EpayError as error:
         return JSONResponse({"code": error.code, "msg": error.msg})

@@ -182,6 +182,8 @@ async def merchant_info(gateway: Gateway, merchant: Merchant, params: dict[str, 
     paid = Order.status.in_(SETTLED_PAID)
     day_figures: list[tuple[int, int]] = []
     async with gateway.db.session() as session:
+        # The admitted merchant is this process's copy, which keeps no balance: payments change it.
+        balance_fen = await session.scalar(select(Merchant.balance_fen).where(Merchant.pid == merchant.pid))
         order_num = await session.scalar(select(func.count()).where(mine))
         for days_ago in (0, 1):
             start, end = _business_day(gateway, days_ago)
@@ -202,7 +204,7 @@ async def merchant_info(gateway: Gateway, merchant: Merchant, params: dict[str, 
             "status": active,
             "pay_status": active,
             "settle_status": active,
-            "money": format_yuan(merchant.balance_fen),
+            "money": format_yuan(balance_fen or 0),
             "settle_type": merchant.settle_type,
             "settle_account": merchant.settle_account,
             "settle_name": merchant.settle_name,

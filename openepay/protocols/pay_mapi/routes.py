@@ -17,7 +17,7 @@ from starlette.requests import Request
 from openepay.channels.base import ChannelRefused, RefusalReason
 from openepay.core.checkout import NoChannel
 from openepay.core.money import format_yuan
-from openepay.core.orders import OrderRejected, discard_unoffered, place_order
+from openepay.core.orders import OrderRejected
 from openepay.db.models import Order
 from openepay.gateway import Gateway
 from openepay.protocols.params import UnreadableParameter, get_or_post
@@ -40,19 +40,10 @@ INTERNAL = PayMapiError(Code.CHANNEL_MAINTENANCE, "internal error, please try ag
 ERROR_TITLE = "Payment failed"
 
 
-async def _offer(gateway: Gateway, request: Request, order: Order, pay_type: str) -> Order:
-    try:
-        return await gateway.start_payment(
-            order, pay_type=pay_type, device=order.device, request_base_url=base_url(request)
-        )
-    except NoChannel:
-        raise PayMapiError(Code.NO_CHANNEL, f"no channel serves {pay_type} at the moment") from None
-    except ChannelRefused as refused:
-        raise PayMapiError(REFUSALS[refused.reason]) from None
-
-
 async def create_payment(gateway: Gateway, request: Request, device: str) -> Order:
-    """The placed order with the channel's offer, or the ``PayMapiError`` to answer."""
+    """The new order with the channel's offer, or the ``PayMapiError`` to answer.
+
+    An order no channel took is not kept, so the merchant may retry the same number."""
     try:
         params = await get_or_post(request, "pid")
     except UnreadableParameter as error:
@@ -61,14 +52,20 @@ async def create_payment(gateway: Gateway, request: Request, device: str) -> Ord
         raise PayMapiError(Code.MISSING_PARAMETERS, "pid is required")
     pay = await validate_pay_request(gateway, params, client_address(request), device=device)
     try:
-        placed = await place_order(gateway.db, pay.order, timeout=gateway.order_timeout, reopen_identical=False)
+        return await gateway.place_and_start_payment(
+            pay.order,
+            pay_type=pay.pay_type,
+            device=pay.order.device,
+            request_base_url=base_url(request),
+            reopen_identical=False,
+            keep_unoffered=False,
+        )
     except OrderRejected:
         raise PayMapiError(Code.DUPLICATE_ORDER, "out_trade_no was already used; every order needs a new one") from None
-    try:
-        return await _offer(gateway, request, placed.order, pay.pay_type)
-    except Exception:
-        await discard_unoffered(gateway.db, placed.order.id)
-        raise
+    except NoChannel:
+        raise PayMapiError(Code.NO_CHANNEL, f"no channel serves {pay.pay_type} at the moment") from None
+    except ChannelRefused as refused:
+        raise PayMapiError(REFUSALS[refused.reason]) from None
 
 
 def success(order: Order, cashier_url: str) -> dict[str, object]:

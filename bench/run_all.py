@@ -1,0 +1,242 @@
+"""The hot paths of issue 11 in one go: create, lookup, bad signature and ``/healthz``, on SQLite and
+PostgreSQL, on an empty orders table and on one holding a million orders.
+
+    python bench/run_all.py [--concurrency 16] [--duration 10] [--orders 1000000] [--workers 1]
+                            [--backends sqlite,postgresql] [--sizes 0,1000000]
+
+For each backend and table size: a fresh database (a temporary SQLite file, or a PostgreSQL
+database created and dropped here), ``openepay migrate``, a merchant from ``openepay merchant
+create``, the orders loaded by ``load_orders.py`` (COPY or executemany, then ANALYZE), and one
+``openepay serve --no-worker`` (with ``--workers N`` when N > 1, which needs a ``serve`` that
+has the option). Then, at ``--concurrency`` for ``--duration`` seconds each, after a short
+unmeasured warm-up:
+
+- ``healthz``: ``GET /healthz``, the same server's floor;
+- ``create``: ``POST /mapi.php``, distinct correctly signed orders on the sandbox channel;
+- ``lookup``: ``GET /api.php?act=order`` by ``out_trade_no`` of orders the create phase made;
+- ``bad_signature``: ``POST /mapi.php`` signed with the wrong key (the lockout's limits are
+  raised so every one is checked and refused, not locked out).
+
+Every answer is checked (code 1, or the refusal for the bad signatures); anything else is an
+error. One JSON line per scenario with req/s, p50/p99 and each path's ratio to ``/healthz``,
+the load average before and after (other work on the machine shows in every number), then a
+Markdown table of everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import aiohttp
+from mapi_load import run_load, sign
+from mapi_suite import free_port, openepay
+from throwaway_db import fresh_database
+
+HERE = Path(__file__).parent
+Request = tuple[str, str, dict[str, str] | None]
+Check = Callable[[str, aiohttp.ClientResponse], Awaitable[bool]]
+PHASES = ("healthz", "create", "lookup", "bad_signature")
+
+
+def order(pid: int, key: str, out_trade_no: str, n: int) -> dict[str, str]:
+    params = {
+        "pid": str(pid),
+        "type": "alipay",
+        "out_trade_no": out_trade_no,
+        "notify_url": "http://127.0.0.1:9/notify",
+        "return_url": "http://127.0.0.1:9/return",
+        "name": "压测商品",
+        "money": f"{1 + n % 500}.{n % 100:02d}",
+        "clientip": "203.0.113.7",
+        "device": "pc",
+    }
+    return {**params, "sign": sign(params, key), "sign_type": "MD5"}
+
+
+def answered(code: int, msg_part: str | None = None) -> Check:
+    """An answer of HTTP 200 with this ``code`` (and a ``msg`` containing ``msg_part``)."""
+
+    async def check(path: str, response: aiohttp.ClientResponse) -> bool:
+        body = await response.read()
+        if response.status != 200:
+            return False
+        answer = json.loads(body)
+        return answer.get("code") == code and (msg_part is None or msg_part in str(answer.get("msg")))
+
+    return check
+
+
+async def healthy(path: str, response: aiohttp.ClientResponse) -> bool:
+    await response.read()
+    return response.status == 200
+
+
+async def measure(url: str, pid: int, key: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    run = secrets.token_hex(3).upper()
+    created: list[str] = []
+
+    def create(n: int) -> Request:
+        number = f"B{run}{n:09d}"
+        created.append(number)
+        return "POST", "/mapi.php", order(pid, key, number, n)
+
+    def lookup(n: int) -> Request:
+        number = created[(n * 7919) % len(created)]
+        return "GET", f"/api.php?act=order&pid={pid}&key={key}&out_trade_no={number}", None
+
+    def bad(n: int) -> Request:
+        return "POST", "/mapi.php", order(pid, "not-the-merchants-key", f"X{run}{n:09d}", n)
+
+    def healthz(n: int) -> Request:
+        return "GET", "/healthz", None
+
+    phases: dict[str, tuple[Callable[[int], Request], Check]] = {
+        "healthz": (healthz, healthy),
+        "create": (create, answered(1)),
+        "lookup": (lookup, answered(1)),
+        "bad_signature": (bad, answered(-1, "签名校验失败")),
+    }
+    # Warm-up: connections, imports on first use, the merchant's copy, a few orders to look up.
+    for name in PHASES:
+        build, check = phases[name]
+        await run_load(url, build, min(4, args.concurrency), 1.0, check)
+    results = {}
+    for name in PHASES:
+        build, check = phases[name]
+        results[name] = await run_load(url, build, args.concurrency, args.duration, check)
+    return results
+
+
+async def wait_ready(url: str) -> None:
+    deadline = time.monotonic() + 60
+    async with aiohttp.ClientSession() as client:
+        while time.monotonic() < deadline:
+            try:
+                async with client.get(f"{url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError("gateway did not become ready")
+
+
+def loadavg() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+async def scenario(backend: str, orders: int, args: argparse.Namespace) -> dict[str, object]:
+    async with AsyncExitStack() as stack:
+        database_url = await fresh_database(stack, backend)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENEPAY_")}
+        env.update(
+            OPENEPAY_DATABASE_URL=database_url,
+            OPENEPAY_SECRET_KEY=secrets.token_urlsafe(32),
+            OPENEPAY_SANDBOX="1",
+            OPENEPAY_LOG_LEVEL="WARNING",
+            OPENEPAY_NOTIFY_ALLOW_PRIVATE="1",
+            OPENEPAY_AUTH_FAILURES_PER_IP="1000000000",
+            OPENEPAY_AUTH_FAILURES_PER_MERCHANT="1000000000",
+        )
+        openepay(env, "migrate")
+        merchant = json.loads(openepay(env, "merchant", "create", "--name", "bench", "--json"))
+        loaded: dict[str, object] = {}
+        if orders:
+            output = subprocess.run(
+                [
+                    sys.executable,
+                    str(HERE / "load_orders.py"),
+                    "--database-url",
+                    database_url,
+                    "--pid",
+                    str(merchant["pid"]),
+                    "--orders",
+                    str(orders),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            loaded = json.loads(output)
+        port = free_port()
+        command = [sys.executable, "-m", "openepay", "serve", "--no-worker", "--port", str(port)]
+        if args.workers > 1:
+            command += ["--workers", str(args.workers)]
+        with tempfile.TemporaryFile() as log:
+            server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+            async def stop() -> None:
+                server.terminate()
+                await asyncio.to_thread(server.wait, 30)
+
+            stack.push_async_callback(stop)
+            url = f"http://127.0.0.1:{port}"
+            await wait_ready(url)
+            load_before = loadavg()
+            phases = await measure(url, merchant["pid"], merchant["key"], args)
+            floor = phases["healthz"]["requests_per_s"] or 1.0
+            return {
+                "backend": backend,
+                "orders": orders,
+                "workers": args.workers,
+                "concurrency": args.concurrency,
+                "duration_s": args.duration,
+                **{f"{name}_vs_healthz": round(phases[name]["requests_per_s"] / floor, 3) for name in PHASES[1:]},
+                "phases": phases,
+                "loaded": loaded,
+                "loadavg_1m_before": load_before,
+                "loadavg_1m_after": loadavg(),
+            }
+
+
+def table(results: list[dict[str, object]]) -> str:
+    lines = [
+        "| backend | orders | path | req/s | vs /healthz | p50 ms | p99 ms | errors | load avg |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for result in results:
+        phases: dict[str, dict[str, float]] = result["phases"]  # type: ignore[assignment]
+        for name in PHASES:
+            phase = phases[name]
+            ratio = "1" if name == "healthz" else f"{result[f'{name}_vs_healthz']:.2f}"
+            lines.append(
+                f"| {result['backend']} | {result['orders']:,} | {name} | {phase['requests_per_s']:,.0f} | {ratio} |"
+                f" {phase['p50_ms']} | {phase['p99_ms']} | {phase['errors']} |"
+                f" {result['loadavg_1m_before']} → {result['loadavg_1m_after']} |"
+            )
+    return "\n".join(lines)
+
+
+async def main(args: argparse.Namespace) -> None:
+    results = []
+    for backend in args.backends.split(","):
+        for size in (int(s) for s in args.sizes.split(",")):
+            result = await scenario(backend, size, args)
+            print(json.dumps(result, ensure_ascii=False), flush=True)
+            results.append(result)
+    print(table(results), flush=True)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--sizes", default="0,1000000", help="orders preloaded, comma-separated")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args()))

@@ -1,0 +1,119 @@
+"""This process's copy of the merchants requests act for, with their keys opened.
+
+Every merchant request needs the merchant's key, state and dialects; reading them from the
+database each time costs a round trip, and refusing a bad signature would cost one too. So
+each process keeps what it read, and drops all of it when the merchants' version token
+(``cache_versions``, written by triggers on every change, see migration ``0009_hotpath``) is no longer
+the one it last saw. ``run`` reads the token every ``check_interval`` seconds.
+
+The copy is trusted only while the token was confirmed by a check that *started* less than
+``trust_seconds`` ago: a change committed by any process is therefore acted on within that
+time, and when the checks stop (the database is unreachable, or nothing runs ``run``, as in
+the CLI) every request reads through to the database again. Unknown merchant numbers are not
+remembered, so a merchant created anywhere can be used at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from openepay.db import Database
+from openepay.db.models import Merchant
+
+log = logging.getLogger(__name__)
+
+MAX_ENTRIES = 100_000
+TOKEN_QUERY = "SELECT token FROM cache_versions WHERE name = 'merchants'"
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What letting a merchant in needs: its row (as read, never written back) and its opened key."""
+
+    merchant: Merchant
+    key: str
+
+
+class MerchantCache:
+    def __init__(
+        self,
+        db: Database,
+        load: Callable[[int], Awaitable[Admission | None]],
+        *,
+        check_interval: float,
+        trust_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.db = db
+        self._load = load
+        self.check_interval = check_interval
+        self.trust_seconds = trust_seconds
+        self._clock = clock
+        self._entries: dict[int, Admission] = {}
+        self._token: int | None = None
+        self._confirmed_at: float | None = None
+        # Bumped on every drop: a load that began before a drop must not store what it read.
+        self._generation = 0
+        self._check_failing = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.check_interval > 0
+
+    def _trusted(self) -> bool:
+        return self._confirmed_at is not None and self._clock() - self._confirmed_at < self.trust_seconds
+
+    async def get(self, pid: int) -> Admission | None:
+        """The merchant ``pid`` from memory when the copy is trusted, else from the database."""
+        if self._trusted():
+            cached = self._entries.get(pid)
+            if cached is not None:
+                return cached
+        generation = self._generation
+        admission = await self._load(pid)
+        if admission is not None and self.enabled and generation == self._generation:
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[pid] = admission
+        return admission
+
+    def forget(self, pid: int | None = None) -> None:
+        """Drop one merchant (a change made by this process), or every one."""
+        self._generation += 1
+        if pid is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(pid, None)
+
+    async def check(self) -> None:
+        """Read the version token; drop everything if it changed since the last check."""
+        started = self._clock()
+        try:
+            token = await self.db.read_value(TOKEN_QUERY)
+        except Exception as exc:
+            if not self._check_failing:
+                log.warning("cannot check the merchants' version (%s); reading merchants from the database", exc)
+            self._check_failing = True
+            return
+        if self._check_failing:
+            log.warning("the merchants' version can be checked again; merchants are kept in memory again")
+        self._check_failing = False
+        if token != self._token or self._confirmed_at is None:
+            self.forget()
+            self._token = token
+        self._confirmed_at = started
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Check every ``check_interval`` seconds until ``stop``; a disabled cache never checks."""
+        if not self.enabled:
+            return
+        while not stop.is_set():
+            await self.check()
+            try:
+                await asyncio.wait_for(stop.wait(), self.check_interval)
+            except TimeoutError:
+                pass

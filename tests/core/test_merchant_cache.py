@@ -1,0 +1,153 @@
+"""Each process's copy of merchants: changes made anywhere are acted on everywhere, refusals cost no
+query, and a create or a lookup is one statement.
+
+These tests run the copies as shipped (the shared test settings keep none).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import event
+
+from openepay.app import create_app
+from openepay.core.merchants import MerchantCredentials
+from openepay.gateway import Gateway
+from openepay.web.server import http_protocol
+from tests.conftest import make_settings
+from tests.support.cli import openepay_cli
+from tests.support.epay import order_params, signed
+from tests.support.processes import ServeProcess, worker_env, worker_processes
+from tests.support.servers import ServerThread
+from tests.support.waiting import answering, eventually
+
+# Longer than the slowest round of requests on a loaded machine, short enough to prove that the
+# other process dropped its copy (which by design happens within a second).
+CHANGE_SEEN_WITHIN = 5.0
+
+
+async def _query_answer(url: str, pid: int, key: str) -> dict:
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        response = await client.get("/api.php", params={"act": "query", "pid": pid, "key": key})
+    return response.json()
+
+
+@pytest.fixture
+def serve(database_url: str, tmp_path: Path) -> Iterator[ServeProcess]:
+    """One ``openepay serve`` process with the merchants' copy as shipped."""
+    env = worker_env(database_url, auth_failures_per_ip=1_000_000, auth_failures_per_merchant=1_000_000)
+    with worker_processes(env, tmp_path, ServeProcess) as servers:
+        (server,) = servers.start()
+        assert isinstance(server, ServeProcess)
+        yield server
+
+
+async def test_a_key_rotated_by_the_cli_is_taken_by_a_running_server_and_the_old_one_refused(
+    gateway: Gateway, database_url: str, serve: ServeProcess
+):
+    merchant = await gateway.merchants.create("Shop")
+    await answering(f"{serve.url}/healthz")
+    assert (await _query_answer(serve.url, merchant.pid, merchant.key))["code"] == 1
+
+    rotated = await openepay_cli(database_url, "merchant", "rotate-key", str(merchant.pid))
+    assert rotated.returncode == 0, rotated.stderr
+    new_key = re.search(r"key: (\w+)", rotated.stdout).group(1)  # type: ignore[union-attr]
+
+    async def new_key_taken() -> bool:
+        return (await _query_answer(serve.url, merchant.pid, new_key))["code"] == 1
+
+    await eventually(new_key_taken, timeout=CHANGE_SEEN_WITHIN)
+    refused = await _query_answer(serve.url, merchant.pid, merchant.key)
+    assert refused == {"code": -3, "msg": "商户密钥错误"}
+
+
+async def test_a_merchant_disabled_by_the_cli_is_refused_by_a_running_server(
+    gateway: Gateway, database_url: str, serve: ServeProcess
+):
+    merchant = await gateway.merchants.create("Shop")
+    await answering(f"{serve.url}/healthz")
+    assert (await _query_answer(serve.url, merchant.pid, merchant.key))["code"] == 1
+
+    disabled = await openepay_cli(database_url, "merchant", "disable", str(merchant.pid))
+    assert disabled.returncode == 0, disabled.stderr
+
+    async def refused() -> bool:
+        return (await _query_answer(serve.url, merchant.pid, merchant.key))["code"] != 1
+
+    await eventually(refused, timeout=CHANGE_SEEN_WITHIN)
+    assert (await _query_answer(serve.url, merchant.pid, merchant.key))["code"] != 1
+
+
+@pytest.fixture
+def cached_app(database_url: str) -> Iterator[tuple[ServerThread, Gateway]]:
+    """The web app in this process with the copy as shipped, no background work due during a test
+    (the copy's check and the lockout's sync run once at start and then not for a minute), and a
+    lockout of three failures per address. Channel accounts are kept for a minute too."""
+    settings = make_settings(
+        database_url,
+        merchant_cache_check_interval=60,
+        merchant_cache_trust_seconds=120,
+        auth_failure_sync_interval=60,
+        auth_failures_per_ip=3,
+        routing_cache_seconds=60,
+    )
+    app = create_app(settings)
+    thread = ServerThread(app, http=http_protocol(settings)).start()
+    yield thread, app.state.gateway
+    thread.stop()
+
+
+def _statements(gateway: Gateway) -> list[str]:
+    """Every statement the app's engine sends from now on (SQLite's BEGIN IMMEDIATE is transaction control)."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement: str, *args: object) -> None:  # type: ignore[no-untyped-def]
+        if not statement.startswith("BEGIN"):
+            seen.append(statement)
+
+    event.listen(gateway.db.engine.sync_engine, "before_cursor_execute", record)
+    return seen
+
+
+async def test_a_bad_signature_is_refused_without_a_query_and_still_counts_towards_the_lockout(
+    gateway: Gateway, merchant: MerchantCredentials, cached_app: tuple[ServerThread, Gateway]
+):
+    thread, app_gateway = cached_app
+    async with httpx.AsyncClient(base_url=thread.url, timeout=10) as client:
+        good = signed(order_params(merchant.pid, "http://shop.example", "GOOD-1", clientip="203.0.113.7"), merchant.key)
+        first = (await client.post("/mapi.php", data=good)).json()
+        assert first["code"] == 1, first
+
+        statements = _statements(app_gateway)
+        bad = signed(order_params(merchant.pid, "http://shop.example", "BAD-1", clientip="203.0.113.7"), "not-the-key")
+        answers = [(await client.post("/mapi.php", data=bad)).json() for _ in range(4)]
+
+    assert answers[:3] == [{"code": -1, "msg": "签名校验失败，请返回重试！"}] * 3
+    assert answers[3] == {"code": -1, "msg": "签名校验失败次数过多，请1分钟后再试"}
+    assert statements == []
+
+
+async def test_a_create_is_one_insert_and_a_lookup_one_select(
+    gateway: Gateway, merchant: MerchantCredentials, cached_app: tuple[ServerThread, Gateway]
+):
+    thread, app_gateway = cached_app
+    async with httpx.AsyncClient(base_url=thread.url, timeout=10) as client:
+        warm = signed(order_params(merchant.pid, "http://shop.example", "WARM-1", clientip="203.0.113.7"), merchant.key)
+        assert (await client.post("/mapi.php", data=warm)).json()["code"] == 1
+
+        statements = _statements(app_gateway)
+        new = signed(order_params(merchant.pid, "http://shop.example", "ONE-1", clientip="203.0.113.7"), merchant.key)
+        created = (await client.post("/mapi.php", data=new)).json()
+        create_statements = list(statements)
+        statements.clear()
+        query = {"act": "order", "pid": merchant.pid, "key": merchant.key, "out_trade_no": "ONE-1"}
+        found = (await client.get("/api.php", params=query)).json()
+
+    assert created["code"] == 1 and created["qrcode"].startswith(thread.url)
+    assert [sql.split()[:3] for sql in create_statements] == [["INSERT", "INTO", "orders"]]
+    assert found["code"] == 1 and found["trade_no"] == created["trade_no"] and found["status"] == 0
+    assert [sql.split()[0] for sql in statements] == ["SELECT"] and "FROM orders" in statements[0]

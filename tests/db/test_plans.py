@@ -1,0 +1,58 @@
+"""PostgreSQL plans the merchant's order lookup for its own numbers, whatever the statistics say.
+
+The trap: the table is analyzed while empty (every migration ends with ``ANALYZE``), a million
+orders arrive afterwards, and a statement the driver keeps prepared switches to a generic plan
+made for "an empty table": a sequential scan, or the ``(merchant_pid, created_at)`` index.
+"""
+
+from __future__ import annotations
+
+from openepay.core.orders import find_merchant_order
+from openepay.db import Database
+from tests.conftest import pg_url
+
+ORDERS = 100_000
+RIGHT_INDEX = "uq_orders_merchant_pid_out_trade_no"
+LOOKUP = "SELECT id FROM orders WHERE merchant_pid = $1 AND out_trade_no = $2"
+
+
+async def _fill(db: Database) -> None:
+    async with db.engine.begin() as conn:
+        await conn.exec_driver_sql(
+            "INSERT INTO merchants (pid, name, key_sealed, status, refund_enabled, balance_fen, settle_type,"
+            " settle_account, settle_name, created_at, rsa_only, mapi_answer)"
+            " SELECT g, 'shop', 'sealed', 'active', false, 0, 1, '', '', now(), false, 'channel'"
+            " FROM generate_series(1000, 1003) g"
+        )
+        await conn.exec_driver_sql(
+            "INSERT INTO orders (trade_no, merchant_pid, dialect, out_trade_no, amount_fen, pay_amount_fen, money,"
+            " name, notify_url, attrs, status, paid_late, qrcode_any_amount, refunded_fen, created_at, expires_at)"
+            " SELECT 'T' || g, 1000 + g % 4, 'epay', 'O' || g, 100, 100, '1.00', 'n', 'http://shop.example/n',"
+            f" '{{}}', 'created', false, false, 0, now() - g * interval '1 second', now()"
+            f" FROM generate_series(1, {ORDERS}) g"
+        )
+
+
+async def test_the_lookup_by_out_trade_no_keeps_its_index_after_the_table_fills_unanalyzed(pg_database: str):
+    db = Database(pg_url(pg_database), pool_size=1)
+    try:
+        await _fill(db)
+        for n in range(1, 12):
+            order = await find_merchant_order(db, 1000 + n % 4, out_trade_no=f"O{n}")
+            assert order is not None and order.trade_no == f"T{n}"
+        async with db.engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            prepared = await raw.fetch(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE $1",
+                "%FROM orders%out_trade_no = $%",
+            )
+            assert prepared and all(row["generic_plans"] == 0 for row in prepared)
+
+            await raw.execute(f"PREPARE lookup (integer, text) AS {LOOKUP}")
+            for n in range(8):
+                await raw.execute(f"EXECUTE lookup (1000, 'O{n}')")
+            plan = "\n".join(row[0] for row in await raw.fetch("EXPLAIN EXECUTE lookup (1000, 'O4')"))
+            assert RIGHT_INDEX in plan, plan
+            await raw.execute("DEALLOCATE lookup")
+    finally:
+        await db.dispose()
