@@ -18,11 +18,11 @@ from openepay.app import create_app
 from openepay.core.merchants import MerchantCredentials
 from openepay.gateway import Gateway
 from openepay.web.server import http_protocol
-from tests.conftest import make_settings
-from tests.support.cli import openepay_cli
+from tests.support.cli import openepay
 from tests.support.epay import order_params, signed
 from tests.support.processes import ServeProcess, worker_env, worker_processes
 from tests.support.servers import ServerThread
+from tests.support.settings import make_settings
 from tests.support.waiting import answering, eventually
 
 # Longer than the slowest round of requests on a loaded machine, short enough to prove that the
@@ -53,7 +53,7 @@ async def test_a_key_rotated_by_the_cli_is_taken_by_a_running_server_and_the_old
     await answering(f"{serve.url}/healthz")
     assert (await _query_answer(serve.url, merchant.pid, merchant.key))["code"] == 1
 
-    rotated = await openepay_cli(database_url, "merchant", "rotate-key", str(merchant.pid))
+    rotated = await openepay(database_url, "merchant", "rotate-key", str(merchant.pid))
     assert rotated.returncode == 0, rotated.stderr
     new_key = re.search(r"key: (\w+)", rotated.stdout).group(1)  # type: ignore[union-attr]
 
@@ -72,7 +72,7 @@ async def test_a_merchant_disabled_by_the_cli_is_refused_by_a_running_server(
     await answering(f"{serve.url}/healthz")
     assert (await _query_answer(serve.url, merchant.pid, merchant.key))["code"] == 1
 
-    disabled = await openepay_cli(database_url, "merchant", "disable", str(merchant.pid))
+    disabled = await openepay(database_url, "merchant", "disable", str(merchant.pid))
     assert disabled.returncode == 0, disabled.stderr
 
     async def refused() -> bool:
