@@ -7,6 +7,7 @@ reached is an error, never a skip.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--backend", choices=(*BACKENDS, "all"), default="all", help="database backend(s) to run DB tests on"
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Test processes started by pytest-xdist inherit the environment: every one draws from the seed
+    # the header shows.
+    from tests.support.fuzz import FUZZ_SEED
+
+    os.environ.setdefault("OPENEPAY_FUZZ_SEED", str(FUZZ_SEED))
 
 
 def pytest_report_header() -> str:
