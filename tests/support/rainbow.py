@@ -130,10 +130,10 @@ def rainbow_database(prefix: str = "pay_", *, legacy: bool = False) -> Iterator[
         database.execute(USER_TABLE.format(prefix=prefix))
         database.execute(ORDER_TABLE.format(prefix=prefix))
         database.execute(TYPE_TABLE.format(prefix=prefix))
-        for number, name, shown in PAY_TYPES:
+        for number, pay_type, shown in PAY_TYPES:
             database.execute(
                 f"INSERT INTO `{prefix}type` (`id`, `name`, `showname`, `status`) VALUES (%s, %s, %s, 1)",
-                number, name, shown,
+                number, pay_type, shown,
             )  # fmt: skip
         if legacy:
             for column in LEGACY_USER_COLUMNS:
