@@ -29,6 +29,7 @@ MASK = "****"
 DIALECTS = (epay.DIALECT, pay_mapi.DIALECT, epay_v2.DIALECT, payfor.DIALECT, vmq.DIALECT)
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 NUL = "\x00"
+_DECIMAL = re.compile(r"[0-9]+\.[0-9]+")
 
 
 class UnreadableInput(ValueError):
@@ -278,7 +279,7 @@ def _variants(params: dict[str, str], key: str, resign: Resign) -> list[tuple[st
         ("signed_encoded", resign({name: quote_plus(value) for name, value in params.items()}, key)),
     ]
     price = params.get("price") or params.get("money")
-    if price and "." in price:
+    if price and _DECIMAL.fullmatch(price):
         for spelling in {price.rstrip("0").rstrip("."), f"{float(price):.2f}"} - {price}:
             changed = {**params, **{name: spelling for name in ("price", "money") if name in params}}
             out.append(("price_spelling", resign(changed, key)))

@@ -136,5 +136,10 @@ def test_input_that_cannot_be_checked_says_why(dialect, text, code):
     assert refused.value.code == code
 
 
+def test_an_amount_that_is_no_number_is_checked_without_guessing_other_spellings():
+    result = check_signature("vmq", urlencode({**VMQ_CREATE, "price": "9.9.9", "sign": VMQ_SIGN}), VECTOR_KEY)
+    assert [hint.code for hint in result.hints] == ["unexplained"]
+
+
 def test_json_numbers_and_booleans_read_as_php_prints_them():
     assert parse_pasted('{"pid": 1001, "ok": true, "no": false, "list": [1]}') == {"pid": "1001", "ok": "1", "no": ""}

@@ -202,7 +202,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "dialect": ("协议", "Protocol"),
     "dialect_epay": ("易支付 V1", "epay V1"),
     "dialect_pay_mapi": ("易支付 /pay/ 接口", "epay /pay/ API"),
-    "dialect_epay_v2": ("易支付 V2（MD5）", "epay V2 (MD5)"),
+    "dialect_epay_v2": ("易支付 V2", "epay V2"),
     "dialect_payfor": ("payFor 接口", "payFor"),
     "dialect_vmq": ("V免签", "V免签 (vmq)"),
     "send_test": ("发送", "Send"),
@@ -216,9 +216,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "signature_checker": ("签名检查", "Signature checker"),
     "signature_help": (
         "粘贴对方发送的内容（查询字符串、表单、完整 URL 或 JSON），按所选协议用该商户的密钥重新计算签名并对比。"
-        "密钥不会显示。",
+        "密钥不会显示。易支付 V2 只核对 MD5 签名。",
         "Paste what was sent (a query string, a form body, a whole URL or JSON): the signature is computed again "
-        "with this merchant's key by the chosen protocol's rule and compared. The key is never shown.",
+        "with this merchant's key by the chosen protocol's rule and compared. The key is never shown. "
+        "For epay V2, MD5 signatures only.",
     ),
     "pasted": ("待检查内容", "Text to check"),
     "check": ("检查", "Check"),
