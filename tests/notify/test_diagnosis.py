@@ -19,7 +19,7 @@ from openepay.protocols.payfor.messages import PayForMessages
 from openepay.protocols.vmq.messages import VmqMessages
 from tests.support.merchant import ScriptedShop
 from tests.support.shop import Answer, RecordingShop, started_shops
-from tests.support.tls import TestAuthority
+from tests.support.tls import TestAuthority, self_signed_server_context
 from tests.support.vmq import VmqShop
 
 KEY = "k3yOfTheMerchant9"
@@ -124,6 +124,29 @@ async def test_a_bt_panel_waf_page_is_recognised_even_with_status_200(start, htt
     assert result.diagnosis.code == "waf" and "宝塔" in result.diagnosis.zh
 
 
+@pytest.mark.parametrize(
+    ("status", "page", "name"),
+    [
+        (
+            405,
+            b"<html><body>Sorry, your request has been blocked. https://errors.aliyun.com/</body></html>",
+            "Aliyun WAF",
+        ),
+        (
+            403,
+            "<title>501</title><a href='https://waf.tencent-cloud.com/'>腾讯云 Web 应用防火墙</a>".encode(),
+            "Tencent Cloud WAF",
+        ),
+    ],
+    ids=["aliyun", "tencent"],
+)
+async def test_cloud_waf_block_pages_are_recognised(start, http, status, page, name):
+    shop = start(ScriptedShop(KEY, [Answer(status=status, body=page)]))
+    result = await probe(http, f"{shop.url}/notify")
+    assert result.diagnosis.code == "waf"
+    assert result.diagnosis.en.startswith(f"{name} blocked the request (HTTP {status}")
+
+
 async def test_a_redirect_is_reported_not_followed(start, http):
     shop = start(ScriptedShop(KEY, [Answer(status=301, body=b"", headers=(("Location", "https://shop.example/n"),))]))
     result = await probe(http, f"{shop.url}/notify")
@@ -162,6 +185,32 @@ async def test_a_certificate_from_an_untrusted_issuer_is_named(start, http):
     assert result.diagnosis.code == "tls"
     assert "the certificate cannot be verified" in result.diagnosis.en
     assert shop.received == []
+
+
+async def test_a_self_signed_certificate_is_named(start, http):
+    shop = start(RecordingShop(tls=self_signed_server_context("127.0.0.1")))
+    result = await probe(http, f"{shop.url}/notify")
+    assert result.diagnosis.code == "tls"
+    assert "the certificate is self-signed" in result.diagnosis.en and "自签名" in result.diagnosis.zh
+    assert shop.received == []
+
+
+async def test_an_expired_certificate_is_named(start):
+    authority = TestAuthority()
+    shop = start(RecordingShop(tls=authority.server_context("127.0.0.1", expired=True)))
+    client = SafeHttpClient(
+        allow_private=True,
+        connect_timeout=2.0,
+        total_timeout=1.0,
+        max_body_bytes=4096,
+        ssl_context=authority.client_context(),
+    )
+    try:
+        result = await probe(client, f"{shop.url}/notify")
+    finally:
+        await client.aclose()
+    assert result.diagnosis.code == "tls"
+    assert "the certificate has expired" in result.diagnosis.en
 
 
 async def test_a_certificate_for_another_name_is_named(start):
