@@ -205,6 +205,10 @@ class ChannelOrder:
     device: str | None = None
     clientip: str | None = None
     channel_trade_no: str | None = None
+    # The buyer inside the merchant's official account or mini program, for an in-app (JSAPI)
+    # payment: their openid there, and that app's id when the merchant named it.
+    openid: str | None = None
+    appid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -251,16 +255,21 @@ class PaymentOffer:
     # it out raw would let the buyer pay the shop's price rather than ``pay_amount_fen``, so the
     # dialects send such buyers to our cashier, which shows the exact amount.
     any_amount: bool = False
+    # A JSON object the merchant's page in the buyer's app passes to the upstream's JS bridge
+    # (WeChat's ``WeixinJSBridge`` ``getBrandWCPayRequest``): an in-app payment has no page or QR.
+    pay_info: str | None = None
 
     def __post_init__(self) -> None:
-        if not (self.pay_url or self.qrcode or self.urlscheme):
-            raise ValueError("a payment offer needs a pay URL, QR content or a URL scheme")
+        if not (self.pay_url or self.qrcode or self.urlscheme or self.pay_info):
+            raise ValueError("a payment offer needs a pay URL, QR content, a URL scheme or in-app pay parameters")
 
 
 class RefusalReason(StrEnum):
     PAUSED = "paused"
     NO_CODE_FOR_AMOUNT = "no_code_for_amount"
     UPSTREAM_ERROR = "upstream_error"
+    # The account cannot serve the payment as asked (an in-app payment for another app's buyer).
+    NOT_SERVED = "not_served"
 
 
 class ChannelRefused(Exception):

@@ -58,7 +58,7 @@ def has_live_offer(order: Order, pay_type: str) -> bool:
         order.status == OrderStatus.PAYING
         and order.pay_type == pay_type
         and order.expires_at > utcnow()
-        and bool(order.pay_url or order.qrcode or order.urlscheme)
+        and bool(order.pay_url or order.qrcode or order.urlscheme or order.pay_info)
     )
 
 
