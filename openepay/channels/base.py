@@ -35,8 +35,11 @@ buyer returns. Routes it hands over with ``router()`` reach the gateway through
 ``openepay.web`` or the gateway.
 
 **What it declares.** ``pay_types`` it can serve; ``config_schema``; ``offers_before_order``
-(its offer needs only our number, amount and name, so it can be made before the order row is
-written; qrpool's cannot, it reserves amounts against the stored order); ``queries_upstream``
+(its offer needs only our number, amount and name and places nothing outside the gateway, so
+it can be made before the order row is written: the sandbox. A channel that places an order
+upstream says False, so a merchant's repeated ``out_trade_no`` is caught by the order's INSERT
+before anything is placed there; qrpool says False because it reserves amounts against the
+stored order); ``queries_upstream``
 (reconciliation asks it about orders still paying); ``implicit_account`` and ``enabled_by``.
 
 **Failures.** ``create`` raises ``ChannelRefused`` only when surely nothing was created upstream
@@ -455,9 +458,11 @@ class Channel(ABC):
     display_name: ClassVar[str]
     pay_types: ClassVar[frozenset[str]]
     config_schema: ClassVar[type[ChannelConfig]] = NoConfig
-    # Whether the offer can be made before the order row exists (it needs only our number,
-    # amount and name). A channel that keeps state against the stored order says False.
-    offers_before_order: ClassVar[bool] = True
+    # Whether the offer can be made before the order row exists: it needs only our number,
+    # amount and name, and places nothing upstream that a repeated merchant number would
+    # duplicate. A channel that places upstream orders or keeps state against the stored order
+    # leaves it False.
+    offers_before_order: ClassVar[bool] = False
     # The upstream keeps its own record of payments, worth asking about when no callback came.
     queries_upstream: ClassVar[bool] = False
     # Switched on by a setting, with one built-in account used while none is stored, routed by these rules.
