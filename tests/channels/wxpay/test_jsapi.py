@@ -20,10 +20,12 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from openepay.channels.base import RefusalReason
 from openepay.protocols.epay_v2.platform_key import forget_loaded, platform_key
 from openepay.protocols.refusals import FOR_MERCHANT
+from openepay.web.cashier.routes import IN_APP_ONLY
 from tests.support.channel_orders import stored_order
 from tests.support.epay_v2 import load_platform_key, order_fields, platform_signed
 from tests.support.fake_wxpay import APPID, FakeWxPay, running_fake_wxpay
 from tests.support.gateways import own_server
+from tests.support.links import cashier_path
 from tests.support.waiting import eventually
 
 OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
@@ -76,6 +78,9 @@ async def test_a_jsapi_order_gets_pay_parameters_signed_for_the_js_bridge(server
         again = (await client.post("/api/pay/create", data=v2.request(fields))).json()
         assert (again["trade_no"], again["pay_info"]) == (trade_no, answer["pay_info"])
         assert [number for number in wechat.orders if wechat.orders[number]["out_trade_no"] == trade_no] == [trade_no]
+        # There is nothing to scan or open at our cashier: the buyer pays on the merchant's page in WeChat.
+        cashier = await client.get(cashier_path(trade_no))
+        assert cashier.status_code == 200 and IN_APP_ONLY in cashier.text
 
         # The buyer pays inside WeChat; WeChat's notification reaches the merchant as usual.
         reply, _ = await wechat.pay(trade_no)
