@@ -24,6 +24,7 @@ from openepay.channels.qrpool.review_cli import review_app
 from openepay.cli_admin import admin_app
 from openepay.cli_channels import account_names, channel_app
 from openepay.cli_import import import_app
+from openepay.cli_refunds import refund_app
 from openepay.cli_runtime import fail, with_gateway
 from openepay.config import Settings
 from openepay.core.channel_accounts import AccountError
@@ -52,6 +53,7 @@ qrpool_app.add_typer(review_app, name="review")
 app.add_typer(qrpool_app, name="qrpool")
 app.add_typer(import_app, name="import")
 app.add_typer(admin_app, name="admin")
+app.add_typer(refund_app, name="refund")
 
 DEMO_MERCHANT = "Demo Shop"
 
