@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +22,14 @@ class Actor:
     address: str | None = None
 
 
-CLI = Actor("cli")
+def cli_actor() -> Actor:
+    """The command line, as ``cli:<OS user>``: who ran the command on the server, with no address."""
+    try:
+        user = getpass.getuser()
+    except OSError:
+        # A container user with no name in /etc/passwd.
+        user = f"uid{os.getuid()}"
+    return Actor(f"cli:{user}")
 
 
 def add(

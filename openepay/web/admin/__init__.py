@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from openepay.web.admin import audit_log, channels, dashboard, login, merchants, orders, review, users
+from openepay.web.admin import audit_log, channels, dashboard, login, merchants, orders, qrpool, review, users
 from openepay.web.admin.auth import Redirect, Refusal
 from openepay.web.admin.pages import render, see_other
 
@@ -21,6 +21,7 @@ for _pages in (
     merchants.router,
     channels.router,
     review.router,
+    qrpool.router,
     users.router,
     audit_log.router,
 ):
