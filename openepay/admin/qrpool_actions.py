@@ -120,7 +120,3 @@ async def phones(gateway: Gateway, account_id: int | None = None, now: datetime 
         for device in await qr.list_devices(gateway.db, account_id)
     ]
 
-
-async def offline_phones(gateway: Gateway) -> list[PhoneView]:
-    """Enabled phones that are not online: their accounts take no orders until one is back."""
-    return [view for view in await phones(gateway) if view.device.enabled and not view.online]

@@ -177,3 +177,25 @@ async def test_qrpool_forms_need_their_csrf_token_and_a_viewer_sees_no_forms(ser
         assert (await reader.get("/admin/qrpool/accounts/999")).status_code == 404
     assert await qr.list_codes(gateway.db, account.id) == []
     assert [account.name for account in await qr.list_accounts(gateway.db)] == ["wx-main"]
+
+
+async def test_the_dashboard_lists_offline_phones_with_their_last_heartbeat_and_how_long_ago(server, gateway):
+    viewer = await make_user(gateway, "vic", Role.VIEWER)
+    async with ConsoleClient(server.url) as browser:
+        await browser.sign_in(viewer)
+        assert "离线手机" not in (await browser.get("/admin")).text
+        account = await qr.create_account(gateway.db, "wx-main", "wxpay")
+        live, _ = await qr.add_device(gateway.db, gateway.box, account.id, "live-phone")
+        silent, _ = await qr.add_device(gateway.db, gateway.box, account.id, "silent-phone")
+        never, _ = await qr.add_device(gateway.db, gateway.box, account.id, "new-phone")
+        revoked, _ = await qr.add_device(gateway.db, gateway.box, account.id, "lost-phone")
+        await qr.record_heartbeat(gateway.db, live.id, utcnow())
+        await qr.record_heartbeat(gateway.db, silent.id, utcnow() - timedelta(hours=2, minutes=5))
+        await qr.set_device_enabled(gateway.db, revoked.id, False)
+        page = (await browser.get("/admin")).text
+    assert "离线手机" in page
+    rows = re.findall(r'<tr class="offline-phone" id="offline-(\d+)"><td>([^<]+)</td>(.*?)</tr>', page, re.S)
+    found = [(int(device_id), name) for device_id, name, _ in rows]
+    assert found == [(silent.id, "silent-phone"), (never.id, "new-phone")]
+    assert re.search(r'class="silent-for">2h 0[5-9]m<', rows[0][2]) and "wx-main" in rows[0][2]
+    assert "从未" in rows[1][2] and 'class="silent-for">—<' in rows[1][2]
