@@ -119,4 +119,3 @@ async def phones(gateway: Gateway, account_id: int | None = None, now: datetime 
         )
         for device in await qr.list_devices(gateway.db, account_id)
     ]
-

@@ -81,9 +81,7 @@ class ConsoleClient:
             form.setdefault("csrf", self.csrf)
         return await self.http.post(path, data=form)
 
-    async def upload(
-        self, path: str, data: dict[str, str], files: dict[str, tuple[str, bytes, str]]
-    ) -> httpx.Response:
+    async def upload(self, path: str, data: dict[str, str], files: dict[str, tuple[str, bytes, str]]) -> httpx.Response:
         """A multipart form with files, as a browser sends ``enctype="multipart/form-data"``."""
         return await self.http.post(path, data={"csrf": self.csrf, **data}, files=files)
 
