@@ -432,10 +432,10 @@ def platform_public_key(
 
 def _set_status(pid: int, status: MerchantStatus) -> None:
     from openepay.admin import merchant_actions
-    from openepay.admin.audit import cli_actor
+    from openepay.admin.audit import CLI
 
     try:
-        with_gateway(Settings(), lambda gw: merchant_actions.set_status(gw, pid, status, cli_actor()))
+        with_gateway(Settings(), lambda gw: merchant_actions.set_status(gw, pid, status, CLI))
     except MerchantNotFound:
         raise fail(f"no merchant {pid}") from None
     typer.echo(f"merchant {pid} is {status}")
@@ -635,7 +635,7 @@ def notify_resend(
     merchant: int | None = typer.Option(None, help="With --failed-since: only this merchant's (pid)."),
 ) -> None:
     """Queue notifications again, now, with a fresh retry schedule."""
-    from openepay.admin.audit import cli_actor
+    from openepay.admin.audit import CLI
     from openepay.admin.order_actions import ActionRefused, resend_notification
     from openepay.notify.outbox import resend_failed
 
@@ -644,7 +644,7 @@ def notify_resend(
         raise fail("give either a TRADE_NO or --failed-since")
     if trade_no is not None:
         try:
-            count = with_gateway(settings, lambda gw: resend_notification(gw, trade_no, cli_actor()))
+            count = with_gateway(settings, lambda gw: resend_notification(gw, trade_no, CLI))
         except ActionRefused:
             raise fail(f"order {trade_no} has no notification to resend (is it paid?)") from None
         typer.echo(f"queued {count} notification(s) for {trade_no}")

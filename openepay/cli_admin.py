@@ -34,7 +34,7 @@ def admin_create(
     ),
 ) -> None:
     """Create a console user; the password is asked for (or read with --password-stdin), never made up."""
-    from openepay.admin.audit import cli_actor
+    from openepay.admin.audit import CLI
     from openepay.admin.passwords import WeakPassword, check_strength
     from openepay.admin.users import UserError
     from openepay.web.admin.console import Console
@@ -46,7 +46,7 @@ def admin_create(
         raise fail(str(exc)) from None
 
     async def create(gateway: Gateway) -> AdminUser:
-        return await Console.for_gateway(gateway).users.create(username, password, role, cli_actor())
+        return await Console.for_gateway(gateway).users.create(username, password, role, CLI)
 
     try:
         user = with_gateway(Settings(), create)

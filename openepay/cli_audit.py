@@ -2,7 +2,7 @@
 
 A command wraps the action it hands to ``with_gateway`` in ``audited``: what the target looked
 like before, the change, what it looks like after, one entry by ``cli:<OS user>`` (see
-``openepay.admin.audit.cli_actor``). Targets are named as the console names them
+``openepay.admin.audit.CLI``). Targets are named as the console names them
 (``merchant:1001``, ``channel:up-1``, ``order:2026…``), and the state recorded never holds a
 key or a secret: a merchant's key only as "replaced", a channel's secret fields by name only.
 Commands that share a function with the console (disabling a merchant, the qrpool writes,
@@ -116,7 +116,7 @@ def audited(
         extra = note(result) if callable(note) else note
         if extra:
             after = {**(after or {}), **extra}
-        await audit.record(gateway.db, audit.cli_actor(), action, where, before=before, after=after)
+        await audit.record(gateway.db, audit.CLI, action, where, before=before, after=after)
         return result
 
     return run

@@ -22,14 +22,16 @@ class Actor:
     address: str | None = None
 
 
-def cli_actor() -> Actor:
-    """The command line, as ``cli:<OS user>``: who ran the command on the server, with no address."""
+def _os_user() -> str:
     try:
-        user = getpass.getuser()
+        return getpass.getuser()
     except OSError:
         # A container user with no name in /etc/passwd.
-        user = f"uid{os.getuid()}"
-    return Actor(f"cli:{user}")
+        return f"uid{os.getuid()}"
+
+
+# The command line, as ``cli:<OS user>``: who ran the command on the server, with no address.
+CLI = Actor(f"cli:{_os_user()}")
 
 
 def add(

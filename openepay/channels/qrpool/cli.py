@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import typer
 
 from openepay.admin import qrpool_actions
-from openepay.admin.audit import cli_actor
+from openepay.admin.audit import CLI
 from openepay.channels.qrpool import accounts as qr
 from openepay.channels.qrpool.accounts import QrPoolError
 from openepay.cli_runtime import fail, with_gateway
@@ -68,7 +68,7 @@ def account_add(
     pay_type: str = typer.Option(..., "--type", help="wxpay, alipay or qqpay."),
 ) -> None:
     """Add a receiving account; give it codes and a phone before it takes orders."""
-    account = _run(lambda gw: qrpool_actions.add_account(gw, name, pay_type, cli_actor()))
+    account = _run(lambda gw: qrpool_actions.add_account(gw, name, pay_type, CLI))
     typer.echo(f"account {account.id} {account.name!r} ({account.pay_type}) added")
 
 
@@ -101,7 +101,7 @@ def account_list() -> None:
 def _set_account(name: str, enabled: bool) -> None:
     async def change(gw: Gateway) -> QrAccount:
         account = await qr.find_account(gw.db, name)
-        return await qrpool_actions.set_account_enabled(gw, account.id, enabled, cli_actor())
+        return await qrpool_actions.set_account_enabled(gw, account.id, enabled, CLI)
 
     account = _run(change)
     typer.echo(f"account {account.name!r} {'enabled' if enabled else 'disabled'}")
@@ -144,7 +144,7 @@ def code_add(
 
     async def add(gw: Gateway) -> tuple[QrAccount, QrCode]:
         found = await qr.find_account(gw.db, account)
-        return found, await qrpool_actions.add_code(gw, found.id, text, amount_fen, cli_actor())
+        return found, await qrpool_actions.add_code(gw, found.id, text, amount_fen, CLI)
 
     found, code = _run(add)
     kind = "generic code" if code.amount_fen is None else f"code for {format_yuan(code.amount_fen)}"
@@ -170,7 +170,7 @@ def code_delete(
         code = next((code for code in await qr.list_codes(gw.db, found.id) if code.amount_fen == amount_fen), None)
         if code is None:
             raise QrPoolError(f"{found.name!r} has no {'generic code' if generic else f'code for {amount}'}")
-        return found, await qrpool_actions.delete_code(gw, found.id, code.id, cli_actor())
+        return found, await qrpool_actions.delete_code(gw, found.id, code.id, CLI)
 
     found, code = _run(delete)
     kind = "generic code" if code.amount_fen is None else f"code for {format_yuan(code.amount_fen)}"
@@ -203,7 +203,7 @@ def device_add(
     async def add(gw: Gateway) -> tuple[str, QrAccount, QrDevice, str, str | None]:
         paired_host = qr.pairing_host(gw.settings.public_url, host)
         found = await qr.find_account(gw.db, account)
-        device, key = await qrpool_actions.add_device(gw, found.id, name, cli_actor())
+        device, key = await qrpool_actions.add_device(gw, found.id, name, CLI)
         return paired_host, found, device, key, gw.settings.public_url
 
     paired_host, found, device, key, public_url = _run(add)
@@ -237,5 +237,5 @@ def device_list(account: str) -> None:
 @device_app.command("disable")
 def device_disable(device_id: int) -> None:
     """Revoke a phone's key at once (a lost or replaced phone); its reports are refused from now on."""
-    _run(lambda gw: qrpool_actions.revoke_device(gw, device_id, cli_actor()))
+    _run(lambda gw: qrpool_actions.revoke_device(gw, device_id, CLI))
     typer.echo(f"device {device_id} disabled")

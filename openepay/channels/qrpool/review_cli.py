@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
-from openepay.admin.audit import cli_actor
+from openepay.admin.audit import CLI
 from openepay.channels.qrpool.matching import REVIEW_QUEUE, Decision
 from openepay.channels.qrpool.review import QueuedEvent, ReviewRefused, attach_event, mark_paid_by_hand, review_queue
 from openepay.cli_runtime import fail, with_gateway
@@ -35,7 +35,7 @@ def _run(action: Callable[[Gateway], Awaitable[T]]) -> T:
 
 
 def _default_actor() -> str:
-    return cli_actor().name
+    return CLI.name
 
 
 ACTOR = typer.Option(None, "--actor", help="Who does this, for the audit log (default: cli:<your OS user name>).")
