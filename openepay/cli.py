@@ -22,6 +22,7 @@ from openepay.channels.base import PAY_TYPE_NAMES
 from openepay.channels.qrpool.cli import qrpool_app
 from openepay.channels.qrpool.review_cli import review_app
 from openepay.cli_admin import admin_app
+from openepay.cli_audit import audited
 from openepay.cli_channels import account_names, channel_app
 from openepay.cli_import import import_app
 from openepay.cli_refunds import refund_app
@@ -56,6 +57,8 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(refund_app, name="refund")
 
 DEMO_MERCHANT = "Demo Shop"
+# What the audit log says of a new merchant key: never the key, nor anything derived from it.
+REPLACED = {"key": "replaced"}
 
 
 async def _platform_key(gateway: Gateway) -> None:
@@ -223,7 +226,7 @@ def merchant_create(
         return await gateway.merchants.create(chosen_name, refund_enabled=allow_refund, pid=pid, key=key)
 
     try:
-        credentials = with_gateway(Settings(), create)
+        credentials = with_gateway(Settings(), audited("merchant.create", lambda made: f"merchant:{made.pid}", create))
     except MerchantRefused as refusal:
         raise fail(f"refused: {refusal}") from None
     if key is not None:
@@ -312,7 +315,7 @@ def merchant_set(
         await gateway.merchants.update(pid, **values)
 
     try:
-        with_gateway(Settings(), change)
+        with_gateway(Settings(), audited("merchant.set", f"merchant:{pid}", change))
     except MerchantNotFound:
         raise fail(f"no merchant {pid}") from None
     except AccountError as exc:
@@ -367,7 +370,9 @@ def _change_key(pid: int, key: str | None) -> None:
         raise fail(f"refused: {problem}")
     chosen = key if key is not None else new_key()
     try:
-        with_gateway(Settings(), lambda gw: gw.merchants.set_key(pid, chosen))
+        action = "merchant.rotate_key" if key is None else "merchant.set_key"
+        replace = audited(action, f"merchant:{pid}", lambda gw: gw.merchants.set_key(pid, chosen), note=REPLACED)
+        with_gateway(Settings(), replace)
     except MerchantNotFound:
         raise fail(f"no merchant {pid}") from None
     except MerchantRefused as refusal:
@@ -405,7 +410,7 @@ def merchant_set_rsa(
         return await gateway.merchants.get(pid)
 
     try:
-        merchant = with_gateway(Settings(), store)
+        merchant = with_gateway(Settings(), audited("merchant.set_rsa", f"merchant:{pid}", store))
     except MerchantNotFound:
         raise fail(f"no merchant {pid}") from None
     typer.echo(f"merchant {pid}: RSA public key set ({key.key_size} bits)")
@@ -428,8 +433,11 @@ def platform_public_key(
 
 
 def _set_status(pid: int, status: MerchantStatus) -> None:
+    from openepay.admin import merchant_actions
+    from openepay.admin.audit import CLI
+
     try:
-        with_gateway(Settings(), lambda gw: gw.merchants.set_status(pid, status))
+        with_gateway(Settings(), lambda gw: merchant_actions.set_status(gw, pid, status, CLI))
     except MerchantNotFound:
         raise fail(f"no merchant {pid}") from None
     typer.echo(f"merchant {pid} is {status}")
@@ -605,7 +613,7 @@ def order_pay(trade_no: str) -> None:
         return await simulate_buyer_payment(gateway, trade_no)
 
     try:
-        order = with_gateway(Settings(), pay)
+        order = with_gateway(Settings(), audited("order.sandbox_pay", f"order:{trade_no}", pay))
     except (SandboxRefusal, SandboxPaymentFailed) as refusal:
         raise fail(str(refusal)) from None
     typer.echo(f"{order.trade_no} is {order.status}")
@@ -629,22 +637,31 @@ def notify_resend(
     merchant: int | None = typer.Option(None, help="With --failed-since: only this merchant's (pid)."),
 ) -> None:
     """Queue notifications again, now, with a fresh retry schedule."""
-    from openepay.notify.outbox import resend, resend_failed
+    from openepay.admin.audit import CLI
+    from openepay.admin.order_actions import ActionRefused, resend_notification
+    from openepay.notify.outbox import resend_failed
 
     settings = Settings()
     if (trade_no is None) == (failed_since is None):
         raise fail("give either a TRADE_NO or --failed-since")
     if trade_no is not None:
-        count = with_gateway(settings, lambda gw: resend(gw.db, trade_no))
-        if count == 0:
-            raise fail(f"order {trade_no} has no notification to resend (is it paid?)")
+        try:
+            count = with_gateway(settings, lambda gw: resend_notification(gw, trade_no, CLI))
+        except ActionRefused:
+            raise fail(f"order {trade_no} has no notification to resend (is it paid?)") from None
         typer.echo(f"queued {count} notification(s) for {trade_no}")
         return
     try:
         since = parse_moment(failed_since, settings.zone)
     except ValueError:
         raise fail(f"cannot read the time {failed_since!r}") from None
-    count = with_gateway(settings, lambda gw: resend_failed(gw.db, since=since, merchant_pid=merchant))
+    again = audited(
+        "notify.resend_failed",
+        "notify:failed",
+        lambda gw: resend_failed(gw.db, since=since, merchant_pid=merchant),
+        note=lambda queued: {"since": since.isoformat(), "merchant": merchant, "queued": queued},
+    )
+    count = with_gateway(settings, again)
     typer.echo(f"queued {count} failed notification(s) again")
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from openepay.channels.base import ChannelConfig, callback_path, describe_config
 from openepay.channels.registry import channel_classes
+from openepay.cli_audit import audited
 from openepay.cli_runtime import fail, with_gateway
 from openepay.config import Settings
 from openepay.core import usage
@@ -76,7 +77,7 @@ def channel_add(
     async def add(gateway: Gateway) -> ChannelAccountRecord:
         return await gateway.accounts.add(channel, name, values)
 
-    record = _run(add)
+    record = _run(audited("channel.add", lambda made: f"channel:{made.name}", add))
     typer.echo(f"channel account {record.name} added to {record.channel} (id {record.id})")
     typer.echo(f"upstream callbacks go to: <public URL>{callback_path(record.channel, str(record.id))}")
     if gateway_channel_off(record.channel):
@@ -164,7 +165,8 @@ def channel_test(name: str) -> None:
 
 
 def _switch(name: str, enabled: bool) -> None:
-    record = _run(lambda gateway: gateway.accounts.set_enabled(name, enabled))
+    action = "channel.enable" if enabled else "channel.disable"
+    record = _run(audited(action, f"channel:{name}", lambda gateway: gateway.accounts.set_enabled(name, enabled)))
     typer.echo(f"channel account {record.name} is {'enabled' if record.enabled else 'disabled'}")
 
 
@@ -220,7 +222,7 @@ def channel_set(
         if rules:
             await gateway.accounts.set_rules(name, rules)
 
-    _run(change)
+    _run(audited("channel.set", f"channel:{name}", change))
     typer.echo(f"channel account {name} updated")
 
 

@@ -8,6 +8,7 @@ settles it; the merchant sees the result through ``api.php`` like any other refu
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Iterator
 
 import pytest
@@ -92,7 +93,7 @@ async def test_a_failed_refund_gives_the_amount_back_once_and_is_audited(
 
     async with gateway.db.session() as session:
         [entry] = (await session.scalars(select(AuditEntry).where(AuditEntry.action == "refund.settle"))).all()
-    assert (entry.actor, entry.trade_no, entry.reason) == ("cli", trade_no, reason)
+    assert (entry.actor, entry.trade_no, entry.reason) == (f"cli:{getpass.getuser()}", trade_no, reason)
     assert entry.after == {"refund_no": refund_no, "status": "failed"}
 
 

@@ -17,6 +17,7 @@ from openepay.web.admin import (
     merchant_tools,
     merchants,
     orders,
+    qrpool,
     review,
     users,
 )
@@ -32,6 +33,7 @@ for _pages in (
     merchant_tools.router,
     channels.router,
     review.router,
+    qrpool.router,
     users.router,
     audit_log.router,
 ):

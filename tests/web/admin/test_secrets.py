@@ -1,4 +1,5 @@
-"""No console page shows a secret after it was first displayed: merchant keys, channel secrets, TOTP secrets."""
+"""No console page shows a secret after it was first displayed: merchant keys, channel secrets, TOTP secrets,
+personal-code phones' keys."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import select
 
 from openepay.admin.roles import Role
 from openepay.core.merchants import MerchantCredentials
-from openepay.db.models import AdminUser, ChannelAccountRecord, Merchant
+from openepay.db.models import AdminUser, ChannelAccountRecord, Merchant, QrDevice
 from tests.support.admin import ConsoleClient, console_routes, fill, make_user
 from tests.support.notify import paid_order
 from tests.support.orders import sandbox_order
@@ -31,20 +32,25 @@ async def test_a_walk_through_every_page_finds_no_key_and_no_secret(server, gate
         key = re.search(r'id="new-key">(\w+)<', rotated.text).group(1)
         trade_no = await paid_order(server, MerchantCredentials(pid, key), "http://127.0.0.1:9/notify", "S-1")
         await sandbox_order(gateway, pid, "S-2")
+        await browser.post("/admin/qrpool/accounts", {"name": "wx-main", "pay_type": "wxpay"})
+        paired = await browser.post("/admin/qrpool/accounts/1/phones", {"name": "phone"})
+        device_key = re.search(r'id="device-key">(\w+)<', paired.text).group(1)
+        pairing = re.search(r'id="pairing-string">([^<]+)<', paired.text).group(1)
 
         async with gateway.db.session() as session:
             sealed = [
                 (await session.get(Merchant, pid)).key_sealed,
                 *(record.secrets["key"] for record in (await session.scalars(select(ChannelAccountRecord))).all()),
                 (await session.scalar(select(AdminUser).where(AdminUser.username == "ada"))).totp_sealed,
+                (await session.get(QrDevice, 1)).key_sealed,
             ]
-        secrets = [first_key, key, UPSTREAM_KEY, admin.totp_secret, admin.password, *sealed]
+        secrets = [first_key, key, UPSTREAM_KEY, admin.totp_secret, admin.password, device_key, pairing, *sealed]
         assert all(secrets)
 
         pages = []
         for method, template, needed in console_routes(server.settings):
             if method == "GET" and needed is not None:
-                pages.append(fill(template, pid=str(pid), trade_no=trade_no, name="up-1"))
+                pages.append(fill(template, pid=str(pid), trade_no=trade_no, name="up-1", account_id="1"))
         pages += [f"/admin/orders?merchant={pid}", f"/admin/orders.csv?merchant={pid}", "/admin/audit?page=1"]
         for path in pages:
             page = await browser.get(path)
