@@ -4,7 +4,9 @@ It speaks the real wire format: ``mapi.php`` checks the MD5 signature with its m
 refuses bad ones as Rainbow does; ``behaviour`` decides what a correctly signed order gets:
 ``ok`` (code 1 and a QR), ``refuse`` (code -1: nothing created), ``broken`` (HTTP 500 after the
 order was taken: the outcome is unknown to the caller). ``api.php?act=query`` answers the
-merchant's pid and key as Rainbow does. Everything received is kept.
+merchant's pid and key as Rainbow does; ``api.php?act=refund`` (POST) refunds with code 0, or
+answers HTTP 500 when ``refund_behaviour`` is ``broken`` (the caller cannot know whether it
+refunded). Everything received is kept.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class FakeEpay:
         self.key = key or secrets.token_hex(16)
         self.behaviour = behaviour
         self.orders: list[dict[str, str]] = []
+        self.refunds: list[dict[str, str]] = []
+        self.refund_behaviour = "ok"
         self.thread: ServerThread | None = None
 
     @property
@@ -64,6 +68,18 @@ class FakeEpay:
             if params.get("act") == "query":
                 return JSONResponse({"code": 1, "pid": int(self.pid), "key": self.key, "active": 1, "money": "0.00"})
             return JSONResponse({"code": -5, "msg": "No Act!"})
+
+        @app.post("/api.php")
+        async def api_post(request: Request) -> Response:
+            params = {**request.query_params, **{k: str(v) for k, v in (await request.form()).items()}}
+            if params.get("pid") != self.pid or params.get("key") != self.key:
+                return JSONResponse({"code": -3, "msg": "商户密钥错误"})
+            if params.get("act") != "refund":
+                return JSONResponse({"code": -5, "msg": "No Act!"})
+            self.refunds.append(params)
+            if self.refund_behaviour == "broken":
+                return PlainTextResponse("upstream crashed while refunding", status_code=500)
+            return JSONResponse({"code": 0, "msg": "退款成功"})
 
         return app
 

@@ -246,6 +246,28 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "check_credentials": ("测试凭据", "Test credentials"),
     "check_ok": ("凭据有效：", "Credentials accepted:"),
     "check_failed": ("凭据测试失败：", "Credentials check failed:"),
+    "refund": ("退款", "Refund"),
+    "refunded": ("已退款金额", "Refunded"),
+    "refund_amount": ("退款金额（元）", "Amount to refund (yuan)"),
+    "refund_done": ("退款成功。", "Refunded."),
+    "refund_processing": (
+        "退款已提交，通道尚未确认结果：退款处理中，金额已预留，对账时会自动确认。",
+        "Refund sent; the channel has not confirmed it yet: it is processing, the amount reserved, "
+        "and reconciliation settles it.",
+    ),
+    "refund_reason_required": ("请填写退款原因。", "Give the reason for the refund."),
+    "refund_amount_invalid": ("退款金额应为大于 0 的元金额，如 10.00。", "The amount is yuan above 0, such as 10.00."),
+    "refund_not_paid": ("订单未支付，无法退款。", "The order is not paid; it cannot be refunded."),
+    "refund_exceeds_order": ("退款金额超过可退金额。", "The amount is more than what is left to refund."),
+    "refund_insufficient_balance": ("商户余额不足，无法退款。", "The merchant's balance is too low for this refund."),
+    "refund_channel_failed": ("通道拒绝了退款，金额已退回。", "The channel refused the refund; nothing was refunded."),
+    "refund_channel_cannot_refund": (
+        "该通道不支持原路退款（如个人收款码），请线下退款。",
+        "This channel cannot refund (personal codes, say): refund the buyer yourself.",
+    ),
+    "ev_refund_processing": ("退款处理中（通道未确认）", "Refund processing (the channel has not confirmed)"),
+    "ev_refund_succeeded": ("退款成功", "Refunded"),
+    "ev_refund_failed": ("退款失败", "Refund failed"),
     "timezone_note": ("时间为", "Times are in"),
 }
 
