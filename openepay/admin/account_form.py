@@ -3,7 +3,7 @@ operator typed in it read back into the values ``ChannelAccounts`` validates, se
 
 Secret fields are write-only: the form never holds their value, and left empty when editing they keep
 the stored one. Routing rules are read by ``openepay.core.routing_rule_text``, as ``openepay channel set``
-reads them; an empty amount or count is no limit.
+reads them; an empty amount, count or pay type list is no limit.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def _no_limit(text: str) -> str:
 def read_rules(form: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     """The routing rules asked for, checked as ``set_rules`` checks them, and a message per field that is wrong."""
     readers = {
-        "pay_types": ("pay_types", lambda text: rule_text.names(text)),
+        "pay_types": ("pay_types", lambda text: rule_text.names(text.strip() or rule_text.ALL)),
         "min": ("min_fen", lambda text: rule_text.yuan_or_none(_no_limit(text), "min_fen")),
         "max": ("max_fen", lambda text: rule_text.yuan_or_none(_no_limit(text), "max_fen")),
         "daily_amount": ("daily_amount_fen", lambda text: rule_text.yuan_or_none(_no_limit(text), "daily_amount_fen")),

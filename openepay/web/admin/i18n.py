@@ -240,7 +240,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "daily_count_cap": ("每日笔数上限", "Daily order cap"),
     "priority": ("优先级", "Priority"),
     "weight": ("权重", "Weight"),
-    "empty_is_no_limit": ("金额和笔数留空表示不限。", "An empty amount or count is no limit."),
+    "empty_is_no_limit": ("支付方式、金额和笔数留空表示不限。", "An empty pay type list, amount or count is no limit."),
     "account_added": ("通道账户已添加。", "The channel account is added."),
     "account_saved": ("通道账户已保存。", "The channel account is saved."),
     "check_credentials": ("测试凭据", "Test credentials"),
