@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from openepay.admin.roles import Role
+from openepay.channels.registry import channel_classes
 from openepay.db.models import AuditEntry, ChannelAccountRecord
 from tests.support.admin import ConsoleClient, make_user
 from tests.support.fake_epay import FakeEpay
@@ -134,6 +135,12 @@ async def test_account_forms_refuse_a_missing_token_lower_roles_and_unknown_acco
     operator = await make_user(gateway, "olga", Role.OPERATOR)
     async with ConsoleClient(server.url) as browser:
         await browser.sign_in(admin)
+        # Every channel's schema makes a form; keys and certificates are pasted into text boxes.
+        for channel in channel_classes():
+            assert (await browser.get("/admin/channels/new", params={"channel": channel})).status_code == 200
+        alipay = await browser.get("/admin/channels/new", params={"channel": "alipay"})
+        assert '<textarea name="cfg_app_private_key" id="cfg-app_private_key"' in alipay.text
+        assert "应用私钥 *" in alipay.text
         forged = await browser.post("/admin/channels/new", _account_form(upstream, name="up-2", csrf="forged"))
         assert forged.status_code == 403 and 'data-refusal="csrf"' in forged.text
         forged_edit = await browser.post("/admin/channels/up-1/edit", _account_form(upstream, weight="9", csrf="x"))
