@@ -18,12 +18,11 @@ from zoneinfo import ZoneInfo
 import typer
 from sqlalchemy import select
 
-from openepay.channels.base import PAY_TYPE_NAMES
 from openepay.channels.qrpool.cli import qrpool_app
 from openepay.channels.qrpool.review_cli import review_app
 from openepay.cli_admin import admin_app
 from openepay.cli_audit import audited
-from openepay.cli_channels import account_names, channel_app
+from openepay.cli_channels import channel_app
 from openepay.cli_import import import_app
 from openepay.cli_refunds import refund_app
 from openepay.cli_runtime import fail, with_gateway
@@ -253,7 +252,7 @@ def merchant_show(pid: int) -> None:
     async def load(gateway: Gateway) -> tuple[Merchant, list[str] | None]:
         merchant = await gateway.merchants.get(pid)
         ids = merchant.channel_accounts
-        return merchant, await account_names(gateway, ids) if ids is not None else None
+        return merchant, await gateway.accounts.names_of(ids) if ids is not None else None
 
     try:
         merchant, account_list = with_gateway(Settings(), load)
@@ -283,26 +282,21 @@ def merchant_set(
     ),
 ) -> None:
     """Change a merchant's settings."""
+    from openepay.admin import merchant_settings as read
+    from openepay.admin.merchant_settings import SettingRefused
+
     values: dict[str, Any] = {}
-    if dialects is not None:
-        values["dialects"] = _dialect_list(dialects)
-    if pay_types is not None:
-        values["pay_types"] = _merchant_pay_types(pay_types)
-    if mapi_answer is not None:
-        if mapi_answer not in ("channel", "payurl"):
-            raise fail("--mapi-answer is 'channel' or 'payurl'")
-        values["mapi_answer"] = mapi_answer
-    if notify_retry_delays is not None:
-        if notify_retry_delays == "default":
-            values["notify_retry_delays"] = None
-        else:
-            try:
-                delays = [float(part) for part in notify_retry_delays.split(",")]
-            except ValueError:
-                raise fail("--notify-retry-delays takes numbers of seconds separated by commas") from None
-            if any(delay < 0 for delay in delays):
-                raise fail("delays cannot be negative")
-            values["notify_retry_delays"] = delays
+    try:
+        if dialects is not None:
+            values["dialects"] = read.dialect_list(dialects)
+        if pay_types is not None:
+            values["pay_types"] = read.pay_type_list(pay_types)
+        if mapi_answer is not None:
+            values["mapi_answer"] = read.mapi_answer(mapi_answer)
+        if notify_retry_delays is not None:
+            values["notify_retry_delays"] = read.retry_delays(notify_retry_delays)
+    except SettingRefused as refusal:
+        raise fail(str(refusal)) from None
     if refund is not None:
         values["refund_enabled"] = refund
     if not values and channel_accounts is None:
@@ -310,8 +304,7 @@ def merchant_set(
 
     async def change(gateway: Gateway) -> None:
         if channel_accounts is not None:
-            names = [name.strip() for name in channel_accounts.split(",") if name.strip()]
-            values["channel_accounts"] = None if channel_accounts == "all" else await gateway.accounts.ids_of(names)
+            values["channel_accounts"] = await read.account_ids(gateway, channel_accounts)
         await gateway.merchants.update(pid, **values)
 
     try:
@@ -321,29 +314,6 @@ def merchant_set(
     except AccountError as exc:
         raise fail(exc.message) from None
     typer.echo(f"merchant {pid} updated")
-
-
-def _dialect_list(text: str) -> list[str] | None:
-    """None for ``all``; else the named dialects, in the usual order."""
-    names = {part.strip() for part in text.split(",") if part.strip()}
-    if names == {"all"}:
-        return None
-    unknown = names - set(DIALECT_NAMES)
-    if unknown:
-        raise fail(f"unknown dialect {', '.join(sorted(unknown))}: choose from {', '.join(DIALECT_NAMES)}, or all")
-    if not names:
-        raise fail("--dialects needs at least one dialect (to stop a merchant altogether: openepay merchant disable)")
-    return [name for name in DIALECT_NAMES if name in names]
-
-
-def _merchant_pay_types(text: str) -> list[str] | None:
-    if text == "all":
-        return None
-    chosen = sorted({part.strip() for part in text.split(",") if part.strip()})
-    unknown = [name for name in chosen if name not in PAY_TYPE_NAMES]
-    if unknown or not chosen:
-        raise fail(f"pay types are among {', '.join(PAY_TYPE_NAMES)} (or 'all'), not {', '.join(unknown) or 'nothing'}")
-    return chosen
 
 
 @merchant_app.command("rotate-key")
@@ -391,17 +361,19 @@ def merchant_set_rsa(
     ),
 ) -> None:
     """Set the RSA public key that checks the merchant's epay V2 (/api/...) signatures."""
-    from openepay.protocols.epay_v2.signing import KeyFormatError, load_public_key, public_pem
+    from openepay.admin.merchant_settings import SettingRefused, rsa_public_key
+    from openepay.protocols.epay_v2.signing import stored_public_key
 
     try:
         text = public_key.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise fail(f"cannot read {public_key}: {exc}") from None
     try:
-        key = load_public_key(text)
-    except KeyFormatError as exc:
-        raise fail(f"key refused: {exc}") from None
-    values: dict[str, Any] = {"rsa_public_key": public_pem(key)}
+        pem = rsa_public_key(text)
+    except SettingRefused as refusal:
+        raise fail(str(refusal)) from None
+    key = stored_public_key(pem)
+    values: dict[str, Any] = {"rsa_public_key": pem}
     if rsa_only is not None:
         values["rsa_only"] = rsa_only
 
@@ -482,7 +454,7 @@ def order_show(
         account = (
             "built-in"
             if order.channel_account_id is None
-            else (await account_names(gateway, [order.channel_account_id]))[0]
+            else (await gateway.accounts.names_of([order.channel_account_id]))[0]
         )
         async with gateway.db.session() as session:
             tasks = list((await session.scalars(select(NotifyTask).where(NotifyTask.order_id == order.id))).all())

@@ -11,9 +11,11 @@ from starlette.responses import Response
 
 from openepay.web.admin import (
     audit_log,
+    channel_forms,
     channels,
     dashboard,
     login,
+    merchant_edit,
     merchant_tools,
     merchants,
     orders,
@@ -30,6 +32,8 @@ for _pages in (
     dashboard.router,
     orders.router,
     merchants.router,
+    channel_forms.router,
+    merchant_edit.router,
     merchant_tools.router,
     channels.router,
     review.router,

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from openepay.admin import merchant_actions
+from openepay.admin.merchant_settings import delays_text, fingerprint
 from openepay.admin.roles import Role
 from openepay.admin.sessions import Current
 from openepay.core.merchants import MerchantCredentials, MerchantNotFound
@@ -18,7 +19,7 @@ from openepay.web.admin.console import actor_of, console_of
 from openepay.web.admin.pages import render, see_other
 
 router = APIRouter()
-NOTICES = {"resumed"}
+NOTICES = {"resumed", "settings_saved"}
 MAX_NAME = 100
 
 
@@ -60,7 +61,15 @@ async def _view(request: Request, pid: int) -> merchant_actions.MerchantView:
 async def merchant_detail(request: Request, pid: int, me: Current = Depends(needs(Role.VIEWER))) -> Response:
     view = await _view(request, pid)
     notice = request.query_params.get("notice")
-    return render(request, "merchant.html", {"v": view, "notice": notice if notice in NOTICES else None}, me)
+    ids = view.merchant.channel_accounts
+    context = {
+        "v": view,
+        "notice": notice if notice in NOTICES else None,
+        "accounts": await console_of(request).gateway.accounts.names_of(ids) if ids is not None else None,
+        "fingerprint": fingerprint(view.merchant.rsa_public_key) if view.merchant.rsa_public_key else None,
+        "delays": delays_text(view.merchant.notify_retry_delays),
+    }
+    return render(request, "merchant.html", context, me)
 
 
 async def _set_status(request: Request, pid: int, me: Current, status: MerchantStatus) -> Response:
