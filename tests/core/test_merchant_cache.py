@@ -102,14 +102,15 @@ def cached_app(database_url: str) -> Iterator[tuple[ServerThread, Gateway]]:
 
 
 def _statements(gateway: Gateway) -> list[str]:
-    """Every statement the app's engine sends from now on (SQLite's BEGIN IMMEDIATE is transaction control)."""
+    """Every statement the app's engines send from now on (SQLite's BEGIN IMMEDIATE is transaction control)."""
     seen: list[str] = []
 
     def record(conn, cursor, statement: str, *args: object) -> None:  # type: ignore[no-untyped-def]
         if not statement.startswith("BEGIN"):
             seen.append(statement)
 
-    event.listen(gateway.db.engine.sync_engine, "before_cursor_execute", record)
+    for engine in gateway.db.engines:
+        event.listen(engine, "before_cursor_execute", record)
     return seen
 
 
