@@ -6,12 +6,12 @@ import asyncio
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Executable, Row, create_engine, event, text
+from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -21,7 +21,7 @@ AUTOCOMMIT = "AUTOCOMMIT"
 # How long a write on the ``SqliteLane`` waits between tries while another writer holds the lock.
 # Writers on the lane hold it for well under a millisecond, so a few short tries usually
 # find it free; after them the write waits in aiosqlite's thread, in SQLite's busy handler.
-LANE_RETRY_PAUSES = (0, 0.0005, 0.001, 0.002, 0.004)
+LANE_RETRY_PAUSES = (0, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
 
 
 def _create_private(path: Path) -> None:
@@ -126,19 +126,37 @@ class SqliteLane:
             f"sqlite:///{path}", poolclass=StaticPool, connect_args={"timeout": 0, "check_same_thread": False}
         )
         _configure_sqlite(self.engine, path, busy_timeout_ms=0, immediate=False)
-        # One connection: a second event loop's thread (tests, tools) waits its turn, briefly.
+        # One connection, kept open: a second event loop's thread (tests, tools) waits its turn, briefly.
         self._turn = threading.Lock()
+        self._conn: Connection | None = None
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """The lane's connection, outside any transaction; dropped after an error, opened again when needed."""
+        with self._turn:
+            if self._conn is None:
+                self._conn = self.engine.connect()
+            try:
+                yield self._conn
+            except BaseException:
+                conn, self._conn = self._conn, None
+                conn.close()
+                raise
 
     def rows(self, statement: Executable, params: dict[str, Any] | None) -> Sequence[Row]:
         """Every row of one read (reads in WAL mode never wait for a lock)."""
-        with self._turn, self.engine.connect() as conn:
-            return conn.execute(statement, params).all()
+        with self._connection() as conn:
+            rows = conn.execute(statement, params).all()
+            conn.rollback()
+            return rows
 
     def one(self, statement: Executable, params: dict[str, Any] | None) -> tuple[Row | None] | None:
         """``(first row,)`` of the statement run as its own transaction; None when the write lock is taken."""
-        with self._turn, self.engine.connect() as conn:
+        with self._connection() as conn:
             if statement.is_select:
-                return (conn.execute(statement, params).first(),)
+                row = conn.execute(statement, params).first()
+                conn.rollback()
+                return (row,)
             try:
                 # Straight to the driver: transaction control needs none of the statement machinery.
                 conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
@@ -155,6 +173,10 @@ class SqliteLane:
             return (row,)
 
     def dispose(self) -> None:
+        with self._turn:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
         self.engine.dispose()
 
 
