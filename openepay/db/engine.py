@@ -116,9 +116,9 @@ class SqliteLane:
 
     Nothing here ever waits for a lock: the connection's busy timeout is zero, so a write
     that finds another writer holding the lock gets ``None`` back at once, having done
-    nothing, and goes the usual way (aiosqlite's thread, which waits). Reads never wait in
-    WAL mode. Statements are sent through a SQLAlchemy engine, so types, events and errors
-    are the same as on the main engine.
+    nothing; ``Database.one`` tries again a few times, then goes the usual way (aiosqlite's
+    thread, which waits). Reads never wait in WAL mode. Statements are sent through a
+    SQLAlchemy engine, so types, events and errors are the same as on the main engine.
     """
 
     def __init__(self, path: Path) -> None:
