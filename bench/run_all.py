@@ -19,8 +19,9 @@ unmeasured warm-up:
 
 Every answer is checked (code 1, or the refusal for the bad signatures); anything else is an
 error. One JSON line per scenario with req/s, p50/p99 and each path's ratio to ``/healthz``,
-the load average before and after (other work on the machine shows in every number), then a
-Markdown table of everything.
+the server's CPU per request (its processes' user + system time over the phase, divided by the
+requests) and its ratio to ``/healthz``'s, the load average before and after (other work on
+the machine shows in every number, CPU per request least), then a Markdown table of everything.
 """
 
 from __future__ import annotations
@@ -82,7 +83,24 @@ async def healthy(path: str, response: aiohttp.ClientResponse) -> bool:
     return response.status == 200
 
 
-async def measure(url: str, pid: int, key: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+def server_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by the server process and its children (the web processes).
+
+    Unlike requests per second, CPU per request barely moves with other work on the machine, so
+    its ratio to ``/healthz``'s is the steadier measure on a shared machine (PostgreSQL's own
+    backends are not counted)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    total = 0
+    for process in (pid, *map(int, children)):
+        fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+async def measure(
+    url: str, pid: int, key: str, args: argparse.Namespace, server_pid: int
+) -> dict[str, dict[str, float]]:
     run = secrets.token_hex(3).upper()
     created: list[str] = []
 
@@ -114,7 +132,10 @@ async def measure(url: str, pid: int, key: str, args: argparse.Namespace) -> dic
     results = {}
     for name in PHASES:
         build, check = phases[name]
+        cpu_before = server_cpu_seconds(server_pid)
         results[name] = await run_load(url, build, args.concurrency, args.duration, check)
+        cpu = server_cpu_seconds(server_pid) - cpu_before
+        results[name]["server_cpu_ms_per_request"] = round(cpu * 1000 / max(results[name]["requests"], 1), 3)
     return results
 
 
@@ -184,8 +205,9 @@ async def scenario(backend: str, orders: int, args: argparse.Namespace) -> dict[
             url = f"http://127.0.0.1:{port}"
             await wait_ready(url)
             load_before = loadavg()
-            phases = await measure(url, merchant["pid"], merchant["key"], args)
+            phases = await measure(url, merchant["pid"], merchant["key"], args, server.pid)
             floor = phases["healthz"]["requests_per_s"] or 1.0
+            cpu_floor = phases["healthz"]["server_cpu_ms_per_request"]
             return {
                 "backend": backend,
                 "orders": orders,
@@ -193,6 +215,10 @@ async def scenario(backend: str, orders: int, args: argparse.Namespace) -> dict[
                 "concurrency": args.concurrency,
                 "duration_s": args.duration,
                 **{f"{name}_vs_healthz": round(phases[name]["requests_per_s"] / floor, 3) for name in PHASES[1:]},
+                **{
+                    f"{name}_cpu_vs_healthz": round(cpu_floor / (phases[name]["server_cpu_ms_per_request"] or 1e-9), 3)
+                    for name in PHASES[1:]
+                },
                 "phases": phases,
                 "loaded": loaded,
                 "loadavg_1m_before": load_before,
@@ -202,17 +228,20 @@ async def scenario(backend: str, orders: int, args: argparse.Namespace) -> dict[
 
 def table(results: list[dict[str, object]]) -> str:
     lines = [
-        "| backend | orders | path | req/s | vs /healthz | p50 ms | p99 ms | errors | load avg |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---|",
+        "| backend | orders | path | req/s | vs /healthz | p50 ms | p99 ms | errors | CPU ms/req | CPU vs /healthz"
+        " | load avg |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for result in results:
         phases: dict[str, dict[str, float]] = result["phases"]  # type: ignore[assignment]
         for name in PHASES:
             phase = phases[name]
             ratio = "1" if name == "healthz" else f"{result[f'{name}_vs_healthz']:.2f}"
+            cpu_ratio = "1" if name == "healthz" else f"{result[f'{name}_cpu_vs_healthz']:.2f}"
             lines.append(
                 f"| {result['backend']} | {result['orders']:,} | {name} | {phase['requests_per_s']:,.0f} | {ratio} |"
                 f" {phase['p50_ms']} | {phase['p99_ms']} | {phase['errors']} |"
+                f" {phase['server_cpu_ms_per_request']} | {cpu_ratio} |"
                 f" {result['loadavg_1m_before']} → {result['loadavg_1m_after']} |"
             )
     return "\n".join(lines)

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 MAX_NAME = 64
 DEFAULT_REF = "default"
+_ALL_RECORDS = select(ChannelAccountRecord.__table__).order_by(ChannelAccountRecord.id)
 RULE_FIELDS = (
     "pay_types",
     "devices",
@@ -140,6 +141,7 @@ class ChannelAccounts:
         self._accounts: list[ChannelAccount] = []
         self._by_id: dict[int, ChannelAccount] = {}
         self._health: dict[int, Health] = {}
+        self._reloading = False
 
     # --- reading, for routing and callbacks -----------------------------------------------------
 
@@ -175,13 +177,17 @@ class ChannelAccounts:
         self._loaded_at = None
 
     async def _refresh_if_stale(self) -> None:
+        """Reload when the copy is older than ``cache_seconds``. While one request reloads, the others
+        go on with the copy they have (a moment older), rather than each reading the same rows."""
         now = time.monotonic()
-        if self._loaded_at is not None and now - self._loaded_at < self.cache_seconds:
+        if self._loaded_at is not None and (now - self._loaded_at < self.cache_seconds or self._reloading):
             return
-        async with self.db.session() as session:
-            records = list(
-                (await session.scalars(select(ChannelAccountRecord).order_by(ChannelAccountRecord.id))).all()
-            )
+        self._reloading = True
+        try:
+            rows = await self.db.rows(_ALL_RECORDS)
+        finally:
+            self._reloading = False
+        records = [ChannelAccountRecord(**row._mapping) for row in rows]
         accounts, health = [], {}
         for record in records:
             opened = self._open_quietly(record)

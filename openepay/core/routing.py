@@ -24,7 +24,7 @@ from enum import StrEnum
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from openepay.channels.base import PAY_TYPE_NAMES, Channel, ChannelAccount
 from openepay.channels.registry import ChannelRegistry
@@ -82,6 +82,9 @@ class MerchantAllowance:
     account_ids: frozenset[int] | None = None
 
 
+_ALLOWANCE = select(Merchant.pay_types, Merchant.channel_accounts).where(Merchant.pid == bindparam("pid"))
+
+
 class Router:
     def __init__(
         self,
@@ -101,16 +104,21 @@ class Router:
         self.rng = rng or random.Random()
         self._turns: dict[tuple[str, ...], int] = defaultdict(int)
         self._allowances: dict[int, tuple[float, MerchantAllowance]] = {}
+        self._reading: set[int] = set()
 
     async def allowance(self, pid: int) -> MerchantAllowance:
+        """The merchant's limits, read again once older than ``cache_seconds``; while one request reads
+        them, the merchant's other requests go on with the copy they have (a moment older)."""
         cached = self._allowances.get(pid)
         now = time.monotonic()
-        if cached is not None and now - cached[0] < self.cache_seconds:
+        if cached is not None and (now - cached[0] < self.cache_seconds or pid in self._reading):
             return cached[1]
-        async with self.db.session() as session:
-            row = (
-                await session.execute(select(Merchant.pay_types, Merchant.channel_accounts).where(Merchant.pid == pid))
-            ).first()
+        self._reading.add(pid)
+        try:
+            rows = await self.db.rows(_ALLOWANCE, {"pid": pid})
+        finally:
+            self._reading.discard(pid)
+        row = rows[0] if rows else None
         allowance = MerchantAllowance()
         if row is not None:
             allowance = MerchantAllowance(

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Executable, Row, event, text
+from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import StaticPool
 
 from openepay.db.urls import check, sqlite_file
 
 AUTOCOMMIT = "AUTOCOMMIT"
+# How long a write on the ``SqliteLane`` waits between tries while another writer holds the lock.
+# Writers on the lane hold it for well under a millisecond, so a few short tries usually
+# find it free; after them the write waits in aiosqlite's thread, in SQLite's busy handler.
+LANE_RETRY_PAUSES = (0, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
 
 
 def _create_private(path: Path) -> None:
@@ -28,33 +36,39 @@ def _create_private(path: Path) -> None:
         pass
 
 
-def _configure_sqlite(engine: AsyncEngine, path: Path | None) -> None:
+def _configure_sqlite(
+    engine: Engine, path: Path | None, *, busy_timeout_ms: int = 30000, immediate: bool = True
+) -> None:
     """WAL for concurrent readers, and ``BEGIN IMMEDIATE`` for every transaction.
 
     A deferred SQLite transaction that reads and then writes fails at once with
     SQLITE_BUSY if another connection committed in between; taking the write lock up front
     turns that into an ordinary wait (``busy_timeout``), which is what several web requests,
-    the worker and a CLI command sharing one file need.
+    the worker and a CLI command sharing one file need. Without ``immediate`` the caller
+    sends its own ``BEGIN IMMEDIATE`` (``SqliteLane``).
     """
 
     if path is not None:
 
-        @event.listens_for(engine.sync_engine, "do_connect")
+        @event.listens_for(engine, "do_connect")
         def _before_connect(*_args) -> None:  # type: ignore[no-untyped-def]
             if not path.exists():
                 _create_private(path)
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    if not immediate:
+        return
+
+    @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
         # A lone read (``Database.one``) runs in SQLite's own autocommit and takes no lock.
         if conn.get_execution_options().get("isolation_level") != AUTOCOMMIT:
@@ -71,7 +85,7 @@ def build_engine(database_url: str, **kwargs) -> AsyncEngine:  # type: ignore[no
         kwargs.setdefault("max_overflow", 0)
         kwargs.setdefault("pool_timeout", 60)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
-        _configure_sqlite(engine, sqlite_file(database_url))
+        _configure_sqlite(engine.sync_engine, sqlite_file(database_url))
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 0)
@@ -90,6 +104,82 @@ def build_engine(database_url: str, **kwargs) -> AsyncEngine:  # type: ignore[no
     return create_async_engine(url, connect_args=connect_args, **kwargs)
 
 
+class SqliteLane:
+    """One-statement transactions run on the event loop's own thread, for an SQLite file.
+
+    aiosqlite runs every call (cursor, execute, fetch, close, commit, the pool's reset) in its
+    own thread, one handoff each, and each handoff waits for the event loop to let go of the
+    GIL: up to 5 ms while it is busy with other requests. A create took about nine handoffs,
+    with SQLite's write lock held across most of them, so the other web process slept in
+    SQLite's busy handler meanwhile. A point read or a one-row write takes SQLite tens of
+    microseconds, so the hot paths run it here, synchronously, on a connection of their own.
+
+    Nothing here ever waits for a lock: the connection's busy timeout is zero, so a write
+    that finds another writer holding the lock gets ``None`` back at once, having done
+    nothing; ``Database.one`` tries again a few times, then goes the usual way (aiosqlite's
+    thread, which waits). Reads never wait in WAL mode. Statements are sent through a
+    SQLAlchemy engine, so types, events and errors are the same as on the main engine.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.engine = create_engine(
+            f"sqlite:///{path}", poolclass=StaticPool, connect_args={"timeout": 0, "check_same_thread": False}
+        )
+        _configure_sqlite(self.engine, path, busy_timeout_ms=0, immediate=False)
+        # One connection, kept open: a second event loop's thread (tests, tools) waits its turn, briefly.
+        self._turn = threading.Lock()
+        self._conn: Connection | None = None
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """The lane's connection, outside any transaction; dropped after an error, opened again when needed."""
+        with self._turn:
+            if self._conn is None:
+                self._conn = self.engine.connect()
+            try:
+                yield self._conn
+            except BaseException:
+                conn, self._conn = self._conn, None
+                conn.close()
+                raise
+
+    def rows(self, statement: Executable, params: dict[str, Any] | None) -> Sequence[Row]:
+        """Every row of one read (reads in WAL mode never wait for a lock)."""
+        with self._connection() as conn:
+            rows = conn.execute(statement, params).all()
+            conn.rollback()
+            return rows
+
+    def one(self, statement: Executable, params: dict[str, Any] | None) -> tuple[Row | None] | None:
+        """``(first row,)`` of the statement run as its own transaction; None when the write lock is taken."""
+        with self._connection() as conn:
+            if statement.is_select:
+                row = conn.execute(statement, params).first()
+                conn.rollback()
+                return (row,)
+            try:
+                # Straight to the driver: transaction control needs none of the statement machinery.
+                conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+                    return None
+                raise
+            try:
+                row = conn.execute(statement, params).first()
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+            return (row,)
+
+    def dispose(self) -> None:
+        with self._turn:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+        self.engine.dispose()
+
+
 class Database:
     """One engine and its session factory; ``async with db.session() as s`` is one transaction."""
 
@@ -98,6 +188,14 @@ class Database:
         self.engine = build_engine(database_url, **engine_kwargs)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._autocommit = self.engine.execution_options(isolation_level=AUTOCOMMIT)
+        path = sqlite_file(database_url) if self.dialect == "sqlite" else None
+        self.lane = SqliteLane(path) if path is not None else None
+
+    @property
+    def engines(self) -> tuple[Engine, ...]:
+        """Every engine that sends statements (the main one first), for whoever watches them."""
+        lanes = (self.lane.engine,) if self.lane is not None else ()
+        return (self.engine.sync_engine, *lanes)
 
     @property
     def dialect(self) -> str:
@@ -111,10 +209,26 @@ class Database:
     async def one(self, statement: Executable, params: dict[str, Any] | None = None) -> Row | None:
         """The first row of one Core statement that is a transaction on its own (the hot paths: no
         session, no unit of work). On PostgreSQL it runs without ``BEGIN``/``COMMIT`` round trips;
-        on SQLite a read takes no lock and a write takes the write lock like any transaction."""
+        on SQLite it runs on the ``SqliteLane`` unless another writer holds the lock, and then a
+        read takes no lock and a write waits for the write lock like any transaction."""
+        if self.lane is not None:
+            for pause in LANE_RETRY_PAUSES:
+                if pause:
+                    await asyncio.sleep(pause)
+                done = self.lane.one(statement, params)
+                if done is not None:
+                    return done[0]
         engine = self._autocommit if self.dialect != "sqlite" or statement.is_select else self.engine
         async with engine.begin() as conn:
             return (await conn.execute(statement, params)).first()
+
+    async def rows(self, statement: Executable, params: dict[str, Any] | None = None) -> Sequence[Row]:
+        """Every row of one small read that is a transaction on its own (the caches' reloads): no
+        ``BEGIN``/``COMMIT``, and on SQLite no write lock and no trip to aiosqlite's thread."""
+        if self.lane is not None:
+            return self.lane.rows(statement, params)
+        async with self._autocommit.connect() as conn:
+            return (await conn.execute(statement, params)).all()
 
     async def ping(self) -> None:
         """One round trip that reads. On SQLite it takes no lock, so a writer holding the lock does not
@@ -142,4 +256,6 @@ class Database:
             return row[0] if row is not None else None
 
     async def dispose(self) -> None:
+        if self.lane is not None:
+            self.lane.dispose()
         await self.engine.dispose()

@@ -20,6 +20,7 @@ from openepay.gateway import Gateway
 from openepay.web.server import http_protocol
 from tests.support.cli import openepay
 from tests.support.epay import order_params, signed
+from tests.support.payfor import keyed, payfor_params, send
 from tests.support.processes import ServeProcess, worker_env, worker_processes
 from tests.support.servers import ServerThread
 from tests.support.settings import make_settings
@@ -102,14 +103,15 @@ def cached_app(database_url: str) -> Iterator[tuple[ServerThread, Gateway]]:
 
 
 def _statements(gateway: Gateway) -> list[str]:
-    """Every statement the app's engine sends from now on (SQLite's BEGIN IMMEDIATE is transaction control)."""
+    """Every statement the app's engines send from now on (SQLite's BEGIN IMMEDIATE is transaction control)."""
     seen: list[str] = []
 
     def record(conn, cursor, statement: str, *args: object) -> None:  # type: ignore[no-untyped-def]
         if not statement.startswith("BEGIN"):
             seen.append(statement)
 
-    event.listen(gateway.db.engine.sync_engine, "before_cursor_execute", record)
+    for engine in gateway.db.engines:
+        event.listen(engine, "before_cursor_execute", record)
     return seen
 
 
@@ -151,3 +153,19 @@ async def test_a_create_is_one_insert_and_a_lookup_one_select(
     assert [sql.split()[:3] for sql in create_statements] == [["INSERT", "INTO", "orders"]]
     assert found["code"] == 1 and found["trade_no"] == created["trade_no"] and found["status"] == 0
     assert [sql.split()[0] for sql in statements] == ["SELECT"] and "FROM orders" in statements[0]
+
+
+async def test_a_payfor_create_is_one_insert(
+    gateway: Gateway, merchant: MerchantCredentials, cached_app: tuple[ServerThread, Gateway]
+):
+    thread, app_gateway = cached_app
+    async with httpx.AsyncClient(base_url=thread.url, timeout=10) as client:
+        warm = keyed(payfor_params(merchant.pid, "http://shop.example", "PF-WARM"), merchant.key)
+        assert (await send(client, warm, as_json=True)).json()["code"] == 1
+
+        statements = _statements(app_gateway)
+        new = keyed(payfor_params(merchant.pid, "http://shop.example", "PF-1"), merchant.key)
+        created = (await send(client, new, as_json=True)).json()
+
+    assert created["code"] == 1 and created["data"]["pay_num"]
+    assert [sql.split()[:3] for sql in statements] == [["INSERT", "INTO", "orders"]]

@@ -62,28 +62,17 @@ async def place_epay_order(gateway: Gateway, pay: PayRequest) -> PlacedOrder:
         raise EpayError(terms_changed(exc.out_trade_no)) from None
 
 
-async def start_epay_payment(
-    gateway: Gateway, request: Request, order: Order, pay_type: str, device: str
-) -> Order | None:
-    """The order with a live offer, or None when no channel serves the pay type (the cashier lets the buyer choose)."""
-    try:
-        return await gateway.start_payment(order, pay_type=pay_type, device=device, request_base_url=base_url(request))
-    except NoChannel:
-        return None
-    except ChannelRefused as refused:
-        raise EpayError(FOR_MERCHANT[refused.reason], code=-2) from None
-    except OrderNotPayable:
-        raise EpayError(already_paid(order.out_trade_no)) from None
-
-
-async def place_and_start_epay_payment(gateway: Gateway, request: Request, pay: PayRequest, pay_type: str) -> Order:
+async def place_and_start_epay_payment(
+    gateway: Gateway, request: Request, pay: PayRequest, pay_type: str, device: str | None = None
+) -> Order:
     """A new order written once with its offer (repeats follow ``place_epay_order``'s rules); raises
-    ``NoChannel`` carrying the kept order when no channel serves the pay type."""
+    ``NoChannel`` carrying the kept order when no channel serves the pay type. ``device`` is the
+    request's own ``device`` unless given."""
     try:
         return await gateway.place_and_start_payment(
             pay.order,
             pay_type=pay_type,
-            device=pay.device,
+            device=device or pay.device,
             request_base_url=base_url(request),
             reopen_identical=True,
             keep_unoffered=True,
@@ -99,14 +88,18 @@ async def place_and_start_epay_payment(gateway: Gateway, request: Request, pay: 
 
 
 async def cashier_target(gateway: Gateway, request: Request, pay: PayRequest) -> str:
-    """Where ``submit`` sends the browser: the cashier, at the chosen pay type's offer when a channel serves it."""
-    order = (await place_epay_order(gateway, pay)).order
-    target = gateway.links.cashier_path(order.trade_no)
-    if pay.pay_type:
-        device = "mobile" if is_mobile(request.headers.get("user-agent")) else "pc"
-        if await start_epay_payment(gateway, request, order, pay.pay_type, device) is None:
-            target += "?other=1"
-    return target
+    """Where ``submit`` sends the browser: the cashier, at the chosen pay type's offer when a channel serves it
+    (the order then written once, with its offer)."""
+    if not pay.pay_type:
+        order = (await place_epay_order(gateway, pay)).order
+        return gateway.links.cashier_path(order.trade_no)
+    device = "mobile" if is_mobile(request.headers.get("user-agent")) else "pc"
+    try:
+        order = await place_and_start_epay_payment(gateway, request, pay, pay.pay_type, device)
+    except NoChannel as no_channel:
+        assert no_channel.order is not None
+        return gateway.links.cashier_path(no_channel.order.trade_no) + "?other=1"
+    return gateway.links.cashier_path(order.trade_no)
 
 
 @router.api_route("/submit.php", methods=["GET", "POST"], response_class=HTMLResponse)

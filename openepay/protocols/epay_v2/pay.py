@@ -16,6 +16,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.requests import Request
 
+from openepay.core.checkout import NoChannel
 from openepay.db.models import Merchant, Order
 from openepay.gateway import Gateway
 from openepay.protocols.epay.routes import (
@@ -24,8 +25,7 @@ from openepay.protocols.epay.routes import (
     cashier_target,
     mapi_success,
     pay_params,
-    place_epay_order,
-    start_epay_payment,
+    place_and_start_epay_payment,
 )
 from openepay.protocols.epay.validation import EpayError, PayRequest, check_order_fields
 from openepay.protocols.epay_v2 import DIALECT
@@ -124,9 +124,13 @@ async def create(request: Request) -> JSONResponse:
         if method == "jsapi":
             pay = _in_app(pay, params)
         assert pay.pay_type is not None
-        order = (await place_epay_order(gateway, pay)).order
+        started: Order | None
+        try:
+            order = started = await place_and_start_epay_payment(gateway, request, pay, pay.pay_type)
+        except NoChannel as no_channel:
+            assert no_channel.order is not None
+            order, started = no_channel.order, None
         cashier_url = gateway.pay_context(base_url(request)).cashier_url(order.trade_no)
-        started = await start_epay_payment(gateway, request, order, pay.pay_type, pay.device)
         if method == "jsapi":
             if started is None or not started.pay_info:
                 raise V2Error(NO_JSAPI_CHANNEL)

@@ -20,9 +20,6 @@ from openepay.core.orders import (
     OrderAlreadyPaid,
     OrderNotPayable,
     OrderRejected,
-    PlacedOrder,
-    discard_unoffered,
-    place_order,
 )
 from openepay.db.models import Order
 from openepay.gateway import Gateway
@@ -72,30 +69,28 @@ async def _params(request: Request) -> dict[str, str]:
         raise unreadable(error) from None
 
 
-async def _place(gateway: Gateway, pay: PayForRequest) -> PlacedOrder:
+async def _place_and_start(gateway: Gateway, request: Request, pay: PayForRequest, device: str) -> Order:
+    """A new order written once with its offer (repeats follow ``place_order``'s rules); a brand-new
+    order no channel took is not kept, so the number can be retried."""
     try:
-        return await place_order(gateway.db, pay.order, timeout=gateway.order_timeout, reopen_identical=True)
+        return await gateway.place_and_start_payment(
+            pay.order,
+            pay_type=pay.pay_type,
+            device=device,
+            request_base_url=base_url(request),
+            reopen_identical=True,
+            keep_unoffered=False,
+        )
     except OrderAlreadyPaid:
         raise already_paid() from None
     except OrderRejected:
         raise terms_changed() from None
-
-
-async def _start(gateway: Gateway, request: Request, placed: PlacedOrder, pay: PayForRequest, device: str) -> Order:
-    """The order with a live offer; a brand-new order no channel took is forgotten, so the number can be retried."""
-    try:
-        return await gateway.start_payment(
-            placed.order, pay_type=pay.pay_type, device=device, request_base_url=base_url(request)
-        )
     except OrderNotPayable:
         raise already_paid() from None
     except NoChannel:
-        error = PayForError(Code.CHANNEL, NO_CHANNEL)
+        raise PayForError(Code.CHANNEL, NO_CHANNEL) from None
     except ChannelRefused as refused:
-        error = PayForError(Code.CHANNEL, FOR_MERCHANT[refused.reason])
-    if not placed.reused:
-        await discard_unoffered(gateway.db, placed.order.id)
-    raise error
+        raise PayForError(Code.CHANNEL, FOR_MERCHANT[refused.reason]) from None
 
 
 def _success(gateway: Gateway, request: Request, order: Order, pay: PayForRequest) -> dict[str, object]:
@@ -125,9 +120,8 @@ async def pay_for(request: Request) -> Response:
         # In the browser mode the buyer is the one calling (channels such as WeChat H5 want the IP).
         buyer_ip = None if as_json or request.client is None else request.client.host
         pay = await validate_pay_request(gateway, params, client_address(request), clientip=buyer_ip, as_json=as_json)
-        placed = await _place(gateway, pay)
         mobile = not as_json and is_mobile(request.headers.get("user-agent"))
-        order = await _start(gateway, request, placed, pay, "mobile" if mobile else "pc")
+        order = await _place_and_start(gateway, request, pay, "mobile" if mobile else "pc")
         if as_json:
             return JSONResponse(_success(gateway, request, order, pay))
         return RedirectResponse(gateway.links.cashier_path(order.trade_no), status_code=303)

@@ -1,0 +1,114 @@
+"""SQLite's one-statement transactions on the event loop's thread: never a wait there, never a lost order."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest_asyncio
+from sqlalchemy import event, func, select
+
+from openepay.core.ids import trade_numbers
+from openepay.core.orders import find_merchant_order, insert_order, order_values
+from openepay.db import migrate
+from openepay.db.engine import Database
+from openepay.db.models import Merchant, Order
+from openepay.db.types import utcnow
+from tests.support.orders import new_order
+
+PID = 1001
+
+
+@pytest_asyncio.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'lane.db'}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    database = Database(url)
+    async with database.session() as session:
+        session.add(Merchant(pid=PID, name="Lane Shop", key_sealed="sealed", created_at=utcnow()))
+    yield database
+    await database.dispose()
+
+
+def _values(out_trade_no: str) -> dict[str, object]:
+    return order_values(new_order(PID, out_trade_no), trade_numbers.next(), utcnow(), timedelta(minutes=30))
+
+
+def _statements_on(database: Database) -> dict[str, list[str]]:
+    """The statements each of the database's engines sends from now on, by engine ("main", "lane")."""
+    sent: dict[str, list[str]] = {"main": [], "lane": []}
+    for name, engine in zip(sent, database.engines, strict=True):
+        event.listen(engine, "before_cursor_execute", lambda *args, into=sent[name]: into.append(args[2]))
+    return sent
+
+
+def _hold_write_lock(database: Database) -> sqlite3.Connection:
+    """Another writer (a CLI command, another gateway process) in the middle of a write transaction."""
+    assert database.lane is not None
+    holder = sqlite3.connect(database.lane.engine.url.database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+async def test_an_order_is_written_and_read_back_on_the_lane_without_the_main_connection(db: Database):
+    sent = _statements_on(db)
+    stored = await insert_order(db, _values("LANE-1"))
+    found = await find_merchant_order(db, PID, out_trade_no="LANE-1")
+
+    assert stored is not None and found is not None and found.trade_no == stored.trade_no
+    assert found.created_at == stored.created_at and found.attrs == {}
+    assert sent["main"] == []
+    assert [sql.split()[0] for sql in sent["lane"]] == ["INSERT", "SELECT"]
+
+
+async def test_a_write_that_finds_the_lock_taken_waits_off_the_loop_and_is_stored_once(db: Database):
+    holder = _hold_write_lock(db)
+    assert db.lane is not None and db.lane.one(Order.__table__.delete(), None) is None
+
+    write = asyncio.create_task(insert_order(db, _values("LOCKED-1")))
+    ticks = 0
+    while not write.done() and ticks < 20:
+        # The loop keeps running other work while the write waits for the lock.
+        await asyncio.sleep(0.01)
+        ticks += 1
+    holder.commit()
+    holder.close()
+    stored = await write
+
+    assert ticks == 20 and stored is not None
+    async with db.session() as session:
+        assert await session.scalar(select(func.count()).where(Order.out_trade_no == "LOCKED-1")) == 1
+
+
+async def test_reads_go_on_while_another_writer_holds_the_lock(db: Database):
+    stored = await insert_order(db, _values("READ-1"))
+    holder = _hold_write_lock(db)
+    try:
+        found = await find_merchant_order(db, PID, out_trade_no="READ-1")
+    finally:
+        holder.rollback()
+        holder.close()
+
+    assert stored is not None and found is not None and found.trade_no == stored.trade_no
+
+
+async def test_a_refused_write_on_the_lane_leaves_nothing_behind(db: Database):
+    values = _values("DUP-1")
+    assert await insert_order(db, values) is not None
+    # Same trade_no, another out_trade_no: the unique trade_no refuses it.
+    again = {**values, "out_trade_no": "DUP-2"}
+    try:
+        await insert_order(db, again)
+    except Exception as error:
+        refused = type(error).__name__
+    else:
+        refused = None
+    after = await insert_order(db, _values("DUP-3"))
+
+    assert refused == "IntegrityError" and after is not None
+    async with db.session() as session:
+        numbers = (await session.scalars(select(Order.out_trade_no).order_by(Order.out_trade_no))).all()
+    assert numbers == ["DUP-1", "DUP-3"]
