@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Update, bindparam, case, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Update, and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from openepay.core.states import NotifyStatus
 from openepay.db import Database
@@ -25,6 +24,8 @@ from openepay.notify.breaker import BreakerPolicy, close_breakers, record_outcom
 PAID_EVENT = "paid"
 # Any constant works; it only has to be the same in every worker.
 CLAIM_LOCK = 0x6F70656E65706179
+# A claim reads this many due rows per slot it still has to fill, per pass over the index.
+CLAIM_WINDOW = 4
 
 
 async def enqueue(session: AsyncSession, *, order_id: int, merchant_pid: int, event: str, now: datetime) -> None:
@@ -53,7 +54,7 @@ class ClaimedTask:
 async def claim(
     db: Database, owner: str, *, limit: int, lease: timedelta, merchant_cap: int, breaker_threshold: int
 ) -> list[ClaimedTask]:
-    """Lease up to ``limit`` due notifications, fairly.
+    """Lease up to ``limit`` due notifications, fairly, earliest due first.
 
     - at most ``merchant_cap`` in flight per merchant (counting leases other workers hold),
       and only one probe while its breaker is half-open; none while it is open;
@@ -62,72 +63,95 @@ async def claim(
     - on PostgreSQL the claim runs under a transaction-scoped advisory lock, so two workers
       cannot both fill the same merchant's last free slot, and rows are taken
       ``FOR UPDATE SKIP LOCKED``.
+
+    The due notifications are read in claim order from ``ix_notify_tasks_due`` a window at a
+    time, leaving out merchants with no free slot, until ``limit`` are chosen or none are left:
+    a claim costs what its batch costs, not what the backlog costs. A merchant whose slots
+    fill up within a window is left out of the next one, so a merchant with a long backlog
+    due first cannot hold the others back.
     """
     now = utcnow()
-    earlier = aliased(NotifyTask)
-    in_flight = (
-        select(NotifyTask.merchant_pid, func.count().label("held"))
-        .where(NotifyTask.lease_expires_at > now)
-        .group_by(NotifyTask.merchant_pid)
-        .subquery()
-    )
-    ranked = (
-        select(
-            NotifyTask.id,
-            NotifyTask.next_attempt_at,
-            NotifyTask.merchant_pid,
-            func.coalesce(NotifyBreaker.consecutive_failures, 0).label("failures"),
-            func.row_number()
-            .over(partition_by=NotifyTask.merchant_pid, order_by=(NotifyTask.next_attempt_at, NotifyTask.id))
-            .label("rank"),
-        )
-        .outerjoin(NotifyBreaker, NotifyBreaker.merchant_pid == NotifyTask.merchant_pid)
+    tasks = NotifyTask.__table__
+    earlier = tasks.alias("earlier")
+    due = (
+        select(tasks.c.id, tasks.c.merchant_pid, tasks.c.next_attempt_at)
         .where(
-            NotifyTask.status == NotifyStatus.PENDING,
-            NotifyTask.next_attempt_at <= now,
-            or_(NotifyTask.lease_expires_at.is_(None), NotifyTask.lease_expires_at <= now),
-            or_(NotifyBreaker.open_until.is_(None), NotifyBreaker.open_until <= now),
+            tasks.c.status == NotifyStatus.PENDING,
+            tasks.c.next_attempt_at <= now,
+            or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at <= now),
+            tasks.c.merchant_pid.not_in(select(NotifyBreaker.merchant_pid).where(NotifyBreaker.open_until > now)),
             ~exists().where(
-                earlier.order_id == NotifyTask.order_id,
-                earlier.id < NotifyTask.id,
-                earlier.status == NotifyStatus.PENDING,
+                earlier.c.order_id == tasks.c.order_id,
+                earlier.c.id < tasks.c.id,
+                earlier.c.status == NotifyStatus.PENDING,
             ),
         )
-        .subquery()
-    )
-    allowance = case((ranked.c.failures >= breaker_threshold, 1), else_=merchant_cap)
-    fair = (
-        select(ranked.c.id)
-        .outerjoin(in_flight, in_flight.c.merchant_pid == ranked.c.merchant_pid)
-        .where(ranked.c.rank + func.coalesce(in_flight.c.held, 0) <= allowance)
-        .order_by(ranked.c.next_attempt_at, ranked.c.id)
-        .limit(limit)
+        .order_by(tasks.c.next_attempt_at, tasks.c.id)
+        .with_for_update(skip_locked=True)
     )
     async with db.session() as session:
         if db.dialect == "postgresql":
             await session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
-        ids = list(
-            (
-                await session.scalars(
-                    select(NotifyTask.id).where(NotifyTask.id.in_(fair)).with_for_update(skip_locked=True)
+        room = await _free_slots(session, now, merchant_cap, breaker_threshold)
+        chosen: list[int] = []
+        query = due
+        while len(chosen) < limit:
+            window = (limit - len(chosen)) * CLAIM_WINDOW
+            full = sorted(pid for pid, free in room.items() if free <= 0)
+            if full:
+                query = query.where(tasks.c.merchant_pid.not_in(full))
+            rows = (await session.execute(query.limit(window))).all()
+            for task_id, merchant_pid, _ in rows:
+                free = room.get(merchant_pid, merchant_cap)
+                if free > 0 and len(chosen) < limit:
+                    chosen.append(task_id)
+                    room[merchant_pid] = free - 1
+            if len(rows) < window:
+                break
+            _, _, last_due = rows[-1]
+            query = due.where(
+                or_(
+                    tasks.c.next_attempt_at > last_due,
+                    and_(tasks.c.next_attempt_at == last_due, tasks.c.id > rows[-1].id),
                 )
-            ).all()
-        )
-        if not ids:
+            )
+        if not chosen:
             return []
         rows = await session.execute(
-            update(NotifyTask)
-            .where(NotifyTask.id.in_(ids))
+            update(tasks)
+            .where(tasks.c.id.in_(chosen))
             .values(lease_owner=owner, lease_expires_at=now + lease)
-            .returning(
-                NotifyTask.id,
-                NotifyTask.order_id,
-                NotifyTask.merchant_pid,
-                NotifyTask.event,
-                NotifyTask.attempts,
-            )
+            .returning(tasks.c.id, tasks.c.order_id, tasks.c.merchant_pid, tasks.c.event, tasks.c.attempts)
         )
         return sorted((ClaimedTask(*row) for row in rows.all()), key=lambda task: task.id)
+
+
+async def _free_slots(
+    session: AsyncSession, now: datetime, merchant_cap: int, breaker_threshold: int
+) -> dict[int, int]:
+    """Free delivery slots of the merchants that have fewer than ``merchant_cap``; the rest have them all.
+
+    Read from the live leases and the half-open breakers only, so it costs what is in flight.
+    """
+    held = dict(
+        (
+            await session.execute(
+                select(NotifyTask.merchant_pid, func.count())
+                .where(NotifyTask.lease_expires_at > now)
+                .group_by(NotifyTask.merchant_pid)
+            )
+        ).all()
+    )
+    room = {pid: merchant_cap - count for pid, count in held.items()}
+    probing = await session.scalars(
+        select(NotifyBreaker.merchant_pid).where(
+            NotifyBreaker.consecutive_failures >= breaker_threshold,
+            or_(NotifyBreaker.open_until.is_(None), NotifyBreaker.open_until <= now),
+        )
+    )
+    for pid in probing:
+        room[pid] = 1 - held.get(pid, 0)
+    return room
 
 
 @dataclass(frozen=True)
