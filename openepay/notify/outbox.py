@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Update, and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Select, Update, and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openepay.core.states import NotifyStatus
 from openepay.db import Database
 from openepay.db.models import NotifyAttempt, NotifyBreaker, NotifyTask, Order
-from openepay.db.types import utcnow
+from openepay.db.types import UTCDateTime, utcnow
 from openepay.notify.breaker import BreakerPolicy, close_breakers, record_outcome
 
 PAID_EVENT = "paid"
@@ -51,6 +51,62 @@ class ClaimedTask:
     attempts: int
 
 
+def _claim_statements() -> tuple[Select, Select, Select, Update]:
+    """The claim's statements, built once: each claim only binds its values (and hits the compiled cache).
+
+    - the leases held per merchant, and the half-open breakers (one probe each);
+    - a window of due notifications in claim order after a (due, id) position, leaving out open
+      breakers and merchants with no free slot;
+    - the lease itself.
+    """
+    tasks = NotifyTask.__table__
+    breakers = NotifyBreaker.__table__
+    earlier = tasks.alias("earlier")
+    now = bindparam("now", type_=UTCDateTime())
+    held = (
+        select(tasks.c.merchant_pid, func.count()).where(tasks.c.lease_expires_at > now).group_by(tasks.c.merchant_pid)
+    )
+    probing = select(breakers.c.merchant_pid).where(
+        breakers.c.consecutive_failures >= bindparam("threshold"),
+        or_(breakers.c.open_until.is_(None), breakers.c.open_until <= now),
+    )
+    after = bindparam("after", type_=UTCDateTime())
+    due = (
+        select(tasks.c.id, tasks.c.merchant_pid, tasks.c.next_attempt_at)
+        .where(
+            tasks.c.status == NotifyStatus.PENDING.value,
+            tasks.c.next_attempt_at <= now,
+            or_(
+                tasks.c.next_attempt_at > after,
+                and_(tasks.c.next_attempt_at == after, tasks.c.id > bindparam("after_id")),
+            ),
+            or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at <= now),
+            tasks.c.merchant_pid.not_in(select(breakers.c.merchant_pid).where(breakers.c.open_until > now)),
+            tasks.c.merchant_pid.not_in(bindparam("full", expanding=True)),
+            ~exists().where(
+                earlier.c.order_id == tasks.c.order_id,
+                earlier.c.id < tasks.c.id,
+                earlier.c.status == NotifyStatus.PENDING.value,
+            ),
+        )
+        .order_by(tasks.c.next_attempt_at, tasks.c.id)
+        .limit(bindparam("window"))
+        .with_for_update(skip_locked=True)
+    )
+    lease = (
+        update(tasks)
+        .where(tasks.c.id.in_(bindparam("chosen", expanding=True)))
+        .values(lease_owner=bindparam("owner"), lease_expires_at=bindparam("until", type_=UTCDateTime()))
+        .returning(tasks.c.id, tasks.c.order_id, tasks.c.merchant_pid, tasks.c.event, tasks.c.attempts)
+    )
+    return held, probing, due, lease
+
+
+_HELD, _PROBING, _DUE, _LEASE = _claim_statements()
+# Before any due time: the first window starts at the beginning.
+_START = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 async def claim(
     db: Database, owner: str, *, limit: int, lease: timedelta, merchant_cap: int, breaker_threshold: int
 ) -> list[ClaimedTask]:
@@ -68,39 +124,23 @@ async def claim(
     time, leaving out merchants with no free slot, until ``limit`` are chosen or none are left:
     a claim costs what its batch costs, not what the backlog costs. A merchant whose slots
     fill up within a window is left out of the next one, so a merchant with a long backlog
-    due first cannot hold the others back.
+    due first cannot hold the others back. It runs on a Core connection: no unit of work.
     """
     now = utcnow()
-    tasks = NotifyTask.__table__
-    earlier = tasks.alias("earlier")
-    due = (
-        select(tasks.c.id, tasks.c.merchant_pid, tasks.c.next_attempt_at)
-        .where(
-            tasks.c.status == NotifyStatus.PENDING,
-            tasks.c.next_attempt_at <= now,
-            or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at <= now),
-            tasks.c.merchant_pid.not_in(select(NotifyBreaker.merchant_pid).where(NotifyBreaker.open_until > now)),
-            ~exists().where(
-                earlier.c.order_id == tasks.c.order_id,
-                earlier.c.id < tasks.c.id,
-                earlier.c.status == NotifyStatus.PENDING,
-            ),
-        )
-        .order_by(tasks.c.next_attempt_at, tasks.c.id)
-        .with_for_update(skip_locked=True)
-    )
-    async with db.session() as session:
+    async with db.engine.begin() as conn:
         if db.dialect == "postgresql":
-            await session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
-        room = await _free_slots(session, now, merchant_cap, breaker_threshold)
+            await conn.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
+        held = dict((await conn.execute(_HELD, {"now": now})).all())
+        room = {pid: merchant_cap - count for pid, count in held.items()}
+        for pid in (await conn.scalars(_PROBING, {"now": now, "threshold": breaker_threshold})).all():
+            room[pid] = 1 - held.get(pid, 0)
         chosen: list[int] = []
-        query = due
+        after, after_id = _START, 0
         while len(chosen) < limit:
             window = (limit - len(chosen)) * CLAIM_WINDOW
             full = sorted(pid for pid, free in room.items() if free <= 0)
-            if full:
-                query = query.where(tasks.c.merchant_pid.not_in(full))
-            rows = (await session.execute(query.limit(window))).all()
+            params = {"now": now, "after": after, "after_id": after_id, "full": full, "window": window}
+            rows = (await conn.execute(_DUE, params)).all()
             for task_id, merchant_pid, _ in rows:
                 free = room.get(merchant_pid, merchant_cap)
                 if free > 0 and len(chosen) < limit:
@@ -108,50 +148,11 @@ async def claim(
                     room[merchant_pid] = free - 1
             if len(rows) < window:
                 break
-            _, _, last_due = rows[-1]
-            query = due.where(
-                or_(
-                    tasks.c.next_attempt_at > last_due,
-                    and_(tasks.c.next_attempt_at == last_due, tasks.c.id > rows[-1].id),
-                )
-            )
+            after_id, _, after = rows[-1]
         if not chosen:
             return []
-        rows = await session.execute(
-            update(tasks)
-            .where(tasks.c.id.in_(chosen))
-            .values(lease_owner=owner, lease_expires_at=now + lease)
-            .returning(tasks.c.id, tasks.c.order_id, tasks.c.merchant_pid, tasks.c.event, tasks.c.attempts)
-        )
-        return sorted((ClaimedTask(*row) for row in rows.all()), key=lambda task: task.id)
-
-
-async def _free_slots(
-    session: AsyncSession, now: datetime, merchant_cap: int, breaker_threshold: int
-) -> dict[int, int]:
-    """Free delivery slots of the merchants that have fewer than ``merchant_cap``; the rest have them all.
-
-    Read from the live leases and the half-open breakers only, so it costs what is in flight.
-    """
-    held = dict(
-        (
-            await session.execute(
-                select(NotifyTask.merchant_pid, func.count())
-                .where(NotifyTask.lease_expires_at > now)
-                .group_by(NotifyTask.merchant_pid)
-            )
-        ).all()
-    )
-    room = {pid: merchant_cap - count for pid, count in held.items()}
-    probing = await session.scalars(
-        select(NotifyBreaker.merchant_pid).where(
-            NotifyBreaker.consecutive_failures >= breaker_threshold,
-            or_(NotifyBreaker.open_until.is_(None), NotifyBreaker.open_until <= now),
-        )
-    )
-    for pid in probing:
-        room[pid] = 1 - held.get(pid, 0)
-    return room
+        leased = await conn.execute(_LEASE, {"chosen": chosen, "owner": owner, "until": now + lease})
+        return sorted((ClaimedTask(*row) for row in leased.all()), key=lambda task: task.id)
 
 
 @dataclass(frozen=True)
