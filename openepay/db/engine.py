@@ -116,6 +116,12 @@ class Database:
         async with engine.begin() as conn:
             return (await conn.execute(statement, params)).first()
 
+    async def rows(self, statement: Executable, params: dict[str, Any] | None = None) -> list[Row]:
+        """Every row of one Core read outside any transaction (no ``BEGIN``/``COMMIT`` round trips, and
+        on SQLite no lock), for readers that act on a snapshot they re-check when they write."""
+        async with self._autocommit.connect() as conn:
+            return list((await conn.execute(statement, params)).all())
+
     async def ping(self) -> None:
         """One round trip that reads. On SQLite it takes no lock, so a writer holding the lock does not
         make the database look unreachable (every transaction here begins with ``BEGIN IMMEDIATE``)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Select, Update, and_, bindparam, delete, exists, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from openepay.core.states import NotifyStatus
 from openepay.db import Database
@@ -189,6 +189,40 @@ async def record_attempt(
     return status
 
 
+def _record_statements() -> tuple[Select, Update, Update, Update]:
+    """The statements that record attempts, built once (only values change from batch to batch)."""
+    tasks = NotifyTask.__table__
+    attempts = NotifyAttempt.__table__
+    logged = (
+        select(attempts.c.task_id, func.count())
+        .where(attempts.c.task_id.in_(bindparam("ids", expanding=True)))
+        .group_by(attempts.c.task_id)
+    )
+    ours = tasks.c.lease_owner == bindparam("owner")
+    released = {"attempts": tasks.c.attempts + 1, "lease_owner": None, "lease_expires_at": None}
+    now = bindparam("now", type_=UTCDateTime())
+    delivered = (
+        update(tasks)
+        .where(tasks.c.id.in_(bindparam("ids", expanding=True)), ours)
+        .values(status=NotifyStatus.SUCCEEDED.value, delivered_at=now, last_error=None, **released)
+    )
+    retry = (
+        update(tasks)
+        .where(tasks.c.id == bindparam("task"), ours)
+        .values(next_attempt_at=bindparam("due", type_=UTCDateTime()), last_error=bindparam("error"), **released)
+    )
+    given_up = (
+        update(tasks)
+        .where(tasks.c.id == bindparam("task"), ours)
+        .values(status=NotifyStatus.FAILED.value, failed_at=now, last_error=bindparam("error"), **released)
+    )
+    return logged, delivered, retry, given_up
+
+
+_LOGGED, _DELIVERED, _RETRY, _GIVEN_UP = _record_statements()
+_LOG = insert(NotifyAttempt.__table__)
+
+
 async def record_attempts(
     db: Database, owner: str, outcomes: Sequence[Outcome], breaker: BreakerPolicy
 ) -> list[NotifyStatus]:
@@ -199,10 +233,10 @@ async def record_attempts(
     multi-row insert, the notifications in one update per outcome kind (delivered, retry later,
     given up), and the breakers of merchants whose deliveries all went through in one update.
     A notification whose lease this worker no longer holds (it was re-queued meanwhile) keeps
-    its fresh schedule; only the attempt is logged.
+    its fresh schedule; only the attempt is logged. The statements are built once and run on
+    the transaction's Core connection; only a failed delivery's breaker goes through the ORM.
     """
     now = utcnow()
-    tasks = NotifyTask.__table__
     delivered: list[int] = []
     retries: list[dict[str, object]] = []
     given_up: list[dict[str, object]] = []
@@ -213,52 +247,29 @@ async def record_attempts(
             delivered.append(outcome.task.id)
             statuses.append(NotifyStatus.SUCCEEDED)
         elif attempts > len(outcome.retry_delays):
-            given_up.append({"task": outcome.task.id, "error": _describe(outcome.attempt)})
+            given_up.append({"task": outcome.task.id, "error": _describe(outcome.attempt), "owner": owner, "now": now})
             statuses.append(NotifyStatus.FAILED)
         else:
             due = now + timedelta(seconds=outcome.retry_delays[attempts - 1])
-            retries.append({"task": outcome.task.id, "error": _describe(outcome.attempt), "due": due})
+            retries.append({"task": outcome.task.id, "error": _describe(outcome.attempt), "due": due, "owner": owner})
             statuses.append(NotifyStatus.PENDING)
-    ours = (tasks.c.lease_owner == owner,)
-    released = {"attempts": tasks.c.attempts + 1, "lease_owner": None, "lease_expires_at": None}
     async with db.session() as session:
-        await _log_attempts(session, outcomes)
+        conn = await session.connection()
+        await _log_attempts(conn, outcomes)
         if delivered:
-            await session.execute(
-                update(tasks)
-                .where(tasks.c.id.in_(delivered), *ours)
-                .values(status=NotifyStatus.SUCCEEDED, delivered_at=now, last_error=None, **released)
-            )
+            await conn.execute(_DELIVERED, {"ids": delivered, "owner": owner, "now": now})
         if retries:
-            await session.execute(
-                update(tasks)
-                .where(tasks.c.id == bindparam("task"), *ours)
-                .values(next_attempt_at=bindparam("due"), last_error=bindparam("error"), **released),
-                retries,
-            )
+            await conn.execute(_RETRY, retries)
         if given_up:
-            await session.execute(
-                update(tasks)
-                .where(tasks.c.id == bindparam("task"), *ours)
-                .values(status=NotifyStatus.FAILED, failed_at=now, last_error=bindparam("error"), **released),
-                given_up,
-            )
-        await _update_breakers(session, outcomes, now, breaker)
+            await conn.execute(_GIVEN_UP, given_up)
+        await _update_breakers(session, conn, outcomes, now, breaker)
     return statuses
 
 
-async def _log_attempts(session: AsyncSession, outcomes: Sequence[Outcome]) -> None:
+async def _log_attempts(conn: AsyncConnection, outcomes: Sequence[Outcome]) -> None:
     """One ``notify_attempts`` row per attempt, numbered after the ones its notification already has."""
     ids = sorted({outcome.task.id for outcome in outcomes})
-    logged = dict(
-        (
-            await session.execute(
-                select(NotifyAttempt.task_id, func.count())
-                .where(NotifyAttempt.task_id.in_(ids))
-                .group_by(NotifyAttempt.task_id)
-            )
-        ).all()
-    )
+    logged = dict((await conn.execute(_LOGGED, {"ids": ids})).all())
     rows = []
     for outcome in outcomes:
         attempt = outcome.attempt
@@ -277,11 +288,11 @@ async def _log_attempts(session: AsyncSession, outcomes: Sequence[Outcome]) -> N
                 "delivered": attempt.delivered,
             }
         )
-    await session.execute(insert(NotifyAttempt.__table__), rows)
+    await conn.execute(_LOG, rows)
 
 
 async def _update_breakers(
-    session: AsyncSession, outcomes: Sequence[Outcome], now: datetime, policy: BreakerPolicy
+    session: AsyncSession, conn: AsyncConnection, outcomes: Sequence[Outcome], now: datetime, policy: BreakerPolicy
 ) -> None:
     """Merchants whose attempts all went through: one update closes any of their breakers. A merchant
     with a failure among them: each of its outcomes in the order they finished, as one by one."""
@@ -290,7 +301,7 @@ async def _update_breakers(
         by_merchant.setdefault(outcome.task.merchant_pid, []).append(outcome)
     all_delivered = sorted(pid for pid, theirs in by_merchant.items() if all(o.attempt.delivered for o in theirs))
     if all_delivered:
-        await close_breakers(session, all_delivered)
+        await close_breakers(conn, all_delivered)
     for pid in sorted(set(by_merchant) - set(all_delivered)):
         for outcome in by_merchant[pid]:
             await record_outcome(
