@@ -141,8 +141,11 @@ class NotifyWorker:
         return key
 
     def _finished(self, task: asyncio.Task[None]) -> None:
+        """Wake the claim loop only when it would claim: a quarter of the slots free, or none busy."""
         self._in_flight.discard(task)
-        self._slot_freed.set()
+        concurrency = self.gateway.settings.notify_concurrency
+        if not self._in_flight or concurrency - len(self._in_flight) >= concurrency // 4:
+            self._slot_freed.set()
 
     async def dispatch(self) -> int:
         """Claim as many due notifications as there are free slots and start delivering them.
