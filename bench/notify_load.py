@@ -26,7 +26,7 @@ Prints one JSON line per baseline, then one per scenario: notifications/s and it
 baseline, p50/p99 delay from "due" to "delivered", duplicates seen by the sink (must be 0),
 attempts, the workers' peak RSS (VmHWM) and CPU seconds, the whole machine's CPU over the run
 (other load on the machine shows there, and in ``loadavg_1m_before``), and on PostgreSQL how
-many connections the workers opened.
+many connections the workers opened and how much CPU its backends used.
 """
 
 from __future__ import annotations
