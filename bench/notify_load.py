@@ -26,7 +26,7 @@ Prints one JSON line per baseline, then one per scenario: notifications/s and it
 baseline, p50/p99 delay from "due" to "delivered", duplicates seen by the sink (must be 0),
 attempts, the workers' peak RSS (VmHWM) and CPU seconds, the whole machine's CPU over the run
 (other load on the machine shows there, and in ``loadavg_1m_before``), and on PostgreSQL how
-many connections the workers opened.
+many connections the workers opened and how much CPU its backends used.
 """
 
 from __future__ import annotations
@@ -289,6 +289,18 @@ async def pg_sessions(name: str) -> int | None:
         await conn.close()
 
 
+async def pg_backend_cpu(name: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to the database ``name`` (same machine)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        pids = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", name)
+    finally:
+        await conn.close()
+    return {row["pid"]: cpu_seconds(row["pid"]) for row in pids}
+
+
 async def prepare(gateway, orders: int, merchants: int, notify_url: str) -> None:  # type: ignore[no-untyped-def]
     """Merchants through the gateway; orders and their outbox rows in bulk, due in a day."""
     from sqlalchemy import insert, literal, select
@@ -417,6 +429,8 @@ async def run_scenario(spec: str, sink: Sink, baseline_rps: float | None, args: 
             processes.append(process)
         await wait_for_workers(gateway, processes, time.monotonic() + 60)
         cpu_before = sum(cpu_seconds(p.pid) for p in processes)
+        database_name = database_url.rsplit("/", 1)[1]
+        pg_before = await pg_backend_cpu(database_name) if backend == "postgresql" else {}
 
         result["loadavg_1m_before"] = round(os.getloadavg()[0], 2)
         busy_before, total_before = machine_ticks()
@@ -443,8 +457,14 @@ async def run_scenario(spec: str, sink: Sink, baseline_rps: float | None, args: 
                 break
             await asyncio.sleep(0.05)
         busy_after, total_after = machine_ticks()
+        if backend == "postgresql":
+            pg_after = await pg_backend_cpu(database_name)
+            pg_cpu = sum(cpu - pg_before.get(pid, 0.0) for pid, cpu in pg_after.items())
+            result["pg_backend_cpu_s"] = round(pg_cpu, 2)
+            result["pg_backend_cpu_ms_per_notification"] = round(pg_cpu * 1000 / args.orders, 3)
         result["worker_peak_rss_mb"] = [peak_rss_mb(p.pid) for p in processes]
         result["worker_cpu_s"] = round(sum(cpu_seconds(p.pid) for p in processes) - cpu_before, 2)
+        result["worker_cpu_ms_per_notification"] = round(result["worker_cpu_s"] * 1000 / args.orders, 3)
         result["machine_cpu_busy"] = round((busy_after - busy_before) / max(1, total_after - total_before), 2)
         result["machine_cpu_s"] = round((busy_after - busy_before) / CLK_TCK, 1)
 
@@ -473,7 +493,7 @@ async def run_scenario(spec: str, sink: Sink, baseline_rps: float | None, args: 
         for process in processes:
             stop_process(process)
         if backend == "postgresql":
-            result["pg_connections_opened"] = await pg_sessions(database_url.rsplit("/", 1)[1])
+            result["pg_connections_opened"] = await pg_sessions(database_name)
         logs.seek(0)
         errors = [line for line in logs.read().splitlines() if line.strip() and "SANDBOX channel" not in line]
         if errors:

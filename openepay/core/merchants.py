@@ -96,7 +96,11 @@ class Merchants:
         )
 
     def key_of(self, merchant: Merchant) -> str:
-        return self.box.open(merchant.key_sealed, _key_context(merchant.pid))
+        return self.open_key(merchant.pid, merchant.key_sealed)
+
+    def open_key(self, pid: int, sealed: str) -> str:
+        """A merchant's key from its sealed form (for readers that have the column, not the row)."""
+        return self.box.open(sealed, _key_context(pid))
 
     async def admission(self, pid: int) -> Admission | None:
         """The merchant ``pid`` and its key, for letting a request in (from this process's copy when it is fresh)."""

@@ -147,7 +147,8 @@ class NotifyTask(Base):
     __tablename__ = "notify_tasks"
     __table_args__ = (
         UniqueConstraint("order_id", "event"),
-        Index("ix_notify_tasks_status_next_attempt_at", "status", "next_attempt_at"),
+        # The claim reads due notifications in this order and stops when it has enough.
+        Index("ix_notify_tasks_due", "status", "next_attempt_at", "id"),
         Index("ix_notify_tasks_lease_expires_at", "lease_expires_at"),
         # The claim's "no earlier pending notification for this order" check looks up by order.
         Index("ix_notify_tasks_order_id_status", "order_id", "status"),

@@ -10,6 +10,7 @@ address it reaches.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -53,8 +54,10 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def address_block_reason(ip: IPAddress, *, allow_private: bool) -> str | None:
-    """Why we will not connect to ``ip``, or None when we will."""
+    """Why we will not connect to ``ip``, or None when we will (a pure function, remembered: the same
+    few addresses are judged on every notification)."""
     if isinstance(ip, ipaddress.IPv6Address):
         embedded = _embedded_ipv4(ip)
         if embedded is not None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from openepay.db.models import NotifyBreaker
 
@@ -27,19 +27,23 @@ class BreakerPolicy:
     max_cooldown: float
 
 
-async def close_breakers(session: AsyncSession, merchant_pids: list[int]) -> None:
+_CLOSE = (
+    update(NotifyBreaker.__table__)
+    .where(
+        NotifyBreaker.__table__.c.merchant_pid.in_(bindparam("pids", expanding=True)),
+        or_(NotifyBreaker.__table__.c.consecutive_failures > 0, NotifyBreaker.__table__.c.open_until.is_not(None)),
+    )
+    .values(consecutive_failures=0, open_until=None, cooldown_seconds=0.0)
+)
+
+
+async def close_breakers(db: AsyncSession | AsyncConnection, merchant_pids: list[int]) -> None:
     """A delivery to each of these merchants went through: their breakers close.
 
     The common case: nothing to change, and no row lock taken when a breaker is closed already.
+    The statement is built once; the worker runs it on its Core connection.
     """
-    await session.execute(
-        update(NotifyBreaker)
-        .where(
-            NotifyBreaker.merchant_pid.in_(merchant_pids),
-            or_(NotifyBreaker.consecutive_failures > 0, NotifyBreaker.open_until.is_not(None)),
-        )
-        .values(consecutive_failures=0, open_until=None, cooldown_seconds=0.0)
-    )
+    await db.execute(_CLOSE, {"pids": merchant_pids})
 
 
 async def record_outcome(

@@ -128,7 +128,7 @@ class SafeHttpClient:
 
     async def send(self, message: OutboundMessage) -> HttpOutcome:
         started = time.monotonic()
-        shown_host = _raw_host(message.url)
+        shown_host = ""
         status: int | None = None
         body, headers = b"", {}
         try:
@@ -138,14 +138,17 @@ class SafeHttpClient:
             if reason:
                 raise _Failed(ErrorClass.BLOCKED, reason)
             deadline = asyncio.get_running_loop().time() + self.total_timeout
-            try:
-                async with asyncio.timeout_at(deadline):
-                    address = await self._resolve(target)
-            except TimeoutError:
-                raise _Failed(ErrorClass.DNS, f"resolving {target.host} timed out") from None
+            address = target.address
+            if address is None:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        address = await self._resolve(target)
+                except TimeoutError:
+                    raise _Failed(ErrorClass.DNS, f"resolving {target.host} timed out") from None
             async with asyncio.timeout_at(deadline):
                 status, body, headers = await self._exchange(message, target, address)
         except UnusableUrl as exc:
+            shown_host = _raw_host(message.url)
             if exc.unresolvable:
                 error, detail = ErrorClass.DNS, f"cannot resolve {shown_host}: {exc.reason}"
             else:
@@ -164,9 +167,7 @@ class SafeHttpClient:
         return HttpOutcome(shown_host, latency_ms, status, body, error, detail, headers)
 
     async def _resolve(self, target: Target) -> IPAddress:
-        """The address to connect to: the literal itself, or the first of a name's addresses if all pass."""
-        if target.address is not None:
-            return target.address
+        """The address to connect to: the first of a name's addresses, if all of them pass."""
         loop = asyncio.get_running_loop()
         try:
             infos = await loop.getaddrinfo(target.host.encode("ascii"), target.port, type=socket.SOCK_STREAM)

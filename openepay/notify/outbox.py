@@ -10,21 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Update, bindparam, case, delete, exists, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy import Select, Update, and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from openepay.core.states import NotifyStatus
 from openepay.db import Database
 from openepay.db.models import NotifyAttempt, NotifyBreaker, NotifyTask, Order
-from openepay.db.types import utcnow
+from openepay.db.types import UTCDateTime, utcnow
 from openepay.notify.breaker import BreakerPolicy, close_breakers, record_outcome
 
 PAID_EVENT = "paid"
 # Any constant works; it only has to be the same in every worker.
 CLAIM_LOCK = 0x6F70656E65706179
+# A claim reads this many due rows per slot it still has to fill, per pass over the index.
+CLAIM_WINDOW = 4
 
 
 async def enqueue(session: AsyncSession, *, order_id: int, merchant_pid: int, event: str, now: datetime) -> None:
@@ -50,10 +51,66 @@ class ClaimedTask:
     attempts: int
 
 
+def _claim_statements() -> tuple[Select, Select, Select, Update]:
+    """The claim's statements, built once: each claim only binds its values (and hits the compiled cache).
+
+    - the leases held per merchant, and the half-open breakers (one probe each);
+    - a window of due notifications in claim order after a (due, id) position, leaving out open
+      breakers and merchants with no free slot;
+    - the lease itself.
+    """
+    tasks = NotifyTask.__table__
+    breakers = NotifyBreaker.__table__
+    earlier = tasks.alias("earlier")
+    now = bindparam("now", type_=UTCDateTime())
+    held = (
+        select(tasks.c.merchant_pid, func.count()).where(tasks.c.lease_expires_at > now).group_by(tasks.c.merchant_pid)
+    )
+    probing = select(breakers.c.merchant_pid).where(
+        breakers.c.consecutive_failures >= bindparam("threshold"),
+        or_(breakers.c.open_until.is_(None), breakers.c.open_until <= now),
+    )
+    after = bindparam("after", type_=UTCDateTime())
+    due = (
+        select(tasks.c.id, tasks.c.merchant_pid, tasks.c.next_attempt_at)
+        .where(
+            tasks.c.status == NotifyStatus.PENDING.value,
+            tasks.c.next_attempt_at <= now,
+            or_(
+                tasks.c.next_attempt_at > after,
+                and_(tasks.c.next_attempt_at == after, tasks.c.id > bindparam("after_id")),
+            ),
+            or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at <= now),
+            tasks.c.merchant_pid.not_in(select(breakers.c.merchant_pid).where(breakers.c.open_until > now)),
+            tasks.c.merchant_pid.not_in(bindparam("full", expanding=True)),
+            ~exists().where(
+                earlier.c.order_id == tasks.c.order_id,
+                earlier.c.id < tasks.c.id,
+                earlier.c.status == NotifyStatus.PENDING.value,
+            ),
+        )
+        .order_by(tasks.c.next_attempt_at, tasks.c.id)
+        .limit(bindparam("window"))
+        .with_for_update(skip_locked=True)
+    )
+    lease = (
+        update(tasks)
+        .where(tasks.c.id.in_(bindparam("chosen", expanding=True)))
+        .values(lease_owner=bindparam("owner"), lease_expires_at=bindparam("until", type_=UTCDateTime()))
+        .returning(tasks.c.id, tasks.c.order_id, tasks.c.merchant_pid, tasks.c.event, tasks.c.attempts)
+    )
+    return held, probing, due, lease
+
+
+_HELD, _PROBING, _DUE, _LEASE = _claim_statements()
+# Before any due time: the first window starts at the beginning.
+_START = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 async def claim(
     db: Database, owner: str, *, limit: int, lease: timedelta, merchant_cap: int, breaker_threshold: int
 ) -> list[ClaimedTask]:
-    """Lease up to ``limit`` due notifications, fairly.
+    """Lease up to ``limit`` due notifications, fairly, earliest due first.
 
     - at most ``merchant_cap`` in flight per merchant (counting leases other workers hold),
       and only one probe while its breaker is half-open; none while it is open;
@@ -62,72 +119,40 @@ async def claim(
     - on PostgreSQL the claim runs under a transaction-scoped advisory lock, so two workers
       cannot both fill the same merchant's last free slot, and rows are taken
       ``FOR UPDATE SKIP LOCKED``.
+
+    The due notifications are read in claim order from ``ix_notify_tasks_due`` a window at a
+    time, leaving out merchants with no free slot, until ``limit`` are chosen or none are left:
+    a claim costs what its batch costs, not what the backlog costs. A merchant whose slots
+    fill up within a window is left out of the next one, so a merchant with a long backlog
+    due first cannot hold the others back. It runs on a Core connection: no unit of work.
     """
     now = utcnow()
-    earlier = aliased(NotifyTask)
-    in_flight = (
-        select(NotifyTask.merchant_pid, func.count().label("held"))
-        .where(NotifyTask.lease_expires_at > now)
-        .group_by(NotifyTask.merchant_pid)
-        .subquery()
-    )
-    ranked = (
-        select(
-            NotifyTask.id,
-            NotifyTask.next_attempt_at,
-            NotifyTask.merchant_pid,
-            func.coalesce(NotifyBreaker.consecutive_failures, 0).label("failures"),
-            func.row_number()
-            .over(partition_by=NotifyTask.merchant_pid, order_by=(NotifyTask.next_attempt_at, NotifyTask.id))
-            .label("rank"),
-        )
-        .outerjoin(NotifyBreaker, NotifyBreaker.merchant_pid == NotifyTask.merchant_pid)
-        .where(
-            NotifyTask.status == NotifyStatus.PENDING,
-            NotifyTask.next_attempt_at <= now,
-            or_(NotifyTask.lease_expires_at.is_(None), NotifyTask.lease_expires_at <= now),
-            or_(NotifyBreaker.open_until.is_(None), NotifyBreaker.open_until <= now),
-            ~exists().where(
-                earlier.order_id == NotifyTask.order_id,
-                earlier.id < NotifyTask.id,
-                earlier.status == NotifyStatus.PENDING,
-            ),
-        )
-        .subquery()
-    )
-    allowance = case((ranked.c.failures >= breaker_threshold, 1), else_=merchant_cap)
-    fair = (
-        select(ranked.c.id)
-        .outerjoin(in_flight, in_flight.c.merchant_pid == ranked.c.merchant_pid)
-        .where(ranked.c.rank + func.coalesce(in_flight.c.held, 0) <= allowance)
-        .order_by(ranked.c.next_attempt_at, ranked.c.id)
-        .limit(limit)
-    )
-    async with db.session() as session:
+    async with db.engine.begin() as conn:
         if db.dialect == "postgresql":
-            await session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
-        ids = list(
-            (
-                await session.scalars(
-                    select(NotifyTask.id).where(NotifyTask.id.in_(fair)).with_for_update(skip_locked=True)
-                )
-            ).all()
-        )
-        if not ids:
+            await conn.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
+        held = dict((await conn.execute(_HELD, {"now": now})).all())
+        room = {pid: merchant_cap - count for pid, count in held.items()}
+        for pid in (await conn.scalars(_PROBING, {"now": now, "threshold": breaker_threshold})).all():
+            room[pid] = 1 - held.get(pid, 0)
+        chosen: list[int] = []
+        after, after_id = _START, 0
+        while len(chosen) < limit:
+            window = (limit - len(chosen)) * CLAIM_WINDOW
+            full = sorted(pid for pid, free in room.items() if free <= 0)
+            params = {"now": now, "after": after, "after_id": after_id, "full": full, "window": window}
+            rows = (await conn.execute(_DUE, params)).all()
+            for task_id, merchant_pid, _ in rows:
+                free = room.get(merchant_pid, merchant_cap)
+                if free > 0 and len(chosen) < limit:
+                    chosen.append(task_id)
+                    room[merchant_pid] = free - 1
+            if len(rows) < window:
+                break
+            after_id, _, after = rows[-1]
+        if not chosen:
             return []
-        rows = await session.execute(
-            update(NotifyTask)
-            .where(NotifyTask.id.in_(ids))
-            .values(lease_owner=owner, lease_expires_at=now + lease)
-            .returning(
-                NotifyTask.id,
-                NotifyTask.order_id,
-                NotifyTask.merchant_pid,
-                NotifyTask.event,
-                NotifyTask.attempts,
-            )
-        )
-        return sorted((ClaimedTask(*row) for row in rows.all()), key=lambda task: task.id)
+        leased = await conn.execute(_LEASE, {"chosen": chosen, "owner": owner, "until": now + lease})
+        return sorted((ClaimedTask(*row) for row in leased.all()), key=lambda task: task.id)
 
 
 @dataclass(frozen=True)
@@ -164,6 +189,40 @@ async def record_attempt(
     return status
 
 
+def _record_statements() -> tuple[Select, Update, Update, Update]:
+    """The statements that record attempts, built once (only values change from batch to batch)."""
+    tasks = NotifyTask.__table__
+    attempts = NotifyAttempt.__table__
+    logged = (
+        select(attempts.c.task_id, func.count())
+        .where(attempts.c.task_id.in_(bindparam("ids", expanding=True)))
+        .group_by(attempts.c.task_id)
+    )
+    ours = tasks.c.lease_owner == bindparam("owner")
+    released = {"attempts": tasks.c.attempts + 1, "lease_owner": None, "lease_expires_at": None}
+    now = bindparam("now", type_=UTCDateTime())
+    delivered = (
+        update(tasks)
+        .where(tasks.c.id.in_(bindparam("ids", expanding=True)), ours)
+        .values(status=NotifyStatus.SUCCEEDED.value, delivered_at=now, last_error=None, **released)
+    )
+    retry = (
+        update(tasks)
+        .where(tasks.c.id == bindparam("task"), ours)
+        .values(next_attempt_at=bindparam("due", type_=UTCDateTime()), last_error=bindparam("error"), **released)
+    )
+    given_up = (
+        update(tasks)
+        .where(tasks.c.id == bindparam("task"), ours)
+        .values(status=NotifyStatus.FAILED.value, failed_at=now, last_error=bindparam("error"), **released)
+    )
+    return logged, delivered, retry, given_up
+
+
+_LOGGED, _DELIVERED, _RETRY, _GIVEN_UP = _record_statements()
+_LOG = insert(NotifyAttempt.__table__)
+
+
 async def record_attempts(
     db: Database, owner: str, outcomes: Sequence[Outcome], breaker: BreakerPolicy
 ) -> list[NotifyStatus]:
@@ -174,10 +233,10 @@ async def record_attempts(
     multi-row insert, the notifications in one update per outcome kind (delivered, retry later,
     given up), and the breakers of merchants whose deliveries all went through in one update.
     A notification whose lease this worker no longer holds (it was re-queued meanwhile) keeps
-    its fresh schedule; only the attempt is logged.
+    its fresh schedule; only the attempt is logged. The statements are built once and run on
+    the transaction's Core connection; only a failed delivery's breaker goes through the ORM.
     """
     now = utcnow()
-    tasks = NotifyTask.__table__
     delivered: list[int] = []
     retries: list[dict[str, object]] = []
     given_up: list[dict[str, object]] = []
@@ -188,52 +247,29 @@ async def record_attempts(
             delivered.append(outcome.task.id)
             statuses.append(NotifyStatus.SUCCEEDED)
         elif attempts > len(outcome.retry_delays):
-            given_up.append({"task": outcome.task.id, "error": _describe(outcome.attempt)})
+            given_up.append({"task": outcome.task.id, "error": _describe(outcome.attempt), "owner": owner, "now": now})
             statuses.append(NotifyStatus.FAILED)
         else:
             due = now + timedelta(seconds=outcome.retry_delays[attempts - 1])
-            retries.append({"task": outcome.task.id, "error": _describe(outcome.attempt), "due": due})
+            retries.append({"task": outcome.task.id, "error": _describe(outcome.attempt), "due": due, "owner": owner})
             statuses.append(NotifyStatus.PENDING)
-    ours = (tasks.c.lease_owner == owner,)
-    released = {"attempts": tasks.c.attempts + 1, "lease_owner": None, "lease_expires_at": None}
     async with db.session() as session:
-        await _log_attempts(session, outcomes)
+        conn = await session.connection()
+        await _log_attempts(conn, outcomes)
         if delivered:
-            await session.execute(
-                update(tasks)
-                .where(tasks.c.id.in_(delivered), *ours)
-                .values(status=NotifyStatus.SUCCEEDED, delivered_at=now, last_error=None, **released)
-            )
+            await conn.execute(_DELIVERED, {"ids": delivered, "owner": owner, "now": now})
         if retries:
-            await session.execute(
-                update(tasks)
-                .where(tasks.c.id == bindparam("task"), *ours)
-                .values(next_attempt_at=bindparam("due"), last_error=bindparam("error"), **released),
-                retries,
-            )
+            await conn.execute(_RETRY, retries)
         if given_up:
-            await session.execute(
-                update(tasks)
-                .where(tasks.c.id == bindparam("task"), *ours)
-                .values(status=NotifyStatus.FAILED, failed_at=now, last_error=bindparam("error"), **released),
-                given_up,
-            )
-        await _update_breakers(session, outcomes, now, breaker)
+            await conn.execute(_GIVEN_UP, given_up)
+        await _update_breakers(session, conn, outcomes, now, breaker)
     return statuses
 
 
-async def _log_attempts(session: AsyncSession, outcomes: Sequence[Outcome]) -> None:
+async def _log_attempts(conn: AsyncConnection, outcomes: Sequence[Outcome]) -> None:
     """One ``notify_attempts`` row per attempt, numbered after the ones its notification already has."""
     ids = sorted({outcome.task.id for outcome in outcomes})
-    logged = dict(
-        (
-            await session.execute(
-                select(NotifyAttempt.task_id, func.count())
-                .where(NotifyAttempt.task_id.in_(ids))
-                .group_by(NotifyAttempt.task_id)
-            )
-        ).all()
-    )
+    logged = dict((await conn.execute(_LOGGED, {"ids": ids})).all())
     rows = []
     for outcome in outcomes:
         attempt = outcome.attempt
@@ -252,11 +288,11 @@ async def _log_attempts(session: AsyncSession, outcomes: Sequence[Outcome]) -> N
                 "delivered": attempt.delivered,
             }
         )
-    await session.execute(insert(NotifyAttempt.__table__), rows)
+    await conn.execute(_LOG, rows)
 
 
 async def _update_breakers(
-    session: AsyncSession, outcomes: Sequence[Outcome], now: datetime, policy: BreakerPolicy
+    session: AsyncSession, conn: AsyncConnection, outcomes: Sequence[Outcome], now: datetime, policy: BreakerPolicy
 ) -> None:
     """Merchants whose attempts all went through: one update closes any of their breakers. A merchant
     with a failure among them: each of its outcomes in the order they finished, as one by one."""
@@ -265,7 +301,7 @@ async def _update_breakers(
         by_merchant.setdefault(outcome.task.merchant_pid, []).append(outcome)
     all_delivered = sorted(pid for pid, theirs in by_merchant.items() if all(o.attempt.delivered for o in theirs))
     if all_delivered:
-        await close_breakers(session, all_delivered)
+        await close_breakers(conn, all_delivered)
     for pid in sorted(set(by_merchant) - set(all_delivered)):
         for outcome in by_merchant[pid]:
             await record_outcome(

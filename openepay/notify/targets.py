@@ -17,6 +17,7 @@ percent-encoding or a zone id in the host, credentials, control characters anywh
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -142,7 +143,10 @@ def _port(text: str, scheme: str) -> int:
     return int(text)
 
 
+@functools.lru_cache(maxsize=4096)
 def _read_host(text: str, bracketed: bool) -> tuple[str, IPAddress | None]:
+    """A pure function of the host as written, remembered: a merchant's host repeats on every notification
+    (a refused host raises each time: exceptions are not remembered)."""
     if bracketed:
         if "%" in text:
             raise UnusableUrl("IPv6 zone ids are not allowed")

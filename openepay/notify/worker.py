@@ -17,7 +17,7 @@ import socket
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from openepay.admin.users import prune_login_attempts
 from openepay.core.orders import close_expired
@@ -46,6 +46,23 @@ BODY_HEAD_CHARS = 200
 HEARTBEAT_SECONDS = 5.0
 FORGET_WORKERS_AFTER = timedelta(days=1)
 CYCLE_BACKOFF_MAX = 5.0
+KEY_CACHE_SIZE = 10_000
+ORDER_COLUMNS = tuple(column.key for column in Order.__table__.columns)
+# What delivering a claimed notification needs, read in one query outside any transaction: the
+# order (as a detached row object for the dialect), the merchant's sealed key and retry schedule.
+_DELIVERIES = (
+    select(
+        NotifyTask.id.label("task_id"),
+        NotifyTask.created_at.label("first_due"),
+        Merchant.pid.label("merchant"),
+        Merchant.key_sealed,
+        Merchant.notify_retry_delays,
+        *Order.__table__.columns,
+    )
+    .join(Order, Order.id == NotifyTask.order_id)
+    .join(Merchant, Merchant.pid == Order.merchant_pid)
+    .where(NotifyTask.id.in_(bindparam("ids", expanding=True)))
+)
 
 
 def worker_name() -> str:
@@ -68,6 +85,7 @@ class NotifyWorker:
         # Finished attempts waiting to be recorded, and the task recording the previous ones.
         self._finished_attempts: list[tuple[Outcome, Order, datetime | None]] = []
         self._recording: asyncio.Task[None] | None = None
+        self._keys: dict[tuple[int, str], str] = {}
         self._last_sweep = 0.0
         self._last_claim = 0.0
         self._last_beat = 0.0
@@ -114,9 +132,21 @@ class NotifyWorker:
             for waiter in waiters:
                 waiter.cancel()
 
+    def _key(self, pid: int, sealed: str) -> str:
+        """The merchant's opened key, opened once per sealed value: a changed key is a new entry."""
+        key = self._keys.get((pid, sealed))
+        if key is None:
+            if len(self._keys) >= KEY_CACHE_SIZE:
+                self._keys.clear()
+            key = self._keys[(pid, sealed)] = self.gateway.merchants.open_key(pid, sealed)
+        return key
+
     def _finished(self, task: asyncio.Task[None]) -> None:
+        """Wake the claim loop only when it would claim: a quarter of the slots free, or none busy."""
         self._in_flight.discard(task)
-        self._slot_freed.set()
+        concurrency = self.gateway.settings.notify_concurrency
+        if not self._in_flight or concurrency - len(self._in_flight) >= concurrency // 4:
+            self._slot_freed.set()
 
     async def dispatch(self) -> int:
         """Claim as many due notifications as there are free slots and start delivering them.
@@ -143,16 +173,15 @@ class NotifyWorker:
         )
         if not tasks:
             return 0
-        async with self.gateway.db.session() as session:
-            found = {
-                task_id: (order, merchant, first_due)
-                for task_id, order, merchant, first_due in await session.execute(
-                    select(NotifyTask.id, Order, Merchant, NotifyTask.created_at)
-                    .join(Order, Order.id == NotifyTask.order_id)
-                    .join(Merchant, Merchant.pid == Order.merchant_pid)
-                    .where(NotifyTask.id.in_([task.id for task in tasks]))
-                )
-            }
+        found = {
+            row.task_id: (
+                Order(**{name: row._mapping[name] for name in ORDER_COLUMNS}),
+                self._key(row.merchant, row.key_sealed),
+                row.notify_retry_delays,
+                row.first_due,
+            )
+            for row in await self.gateway.db.rows(_DELIVERIES, {"ids": [task.id for task in tasks]})
+        }
         for task in tasks:
             if task.id not in found:
                 log.warning("notification %s has no order to deliver; its lease will run out", task.id)
@@ -175,22 +204,31 @@ class NotifyWorker:
         while self._recording is not None:
             await self._recording
 
-    async def _deliver_guarded(self, task: ClaimedTask, order: Order, merchant: Merchant, first_due: datetime) -> None:
+    async def _deliver_guarded(
+        self, task: ClaimedTask, order: Order, key: str, retry_delays: list[float] | None, first_due: datetime
+    ) -> None:
         try:
-            await self.deliver(task, order, merchant, first_due)
+            await self.deliver(task, order, key, retry_delays, first_due)
         except Exception:
             log.exception("delivery of notification %s failed unexpectedly", task.id)
 
-    async def deliver(self, task: ClaimedTask, order: Order, merchant: Merchant, first_due: datetime | None) -> None:
+    async def deliver(
+        self,
+        task: ClaimedTask,
+        order: Order,
+        key: str,
+        retry_delays: list[float] | None,
+        first_due: datetime | None,
+    ) -> None:
         """Send one notification; its attempt is recorded with the others that finish meanwhile."""
         gateway = self.gateway
         dialect = gateway.dialects.for_order(order)
-        message = await dialect.notification(order, gateway.merchants.key_of(merchant))
+        message = await dialect.notification(order, key)
         started_at = utcnow()
         result = await self.http.send(message)
         delivered = result.error_class is None and dialect.acknowledged(result.body)
         attempt = _attempt_record(started_at, result, delivered)
-        delays = merchant.notify_retry_delays or gateway.settings.notify_retry_delays
+        delays = retry_delays or gateway.settings.notify_retry_delays
         self._finished_attempts.append((Outcome(task, attempt, delays), order, first_due))
         if self._recording is None:
             self._recording = asyncio.create_task(self._record())

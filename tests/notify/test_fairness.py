@@ -342,3 +342,24 @@ async def test_claims_respect_the_cap_the_open_breaker_and_the_single_probe(gate
     assert await leased("first") == sorted([probing, healthy, healthy])
     assert await leased("second") == []
     assert {task.status for task in await tasks_of(gateway, stuck)} == {NotifyStatus.PENDING}
+
+
+async def test_a_long_backlog_due_first_does_not_hold_back_other_merchants(gateway: Gateway) -> None:
+    """The claim reads due notifications a window at a time; one merchant can fill many windows."""
+    flooding = (await gateway.merchants.create("Flooding Shop")).pid
+    waiting = (await gateway.merchants.create("Waiting Shop")).pid
+    limit = 4
+    backlog = limit * outbox.CLAIM_WINDOW + 3  # more than the first window holds
+    for number in range(backlog):
+        await simulate_buyer_payment(gateway, (await sandbox_order(gateway, flooding, f"F-{number}")).trade_no)
+    for number in range(2):
+        await simulate_buyer_payment(gateway, (await sandbox_order(gateway, waiting, f"W-{number}")).trade_no)
+
+    claimed = await outbox.claim(
+        gateway.db, "only", limit=limit, lease=timedelta(seconds=30), merchant_cap=CAP, breaker_threshold=THRESHOLD
+    )
+
+    assert sorted(task.merchant_pid for task in claimed) == sorted([flooding] * CAP + [waiting] * 2)
+    # The flooding merchant's earliest notifications went first.
+    flooded = sorted(task.id for task in await tasks_of(gateway, flooding))
+    assert sorted(task.id for task in claimed if task.merchant_pid == flooding) == flooded[:CAP]

@@ -5,7 +5,7 @@ A JSAPI offer is neither a page, nor a QR, nor an app link: it is the signed set
 ``WeixinJSBridge``. It is stored with the order, like the other offers, so a repeated create
 for the same order hands out the same prepay id instead of placing a second WeChat order.
 
-Revision ID: 0013_channel_pay_info
+Revision ID: 0010_channel_pay_info
 Revises: 0009_hotpath
 Create Date: 2026-12-03
 """
@@ -13,7 +13,7 @@ Create Date: 2026-12-03
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013_channel_pay_info"
+revision = "0010_channel_pay_info"
 down_revision = "0009_hotpath"
 branch_labels = None
 depends_on = None
