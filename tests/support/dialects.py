@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import httpx
 
-from tests.protocols.pay_mapi.support import pay_params
-from tests.protocols.pay_mapi.support import signed as pay_mapi_signed
 from tests.support import epay, payfor, vmq
 from tests.support.answers import json_answer, page_message
 from tests.support.epay_v2 import V2Merchant, order_fields
 from tests.support.links import trade_no_named, trade_no_of
+from tests.support.pay_mapi import pay_params
+from tests.support.pay_mapi import signed as pay_mapi_signed
 
 SHOP = "https://shop.example.com"
 # Rainbow's text, which epay, V2 and payFor give for a notify_url they will not send to.

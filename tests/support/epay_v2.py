@@ -13,11 +13,13 @@ import base64
 import time
 from dataclasses import dataclass
 
+import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.support.epay import order_params
+from tests.support.links import sandbox_path
 
 SDK_WINDOW = 300
 
@@ -104,3 +106,25 @@ def order_fields(merchant_url: str, out_trade_no: str, **overrides: str | None) 
     del fields["pid"]
     fields.update({"clientip": "203.0.113.9", **overrides})
     return {name: value for name, value in fields.items() if value is not None}
+
+
+# The shop the V2 tests place orders for.
+SHOP = "https://shop.example.com"
+
+
+async def create(client: httpx.AsyncClient, v2: V2Merchant, out_trade_no: str, **overrides: str | None) -> dict:
+    answer = (
+        await client.post("/api/pay/create", data=v2.request(order_fields(SHOP, out_trade_no, **overrides)))
+    ).json()
+    assert answer["code"] == 0, answer
+    return answer
+
+
+async def paid(client: httpx.AsyncClient, v2: V2Merchant, out_trade_no: str, **overrides: str | None) -> str:
+    trade_no = (await create(client, v2, out_trade_no, **overrides))["trade_no"]
+    assert (await client.post(sandbox_path(trade_no))).status_code == 303
+    return trade_no
+
+
+async def api(client: httpx.AsyncClient, v2: V2Merchant, endpoint: str, **fields: str) -> dict:
+    return (await client.post(f"/api/{endpoint}", data=v2.request(fields))).json()

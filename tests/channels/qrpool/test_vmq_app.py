@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from openepay.core.states import OrderStatus
 from openepay.db.models import Order
-from tests.protocols.pay_mapi.support import call, pay_params, seed_sign, signed, success_of
 from tests.support.links import cashier_path
 from tests.support.orders import sandbox_order
+from tests.support.pay_mapi import call, pay_params, seed_sign, signed, success_of
 from tests.support.qrpool import GENERIC, qrpool_cli
 from tests.support.vmq_phone import WXPAY, VmqPhone, java_double, notifications, qrpool_server, reload, stored_events
 from tests.support.waiting import eventually

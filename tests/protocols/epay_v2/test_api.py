@@ -10,9 +10,7 @@ import pytest
 
 from openepay.core.states import MerchantStatus
 from tests.support.epay import signed as md5_signed
-from tests.support.epay_v2 import platform_signed, sdk_content
-
-from .support import api, create, paid
+from tests.support.epay_v2 import api, create, paid, platform_signed, sdk_content
 
 VERIFIED_ENDPOINTS = ["pay/query", "pay/refund", "pay/refundquery", "merchant/info", "merchant/orders"]
 

@@ -11,10 +11,8 @@ from openepay.core.orders import get_order
 from openepay.core.states import MerchantStatus
 from tests.support.epay import order_params
 from tests.support.epay import signed as md5_signed
-from tests.support.epay_v2 import order_fields, platform_signed
+from tests.support.epay_v2 import SHOP, create, order_fields, paid, platform_signed
 from tests.support.links import handle, sandbox_path, trade_no_of
-
-from .support import SHOP, create, paid
 
 
 async def post_create(server, v2, **fields: str | None) -> dict:

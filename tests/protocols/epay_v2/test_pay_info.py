@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.protocols.epay_v2.support import create
+from tests.support.epay_v2 import create
 from tests.support.gateways import own_server
 from tests.support.links import cashier_path, sandbox_path
 from tests.support.qrpool import receiving_account

@@ -14,9 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.support.epay import signed as md5_signed
-from tests.support.epay_v2 import V2Merchant
-
-from .support import api, paid
+from tests.support.epay_v2 import V2Merchant, api, paid
 
 REPLAYED = {"code": -3, "msg": "请求重复，请勿重复提交"}
 RSA_REFUSED = {"code": -3, "msg": "RSA签名校验失败"}

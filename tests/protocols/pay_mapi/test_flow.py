@@ -12,11 +12,11 @@ import sys
 from urllib.parse import parse_qsl, urlsplit
 
 from openepay.core.states import NotifyStatus
-from tests.protocols.pay_mapi.support import MAPI, SUBMIT, call, code_of, pay_params, seed_sign, signed, success_of
 from tests.support.cli import clean_env
 from tests.support.links import cashier_path, sandbox_path, trade_no_of
 from tests.support.merchant import FakeMerchant
 from tests.support.notify import Answer, settled
+from tests.support.pay_mapi import MAPI, SUBMIT, call, code_of, pay_params, seed_sign, signed, success_of
 from tests.support.settings import TEST_SECRET
 from tests.support.waiting import eventually
 

@@ -14,11 +14,11 @@ import re
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from tests.protocols.pay_mapi.support import MAPI, SEED_MESSAGES, SHOP, SUBMIT, SUCCESS_FIELDS, pay_params, seed_sign
 from tests.support.answers import json_answer, page_message
 from tests.support.fuzz import FUZZ, attacks, order_numbers, send, size_limited
 from tests.support.fuzz import http as http
 from tests.support.links import cashier_path, trade_no_of
+from tests.support.pay_mapi import MAPI, SEED_MESSAGES, SHOP, SUBMIT, SUCCESS_FIELDS, pay_params, seed_sign
 
 INTERNAL = "internal error"
 PROTOCOL_NAMES = [

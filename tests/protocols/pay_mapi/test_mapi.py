@@ -14,7 +14,12 @@ import httpx
 import pytest
 
 from openepay.core.states import MerchantStatus
-from tests.protocols.pay_mapi.support import (
+from tests.support.database import order_count, stored_order
+from tests.support.epay import order_params
+from tests.support.epay import signed as epay_signed
+from tests.support.gateways import STRICT, own_server
+from tests.support.links import cashier_path, sandbox_path
+from tests.support.pay_mapi import (
     MAPI,
     SHOP,
     call,
@@ -25,11 +30,6 @@ from tests.protocols.pay_mapi.support import (
     signed,
     success_of,
 )
-from tests.support.database import order_count, stored_order
-from tests.support.epay import order_params
-from tests.support.epay import signed as epay_signed
-from tests.support.gateways import STRICT, own_server
-from tests.support.links import cashier_path, sandbox_path
 from tests.support.servers import ServerThread
 
 REQUIRED = ["pid", "type", "out_trade_no", "notify_url", "return_url", "name", "money", "sign"]

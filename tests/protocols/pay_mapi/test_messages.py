@@ -13,7 +13,7 @@ import pytest
 from openepay.core.states import OrderStatus
 from openepay.db.models import Order
 from openepay.protocols.pay_mapi.messages import PayMapiMessages
-from tests.protocols.pay_mapi.support import notes_order, seed_sign
+from tests.support.pay_mapi import notes_order, seed_sign
 
 KEY = "k3yForTheP4yMapiDialect000000000"
 MESSAGES = PayMapiMessages()

@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 
 from openepay.protocols.epay.signing import make_sign, sign_content, verify
 from openepay.protocols.pay_mapi.messages import notification_params
-from tests.protocols.pay_mapi.support import MAPI, error_of, notes_order, seed_content, seed_sign, success_of
 from tests.support.database import merchant_with_key
+from tests.support.pay_mapi import MAPI, error_of, notes_order, seed_content, seed_sign, success_of
 
 SEED_KEY = "7a3b1053780db61ebd3d7123e1b8d6c4"
 # The seed is a translation: its example's product name "Test Payment 20240125193935458" was

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from openepay.db.models import Order
-from tests.protocols.pay_mapi.support import SEED_MESSAGES, SHOP, SUBMIT, order_count, pay_params, signed
 from tests.support.links import cashier_path, trade_no_of
+from tests.support.pay_mapi import SEED_MESSAGES, SHOP, SUBMIT, order_count, pay_params, signed
 
 DESKTOP = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"}
 PHONE = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"}
