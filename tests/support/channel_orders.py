@@ -7,11 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 
 from openepay.core.merchants import MerchantCredentials
-from openepay.db.models import Order
-from openepay.gateway import Gateway
 from tests.support.epay import order_params, signed
 from tests.support.merchant import FakeMerchant
 from tests.support.shop import Received
@@ -67,8 +64,3 @@ async def paid_mapi_order(
     assert notification.signature_ok is True
     assert (notification.params["out_trade_no"], notification.params["trade_status"]) == (out_trade_no, "TRADE_SUCCESS")
     return PaidOrder(answer, paid, notification)
-
-
-async def stored_order(gateway: Gateway, trade_no: str) -> Order:
-    async with gateway.db.session() as session:
-        return (await session.scalars(select(Order).where(Order.trade_no == trade_no))).one()

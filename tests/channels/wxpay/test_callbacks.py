@@ -18,8 +18,9 @@ from sqlalchemy import func, select
 
 from openepay.db.models import BalanceEntry, ChannelCallback, NotifyTask
 from openepay.gateway import Gateway
-from tests.support.channel_orders import mapi_order, stored_order
+from tests.support.channel_orders import mapi_order
 from tests.support.fake_wxpay import FakeWxPay, Notification, new_key, running_fake_wxpay, wechat_headers
+from tests.support.orders import stored_order
 from tests.support.waiting import eventually
 
 

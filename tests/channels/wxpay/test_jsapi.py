@@ -21,11 +21,11 @@ from openepay.channels.base import RefusalReason
 from openepay.protocols.epay_v2.platform_key import forget_loaded, platform_key
 from openepay.protocols.refusals import FOR_MERCHANT
 from openepay.web.cashier.routes import IN_APP_ONLY
-from tests.support.channel_orders import stored_order
 from tests.support.epay_v2 import load_platform_key, order_fields, platform_signed
 from tests.support.fake_wxpay import APPID, FakeWxPay, running_fake_wxpay
 from tests.support.gateways import own_server
 from tests.support.links import cashier_path
+from tests.support.orders import stored_order
 from tests.support.waiting import eventually
 
 OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"

@@ -21,9 +21,10 @@ from openepay.db.models import ChannelCallback, NotifyTask, Order, Refund
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
-from tests.support.channel_orders import mapi_order, paid_mapi_order, stored_order
+from tests.support.channel_orders import mapi_order, paid_mapi_order
 from tests.support.epay import order_params, signed
 from tests.support.fake_wxpay import APPID, MCHID, FakeWxPay, new_key, private_pem, public_pem, running_fake_wxpay
+from tests.support.orders import stored_order
 from tests.support.settings import make_settings
 from tests.support.waiting import eventually
 
