@@ -192,6 +192,14 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "timezone_note": ("时间为", "Times are in"),
     # The merchant portal (/merchant) shares this catalogue.
     "portal": ("商户中心", "Merchant portal"),
+    "portal_logins": ("商户中心登录账号", "Merchant portal sign-ins"),
+    "no_portal_logins": ("还没有登录账号。", "No sign-ins yet."),
+    "add_portal_login": ("添加登录账号", "Add a sign-in"),
+    "portal_login_made": (
+        "登录账号已创建。初始密码只显示这一次，请转交商户。",
+        "Sign-in made. The password is shown this once: hand it to the merchant.",
+    ),
+    "initial_password": ("初始密码", "Password"),
     "credentials": ("API 密钥", "API credentials"),
     "integration": ("接入文档", "Integration"),
     "integration_help": (

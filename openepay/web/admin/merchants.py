@@ -1,5 +1,6 @@
 """Merchants in the console: the list, one merchant, creation and key rotation (the key shown once),
-disabling and enabling, and resuming paused notifications."""
+disabling and enabling, merchant portal sign-ins (the password shown once), and resuming paused
+notifications."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from starlette.responses import Response
 from openepay.admin import merchant_actions
 from openepay.admin.roles import Role
 from openepay.admin.sessions import Current
+from openepay.admin.users import UserError
 from openepay.core.merchants import MerchantCredentials, MerchantNotFound
 from openepay.core.states import MerchantStatus
 from openepay.db.types import storable
+from openepay.portal.users import MerchantUsers
 from openepay.web.admin.auth import PREFIX, Refusal, needs
 from openepay.web.admin.console import actor_of, console_of
 from openepay.web.admin.pages import render, see_other
@@ -56,11 +59,37 @@ async def _view(request: Request, pid: int) -> merchant_actions.MerchantView:
     return view
 
 
+def _portal_users(request: Request) -> MerchantUsers:
+    console = console_of(request)
+    return MerchantUsers(console.gateway.db, console.gateway.box, console.users.policy)
+
+
+async def _merchant_page(
+    request: Request, me: Current, pid: int, *, error: str | None = None, status: int = 200
+) -> Response:
+    view = await _view(request, pid)
+    logins = await merchant_actions.portal_logins(_portal_users(request), pid)
+    notice = request.query_params.get("notice")
+    context = {"v": view, "logins": logins, "error": error, "notice": notice if notice in NOTICES else None}
+    return render(request, "merchant.html", context, me, status=status)
+
+
 @router.get(PREFIX + "/merchants/{pid}")
 async def merchant_detail(request: Request, pid: int, me: Current = Depends(needs(Role.VIEWER))) -> Response:
-    view = await _view(request, pid)
-    notice = request.query_params.get("notice")
-    return render(request, "merchant.html", {"v": view, "notice": notice if notice in NOTICES else None}, me)
+    return await _merchant_page(request, me, pid)
+
+
+@router.post(PREFIX + "/merchants/{pid}/logins")
+async def merchant_add_login(request: Request, pid: int, me: Current = Depends(needs(Role.ADMINISTRATOR))) -> Response:
+    """A merchant portal sign-in; the answer is the one page that shows its one-time password."""
+    await _view(request, pid)
+    username = str((await request.form()).get("username") or "").strip()
+    try:
+        password = await merchant_actions.add_portal_login(_portal_users(request), pid, username, actor_of(request, me))
+    except UserError as refused:
+        return await _merchant_page(request, me, pid, error=str(refused), status=400)
+    context = {"pid": pid, "username": username, "password": password}
+    return render(request, "merchant_login.html", context, me)
 
 
 async def _set_status(request: Request, pid: int, me: Current, status: MerchantStatus) -> Response:
