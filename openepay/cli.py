@@ -689,23 +689,23 @@ def notify_test(
     url: str = typer.Argument(..., help="The endpoint to test, e.g. https://shop.example.com/notify.php"),
     dialect: str = typer.Option("epay", help="The merchant's protocol."),
 ) -> None:
-    """Send one signed, clearly marked test message and show what the endpoint answered."""
+    """Send one signed, clearly marked test message, show what the endpoint answered and what that means."""
+    from openepay.notify.diagnosis import TestNotificationResult, send_test_notification
     from openepay.notify.http import SafeHttpClient
 
-    async def send(gateway: Gateway) -> tuple[object, bool]:
+    async def send(gateway: Gateway) -> TestNotificationResult:
         merchant_row = await gateway.merchants.get(pid)
         messages = gateway.dialects.named(dialect)
-        stamp = utcnow().strftime("%Y%m%d%H%M%S")
-        message = await messages.test_notification(pid, gateway.merchants.key_of(merchant_row), url, stamp)
         client = SafeHttpClient.for_settings(gateway.settings)
         try:
-            result = await client.send(message)
+            return await send_test_notification(
+                messages, client, dialect=dialect, pid=pid, key=gateway.merchants.key_of(merchant_row), url=url
+            )
         finally:
             await client.aclose()
-        return result, result.error_class is None and messages.acknowledged(result.body)
 
     try:
-        result, acknowledged = with_gateway(Settings(), send)
+        result = with_gateway(Settings(), send)
     except MerchantNotFound:
         raise fail(f"no merchant {pid}") from None
     except KeyError:
@@ -713,13 +713,15 @@ def notify_test(
     typer.echo(f"target     : {result.target_host}")
     typer.echo(f"HTTP status: {result.status if result.status is not None else '-'}")
     typer.echo(f"latency    : {result.latency_ms} ms")
-    typer.echo(f"answer     : {result.body[:200].decode('utf-8', 'replace')!r}")
+    typer.echo(f"answer     : '{result.body_head}'")
     if result.error_class:
-        typer.echo(f"error      : {result.error_class.value}: {result.error_detail}")
+        typer.echo(f"error      : {result.error_class}: {result.error_detail}")
     typer.echo(
-        "result     : " + ("acknowledged (the answer counts as received)" if acknowledged else "NOT acknowledged")
+        "result     : "
+        + ("acknowledged (the answer counts as received)" if result.acknowledged else "NOT acknowledged")
     )
-    if not acknowledged:
+    typer.echo(f"diagnosis  : {result.diagnosis.en}")
+    if not result.acknowledged:
         raise typer.Exit(1)
 
 

@@ -314,6 +314,7 @@ async def test_notify_test_sends_a_marked_signed_message_and_reports_the_answer(
             database_url, "notify", "test", str(merchant.pid), f"{shop.url}/notify", OPENEPAY_NOTIFY_ALLOW_PRIVATE="1"
         )
         assert refused.returncode == 1 and "NOT acknowledged" in refused.stdout
+        assert "diagnosis  : The server answered 2xx, but the answer does not count as received" in refused.stdout
     finally:
         shop.stop()
     blocked = await openepay(database_url, "notify", "test", str(merchant.pid), "http://127.0.0.1:9/notify")

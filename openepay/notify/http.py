@@ -25,7 +25,7 @@ import socket
 import ssl
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -73,6 +73,8 @@ class HttpOutcome:
     body: bytes = b""
     error_class: ErrorClass | None = None
     error_detail: str | None = None
+    # The answer's headers, names in lower case (a WAF or CDN page is told apart by them).
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class BlockedAddress(OSError):
@@ -128,7 +130,7 @@ class SafeHttpClient:
         started = time.monotonic()
         shown_host = _raw_host(message.url)
         status: int | None = None
-        body, location = b"", None
+        body, headers = b"", {}
         try:
             target = read_target(message.url)
             shown_host = target.host
@@ -142,7 +144,7 @@ class SafeHttpClient:
             except TimeoutError:
                 raise _Failed(ErrorClass.DNS, f"resolving {target.host} timed out") from None
             async with asyncio.timeout_at(deadline):
-                status, body, location = await self._exchange(message, target, address)
+                status, body, headers = await self._exchange(message, target, address)
         except UnusableUrl as exc:
             if exc.unresolvable:
                 error, detail = ErrorClass.DNS, f"cannot resolve {shown_host}: {exc.reason}"
@@ -153,12 +155,13 @@ class SafeHttpClient:
         except TimeoutError:
             error, detail = ErrorClass.TIMEOUT, f"no complete answer within {self.total_timeout:g}s"
         else:
+            location = headers.get("location")
             if status in REDIRECT_STATUSES and location is not None:
                 error, detail = ErrorClass.REDIRECT, f"redirects to {location[:200]} (redirects are not followed)"
             else:
                 error, detail = None, None
         latency_ms = int((time.monotonic() - started) * 1000)
-        return HttpOutcome(shown_host, latency_ms, status, body, error, detail)
+        return HttpOutcome(shown_host, latency_ms, status, body, error, detail, headers)
 
     async def _resolve(self, target: Target) -> IPAddress:
         """The address to connect to: the literal itself, or the first of a name's addresses if all pass."""
@@ -180,8 +183,8 @@ class SafeHttpClient:
 
     async def _exchange(
         self, message: OutboundMessage, target: Target, address: IPAddress
-    ) -> tuple[int, bytes, str | None]:
-        """Status, body (at most ``max_body_bytes``) and ``Location`` of one request to the pinned ``address``."""
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """Status, body (at most ``max_body_bytes``) and headers of one request to the pinned ``address``."""
         import aiohttp
         from yarl import URL
 
@@ -209,7 +212,8 @@ class SafeHttpClient:
                     body += chunk
                 if not response.content.at_eof():
                     response.close()  # the rest is never read: the connection cannot carry another request
-                return response.status, bytes(body), response.headers.get("Location")
+                headers = {name.lower(): value for name, value in response.headers.items()}
+                return response.status, bytes(body), headers
         except aiohttp.ClientConnectorError as exc:
             raise _connect_failure(exc, target) from None
         except aiohttp.ConnectionTimeoutError:

@@ -25,8 +25,10 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -244,7 +246,10 @@ def serve(
     """Run ``workers`` web processes on ``sock`` and, with ``notify_worker``, the notification worker."""
     import openepay.app  # noqa: F401  (once here, not in every child)
     import openepay.notify.worker  # noqa: F401
+    from openepay.metrics import share_between_processes
 
+    metrics_directory = tempfile.mkdtemp(prefix="openepay-metrics-")
+    share_between_processes(metrics_directory)
     children = [Child("web", web_process, (settings, options, sock)) for _ in range(workers)]
     if notify_worker:
         children.append(Child("worker", worker_process, (settings,)))
@@ -252,3 +257,4 @@ def serve(
         return Supervisor(children).run()
     finally:
         sock.close()
+        shutil.rmtree(metrics_directory, ignore_errors=True)

@@ -45,8 +45,11 @@ class TestAuthority:
     def client_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cadata=self.pem())
 
-    def server_context(self, *names: str) -> ssl.SSLContext:
-        """A server's context with one certificate for ``names`` (host names or IP addresses)."""
+    def server_context(self, *names: str, expired: bool = False) -> ssl.SSLContext:
+        """A server's context with one certificate for ``names`` (host names or IP addresses).
+
+        ``expired``: the certificate ran out an hour ago (it was valid for the day before).
+        """
         key = ec.generate_private_key(ec.SECP256R1())
         alternative: list[x509.GeneralName] = []
         for name in names:
@@ -61,20 +64,42 @@ class TestAuthority:
             .issuer_name(self._certificate.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
+            .not_valid_before(now - datetime.timedelta(days=1 if expired else 0, minutes=5))
+            .not_valid_after(now - datetime.timedelta(hours=1) if expired else now + datetime.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName(alternative), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .sign(self._key, hashes.SHA256())
         )
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        with tempfile.TemporaryDirectory() as folder:
-            chain, secret = Path(folder, "chain.pem"), Path(folder, "key.pem")
-            chain.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-            secret.write_bytes(
-                key.private_bytes(
-                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-                )
+        return _server_context(certificate, key)
+
+
+def self_signed_server_context(name: str) -> ssl.SSLContext:
+    """A server's context with a certificate for ``name`` that is its own issuer, as a quick ``openssl req`` makes."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(_name(name))
+        .issuer_name(_name(name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(name))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return _server_context(certificate, key)
+
+
+def _server_context(certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as folder:
+        chain, secret = Path(folder, "chain.pem"), Path(folder, "key.pem")
+        chain.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        secret.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
-            context.load_cert_chain(chain, secret)
-        return context
+        )
+        context.load_cert_chain(chain, secret)
+    return context

@@ -146,3 +146,32 @@ async def test_a_killed_web_process_is_replaced_and_sigterm_stops_every_child(ga
         assert await asyncio.to_thread(served.process.wait, 40) == 0
     assert not [pid for pid in everyone if alive(pid)]
     assert f"web process {victim} exited" in served.log() and "openepay.access: request" in served.log()
+
+
+async def readyz_count(url: str) -> float:
+    """``/readyz`` requests answered 200, as a scrape of ``/metrics`` (by whichever web process) reports them."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(f"{url}/metrics")).text
+    series = 'openepay_http_requests_total{method="GET",route="/readyz",status="200"} '
+    return sum(float(line[len(series) :]) for line in text.splitlines() if line.startswith(series))
+
+
+async def test_metrics_sum_every_web_process_and_keep_a_replaced_ones_counts(gateway, database_url, tmp_path):
+    """A scrape reaches one process; it must still count the requests every process answered."""
+    with serving(database_url, tmp_path, "--workers", "2", "--no-worker", "--no-access-log") as served:
+        await answering(f"{served.url}/healthz", timeout=60)
+        answered_by: set[int] = set()
+        sent = 0
+        while len(answered_by) < 2 or sent < 20:
+            async with httpx.AsyncClient(timeout=10) as client:
+                assert (await client.get(f"{served.url}/readyz")).status_code == 200
+                answered_by.add((await client.get(f"{served.url}/healthz")).json()["pid"])
+            sent += 1
+            assert sent < 400, "one web process answered everything"
+        assert [await readyz_count(served.url) for _ in range(6)] == [sent] * 6
+
+        victim = min(answered_by)
+        os.kill(victim, signal.SIGKILL)
+        await eventually(lambda: len(served.children()) == 2 and victim not in served.children(), timeout=30)
+        await answering(f"{served.url}/healthz", timeout=60)
+        assert [await readyz_count(served.url) for _ in range(6)] == [sent] * 6

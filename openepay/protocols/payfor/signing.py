@@ -55,6 +55,11 @@ def verify_request(params: Mapping[str, str], token: str) -> bool:
     return False
 
 
+def notify_content(order_id: str, price: str) -> str:
+    """What a notification's ``sign`` covers, before the token is appended."""
+    return order_id + price
+
+
 def notify_sign(order_id: str, price: str, token: str) -> str:
     """``sign`` of a notification: md5(order_id + price + token), the price as the merchant sent it."""
-    return md5_hex(order_id + price + token)
+    return md5_hex(notify_content(order_id, price) + token)

@@ -16,16 +16,30 @@ def md5_hex(text: str) -> str:
     return hashlib.md5(text.encode("utf-8")).hexdigest()
 
 
+def create_content(pay_id: str, param: str, type_code: str, price: str) -> str:
+    """What createOrder's sign covers, before the key is appended."""
+    return pay_id + param + type_code + price
+
+
+def close_content(order_id: str) -> str:
+    return order_id
+
+
+def notify_content(pay_id: str, param: str, type_code: str, price: str, really_price: str) -> str:
+    """What a notification's (and the return's) sign covers, before the key is appended."""
+    return pay_id + param + type_code + price + really_price
+
+
 def create_sign(pay_id: str, param: str, type_code: str, price: str, key: str) -> str:
-    return md5_hex(pay_id + param + type_code + price + key)
+    return md5_hex(create_content(pay_id, param, type_code, price) + key)
 
 
 def close_sign(order_id: str, key: str) -> str:
-    return md5_hex(order_id + key)
+    return md5_hex(close_content(order_id) + key)
 
 
 def notify_sign(pay_id: str, param: str, type_code: str, price: str, really_price: str, key: str) -> str:
-    return md5_hex(pay_id + param + type_code + price + really_price + key)
+    return md5_hex(notify_content(pay_id, param, type_code, price, really_price) + key)
 
 
 def matches(expected: str, received: str) -> bool:

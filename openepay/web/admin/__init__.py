@@ -9,7 +9,17 @@ from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from openepay.web.admin import audit_log, channels, dashboard, login, merchants, orders, review, users
+from openepay.web.admin import (
+    audit_log,
+    channels,
+    dashboard,
+    login,
+    merchant_tools,
+    merchants,
+    orders,
+    review,
+    users,
+)
 from openepay.web.admin.auth import Redirect, Refusal
 from openepay.web.admin.pages import render, see_other
 
@@ -19,6 +29,7 @@ for _pages in (
     dashboard.router,
     orders.router,
     merchants.router,
+    merchant_tools.router,
     channels.router,
     review.router,
     users.router,

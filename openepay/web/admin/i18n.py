@@ -236,6 +236,60 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "用它验证本网关 V2 应答和通知的签名。",
         "Check the signatures of this gateway's V2 answers and notifications with it.",
     ),
+    "test_notify": ("发送测试通知", "Send a test notification"),
+    "test_notify_help": (
+        "用该商户的密钥签名，向下面的地址发送一条标明为测试的通知（测试状态、不存在的订单号，商户可验签但不应发货），"
+        "与真实通知走同一个安全客户端，不跟随跳转。",
+        "Sends a notification marked as a test (a test status, order numbers no shop has: the shop can verify "
+        "it but should ship nothing), signed with this merchant's key, through the same safe client as real "
+        "deliveries; redirects are not followed.",
+    ),
+    "notify_url": ("通知地址", "Notify URL"),
+    "dialect": ("协议", "Protocol"),
+    "dialect_epay": ("易支付 V1", "epay V1"),
+    "dialect_pay_mapi": ("易支付 /pay/ 接口", "epay /pay/ API"),
+    "dialect_epay_v2": ("易支付 V2", "epay V2"),
+    "dialect_payfor": ("payFor 接口", "payFor"),
+    "dialect_vmq": ("V免签", "V免签 (vmq)"),
+    "send_test": ("发送", "Send"),
+    "test_result": ("结果", "Result"),
+    "request": ("请求", "Request"),
+    "http_status": ("HTTP 状态", "HTTP status"),
+    "latency": ("耗时", "Time taken"),
+    "error_detail": ("错误详情", "Error detail"),
+    "url_invalid": ("请填写有效的 http:// 或 https:// 地址。", "Give a valid http:// or https:// URL."),
+    "dialect_invalid": ("请选择该商户可用的协议。", "Choose a protocol this merchant may use."),
+    "signature_checker": ("签名检查", "Signature checker"),
+    "signature_help": (
+        "粘贴对方发送的内容（查询字符串、表单、完整 URL 或 JSON），按所选协议用该商户的密钥重新计算签名并对比。"
+        "密钥不会显示。易支付 V2 只核对 MD5 签名。",
+        "Paste what was sent (a query string, a form body, a whole URL or JSON): the signature is computed again "
+        "with this merchant's key by the chosen protocol's rule and compared. The key is never shown. "
+        "For epay V2, MD5 signatures only.",
+    ),
+    "pasted": ("待检查内容", "Text to check"),
+    "check": ("检查", "Check"),
+    "sig_result": ("检查结果", "Result"),
+    "sig_matches": ("签名一致。", "The signatures match."),
+    "sig_differs": ("签名不一致。", "The signatures differ."),
+    "sig_message": ("签名规则", "Signed message"),
+    "msg_request": ("商户请求", "merchant's request"),
+    "msg_notification": ("异步通知", "notification"),
+    "msg_create_order": ("创建订单（createOrder）", "create order (createOrder)"),
+    "msg_close_order": ("关闭订单（closeOrder）", "close order (closeOrder)"),
+    "sig_canonical": ("待签名字符串（密钥已隐藏）", "String signed (key masked)"),
+    "sig_ours": ("我方签名", "Our signature"),
+    "sig_theirs": ("对方签名", "Their signature"),
+    "sig_params": ("解析出的参数", "Parameters as read"),
+    "sig_empty": ("请粘贴要检查的内容。", "Paste the text to check."),
+    "sig_bad_json": ("JSON 无法解析，或不是一个对象。", "The JSON cannot be read, or is not an object."),
+    "sig_no_params": ("没有读到任何参数。", "No parameters could be read."),
+    "sig_unreadable": (
+        "内容中有无法处理的字符（例如空字符）。",
+        "The text holds characters that cannot be used (a NUL, say).",
+    ),
+    "sig_too_long": ("内容过长。", "The text is too long."),
+    "sig_unknown_dialect": ("未知协议。", "Unknown protocol."),
 }
 
 
