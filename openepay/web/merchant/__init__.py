@@ -1,4 +1,4 @@
-"""The merchant portal at ``/merchant``: a merchant's own orders, credentials and integration help.
+"""The merchant portal at ``/merchant``: a merchant's own orders, credentials, integration help and tools.
 
 Built on the console's foundations (passwords, sessions, CSRF, lockout, TOTP, language);
 ``install`` is the one place the app mounts it (``openepay.app``).
@@ -10,12 +10,12 @@ from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from openepay.web.merchant import credentials, integration, login, orders
+from openepay.web.merchant import credentials, integration, login, orders, tools
 from openepay.web.merchant.auth import PortalRefusal
 from openepay.web.merchant.pages import render
 
 router = APIRouter(include_in_schema=False)
-for _pages in (login.router, orders.router, credentials.router, integration.router):
+for _pages in (login.router, orders.router, credentials.router, integration.router, tools.router):
     router.include_router(_pages)
 
 

@@ -79,6 +79,8 @@ async def test_a_merchant_sees_its_paid_order_resends_the_notification_and_rotat
                 f"/merchant/orders/{trade_no}",
                 "/merchant/credentials",
                 "/merchant/integration",
+                "/merchant/test-notify",
+                "/merchant/signature",
                 "/merchant/totp/setup",
             ):
                 await phone.goto(f"{server.url}{path}")
