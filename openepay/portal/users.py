@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from openepay.admin import audit
@@ -17,7 +17,7 @@ from openepay.admin.passwords import check_strength, hash_password
 from openepay.admin.users import Accounts, UserError
 from openepay.core.merchants import MerchantCredentials, MerchantNotFound, Merchants
 from openepay.core.states import MerchantStatus
-from openepay.db.models import Merchant, MerchantLoginAttempt, MerchantUser
+from openepay.db.models import Merchant, MerchantLoginAttempt, MerchantSession, MerchantUser
 from openepay.db.types import utcnow
 
 # An e-mail address or a plain name, as the operator chooses.
@@ -59,6 +59,19 @@ class MerchantUsers(Accounts):
         async with self.db.session() as session:
             query = select(MerchantUser).where(MerchantUser.merchant_pid == pid).order_by(MerchantUser.username)
             return list((await session.scalars(query)).all())
+
+    async def set_disabled(self, pid: int, user_id: int, disabled: bool, actor: audit.Actor) -> MerchantUser | None:
+        """Disable (every session ends with it) or enable merchant ``pid``'s sign-in; None if it has no such one."""
+        async with self.db.session() as session:
+            user = await session.get(MerchantUser, user_id)
+            if user is None or user.merchant_pid != pid:
+                return None
+            user.disabled = disabled
+            if disabled:
+                await session.execute(delete(MerchantSession).where(MerchantSession.user_id == user_id))
+            action = "merchant_user.disable" if disabled else "merchant_user.enable"
+            audit.add(session, actor, action, f"merchant:{pid}", after={"username": user.username})
+        return user
 
     async def sign_up(
         self, merchants: Merchants, shop_name: str, username: str, password: str, actor: audit.Actor

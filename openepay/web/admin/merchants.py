@@ -119,6 +119,27 @@ async def merchant_rotate_key(request: Request, pid: int, me: Current = Depends(
     return _key_page(request, me, credentials, "key_rotated")
 
 
+async def _set_login_disabled(request: Request, pid: int, user_id: int, me: Current, disabled: bool) -> Response:
+    if await _portal_users(request).set_disabled(pid, user_id, disabled, actor_of(request, me)) is None:
+        raise Refusal("not_found", status=404)
+    return see_other(f"{PREFIX}/merchants/{pid}")
+
+
+@router.post(PREFIX + "/merchants/{pid}/logins/{user_id}/disable")
+async def merchant_login_disable(
+    request: Request, pid: int, user_id: int, me: Current = Depends(needs(Role.ADMINISTRATOR))
+) -> Response:
+    """A portal sign-in stops working (a person who left the shop); its sessions end."""
+    return await _set_login_disabled(request, pid, user_id, me, True)
+
+
+@router.post(PREFIX + "/merchants/{pid}/logins/{user_id}/enable")
+async def merchant_login_enable(
+    request: Request, pid: int, user_id: int, me: Current = Depends(needs(Role.ADMINISTRATOR))
+) -> Response:
+    return await _set_login_disabled(request, pid, user_id, me, False)
+
+
 @router.post(PREFIX + "/merchants/{pid}/resume")
 async def merchant_resume(request: Request, pid: int, me: Current = Depends(needs(Role.OPERATOR))) -> Response:
     await _view(request, pid)

@@ -147,6 +147,19 @@ async def test_an_administrator_gives_a_merchant_a_portal_sign_in_whose_password
         taken = await browser.post(f"/admin/merchants/{merchant.pid}/logins", {"username": "owner@shop.cn"})
         assert taken.status_code == 400
         assert (await browser.post("/admin/merchants/999999/logins", {"username": "x@shop.cn"})).status_code == 404
-    async with PortalClient(server.url) as shop:
+    async with PortalClient(server.url) as shop, ConsoleClient(server.url) as browser:
         orders = await shop.sign_in(PortalUser(merchant.pid, "owner@shop.cn", password))
         assert f"pid {merchant.pid}" in orders.text
+        # The person leaves the shop: the administrator disables the sign-in and its session ends.
+        await browser.sign_in(admin)
+        page = await browser.get(f"/admin/merchants/{merchant.pid}")
+        disable = re.search(rf'action="(/admin/merchants/{merchant.pid}/logins/\d+/disable)"', page.text).group(1)
+        other = await gateway.merchants.create("Other Shop")
+        elsewhere = disable.replace(f"/merchants/{merchant.pid}/", f"/merchants/{other.pid}/")
+        assert (await browser.post(elsewhere)).status_code == 404
+        assert (await shop.get("/merchant")).status_code == 200
+        assert (await browser.post(disable)).status_code == 303
+        assert (await shop.get("/merchant")).status_code == 303
+        assert (await shop.submit_login("owner@shop.cn", password)).status_code == 401
+        assert (await browser.post(disable.replace("/disable", "/enable"))).status_code == 303
+        assert (await shop.submit_login("owner@shop.cn", password)).status_code == 303
