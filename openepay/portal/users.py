@@ -73,6 +73,18 @@ class MerchantUsers(Accounts):
             audit.add(session, actor, action, f"merchant:{pid}", after={"username": user.username})
         return user
 
+    @staticmethod
+    def signup_name(address: str) -> str:
+        """Sign-ups are counted as sign-in attempts of this name: at most the per-name limit of them
+        per address within the lock time, and each one spends the address's budget as a failure would."""
+        return f"signup@{address}"[:64]
+
+    async def signup_locked(self, address: str) -> bool:
+        return await self.locked(self.signup_name(address), address[:64])
+
+    async def note_signup(self, address: str) -> None:
+        await self._remember(self.signup_name(address), address[:64], False)
+
     async def sign_up(
         self, merchants: Merchants, shop_name: str, username: str, password: str, actor: audit.Actor
     ) -> MerchantCredentials:

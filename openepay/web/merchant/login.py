@@ -160,11 +160,13 @@ async def switch_language(request: Request, to: str = "zh", next: str = PREFIX) 
     return response
 
 
-def _signup_page(request: Request, *, error: str | None = None, typed: dict[str, str] | None = None) -> Response:
+def _signup_page(
+    request: Request, *, error: str | None = None, typed: dict[str, str] | None = None, status: int | None = None
+) -> Response:
     if not portal_of(request).gateway.settings.merchant_signup:
         raise PortalRefusal("not_found", status=404)
     context = {"error": error, "typed": typed or {}}
-    return _with_login_token(request, "signup.html", context, 400 if error else 200)
+    return _with_login_token(request, "signup.html", context, status or (400 if error else 200))
 
 
 @router.get(PREFIX + "/signup")
@@ -179,6 +181,9 @@ async def signup(request: Request) -> Response:
     if not portal.gateway.settings.merchant_signup:
         raise PortalRefusal("not_found", status=404)
     form = await _login_form(request)
+    if await portal.users.signup_locked(address_of(request)):
+        return _signup_page(request, error="locked_login", status=429)
+    await portal.users.note_signup(address_of(request))
     typed = {name: str(form.get(name) or "").strip() for name in ("shop_name", "username")}
     password = str(form.get("password") or "")
     if not all(storable(value) for value in (*typed.values(), password)):

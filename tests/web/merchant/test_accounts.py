@@ -84,3 +84,16 @@ async def test_a_merchant_that_signs_up_starts_disabled_until_an_operator_enable
                 "/merchant/signup", {"shop_name": "另一个", "username": "new@shop.cn", "password": "a long password"}
             )
             assert again.status_code == 400 and len(await gateway.merchants.list()) == 1
+        # Sign-ups from one address are limited like wrong passwords for one name.
+        async with PortalClient(thread.url, address="198.51.100.9") as spammer:
+            await spammer.get("/merchant/signup")
+            limit = gateway.settings.admin_failures_per_user
+            answers = [
+                await spammer.post(
+                    "/merchant/signup",
+                    {"shop_name": f"店{n}", "username": f"s{n}@spam.cn", "password": "a long password"},
+                )
+                for n in range(limit + 1)
+            ]
+            assert [answer.status_code for answer in answers] == [303] * limit + [429]
+            assert len(await gateway.merchants.list()) == 1 + limit
