@@ -18,13 +18,14 @@ from zoneinfo import ZoneInfo
 import typer
 from sqlalchemy import select
 
-from openepay.channels.base import PAY_TYPE_NAMES
 from openepay.channels.qrpool.cli import qrpool_app
 from openepay.channels.qrpool.review_cli import review_app
 from openepay.cli_admin import admin_app
-from openepay.cli_channels import account_names, channel_app
+from openepay.cli_audit import audited
+from openepay.cli_channels import channel_app
 from openepay.cli_import import import_app
 from openepay.cli_portal import merchant_login, merchant_logins
+from openepay.cli_refunds import refund_app
 from openepay.cli_runtime import fail, with_gateway
 from openepay.config import Settings
 from openepay.core.channel_accounts import AccountError
@@ -55,8 +56,11 @@ qrpool_app.add_typer(review_app, name="review")
 app.add_typer(qrpool_app, name="qrpool")
 app.add_typer(import_app, name="import")
 app.add_typer(admin_app, name="admin")
+app.add_typer(refund_app, name="refund")
 
 DEMO_MERCHANT = "Demo Shop"
+# What the audit log says of a new merchant key: never the key, nor anything derived from it.
+REPLACED = {"key": "replaced"}
 
 
 async def _platform_key(gateway: Gateway) -> None:
@@ -224,7 +228,7 @@ def merchant_create(
         return await gateway.merchants.create(chosen_name, refund_enabled=allow_refund, pid=pid, key=key)
 
     try:
-        credentials = with_gateway(Settings(), create)
+        credentials = with_gateway(Settings(), audited("merchant.create", lambda made: f"merchant:{made.pid}", create))
     except MerchantRefused as refusal:
         raise fail(f"refused: {refusal}") from None
     if key is not None:
@@ -251,7 +255,7 @@ def merchant_show(pid: int) -> None:
     async def load(gateway: Gateway) -> tuple[Merchant, list[str] | None]:
         merchant = await gateway.merchants.get(pid)
         ids = merchant.channel_accounts
-        return merchant, await account_names(gateway, ids) if ids is not None else None
+        return merchant, await gateway.accounts.names_of(ids) if ids is not None else None
 
     try:
         merchant, account_list = with_gateway(Settings(), load)
@@ -281,26 +285,21 @@ def merchant_set(
     ),
 ) -> None:
     """Change a merchant's settings."""
+    from openepay.admin import merchant_settings as read
+    from openepay.admin.merchant_settings import SettingRefused
+
     values: dict[str, Any] = {}
-    if dialects is not None:
-        values["dialects"] = _dialect_list(dialects)
-    if pay_types is not None:
-        values["pay_types"] = _merchant_pay_types(pay_types)
-    if mapi_answer is not None:
-        if mapi_answer not in ("channel", "payurl"):
-            raise fail("--mapi-answer is 'channel' or 'payurl'")
-        values["mapi_answer"] = mapi_answer
-    if notify_retry_delays is not None:
-        if notify_retry_delays == "default":
-            values["notify_retry_delays"] = None
-        else:
-            try:
-                delays = [float(part) for part in notify_retry_delays.split(",")]
-            except ValueError:
-                raise fail("--notify-retry-delays takes numbers of seconds separated by commas") from None
-            if any(delay < 0 for delay in delays):
-                raise fail("delays cannot be negative")
-            values["notify_retry_delays"] = delays
+    try:
+        if dialects is not None:
+            values["dialects"] = read.dialect_list(dialects)
+        if pay_types is not None:
+            values["pay_types"] = read.pay_type_list(pay_types)
+        if mapi_answer is not None:
+            values["mapi_answer"] = read.mapi_answer(mapi_answer)
+        if notify_retry_delays is not None:
+            values["notify_retry_delays"] = read.retry_delays(notify_retry_delays)
+    except SettingRefused as refusal:
+        raise fail(str(refusal)) from None
     if refund is not None:
         values["refund_enabled"] = refund
     if not values and channel_accounts is None:
@@ -308,40 +307,16 @@ def merchant_set(
 
     async def change(gateway: Gateway) -> None:
         if channel_accounts is not None:
-            names = [name.strip() for name in channel_accounts.split(",") if name.strip()]
-            values["channel_accounts"] = None if channel_accounts == "all" else await gateway.accounts.ids_of(names)
+            values["channel_accounts"] = await read.account_ids(gateway, channel_accounts)
         await gateway.merchants.update(pid, **values)
 
     try:
-        with_gateway(Settings(), change)
+        with_gateway(Settings(), audited("merchant.set", f"merchant:{pid}", change))
     except MerchantNotFound:
         raise fail(f"no merchant {pid}") from None
     except AccountError as exc:
         raise fail(exc.message) from None
     typer.echo(f"merchant {pid} updated")
-
-
-def _dialect_list(text: str) -> list[str] | None:
-    """None for ``all``; else the named dialects, in the usual order."""
-    names = {part.strip() for part in text.split(",") if part.strip()}
-    if names == {"all"}:
-        return None
-    unknown = names - set(DIALECT_NAMES)
-    if unknown:
-        raise fail(f"unknown dialect {', '.join(sorted(unknown))}: choose from {', '.join(DIALECT_NAMES)}, or all")
-    if not names:
-        raise fail("--dialects needs at least one dialect (to stop a merchant altogether: openepay merchant disable)")
-    return [name for name in DIALECT_NAMES if name in names]
-
-
-def _merchant_pay_types(text: str) -> list[str] | None:
-    if text == "all":
-        return None
-    chosen = sorted({part.strip() for part in text.split(",") if part.strip()})
-    unknown = [name for name in chosen if name not in PAY_TYPE_NAMES]
-    if unknown or not chosen:
-        raise fail(f"pay types are among {', '.join(PAY_TYPE_NAMES)} (or 'all'), not {', '.join(unknown) or 'nothing'}")
-    return chosen
 
 
 @merchant_app.command("rotate-key")
@@ -368,7 +343,9 @@ def _change_key(pid: int, key: str | None) -> None:
         raise fail(f"refused: {problem}")
     chosen = key if key is not None else new_key()
     try:
-        with_gateway(Settings(), lambda gw: gw.merchants.set_key(pid, chosen))
+        action = "merchant.rotate_key" if key is None else "merchant.set_key"
+        replace = audited(action, f"merchant:{pid}", lambda gw: gw.merchants.set_key(pid, chosen), note=REPLACED)
+        with_gateway(Settings(), replace)
     except MerchantNotFound:
         raise fail(f"no merchant {pid}") from None
     except MerchantRefused as refusal:
@@ -387,17 +364,19 @@ def merchant_set_rsa(
     ),
 ) -> None:
     """Set the RSA public key that checks the merchant's epay V2 (/api/...) signatures."""
-    from openepay.protocols.epay_v2.signing import KeyFormatError, load_public_key, public_pem
+    from openepay.admin.merchant_settings import SettingRefused, rsa_public_key
+    from openepay.protocols.epay_v2.signing import stored_public_key
 
     try:
         text = public_key.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise fail(f"cannot read {public_key}: {exc}") from None
     try:
-        key = load_public_key(text)
-    except KeyFormatError as exc:
-        raise fail(f"key refused: {exc}") from None
-    values: dict[str, Any] = {"rsa_public_key": public_pem(key)}
+        pem = rsa_public_key(text)
+    except SettingRefused as refusal:
+        raise fail(str(refusal)) from None
+    key = stored_public_key(pem)
+    values: dict[str, Any] = {"rsa_public_key": pem}
     if rsa_only is not None:
         values["rsa_only"] = rsa_only
 
@@ -406,7 +385,7 @@ def merchant_set_rsa(
         return await gateway.merchants.get(pid)
 
     try:
-        merchant = with_gateway(Settings(), store)
+        merchant = with_gateway(Settings(), audited("merchant.set_rsa", f"merchant:{pid}", store))
     except MerchantNotFound:
         raise fail(f"no merchant {pid}") from None
     typer.echo(f"merchant {pid}: RSA public key set ({key.key_size} bits)")
@@ -429,8 +408,11 @@ def platform_public_key(
 
 
 def _set_status(pid: int, status: MerchantStatus) -> None:
+    from openepay.admin import merchant_actions
+    from openepay.admin.audit import CLI
+
     try:
-        with_gateway(Settings(), lambda gw: gw.merchants.set_status(pid, status))
+        with_gateway(Settings(), lambda gw: merchant_actions.set_status(gw, pid, status, CLI))
     except MerchantNotFound:
         raise fail(f"no merchant {pid}") from None
     typer.echo(f"merchant {pid} is {status}")
@@ -475,7 +457,7 @@ def order_show(
         account = (
             "built-in"
             if order.channel_account_id is None
-            else (await account_names(gateway, [order.channel_account_id]))[0]
+            else (await gateway.accounts.names_of([order.channel_account_id]))[0]
         )
         async with gateway.db.session() as session:
             tasks = list((await session.scalars(select(NotifyTask).where(NotifyTask.order_id == order.id))).all())
@@ -606,7 +588,7 @@ def order_pay(trade_no: str) -> None:
         return await simulate_buyer_payment(gateway, trade_no)
 
     try:
-        order = with_gateway(Settings(), pay)
+        order = with_gateway(Settings(), audited("order.sandbox_pay", f"order:{trade_no}", pay))
     except (SandboxRefusal, SandboxPaymentFailed) as refusal:
         raise fail(str(refusal)) from None
     typer.echo(f"{order.trade_no} is {order.status}")
@@ -630,22 +612,31 @@ def notify_resend(
     merchant: int | None = typer.Option(None, help="With --failed-since: only this merchant's (pid)."),
 ) -> None:
     """Queue notifications again, now, with a fresh retry schedule."""
-    from openepay.notify.outbox import resend, resend_failed
+    from openepay.admin.audit import CLI
+    from openepay.admin.order_actions import ActionRefused, resend_notification
+    from openepay.notify.outbox import resend_failed
 
     settings = Settings()
     if (trade_no is None) == (failed_since is None):
         raise fail("give either a TRADE_NO or --failed-since")
     if trade_no is not None:
-        count = with_gateway(settings, lambda gw: resend(gw.db, trade_no))
-        if count == 0:
-            raise fail(f"order {trade_no} has no notification to resend (is it paid?)")
+        try:
+            count = with_gateway(settings, lambda gw: resend_notification(gw, trade_no, CLI))
+        except ActionRefused:
+            raise fail(f"order {trade_no} has no notification to resend (is it paid?)") from None
         typer.echo(f"queued {count} notification(s) for {trade_no}")
         return
     try:
         since = parse_moment(failed_since, settings.zone)
     except ValueError:
         raise fail(f"cannot read the time {failed_since!r}") from None
-    count = with_gateway(settings, lambda gw: resend_failed(gw.db, since=since, merchant_pid=merchant))
+    again = audited(
+        "notify.resend_failed",
+        "notify:failed",
+        lambda gw: resend_failed(gw.db, since=since, merchant_pid=merchant),
+        note=lambda queued: {"since": since.isoformat(), "merchant": merchant, "queued": queued},
+    )
+    count = with_gateway(settings, again)
     typer.echo(f"queued {count} failed notification(s) again")
 
 

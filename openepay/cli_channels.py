@@ -7,23 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from sqlalchemy import select
 
 from openepay.channels.base import ChannelConfig, callback_path, describe_config
 from openepay.channels.registry import channel_classes
+from openepay.cli_audit import audited
 from openepay.cli_runtime import fail, with_gateway
 from openepay.config import Settings
+from openepay.core import routing_rule_text as rule_text
 from openepay.core import usage
 from openepay.core.channel_accounts import AccountError, read_config_file
-from openepay.core.money import MoneyError, format_yuan, parse_yuan
+from openepay.core.money import format_yuan
 from openepay.db.models import ChannelAccountRecord
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 
 channel_app = typer.Typer(help="Channel accounts: credentials, routing rules, live checks.", no_args_is_help=True)
-
-ALL = "all"
-NO_LIMIT = "none"
 
 
 def _run(action):  # type: ignore[no-untyped-def]
@@ -76,7 +74,7 @@ def channel_add(
     async def add(gateway: Gateway) -> ChannelAccountRecord:
         return await gateway.accounts.add(channel, name, values)
 
-    record = _run(add)
+    record = _run(audited("channel.add", lambda made: f"channel:{made.name}", add))
     typer.echo(f"channel account {record.name} added to {record.channel} (id {record.id})")
     typer.echo(f"upstream callbacks go to: <public URL>{callback_path(record.channel, str(record.id))}")
     if gateway_channel_off(record.channel):
@@ -105,7 +103,7 @@ def channel_list() -> None:
         if record.paused_until and record.paused_until > utcnow():
             state = "paused"
         typer.echo(
-            f"{record.name:<20} {record.channel:<14} {state:<8} types {_listed(record.pay_types):<20} "
+            f"{record.name:<20} {record.channel:<14} {state:<8} types {rule_text.listed(record.pay_types):<20} "
             f"p{record.priority} w{record.weight}  today {format_yuan(amount)}/{_cap_yuan(record.daily_amount_fen)} "
             f"{count}/{record.daily_count if record.daily_count is not None else '-'} orders"
         )
@@ -133,8 +131,8 @@ def channel_show(name: str) -> None:
         else:
             value = record.config.get(field["name"], field["default"])
         typer.echo(f"config {field['name']}: {value}")
-    typer.echo(f"pay types: {_listed(record.pay_types)}")
-    typer.echo(f"devices: {_listed(record.devices)}")
+    typer.echo(f"pay types: {rule_text.listed(record.pay_types)}")
+    typer.echo(f"devices: {rule_text.listed(record.devices)}")
     typer.echo(f"amount range: {_cap_yuan(record.min_fen)} to {_cap_yuan(record.max_fen)}")
     typer.echo(f"daily caps: {_cap_yuan(record.daily_amount_fen)}, {record.daily_count or '-'} orders")
     typer.echo(f"today: {format_yuan(amount)} in {count} orders")
@@ -151,20 +149,15 @@ def channel_show(name: str) -> None:
 def channel_test(name: str) -> None:
     """Check the account's credentials with a live call to its upstream."""
 
-    async def check(gateway: Gateway):  # type: ignore[no-untyped-def]
-        record = await gateway.accounts.record(name)
-        # Built here, so that an account can be checked before its channel is switched on.
-        channel = channel_classes()[record.channel](gateway.services)
-        return await channel.check_credentials(gateway.accounts.open(record))
-
-    result = _run(check)
+    result = _run(lambda gateway: gateway.check_credentials(name))
     typer.echo(("ok: " if result.ok else "FAILED: ") + result.detail)
     if not result.ok:
         raise typer.Exit(1)
 
 
 def _switch(name: str, enabled: bool) -> None:
-    record = _run(lambda gateway: gateway.accounts.set_enabled(name, enabled))
+    action = "channel.enable" if enabled else "channel.disable"
+    record = _run(audited(action, f"channel:{name}", lambda gateway: gateway.accounts.set_enabled(name, enabled)))
     typer.echo(f"channel account {record.name} is {'enabled' if record.enabled else 'disabled'}")
 
 
@@ -197,15 +190,18 @@ def channel_set(
 ) -> None:
     """Change an account's settings or routing rules."""
     rules: dict[str, Any] = {}
-    if pay_types is not None:
-        rules["pay_types"] = _names(pay_types)
-    if devices is not None:
-        rules["devices"] = _names(devices)
-    for field, text in (("min_fen", min_money), ("max_fen", max_money), ("daily_amount_fen", daily_amount)):
-        if text is not None:
-            rules[field] = _yuan_or_none(text, field)
-    if daily_count is not None:
-        rules["daily_count"] = None if daily_count == NO_LIMIT else _whole(daily_count)
+    try:
+        if pay_types is not None:
+            rules["pay_types"] = rule_text.names(pay_types)
+        if devices is not None:
+            rules["devices"] = rule_text.names(devices)
+        for field, text in (("min_fen", min_money), ("max_fen", max_money), ("daily_amount_fen", daily_amount)):
+            if text is not None:
+                rules[field] = rule_text.yuan_or_none(text, field)
+        if daily_count is not None:
+            rules["daily_count"] = rule_text.count_or_none(daily_count)
+    except AccountError as exc:
+        raise fail(exc.message) from None
     if priority is not None:
         rules["priority"] = priority
     if weight is not None:
@@ -220,46 +216,9 @@ def channel_set(
         if rules:
             await gateway.accounts.set_rules(name, rules)
 
-    _run(change)
+    _run(audited("channel.set", f"channel:{name}", change))
     typer.echo(f"channel account {name} updated")
-
-
-def _names(text: str) -> list[str] | None:
-    if text == ALL:
-        return None
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _yuan_or_none(text: str, field: str) -> int | None:
-    if text == NO_LIMIT:
-        return None
-    try:
-        return parse_yuan(text)
-    except MoneyError:
-        raise fail(f"{field.removesuffix('_fen')}: {text!r} is not an amount in yuan such as 100.00") from None
-
-
-def _whole(text: str) -> int:
-    if not text.isdigit():
-        raise fail(f"{text!r} is not a whole number")
-    return int(text)
-
-
-def _listed(values: list[str] | None) -> str:
-    return ",".join(values) if values is not None else ALL
 
 
 def _cap_yuan(fen: int | None) -> str:
     return format_yuan(fen) if fen is not None else "-"
-
-
-async def account_names(gateway: Gateway, ids: list[int]) -> list[str]:
-    async with gateway.db.session() as session:
-        rows = dict(
-            (
-                await session.execute(
-                    select(ChannelAccountRecord.id, ChannelAccountRecord.name).where(ChannelAccountRecord.id.in_(ids))
-                )
-            ).all()
-        )
-    return [rows.get(account_id, f"#{account_id}") for account_id in ids]

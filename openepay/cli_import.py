@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from openepay.cli_audit import audited
 from openepay.cli_runtime import fail, with_gateway
 from openepay.config import Settings
 
@@ -72,7 +73,17 @@ def import_rainbow(
         await import_history(gateway, rainbow.history, report, dry_run=dry_run)
         return report
 
-    report = with_gateway(settings, bring_over)
+    # A real import is one audit entry (never the database URL, which may hold its password).
+    imported = audited(
+        "import.rainbow",
+        f"import:rainbow/{where['database']}",
+        bring_over,
+        note=lambda done: {
+            "merchants_created": [merchant.pid for merchant in done.created],
+            "orders_imported": done.orders_imported,
+        },
+    )
+    report = with_gateway(settings, bring_over if dry_run else imported)
     _print_merchants(rainbow, report, dry_run)
     if since is not None:
         _print_sites(rainbow, since.strftime("%Y-%m-%d %H:%M"))

@@ -18,8 +18,15 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from openepay.channels.base import Channel, ChannelAccount, ChannelServices, PayContext, account_ref
-from openepay.channels.registry import ChannelRegistry
+from openepay.channels.base import (
+    Channel,
+    ChannelAccount,
+    ChannelServices,
+    CredentialCheck,
+    PayContext,
+    account_ref,
+)
+from openepay.channels.registry import ChannelRegistry, channel_classes
 from openepay.config import Settings
 from openepay.core import usage
 from openepay.core.buyer_links import BuyerLinks
@@ -136,6 +143,15 @@ class Gateway:
 
     async def account(self, channel: str, ref: str) -> ChannelAccount | None:
         return await self.accounts.find(channel, ref)
+
+    async def check_credentials(self, name: str) -> CredentialCheck:
+        """A live call with the stored account ``name`` (``openepay channel test``, the console's test button).
+
+        The channel is built here, so an account can be checked before its channel is switched on.
+        """
+        record = await self.accounts.record(name)
+        channel = channel_classes()[record.channel](self.services)
+        return await channel.check_credentials(self.accounts.open(record))
 
     # --- payments -------------------------------------------------------------------------------
 

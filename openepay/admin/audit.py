@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +22,16 @@ class Actor:
     address: str | None = None
 
 
-CLI = Actor("cli")
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except OSError:
+        # A container user with no name in /etc/passwd.
+        return f"uid{os.getuid()}"
+
+
+# The command line, as ``cli:<OS user>``: who ran the command on the server, with no address.
+CLI = Actor(f"cli:{_os_user()}")
 
 
 def add(

@@ -1,6 +1,6 @@
-"""What an administrator does to merchants in the console (create, disable, enable, rotate the key, give a
-merchant portal sign-in), and what an operator does for their notifications (resume now); each written
-to the audit log."""
+"""What an administrator does to merchants in the console (create, change settings, disable, enable,
+rotate the key, give a merchant portal sign-in), and what an operator does for their notifications
+(resume now); each written to the audit log."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import Select, select, update
 
 from openepay.admin import audit
+from openepay.admin.merchant_settings import fingerprint
 from openepay.core.merchants import MerchantCredentials
 from openepay.core.states import MerchantStatus, NotifyStatus
 from openepay.db.models import Merchant, MerchantUser, NotifyBreaker, NotifyTask
@@ -126,3 +127,34 @@ async def resume_notifications(gateway: Gateway, pid: int, actor: audit.Actor) -
         count = due.rowcount or 0
         audit.add(session, actor, "merchant.resume_notify", f"merchant:{pid}", before=before, after={"due_now": count})
     return count
+
+
+def settings_of(merchant: Merchant) -> dict[str, object]:
+    """The settings the edit form changes, as the audit log records them (the RSA key by its fingerprint)."""
+    return {
+        "dialects": merchant.dialects,
+        "pay_types": merchant.pay_types,
+        "channel_accounts": merchant.channel_accounts,
+        "mapi_answer": merchant.mapi_answer,
+        "notify_retry_delays": merchant.notify_retry_delays,
+        "refund_enabled": merchant.refund_enabled,
+        "rsa_public_key": fingerprint(merchant.rsa_public_key) if merchant.rsa_public_key else None,
+        "rsa_only": merchant.rsa_only,
+    }
+
+
+async def change_settings(gateway: Gateway, pid: int, values: dict[str, object], actor: audit.Actor) -> None:
+    """Store settings read by ``openepay.admin.merchant_settings`` (as ``openepay merchant set`` does), audited."""
+    before = await gateway.merchants.get(pid)
+    await gateway.merchants.update(pid, **values)
+    after = await gateway.merchants.get(pid)
+    old, new = settings_of(before), settings_of(after)
+    changed = [name for name in new if old[name] != new[name]]
+    await audit.record(
+        gateway.db,
+        actor,
+        "merchant.settings",
+        f"merchant:{pid}",
+        before={name: old[name] for name in changed},
+        after={name: new[name] for name in changed},
+    )

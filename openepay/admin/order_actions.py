@@ -1,4 +1,5 @@
-"""What an operator does to an order: resend its notification, close it, confirm it paid by hand (补单).
+"""What an operator does to an order: resend its notification, close it, confirm it paid by hand (补单),
+refund it.
 
 Each goes through the same core functions the CLI and the channels use, and each is written to
 the audit log with who did it.
@@ -12,6 +13,7 @@ from openepay.admin import audit
 from openepay.channels.base import Confirmation
 from openepay.core.orders import close_order, get_order
 from openepay.core.payments import mark_paid
+from openepay.core.refunds import RefundError, RefundProblem, refund_order
 from openepay.core.states import SETTLED_PAID
 from openepay.db.models import Order
 from openepay.gateway import Gateway
@@ -92,3 +94,63 @@ async def confirm_by_hand(gateway: Gateway, trade_no: str, actor: audit.Actor, r
     refreshed = await get_order(gateway.db, trade_no)
     assert refreshed is not None
     return refreshed
+
+
+# What a refund the channel has not confirmed shows: it stays processing, its amount reserved.
+REFUND_PROCESSING = "refund_processing"
+REFUND_DONE = "refund_done"
+
+
+def refundable_fen(order: Order) -> int:
+    """What is left to refund: paid less refunded (refunds in progress included)."""
+    return max((order.paid_fen or 0) - order.refunded_fen, 0)
+
+
+async def refund(gateway: Gateway, trade_no: str, amount_fen: int, actor: audit.Actor, reason: str) -> str:
+    """Refund ``amount_fen`` of the order through the channel, as the merchant API does (``refund_order``:
+    its guards refuse an over-refund under any concurrency); returns ``refund_done`` or, when the channel's
+    answer is not sure, ``refund_processing``.
+
+    A refund the channel was asked about is audited whatever it answered; one refused before
+    anything moved is not.
+    """
+    why = reason.strip()
+    if not why:
+        raise ActionRefused("refund_reason_required")
+    order = await get_order(gateway.db, trade_no)
+    if order is None:
+        raise ActionRefused("not_found")
+    before = {"status": order.status, "refunded_fen": order.refunded_fen}
+    outcome = REFUND_DONE
+    try:
+        result = await refund_order(gateway.db, gateway, order, amount_fen)
+        refund_no, status = result.refund.refund_no, result.refund.status
+    except RefundError as exc:
+        if exc.problem not in (
+            RefundProblem.CHANNEL_PENDING,
+            RefundProblem.CHANNEL_FAILED,
+            RefundProblem.CHANNEL_CANNOT_REFUND,
+        ):
+            raise ActionRefused(f"refund_{exc.problem.value}") from None
+        refund_no, status = "", "processing" if exc.problem == RefundProblem.CHANNEL_PENDING else "failed"
+        outcome = REFUND_PROCESSING if status == "processing" else f"refund_{exc.problem.value}"
+    after_order = await get_order(gateway.db, trade_no)
+    assert after_order is not None
+    await audit.record(
+        gateway.db,
+        actor,
+        "order.refund",
+        f"order:{trade_no}",
+        before=before,
+        after={
+            "status": after_order.status,
+            "refunded_fen": after_order.refunded_fen,
+            "amount_fen": amount_fen,
+            "refund": status,
+            "refund_no": refund_no,
+        },
+        reason=why,
+    )
+    if outcome not in (REFUND_DONE, REFUND_PROCESSING):
+        raise ActionRefused(outcome)
+    return outcome

@@ -10,8 +10,17 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, or_, select
 
+from openepay.core.money import format_yuan
 from openepay.db import Database
-from openepay.db.models import AuditEntry, ChannelAccountRecord, ChannelCallback, NotifyAttempt, NotifyTask, Order
+from openepay.db.models import (
+    AuditEntry,
+    ChannelAccountRecord,
+    ChannelCallback,
+    NotifyAttempt,
+    NotifyTask,
+    Order,
+    Refund,
+)
 
 PER_PAGE = 50
 EXPORT_LIMIT = 100_000
@@ -161,6 +170,7 @@ async def story(db: Database, trade_no: str) -> OrderStory | None:
                 select(ChannelCallback).where(ChannelCallback.trade_no == trade_no).order_by(ChannelCallback.id)
             )
         ).all()
+        refunds = (await session.scalars(select(Refund).where(Refund.order_id == order.id).order_by(Refund.id))).all()
         actions = (
             await session.scalars(
                 select(AuditEntry)
@@ -195,6 +205,11 @@ async def story(db: Database, trade_no: str) -> OrderStory | None:
                 [line for line in detail if line],
                 ok=attempt.delivered,
             )
+        )
+    for made in refunds:
+        # A refund is told by its state now: processing (reserved, the channel not yet sure), succeeded, failed.
+        events.append(
+            Event(made.created_at, f"ev_refund_{made.status}", f"{made.refund_no} · ¥{format_yuan(made.amount_fen)}")
         )
     for action in actions:
         events.append(

@@ -1,5 +1,6 @@
-"""What each console user may do: a viewer reads, an operator also works orders and notifications,
-an administrator also manages merchants (and everything else)."""
+"""What each console user may do: a viewer reads, an operator also works orders, notifications and
+the personal codes' day-to-day (codes, switching accounts, revoking phones), an administrator also
+manages merchants and adds receiving accounts and phones (and everything else)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -24,6 +24,10 @@ from openepay.db.types import utcnow
 from openepay.secretbox import SecretBox
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+# Sign-in attempts deleted per statement, and statements per sweep: a flood of guesses is worked
+# off over a few sweeps, never in one transaction that holds the table.
+PRUNE_BATCH = 2000
+PRUNE_BATCHES_PER_SWEEP = 10
 
 
 class UserError(ValueError):
@@ -219,3 +223,23 @@ class AdminUsers(Accounts):
                 session, actor, "user.totp_reset", f"user:{user.username}", before={"totp": had}, after={"totp": False}
             )
         return user
+
+
+async def prune_login_attempts(
+    db: Database, *, older_than: datetime, batch: int = PRUNE_BATCH, batches: int = PRUNE_BATCHES_PER_SWEEP
+) -> int:
+    """Delete sign-in attempts from before ``older_than`` (the lock window's start), ``batch`` rows at a time.
+
+    ``AdminUsers.locked`` counts only attempts within the lock window (a success older than the
+    window moves its start no later), so nothing older changes any sign-in decision. Returns how
+    many were deleted; at most ``batch * batches`` per call, the rest go at the next sweep.
+    """
+    deleted = 0
+    for _ in range(batches):
+        old = select(AdminLoginAttempt.id).where(AdminLoginAttempt.at < older_than).limit(batch)
+        async with db.session() as session:
+            count = (await session.execute(delete(AdminLoginAttempt).where(AdminLoginAttempt.id.in_(old)))).rowcount
+        deleted += count or 0
+        if (count or 0) < batch:
+            break
+    return deleted

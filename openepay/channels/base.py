@@ -35,8 +35,11 @@ buyer returns. Routes it hands over with ``router()`` reach the gateway through
 ``openepay.web`` or the gateway.
 
 **What it declares.** ``pay_types`` it can serve; ``config_schema``; ``offers_before_order``
-(its offer needs only our number, amount and name, so it can be made before the order row is
-written; qrpool's cannot, it reserves amounts against the stored order); ``queries_upstream``
+(its offer needs only our number, amount and name and places nothing outside the gateway, so
+it can be made before the order row is written: the sandbox. A channel that places an order
+upstream says False, so a merchant's repeated ``out_trade_no`` is caught by the order's INSERT
+before anything is placed there; qrpool says False because it reserves amounts against the
+stored order); ``queries_upstream``
 (reconciliation asks it about orders still paying); ``implicit_account`` and ``enabled_by``.
 
 **Failures.** ``create`` raises ``ChannelRefused`` only when surely nothing was created upstream
@@ -205,6 +208,10 @@ class ChannelOrder:
     device: str | None = None
     clientip: str | None = None
     channel_trade_no: str | None = None
+    # The buyer inside the merchant's official account or mini program, for an in-app (JSAPI)
+    # payment: their openid there, and that app's id when the merchant named it.
+    openid: str | None = None
+    appid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -251,16 +258,21 @@ class PaymentOffer:
     # it out raw would let the buyer pay the shop's price rather than ``pay_amount_fen``, so the
     # dialects send such buyers to our cashier, which shows the exact amount.
     any_amount: bool = False
+    # A JSON object the merchant's page in the buyer's app passes to the upstream's JS bridge
+    # (WeChat's ``WeixinJSBridge`` ``getBrandWCPayRequest``): an in-app payment has no page or QR.
+    pay_info: str | None = None
 
     def __post_init__(self) -> None:
-        if not (self.pay_url or self.qrcode or self.urlscheme):
-            raise ValueError("a payment offer needs a pay URL, QR content or a URL scheme")
+        if not (self.pay_url or self.qrcode or self.urlscheme or self.pay_info):
+            raise ValueError("a payment offer needs a pay URL, QR content, a URL scheme or in-app pay parameters")
 
 
 class RefusalReason(StrEnum):
     PAUSED = "paused"
     NO_CODE_FOR_AMOUNT = "no_code_for_amount"
     UPSTREAM_ERROR = "upstream_error"
+    # The account cannot serve the payment as asked (an in-app payment for another app's buyer).
+    NOT_SERVED = "not_served"
 
 
 class ChannelRefused(Exception):
@@ -446,9 +458,11 @@ class Channel(ABC):
     display_name: ClassVar[str]
     pay_types: ClassVar[frozenset[str]]
     config_schema: ClassVar[type[ChannelConfig]] = NoConfig
-    # Whether the offer can be made before the order row exists (it needs only our number,
-    # amount and name). A channel that keeps state against the stored order says False.
-    offers_before_order: ClassVar[bool] = True
+    # Whether the offer can be made before the order row exists: it needs only our number,
+    # amount and name, and places nothing upstream that a repeated merchant number would
+    # duplicate. A channel that places upstream orders or keeps state against the stored order
+    # leaves it False.
+    offers_before_order: ClassVar[bool] = False
     # The upstream keeps its own record of payments, worth asking about when no callback came.
     queries_upstream: ClassVar[bool] = False
     # Switched on by a setting, with one built-in account used while none is stored, routed by these rules.

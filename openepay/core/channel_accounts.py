@@ -123,6 +123,11 @@ def check_rules(values: Mapping[str, Any]) -> dict[str, Any]:
     return checked
 
 
+def check_range(low: int | None, high: int | None) -> None:
+    if low is not None and high is not None and low > high:
+        raise AccountError("the minimum amount is above the maximum")
+
+
 class ChannelAccounts:
     """Stored accounts of every channel, plus the built-in account of each running implicit channel."""
 
@@ -283,10 +288,7 @@ class ChannelAccounts:
     async def set_rules(self, name: str, rules: Mapping[str, Any]) -> ChannelAccountRecord:
         checked = check_rules(rules)
         record = await self.record(name)
-        low = checked.get("min_fen", record.min_fen)
-        high = checked.get("max_fen", record.max_fen)
-        if low is not None and high is not None and low > high:
-            raise AccountError("the minimum amount is above the maximum")
+        check_range(checked.get("min_fen", record.min_fen), checked.get("max_fen", record.max_fen))
         return await self._update(name, **checked)
 
     async def _update(self, name: str, **values: Any) -> ChannelAccountRecord:
@@ -331,6 +333,21 @@ class ChannelAccounts:
         if missing:
             raise AccountError(f"no channel account named {', '.join(missing)}")
         return [found[name] for name in wanted]
+
+    async def names_of(self, ids: Iterable[int]) -> list[str]:
+        """The names of accounts by id, in the order given (``#id`` for one no longer stored)."""
+        wanted = list(ids)
+        async with self.db.session() as session:
+            rows = dict(
+                (
+                    await session.execute(
+                        select(ChannelAccountRecord.id, ChannelAccountRecord.name).where(
+                            ChannelAccountRecord.id.in_(wanted)
+                        )
+                    )
+                ).all()
+            )
+        return [rows.get(account_id, f"#{account_id}") for account_id in wanted]
 
     # --- health ---------------------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ def has_live_offer(order: Order, pay_type: str) -> bool:
         order.status == OrderStatus.PAYING
         and order.pay_type == pay_type
         and order.expires_at > utcnow()
-        and bool(order.pay_url or order.qrcode or order.urlscheme)
+        and bool(order.pay_url or order.qrcode or order.urlscheme or order.pay_info)
     )
 
 
@@ -110,7 +110,9 @@ async def place_and_start_payment(
 
     Accounts whose channel ``offers_before_order`` are asked before the order exists, so a new
     order is one ``INSERT`` that carries its offer; the order is written without one only when
-    an account needs the stored row (qrpool reserves amounts against it) or, with
+    an account needs the stored row (a channel that places an order upstream, which must not
+    happen for a merchant's repeated number that the INSERT would refuse; qrpool, which reserves
+    amounts against it) or, with
     ``keep_unoffered``, when no account took it (the dialect then answers with the cashier or a
     refusal, as for an order placed first). Without ``keep_unoffered`` an order no account took
     is not kept. A merchant's repeated ``out_trade_no`` (the insert finds it taken) goes the

@@ -265,6 +265,7 @@ def offer_values(
         "pay_url": offer.pay_url,
         "qrcode": offer.qrcode,
         "urlscheme": offer.urlscheme,
+        "pay_info": offer.pay_info,
         "channel_trade_no": offer.channel_trade_no,
         "qrcode_any_amount": offer.any_amount,
         "status": OrderStatus.PAYING,
@@ -289,6 +290,7 @@ async def discard_unoffered(db: Database, order_id: int) -> bool:
                 Order.pay_url.is_(None),
                 Order.qrcode.is_(None),
                 Order.urlscheme.is_(None),
+                Order.pay_info.is_(None),
             )
         )
         return bool(result.rowcount)
@@ -383,4 +385,6 @@ def channel_view(order: Order) -> ChannelOrder:
         device=order.device,
         clientip=order.clientip,
         channel_trade_no=order.channel_trade_no,
+        openid=(order.attrs or {}).get("sub_openid"),
+        appid=(order.attrs or {}).get("sub_appid"),
     )

@@ -8,6 +8,8 @@ asked. If the channel surely refused, the reservation is reversed. If its answer
 amount still reserved: freeing it could let the buyer be refunded twice. Reconciliation then
 asks the channel (``query_refund``) and settles it either way with ``resolve_refund``.
 Settling and reversing are guarded on the refund still processing, so the first answer wins.
+A channel that cannot ask its upstream leaves the refund processing until the operator, who
+checked it there, settles it (``settle_by_operator``) through the very same steps.
 
 Every transaction here takes the order's row lock first (then the merchant's and the
 refund's), the same order ``confirm_payment`` uses, so concurrent refunds of one order
@@ -17,6 +19,7 @@ queue up on PostgreSQL instead of deadlocking.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -126,7 +129,48 @@ async def ask_channel(
         return RefundOutcome(False, str(exc) or type(exc).__name__, pending=True)
 
 
-async def resolve_refund(db: Database, order: Order, refund: Refund, outcome: RefundOutcome) -> Order:
+# Written in the transaction that settles or reverses a refund, only if this call is the one that does
+# (the operator's audit entry).
+AlsoRecord = Callable[[AsyncSession], None]
+
+
+class RefundNotProcessing(Exception):
+    """The refund is not (or no longer) waiting for an answer: there is nothing to settle."""
+
+    def __init__(self, refund_no: str, status: str | None) -> None:
+        super().__init__(refund_no, status)
+        self.refund_no = refund_no
+        self.status = status
+
+
+async def settle_by_operator(
+    db: Database, refund_no: str, *, succeeded: bool, reason: str, also: AlsoRecord | None = None
+) -> tuple[Order, Refund]:
+    """The operator's word on a refund still processing, after checking it with the upstream.
+
+    ``succeeded``: the money reached the buyer, the order counts it as refunded; otherwise the
+    reservation goes back to the order and the merchant's balance. Both are exactly what
+    reconciliation does with a channel's sure answer (``resolve_refund``), guarded on the
+    refund still processing. ``RefundNotProcessing`` when it is unknown or already settled,
+    by reconciliation or another operator, meanwhile included.
+    """
+    async with db.session() as session:
+        refund = await session.scalar(select(Refund).where(Refund.refund_no == refund_no))
+        order = await session.get(Order, refund.order_id) if refund is not None else None
+    if refund is None or order is None:
+        raise RefundNotProcessing(refund_no, None)
+    if refund.status != "processing":
+        raise RefundNotProcessing(refund_no, refund.status)
+    outcome = RefundOutcome(succeeded, f"settled by the operator: {reason}")
+    order = await resolve_refund(db, order, refund, outcome, also=also)
+    if refund.status != ("succeeded" if succeeded else "failed"):
+        raise RefundNotProcessing(refund_no, refund.status)
+    return order, refund
+
+
+async def resolve_refund(
+    db: Database, order: Order, refund: Refund, outcome: RefundOutcome, *, also: AlsoRecord | None = None
+) -> Order:
     """Settle, reverse, or leave processing, as the channel's outcome says; ``refund.status`` tells which happened.
 
     A refund another worker (or the first request) settled meanwhile is left as it is.
@@ -151,9 +195,9 @@ async def resolve_refund(db: Database, order: Order, refund: Refund, outcome: Re
             outcome.message,
             extra={"trade_no": order.trade_no},
         )
-        await _reverse(db, order, refund)
+        await _reverse(db, order, refund, also)
         return order
-    return await _settle(db, order, refund)
+    return await _settle(db, order, refund, also)
 
 
 def _repeat_of(earlier: Refund, order: Order, amount_fen: int) -> RefundResult:
@@ -208,7 +252,7 @@ class _AlreadyResolved(Exception):
     """The refund left ``processing`` before this transaction: roll it back, change nothing."""
 
 
-async def _claim(session: AsyncSession, refund: Refund, status: str) -> None:
+async def _claim(session: AsyncSession, refund: Refund, status: str, also: AlsoRecord | None) -> None:
     claimed = await session.scalar(
         update(Refund)
         .where(Refund.id == refund.id, Refund.status == "processing")
@@ -217,6 +261,8 @@ async def _claim(session: AsyncSession, refund: Refund, status: str) -> None:
     )
     if claimed is None:
         raise _AlreadyResolved
+    if also is not None:
+        also(session)
 
 
 async def _current_status(db: Database, refund: Refund) -> str:
@@ -224,7 +270,7 @@ async def _current_status(db: Database, refund: Refund) -> str:
         return await session.scalar(select(Refund.status).where(Refund.id == refund.id)) or refund.status
 
 
-async def _reverse(db: Database, order: Order, refund: Refund) -> None:
+async def _reverse(db: Database, order: Order, refund: Refund, also: AlsoRecord | None) -> None:
     """Give the reservation back.
 
     A refund settled while this one was in flight counted this reservation and may have
@@ -247,7 +293,7 @@ async def _reverse(db: Database, order: Order, refund: Refund) -> None:
                     ),
                 )
             )
-            await _claim(session, refund, "failed")
+            await _claim(session, refund, "failed", also)
             await ledger.post(session, order.merchant_pid, refund.amount_fen, "refund_undo", refund.refund_no)
     except _AlreadyResolved:
         refund.status = await _current_status(db, refund)
@@ -255,7 +301,7 @@ async def _reverse(db: Database, order: Order, refund: Refund) -> None:
     refund.status = "failed"
 
 
-async def _settle(db: Database, order: Order, refund: Refund) -> Order:
+async def _settle(db: Database, order: Order, refund: Refund, also: AlsoRecord | None) -> Order:
     try:
         async with db.session() as session:
             settled = await session.scalar(
@@ -270,7 +316,7 @@ async def _settle(db: Database, order: Order, refund: Refund) -> Order:
                 .returning(Order)
                 .execution_options(populate_existing=True)
             )
-            await _claim(session, refund, "succeeded")
+            await _claim(session, refund, "succeeded", also)
     except _AlreadyResolved:
         refund.status = await _current_status(db, refund)
         return order

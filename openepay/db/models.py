@@ -129,6 +129,8 @@ class Order(Base):
     # The QR content takes any amount (a generic personal code): never handed out raw.
     qrcode_any_amount: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     urlscheme: Mapped[str | None] = mapped_column(Text)
+    # The JSON parameters a page in the buyer's app hands to the upstream's JS bridge (WeChat JSAPI).
+    pay_info: Mapped[str | None] = mapped_column(Text)
     channel_trade_no: Mapped[str | None] = mapped_column(String(64))
     buyer: Mapped[str | None] = mapped_column(String(128))
     paid_fen: Mapped[int | None] = mapped_column(BigInteger)

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
+from openepay.admin.users import prune_login_attempts
 from openepay.core.orders import close_expired
 from openepay.core.reconciliation import reconcile, reconcile_refunds
 from openepay.core.replay import forget_expired
@@ -278,7 +279,7 @@ class NotifyWorker:
 
     async def sweep(self) -> int:
         """Reconcile, close expired orders (and tell their channels), run the channels' housekeeping,
-        prune old attempt logs and dead workers."""
+        prune console sign-in attempts past the lock window, old attempt logs and dead workers."""
         gateway = self.gateway
         upstreams = [channel.name for channel in gateway.channels.all() if channel.queries_upstream]
         # One instant for the last look and the closing: an order that expired between two clock
@@ -302,6 +303,10 @@ class NotifyWorker:
             done = await channel.housekeep(utcnow())
             if done:
                 log.info("channel housekeeping", extra={"channel": channel.name, "count": done})
+        lock_window = timedelta(minutes=gateway.settings.admin_lock_minutes)
+        forgotten = await prune_login_attempts(gateway.db, older_than=utcnow() - lock_window)
+        if forgotten:
+            log.info("pruned console sign-in attempts older than the lock window", extra={"count": forgotten})
         retention = timedelta(days=gateway.settings.notify_attempt_retention_days)
         pruned = await prune_attempts(gateway.db, older_than=utcnow() - retention)
         if pruned:

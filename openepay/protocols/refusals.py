@@ -24,11 +24,13 @@ FOR_MERCHANT = {
     RefusalReason.PAUSED: "支付通道维护中，请稍后再试",
     RefusalReason.NO_CODE_FOR_AMOUNT: "该金额暂无可用收款码，请更换金额",
     RefusalReason.UPSTREAM_ERROR: "支付通道下单失败，请稍后再试",
+    RefusalReason.NOT_SERVED: "没有可用的支付通道支持该支付方式，请检查sub_appid是否为商户号绑定的AppID",
 }
 FOR_BUYER = {
     RefusalReason.PAUSED: "该支付方式正在维护，请选择其他支付方式或稍后再试",
     RefusalReason.NO_CODE_FOR_AMOUNT: "该支付方式暂时无法收取这个金额，请选择其他支付方式或稍后再试",
     RefusalReason.UPSTREAM_ERROR: "支付通道暂时无法下单，请选择其他支付方式或稍后再试",
+    RefusalReason.NOT_SERVED: "该支付方式暂不可用，请选择其他支付方式",
 }
 # Rainbow answers ``退款失败：`` and the upstream's words; ours say whether trying again can help.
 REFUND_REFUSED = {

@@ -6,8 +6,9 @@ import asyncio
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import select
 
-from openepay.db.models import Merchant
+from openepay.db.models import AuditEntry, Merchant
 from openepay.protocols.epay_v2.platform_key import forget_loaded
 from tests.support.epay import order_params, signed
 from tests.support.epay_v2 import V2Merchant, bare_body, order_fields
@@ -104,6 +105,11 @@ async def test_merchants_come_over_and_their_shops_keep_their_keys(server, gatew
         assert "summary: 0 created, 4 already here (4 same key, 0 another key), 1 skipped" in again.stdout
         assert "paid orders kept as history: 0 imported, 2 already here" in again.stdout
 
+    async with gateway.db.session() as session:
+        imports = (await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all()
+    # The dry run wrote nothing, the import and its repeat one entry each, by the OS user.
+    assert [(entry.action, entry.actor.startswith("cli:")) for entry in imports] == [("import.rainbow", True)] * 2
+    assert [entry.after["merchants_created"] for entry in imports] == [[1000, 1001, 1002, 1003], []]
     stored = await merchants(gateway)
     assert sorted(stored) == [1000, 1001, 1002, 1003]
     assert [stored[pid].status for pid in sorted(stored)] == ["active", "active", "disabled", "disabled"]

@@ -81,6 +81,10 @@ class ConsoleClient:
             form.setdefault("csrf", self.csrf)
         return await self.http.post(path, data=form)
 
+    async def upload(self, path: str, data: dict[str, str], files: dict[str, tuple[str, bytes, str]]) -> httpx.Response:
+        """A multipart form with files, as a browser sends ``enctype="multipart/form-data"``."""
+        return await self.http.post(path, data={"csrf": self.csrf, **data}, files=files)
+
     async def submit_login(self, username: str, password: str) -> httpx.Response:
         await self.get("/admin/login")
         return await self.post("/admin/login", {"username": username, "password": password})

@@ -93,13 +93,14 @@ def sn_issuer(parts: dict[str, str]) -> str:
 
 
 def make_certificate(
-    subject: dict[str, str], key, issuer: dict[str, str], signer, serial: int, algorithm
+    subject: dict[str, str], key, issuer: dict[str, str] | x509.Name, signer, serial: int, algorithm
 ) -> x509.Certificate:  # type: ignore[no-untyped-def]
+    """A certificate; ``issuer`` as CN/OU/O/C parts, or as any name the test builds itself."""
     now = datetime.now(UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(cert_name(subject))
-        .issuer_name(cert_name(issuer))
+        .issuer_name(cert_name(issuer) if isinstance(issuer, dict) else issuer)
         .public_key(key.public_key())
         .serial_number(serial)
         .not_valid_before(now - timedelta(days=1))

@@ -71,6 +71,15 @@ def wechat_headers(key: rsa.RSAPrivateKey, body: bytes, *, timestamp: int | None
     }
 
 
+TRADE_TYPES = {"native": "NATIVE", "h5": "MWEB", "jsapi": "JSAPI"}
+
+
+def _openid_of(order: dict[str, Any]) -> str | None:
+    payer = order.get("payer")
+    openid = payer.get("openid") if isinstance(payer, dict) else None
+    return openid if isinstance(openid, str) and openid else None
+
+
 @dataclass
 class Notification:
     headers: dict[str, str]
@@ -152,13 +161,26 @@ class FakeWxPay:
             if refusal := await self._refusal(request):
                 return refusal
             order = json.loads(await request.body())
-            if kind not in ("native", "h5") or order.get("mchid") != MCHID or order.get("appid") != APPID:
+            if kind not in ("native", "h5", "jsapi") or order.get("mchid") != MCHID or order.get("appid") != APPID:
                 return self._answer(400, {"code": "PARAM_ERROR", "message": "参数错误"})
+            if kind == "jsapi" and not _openid_of(order):
+                return self._answer(
+                    400,
+                    {
+                        "code": "PARAM_ERROR",
+                        "message": "输入源“/body/payer/openid”映射到字段“用户标识”必填性规则校验失败",
+                    },
+                )
+            if kind != "jsapi" and "payer" in order:
+                return self._answer(400, {"code": "PARAM_ERROR", "message": "payer 仅用于JSAPI下单"})
             number = order["out_trade_no"]
             if number in self.orders:
                 return self._answer(400, {"code": "OUT_TRADE_NO_USED", "message": "商户订单号重复"})
             transaction_id = f"42000{secrets.randbelow(10**23):023d}"
             self.orders[number] = {**order, "kind": kind, "trade_state": "NOTPAY", "transaction_id": transaction_id}
+            if kind == "jsapi":
+                self.orders[number]["prepay_id"] = f"wx{secrets.token_hex(16)}"
+                return self._answer(200, {"prepay_id": self.orders[number]["prepay_id"]})
             if kind == "h5":
                 page = f"https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id=wx{number}&package=1"
                 return self._answer(200, {"h5_url": page})
@@ -229,12 +251,12 @@ class FakeWxPay:
             "appid": order["appid"],
             "out_trade_no": number,
             "transaction_id": order["transaction_id"],
-            "trade_type": "NATIVE" if order["kind"] == "native" else "MWEB",
+            "trade_type": TRADE_TYPES[order["kind"]],
             "trade_state": order["trade_state"],
             "trade_state_desc": "支付成功" if order["trade_state"] == "SUCCESS" else "未支付",
             "bank_type": "OTHERS",
             "success_time": "2026-01-01T12:00:00+08:00",
-            "payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
+            "payer": {"openid": _openid_of(order) or "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
             "amount": {"total": total, "payer_total": total, "currency": "CNY", "payer_currency": "CNY"},
             **overrides,
         }

@@ -14,7 +14,7 @@ import secrets
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import Exists
 
@@ -109,6 +109,24 @@ async def list_codes(db: Database, account_id: int) -> list[QrCode]:
     async with db.session() as session:
         codes = (await session.scalars(select(QrCode).where(QrCode.account_id == account_id))).all()
     return sorted(codes, key=lambda code: (code.amount_fen is not None, code.amount_fen or 0))
+
+
+async def delete_code(db: Database, account_id: int, code_id: int) -> QrCode:
+    """Remove one of the account's codes; orders already shown it keep their amount held until they end."""
+    async with db.session() as session:
+        code = await session.scalar(select(QrCode).where(QrCode.id == code_id, QrCode.account_id == account_id))
+        if code is None:
+            raise QrPoolError(f"the account has no code {code_id}")
+        await session.execute(delete(QrCode).where(QrCode.id == code_id))
+    return code
+
+
+async def find_device(db: Database, device_id: int) -> QrDevice:
+    async with db.session() as session:
+        device = await session.get(QrDevice, device_id)
+    if device is None:
+        raise QrPoolError(f"no device {device_id}")
+    return device
 
 
 async def _keys_in_use(db: Database, box: SecretBox) -> set[str]:

@@ -1,4 +1,8 @@
-"""``openepay qrpool``: receiving accounts, their codes, and the phones that watch them."""
+"""``openepay qrpool``: receiving accounts, their codes, and the phones that watch them.
+
+Every write goes through ``openepay.admin.qrpool_actions``, as the console's do, and is written
+to the audit log as ``cli:<OS user>``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from urllib.parse import urlsplit
 
 import typer
 
+from openepay.admin import qrpool_actions
+from openepay.admin.audit import CLI
 from openepay.channels.qrpool import accounts as qr
 from openepay.channels.qrpool.accounts import QrPoolError
 from openepay.cli_runtime import fail, with_gateway
@@ -62,7 +68,7 @@ def account_add(
     pay_type: str = typer.Option(..., "--type", help="wxpay, alipay or qqpay."),
 ) -> None:
     """Add a receiving account; give it codes and a phone before it takes orders."""
-    account = _run(lambda gw: qr.create_account(gw.db, name, pay_type))
+    account = _run(lambda gw: qrpool_actions.add_account(gw, name, pay_type, CLI))
     typer.echo(f"account {account.id} {account.name!r} ({account.pay_type}) added")
 
 
@@ -95,8 +101,7 @@ def account_list() -> None:
 def _set_account(name: str, enabled: bool) -> None:
     async def change(gw: Gateway) -> QrAccount:
         account = await qr.find_account(gw.db, name)
-        await qr.set_account_enabled(gw.db, account.id, enabled)
-        return account
+        return await qrpool_actions.set_account_enabled(gw, account.id, enabled, CLI)
 
     account = _run(change)
     typer.echo(f"account {account.name!r} {'enabled' if enabled else 'disabled'}")
@@ -139,11 +144,37 @@ def code_add(
 
     async def add(gw: Gateway) -> tuple[QrAccount, QrCode]:
         found = await qr.find_account(gw.db, account)
-        return found, await qr.add_code(gw.db, found.id, text, amount_fen)
+        return found, await qrpool_actions.add_code(gw, found.id, text, amount_fen, CLI)
 
     found, code = _run(add)
     kind = "generic code" if code.amount_fen is None else f"code for {format_yuan(code.amount_fen)}"
     typer.echo(f"{kind} added to {found.name!r}: {code.content}")
+
+
+@code_app.command("delete")
+def code_delete(
+    account: str,
+    amount: str | None = typer.Option(None, help="The amount of the fixed code to delete, e.g. 9.90."),
+    generic: bool = typer.Option(False, "--generic", help="Delete the account's generic code instead."),
+) -> None:
+    """Delete one of an account's codes (orders already shown it keep their amount until they end)."""
+    if (amount is None) == (not generic):
+        raise fail("give exactly one of --amount or --generic")
+    try:
+        amount_fen = parse_yuan(amount) if amount is not None else None
+    except MoneyError as exc:
+        raise fail(f"--amount: {exc}") from None
+
+    async def delete(gw: Gateway) -> tuple[QrAccount, QrCode]:
+        found = await qr.find_account(gw.db, account)
+        code = next((code for code in await qr.list_codes(gw.db, found.id) if code.amount_fen == amount_fen), None)
+        if code is None:
+            raise QrPoolError(f"{found.name!r} has no {'generic code' if generic else f'code for {amount}'}")
+        return found, await qrpool_actions.delete_code(gw, found.id, code.id, CLI)
+
+    found, code = _run(delete)
+    kind = "generic code" if code.amount_fen is None else f"code for {format_yuan(code.amount_fen)}"
+    typer.echo(f"{kind} deleted from {found.name!r}")
 
 
 @code_app.command("list")
@@ -172,7 +203,7 @@ def device_add(
     async def add(gw: Gateway) -> tuple[str, QrAccount, QrDevice, str, str | None]:
         paired_host = qr.pairing_host(gw.settings.public_url, host)
         found = await qr.find_account(gw.db, account)
-        device, key = await qr.add_device(gw.db, gw.box, found.id, name)
+        device, key = await qrpool_actions.add_device(gw, found.id, name, CLI)
         return paired_host, found, device, key, gw.settings.public_url
 
     paired_host, found, device, key, public_url = _run(add)
@@ -206,5 +237,5 @@ def device_list(account: str) -> None:
 @device_app.command("disable")
 def device_disable(device_id: int) -> None:
     """Revoke a phone's key at once (a lost or replaced phone); its reports are refused from now on."""
-    _run(lambda gw: qr.set_device_enabled(gw.db, device_id, False))
+    _run(lambda gw: qrpool_actions.revoke_device(gw, device_id, CLI))
     typer.echo(f"device {device_id} disabled")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
+from openepay.admin.audit import CLI
 from openepay.channels.qrpool.matching import REVIEW_QUEUE, Decision
 from openepay.channels.qrpool.review import QueuedEvent, ReviewRefused, attach_event, mark_paid_by_hand, review_queue
 from openepay.cli_runtime import fail, with_gateway
@@ -35,10 +35,10 @@ def _run(action: Callable[[Gateway], Awaitable[T]]) -> T:
 
 
 def _default_actor() -> str:
-    return getpass.getuser()
+    return CLI.name
 
 
-ACTOR = typer.Option(None, "--actor", help="Who does this, for the audit log (default: your OS user name).")
+ACTOR = typer.Option(None, "--actor", help="Who does this, for the audit log (default: cli:<your OS user name>).")
 
 
 def _row(item: QueuedEvent, settings: Settings) -> dict[str, object]:

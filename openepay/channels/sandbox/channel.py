@@ -62,6 +62,8 @@ class SandboxChannel(Channel):
     pay_types = frozenset({"alipay", "wxpay", "qqpay"})
     config_schema = SandboxConfig
     implicit_account = True
+    # Its "upstream" is simulated inside the gateway: an offer places nothing anywhere.
+    offers_before_order = True
     # Simulated money comes after every real account.
     implicit_rules = RoutingRules(priority=-100)
 

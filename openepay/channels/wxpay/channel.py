@@ -1,16 +1,20 @@
 """The ``wxpay`` channel: WeChat Pay API v3 for a direct merchant, in WeChat Pay public-key mode.
 
 Creating a payment places a WeChat order with our order number as ``out_trade_no``, the
-order's amount in fen and this account's callback URL as ``notify_url``: a Native order (its
-``code_url`` is the QR the buyer scans) for desktops, an H5 order (its ``h5_url`` is the page
-a mobile browser opens) for phones when the account has H5 pay. WeChat notifies us when the
+order's amount in fen and this account's callback URL as ``notify_url``: a JSAPI order when
+the merchant names the buyer's openid (the buyer pays on the merchant's page inside WeChat,
+which hands our signed parameters to ``WeixinJSBridge``), a Native order (its ``code_url`` is
+the QR the buyer scans) for desktops, an H5 order (its ``h5_url`` is the page a mobile browser
+opens) for phones when the account has H5 pay. WeChat notifies us when the
 buyer pays (``callbacks.py``); reconciliation asks WeChat when no notification came, and an
 expired order is closed at WeChat so it can no longer be paid.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
+import time
 from datetime import timedelta, timezone
 from typing import Any
 from urllib.parse import quote
@@ -31,7 +35,7 @@ from openepay.channels.base import (
     UpstreamStatus,
 )
 from openepay.channels.wxpay.callbacks import read_notification
-from openepay.channels.wxpay.client import Answer, NotSent, Uncertain, WxPayClient
+from openepay.channels.wxpay.client import Answer, NotSent, Uncertain, WxPayClient, rsa_sign
 from openepay.channels.wxpay.config import WxPayConfig
 
 # WeChat's own clock: ``time_expire`` is written in China Standard Time.
@@ -43,6 +47,27 @@ PENDING_STATES = {"NOTPAY", "USERPAYING"}
 CLOSED_STATES = {"CLOSED", "REVOKED", "PAYERROR"}
 # A refund WeChat accepted: PROCESSING ends in SUCCESS (or, rarely, ABNORMAL for the operator to handle).
 REFUND_ACCEPTED = {"SUCCESS", "PROCESSING"}
+
+
+# What each kind of WeChat order answers with: the QR content, the H5 page, the prepay id.
+ANSWER_FIELD = {"native": "code_url", "h5": "h5_url", "jsapi": "prepay_id"}
+
+
+def jsapi_parameters(config: WxPayConfig, prepay_id: str, *, now: int | None = None) -> dict[str, str]:
+    """What the page inside WeChat passes to ``WeixinJSBridge.invoke("getBrandWCPayRequest", ...)``.
+
+    WeChat's rule: ``paySign`` is SHA256withRSA, with the merchant API private key, over
+    ``appId\ntimeStamp\nnonceStr\npackage\n``; the AppID is the one the order was placed with.
+    """
+    parameters = {
+        "appId": config.appid,
+        "timeStamp": str(int(time.time()) if now is None else now),
+        "nonceStr": secrets.token_hex(16),
+        "package": f"prepay_id={prepay_id}",
+        "signType": "RSA",
+    }
+    message = "".join(f"{parameters[name]}\n" for name in ("appId", "timeStamp", "nonceStr", "package"))
+    return {**parameters, "paySign": rsa_sign(config.signing_key, message)}
 
 
 class WxPayError(Exception):
@@ -63,7 +88,11 @@ class WxPayChannel(Channel):
     async def create(self, account: ChannelAccount, order: ChannelOrder, ctx: PayContext) -> PaymentOffer:
         client = self.client(account)
         config = client.config
-        h5 = config.h5 and order.device == "mobile"
+        if order.openid and order.appid and order.appid != config.appid:
+            # An openid belongs to one app: WeChat refuses it under another AppID, so another account may serve it.
+            refusal = f"wxpay: sub_appid {order.appid} is not this account's AppID"
+            raise ChannelRefused(RefusalReason.NOT_SERVED, refusal)
+        kind = "jsapi" if order.openid else "h5" if config.h5 and order.device == "mobile" else "native"
         expires = order.expires_at.astimezone(CHINA).isoformat(timespec="seconds")
         fields: dict[str, Any] = {
             "appid": config.appid,
@@ -74,22 +103,26 @@ class WxPayChannel(Channel):
             "notify_url": ctx.callback_url,
             "amount": {"total": order.pay_amount_fen, "currency": "CNY"},
         }
-        if h5:
+        if kind == "jsapi":
+            fields["payer"] = {"openid": order.openid}
+        if kind == "h5":
             fields["scene_info"] = {
                 "payer_client_ip": order.clientip or UNKNOWN_CLIENT_IP,
                 "h5_info": {"type": "Wap"},
             }
         try:
-            answer = await client.post(f"/v3/pay/transactions/{'h5' if h5 else 'native'}", fields)
+            answer = await client.post(f"/v3/pay/transactions/{kind}", fields)
         except NotSent as exc:
             raise ChannelRefused(RefusalReason.UPSTREAM_ERROR, f"wxpay: {exc}") from exc
         if 400 <= answer.status < 500:
             # WeChat refused the order (signature, parameters, product not activated): nothing was created.
             raise ChannelRefused(RefusalReason.UPSTREAM_ERROR, f"wxpay refused: {answer.message}")
-        link = answer.body.get("h5_url" if h5 else "code_url")
+        link = answer.body.get(ANSWER_FIELD[kind])
         if not answer.ok or not isinstance(link, str) or not link:
             raise Uncertain(f"wxpay answered HTTP {answer.status} without a pay link: {answer.message}")
-        if h5:
+        if kind == "jsapi":
+            return PaymentOffer(pay_info=json.dumps(jsapi_parameters(config, link), separators=(",", ":")))
+        if kind == "h5":
             return PaymentOffer(pay_url=f"{link}&redirect_url={quote(ctx.return_url, safe='')}")
         return PaymentOffer(qrcode=link)
 

@@ -33,6 +33,7 @@ REFUSALS = {
     RefusalReason.PAUSED: Code.CHANNEL_MAINTENANCE,
     RefusalReason.NO_CODE_FOR_AMOUNT: Code.NO_CODE_FOR_AMOUNT,
     RefusalReason.UPSTREAM_ERROR: Code.CHANNEL_MAINTENANCE,
+    RefusalReason.NOT_SERVED: Code.CHANNEL_MAINTENANCE,
 }
 # The seed has no code for "our fault"; 702 tells the merchant to try again later, which is the
 # right advice, and the detail keeps it apart from a real channel refusal.

@@ -66,6 +66,7 @@ REFUSALS = {
     RefusalReason.PAUSED: "监控端状态异常，请检查",
     RefusalReason.NO_CODE_FOR_AMOUNT: "订单超出负荷，请稍后重试",
     RefusalReason.UPSTREAM_ERROR: "支付通道下单失败，请稍后重试",
+    RefusalReason.NOT_SERVED: "支付通道下单失败，请稍后重试",
 }
 
 Answer = dict[str, object]

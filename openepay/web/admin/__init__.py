@@ -11,12 +11,15 @@ from starlette.responses import Response
 
 from openepay.web.admin import (
     audit_log,
+    channel_forms,
     channels,
     dashboard,
     login,
+    merchant_edit,
     merchant_tools,
     merchants,
     orders,
+    qrpool,
     review,
     users,
 )
@@ -29,9 +32,12 @@ for _pages in (
     dashboard.router,
     orders.router,
     merchants.router,
+    channel_forms.router,
+    merchant_edit.router,
     merchant_tools.router,
     channels.router,
     review.router,
+    qrpool.router,
     users.router,
     audit_log.router,
 ):

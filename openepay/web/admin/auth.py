@@ -11,6 +11,7 @@ import hmac
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from openepay.admin.roles import Role
@@ -21,6 +22,8 @@ from openepay.web.admin.console import console_of
 PREFIX = "/admin"
 SESSION_COOKIE = "openepay_admin"
 CSRF_FIELD = "csrf"
+# The one form field that may carry a file (a picture of a receive code); every other field is text.
+UPLOAD_FIELD = "image"
 
 
 class Refusal(Exception):
@@ -45,14 +48,18 @@ def login_redirect(request: Request) -> Redirect:
 
 
 async def check_form(request: Request, expected: str) -> None:
-    """A POST must carry the CSRF token ``expected``, and only text both databases can store."""
+    """A POST must carry the CSRF token ``expected``, and only text both databases can store
+    (besides a file in ``UPLOAD_FIELD``, which its page reads itself)."""
     if request.method != "POST":
         return
     form = await request.form()
     sent = form.get(CSRF_FIELD)
     if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise Refusal("csrf")
-    if not all(isinstance(value, str) and storable(value) for value in form.values()):
+    if not all(
+        (name == UPLOAD_FIELD and isinstance(value, UploadFile)) or (isinstance(value, str) and storable(value))
+        for name, value in form.multi_items()
+    ):
         raise Refusal("input", status=400)
 
 

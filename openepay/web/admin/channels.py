@@ -1,5 +1,5 @@
 """Channel accounts in the console: their settings (secrets only named, never shown), routing rules,
-health, and enabling or disabling one (administrators)."""
+health, and enabling or disabling one (administrators); adding and editing are in ``channel_forms``."""
 
 from __future__ import annotations
 
@@ -17,12 +17,15 @@ from openepay.web.admin.console import actor_of, console_of
 from openepay.web.admin.pages import render, see_other
 
 router = APIRouter()
+NOTICES = {"account_added", "account_saved"}
 
 
 @router.get(PREFIX + "/channels")
 async def channel_accounts(request: Request, me: Current = Depends(needs(Role.VIEWER))) -> Response:
     records = await console_of(request).gateway.accounts.records()
-    return render(request, "channels.html", {"records": records, "now": utcnow()}, me)
+    notice = request.query_params.get("notice")
+    context = {"records": records, "now": utcnow(), "notice": notice if notice in NOTICES else None}
+    return render(request, "channels.html", context, me)
 
 
 async def _set_enabled(request: Request, me: Current, name: str, enabled: bool) -> Response:

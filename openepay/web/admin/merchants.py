@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from openepay.admin import merchant_actions
+from openepay.admin.merchant_settings import delays_text, fingerprint
 from openepay.admin.roles import Role
 from openepay.admin.sessions import Current
 from openepay.admin.users import UserError
@@ -21,7 +22,7 @@ from openepay.web.admin.console import actor_of, console_of
 from openepay.web.admin.pages import render, see_other
 
 router = APIRouter()
-NOTICES = {"resumed"}
+NOTICES = {"resumed", "settings_saved"}
 MAX_NAME = 100
 
 
@@ -68,9 +69,17 @@ async def _merchant_page(
     request: Request, me: Current, pid: int, *, error: str | None = None, status: int = 200
 ) -> Response:
     view = await _view(request, pid)
-    logins = await merchant_actions.portal_logins(_portal_users(request), pid)
     notice = request.query_params.get("notice")
-    context = {"v": view, "logins": logins, "error": error, "notice": notice if notice in NOTICES else None}
+    ids = view.merchant.channel_accounts
+    context = {
+        "v": view,
+        "notice": notice if notice in NOTICES else None,
+        "accounts": await console_of(request).gateway.accounts.names_of(ids) if ids is not None else None,
+        "fingerprint": fingerprint(view.merchant.rsa_public_key) if view.merchant.rsa_public_key else None,
+        "delays": delays_text(view.merchant.notify_retry_delays),
+        "logins": await merchant_actions.portal_logins(_portal_users(request), pid),
+        "error": error,
+    }
     return render(request, "merchant.html", context, me, status=status)
 
 

@@ -13,11 +13,19 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from openepay.admin import orders as order_queries
-from openepay.admin.order_actions import ActionRefused, close, confirm_by_hand, resend_notification
+from openepay.admin.order_actions import (
+    REFUND_DONE,
+    REFUND_PROCESSING,
+    ActionRefused,
+    close,
+    confirm_by_hand,
+    refund,
+    resend_notification,
+)
 from openepay.admin.roles import Role
 from openepay.admin.sessions import Current
 from openepay.channels.base import PAY_TYPE_NAMES
-from openepay.core.money import format_yuan
+from openepay.core.money import MoneyError, format_yuan, parse_yuan
 from openepay.core.states import OrderStatus
 from openepay.db.types import storable
 from openepay.web.admin.auth import PREFIX, Refusal, needs
@@ -28,7 +36,7 @@ router = APIRouter()
 
 FILTER_FIELDS = ("trade_no", "out_trade_no", "merchant", "status", "channel", "pay_type", "date_from", "date_to")
 # What an action may report back on the order's page (never text from the request itself).
-NOTICES = {"resent", "closed_done", "confirmed_done"}
+NOTICES = {"resent", "closed_done", "confirmed_done", REFUND_DONE, REFUND_PROCESSING}
 
 
 class BadFilter(ValueError):
@@ -216,3 +224,20 @@ async def order_confirm(request: Request, trade_no: str, me: Current = Depends(n
         lambda: confirm_by_hand(gateway, trade_no, actor_of(request, me), reason),
         "confirmed_done",
     )
+
+
+@router.post(PREFIX + "/orders/{trade_no}/refund")
+async def order_refund(request: Request, trade_no: str, me: Current = Depends(needs(Role.OPERATOR))) -> Response:
+    form = await request.form()
+    try:
+        amount_fen = parse_yuan(str(form.get("amount") or "").strip())
+    except MoneyError:
+        return await _order_page(request, me, trade_no, error="refund_amount_invalid", status=400)
+    gateway = console_of(request).gateway
+    try:
+        outcome = await refund(gateway, trade_no, amount_fen, actor_of(request, me), str(form.get("reason") or ""))
+    except ActionRefused as refused:
+        if refused.key == "not_found":
+            raise Refusal("not_found", status=404) from None
+        return await _order_page(request, me, trade_no, error=refused.key, status=409)
+    return see_other(f"{PREFIX}/orders/{trade_no}?notice={outcome}")

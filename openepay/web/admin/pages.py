@@ -18,6 +18,26 @@ from openepay.web.templating import templates
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
+def duration(seconds: int | None) -> str:
+    """How long, in the two largest units that matter: ``42s``, ``5m 03s``, ``2h 10m``, ``3d 4h``."""
+    if seconds is None:
+        return ""
+    seconds = max(seconds, 0)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+templates.env.filters["duration"] = duration
+
+
 def render(
     request: Request, name: str, context: dict[str, Any], me: Current | None = None, *, status: int = 200
 ) -> Response:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 UNAVAILABLE_TYPE = "该支付方式暂不可用，请选择其他支付方式"
+IN_APP_ONLY = "该订单需在商户的微信页面内完成支付，请返回商户页面继续。"
 
 
 def message_page(request: Request, title: str, message: str, status_code: int = 200, **extra) -> HTMLResponse:  # type: ignore[no-untyped-def]
@@ -92,6 +93,9 @@ async def cashier(request: Request, handle: str) -> Response:
     if not (order.pay_type and has_live_offer(order, order.pay_type)):
         note = UNAVAILABLE_TYPE if request.query_params.get("other") else None
         return await choose_type_page(request, order, note=note)
+    if not (order.qrcode or order.pay_url or order.urlscheme):
+        # An in-app (JSAPI) payment is made on the merchant's own page inside WeChat, never here.
+        return message_page(request, "请在商户页面内支付", IN_APP_ONLY)
     mobile = is_mobile(request.headers.get("user-agent"))
     pay_link = order.pay_url or order.urlscheme
     if pay_link and urlsplit(pay_link).path == here:

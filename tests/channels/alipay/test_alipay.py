@@ -22,6 +22,7 @@ from openepay.db.models import BalanceEntry, NotifyTask, Order
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
+from tests.support.channel_orders import mapi_order, paid_mapi_order
 from tests.support.epay import order_params, signed
 from tests.support.fake_alipay import (
     FakeAlipay,
@@ -42,35 +43,29 @@ async def alipay_account(gateway: Gateway, fake: FakeAlipay, name: str = "alipay
     return (await gateway.accounts.add("alipay", name, fake.account_config(**config))).id
 
 
-async def mapi_order(client: httpx.AsyncClient, merchant, shop, out_trade_no: str, **overrides: str) -> dict:  # type: ignore[no-untyped-def]
-    fields = {"clientip": "203.0.113.9", "device": "pc", **overrides}
-    params = order_params(merchant.pid, shop.url, out_trade_no, **fields)
-    answer = (await client.post("/mapi.php", data=signed(params, merchant.key))).json()
-    assert answer["code"] == 1, answer
-    return answer
-
-
 async def test_a_precreate_order_is_paid_notified_queried_and_refunded(
     server, gateway, merchant, shop, worker, fake_alipay
 ):
     account_id = await alipay_account(gateway, fake_alipay)
-    async with server.client() as client:
-        answer = await mapi_order(client, merchant, shop, "ALI-1", money="12.34", name="VIP/会员 & 1=2")
-        trade_no = answer["trade_no"]
-        order = await stored_order(gateway, trade_no)
+
+    async def placed(answer: dict) -> None:
+        order = await stored_order(gateway, answer["trade_no"])
         assert (order.channel, order.channel_account_id, order.status) == ("alipay", account_id, "paying")
         # The buyer scans Alipay's own 当面付 code, made for our number and the exact amount.
-        trade = fake_alipay.trades[trade_no]
+        trade = fake_alipay.trades[answer["trade_no"]]
         assert answer["qrcode"] == f"https://qr.alipay.com/bax{trade.trade_no[-12:]}"
         # Characters Alipay refuses in a subject become spaces.
         assert (trade.total_amount, trade.subject, trade.method) == ("12.34", "VIP 会员 1 2", "alipay.trade.precreate")
         assert trade.notify_url == f"{server.url}/channels/alipay/{account_id}/notify"
 
-        paid = await fake_alipay.pay(trade_no)
-        assert (paid.status_code, paid.text) == (200, "success")
-        [notification] = await eventually(lambda: shop.notifications(), timeout=20)
-        assert notification.signature_ok is True
-        assert (notification.params["out_trade_no"], notification.params["money"]) == ("ALI-1", "12.34")
+    async with server.client() as client:
+        paid = await paid_mapi_order(
+            client, merchant, shop, "ALI-1", pay=fake_alipay.pay, placed=placed, money="12.34", name="VIP/会员 & 1=2"
+        )
+        trade_no, trade = paid.trade_no, fake_alipay.trades[paid.trade_no]
+        order = await stored_order(gateway, trade_no)
+        assert (paid.paid.status_code, paid.paid.text) == (200, "success")
+        assert paid.notification.params["money"] == "12.34"
         [callback] = await channel_callbacks(gateway, trade_no)
         assert (callback.channel, callback.verified, callback.decision) == ("alipay", True, "paid")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from sqlalchemy import func, select, update
 
@@ -19,7 +18,8 @@ from openepay.db.models import BalanceEntry, NotifyTask, Order
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
-from tests.support.epay import order_params, signed
+from tests.support.channel_orders import mapi_order, paid_mapi_order
+from tests.support.epay import signed
 from tests.support.orders import channel_callbacks, stored_order
 from tests.support.settings import make_settings
 from tests.support.upstream import UpstreamGateway, upstream_gateway
@@ -43,13 +43,6 @@ async def relay_account(gateway: Gateway, upstream: UpstreamGateway, name: str =
     return (await gateway.accounts.add("epay_upstream", name, upstream.account_config())).id
 
 
-async def relayed_order(client: httpx.AsyncClient, merchant, shop, out_trade_no: str, **overrides: str) -> dict:  # type: ignore[no-untyped-def]
-    params = order_params(merchant.pid, shop.url, out_trade_no, clientip="203.0.113.9", device="pc", **overrides)
-    answer = (await client.post("/mapi.php", data=signed(params, merchant.key))).json()
-    assert answer["code"] == 1, answer
-    return answer
-
-
 async def pay_upstream(upstream: UpstreamGateway, upstream_trade_no: str) -> None:
     async with upstream.client() as client:
         response = await client.post(upstream.pay_page(upstream_trade_no))
@@ -60,27 +53,25 @@ async def test_a_relayed_order_is_paid_upstream_notified_queried_and_refunded(
     server, gateway, merchant, shop, worker, upstream
 ):
     account_id = await relay_account(gateway, upstream)
-    async with server.client() as client:
-        answer = await relayed_order(client, merchant, shop, "RELAY-1")
-        trade_no = answer["trade_no"]
-        order = await stored_order(gateway, trade_no)
+
+    async def placed(answer: dict) -> None:
+        order = await stored_order(gateway, answer["trade_no"])
         # The buyer is handed the upstream's own offer, and the upstream's number is kept.
         assert (order.channel, order.channel_account_id, order.status) == ("epay_upstream", account_id, "paying")
         assert answer["qrcode"] == upstream.pay_page(order.channel_trade_no)
-        upstream_view = await upstream.order(trade_no)
+        upstream_view = await upstream.order(answer["trade_no"])
         assert (upstream_view["trade_no"], upstream_view["money"], upstream_view["status"]) == (
             order.channel_trade_no,
             "1.00",
             0,
         )
 
-        await pay_upstream(upstream, order.channel_trade_no)
-        [notification] = await eventually(lambda: shop.notifications(), timeout=20)
-        assert notification.signature_ok is True
-        assert (notification.params["out_trade_no"], notification.params["trade_status"]) == (
-            "RELAY-1",
-            "TRADE_SUCCESS",
-        )
+    async def pay(trade_no: str) -> None:
+        await pay_upstream(upstream, (await stored_order(gateway, trade_no)).channel_trade_no)
+
+    async with server.client() as client:
+        trade_no = (await paid_mapi_order(client, merchant, shop, "RELAY-1", pay=pay, placed=placed)).trade_no
+        order = await stored_order(gateway, trade_no)
         [callback] = await channel_callbacks(gateway, trade_no)
         assert (callback.channel, callback.verified, callback.decision) == ("epay_upstream", True, "paid")
 
@@ -101,9 +92,9 @@ async def test_forged_tampered_and_replayed_callbacks_change_nothing(server, gat
     await gateway.accounts.set_rules("relay", {"pay_types": ["alipay"]})
     path = f"/channels/epay_upstream/{account_id}/notify"
     async with server.client() as client:
-        unpaid = (await relayed_order(client, merchant, shop, "FORGE-1"))["trade_no"]
-        paid = (await relayed_order(client, merchant, shop, "FORGE-2"))["trade_no"]
-        other = (await relayed_order(client, merchant, shop, "FORGE-3", type="qqpay"))["trade_no"]
+        unpaid = (await mapi_order(client, merchant, shop, "FORGE-1"))["trade_no"]
+        paid = (await mapi_order(client, merchant, shop, "FORGE-2"))["trade_no"]
+        other = (await mapi_order(client, merchant, shop, "FORGE-3", type="qqpay"))["trade_no"]
         await pay_upstream(upstream, (await stored_order(gateway, paid)).channel_trade_no)
         await eventually(lambda: shop.notifications(), timeout=20)
         [genuine] = await channel_callbacks(gateway, paid)
@@ -161,7 +152,7 @@ async def test_reconciliation_finds_a_payment_whose_callback_never_came(
 ):
     await relay_account(gateway, silent_upstream)
     async with server.client() as client:
-        trade_no = (await relayed_order(client, merchant, shop, "RECON-1"))["trade_no"]
+        trade_no = (await mapi_order(client, merchant, shop, "RECON-1"))["trade_no"]
     await pay_upstream(silent_upstream, (await stored_order(gateway, trade_no)).channel_trade_no)
     assert (await silent_upstream.order(trade_no))["status"] == 1
 
@@ -181,7 +172,7 @@ async def test_a_payment_after_we_closed_the_order_is_credited_late_and_flagged(
 ):
     await relay_account(gateway, upstream)
     async with server.client() as client:
-        trade_no = (await relayed_order(client, merchant, shop, "LATE-1"))["trade_no"]
+        trade_no = (await mapi_order(client, merchant, shop, "LATE-1"))["trade_no"]
     async with gateway.db.session() as session:
         await session.execute(update(Order).where(Order.trade_no == trade_no).values(expires_at=utcnow()))
     await eventually(lambda: _status_is(gateway, trade_no, "closed"), timeout=20)

@@ -148,7 +148,7 @@ async def test_marking_paid_without_an_event_needs_a_reason_and_is_audited(gatew
     assert (await reservation_of(gateway, order)).state == "paid"
     assert twice.returncode == 1 and "already paid" in twice.stderr
     [entry] = await audit_log(gateway)
-    assert (entry.actor, entry.action, entry.event_id) == (getpass.getuser(), "mark_paid", None)
+    assert (entry.actor, entry.action, entry.event_id) == (f"cli:{getpass.getuser()}", "mark_paid", None)
     assert (entry.trade_no, entry.reason) == (order.trade_no, "in the wallet history at 12:03")
     assert entry.details == {"status": "paying", "pay_amount": "42.00"}
     assert await stored_events(gateway) == []

@@ -21,7 +21,7 @@ from openepay.db.models import ChannelCallback, NotifyTask, Order, Refund
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
-from tests.support.channel_orders import mapi_order, stored_order
+from tests.support.channel_orders import mapi_order, paid_mapi_order, stored_order
 from tests.support.epay import order_params, signed
 from tests.support.fake_wxpay import APPID, MCHID, FakeWxPay, new_key, private_pem, public_pem, running_fake_wxpay
 from tests.support.settings import make_settings
@@ -44,27 +44,28 @@ async def wx_order(client: httpx.AsyncClient, merchant, shop, out_trade_no: str,
 
 async def test_a_native_order_is_paid_notified_queried_and_refunded(server, gateway, merchant, shop, worker, wechat):
     account_id = await wx_account(gateway, wechat)
-    async with server.client() as client:
-        answer = await wx_order(client, merchant, shop, "WX-1", money="12.34")
-        trade_no = answer["trade_no"]
-        placed = wechat.orders[trade_no]
+
+    async def placed(answer: dict) -> None:
+        at_wechat = wechat.orders[answer["trade_no"]]
         # WeChat got the amount in fen, our number, this account's callback URL; the buyer gets the code_url.
-        assert (placed["kind"], placed["amount"], placed["mchid"], placed["appid"]) == (
+        assert (at_wechat["kind"], at_wechat["amount"], at_wechat["mchid"], at_wechat["appid"]) == (
             "native",
             {"total": 1234, "currency": "CNY"},
             MCHID,
             APPID,
         )
-        assert placed["notify_url"] == f"{server.url}/channels/wxpay/{account_id}/notify"
+        assert at_wechat["notify_url"] == f"{server.url}/channels/wxpay/{account_id}/notify"
         assert answer["qrcode"].startswith("weixin://wxpay/bizpayurl?pr=")
-        order = await stored_order(gateway, trade_no)
+        order = await stored_order(gateway, answer["trade_no"])
         assert (order.channel, order.channel_account_id, order.status) == ("wxpay", account_id, "paying")
 
-        reply, _ = await wechat.pay(trade_no)
+    async with server.client() as client:
+        paid = await paid_mapi_order(
+            client, merchant, shop, "WX-1", pay=wechat.pay, placed=placed, type="wxpay", money="12.34"
+        )
+        trade_no, (reply, _) = paid.trade_no, paid.paid
         assert (reply.status_code, reply.json()) == (200, {"code": "SUCCESS"})
-        [notification] = await eventually(lambda: shop.notifications(), timeout=20)
-        assert notification.signature_ok is True
-        assert (notification.params["out_trade_no"], notification.params["money"]) == ("WX-1", "12.34")
+        assert paid.notification.params["money"] == "12.34"
 
         query = {"act": "order", "pid": str(merchant.pid), "key": merchant.key, "trade_no": trade_no}
         found = (await client.get("/api.php", params=query)).json()
@@ -139,9 +140,7 @@ async def test_a_phone_gets_the_h5_pay_page_and_comes_back_to_our_cashier(server
     assert "&redirect_url=http%3A%2F%2F127.0.0.1" in answer["payurl"]
 
 
-async def test_without_h5_a_phone_is_sent_to_our_cashier_with_the_native_code(
-    server, gateway, merchant, shop, wechat
-):
+async def test_without_h5_a_phone_is_sent_to_our_cashier_with_the_native_code(server, gateway, merchant, shop, wechat):
     await wx_account(gateway, wechat, h5=False)
     async with server.client() as client:
         answer = await wx_order(client, merchant, shop, "WX-NOH5", device="mobile")

@@ -50,7 +50,7 @@ async def test_answers_by_method_and_device(server, gateway, v2, platform_public
     assert app_order is not None and app_order.device == "mobile"
 
 
-@pytest.mark.parametrize("method", ["jsapi", "app", "scan", "applet", "wap", "WEB"])
+@pytest.mark.parametrize("method", ["app", "scan", "applet", "wap", "WEB"])
 async def test_methods_we_cannot_serve(server, v2, method):
     assert await post_create(server, v2, out_trade_no="M-1", method=method) == {
         "code": -1,

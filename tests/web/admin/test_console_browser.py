@@ -1,5 +1,6 @@
 """The console in a real browser: TOTP sign-in, a merchant made, its sandbox order seen and re-notified,
-what a viewer cannot do, and every page at phone width without sideways scrolling."""
+what a viewer cannot do, and every page at phone width without sideways scrolling; a channel account
+added through its generated form on a phone."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from openepay.admin.roles import Role
 from tests.support.admin import make_user
 from tests.support.browser import CHINESE, CHROMIUM, CHROMIUM_ARGS, PHONE, overflow_px
 from tests.support.epay import order_params, signed
+from tests.support.fake_epay import FakeEpay
 from tests.support.merchant import FakeMerchant
 from tests.support.orders import sandbox_order
 from tests.support.waiting import eventually
@@ -126,3 +128,57 @@ async def test_a_viewer_on_a_phone_reads_every_page_without_sideways_scrolling_a
             assert await overflow_px(page) == 0
         finally:
             await browser.close()
+
+
+@pytest.mark.browser
+async def test_an_administrator_on_a_phone_adds_an_upstream_account_through_its_generated_form(
+    server, gateway, tmp_path
+):
+    admin = await make_user(gateway, "ada", Role.ADMINISTRATOR)
+    upstream = FakeEpay().start()
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = await (await browser.new_context(**PHONE)).new_page()
+                await page.goto(f"{server.url}/admin/login?next=/admin/channels")
+                await page.fill("#username", admin.username)
+                await page.fill("#password", admin.password)
+                await page.click("#sign-in")
+                await page.click("#add-account")
+                await page.click("#choose-epay_upstream")
+                await expect(page.locator("#cfg-key")).to_have_attribute("type", "password")
+                assert await overflow_px(page) == 0
+                await page.fill("#account-name", "上游-1")
+                await page.fill("#cfg-api_url", upstream.url)
+                await page.fill("#cfg-pid", upstream.pid)
+                await page.fill("#cfg-key", upstream.key)
+                await page.select_option("#cfg-mode", "submit")
+                await page.fill("#rule-pay-types", "alipay,wxpay")
+                await page.fill("#rule-max", "abc")
+                await page.click("#save-account")
+                await expect(page.locator("#error-max")).to_contain_text("is not an amount in yuan")
+                # The key is not sent back: it is typed again.
+                await expect(page.locator("#cfg-key")).to_have_value("")
+                await page.fill("#rule-max", "2000")
+                await page.fill("#cfg-key", upstream.key)
+                await page.click("#save-account")
+                await expect(page.locator("#notice")).to_contain_text("通道账户已添加")
+                await expect(page.locator("#account-上游-1")).to_contain_text("epay_upstream")
+                assert upstream.key not in await page.content()
+                assert await overflow_px(page) == 0
+
+                await page.locator("#account-上游-1 .edit-account").click()
+                await expect(page.locator("#cfg-key")).to_have_value("")
+                await expect(page.locator("#cfg-mode")).to_have_value("submit")
+                await page.click("#test-account")
+                await expect(page.locator("#check-result")).to_have_attribute("data-ok", "yes")
+                await page.screenshot(path=tmp_path / "account.png", full_page=True)
+                assert await overflow_px(page) == 0
+            finally:
+                await browser.close()
+    finally:
+        upstream.stop()
+    record = await gateway.accounts.record("上游-1")
+    assert (record.config["mode"], record.max_fen, record.pay_types) == ("submit", 200000, ["alipay", "wxpay"])
+    assert gateway.accounts.open(record).config.key.get_secret_value() == upstream.key

@@ -1,7 +1,7 @@
 """The merchant portal's accounts: its users, their sessions and sign-in attempts.
 
 Revision ID: 0010_merchant_portal
-Revises: 0009_hotpath
+Revises: 0013_channel_pay_info
 Create Date: 2026-12-03
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_merchant_portal"
-down_revision = "0009_hotpath"
+down_revision = "0013_channel_pay_info"
 branch_labels = None
 depends_on = None
 
