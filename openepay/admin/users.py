@@ -226,19 +226,25 @@ class AdminUsers(Accounts):
 
 
 async def prune_login_attempts(
-    db: Database, *, older_than: datetime, batch: int = PRUNE_BATCH, batches: int = PRUNE_BATCHES_PER_SWEEP
+    db: Database,
+    *,
+    older_than: datetime,
+    batch: int = PRUNE_BATCH,
+    batches: int = PRUNE_BATCHES_PER_SWEEP,
+    table: type[Any] = AdminLoginAttempt,
 ) -> int:
     """Delete sign-in attempts from before ``older_than`` (the lock window's start), ``batch`` rows at a time.
 
     ``AdminUsers.locked`` counts only attempts within the lock window (a success older than the
     window moves its start no later), so nothing older changes any sign-in decision. Returns how
     many were deleted; at most ``batch * batches`` per call, the rest go at the next sweep.
+    ``table`` is the console's attempts, or the merchant portal's (``MerchantLoginAttempt``).
     """
     deleted = 0
     for _ in range(batches):
-        old = select(AdminLoginAttempt.id).where(AdminLoginAttempt.at < older_than).limit(batch)
+        old = select(table.id).where(table.at < older_than).limit(batch)
         async with db.session() as session:
-            count = (await session.execute(delete(AdminLoginAttempt).where(AdminLoginAttempt.id.in_(old)))).rowcount
+            count = (await session.execute(delete(table).where(table.id.in_(old)))).rowcount
         deleted += count or 0
         if (count or 0) < batch:
             break
