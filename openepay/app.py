@@ -25,7 +25,7 @@ from openepay.protocols.epay_v2 import routes as epay_v2_routes
 from openepay.protocols.pay_mapi import routes as pay_mapi_routes
 from openepay.protocols.payfor import routes as payfor_routes
 from openepay.protocols.vmq import routes as vmq_routes
-from openepay.web import admin, callbacks, demo_shop, health
+from openepay.web import admin, callbacks, demo_shop, health, merchant
 from openepay.web.cashier import routes as cashier_routes
 from openepay.web.dispatch import index_paths
 from openepay.web.middleware import ObserveRequests, PublicOrigin, ReadablePath, RequestBody, SecurityHeaders
@@ -92,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(demo_shop.router)
     # The operator console (/admin): its routes and its refusal and redirect pages.
     admin.install(app)
+    # The merchant portal (/merchant).
+    merchant.install(app)
 
     @app.get("/", include_in_schema=False)
     async def index(request: Request) -> Response:

@@ -24,6 +24,7 @@ from openepay.cli_admin import admin_app
 from openepay.cli_audit import audited
 from openepay.cli_channels import channel_app
 from openepay.cli_import import import_app
+from openepay.cli_portal import merchant_login, merchant_logins
 from openepay.cli_refunds import refund_app
 from openepay.cli_runtime import fail, with_gateway
 from openepay.config import Settings
@@ -45,6 +46,8 @@ order_app = typer.Typer(help="Orders.", no_args_is_help=True)
 notify_app = typer.Typer(help="Notifications to merchants.", no_args_is_help=True)
 platform_app = typer.Typer(help="The gateway's own keys.", no_args_is_help=True)
 app.add_typer(merchant_app, name="merchant")
+merchant_app.command("login")(merchant_login)
+merchant_app.command("logins")(merchant_logins)
 app.add_typer(order_app, name="order")
 app.add_typer(notify_app, name="notify")
 app.add_typer(platform_app, name="platform")

@@ -1,9 +1,10 @@
 """What an administrator does to merchants in the console (create, change settings, disable, enable,
-rotate the key), and what an operator does for their notifications (resume now); each written to the
-audit log."""
+rotate the key, give a merchant portal sign-in), and what an operator does for their notifications
+(resume now); each written to the audit log."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,9 +14,10 @@ from openepay.admin import audit
 from openepay.admin.merchant_settings import fingerprint
 from openepay.core.merchants import MerchantCredentials
 from openepay.core.states import MerchantStatus, NotifyStatus
-from openepay.db.models import Merchant, NotifyBreaker, NotifyTask
+from openepay.db.models import Merchant, MerchantUser, NotifyBreaker, NotifyTask
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
+from openepay.portal.users import MerchantUsers
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,17 @@ async def rotate_key(gateway: Gateway, pid: int, actor: audit.Actor) -> Merchant
     # The key itself is never written down: only that it changed.
     await audit.record(gateway.db, actor, "merchant.rotate_key", f"merchant:{pid}")
     return credentials
+
+
+async def portal_logins(users: MerchantUsers, pid: int) -> list[MerchantUser]:
+    return await users.of_merchant(pid)
+
+
+async def add_portal_login(users: MerchantUsers, pid: int, username: str, actor: audit.Actor) -> str:
+    """A portal sign-in for the merchant with a one-time password made here, returned to be shown once."""
+    password = secrets.token_urlsafe(12)
+    await users.create(pid, username, password, actor)
+    return password
 
 
 async def resume_notifications(gateway: Gateway, pid: int, actor: audit.Actor) -> int:

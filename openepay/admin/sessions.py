@@ -1,7 +1,8 @@
-"""Console sessions: server-side rows, so one can be ended, or all of a user's at once.
+"""Sign-in sessions: server-side rows, so one can be ended, or all of a user's at once.
 
 The browser holds a random token; the table holds its SHA-256. Each session has its own CSRF
-token, which every form carries and every POST must send back.
+token, which every form carries and every POST must send back. The operator console keeps them
+in ``admin_sessions``, the merchant portal in ``merchant_sessions``: the same code, two tables.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import delete, select, update
 
@@ -35,23 +37,28 @@ class Current:
     token_hash: str
     stage: str
     csrf_token: str
-    user: AdminUser
+    # An ``AdminUser`` in the console, a ``MerchantUser`` in the merchant portal.
+    user: Any
 
 
 class Sessions:
-    def __init__(self, db: Database, lifetime: timedelta) -> None:
+    def __init__(
+        self, db: Database, lifetime: timedelta, table: type[Any] = AdminSession, users: type[Any] = AdminUser
+    ) -> None:
         self.db = db
         self.lifetime = lifetime
+        self.table = table
+        self.users = users
 
-    async def start(self, user: AdminUser, stage: str, address: str) -> str:
+    async def start(self, user: Any, stage: str, address: str) -> str:
         """A new session (a fresh token, so one planted before sign-in is worth nothing); returns the token."""
         token = secrets.token_urlsafe(32)
         now = utcnow()
         async with self.db.session() as session:
             # Sessions that ran out are swept as new ones start (the index on expires_at finds them).
-            await session.execute(delete(AdminSession).where(AdminSession.expires_at <= now))
+            await session.execute(delete(self.table).where(self.table.expires_at <= now))
             session.add(
-                AdminSession(
+                self.table(
                     token_hash=_digest(token),
                     user_id=user.id,
                     stage=stage,
@@ -71,9 +78,9 @@ class Sessions:
         async with self.db.session() as session:
             row = (
                 await session.execute(
-                    select(AdminSession, AdminUser)
-                    .join(AdminUser, AdminUser.id == AdminSession.user_id)
-                    .where(AdminSession.token_hash == _digest(token), AdminSession.expires_at > now)
+                    select(self.table, self.users)
+                    .join(self.users, self.users.id == self.table.user_id)
+                    .where(self.table.token_hash == _digest(token), self.table.expires_at > now)
                 )
             ).first()
             if row is None:
@@ -83,7 +90,7 @@ class Sessions:
                 return None
             if now - found.last_seen_at > TOUCH_EVERY:
                 await session.execute(
-                    update(AdminSession).where(AdminSession.token_hash == found.token_hash).values(last_seen_at=now)
+                    update(self.table).where(self.table.token_hash == found.token_hash).values(last_seen_at=now)
                 )
         return Current(found.token_hash, found.stage, found.csrf_token, user)
 
@@ -92,18 +99,18 @@ class Sessions:
         token = secrets.token_urlsafe(32)
         async with self.db.session() as session:
             await session.execute(
-                update(AdminSession)
-                .where(AdminSession.token_hash == current.token_hash)
+                update(self.table)
+                .where(self.table.token_hash == current.token_hash)
                 .values(token_hash=_digest(token), stage=SIGNED_IN, csrf_token=secrets.token_urlsafe(32))
             )
         return token
 
     async def end(self, token_hash: str) -> None:
         async with self.db.session() as session:
-            await session.execute(delete(AdminSession).where(AdminSession.token_hash == token_hash))
+            await session.execute(delete(self.table).where(self.table.token_hash == token_hash))
 
     async def end_all(self, user_id: int) -> int:
         """Log the user out everywhere; returns how many sessions ended."""
         async with self.db.session() as session:
-            result = await session.execute(delete(AdminSession).where(AdminSession.user_id == user_id))
+            result = await session.execute(delete(self.table).where(self.table.user_id == user_id))
         return result.rowcount or 0

@@ -1,4 +1,8 @@
-"""Console users: creation, sign-in checks with lockout, and their TOTP secrets (sealed at rest)."""
+"""Console users: creation, sign-in checks with lockout, and their TOTP secrets (sealed at rest).
+
+``Accounts`` is the part the merchant portal shares (``openepay.portal.users``): passwords,
+lockout by name and by address, TOTP. Each kind of account has its own three tables.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any, ClassVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -42,15 +47,127 @@ class LoginPolicy:
     lock: timedelta
 
 
-def _totp_context(user_id: int) -> str:
-    return f"admin-totp:{user_id}"
+class Accounts:
+    """Signing in to one kind of account: the tables and names below say which."""
 
+    users: ClassVar[type[Any]] = AdminUser
+    attempts: ClassVar[type[Any]] = AdminLoginAttempt
+    # The TOTP secret is sealed for "<kind>-totp:<id>", and the audit log names "<target>:<username>".
+    kind: ClassVar[str] = "admin"
+    target: ClassVar[str] = "user"
 
-class AdminUsers:
     def __init__(self, db: Database, box: SecretBox, policy: LoginPolicy) -> None:
         self.db = db
         self.box = box
         self.policy = policy
+
+    def _totp_context(self, user_id: int) -> str:
+        return f"{self.kind}-totp:{user_id}"
+
+    async def get(self, user_id: int) -> Any:
+        async with self.db.session() as session:
+            return await session.get(self.users, user_id)
+
+    async def sign_in(self, username: str, password: str, address: str) -> tuple[SignIn, Any]:
+        """Check a password. Too many failures for the name or from the address lock it out first,
+        without looking at the password, so a locked account cannot be guessed at."""
+        username, address = username[:64], address[:64]
+        async with self.db.session() as session:
+            user = await session.scalar(select(self.users).where(self.users.username == username))
+        if await self.locked(username, address):
+            outcome = SignIn.LOCKED
+        elif verify_password(user.password_hash if user else None, password) and user and not user.disabled:
+            outcome = SignIn.OK
+        else:
+            outcome = SignIn.WRONG
+        # A password is a whole sign-in only without TOTP; otherwise the code's success is recorded
+        # (a right password must not wipe the count of wrong codes before it).
+        if outcome is not SignIn.OK or (user is not None and user.totp_sealed is None):
+            await self._remember(username, address, outcome is SignIn.OK)
+        return outcome, user if outcome is SignIn.OK else None
+
+    async def locked(self, username: str, address: str) -> bool:
+        """Whether the name has failed ``per_user`` times since its last success, or the address
+        ``per_ip`` times, within the lock time. Counted by the name typed: a name that has no
+        account is locked like one that has, so the lock tells nobody which names exist."""
+        since = utcnow() - self.policy.lock
+        failed = self.attempts.succeeded.is_(False)
+        async with self.db.session() as session:
+            from_address = await session.scalar(
+                select(func.count())
+                .select_from(self.attempts)
+                .where(self.attempts.address == address, self.attempts.at > since, failed)
+            )
+            last_success = await session.scalar(
+                select(func.max(self.attempts.at)).where(
+                    self.attempts.username == username, self.attempts.succeeded.is_(True)
+                )
+            )
+            for_name = await session.scalar(
+                select(func.count())
+                .select_from(self.attempts)
+                .where(
+                    self.attempts.username == username,
+                    self.attempts.at > max(since, last_success or since),
+                    failed,
+                )
+            )
+        return (from_address or 0) >= self.policy.per_ip or (for_name or 0) >= self.policy.per_user
+
+    async def _remember(self, username: str, address: str, succeeded: bool) -> None:
+        async with self.db.session() as session:
+            session.add(self.attempts(at=utcnow(), address=address, username=username, succeeded=succeeded))
+
+    # --- TOTP ------------------------------------------------------------------------------
+
+    def totp_secret(self, user: Any) -> str | None:
+        return self.box.open(user.totp_sealed, self._totp_context(user.id)) if user.totp_sealed else None
+
+    async def check_totp(self, user: Any, code: str) -> bool:
+        """Whether ``code`` is the user's current code, used for the first time (a code works once)."""
+        secret = self.totp_secret(user)
+        if secret is None:
+            return False
+        step = totp.matching_step(secret, code, after=user.totp_last_step)
+        if step is None:
+            return False
+        async with self.db.session() as session:
+            taken = await session.scalar(
+                update(self.users)
+                .where(
+                    self.users.id == user.id,
+                    (self.users.totp_last_step.is_(None)) | (self.users.totp_last_step < step),
+                )
+                .values(totp_last_step=step)
+                .returning(self.users.id)
+            )
+        return taken is not None
+
+    async def second_factor(self, user: Any, code: str, address: str) -> bool:
+        """The TOTP step of a sign-in: wrong codes count against the name like wrong passwords."""
+        if user.disabled or await self.locked(user.username, address[:64]):
+            return False
+        passed = await self.check_totp(user, code)
+        await self._remember(user.username, address[:64], passed)
+        return passed
+
+    async def enable_totp(self, user: Any, secret: str, code: str, actor: audit.Actor) -> bool:
+        """Store ``secret`` once the user proved their app makes its codes."""
+        step = totp.matching_step(secret, code)
+        if step is None:
+            return False
+        async with self.db.session() as session:
+            await session.execute(
+                update(self.users)
+                .where(self.users.id == user.id)
+                .values(totp_sealed=self.box.seal(secret, self._totp_context(user.id)), totp_last_step=step)
+            )
+            audit.add(session, actor, "user.totp_enable", f"{self.target}:{user.username}")
+        return True
+
+
+class AdminUsers(Accounts):
+    """Console users, with a role each."""
 
     async def create(self, username: str, password: str, role: Role, actor: audit.Actor) -> AdminUser:
         if not USERNAME.match(username):
@@ -73,110 +190,9 @@ class AdminUsers:
             raise UserError(f"there is already a user {username!r}") from None
         return user
 
-    async def get(self, user_id: int) -> AdminUser | None:
-        async with self.db.session() as session:
-            return await session.get(AdminUser, user_id)
-
     async def list(self) -> list[AdminUser]:
         async with self.db.session() as session:
             return list((await session.scalars(select(AdminUser).order_by(AdminUser.username))).all())
-
-    async def sign_in(self, username: str, password: str, address: str) -> tuple[SignIn, AdminUser | None]:
-        """Check a password. Too many failures for the name or from the address lock it out first,
-        without looking at the password, so a locked account cannot be guessed at."""
-        username, address = username[:64], address[:64]
-        async with self.db.session() as session:
-            user = await session.scalar(select(AdminUser).where(AdminUser.username == username))
-        if await self.locked(username, address):
-            outcome = SignIn.LOCKED
-        elif verify_password(user.password_hash if user else None, password) and user and not user.disabled:
-            outcome = SignIn.OK
-        else:
-            outcome = SignIn.WRONG
-        # A password is a whole sign-in only without TOTP; otherwise the code's success is recorded
-        # (a right password must not wipe the count of wrong codes before it).
-        if outcome is not SignIn.OK or (user is not None and user.totp_sealed is None):
-            await self._remember(username, address, outcome is SignIn.OK)
-        return outcome, user if outcome is SignIn.OK else None
-
-    async def locked(self, username: str, address: str) -> bool:
-        """Whether the name has failed ``per_user`` times since its last success, or the address
-        ``per_ip`` times, within the lock time. Counted by the name typed: a name that has no
-        account is locked like one that has, so the lock tells nobody which names exist."""
-        since = utcnow() - self.policy.lock
-        failed = AdminLoginAttempt.succeeded.is_(False)
-        async with self.db.session() as session:
-            from_address = await session.scalar(
-                select(func.count())
-                .select_from(AdminLoginAttempt)
-                .where(AdminLoginAttempt.address == address, AdminLoginAttempt.at > since, failed)
-            )
-            last_success = await session.scalar(
-                select(func.max(AdminLoginAttempt.at)).where(
-                    AdminLoginAttempt.username == username, AdminLoginAttempt.succeeded.is_(True)
-                )
-            )
-            for_name = await session.scalar(
-                select(func.count())
-                .select_from(AdminLoginAttempt)
-                .where(
-                    AdminLoginAttempt.username == username,
-                    AdminLoginAttempt.at > max(since, last_success or since),
-                    failed,
-                )
-            )
-        return (from_address or 0) >= self.policy.per_ip or (for_name or 0) >= self.policy.per_user
-
-    async def _remember(self, username: str, address: str, succeeded: bool) -> None:
-        async with self.db.session() as session:
-            session.add(AdminLoginAttempt(at=utcnow(), address=address, username=username, succeeded=succeeded))
-
-    # --- TOTP ------------------------------------------------------------------------------
-
-    def totp_secret(self, user: AdminUser) -> str | None:
-        return self.box.open(user.totp_sealed, _totp_context(user.id)) if user.totp_sealed else None
-
-    async def check_totp(self, user: AdminUser, code: str) -> bool:
-        """Whether ``code`` is the user's current code, used for the first time (a code works once)."""
-        secret = self.totp_secret(user)
-        if secret is None:
-            return False
-        step = totp.matching_step(secret, code, after=user.totp_last_step)
-        if step is None:
-            return False
-        async with self.db.session() as session:
-            taken = await session.scalar(
-                update(AdminUser)
-                .where(
-                    AdminUser.id == user.id,
-                    (AdminUser.totp_last_step.is_(None)) | (AdminUser.totp_last_step < step),
-                )
-                .values(totp_last_step=step)
-                .returning(AdminUser.id)
-            )
-        return taken is not None
-
-    async def second_factor(self, user: AdminUser, code: str, address: str) -> bool:
-        """The TOTP step of a sign-in: wrong codes count against the name like wrong passwords."""
-        if user.disabled or await self.locked(user.username, address[:64]):
-            return False
-        passed = await self.check_totp(user, code)
-        await self._remember(user.username, address[:64], passed)
-        return passed
-
-    async def enable_totp(self, user: AdminUser, secret: str, code: str, actor: audit.Actor) -> bool:
-        """Store ``secret`` once the user proved their app makes its codes."""
-        step = totp.matching_step(secret, code)
-        if step is None:
-            return False
-        async with self.db.session() as session:
-            await session.execute(
-                update(AdminUser)
-                .where(AdminUser.id == user.id)
-                .values(totp_sealed=self.box.seal(secret, _totp_context(user.id)), totp_last_step=step)
-            )
-            audit.add(session, actor, "user.totp_enable", f"user:{user.username}")
-        return True
 
     # --- an administrator's changes ----------------------------------------------------------
 
@@ -210,19 +226,25 @@ class AdminUsers:
 
 
 async def prune_login_attempts(
-    db: Database, *, older_than: datetime, batch: int = PRUNE_BATCH, batches: int = PRUNE_BATCHES_PER_SWEEP
+    db: Database,
+    *,
+    older_than: datetime,
+    batch: int = PRUNE_BATCH,
+    batches: int = PRUNE_BATCHES_PER_SWEEP,
+    table: type[Any] = AdminLoginAttempt,
 ) -> int:
     """Delete sign-in attempts from before ``older_than`` (the lock window's start), ``batch`` rows at a time.
 
     ``AdminUsers.locked`` counts only attempts within the lock window (a success older than the
     window moves its start no later), so nothing older changes any sign-in decision. Returns how
     many were deleted; at most ``batch * batches`` per call, the rest go at the next sweep.
+    ``table`` is the console's attempts, or the merchant portal's (``MerchantLoginAttempt``).
     """
     deleted = 0
     for _ in range(batches):
-        old = select(AdminLoginAttempt.id).where(AdminLoginAttempt.at < older_than).limit(batch)
+        old = select(table.id).where(table.at < older_than).limit(batch)
         async with db.session() as session:
-            count = (await session.execute(delete(AdminLoginAttempt).where(AdminLoginAttempt.id.in_(old)))).rowcount
+            count = (await session.execute(delete(table).where(table.id.in_(old)))).rowcount
         deleted += count or 0
         if (count or 0) < batch:
             break

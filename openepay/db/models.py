@@ -553,3 +553,56 @@ class AdminLoginAttempt(Base):
     address: Mapped[str] = mapped_column(String(64))
     username: Mapped[str] = mapped_column(String(64))
     succeeded: Mapped[bool] = mapped_column(Boolean)
+
+
+class MerchantUser(Base):
+    """Someone who signs in to the merchant portal (``/merchant``) for one merchant.
+
+    Made by the operator (``openepay merchant login``) or, when the gateway allows it, by
+    signing up (the merchant then starts disabled until an operator reviews it). Passwords,
+    TOTP and lockout work as for console users; the tables are separate so that no merchant
+    session can ever be taken for an operator's.
+    """
+
+    __tablename__ = "merchant_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    merchant_pid: Mapped[int] = mapped_column(ForeignKey("merchants.pid"), index=True)
+    # The e-mail address (or a name) signed in with.
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    totp_sealed: Mapped[str | None] = mapped_column(Text)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MerchantSession(Base):
+    """A browser signed in to the merchant portal; stored like ``admin_sessions`` (token hash only)."""
+
+    __tablename__ = "merchant_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("merchant_users.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(8))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class MerchantLoginAttempt(Base):
+    """Every merchant portal sign-in attempt, counted for lockout by name and by address."""
+
+    __tablename__ = "merchant_login_attempts"
+    __table_args__ = (
+        Index("ix_merchant_login_attempts_address_at", "address", "at"),
+        Index("ix_merchant_login_attempts_username_at", "username", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    address: Mapped[str] = mapped_column(String(64))
+    username: Mapped[str] = mapped_column(String(64))
+    succeeded: Mapped[bool] = mapped_column(Boolean)

@@ -25,7 +25,7 @@ from openepay.core.reconciliation import reconcile, reconcile_refunds
 from openepay.core.replay import forget_expired
 from openepay.core.states import NotifyStatus
 from openepay.core.usage import release_closed
-from openepay.db.models import Merchant, NotifyTask, NotifyWorkerBeat, Order
+from openepay.db.models import AdminLoginAttempt, Merchant, MerchantLoginAttempt, NotifyTask, NotifyWorkerBeat, Order
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.notify.breaker import BreakerPolicy
@@ -342,9 +342,14 @@ class NotifyWorker:
             if done:
                 log.info("channel housekeeping", extra={"channel": channel.name, "count": done})
         lock_window = timedelta(minutes=gateway.settings.admin_lock_minutes)
-        forgotten = await prune_login_attempts(gateway.db, older_than=utcnow() - lock_window)
-        if forgotten:
-            log.info("pruned console sign-in attempts older than the lock window", extra={"count": forgotten})
+        # The console's sign-in attempts, and the merchant portal's (same lock window).
+        for attempts in (AdminLoginAttempt, MerchantLoginAttempt):
+            forgotten = await prune_login_attempts(gateway.db, older_than=utcnow() - lock_window, table=attempts)
+            if forgotten:
+                log.info(
+                    "pruned sign-in attempts older than the lock window",
+                    extra={"count": forgotten, "table": attempts.__tablename__},
+                )
         retention = timedelta(days=gateway.settings.notify_attempt_retention_days)
         pruned = await prune_attempts(gateway.db, older_than=utcnow() - retention)
         if pruned:

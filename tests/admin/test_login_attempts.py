@@ -1,4 +1,5 @@
-"""Console sign-in attempts are kept only as long as the lockout needs them, and pruned by the worker's sweep."""
+"""Sign-in attempts (the console's and the merchant portal's) are kept only as long as the lockout needs them, and
+pruned by the worker's sweep."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from openepay.admin.users import prune_login_attempts
-from openepay.db.models import AdminLoginAttempt
+from openepay.db.models import AdminLoginAttempt, MerchantLoginAttempt
 from openepay.db.types import utcnow
 from openepay.notify.worker import NotifyWorker
 from openepay.web.admin.console import Console
@@ -59,3 +60,20 @@ async def test_pruning_goes_in_bounded_batches_and_the_rest_waits_for_the_next_s
     assert await prune_login_attempts(gateway.db, older_than=cutoff, batch=10, batches=2) == 5
     assert await prune_login_attempts(gateway.db, older_than=cutoff, batch=10, batches=2) == 0
     assert await _ages(gateway) == [2]
+
+
+async def test_the_sweep_also_prunes_the_merchant_portals_attempts(gateway):
+    now = utcnow()
+    async with gateway.db.session() as session:
+        session.add_all(
+            MerchantLoginAttempt(at=now - timedelta(minutes=age), address="10.0.0.9", username="shop", succeeded=False)
+            for age in (1, 2, 60, 120)
+        )
+    worker = NotifyWorker(gateway, name="sweeper")
+    try:
+        await worker.sweep()
+    finally:
+        await worker.aclose()
+    async with gateway.db.session() as session:
+        kept = (await session.scalars(select(MerchantLoginAttempt.at))).all()
+    assert sorted(round((now - at).total_seconds() / 60) for at in kept) == [1, 2]

@@ -127,13 +127,18 @@ def _api_routes(routes) -> list[APIRoute]:  # type: ignore[no-untyped-def]
     return found
 
 
-def console_routes(settings) -> list[tuple[str, str, Role | None]]:  # type: ignore[no-untyped-def]
+def routes_under(settings, prefix: str) -> list[tuple[str, str, APIRoute]]:  # type: ignore[no-untyped-def]
+    """Every (method, path, route) of the app at ``prefix`` or below it."""
     found = []
     for route in _api_routes(create_app(settings).routes):
-        if route.path == "/admin" or route.path.startswith("/admin/"):
+        if route.path == prefix or route.path.startswith(prefix + "/"):
             for method in sorted(route.methods - {"HEAD"}):
-                found.append((method, route.path, _declared_role(route)))
+                found.append((method, route.path, route))
     return found
+
+
+def console_routes(settings) -> list[tuple[str, str, Role | None]]:  # type: ignore[no-untyped-def]
+    return [(method, path, _declared_role(route)) for method, path, route in routes_under(settings, "/admin")]
 
 
 def fill(template: str, **values: str) -> str:

@@ -269,6 +269,51 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "ev_refund_succeeded": ("退款成功", "Refunded"),
     "ev_refund_failed": ("退款失败", "Refund failed"),
     "timezone_note": ("时间为", "Times are in"),
+    # The merchant portal (/merchant) shares this catalogue.
+    "portal": ("商户中心", "Merchant portal"),
+    "portal_logins": ("商户中心登录账号", "Merchant portal sign-ins"),
+    "no_portal_logins": ("还没有登录账号。", "No sign-ins yet."),
+    "add_portal_login": ("添加登录账号", "Add a sign-in"),
+    "portal_login_made": (
+        "登录账号已创建。初始密码只显示这一次，请转交商户。",
+        "Sign-in made. The password is shown this once: hand it to the merchant.",
+    ),
+    "initial_password": ("初始密码", "Password"),
+    "credentials": ("API 密钥", "API credentials"),
+    "integration": ("接入文档", "Integration"),
+    "integration_help": (
+        "本网关的各协议接口地址和示例，已填入您的商户号。示例中的密钥为占位符，请换成您自己的密钥：",
+        "This gateway's endpoints for every protocol, with examples for your pid. The key is a placeholder; "
+        "put your own key in place of",
+    ),
+    "sign_up": ("注册商户", "Sign up"),
+    "sign_up_help": (
+        "注册后商户处于停用状态，运营人员审核启用后才能收款。",
+        "A new merchant starts disabled: it takes payments once the operator has reviewed and enabled it.",
+    ),
+    "shop_name": ("商户名称", "Shop name"),
+    "email": ("邮箱", "E-mail"),
+    "merchant_not_active": (
+        "您的商户尚未启用（待审核或已停用），暂时不能收款。",
+        "Your merchant is not enabled yet (awaiting review, or disabled): it cannot take payments for now.",
+    ),
+    "rotate_key_help": (
+        "更换后旧密钥立即失效，新密钥只显示一次。",
+        "Rotating stops the old key at once; the new key is shown only once.",
+    ),
+    "rsa_key": ("商户 RSA 公钥（V2 接口）", "Your RSA public key (epay V2)"),
+    "portal_rsa_set": ("已上传，用于验证您 V2 请求的签名。", "Uploaded: it checks your V2 requests' signatures."),
+    "portal_rsa_unset": ("尚未上传。", "Not uploaded yet."),
+    "rsa_key_paste": (
+        "粘贴 PEM 格式公钥或彩虹易支付显示的 base64 公钥",
+        "Paste the public key: PEM, or the bare base64 Rainbow shows",
+    ),
+    "rsa_saved": ("RSA 公钥已保存。", "The RSA public key is saved."),
+    "platform_key": ("平台公钥（V2 接口）", "Platform public key (epay V2)"),
+    "platform_key_help": (
+        "用它验证本网关 V2 应答和通知的签名。",
+        "Check the signatures of this gateway's V2 answers and notifications with it.",
+    ),
     "test_notify": ("发送测试通知", "Send a test notification"),
     "test_notify_help": (
         "用该商户的密钥签名，向下面的地址发送一条标明为测试的通知（测试状态、不存在的订单号，商户可验签但不应发货），"

@@ -3,10 +3,14 @@
 Both act with the merchant's key, which never reaches a page: the test message is signed on the
 server, and the checker shows the signed string with the key masked. The checker answers with
 our signature for whatever is pasted, so it is a signing tool for that merchant's key: both tools
-are for operators and above, and every use is in the audit log.
+are for operators and above, and every use is in the audit log. The merchant portal offers both to
+a merchant for its own key (``openepay.web.merchant.tools``), through the functions below.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import APIRouter, Depends
 from sqlalchemy import select
@@ -17,6 +21,7 @@ from openepay.admin import audit
 from openepay.admin.roles import Role
 from openepay.admin.sessions import Current
 from openepay.db.models import Merchant, Order
+from openepay.gateway import Gateway
 from openepay.notify.diagnosis import send_test_notification
 from openepay.notify.http import SafeHttpClient
 from openepay.notify.targets import UnusableUrl, read_target
@@ -42,9 +47,9 @@ def _dialects(merchant: Merchant, offered: list[str]) -> list[str]:
     return [name for name in offered if merchant.dialects is None or name in merchant.dialects]
 
 
-async def _last_order(request: Request, pid: int) -> tuple[str, str] | None:
+async def _last_order(gateway: Gateway, pid: int) -> tuple[str, str] | None:
     """The notify URL and dialect of the merchant's latest order: what a test most likely wants."""
-    async with console_of(request).gateway.db.session() as session:
+    async with gateway.db.session() as session:
         row = (
             await session.execute(
                 select(Order.notify_url, Order.dialect)
@@ -56,12 +61,11 @@ async def _last_order(request: Request, pid: int) -> tuple[str, str] | None:
     return (row[0], row[1]) if row else None
 
 
-@router.get(PREFIX + "/merchants/{pid}/test-notify")
-async def test_notify_form(request: Request, pid: int, me: Current = Depends(needs(Role.OPERATOR))) -> Response:
-    merchant = await _merchant(request, pid)
-    dialects = _dialects(merchant, console_of(request).gateway.dialects.names())
-    last = await _last_order(request, pid)
-    context = {
+async def test_notify_start(gateway: Gateway, merchant: Merchant) -> dict[str, Any]:
+    """The test form, filled in from the merchant's latest order (the merchant portal shares it)."""
+    dialects = _dialects(merchant, gateway.dialects.names())
+    last = await _last_order(gateway, merchant.pid)
+    return {
         "m": merchant,
         "dialects": dialects,
         "url": last[0] if last else "",
@@ -69,32 +73,30 @@ async def test_notify_form(request: Request, pid: int, me: Current = Depends(nee
         "result": None,
         "error": None,
     }
-    return render(request, "merchant_test_notify.html", context, me)
 
 
-@router.post(PREFIX + "/merchants/{pid}/test-notify")
-async def test_notify_send(request: Request, pid: int, me: Current = Depends(needs(Role.OPERATOR))) -> Response:
-    merchant = await _merchant(request, pid)
-    gateway = console_of(request).gateway
+async def test_notify_run(
+    gateway: Gateway, merchant: Merchant, form: Mapping[str, Any], actor: audit.Actor
+) -> tuple[dict[str, Any], int]:
+    """Send the test the form asks for and diagnose it: the page's values and its status."""
     dialects = _dialects(merchant, gateway.dialects.names())
-    form = await request.form()
     url, dialect = str(form.get("url") or "").strip(), str(form.get("dialect") or "")
     context = {"m": merchant, "dialects": dialects, "url": url[:MAX_URL], "dialect": dialect, "result": None}
     if dialect not in dialects:
-        return render(request, "merchant_test_notify.html", {**context, "error": "dialect_invalid"}, me, status=400)
+        return {**context, "error": "dialect_invalid"}, 400
     try:
         target = read_target(url) if len(url) <= MAX_URL else None
     except UnusableUrl:
         target = None
     if target is None:
-        return render(request, "merchant_test_notify.html", {**context, "error": "url_invalid"}, me, status=400)
+        return {**context, "error": "url_invalid"}, 400
     http = SafeHttpClient.for_settings(gateway.settings)
     try:
         result = await send_test_notification(
             gateway.dialects.named(dialect),
             http,
             dialect=dialect,
-            pid=pid,
+            pid=merchant.pid,
             key=gateway.merchants.key_of(merchant),
             url=url,
         )
@@ -102,9 +104,9 @@ async def test_notify_send(request: Request, pid: int, me: Current = Depends(nee
         await http.aclose()
     await audit.record(
         gateway.db,
-        actor_of(request, me),
+        actor,
         "merchant.test_notify",
-        f"merchant:{pid}",
+        f"merchant:{merchant.pid}",
         after={
             "dialect": dialect,
             "host": result.target_host,
@@ -112,40 +114,62 @@ async def test_notify_send(request: Request, pid: int, me: Current = Depends(nee
             "diagnosis": result.diagnosis.code,
         },
     )
-    return render(request, "merchant_test_notify.html", {**context, "result": result, "error": None}, me)
+    return {**context, "result": result, "error": None}, 200
 
 
-@router.get(PREFIX + "/merchants/{pid}/signature")
-async def signature_form(request: Request, pid: int, me: Current = Depends(needs(Role.OPERATOR))) -> Response:
-    merchant = await _merchant(request, pid)
+def signature_start(merchant: Merchant) -> dict[str, Any]:
     dialects = _dialects(merchant, list(DIALECTS))
     context = {"m": merchant, "dialects": dialects, "dialect": dialects[0] if dialects else "", "text": ""}
-    return render(request, "merchant_signature.html", {**context, "check": None, "error": None}, me)
+    return {**context, "check": None, "error": None}
 
 
-@router.post(PREFIX + "/merchants/{pid}/signature")
-async def signature_check(request: Request, pid: int, me: Current = Depends(needs(Role.OPERATOR))) -> Response:
-    merchant = await _merchant(request, pid)
-    gateway = console_of(request).gateway
+async def signature_run(
+    gateway: Gateway, merchant: Merchant, form: Mapping[str, Any], actor: audit.Actor
+) -> tuple[dict[str, Any], int]:
+    """Check the pasted text's signature with the merchant's key: the page's values and its status."""
     dialects = _dialects(merchant, list(DIALECTS))
-    form = await request.form()
     text, dialect = str(form.get("text") or ""), str(form.get("dialect") or "")
     context = {"m": merchant, "dialects": dialects, "dialect": dialect, "text": text[:MAX_PASTED], "check": None}
     if dialect not in dialects:
-        return render(request, "merchant_signature.html", {**context, "error": "dialect_invalid"}, me, status=400)
+        return {**context, "error": "dialect_invalid"}, 400
     try:
         if len(text) > MAX_PASTED:
             raise UnreadableInput("too_long")
         check = check_signature(dialect, text, gateway.merchants.key_of(merchant))
     except UnreadableInput as unreadable:
-        return render(
-            request, "merchant_signature.html", {**context, "error": "sig_" + unreadable.code}, me, status=400
-        )
+        return {**context, "error": "sig_" + unreadable.code}, 400
     await audit.record(
         gateway.db,
-        actor_of(request, me),
+        actor,
         "merchant.check_signature",
-        f"merchant:{pid}",
+        f"merchant:{merchant.pid}",
         after={"dialect": dialect, "message": check.message, "matches": check.matches},
     )
-    return render(request, "merchant_signature.html", {**context, "check": check, "error": None}, me)
+    return {**context, "check": check, "error": None}, 200
+
+
+@router.get(PREFIX + "/merchants/{pid}/test-notify")
+async def test_notify_form(request: Request, pid: int, me: Current = Depends(needs(Role.OPERATOR))) -> Response:
+    context = await test_notify_start(console_of(request).gateway, await _merchant(request, pid))
+    return render(request, "merchant_test_notify.html", context, me)
+
+
+@router.post(PREFIX + "/merchants/{pid}/test-notify")
+async def test_notify_send(request: Request, pid: int, me: Current = Depends(needs(Role.OPERATOR))) -> Response:
+    merchant = await _merchant(request, pid)
+    form = await request.form()
+    context, status = await test_notify_run(console_of(request).gateway, merchant, form, actor_of(request, me))
+    return render(request, "merchant_test_notify.html", context, me, status=status)
+
+
+@router.get(PREFIX + "/merchants/{pid}/signature")
+async def signature_form(request: Request, pid: int, me: Current = Depends(needs(Role.OPERATOR))) -> Response:
+    return render(request, "merchant_signature.html", signature_start(await _merchant(request, pid)), me)
+
+
+@router.post(PREFIX + "/merchants/{pid}/signature")
+async def signature_check(request: Request, pid: int, me: Current = Depends(needs(Role.OPERATOR))) -> Response:
+    merchant = await _merchant(request, pid)
+    form = await request.form()
+    context, status = await signature_run(console_of(request).gateway, merchant, form, actor_of(request, me))
+    return render(request, "merchant_signature.html", context, me, status=status)

@@ -1,5 +1,6 @@
 """Merchants in the console: the list, one merchant, creation and key rotation (the key shown once),
-disabling and enabling, and resuming paused notifications."""
+disabling and enabling, merchant portal sign-ins (the password shown once), and resuming paused
+notifications."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from openepay.admin import merchant_actions
 from openepay.admin.merchant_settings import delays_text, fingerprint
 from openepay.admin.roles import Role
 from openepay.admin.sessions import Current
+from openepay.admin.users import UserError
 from openepay.core.merchants import MerchantCredentials, MerchantNotFound
 from openepay.core.states import MerchantStatus
 from openepay.db.types import storable
+from openepay.portal.users import MerchantUsers
 from openepay.web.admin.auth import PREFIX, Refusal, needs
 from openepay.web.admin.console import actor_of, console_of
 from openepay.web.admin.pages import render, see_other
@@ -57,8 +60,14 @@ async def _view(request: Request, pid: int) -> merchant_actions.MerchantView:
     return view
 
 
-@router.get(PREFIX + "/merchants/{pid}")
-async def merchant_detail(request: Request, pid: int, me: Current = Depends(needs(Role.VIEWER))) -> Response:
+def _portal_users(request: Request) -> MerchantUsers:
+    console = console_of(request)
+    return MerchantUsers(console.gateway.db, console.gateway.box, console.users.policy)
+
+
+async def _merchant_page(
+    request: Request, me: Current, pid: int, *, error: str | None = None, status: int = 200
+) -> Response:
     view = await _view(request, pid)
     notice = request.query_params.get("notice")
     ids = view.merchant.channel_accounts
@@ -68,8 +77,28 @@ async def merchant_detail(request: Request, pid: int, me: Current = Depends(need
         "accounts": await console_of(request).gateway.accounts.names_of(ids) if ids is not None else None,
         "fingerprint": fingerprint(view.merchant.rsa_public_key) if view.merchant.rsa_public_key else None,
         "delays": delays_text(view.merchant.notify_retry_delays),
+        "logins": await merchant_actions.portal_logins(_portal_users(request), pid),
+        "error": error,
     }
-    return render(request, "merchant.html", context, me)
+    return render(request, "merchant.html", context, me, status=status)
+
+
+@router.get(PREFIX + "/merchants/{pid}")
+async def merchant_detail(request: Request, pid: int, me: Current = Depends(needs(Role.VIEWER))) -> Response:
+    return await _merchant_page(request, me, pid)
+
+
+@router.post(PREFIX + "/merchants/{pid}/logins")
+async def merchant_add_login(request: Request, pid: int, me: Current = Depends(needs(Role.ADMINISTRATOR))) -> Response:
+    """A merchant portal sign-in; the answer is the one page that shows its one-time password."""
+    await _view(request, pid)
+    username = str((await request.form()).get("username") or "").strip()
+    try:
+        password = await merchant_actions.add_portal_login(_portal_users(request), pid, username, actor_of(request, me))
+    except UserError as refused:
+        return await _merchant_page(request, me, pid, error=str(refused), status=400)
+    context = {"pid": pid, "username": username, "password": password}
+    return render(request, "merchant_login.html", context, me)
 
 
 async def _set_status(request: Request, pid: int, me: Current, status: MerchantStatus) -> Response:
@@ -97,6 +126,27 @@ async def merchant_rotate_key(request: Request, pid: int, me: Current = Depends(
     except MerchantNotFound:
         raise Refusal("not_found", status=404) from None
     return _key_page(request, me, credentials, "key_rotated")
+
+
+async def _set_login_disabled(request: Request, pid: int, user_id: int, me: Current, disabled: bool) -> Response:
+    if await _portal_users(request).set_disabled(pid, user_id, disabled, actor_of(request, me)) is None:
+        raise Refusal("not_found", status=404)
+    return see_other(f"{PREFIX}/merchants/{pid}")
+
+
+@router.post(PREFIX + "/merchants/{pid}/logins/{user_id}/disable")
+async def merchant_login_disable(
+    request: Request, pid: int, user_id: int, me: Current = Depends(needs(Role.ADMINISTRATOR))
+) -> Response:
+    """A portal sign-in stops working (a person who left the shop); its sessions end."""
+    return await _set_login_disabled(request, pid, user_id, me, True)
+
+
+@router.post(PREFIX + "/merchants/{pid}/logins/{user_id}/enable")
+async def merchant_login_enable(
+    request: Request, pid: int, user_id: int, me: Current = Depends(needs(Role.ADMINISTRATOR))
+) -> Response:
+    return await _set_login_disabled(request, pid, user_id, me, False)
 
 
 @router.post(PREFIX + "/merchants/{pid}/resume")

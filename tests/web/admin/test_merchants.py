@@ -1,4 +1,5 @@
-"""Merchants in the console: created with a key shown once, disabled and enabled, key rotated, notifications resumed."""
+"""Merchants in the console: created with a key shown once, disabled and enabled, key rotated, notifications
+resumed, merchant portal sign-ins given with a password shown once."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from openepay.db.types import utcnow
 from tests.support.admin import ConsoleClient, make_user
 from tests.support.epay import order_params, signed
 from tests.support.notify import paid_order
+from tests.support.portal import PortalClient, PortalUser
 
 KEY = re.compile(r'id="new-key">([A-Za-z0-9]{32})<')
 PID = re.compile(r'id="new-pid">(\d+)<')
@@ -125,3 +127,39 @@ async def test_an_administrator_disables_a_channel_account_and_its_secret_is_onl
     async with gateway.db.session() as session:
         actions = (await session.scalars(select(AuditEntry.action).where(AuditEntry.actor == "ada"))).all()
     assert list(actions) == ["channel.disable", "channel.enable"]
+
+
+async def test_an_administrator_gives_a_merchant_a_portal_sign_in_whose_password_is_shown_once(
+    server, gateway, merchant
+):
+    admin = await make_user(gateway, "ada", Role.ADMINISTRATOR)
+    async with ConsoleClient(server.url) as browser:
+        await browser.sign_in(admin)
+        page = await browser.get(f"/admin/merchants/{merchant.pid}")
+        assert 'id="no-portal-logins"' in page.text
+        bad = await browser.post(f"/admin/merchants/{merchant.pid}/logins", {"username": "has space"})
+        assert bad.status_code == 400 and 'id="error"' in bad.text
+        made = await browser.post(f"/admin/merchants/{merchant.pid}/logins", {"username": "owner@shop.cn"})
+        assert made.status_code == 200 and made.headers["cache-control"] == "no-store"
+        password = re.search(r'id="login-password">([^<]+)<', made.text).group(1)
+        page = await browser.get(f"/admin/merchants/{merchant.pid}")
+        assert "owner@shop.cn" in page.text and password not in page.text
+        taken = await browser.post(f"/admin/merchants/{merchant.pid}/logins", {"username": "owner@shop.cn"})
+        assert taken.status_code == 400
+        assert (await browser.post("/admin/merchants/999999/logins", {"username": "x@shop.cn"})).status_code == 404
+    async with PortalClient(server.url) as shop, ConsoleClient(server.url) as browser:
+        orders = await shop.sign_in(PortalUser(merchant.pid, "owner@shop.cn", password))
+        assert f"pid {merchant.pid}" in orders.text
+        # The person leaves the shop: the administrator disables the sign-in and its session ends.
+        await browser.sign_in(admin)
+        page = await browser.get(f"/admin/merchants/{merchant.pid}")
+        disable = re.search(rf'action="(/admin/merchants/{merchant.pid}/logins/\d+/disable)"', page.text).group(1)
+        other = await gateway.merchants.create("Other Shop")
+        elsewhere = disable.replace(f"/merchants/{merchant.pid}/", f"/merchants/{other.pid}/")
+        assert (await browser.post(elsewhere)).status_code == 404
+        assert (await shop.get("/merchant")).status_code == 200
+        assert (await browser.post(disable)).status_code == 303
+        assert (await shop.get("/merchant")).status_code == 303
+        assert (await shop.submit_login("owner@shop.cn", password)).status_code == 401
+        assert (await browser.post(disable.replace("/disable", "/enable"))).status_code == 303
+        assert (await shop.submit_login("owner@shop.cn", password)).status_code == 303

@@ -1,0 +1,99 @@
+"""Portal sign-ins: made by the operator with ``openepay merchant login`` (a password made up and shown
+once, or read from standard input), or by signing up when the gateway allows it (the merchant
+then waits, disabled, for an operator)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from openepay.admin.audit import CLI
+from openepay.admin.users import UserError
+from openepay.core.merchants import MerchantNotFound
+from openepay.core.states import MerchantStatus
+from openepay.web.merchant.portal import Portal
+from tests.support.admin import PASSWORD
+from tests.support.cli import openepay
+from tests.support.gateways import own_server
+from tests.support.portal import PortalClient, PortalUser
+
+
+async def test_the_operator_gives_a_merchant_a_sign_in_with_a_password_shown_once(server, gateway, merchant):
+    made = await openepay(server.settings.database_url, "merchant", "login", str(merchant.pid), "--email", "a@shop.cn")
+    assert made.returncode == 0, made.stderr
+    password = re.search(r"password \(shown this once\): (\S+)", made.stdout).group(1)
+    assert len(password) >= 10
+    async with PortalClient(server.url) as browser:
+        orders = await browser.sign_in(PortalUser(merchant.pid, "a@shop.cn", password))
+        assert f"pid {merchant.pid}" in orders.text
+
+    weak = await openepay(
+        server.settings.database_url,
+        "merchant",
+        "login",
+        str(merchant.pid),
+        "--email",
+        "c@shop.cn",
+        "--password-stdin",
+        input_text="short\n",
+    )
+    assert weak.returncode != 0 and "at least 10" in weak.stderr
+
+
+async def test_a_sign_in_belongs_to_a_merchant_that_exists_and_its_name_is_taken_once(gateway, merchant):
+    users = Portal.for_gateway(gateway).users
+    await users.create(merchant.pid, "a@shop.cn", PASSWORD, CLI)
+    with pytest.raises(UserError, match="already"):
+        await users.create(merchant.pid, "a@shop.cn", PASSWORD, CLI)
+    with pytest.raises(MerchantNotFound):
+        await users.create(99999, "d@shop.cn", PASSWORD, CLI)
+    with pytest.raises(UserError, match="letters"):
+        await users.create(merchant.pid, "no spaces please", PASSWORD, CLI)
+    assert [user.username for user in await users.of_merchant(merchant.pid)] == ["a@shop.cn"]
+
+
+async def test_signing_up_is_off_unless_the_gateway_allows_it(server):
+    async with PortalClient(server.url) as browser:
+        assert (await browser.get("/merchant/signup")).status_code == 404
+        assert 'id="to-signup"' not in (await browser.get("/merchant/login")).text
+
+
+async def test_a_merchant_that_signs_up_starts_disabled_until_an_operator_enables_it(database_url, gateway):
+    with own_server(database_url, merchant_signup=True) as thread:
+        async with PortalClient(thread.url) as browser:
+            login = await browser.get("/merchant/login")
+            assert 'id="to-signup"' in login.text
+            await browser.get("/merchant/signup")
+            weak = await browser.post(
+                "/merchant/signup", {"shop_name": "小店", "username": "new@shop.cn", "password": "short"}
+            )
+            assert weak.status_code == 400 and 'id="error"' in weak.text
+            assert await gateway.merchants.list() == []
+            done = await browser.post(
+                "/merchant/signup", {"shop_name": "小店", "username": "new@shop.cn", "password": "a long password"}
+            )
+            assert done.status_code == 303
+            [merchant] = await gateway.merchants.list()
+            assert merchant.name == "小店" and merchant.status == MerchantStatus.DISABLED
+            await browser.sign_in(PortalUser(merchant.pid, "new@shop.cn", "a long password"))
+            page = await browser.get("/merchant/credentials")
+            assert 'id="awaiting-review"' in page.text
+            await browser.get("/merchant/signup")
+            again = await browser.post(
+                "/merchant/signup", {"shop_name": "另一个", "username": "new@shop.cn", "password": "a long password"}
+            )
+            assert again.status_code == 400 and len(await gateway.merchants.list()) == 1
+        # Sign-ups from one address are limited like wrong passwords for one name.
+        async with PortalClient(thread.url, address="198.51.100.9") as spammer:
+            await spammer.get("/merchant/signup")
+            limit = gateway.settings.admin_failures_per_user
+            answers = [
+                await spammer.post(
+                    "/merchant/signup",
+                    {"shop_name": f"店{n}", "username": f"s{n}@spam.cn", "password": "a long password"},
+                )
+                for n in range(limit + 1)
+            ]
+            assert [answer.status_code for answer in answers] == [303] * limit + [429]
+            assert len(await gateway.merchants.list()) == 1 + limit
