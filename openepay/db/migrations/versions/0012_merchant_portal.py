@@ -1,15 +1,15 @@
 """The merchant portal's accounts: its users, their sessions and sign-in attempts.
 
-Revision ID: 0010_merchant_portal
-Revises: 0013_channel_pay_info
+Revision ID: 0012_merchant_portal
+Revises: 0011_notify_rate
 Create Date: 2026-12-03
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_merchant_portal"
-down_revision = "0013_channel_pay_info"
+revision = "0012_merchant_portal"
+down_revision = "0011_notify_rate"
 branch_labels = None
 depends_on = None
 
