@@ -54,3 +54,14 @@ async def test_forgetting_without_a_time_uses_the_clock(gateway):
     assert await forget_expired(gateway.db) == 1
     assert await remembered(gateway) == [("scope", "live")]
     assert await forget_expired(gateway.db, utcnow() - timedelta(days=1)) == 0
+
+
+async def test_a_sighting_clears_only_its_own_expired_copy_and_leaves_the_rest_to_the_worker(gateway):
+    ended = timedelta(hours=-1)
+    await first_sighting(gateway.db, "a", "n", ended)
+    await first_sighting(gateway.db, "b", "m", ended)
+    await first_sighting(gateway.db, "b", "n", ended)
+
+    assert await first_sighting(gateway.db, "b", "n", WINDOW) is True
+    assert await forget_expired(gateway.db) == 2
+    assert await remembered(gateway) == [("b", "n")]
