@@ -245,3 +245,43 @@ async def test_concurrent_requests_with_one_out_refund_no_refund_once(server, ga
     assert order.refunded_fen == 30
     assert [(r.amount_fen, r.status, r.out_refund_no) for r in refunds] == [(30, "succeeded", "RN-R")]
     assert journal == [("payment", trade_no, 100, 100), ("refund", refunds[0].refund_no, -30, 70)]
+
+
+async def test_refund_numbers_are_the_merchants_own_and_a_new_number_is_a_new_refund(server, gateway, merchant, shop):
+    other = await gateway.merchants.create("Other Shop")
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "OWN-1", "1.00")
+        other_trade_no = await paid_order(client, other, shop.url, "OWN-2", "1.00")
+    order = await get_order(gateway.db, trade_no)
+    other_order = await get_order(gateway.db, other_trade_no)
+
+    mine = await refund_order(gateway.db, gateway, order, 30, out_refund_no="RN-1")
+    theirs = await refund_order(gateway.db, gateway, other_order, 30, out_refund_no="RN-1")
+    assert not theirs.repeated and theirs.refund.refund_no != mine.refund.refund_no
+    second = await refund_order(gateway.db, gateway, order, 30, out_refund_no="RN-2")
+    assert not second.repeated
+
+    again = await refund_order(gateway.db, gateway, order, 30, out_refund_no="RN-1")
+    assert (again.repeated, again.refund.refund_no, again.order.trade_no) == (True, mine.refund.refund_no, trade_no)
+    order, refunds, _ = await books(gateway, trade_no)
+    assert [(refund.out_refund_no, refund.amount_fen) for refund in refunds] == [("RN-1", 30), ("RN-2", 30)]
+    assert order.refunded_fen == 60
+
+
+async def test_a_retry_of_a_refused_refund_number_is_told_it_failed(server, gateway, merchant, shop):
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "FAILED-1", "1.00")
+    order = await get_order(gateway.db, trade_no)
+    upstream = HeldUpstream()
+
+    first = asyncio.create_task(refund_order(gateway.db, upstream, order, 30, out_refund_no="RN-F"))
+    _, answer = await upstream.pending.get()
+    answer.set_result(RefundOutcome(False, "refused upstream"))
+    with pytest.raises(RefundError) as refused:
+        await first
+    assert refused.value.problem == RefundProblem.CHANNEL_FAILED
+
+    with pytest.raises(RefundError) as retried:
+        await refund_order(gateway.db, upstream, order, 30, out_refund_no="RN-F")
+    assert retried.value.problem == RefundProblem.EARLIER_FAILED
+    assert upstream.pending.empty()
