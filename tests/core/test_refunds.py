@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from openepay.channels.base import Channel, RefundOutcome
 from openepay.core.orders import get_order
-from openepay.core.refunds import RefundError, RefundProblem, refund_order
+from openepay.core.refunds import RefundError, RefundProblem, refund_order, resolve_refund
 from openepay.core.states import OrderStatus
 from openepay.db.models import BalanceEntry, Merchant, Order, Refund
 from tests.support.epay import order_params, signed
@@ -285,3 +285,31 @@ async def test_a_retry_of_a_refused_refund_number_is_told_it_failed(server, gate
         await refund_order(gateway.db, upstream, order, 30, out_refund_no="RN-F")
     assert retried.value.problem == RefundProblem.EARLIER_FAILED
     assert upstream.pending.empty()
+
+
+async def test_a_refusal_arriving_after_reconciliation_settled_the_refund_reports_what_was_settled(
+    server, gateway, merchant, shop
+):
+    """Reconciliation found the refund refused while the request still waited; the request's own
+    refusal, arriving second, is told the refund failed (its reversal already done, not done twice)."""
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "LATE-1", "1.00")
+    order = await get_order(gateway.db, trade_no)
+    upstream = HeldUpstream()
+
+    request = asyncio.create_task(refund_order(gateway.db, upstream, order, 30, out_refund_no="RN-L"))
+    _, answer = await upstream.pending.get()
+    _, [in_flight], _ = await books(gateway, trade_no)
+    await resolve_refund(gateway.db, order, in_flight, RefundOutcome(False, "refused, seen by reconciliation"))
+    answer.set_result(RefundOutcome(False, "refused"))
+    with pytest.raises(RefundError) as refused:
+        await request
+    assert refused.value.problem == RefundProblem.CHANNEL_FAILED
+
+    order, [refund], journal = await books(gateway, trade_no)
+    assert (order.refunded_fen, refund.status) == (0, "failed")
+    assert journal == [
+        ("payment", trade_no, 100, 100),
+        ("refund", refund.refund_no, -30, 70),
+        ("refund_undo", refund.refund_no, 30, 100),
+    ]
