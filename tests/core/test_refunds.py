@@ -313,3 +313,9 @@ async def test_a_refusal_arriving_after_reconciliation_settled_the_refund_report
         ("refund", refund.refund_no, -30, 70),
         ("refund_undo", refund.refund_no, 30, 100),
     ]
+
+
+async def test_a_refund_of_no_order_is_refused_as_order_not_found_with_nothing_more_to_say(gateway):
+    with pytest.raises(RefundError) as refused:
+        await refund_order(gateway.db, gateway, None, 30, out_refund_no="RN-NONE")
+    assert (refused.value.problem, refused.value.detail) == (RefundProblem.ORDER_NOT_FOUND, "")
