@@ -319,3 +319,15 @@ async def test_a_refund_of_no_order_is_refused_as_order_not_found_with_nothing_m
     with pytest.raises(RefundError) as refused:
         await refund_order(gateway.db, gateway, None, 30, out_refund_no="RN-NONE")
     assert (refused.value.problem, refused.value.detail) == (RefundProblem.ORDER_NOT_FOUND, "")
+
+
+async def test_a_retry_of_the_refund_that_emptied_the_order_is_that_refund_not_an_excess(
+    server, gateway, merchant, shop
+):
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "FULL-1", "1.00")
+    first = await refund_order(gateway.db, gateway, await get_order(gateway.db, trade_no), 100, out_refund_no="RN-ALL")
+
+    again = await refund_order(gateway.db, gateway, await get_order(gateway.db, trade_no), 100, out_refund_no="RN-ALL")
+    assert (again.repeated, again.refund.refund_no) == (True, first.refund.refund_no)
+    assert again.order.status == OrderStatus.REFUNDED
