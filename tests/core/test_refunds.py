@@ -331,3 +331,16 @@ async def test_a_retry_of_the_refund_that_emptied_the_order_is_that_refund_not_a
     again = await refund_order(gateway.db, gateway, await get_order(gateway.db, trade_no), 100, out_refund_no="RN-ALL")
     assert (again.repeated, again.refund.refund_no) == (True, first.refund.refund_no)
     assert again.order.status == OrderStatus.REFUNDED
+
+
+async def test_an_unpaid_order_or_more_than_is_left_is_refused_for_what_it_is(server, gateway, merchant, shop):
+    async with server.client() as client:
+        params = order_params(merchant.pid, shop.url, "UNPAID-1", money="1.00", clientip="203.0.113.9")
+        unpaid = (await client.post("/mapi.php", data=signed(params, merchant.key))).json()["trade_no"]
+        paid = await paid_order(client, merchant, shop.url, "LEFT-1", "1.00")
+    await refund_order(gateway.db, gateway, await get_order(gateway.db, paid), 60)
+
+    for trade_no, amount, problem in ((unpaid, 30, RefundProblem.NOT_PAID), (paid, 41, RefundProblem.EXCEEDS_ORDER)):
+        with pytest.raises(RefundError) as refused:
+            await refund_order(gateway.db, gateway, await get_order(gateway.db, trade_no), amount)
+        assert refused.value.problem == problem
