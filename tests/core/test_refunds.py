@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from openepay.channels.base import Channel, RefundOutcome
 from openepay.core.orders import get_order
-from openepay.core.refunds import RefundError, RefundProblem, refund_order, resolve_refund
+from openepay.core.refunds import RefundError, RefundProblem, ask_channel, refund_order, resolve_refund
 from openepay.core.states import OrderStatus
 from openepay.db.models import BalanceEntry, Merchant, Order, Refund
 from tests.support.epay import order_params, signed
@@ -344,3 +344,84 @@ async def test_an_unpaid_order_or_more_than_is_left_is_refused_for_what_it_is(se
         with pytest.raises(RefundError) as refused:
             await refund_order(gateway.db, gateway, await get_order(gateway.db, trade_no), amount)
         assert refused.value.problem == problem
+
+
+class RecordingUpstream(HeldUpstream):
+    """An upstream that answers at once (or raises ``error``) and keeps what each call was given."""
+
+    def __init__(self, answer: RefundOutcome | None = None, error: Exception | None = None) -> None:
+        super().__init__()
+        self.answer, self.error = answer, error
+        self.calls: list[tuple] = []
+
+    async def account(self, channel: str, ref: str):  # type: ignore[no-untyped-def]
+        return self.implicit() if channel == self.name and ref == "7" else None
+
+    async def _answer(self, call: str, account, order, amount_fen, refund_no) -> RefundOutcome:  # type: ignore[no-untyped-def]
+        self.calls.append((call, account.channel, order.trade_no, amount_fen, refund_no))
+        if self.error is not None:
+            raise self.error
+        return self.answer
+
+    async def refund(self, account, order, amount_fen, refund_no):  # type: ignore[no-untyped-def]
+        return await self._answer("refund", account, order, amount_fen, refund_no)
+
+    async def query_refund(self, account, order, amount_fen, refund_no):  # type: ignore[no-untyped-def]
+        return await self._answer("query_refund", account, order, amount_fen, refund_no)
+
+
+def order_on_account(trade_no: str, channel: str | None = "sandbox") -> Order:
+    return Order(trade_no=trade_no, channel=channel, channel_account_id=7, pay_type="alipay", pay_amount_fen=100)
+
+
+async def test_the_channel_is_asked_on_the_orders_account_with_its_order_amount_and_refund_number():
+    done = RefundOutcome(True, channel_refund_no="UP-1")
+    upstream = RecordingUpstream(done)
+    order, refund = order_on_account("T-ASK"), Refund(amount_fen=30, refund_no="R-ASK")
+    assert await ask_channel(upstream, order, refund) == done
+    assert await ask_channel(upstream, order, refund, again=True) == done
+    assert upstream.calls == [
+        ("refund", "sandbox", "T-ASK", 30, "R-ASK"),
+        ("query_refund", "sandbox", "T-ASK", 30, "R-ASK"),
+    ]
+
+
+async def test_a_channel_not_enabled_is_a_failure_first_and_still_unknown_when_asked_again():
+    upstream = RecordingUpstream(RefundOutcome(True))
+    refund = Refund(amount_fen=30, refund_no="R-OFF")
+    for order in (order_on_account("T-OFF", "alipay"), order_on_account("T-NONE", None)):
+        not_enabled = f"channel {order.channel} is not enabled"
+        assert await ask_channel(upstream, order, refund) == RefundOutcome(False, not_enabled)
+        assert await ask_channel(upstream, order, refund, again=True) == RefundOutcome(False, not_enabled, pending=True)
+    unknown_account = Order(trade_no="T-ACC", channel="sandbox", channel_account_id=8)
+    assert await ask_channel(upstream, unknown_account, refund) == RefundOutcome(
+        False, "channel sandbox is not enabled"
+    )
+    assert upstream.calls == []
+
+
+async def test_an_error_the_channel_raises_leaves_the_refund_unknown_and_says_what_it_was():
+    order, refund = order_on_account("T-ERR"), Refund(amount_fen=30, refund_no="R-ERR")
+    for error, message in ((RuntimeError("upstream reset the connection"), "upstream reset the connection"),
+                           (TimeoutError(), "TimeoutError")):  # fmt: skip
+        for again in (False, True):
+            outcome = await ask_channel(RecordingUpstream(error=error), order, refund, again=again)
+            assert outcome == RefundOutcome(False, message, pending=True)
+
+
+async def test_an_unsure_or_impossible_refund_is_reported_as_such_with_the_channels_words(
+    server, gateway, merchant, shop
+):
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "UNSURE-1", "1.00")
+    for answer, problem in (
+        (RefundOutcome(False, "timed out", pending=True), RefundProblem.CHANNEL_PENDING),
+        (RefundOutcome(False, "personal codes cannot refund", unsupported=True), RefundProblem.CHANNEL_CANNOT_REFUND),
+    ):
+        upstream = HeldUpstream()
+        request = asyncio.create_task(refund_order(gateway.db, upstream, await get_order(gateway.db, trade_no), 10))
+        _, held = await upstream.pending.get()
+        held.set_result(answer)
+        with pytest.raises(RefundError) as refused:
+            await request
+        assert (refused.value.problem, refused.value.detail) == (problem, answer.message)
