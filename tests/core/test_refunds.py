@@ -11,7 +11,7 @@ import asyncio
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from openepay.channels.base import Channel, RefundOutcome
 from openepay.core.orders import get_order
@@ -425,3 +425,26 @@ async def test_an_unsure_or_impossible_refund_is_reported_as_such_with_the_chann
         with pytest.raises(RefundError) as refused:
             await request
         assert (refused.value.problem, refused.value.detail) == (problem, answer.message)
+
+
+async def test_a_refund_reserves_and_settles_its_own_order_only(server, gateway, merchant, shop):
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "ONLY-1", "1.00")
+        other_trade_no = await paid_order(client, merchant, shop.url, "ONLY-2", "1.00")
+    await refund_order(gateway.db, gateway, await get_order(gateway.db, trade_no), 40)
+
+    order = await get_order(gateway.db, trade_no)
+    other = await get_order(gateway.db, other_trade_no)
+    assert (order.status, order.refunded_fen) == (OrderStatus.PARTIALLY_REFUNDED, 40)
+    assert (other.status, other.refunded_fen) == (OrderStatus.PAID, 0)
+
+
+async def test_a_refund_larger_than_the_balance_is_refused_as_insufficient_balance(server, gateway, merchant, shop):
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "BAL-1", "1.00")
+    async with gateway.db.session() as session:
+        await session.execute(update(Merchant).where(Merchant.pid == merchant.pid).values(balance_fen=20))
+    with pytest.raises(RefundError) as refused:
+        await refund_order(gateway.db, gateway, await get_order(gateway.db, trade_no), 30)
+    assert refused.value.problem == RefundProblem.INSUFFICIENT_BALANCE
+    assert (await get_order(gateway.db, trade_no)).refunded_fen == 0
