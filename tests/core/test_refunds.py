@@ -448,3 +448,24 @@ async def test_a_refund_larger_than_the_balance_is_refused_as_insufficient_balan
         await refund_order(gateway.db, gateway, await get_order(gateway.db, trade_no), 30)
     assert refused.value.problem == RefundProblem.INSUFFICIENT_BALANCE
     assert (await get_order(gateway.db, trade_no)).refunded_fen == 0
+
+
+async def test_a_success_arriving_after_reconciliation_settled_the_refund_reports_it_settled(
+    server, gateway, merchant, shop
+):
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "LATE-2", "1.00")
+    order = await get_order(gateway.db, trade_no)
+    upstream = HeldUpstream()
+
+    request = asyncio.create_task(refund_order(gateway.db, upstream, order, 30, out_refund_no="RN-S"))
+    _, answer = await upstream.pending.get()
+    _, [in_flight], _ = await books(gateway, trade_no)
+    await resolve_refund(gateway.db, order, in_flight, RefundOutcome(True, channel_refund_no="UP-S"))
+    answer.set_result(RefundOutcome(True, channel_refund_no="UP-S"))
+    result = await request
+
+    assert (result.repeated, result.refund.status) == (False, "succeeded")
+    order, [refund], journal = await books(gateway, trade_no)
+    assert (order.status, order.refunded_fen, refund.status) == (OrderStatus.PARTIALLY_REFUNDED, 30, "succeeded")
+    assert journal == [("payment", trade_no, 100, 100), ("refund", refund.refund_no, -30, 70)]
