@@ -1,4 +1,4 @@
-"""The ``openepay`` command as an operator uses it: real processes against the test databases."""
+"""The ``openepay`` command as an operator uses it, against the test databases (servers in processes of their own)."""
 
 from __future__ import annotations
 

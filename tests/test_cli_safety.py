@@ -1,6 +1,6 @@
 """The operator's mistakes are safe: a wrong secret key, a wrong database URL, the wrong directory.
 
-Every command is a real ``openepay`` process with only the settings the test gives it. A
+Every command runs with only the settings the test gives it (a server in a process of its own). A
 refused command prints one line saying what to change (never a traceback) and leaves the
 database as it was.
 """
@@ -26,7 +26,7 @@ from openepay.db import Database, migrate
 from openepay.db.models import KeyCheck, Merchant, PlatformKey
 from openepay.key_check import WrongSecretKey
 from openepay.secretbox import CHECK_CONTEXT, SecretBox
-from tests.support.operator import error_lines, operator_env, run_openepay
+from tests.support.operator import error_lines, operator_env, run_openepay, run_openepay_process
 from tests.support.postgres import pg_url
 from tests.support.servers import free_port
 from tests.support.settings import make_settings
@@ -128,9 +128,10 @@ async def test_a_database_from_before_key_checks_is_proven_against_its_secrets_t
 async def test_two_keys_racing_to_claim_a_new_database_cannot_both_win(empty_database_url, tmp_path):
     url = empty_database_url
     assert (await run_openepay("migrate", cwd=tmp_path, database_url=url, secret_key=RIGHT)).returncode == 0
+    # Two processes: one process runs its commands one at a time.
     results = await asyncio.gather(
-        run_openepay("merchant", "create", "--name", "A", cwd=tmp_path, database_url=url, secret_key=RIGHT),
-        run_openepay("merchant", "create", "--name", "B", cwd=tmp_path, database_url=url, secret_key=WRONG),
+        run_openepay_process("merchant", "create", "--name", "A", cwd=tmp_path, database_url=url, secret_key=RIGHT),
+        run_openepay_process("merchant", "create", "--name", "B", cwd=tmp_path, database_url=url, secret_key=WRONG),
     )
     assert sorted(result.returncode for result in results) == [0, 1], [result.stderr for result in results]
     assert await rows(url, Merchant) == 1

@@ -30,7 +30,7 @@ def parse_yuan(text: str) -> int:
     ``MAX_AMOUNT_FEN``. The text is checked before any arithmetic, so ``1e30`` or a thousand
     digits cost nothing.
     """
-    if not text or len(text) > MAX_MONEY_CHARS or not _YUAN.fullmatch(text) or text == ".":
+    if not text or len(text) > MAX_MONEY_CHARS or not _YUAN.fullmatch(text):
         raise MoneyError(f"not a yuan amount: {text!r}")
     try:
         value = Decimal(text)

@@ -162,6 +162,24 @@ async def test_a_credit_past_the_64_bit_range_is_refused_and_changes_nothing(gat
     assert [ref for _, ref, _, _ in await journal(gateway, merchant.pid)] == ["T-LAST"]
 
 
+async def test_the_whole_64_bit_range_can_be_credited_at_once(gateway, merchant):
+    assert await post(gateway, merchant.pid, MAX_STORED_FEN, "payment", "T-ALL") == MAX_STORED_FEN
+
+
+async def test_a_refused_change_names_the_merchant_and_the_amount(gateway, merchant):
+    """What the operator reads in the error: whose balance, and which amount did not fit."""
+    with pytest.raises(ledger.InsufficientBalance) as short:
+        await post(gateway, merchant.pid, -1, "refund", "R-SHORT")
+    assert short.value.args == (merchant.pid,)
+    with pytest.raises(ledger.BalanceOutOfRange) as huge:
+        await post(gateway, merchant.pid, 2**64, "payment", "T-HUGE")
+    assert huge.value.args == (merchant.pid, 2**64)
+    await set_balance(gateway, merchant.pid, MAX_STORED_FEN)
+    with pytest.raises(ledger.BalanceOutOfRange) as over:
+        await post(gateway, merchant.pid, 1, "payment", "T-OVER")
+    assert over.value.args == (merchant.pid, 1)
+
+
 near_the_top = st.one_of(
     st.integers(-1000, 1000),
     st.integers(-MAX_STORED_FEN, MAX_STORED_FEN),

@@ -20,7 +20,8 @@ def test_the_largest_amount_is_taken_and_one_fen_more_is_too_large():
 
 
 @pytest.mark.parametrize(
-    ("text", "reason"), [("0", "not positive"), ("1.001", "finer than one fen"), ("x", "not a yuan")]
+    ("text", "reason"),
+    [("0", "not positive"), ("1.001", "finer than one fen"), ("x", "not a yuan"), (".", "not a yuan amount: '.'")],
 )
 def test_a_refused_amount_says_why(text, reason):
     with pytest.raises(MoneyError, match=reason):

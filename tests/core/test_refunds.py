@@ -11,11 +11,11 @@ import asyncio
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from openepay.channels.base import Channel, RefundOutcome
 from openepay.core.orders import get_order
-from openepay.core.refunds import RefundError, RefundProblem, refund_order
+from openepay.core.refunds import RefundError, RefundProblem, ask_channel, refund_order, resolve_refund
 from openepay.core.states import OrderStatus
 from openepay.db.models import BalanceEntry, Merchant, Order, Refund
 from tests.support.epay import order_params, signed
@@ -245,3 +245,227 @@ async def test_concurrent_requests_with_one_out_refund_no_refund_once(server, ga
     assert order.refunded_fen == 30
     assert [(r.amount_fen, r.status, r.out_refund_no) for r in refunds] == [(30, "succeeded", "RN-R")]
     assert journal == [("payment", trade_no, 100, 100), ("refund", refunds[0].refund_no, -30, 70)]
+
+
+async def test_refund_numbers_are_the_merchants_own_and_a_new_number_is_a_new_refund(server, gateway, merchant, shop):
+    other = await gateway.merchants.create("Other Shop")
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "OWN-1", "1.00")
+        other_trade_no = await paid_order(client, other, shop.url, "OWN-2", "1.00")
+    order = await get_order(gateway.db, trade_no)
+    other_order = await get_order(gateway.db, other_trade_no)
+
+    mine = await refund_order(gateway.db, gateway, order, 30, out_refund_no="RN-1")
+    theirs = await refund_order(gateway.db, gateway, other_order, 30, out_refund_no="RN-1")
+    assert not theirs.repeated and theirs.refund.refund_no != mine.refund.refund_no
+    second = await refund_order(gateway.db, gateway, order, 30, out_refund_no="RN-2")
+    assert not second.repeated
+
+    again = await refund_order(gateway.db, gateway, order, 30, out_refund_no="RN-1")
+    assert (again.repeated, again.refund.refund_no, again.order.trade_no) == (True, mine.refund.refund_no, trade_no)
+    order, refunds, _ = await books(gateway, trade_no)
+    assert [(refund.out_refund_no, refund.amount_fen) for refund in refunds] == [("RN-1", 30), ("RN-2", 30)]
+    assert order.refunded_fen == 60
+
+
+async def test_a_retry_of_a_refused_refund_number_is_told_it_failed(server, gateway, merchant, shop):
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "FAILED-1", "1.00")
+    order = await get_order(gateway.db, trade_no)
+    upstream = HeldUpstream()
+
+    first = asyncio.create_task(refund_order(gateway.db, upstream, order, 30, out_refund_no="RN-F"))
+    _, answer = await upstream.pending.get()
+    answer.set_result(RefundOutcome(False, "refused upstream"))
+    with pytest.raises(RefundError) as refused:
+        await first
+    assert refused.value.problem == RefundProblem.CHANNEL_FAILED
+
+    with pytest.raises(RefundError) as retried:
+        await refund_order(gateway.db, upstream, order, 30, out_refund_no="RN-F")
+    assert retried.value.problem == RefundProblem.EARLIER_FAILED
+    assert upstream.pending.empty()
+
+
+async def test_a_refusal_arriving_after_reconciliation_settled_the_refund_reports_what_was_settled(
+    server, gateway, merchant, shop
+):
+    """Reconciliation found the refund refused while the request still waited; the request's own
+    refusal, arriving second, is told the refund failed (its reversal already done, not done twice)."""
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "LATE-1", "1.00")
+    order = await get_order(gateway.db, trade_no)
+    upstream = HeldUpstream()
+
+    request = asyncio.create_task(refund_order(gateway.db, upstream, order, 30, out_refund_no="RN-L"))
+    _, answer = await upstream.pending.get()
+    _, [in_flight], _ = await books(gateway, trade_no)
+    await resolve_refund(gateway.db, order, in_flight, RefundOutcome(False, "refused, seen by reconciliation"))
+    answer.set_result(RefundOutcome(False, "refused"))
+    with pytest.raises(RefundError) as refused:
+        await request
+    assert refused.value.problem == RefundProblem.CHANNEL_FAILED
+
+    order, [refund], journal = await books(gateway, trade_no)
+    assert (order.refunded_fen, refund.status) == (0, "failed")
+    assert journal == [
+        ("payment", trade_no, 100, 100),
+        ("refund", refund.refund_no, -30, 70),
+        ("refund_undo", refund.refund_no, 30, 100),
+    ]
+
+
+async def test_a_refund_of_no_order_is_refused_as_order_not_found_with_nothing_more_to_say(gateway):
+    with pytest.raises(RefundError) as refused:
+        await refund_order(gateway.db, gateway, None, 30, out_refund_no="RN-NONE")
+    assert (refused.value.problem, refused.value.detail) == (RefundProblem.ORDER_NOT_FOUND, "")
+
+
+async def test_a_retry_of_the_refund_that_emptied_the_order_is_that_refund_not_an_excess(
+    server, gateway, merchant, shop
+):
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "FULL-1", "1.00")
+    first = await refund_order(gateway.db, gateway, await get_order(gateway.db, trade_no), 100, out_refund_no="RN-ALL")
+
+    again = await refund_order(gateway.db, gateway, await get_order(gateway.db, trade_no), 100, out_refund_no="RN-ALL")
+    assert (again.repeated, again.refund.refund_no) == (True, first.refund.refund_no)
+    assert again.order.status == OrderStatus.REFUNDED
+
+
+async def test_an_unpaid_order_or_more_than_is_left_is_refused_for_what_it_is(server, gateway, merchant, shop):
+    async with server.client() as client:
+        params = order_params(merchant.pid, shop.url, "UNPAID-1", money="1.00", clientip="203.0.113.9")
+        unpaid = (await client.post("/mapi.php", data=signed(params, merchant.key))).json()["trade_no"]
+        paid = await paid_order(client, merchant, shop.url, "LEFT-1", "1.00")
+    await refund_order(gateway.db, gateway, await get_order(gateway.db, paid), 60)
+
+    for trade_no, amount, problem in ((unpaid, 30, RefundProblem.NOT_PAID), (paid, 41, RefundProblem.EXCEEDS_ORDER)):
+        with pytest.raises(RefundError) as refused:
+            await refund_order(gateway.db, gateway, await get_order(gateway.db, trade_no), amount)
+        assert refused.value.problem == problem
+
+
+class RecordingUpstream(HeldUpstream):
+    """An upstream that answers at once (or raises ``error``) and keeps what each call was given."""
+
+    def __init__(self, answer: RefundOutcome | None = None, error: Exception | None = None) -> None:
+        super().__init__()
+        self.answer, self.error = answer, error
+        self.calls: list[tuple] = []
+
+    async def account(self, channel: str, ref: str):  # type: ignore[no-untyped-def]
+        return self.implicit() if channel == self.name and ref == "7" else None
+
+    async def _answer(self, call: str, account, order, amount_fen, refund_no) -> RefundOutcome:  # type: ignore[no-untyped-def]
+        self.calls.append((call, account.channel, order.trade_no, amount_fen, refund_no))
+        if self.error is not None:
+            raise self.error
+        return self.answer
+
+    async def refund(self, account, order, amount_fen, refund_no):  # type: ignore[no-untyped-def]
+        return await self._answer("refund", account, order, amount_fen, refund_no)
+
+    async def query_refund(self, account, order, amount_fen, refund_no):  # type: ignore[no-untyped-def]
+        return await self._answer("query_refund", account, order, amount_fen, refund_no)
+
+
+def order_on_account(trade_no: str, channel: str | None = "sandbox") -> Order:
+    return Order(trade_no=trade_no, channel=channel, channel_account_id=7, pay_type="alipay", pay_amount_fen=100)
+
+
+async def test_the_channel_is_asked_on_the_orders_account_with_its_order_amount_and_refund_number():
+    done = RefundOutcome(True, channel_refund_no="UP-1")
+    upstream = RecordingUpstream(done)
+    order, refund = order_on_account("T-ASK"), Refund(amount_fen=30, refund_no="R-ASK")
+    assert await ask_channel(upstream, order, refund) == done
+    assert await ask_channel(upstream, order, refund, again=True) == done
+    assert upstream.calls == [
+        ("refund", "sandbox", "T-ASK", 30, "R-ASK"),
+        ("query_refund", "sandbox", "T-ASK", 30, "R-ASK"),
+    ]
+
+
+async def test_a_channel_not_enabled_is_a_failure_first_and_still_unknown_when_asked_again():
+    upstream = RecordingUpstream(RefundOutcome(True))
+    refund = Refund(amount_fen=30, refund_no="R-OFF")
+    for order in (order_on_account("T-OFF", "alipay"), order_on_account("T-NONE", None)):
+        not_enabled = f"channel {order.channel} is not enabled"
+        assert await ask_channel(upstream, order, refund) == RefundOutcome(False, not_enabled)
+        assert await ask_channel(upstream, order, refund, again=True) == RefundOutcome(False, not_enabled, pending=True)
+    unknown_account = Order(trade_no="T-ACC", channel="sandbox", channel_account_id=8)
+    assert await ask_channel(upstream, unknown_account, refund) == RefundOutcome(
+        False, "channel sandbox is not enabled"
+    )
+    assert upstream.calls == []
+
+
+async def test_an_error_the_channel_raises_leaves_the_refund_unknown_and_says_what_it_was():
+    order, refund = order_on_account("T-ERR"), Refund(amount_fen=30, refund_no="R-ERR")
+    for error, message in ((RuntimeError("upstream reset the connection"), "upstream reset the connection"),
+                           (TimeoutError(), "TimeoutError")):  # fmt: skip
+        for again in (False, True):
+            outcome = await ask_channel(RecordingUpstream(error=error), order, refund, again=again)
+            assert outcome == RefundOutcome(False, message, pending=True)
+
+
+async def test_an_unsure_or_impossible_refund_is_reported_as_such_with_the_channels_words(
+    server, gateway, merchant, shop
+):
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "UNSURE-1", "1.00")
+    for answer, problem in (
+        (RefundOutcome(False, "timed out", pending=True), RefundProblem.CHANNEL_PENDING),
+        (RefundOutcome(False, "personal codes cannot refund", unsupported=True), RefundProblem.CHANNEL_CANNOT_REFUND),
+    ):
+        upstream = HeldUpstream()
+        request = asyncio.create_task(refund_order(gateway.db, upstream, await get_order(gateway.db, trade_no), 10))
+        _, held = await upstream.pending.get()
+        held.set_result(answer)
+        with pytest.raises(RefundError) as refused:
+            await request
+        assert (refused.value.problem, refused.value.detail) == (problem, answer.message)
+
+
+async def test_a_refund_reserves_and_settles_its_own_order_only(server, gateway, merchant, shop):
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "ONLY-1", "1.00")
+        other_trade_no = await paid_order(client, merchant, shop.url, "ONLY-2", "1.00")
+    await refund_order(gateway.db, gateway, await get_order(gateway.db, trade_no), 40)
+
+    order = await get_order(gateway.db, trade_no)
+    other = await get_order(gateway.db, other_trade_no)
+    assert (order.status, order.refunded_fen) == (OrderStatus.PARTIALLY_REFUNDED, 40)
+    assert (other.status, other.refunded_fen) == (OrderStatus.PAID, 0)
+
+
+async def test_a_refund_larger_than_the_balance_is_refused_as_insufficient_balance(server, gateway, merchant, shop):
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "BAL-1", "1.00")
+    async with gateway.db.session() as session:
+        await session.execute(update(Merchant).where(Merchant.pid == merchant.pid).values(balance_fen=20))
+    with pytest.raises(RefundError) as refused:
+        await refund_order(gateway.db, gateway, await get_order(gateway.db, trade_no), 30)
+    assert refused.value.problem == RefundProblem.INSUFFICIENT_BALANCE
+    assert (await get_order(gateway.db, trade_no)).refunded_fen == 0
+
+
+async def test_a_success_arriving_after_reconciliation_settled_the_refund_reports_it_settled(
+    server, gateway, merchant, shop
+):
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "LATE-2", "1.00")
+    order = await get_order(gateway.db, trade_no)
+    upstream = HeldUpstream()
+
+    request = asyncio.create_task(refund_order(gateway.db, upstream, order, 30, out_refund_no="RN-S"))
+    _, answer = await upstream.pending.get()
+    _, [in_flight], _ = await books(gateway, trade_no)
+    await resolve_refund(gateway.db, order, in_flight, RefundOutcome(True, channel_refund_no="UP-S"))
+    answer.set_result(RefundOutcome(True, channel_refund_no="UP-S"))
+    result = await request
+
+    assert (result.repeated, result.refund.status) == (False, "succeeded")
+    order, [refund], journal = await books(gateway, trade_no)
+    assert (order.status, order.refunded_fen, refund.status) == (OrderStatus.PARTIALLY_REFUNDED, 30, "succeeded")
+    assert journal == [("payment", trade_no, 100, 100), ("refund", refund.refund_no, -30, 70)]

@@ -1,4 +1,4 @@
-"""The ``openepay`` command run as an operator runs it: a real process, a directory, only the settings given.
+"""The ``openepay`` command run as an operator runs it: a directory, only the settings given.
 
 Nothing from the developer's shell leaks in: the environment keeps no ``OPENEPAY_*`` variable
 but those the test passes (as ``database_url="..."`` or ``secret_key="..."``).
@@ -9,12 +9,9 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.support.cli import settings_env
-
-TIMEOUT = 60
+from tests.support.cli import run_cli, run_process, settings_env
 
 
 def operator_env(**settings: object) -> dict[str, str]:
@@ -22,20 +19,13 @@ def operator_env(**settings: object) -> dict[str, str]:
 
 
 async def run_openepay(*args: str, cwd: Path, **settings: object) -> subprocess.CompletedProcess[str]:
-    """``openepay ARGS`` in ``cwd``; it must end by itself (a server that starts is a failure here)."""
+    """``openepay ARGS`` in ``cwd`` (in this process: ``tests.support.cli.run_cli``); it must end by itself."""
+    return await asyncio.to_thread(run_cli, list(args), operator_env(**settings), cwd=cwd)
 
-    def run() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "openepay", *args],
-            env=operator_env(**settings),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-        )
 
-    return await asyncio.to_thread(run)
+async def run_openepay_process(*args: str, cwd: Path, **settings: object) -> subprocess.CompletedProcess[str]:
+    """``openepay ARGS`` in ``cwd`` in a process of its own; it must end by itself."""
+    return await asyncio.to_thread(run_process, list(args), operator_env(**settings), cwd=cwd)
 
 
 # A log record below ERROR, in the text format (``serve`` and ``worker`` report through the log).

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -16,7 +15,7 @@ from openepay.core.orders import place_order
 from openepay.db.models import Order, QrAccount
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
-from tests.support.cli import clean_env
+from tests.support.cli import clean_env, run_cli
 from tests.support.orders import new_order
 from tests.support.settings import TEST_SECRET, make_settings
 
@@ -74,18 +73,8 @@ async def offered(
 
 
 async def qrpool_cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
-    """``openepay qrpool ARGS`` in its own process, as an operator runs it."""
+    """``openepay qrpool ARGS`` as an operator runs it (in this process: ``tests.support.cli.run_cli``)."""
     environment = clean_env(
         OPENEPAY_DATABASE_URL=database_url, OPENEPAY_SECRET_KEY=TEST_SECRET, OPENEPAY_LOG_LEVEL="WARNING", **env
     )
-
-    def run() -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "openepay", "qrpool", *args],
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    return await asyncio.to_thread(run)
+    return await asyncio.to_thread(run_cli, ["qrpool", *args], environment)

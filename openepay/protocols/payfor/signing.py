@@ -50,7 +50,7 @@ def verify_request(params: Mapping[str, str], token: str) -> bool:
     received_bytes = received.lower().encode()
     if hmac.compare_digest(request_key(params, token).encode(), received_bytes):
         return True
-    if params.get("format", "") != "":
+    if params.get("format"):
         return hmac.compare_digest(request_key(params, token, include_format=True).encode(), received_bytes)
     return False
 

@@ -7,12 +7,10 @@ signing rule as implemented in ``support`` (independently of the gateway's code)
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from urllib.parse import parse_qsl, urlsplit
 
 from openepay.core.states import NotifyStatus
-from tests.support.cli import clean_env
+from tests.support.cli import clean_env, run_cli
 from tests.support.links import cashier_path, sandbox_path, trade_no_of
 from tests.support.merchant import FakeMerchant
 from tests.support.notify import Answer, settled
@@ -119,10 +117,8 @@ async def test_cli_sends_the_dialects_test_message(gateway, merchant, database_u
             OPENEPAY_NOTIFY_ALLOW_PRIVATE="1",
             OPENEPAY_LOG_LEVEL="WARNING",
         )
-        command = [sys.executable, "-m", "openepay", "notify", "test", str(merchant.pid), f"{shop.url}/notify"]
-        result = await asyncio.to_thread(
-            subprocess.run, [*command, "--dialect", "pay_mapi"], env=env, capture_output=True, text=True, timeout=60
-        )
+        command = ["notify", "test", str(merchant.pid), f"{shop.url}/notify", "--dialect", "pay_mapi"]
+        result = await asyncio.to_thread(run_cli, command, env)
         assert result.returncode == 0, result.stderr
         assert "acknowledged" in result.stdout
         [received] = shop.notifications()
