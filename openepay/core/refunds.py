@@ -321,4 +321,9 @@ async def _settle(db: Database, order: Order, refund: Refund, also: AlsoRecord |
         refund.status = await _current_status(db, refund)
         return order
     refund.status = "succeeded"
+    if settled is None:
+        # Another refund emptied the order first (it is ``refunded`` now): report the order as stored,
+        # not the caller's copy from before either refund.
+        async with db.session() as session:
+            settled = await session.get(Order, order.id)
     return settled or order

@@ -469,3 +469,27 @@ async def test_a_success_arriving_after_reconciliation_settled_the_refund_report
     order, [refund], journal = await books(gateway, trade_no)
     assert (order.status, order.refunded_fen, refund.status) == (OrderStatus.PARTIALLY_REFUNDED, 30, "succeeded")
     assert journal == [("payment", trade_no, 100, 100), ("refund", refund.refund_no, -30, 70)]
+
+
+async def test_a_refund_settling_after_another_emptied_the_order_reports_the_order_as_stored(
+    server, gateway, merchant, shop
+):
+    async with server.client() as client:
+        trade_no = await paid_order(client, merchant, shop.url, "LATE-3", "1.00")
+    order = await get_order(gateway.db, trade_no)
+    upstream = HeldUpstream()
+
+    first = asyncio.create_task(refund_order(gateway.db, upstream, order, 30, out_refund_no="RN-A"))
+    _, first_answer = await upstream.pending.get()
+    second = asyncio.create_task(refund_order(gateway.db, upstream, order, 70, out_refund_no="RN-B"))
+    _, second_answer = await upstream.pending.get()
+    second_answer.set_result(RefundOutcome(True, channel_refund_no="UP-B"))
+    assert (await second).order.status == OrderStatus.REFUNDED  # the reservations count: 30 + 70 of 100
+    first_answer.set_result(RefundOutcome(True, channel_refund_no="UP-A"))
+    result = await first
+
+    assert (result.refund.status, result.order.status, result.order.refunded_fen) == (
+        "succeeded",
+        OrderStatus.REFUNDED,
+        100,
+    )
