@@ -176,9 +176,14 @@ async def test_a_worker_through_a_database_outage_logs_one_traceback_per_kind(pg
 
 
 async def create_orders(base: str, pid: int, key: str, count: int, *, prefix: str) -> list[dict[str, object]]:
-    """What ``/mapi.php`` answered to ``count`` new orders (always the dialect's JSON, never a 500)."""
+    """What ``/mapi.php`` answered to ``count`` new orders (always the dialect's JSON, never a 500).
+
+    Each order on a new connection: taking the database away can take longer than the server keeps
+    an idle connection open, and a request sent on one the server is closing at that instant is
+    lost on the wire (any HTTP server's keep-alive race), which is not what this checks."""
     answers = []
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=fresh) as client:
         for n in range(count):
             params = signed(order_params(pid, "http://shop.example/n", f"{prefix}-{n}", clientip="1.2.3.4"), key)
             answer = await client.post("/mapi.php", data=params)
