@@ -180,7 +180,8 @@ async def create_orders(base: str, pid: int, key: str, count: int, *, prefix: st
 
     Each order on a new connection: taking the database away can take longer than the server keeps
     an idle connection open, and a request sent on one the server is closing at that instant is
-    lost on the wire (any HTTP server's keep-alive race), which is not what this checks."""
+    lost on the wire (any HTTP server's keep-alive race), which is not what this checks. The
+    servers here run one web process, since each process holds back its own repeated tracebacks."""
     answers = []
     fresh = httpx.Limits(max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=fresh) as client:
@@ -215,7 +216,9 @@ async def test_a_server_through_a_postgresql_outage_answers_its_dialect_and_logs
     url = pg_url(pg_database)
     pid, key = await shop_on(url)
     base, log_path = f"http://127.0.0.1:{(port := free_port())}", tmp_path / "serve.log"
-    server = Process(["serve", "--port", str(port), "--no-worker"], log_path, database_url=url, sandbox=1)
+    server = Process(
+        ["serve", "--port", str(port), "--no-worker", "--workers", "1"], log_path, database_url=url, sandbox=1
+    )
     try:
         await eventually(lambda: serving(base), timeout=30, interval=0.2)
         [before] = await create_orders(base, pid, key, 1, prefix="BEFORE")
@@ -239,7 +242,11 @@ async def test_a_server_on_a_full_sqlite_disk_answers_its_dialect_and_logs_one_t
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         server = Process(
-            ["serve", "--port", str(port), "--no-worker"], log_path, database_url=url, sandbox=1, ready_min_free_mb=4
+            ["serve", "--port", str(port), "--no-worker", "--workers", "1"],
+            log_path,
+            database_url=url,
+            sandbox=1,
+            ready_min_free_mb=4,
         )
         try:
             await eventually(lambda: serving(base), timeout=30, interval=0.2)
