@@ -6,10 +6,13 @@ import getpass
 import json
 import subprocess
 
+import pytest
+
+from openepay.channels.qrpool.review import ReviewRefused, mark_paid_by_hand
 from openepay.core.orders import close_expired
 from openepay.core.states import OrderStatus
 from openepay.db.types import utcnow
-from tests.support.qrpool import offered, qrpool_cli
+from tests.support.qrpool import offered, placed, qrpool_cli, qrpool_gateway, qrpool_settings, receiving_account
 from tests.support.vmq_phone import (
     WXPAY,
     audit_log,
@@ -174,3 +177,36 @@ async def test_a_refused_late_payment_attached_by_hand_is_paid_late(gateway, mer
     assert await notifications(gateway) == {order.trade_no: 1}
     [entry] = await audit_log(gateway)
     assert entry.details["event_decision"] == "late_refused" and entry.actor == "bob"
+
+
+async def test_an_order_of_no_channel_is_refused_as_not_a_personal_code_order(gateway, merchant, database_url):
+    order = await placed(gateway, merchant.pid, "NO-CHANNEL")
+    with pytest.raises(ReviewRefused) as refused:
+        await mark_paid_by_hand(gateway.db, qrpool_settings(database_url), order.trade_no, actor="ops", reason="seen")
+    assert refused.value.message == f"order {order.trade_no} is not a personal-code order (channel none)"
+
+
+@pytest.mark.parametrize("actor", ["   ", "a" * 65])
+async def test_who_acts_must_be_named_in_1_to_64_characters(gateway, merchant, database_url, actor):
+    order = await placed(gateway, merchant.pid, "WHO")
+    with pytest.raises(ReviewRefused) as refused:
+        await mark_paid_by_hand(gateway.db, qrpool_settings(database_url), order.trade_no, actor=actor, reason="seen")
+    assert refused.value.message == "who does this must be given (1 to 64 characters)"
+    # 64 characters pass: the refusal is then about the order.
+    with pytest.raises(ReviewRefused, match="not a personal-code order"):
+        await mark_paid_by_hand(gateway.db, qrpool_settings(database_url), order.trade_no, actor="a" * 64, reason="x")
+
+
+async def test_marking_paid_by_hand_needs_a_reason(gateway, merchant, database_url):
+    order = await placed(gateway, merchant.pid, "NO-REASON")
+    with pytest.raises(ReviewRefused) as refused:
+        await mark_paid_by_hand(gateway.db, qrpool_settings(database_url), order.trade_no, actor="ops", reason=" ")
+    assert refused.value.message == "a reason is required to mark an order paid without a payment event"
+
+
+async def test_an_open_order_marked_paid_by_hand_is_not_paid_late(gateway, merchant, database_url):
+    async with qrpool_gateway(database_url) as qr:
+        await receiving_account(qr)
+        order = await offered(qr, merchant.pid, "BY-HAND", 500)
+        paid = await mark_paid_by_hand(qr.db, qr.settings, order.trade_no, actor="ops", reason="in the wallet")
+    assert (paid.status, paid.paid_late) == (OrderStatus.PAID, False)
