@@ -5,12 +5,15 @@ from __future__ import annotations
 import getpass
 import json
 import subprocess
+from datetime import timedelta
 
 import pytest
 
-from openepay.channels.qrpool.review import ReviewRefused, mark_paid_by_hand
+from openepay.channels.qrpool.matching import Decision
+from openepay.channels.qrpool.review import ReviewRefused, attach_event, mark_paid_by_hand
 from openepay.core.orders import close_expired
 from openepay.core.states import OrderStatus
+from openepay.db.models import PaymentEvent
 from openepay.db.types import utcnow
 from tests.support.qrpool import offered, placed, qrpool_cli, qrpool_gateway, qrpool_settings, receiving_account
 from tests.support.vmq_phone import (
@@ -210,3 +213,25 @@ async def test_an_open_order_marked_paid_by_hand_is_not_paid_late(gateway, merch
         order = await offered(qr, merchant.pid, "BY-HAND", 500)
         paid = await mark_paid_by_hand(qr.db, qr.settings, order.trade_no, actor="ops", reason="in the wallet")
     assert (paid.status, paid.paid_late) == (OrderStatus.PAID, False)
+
+
+@pytest.mark.parametrize(("after_expiry", "late"), [(timedelta(0), False), (timedelta(seconds=1), True)])
+async def test_an_attached_event_that_came_after_the_order_expired_pays_it_late(
+    gateway, merchant, database_url, after_expiry, late
+):
+    async with qrpool_gateway(database_url) as qr:
+        account = await receiving_account(qr)
+        order = await offered(qr, merchant.pid, "ATT-LATE", 500)
+        async with qr.db.session() as session:
+            event = PaymentEvent(
+                event_key="late-1",
+                source="vmq",
+                account_id=account.id,
+                amount_fen=order.pay_amount_fen,
+                amount_text="5.00",
+                occurred_at=order.expires_at + after_expiry,
+                decision=Decision.LATE_REFUSED,
+            )
+            session.add(event)
+        paid = await attach_event(qr.db, qr.settings, event.id, order.trade_no, actor="ops")
+    assert (paid.status, paid.paid_late) == (OrderStatus.PAID, late)
