@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from openepay.channels.qrpool.matching import Decision
-from openepay.channels.qrpool.review import ReviewRefused, attach_event, mark_paid_by_hand
+from openepay.channels.qrpool.review import ReviewRefused, attach_event, mark_paid_by_hand, review_queue
 from openepay.core.orders import close_expired
 from openepay.core.states import OrderStatus
 from openepay.db.models import PaymentEvent
@@ -235,3 +235,34 @@ async def test_an_attached_event_that_came_after_the_order_expired_pays_it_late(
             session.add(event)
         paid = await attach_event(qr.db, qr.settings, event.id, order.trade_no, actor="ops")
     assert (paid.status, paid.paid_late) == (OrderStatus.PAID, late)
+
+
+async def test_the_queue_is_newest_received_first_and_cut_at_its_limit(gateway, database_url):
+    now = utcnow()
+    async with gateway.db.session() as session:
+        for key, received in (("newest", 2), ("older-first", 0), ("older-second", 0)):
+            session.add(
+                PaymentEvent(
+                    event_key=key,
+                    source="vmq",
+                    amount_fen=100,
+                    amount_text="1.00",
+                    occurred_at=now,
+                    received_at=now + timedelta(seconds=received),
+                    decision=Decision.UNMATCHED,
+                )
+            )
+    queued = await review_queue(gateway.db, limit=2)
+    assert [item.event.event_key for item in queued] == ["newest", "older-second"]
+
+
+async def test_an_event_with_no_readable_amount_is_not_attached(gateway, merchant, database_url):
+    order = await placed(gateway, merchant.pid, "UNREADABLE")
+    async with gateway.db.session() as session:
+        event = PaymentEvent(
+            event_key="unreadable", source="vmq", amount_text="9.999", occurred_at=utcnow(), decision=Decision.REJECTED
+        )
+        session.add(event)
+    with pytest.raises(ReviewRefused) as refused:
+        await attach_event(gateway.db, qrpool_settings(database_url), event.id, order.trade_no, actor="ops")
+    assert refused.value.message == f"event {event.id} carries no amount we could read ('9.999')"
