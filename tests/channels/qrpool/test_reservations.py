@@ -219,3 +219,55 @@ async def test_the_unique_index_refuses_a_second_hold_on_an_amount(gateway, merc
         await hold(second.id)
     assert await release_expired(gateway.db, later(41)) == 1
     await hold(second.id)
+
+
+async def test_a_refusal_says_the_span_tried_and_on_how_many_accounts(gateway, merchant, database_url):
+    accounts = [await receiving_account(gateway), await receiving_account(gateway, "wx-spare")]
+    settings = qrpool_settings(database_url, qrpool_max_offset_fen=1)
+    await amounts_for(gateway, merchant.pid, accounts, 4, settings=settings)
+    assert await refusal(gateway, merchant.pid, accounts, 100, settings=settings) == (
+        "qrpool: no amount free from 1.00 to 1.01 on 2 receiving account(s): "
+        "each is held by another order; try again later"
+    )
+
+
+async def test_an_amount_with_no_candidates_is_refused_for_the_requested_amount(gateway, merchant, database_url):
+    account = await receiving_account(gateway)
+    assert await refusal(gateway, merchant.pid, [account], 0, settings=qrpool_settings(database_url)) == (
+        "qrpool: no amount free: no receiving account has a code for any amount from the requested amount"
+    )
+
+
+async def test_an_order_that_is_not_stored_is_named_in_the_error(gateway, database_url):
+    account = await receiving_account(gateway)
+    with pytest.raises(LookupError, match=r"^order 4242 is not stored$"):
+        await reserve(gateway.db, 4242, [account], 100, hold_until=later(), settings=qrpool_settings(database_url))
+
+
+async def test_a_repeated_offer_hands_out_the_fixed_code_of_the_amount_it_keeps(gateway, merchant, database_url):
+    account = await receiving_account(gateway, fixed={100: "wxp://fixed-1.00"})
+    settings = qrpool_settings(database_url)
+    order = await placed(gateway, merchant.pid, "O-1")
+    first, code = await reserve(gateway.db, order.id, [account], 100, hold_until=later(), settings=settings)
+    again, code_again = await reserve(gateway.db, order.id, [account], 100, hold_until=later(), settings=settings)
+    assert (again.id, code.content, code_again.content) == (first.id, "wxp://fixed-1.00", "wxp://fixed-1.00")
+
+
+async def test_a_repeated_offer_extends_only_its_own_orders_hold(gateway, merchant, database_url):
+    account = await receiving_account(gateway)
+    settings = qrpool_settings(database_url)
+    other = await placed(gateway, merchant.pid, "OTHER")
+    theirs, _ = await reserve(gateway.db, other.id, [account], 100, hold_until=later(10), settings=settings)
+    order = await placed(gateway, merchant.pid, "O-1")
+    await reserve(gateway.db, order.id, [account], 100, hold_until=later(10), settings=settings)
+    await reserve(gateway.db, order.id, [account], 100, hold_until=later(70), settings=settings)
+    async with gateway.db.session() as session:
+        assert (await session.get(AmountReservation, theirs.id)).hold_until < later(11)
+
+
+async def test_the_sweeper_frees_a_hold_at_the_very_moment_it_ends(gateway, merchant, database_url):
+    account = await receiving_account(gateway)
+    await amounts_for(gateway, merchant.pid, [account], 1, settings=qrpool_settings(database_url))
+    async with gateway.db.session() as session:
+        hold_until = await session.scalar(select(AmountReservation.hold_until))
+    assert await release_expired(gateway.db, hold_until) == 1

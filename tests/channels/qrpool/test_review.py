@@ -5,11 +5,17 @@ from __future__ import annotations
 import getpass
 import json
 import subprocess
+from datetime import timedelta
 
+import pytest
+
+from openepay.channels.qrpool.matching import Decision
+from openepay.channels.qrpool.review import ReviewRefused, attach_event, mark_paid_by_hand, review_queue
 from openepay.core.orders import close_expired
 from openepay.core.states import OrderStatus
+from openepay.db.models import PaymentEvent
 from openepay.db.types import utcnow
-from tests.support.qrpool import offered, qrpool_cli
+from tests.support.qrpool import offered, placed, qrpool_cli, qrpool_gateway, qrpool_settings, receiving_account
 from tests.support.vmq_phone import (
     WXPAY,
     audit_log,
@@ -174,3 +180,89 @@ async def test_a_refused_late_payment_attached_by_hand_is_paid_late(gateway, mer
     assert await notifications(gateway) == {order.trade_no: 1}
     [entry] = await audit_log(gateway)
     assert entry.details["event_decision"] == "late_refused" and entry.actor == "bob"
+
+
+async def test_an_order_of_no_channel_is_refused_as_not_a_personal_code_order(gateway, merchant, database_url):
+    order = await placed(gateway, merchant.pid, "NO-CHANNEL")
+    with pytest.raises(ReviewRefused) as refused:
+        await mark_paid_by_hand(gateway.db, qrpool_settings(database_url), order.trade_no, actor="ops", reason="seen")
+    assert refused.value.message == f"order {order.trade_no} is not a personal-code order (channel none)"
+
+
+@pytest.mark.parametrize("actor", ["   ", "a" * 65])
+async def test_who_acts_must_be_named_in_1_to_64_characters(gateway, merchant, database_url, actor):
+    order = await placed(gateway, merchant.pid, "WHO")
+    with pytest.raises(ReviewRefused) as refused:
+        await mark_paid_by_hand(gateway.db, qrpool_settings(database_url), order.trade_no, actor=actor, reason="seen")
+    assert refused.value.message == "who does this must be given (1 to 64 characters)"
+    # 64 characters pass: the refusal is then about the order.
+    with pytest.raises(ReviewRefused, match="not a personal-code order"):
+        await mark_paid_by_hand(gateway.db, qrpool_settings(database_url), order.trade_no, actor="a" * 64, reason="x")
+
+
+async def test_marking_paid_by_hand_needs_a_reason(gateway, merchant, database_url):
+    order = await placed(gateway, merchant.pid, "NO-REASON")
+    with pytest.raises(ReviewRefused) as refused:
+        await mark_paid_by_hand(gateway.db, qrpool_settings(database_url), order.trade_no, actor="ops", reason=" ")
+    assert refused.value.message == "a reason is required to mark an order paid without a payment event"
+
+
+async def test_an_open_order_marked_paid_by_hand_is_not_paid_late(gateway, merchant, database_url):
+    async with qrpool_gateway(database_url) as qr:
+        await receiving_account(qr)
+        order = await offered(qr, merchant.pid, "BY-HAND", 500)
+        paid = await mark_paid_by_hand(qr.db, qr.settings, order.trade_no, actor="ops", reason="in the wallet")
+    assert (paid.status, paid.paid_late) == (OrderStatus.PAID, False)
+
+
+@pytest.mark.parametrize(("after_expiry", "late"), [(timedelta(0), False), (timedelta(seconds=1), True)])
+async def test_an_attached_event_that_came_after_the_order_expired_pays_it_late(
+    gateway, merchant, database_url, after_expiry, late
+):
+    async with qrpool_gateway(database_url) as qr:
+        account = await receiving_account(qr)
+        order = await offered(qr, merchant.pid, "ATT-LATE", 500)
+        async with qr.db.session() as session:
+            event = PaymentEvent(
+                event_key="late-1",
+                source="vmq",
+                account_id=account.id,
+                amount_fen=order.pay_amount_fen,
+                amount_text="5.00",
+                occurred_at=order.expires_at + after_expiry,
+                decision=Decision.LATE_REFUSED,
+            )
+            session.add(event)
+        paid = await attach_event(qr.db, qr.settings, event.id, order.trade_no, actor="ops")
+    assert (paid.status, paid.paid_late) == (OrderStatus.PAID, late)
+
+
+async def test_the_queue_is_newest_received_first_and_cut_at_its_limit(gateway, database_url):
+    now = utcnow()
+    async with gateway.db.session() as session:
+        for key, received in (("newest", 2), ("older-first", 0), ("older-second", 0)):
+            session.add(
+                PaymentEvent(
+                    event_key=key,
+                    source="vmq",
+                    amount_fen=100,
+                    amount_text="1.00",
+                    occurred_at=now,
+                    received_at=now + timedelta(seconds=received),
+                    decision=Decision.UNMATCHED,
+                )
+            )
+    queued = await review_queue(gateway.db, limit=2)
+    assert [item.event.event_key for item in queued] == ["newest", "older-second"]
+
+
+async def test_an_event_with_no_readable_amount_is_not_attached(gateway, merchant, database_url):
+    order = await placed(gateway, merchant.pid, "UNREADABLE")
+    async with gateway.db.session() as session:
+        event = PaymentEvent(
+            event_key="unreadable", source="vmq", amount_text="9.999", occurred_at=utcnow(), decision=Decision.REJECTED
+        )
+        session.add(event)
+    with pytest.raises(ReviewRefused) as refused:
+        await attach_event(gateway.db, qrpool_settings(database_url), event.id, order.trade_no, actor="ops")
+    assert refused.value.message == f"event {event.id} carries no amount we could read ('9.999')"
