@@ -341,10 +341,14 @@ class NotifyWorker:
             done = await channel.housekeep(utcnow())
             if done:
                 log.info("channel housekeeping", extra={"channel": channel.name, "count": done})
-        lock_window = timedelta(minutes=gateway.settings.admin_lock_minutes)
-        # The console's sign-in attempts, and the merchant portal's (same lock window).
-        for attempts in (AdminLoginAttempt, MerchantLoginAttempt):
-            forgotten = await prune_login_attempts(gateway.db, older_than=utcnow() - lock_window, table=attempts)
+        # The console's sign-in attempts, and the merchant portal's, each older than its own lock window.
+        portal_lock = gateway.settings.merchant_lock_minutes or gateway.settings.admin_lock_minutes
+        for attempts, lock_minutes in (
+            (AdminLoginAttempt, gateway.settings.admin_lock_minutes),
+            (MerchantLoginAttempt, portal_lock),
+        ):
+            older_than = utcnow() - timedelta(minutes=lock_minutes)
+            forgotten = await prune_login_attempts(gateway.db, older_than=older_than, table=attempts)
             if forgotten:
                 log.info(
                     "pruned sign-in attempts older than the lock window",

@@ -3,49 +3,45 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from starlette.requests import Request
 
 from openepay.admin.audit import Actor
 from openepay.admin.sessions import Current, Sessions
-from openepay.admin.users import AdminUsers, LoginPolicy
+from openepay.admin.users import AdminUsers
+from openepay.config import Settings
 from openepay.gateway import Gateway
+from openepay.web.signin.site import Rules, Site, address_of, site_of
 
 _STATE = "admin_console"
 
 
+def console_rules(settings: Settings) -> Rules:
+    return Rules(
+        settings.admin_session_hours,
+        settings.admin_failures_per_user,
+        settings.admin_failures_per_ip,
+        settings.admin_lock_minutes,
+    )
+
+
 @dataclass
-class Console:
-    gateway: Gateway
+class Console(Site):
     users: AdminUsers
-    sessions: Sessions
-    # Cookies only over HTTPS when the gateway is reached over HTTPS (OPENEPAY_PUBLIC_URL says so).
-    secure_cookies: bool
 
     @classmethod
     def for_gateway(cls, gateway: Gateway) -> Console:
-        settings = gateway.settings
-        lock = timedelta(minutes=settings.admin_lock_minutes)
-        policy = LoginPolicy(settings.admin_failures_per_user, settings.admin_failures_per_ip, lock)
+        rules = console_rules(gateway.settings)
         return cls(
             gateway=gateway,
-            users=AdminUsers(gateway.db, gateway.box, policy),
-            sessions=Sessions(gateway.db, timedelta(hours=settings.admin_session_hours)),
-            secure_cookies=(settings.public_url or "").startswith("https://"),
+            users=AdminUsers(gateway.db, gateway.box, rules.policy),
+            sessions=Sessions(gateway.db, rules.lifetime),
+            secure_cookies=Site.cookies_secure(gateway),
         )
 
 
 def console_of(request: Request) -> Console:
-    console = getattr(request.app.state, _STATE, None)
-    if console is None:
-        console = Console.for_gateway(request.app.state.gateway)
-        setattr(request.app.state, _STATE, console)
-    return console
-
-
-def address_of(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return site_of(request, _STATE, Console.for_gateway)
 
 
 def actor_of(request: Request, me: Current) -> Actor:

@@ -3,49 +3,49 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from starlette.requests import Request
 
 from openepay.admin.audit import Actor
 from openepay.admin.sessions import Current, Sessions
-from openepay.admin.users import LoginPolicy
+from openepay.config import Settings
 from openepay.db.models import MerchantSession, MerchantUser
 from openepay.gateway import Gateway
 from openepay.portal.users import MerchantUsers
-from openepay.web.admin.console import address_of
+from openepay.web.admin.console import console_rules
+from openepay.web.signin.site import Rules, Site, address_of, site_of
 
 _STATE = "merchant_portal"
 
 
+def portal_rules(settings: Settings) -> Rules:
+    """The portal's own session length and lockout (``OPENEPAY_MERCHANT_*``), each the console's unless set."""
+    console = console_rules(settings)
+    return Rules(
+        settings.merchant_session_hours or console.session_hours,
+        settings.merchant_failures_per_user or console.failures_per_user,
+        settings.merchant_failures_per_ip or console.failures_per_ip,
+        settings.merchant_lock_minutes or console.lock_minutes,
+    )
+
+
 @dataclass
-class Portal:
-    gateway: Gateway
+class Portal(Site):
     users: MerchantUsers
-    sessions: Sessions
-    secure_cookies: bool
 
     @classmethod
     def for_gateway(cls, gateway: Gateway) -> Portal:
-        """The console's session length and lockout, on the portal's own tables."""
-        settings = gateway.settings
-        lock = timedelta(minutes=settings.admin_lock_minutes)
-        policy = LoginPolicy(settings.admin_failures_per_user, settings.admin_failures_per_ip, lock)
-        lifetime = timedelta(hours=settings.admin_session_hours)
+        rules = portal_rules(gateway.settings)
         return cls(
             gateway=gateway,
-            users=MerchantUsers(gateway.db, gateway.box, policy),
-            sessions=Sessions(gateway.db, lifetime, MerchantSession, MerchantUser),
-            secure_cookies=(settings.public_url or "").startswith("https://"),
+            users=MerchantUsers(gateway.db, gateway.box, rules.policy),
+            sessions=Sessions(gateway.db, rules.lifetime, MerchantSession, MerchantUser),
+            secure_cookies=Site.cookies_secure(gateway),
         )
 
 
 def portal_of(request: Request) -> Portal:
-    portal = getattr(request.app.state, _STATE, None)
-    if portal is None:
-        portal = Portal.for_gateway(request.app.state.gateway)
-        setattr(request.app.state, _STATE, portal)
-    return portal
+    return site_of(request, _STATE, Portal.for_gateway)
 
 
 def actor_of(request: Request, me: Current) -> Actor:

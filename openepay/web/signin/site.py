@@ -1,0 +1,62 @@
+"""The object every page of a signed-in area reaches: the gateway, the area's accounts and sessions,
+built once per app from the area's rules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+
+from openepay.admin.sessions import Sessions
+from openepay.admin.users import Accounts, LoginPolicy
+from openepay.gateway import Gateway
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How long a session lasts, and how many failures within the lock time lock a name or an address."""
+
+    session_hours: float
+    failures_per_user: int
+    failures_per_ip: int
+    lock_minutes: float
+
+    @property
+    def policy(self) -> LoginPolicy:
+        return LoginPolicy(self.failures_per_user, self.failures_per_ip, timedelta(minutes=self.lock_minutes))
+
+    @property
+    def lifetime(self) -> timedelta:
+        return timedelta(hours=self.session_hours)
+
+
+@dataclass
+class Site:
+    gateway: Gateway
+    users: Accounts
+    sessions: Sessions
+    # Cookies only over HTTPS when the gateway is reached over HTTPS (OPENEPAY_PUBLIC_URL says so).
+    secure_cookies: bool
+
+    @staticmethod
+    def cookies_secure(gateway: Gateway) -> bool:
+        return (gateway.settings.public_url or "").startswith("https://")
+
+
+SiteT = TypeVar("SiteT", bound=Site)
+
+
+def site_of(request: Request, state: str, build: Callable[[Gateway], SiteT]) -> SiteT:
+    """The app's one ``state`` site, built from its gateway at the first request that needs it."""
+    site: Any = getattr(request.app.state, state, None)
+    if site is None:
+        site = build(request.app.state.gateway)
+        setattr(request.app.state, state, site)
+    return site
+
+
+def address_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
