@@ -79,3 +79,17 @@ class SignInClient:
         first = await self.get(self.prefix)
         assert first.status_code == 200, first.text
         return first
+
+
+async def where_next_leads(client: type[SignInClient], url: str, user: Any, targets: list[str]) -> dict[str, str]:
+    """Where each of ``targets``, given as ``next``, sends a fresh browser: after signing in as ``user``
+    (keyed by the target) and after switching the language (keyed ``lang <target>``)."""
+    where = {}
+    for wanted in targets:
+        async with client(url) as browser:
+            answer = await browser.submit_login(user.username, user.password, next=wanted)
+            where[wanted] = answer.headers["location"]
+        async with client(url) as browser:
+            switched = await browser.get(f"{client.prefix}/lang", params={"next": wanted})
+            where[f"lang {wanted}"] = switched.headers["location"]
+    return where

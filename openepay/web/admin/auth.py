@@ -17,17 +17,8 @@ from openepay.web.admin.console import console_of
 from openepay.web.signin.area import Area
 from openepay.web.signin.guard import Redirect, Refusal
 
-PREFIX = "/admin"
-
-CONSOLE = Area(
-    prefix=PREFIX,
-    session_cookie="openepay_admin",
-    login_cookie="openepay_admin_login",
-    templates="admin",
-    refusal=Refusal,
-    totp_setup_label="totp-setup",
-    site_of=console_of,
-)
+CONSOLE = Area.named("admin", refusal=Refusal, totp_setup_label="totp-setup", site_of=console_of)
+PREFIX = CONSOLE.prefix
 owes_second_factor = CONSOLE.owes_second_factor
 
 

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from openepay.admin.audit import Actor
-from openepay.admin.sessions import Current, Sessions
+from openepay.admin.sessions import Current
 from openepay.admin.users import AdminUsers
 from openepay.config import Settings
+from openepay.db.models import AdminSession, AdminUser
 from openepay.gateway import Gateway
 from openepay.web.signin.site import Rules, Site, address_of, site_of
 
@@ -31,13 +32,7 @@ class Console(Site):
 
     @classmethod
     def for_gateway(cls, gateway: Gateway) -> Console:
-        rules = console_rules(gateway.settings)
-        return cls(
-            gateway=gateway,
-            users=AdminUsers(gateway.db, gateway.box, rules.policy),
-            sessions=Sessions(gateway.db, rules.lifetime),
-            secure_cookies=Site.cookies_secure(gateway),
-        )
+        return cls.on_gateway(gateway, console_rules(gateway.settings), AdminUsers, AdminSession, AdminUser)
 
 
 def console_of(request: Request) -> Console:

@@ -13,22 +13,13 @@ from openepay.web.merchant.portal import portal_of
 from openepay.web.signin.area import Area
 from openepay.web.signin.guard import Redirect, Refusal
 
-PREFIX = "/merchant"
-
 
 class PortalRefusal(Refusal):
     """Refused in the portal: the same kinds as the console's, shown in the portal's layout."""
 
 
-PORTAL = Area(
-    prefix=PREFIX,
-    session_cookie="openepay_merchant",
-    login_cookie="openepay_merchant_login",
-    templates="merchant",
-    refusal=PortalRefusal,
-    totp_setup_label="merchant-totp-setup",
-    site_of=portal_of,
-)
+PORTAL = Area.named("merchant", refusal=PortalRefusal, totp_setup_label="merchant-totp-setup", site_of=portal_of)
+PREFIX = PORTAL.prefix
 
 
 async def signed_in(request: Request) -> Current:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from openepay.admin.audit import Actor
-from openepay.admin.sessions import Current, Sessions
+from openepay.admin.sessions import Current
 from openepay.config import Settings
 from openepay.db.models import MerchantSession, MerchantUser
 from openepay.gateway import Gateway
@@ -35,13 +35,7 @@ class Portal(Site):
 
     @classmethod
     def for_gateway(cls, gateway: Gateway) -> Portal:
-        rules = portal_rules(gateway.settings)
-        return cls(
-            gateway=gateway,
-            users=MerchantUsers(gateway.db, gateway.box, rules.policy),
-            sessions=Sessions(gateway.db, rules.lifetime, MerchantSession, MerchantUser),
-            secure_cookies=Site.cookies_secure(gateway),
-        )
+        return cls.on_gateway(gateway, portal_rules(gateway.settings), MerchantUsers, MerchantSession, MerchantUser)
 
 
 def portal_of(request: Request) -> Portal:

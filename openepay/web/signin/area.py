@@ -28,6 +28,14 @@ class Area:
     totp_setup_label: str
     site_of: Callable[[Request], Site]
 
+    @classmethod
+    def named(
+        cls, name: str, *, refusal: type[Refusal], totp_setup_label: str, site_of: Callable[[Request], Site]
+    ) -> Area:
+        """The area at ``/<name>``: its cookies ``openepay_<name>`` and ``openepay_<name>_login``, its
+        templates in ``<name>/``."""
+        return cls(f"/{name}", f"openepay_{name}", f"openepay_{name}_login", name, refusal, totp_setup_label, site_of)
+
     def safe_next(self, target: str | None) -> str:
         """Where to go after signing in: the area's own page or one below it, never another site."""
         if target and (target == self.prefix or target.startswith(self.prefix + "/")) and "\\" not in target:

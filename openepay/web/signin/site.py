@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from starlette.requests import Request
 
@@ -41,9 +41,17 @@ class Site:
     # Cookies only over HTTPS when the gateway is reached over HTTPS (OPENEPAY_PUBLIC_URL says so).
     secure_cookies: bool
 
-    @staticmethod
-    def cookies_secure(gateway: Gateway) -> bool:
-        return (gateway.settings.public_url or "").startswith("https://")
+    @classmethod
+    def on_gateway(
+        cls, gateway: Gateway, rules: Rules, users: type[Accounts], sessions: type[Any], accounts: type[Any]
+    ) -> Self:
+        """The site whose accounts are ``users`` (on their tables), its sessions in ``sessions``, under ``rules``."""
+        return cls(
+            gateway=gateway,
+            users=users(gateway.db, gateway.box, rules.policy),
+            sessions=Sessions(gateway.db, rules.lifetime, sessions, accounts),
+            secure_cookies=(gateway.settings.public_url or "").startswith("https://"),
+        )
 
 
 SiteT = TypeVar("SiteT", bound=Site)

@@ -11,6 +11,7 @@ from tests.support.admin import ConsoleClient, make_user
 from tests.support.gateways import own_server
 from tests.support.orders import sandbox_order
 from tests.support.portal import PortalClient, make_portal_user
+from tests.support.signin import where_next_leads
 
 
 async def test_without_a_session_every_page_sends_to_the_sign_in_and_posts_do_nothing(server, gateway, merchant):
@@ -113,24 +114,13 @@ async def test_logging_out_everywhere_ends_every_session_of_the_user(server, gat
 
 async def test_after_signing_in_next_may_lead_only_to_the_portal_itself(server, gateway, merchant):
     user = await make_portal_user(gateway, merchant.pid, "shop@example.com")
-    where = {}
-    for wanted in ("/merchant/credentials", "/merchantfoo", "/admin", "//evil.example/merchant", "/merchant\\x"):
-        async with PortalClient(server.url) as browser:
-            answer = await browser.submit_login(user.username, user.password, next=wanted)
-            where[wanted] = answer.headers["location"]
-        async with PortalClient(server.url) as browser:
-            where["lang " + wanted] = (await browser.get("/merchant/lang", params={"next": wanted})).headers["location"]
+    kept = ["/merchant", "/merchant/credentials"]
+    refused = ["/merchantfoo", "/merchant.evil.example", "//evil.example/merchant", "/admin", "/merchant\\x"]
+    where = await where_next_leads(PortalClient, server.url, user, kept + refused)
     assert where == {
-        "/merchant/credentials": "/merchant/credentials",
-        "lang /merchant/credentials": "/merchant/credentials",
-        "/merchantfoo": "/merchant",
-        "lang /merchantfoo": "/merchant",
-        "/admin": "/merchant",
-        "lang /admin": "/merchant",
-        "//evil.example/merchant": "/merchant",
-        "lang //evil.example/merchant": "/merchant",
-        "/merchant\\x": "/merchant",
-        "lang /merchant\\x": "/merchant",
+        f"{how}{target}": target if target in kept else "/merchant"
+        for target in kept + refused
+        for how in ("", "lang ")
     }
 
 
