@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, delete, select, update
 
+from openepay.admin.signin_settings import SignInSettings
 from openepay.admin.users import prune_login_attempts
 from openepay.core.orders import close_expired
 from openepay.core.reconciliation import reconcile, reconcile_refunds
@@ -342,12 +343,8 @@ class NotifyWorker:
             if done:
                 log.info("channel housekeeping", extra={"channel": channel.name, "count": done})
         # The console's sign-in attempts, and the merchant portal's, each older than its own lock window.
-        portal_lock = gateway.settings.merchant_lock_minutes or gateway.settings.admin_lock_minutes
-        for attempts, lock_minutes in (
-            (AdminLoginAttempt, gateway.settings.admin_lock_minutes),
-            (MerchantLoginAttempt, portal_lock),
-        ):
-            older_than = utcnow() - timedelta(minutes=lock_minutes)
+        for attempts, area in ((AdminLoginAttempt, "admin"), (MerchantLoginAttempt, "merchant")):
+            older_than = utcnow() - timedelta(minutes=SignInSettings.of(gateway.settings, area).lock_minutes)
             forgotten = await prune_login_attempts(gateway.db, older_than=older_than, table=attempts)
             if forgotten:
                 log.info(

@@ -8,22 +8,13 @@ from starlette.requests import Request
 
 from openepay.admin.audit import Actor
 from openepay.admin.sessions import Current
+from openepay.admin.signin_settings import SignInSettings
 from openepay.admin.users import AdminUsers
-from openepay.config import Settings
 from openepay.db.models import AdminSession, AdminUser
 from openepay.gateway import Gateway
-from openepay.web.signin.site import Rules, Site, address_of, site_of
+from openepay.web.signin.site import Site, address_of, site_of
 
 _STATE = "admin_console"
-
-
-def console_rules(settings: Settings) -> Rules:
-    return Rules(
-        settings.admin_session_hours,
-        settings.admin_failures_per_user,
-        settings.admin_failures_per_ip,
-        settings.admin_lock_minutes,
-    )
 
 
 @dataclass
@@ -32,7 +23,9 @@ class Console(Site):
 
     @classmethod
     def for_gateway(cls, gateway: Gateway) -> Console:
-        return cls.on_gateway(gateway, console_rules(gateway.settings), AdminUsers, AdminSession, AdminUser)
+        return cls.on_gateway(
+            gateway, SignInSettings.of(gateway.settings, "admin"), AdminUsers, AdminSession, AdminUser
+        )
 
 
 def console_of(request: Request) -> Console:

@@ -8,25 +8,13 @@ from starlette.requests import Request
 
 from openepay.admin.audit import Actor
 from openepay.admin.sessions import Current
-from openepay.config import Settings
+from openepay.admin.signin_settings import SignInSettings
 from openepay.db.models import MerchantSession, MerchantUser
 from openepay.gateway import Gateway
 from openepay.portal.users import MerchantUsers
-from openepay.web.admin.console import console_rules
-from openepay.web.signin.site import Rules, Site, address_of, site_of
+from openepay.web.signin.site import Site, address_of, site_of
 
 _STATE = "merchant_portal"
-
-
-def portal_rules(settings: Settings) -> Rules:
-    """The portal's own session length and lockout (``OPENEPAY_MERCHANT_*``), each the console's unless set."""
-    console = console_rules(settings)
-    return Rules(
-        settings.merchant_session_hours or console.session_hours,
-        settings.merchant_failures_per_user or console.failures_per_user,
-        settings.merchant_failures_per_ip or console.failures_per_ip,
-        settings.merchant_lock_minutes or console.lock_minutes,
-    )
 
 
 @dataclass
@@ -35,7 +23,10 @@ class Portal(Site):
 
     @classmethod
     def for_gateway(cls, gateway: Gateway) -> Portal:
-        return cls.on_gateway(gateway, portal_rules(gateway.settings), MerchantUsers, MerchantSession, MerchantUser)
+        """The portal's own session length and lockout (``OPENEPAY_MERCHANT_*``), each the console's unless set."""
+        return cls.on_gateway(
+            gateway, SignInSettings.of(gateway.settings, "merchant"), MerchantUsers, MerchantSession, MerchantUser
+        )
 
 
 def portal_of(request: Request) -> Portal:

@@ -5,32 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Self, TypeVar
 
 from starlette.requests import Request
 
 from openepay.admin.sessions import Sessions
-from openepay.admin.users import Accounts, LoginPolicy
+from openepay.admin.signin_settings import SignInSettings
+from openepay.admin.users import Accounts
 from openepay.gateway import Gateway
-
-
-@dataclass(frozen=True)
-class Rules:
-    """How long a session lasts, and how many failures within the lock time lock a name or an address."""
-
-    session_hours: float
-    failures_per_user: int
-    failures_per_ip: int
-    lock_minutes: float
-
-    @property
-    def policy(self) -> LoginPolicy:
-        return LoginPolicy(self.failures_per_user, self.failures_per_ip, timedelta(minutes=self.lock_minutes))
-
-    @property
-    def lifetime(self) -> timedelta:
-        return timedelta(hours=self.session_hours)
 
 
 @dataclass
@@ -43,13 +25,13 @@ class Site:
 
     @classmethod
     def on_gateway(
-        cls, gateway: Gateway, rules: Rules, users: type[Accounts], sessions: type[Any], accounts: type[Any]
+        cls, gateway: Gateway, signin: SignInSettings, users: type[Accounts], sessions: type[Any], accounts: type[Any]
     ) -> Self:
-        """The site whose accounts are ``users`` (on their tables), its sessions in ``sessions``, under ``rules``."""
+        """The site whose accounts are ``users`` (on their tables), its sessions in ``sessions``, under ``signin``."""
         return cls(
             gateway=gateway,
-            users=users(gateway.db, gateway.box, rules.policy),
-            sessions=Sessions(gateway.db, rules.lifetime, sessions, accounts),
+            users=users(gateway.db, gateway.box, signin.policy),
+            sessions=Sessions(gateway.db, signin.lifetime, sessions, accounts),
             secure_cookies=(gateway.settings.public_url or "").startswith("https://"),
         )
 
