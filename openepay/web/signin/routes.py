@@ -27,7 +27,8 @@ from openepay.web.signin.site import address_of
 from openepay.web.templating import qr_svg
 
 
-def never(settings: Settings) -> bool:
+def totp_optional(settings: Settings) -> bool:
+    """No one must set up TOTP (anyone may)."""
     return False
 
 
@@ -40,7 +41,7 @@ class SignInFlow:
     signed_in: Callable[[Request], Awaitable[Current]]
     actor_of: Callable[[Request, Current], Actor]
     # Whether every user must set up TOTP before anything else.
-    requires_totp: Callable[[Settings], bool] = never
+    requires_totp: Callable[[Settings], bool] = totp_optional
     # What the sign-in page may say above its form when sent there with ``?notice=<key>`` (a catalogue key).
     notices: frozenset[str] = frozenset()
 
