@@ -8,29 +8,26 @@ from starlette.requests import Request
 
 from openepay.admin.audit import Actor
 from openepay.admin.sessions import Current
-from openepay.admin.signin_settings import SignInSettings
 from openepay.admin.users import AdminUsers
 from openepay.db.models import AdminSession, AdminUser
-from openepay.gateway import Gateway
-from openepay.web.signin.site import Site, address_of, site_of
-
-_STATE = "admin_console"
+from openepay.web.signin.site import Site
 
 
 @dataclass
 class Console(Site):
-    users: AdminUsers
+    """The console's users and sessions, under the ``OPENEPAY_ADMIN_*`` settings."""
 
-    @classmethod
-    def for_gateway(cls, gateway: Gateway) -> Console:
-        return cls.on_gateway(
-            gateway, SignInSettings.of(gateway.settings, "admin"), AdminUsers, AdminSession, AdminUser
-        )
+    settings_prefix = "admin"
+    accounts = AdminUsers
+    session_table = AdminSession
+    account_table = AdminUser
+
+    users: AdminUsers
 
 
 def console_of(request: Request) -> Console:
-    return site_of(request, _STATE, Console.for_gateway)
+    return Console.of(request)
 
 
 def actor_of(request: Request, me: Current) -> Actor:
-    return Actor(me.user.username, address_of(request))
+    return console_of(request).actor(request, me)

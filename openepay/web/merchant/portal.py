@@ -8,31 +8,28 @@ from starlette.requests import Request
 
 from openepay.admin.audit import Actor
 from openepay.admin.sessions import Current
-from openepay.admin.signin_settings import SignInSettings
 from openepay.db.models import MerchantSession, MerchantUser
-from openepay.gateway import Gateway
 from openepay.portal.users import MerchantUsers
-from openepay.web.signin.site import Site, address_of, site_of
-
-_STATE = "merchant_portal"
+from openepay.web.signin.site import Site
 
 
 @dataclass
 class Portal(Site):
-    users: MerchantUsers
+    """The portal's users and sessions, under its own ``OPENEPAY_MERCHANT_*`` settings (each the console's
+    unless set); the audit log names a merchant's own change by its sign-in, apart from console users."""
 
-    @classmethod
-    def for_gateway(cls, gateway: Gateway) -> Portal:
-        """The portal's own session length and lockout (``OPENEPAY_MERCHANT_*``), each the console's unless set."""
-        return cls.on_gateway(
-            gateway, SignInSettings.of(gateway.settings, "merchant"), MerchantUsers, MerchantSession, MerchantUser
-        )
+    settings_prefix = "merchant"
+    accounts = MerchantUsers
+    session_table = MerchantSession
+    account_table = MerchantUser
+    audit_prefix = "merchant:"
+
+    users: MerchantUsers
 
 
 def portal_of(request: Request) -> Portal:
-    return site_of(request, _STATE, Portal.for_gateway)
+    return Portal.of(request)
 
 
 def actor_of(request: Request, me: Current) -> Actor:
-    """How the audit log names a merchant's own change: by its sign-in, apart from console users."""
-    return Actor(f"merchant:{me.user.username}", address_of(request))
+    return portal_of(request).actor(request, me)
