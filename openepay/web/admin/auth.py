@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 
 from openepay.admin.roles import Role
-from openepay.admin.sessions import MUST_ENROLL, OWES_TOTP, SIGNED_IN, Current
+from openepay.admin.sessions import Current
 from openepay.web.admin.console import console_of
 from openepay.web.signin.area import Area
-from openepay.web.signin.guard import Redirect, Refusal
+from openepay.web.signin.guard import Refusal
 
 CONSOLE = Area.named("admin", refusal=Refusal, totp_setup_label="totp-setup", site_of=console_of)
 PREFIX = CONSOLE.prefix
@@ -26,16 +26,8 @@ def needs(role: Role) -> Callable[[Request], Awaitable[Current]]:
     """The dependency of a route for signed-in users with at least ``role``."""
 
     async def signed_in(request: Request) -> Current:
-        current = await CONSOLE.session(request)
-        if current is None:
-            raise CONSOLE.login_redirect(request)
-        if current.stage == OWES_TOTP:
-            raise Redirect(f"{PREFIX}/login/totp")
-        must_enroll = console_of(request).gateway.settings.admin_require_totp and current.user.totp_sealed is None
-        if current.stage == MUST_ENROLL or must_enroll:
-            raise Redirect(f"{PREFIX}/totp/setup")
-        if current.stage != SIGNED_IN:
-            raise CONSOLE.login_redirect(request)
+        must_enroll = console_of(request).gateway.settings.admin_require_totp
+        current = await CONSOLE.signed_in(request, must_enroll=must_enroll)
         # The role is checked before the form is read: a lower role learns nothing from its token.
         if not Role(current.user.role).may(role):
             raise Refusal("role", role)

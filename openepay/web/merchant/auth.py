@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from openepay.admin.sessions import OWES_TOTP, SIGNED_IN, Current
+from openepay.admin.sessions import Current
 from openepay.web.merchant.portal import portal_of
 from openepay.web.signin.area import Area
-from openepay.web.signin.guard import Redirect, Refusal
+from openepay.web.signin.guard import Refusal
 
 
 class PortalRefusal(Refusal):
@@ -24,12 +24,6 @@ PREFIX = PORTAL.prefix
 
 async def signed_in(request: Request) -> Current:
     """The dependency of every portal page: a signed-in merchant user, and a POST's CSRF token."""
-    current = await PORTAL.session(request)
-    if current is None:
-        raise PORTAL.login_redirect(request)
-    if current.stage == OWES_TOTP:
-        raise Redirect(f"{PREFIX}/login/totp")
-    if current.stage != SIGNED_IN:
-        raise PORTAL.login_redirect(request)
+    current = await PORTAL.signed_in(request)
     await PORTAL.check_form(request, current.csrf_token)
     return current

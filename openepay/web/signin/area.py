@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 
-from openepay.admin.sessions import Current
+from openepay.admin.sessions import MUST_ENROLL, OWES_TOTP, SIGNED_IN, Current
 from openepay.web.signin.guard import Redirect, Refusal, check_form
 from openepay.web.signin.site import Site
 
@@ -51,6 +51,20 @@ class Area:
 
     async def check_form(self, request: Request, expected: str) -> None:
         await check_form(request, expected, self.refusal)
+
+    async def signed_in(self, request: Request, *, must_enroll: bool = False) -> Current:
+        """The request's session, past every step of signing in: else a redirect to the step it owes
+        (the password, the TOTP code, or setting TOTP up when it still ``must_enroll``). Its form is not read."""
+        current = await self.session(request)
+        if current is None:
+            raise self.login_redirect(request)
+        if current.stage == OWES_TOTP:
+            raise Redirect(f"{self.prefix}/login/totp")
+        if current.stage == MUST_ENROLL or (must_enroll and current.user.totp_sealed is None):
+            raise Redirect(f"{self.prefix}/totp/setup")
+        if current.stage != SIGNED_IN:
+            raise self.login_redirect(request)
+        return current
 
     async def owes_second_factor(self, request: Request) -> Current:
         """The dependency of the TOTP steps: a session past its password, in any stage."""
