@@ -232,6 +232,8 @@ class NotifyWorker:
     def _report(self, outcome: Outcome, delivery: ClaimedDelivery, status: NotifyStatus) -> None:
         attempt, order = outcome.attempt, delivery.order
         self._observe(attempt, delivery.first_due)
+        if not log.isEnabledFor(logging.INFO):
+            return  # the line's fields are not even gathered: a busy worker logs at WARNING
         log.info(
             "notification attempt",
             extra={
