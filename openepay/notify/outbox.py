@@ -192,14 +192,12 @@ async def claim(
     a claim costs what its batch costs, not what the backlog costs. A merchant whose slots
     fill up within a window is left out of the next one, so a merchant with a long backlog
     due first cannot hold the others back. It runs on a Core connection: no unit of work.
+    This is ``claim_deliveries`` (the worker's claim) without what delivering needs.
     """
-    now = utcnow()
-    async with db.engine.begin() as conn:
-        chosen = await _choose(conn, db.dialect, now, limit, merchant_cap, breaker_threshold)
-        if not chosen:
-            return []
-        leased = await conn.execute(_LEASE, {"chosen": chosen, "owner": owner, "until": now + lease})
-        return sorted((ClaimedTask(*row) for row in leased.all()), key=lambda task: task.id)
+    claimed = await claim_deliveries(
+        db, owner, limit=limit, lease=lease, merchant_cap=merchant_cap, breaker_threshold=breaker_threshold
+    )
+    return [delivery.task for delivery in claimed]
 
 
 async def claim_deliveries(

@@ -137,7 +137,7 @@ class NotifyWorker:
         """Claim as many due notifications as there are free slots and start delivering them.
 
         While deliveries are running, a claim waits until a quarter of the slots are free (or a
-        poll interval has passed), so that under load one claim, and one query for the orders,
+        poll interval has passed), so that under load one claim (which also reads the orders)
         serves several deliveries.
         """
         settings = self.gateway.settings
