@@ -323,9 +323,7 @@ async def test_a_repeated_offer_skips_a_held_amount_whose_code_is_gone_for_the_n
     assert [amount for _, amount in await live_reservations_of(gateway, order.id)] == [100, 100]
 
 
-async def test_a_repeated_offer_never_hands_back_an_amount_the_sweeper_freed_meanwhile(
-    gateway, merchant, database_url
-):
+async def test_a_repeated_offer_never_hands_back_an_amount_the_sweeper_freed_meanwhile(gateway, merchant, database_url):
     account = await receiving_account(gateway)
     settings = qrpool_settings(database_url)
     order = await placed(gateway, merchant.pid, "SWEPT")
