@@ -14,7 +14,8 @@ from openepay.core.orders import close_expired
 from openepay.core.states import OrderStatus
 from openepay.db.models import AmountReservation, Order, QrDevice
 from openepay.db.types import utcnow
-from tests.support.qrpool import offered
+from tests.support.locks import meeting_at
+from tests.support.qrpool import offered, phone_of, qrpool_gateway, receiving_account, reported
 from tests.support.vmq_phone import WXPAY, notifications, qrpool_server, reload, reservation_of, stored_events
 
 OK = {"code": 1, "msg": "成功"}
@@ -181,4 +182,29 @@ async def test_money_sent_before_the_order_existed_is_not_its_payment(gateway, m
     assert refused.decision is Decision.UNMATCHED and "before order" in refused.reason and not refused.repeated
     assert (again.event_id, again.decision, again.repeated) == (refused.event_id, Decision.UNMATCHED, True)
     assert (accepted.decision, accepted.trade_no) == (Decision.PAID, order.trade_no)
+    assert await notifications(gateway) == {order.trade_no: 1}
+
+
+async def test_two_reports_of_one_payment_at_once_pay_once_and_the_other_names_the_order_it_duplicates(
+    gateway, merchant, database_url
+):
+    async with qrpool_gateway(database_url) as qr:
+        phone = await phone_of(qr, await receiving_account(qr))
+        order = await offered(qr, merchant.pid, "AT-ONCE", 650)
+        # On PostgreSQL both read the amount held before either pays the order.
+        attempts = await meeting_at(
+            qr,
+            select(Order).where(Order.id == order.id),
+            [reported(qr, phone, f"copy-{n}", 650) for n in (1, 2)],
+        )
+        outcomes = sorted([await attempt for attempt in attempts], key=lambda outcome: outcome.decision)
+    assert [(outcome.decision, outcome.trade_no) for outcome in outcomes] == [
+        (Decision.PAID, order.trade_no),
+        (Decision.SUSPECTED_DUPLICATE, order.trade_no),
+    ]
+    assert outcomes[1].reason == (
+        f"6.50 was just paid by order {order.trade_no}: a second report of that payment, not credited again"
+    )
+    paid = await reload(gateway, order)
+    assert (paid.status, paid.channel_trade_no) == (OrderStatus.PAID, f"QR{outcomes[0].event_id}")
     assert await notifications(gateway) == {order.trade_no: 1}
