@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from openepay.channels.qrpool.accounts import list_devices
 from openepay.channels.qrpool.matching import Decision, PaymentReport, event_key, parse_amount, record_payment
 from openepay.channels.qrpool.reservations import release_expired
 from openepay.core.orders import close_expired
@@ -208,3 +209,16 @@ async def test_two_reports_of_one_payment_at_once_pay_once_and_the_other_names_t
     paid = await reload(gateway, order)
     assert (paid.status, paid.channel_trade_no) == (OrderStatus.PAID, f"QR{outcomes[0].event_id}")
     assert await notifications(gateway) == {order.trade_no: 1}
+
+
+async def test_a_report_dates_its_own_phones_last_push_at_its_receipt_and_no_other_phones(
+    gateway, merchant, database_url
+):
+    async with qrpool_gateway(database_url) as qr:
+        reporting = await phone_of(qr, await receiving_account(qr, "wx-a", generic="wxp://a"))
+        silent = await phone_of(qr, await receiving_account(qr, "wx-b", generic="wxp://b"))
+        await offered(qr, merchant.pid, "LAST-PUSH", 300)
+        await reported(qr, reporting, "last-push", 300)
+        phones = {device.id: device.last_push_at for device in await list_devices(qr.db)}
+    [event] = await stored_events(gateway)
+    assert phones == {reporting.id: event.received_at, silent.id: None}
