@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from datetime import timedelta
 
@@ -222,3 +223,11 @@ async def test_a_report_dates_its_own_phones_last_push_at_its_receipt_and_no_oth
         phones = {device.id: device.last_push_at for device in await list_devices(qr.db)}
     [event] = await stored_events(gateway)
     assert phones == {reporting.id: event.received_at, silent.id: None}
+
+
+def test_event_keys_are_the_sha256_docs_qrpool_md_gives():
+    # docs/qrpool.md: sha256(device id|type+price+t) for a V免签 push, sha256("device-api"|device id|event id).
+    push = hashlib.sha256(b"7|110.01700000000000").hexdigest()
+    device_api = hashlib.sha256(b"device-api|7|e-1").hexdigest()
+    assert event_key(7, "1" + "10.0" + "1700000000000") == push
+    assert event_key("device-api", 7, "e-1") == device_api
