@@ -231,3 +231,40 @@ def test_event_keys_are_the_sha256_docs_qrpool_md_gives():
     device_api = hashlib.sha256(b"device-api|7|e-1").hexdigest()
     assert event_key(7, "1" + "10.0" + "1700000000000") == push
     assert event_key("device-api", 7, "e-1") == device_api
+
+
+async def test_a_stored_report_keeps_what_the_phone_sent_cut_to_its_columns(gateway, database_url):
+    async with qrpool_gateway(database_url) as qr:
+        account = await receiving_account(qr)
+        phone = await phone_of(qr, account)
+        sent_at = utcnow() - timedelta(seconds=5)
+        outcome = await record_payment(
+            qr.db,
+            qr.settings,
+            PaymentReport(
+                event_key=event_key("kept", 1),
+                source="device",
+                device=phone,
+                pay_type="wxpay",
+                amount_fen=None,
+                amount_text="9" * 40,
+                occurred_at=sent_at,
+                payload="x" * 5000,
+                refusal="the amount is not yuan",
+            ),
+        )
+    [event] = await stored_events(gateway)
+    assert (outcome.event_id, outcome.decision, outcome.reason) == (
+        event.id,
+        Decision.REJECTED,
+        "the amount is not yuan",
+    )
+    assert (event.source, event.account_id, event.device_id, event.pay_type, event.amount_fen) == (
+        "device",
+        account.id,
+        phone.id,
+        "wxpay",
+        None,
+    )
+    assert (event.amount_text, event.occurred_at, event.payload) == ("9" * 32, sent_at, "x" * 4096)
+    assert (event.decision, event.reason, event.order_id) == ("rejected", "the amount is not yuan", None)
