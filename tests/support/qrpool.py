@@ -90,14 +90,19 @@ async def phone_of(gateway: Gateway, account: QrAccount) -> QrDevice:
 
 
 async def reported(
-    gateway: Gateway, device: QrDevice, name: str, amount_fen: int | None, occurred_at: datetime | None = None
+    gateway: Gateway,
+    device: QrDevice,
+    name: str,
+    amount_fen: int | None,
+    occurred_at: datetime | None = None,
+    pay_type: str = "wxpay",
 ) -> Outcome:
     """A payment the phone reports through the matcher, in this process: ``name`` makes it a report of its own."""
     report = PaymentReport(
         event_key=event_key("reported", name),
         source="device",
         device=device,
-        pay_type="wxpay",
+        pay_type=pay_type,
         amount_fen=amount_fen,
         amount_text="" if amount_fen is None else format_yuan(amount_fen),
         occurred_at=occurred_at or utcnow(),

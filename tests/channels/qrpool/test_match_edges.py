@@ -168,3 +168,14 @@ async def test_a_credited_payment_is_logged_as_information_and_one_that_pays_not
         (logging.INFO, "qrpool payment event paid"),
         (logging.WARNING, "qrpool payment event unmatched"),
     ]
+
+
+async def test_a_payment_of_another_pay_type_than_the_account_takes_pays_nothing(gateway, merchant, database_url):
+    async with qrpool_gateway(database_url) as qr:
+        phone = await phone_of(qr, await receiving_account(qr))
+        order = await offered(qr, merchant.pid, "OTHER-TYPE", 1000)
+        answer = await reported(qr, phone, "alipay-on-wechat", 1000, pay_type="alipay")
+    assert (answer.decision, answer.trade_no) == (Decision.UNMATCHED, None)
+    assert answer.reason == "a alipay payment of 10.00 reported for account 'wx-main', which takes wxpay"
+    assert (await reload(gateway, order)).status == OrderStatus.PAYING
+    assert await notifications(gateway) == {}
