@@ -86,6 +86,16 @@ async def test_the_last_error_says_what_went_wrong_in_one_line_of_at_most_300_ch
         )
 
 
+async def test_one_attempt_recorded_by_the_worker_holding_the_lease_settles_its_notification(server, gateway, merchant):
+    trade_no = await paid_order(server, merchant, UNUSED_URL, "ONE-RECORD")
+    [task] = await outbox.claim(gateway.db, "holder", limit=1, lease=timedelta(seconds=60), **FAIR)
+    delivered = outbox.AttemptRecord(started_at=utcnow(), target_host="127.0.0.1", latency_ms=3, delivered=True)
+    assert await outbox.record_attempt(gateway.db, task, "holder", delivered, (30,), BREAKER) is NotifyStatus.SUCCEEDED
+    settled, [logged] = await delivery_log(gateway, trade_no)
+    assert (settled.status, settled.attempts, settled.lease_owner) == (NotifyStatus.SUCCEEDED, 1, None)
+    assert logged.delivered is True and settled.delivered_at is not None
+
+
 async def failed_at(gateway, trade_no: str, when) -> None:  # type: ignore[no-untyped-def]
     """The notification of ``trade_no`` gave up at ``when``."""
     order_id = select(Order.id).where(Order.trade_no == trade_no).scalar_subquery()
@@ -119,6 +129,7 @@ async def test_resending_failed_notifications_takes_those_that_gave_up_since_and
     assert await outbox.resend_failed(gateway.db, since=since) == 1
     assert (await delivery_log(gateway, others))[0].status == NotifyStatus.PENDING
     assert (await delivery_log(gateway, before_since))[0].status == NotifyStatus.FAILED
+    assert await outbox.resend_failed(gateway.db, since=since) == 0  # nothing left that gave up since
 
 
 async def log_attempts(gateway, trade_no: str, *started_and_latency) -> None:  # type: ignore[no-untyped-def]
