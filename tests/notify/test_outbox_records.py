@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from openepay.core.states import NotifyStatus
-from openepay.db.models import NotifyAttempt, NotifyTask, Order
+from openepay.db.models import NotifyAttempt, NotifyBreaker, NotifyTask, Order
 from openepay.db.types import utcnow
 from openepay.notify import outbox
 from openepay.notify.breaker import BreakerPolicy
@@ -94,6 +94,23 @@ async def test_one_attempt_recorded_by_the_worker_holding_the_lease_settles_its_
     settled, [logged] = await delivery_log(gateway, trade_no)
     assert (settled.status, settled.attempts, settled.lease_owner) == (NotifyStatus.SUCCEEDED, 1, None)
     assert logged.delivered is True and settled.delivered_at is not None
+
+
+async def test_failures_recorded_together_open_the_merchants_breaker_for_the_cooldown_from_when_they_are_recorded(
+    server, gateway, merchant
+):
+    for n in range(2):
+        await paid_order(server, merchant, UNUSED_URL, f"BREAKER-{n}")
+    tasks = await outbox.claim(gateway.db, "recorder", limit=2, lease=timedelta(seconds=60), **FAIR)
+    policy = BreakerPolicy(threshold=2, cooldown=120, max_cooldown=600)
+    before = utcnow()
+    outcomes = [outbox.Outcome(task, failed(error_class="timeout"), (60,)) for task in tasks]
+    await outbox.record_attempts(gateway.db, "recorder", outcomes, policy)
+    after = utcnow()
+    async with gateway.db.session() as session:
+        breaker = await session.scalar(select(NotifyBreaker).where(NotifyBreaker.merchant_pid == merchant.pid))
+    assert (breaker.consecutive_failures, breaker.cooldown_seconds) == (2, 120)
+    assert before + timedelta(seconds=120) <= breaker.open_until <= after + timedelta(seconds=120)
 
 
 async def failed_at(gateway, trade_no: str, when) -> None:  # type: ignore[no-untyped-def]
