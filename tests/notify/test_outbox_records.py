@@ -113,6 +113,63 @@ async def test_failures_recorded_together_open_the_merchants_breaker_for_the_coo
     assert before + timedelta(seconds=120) <= breaker.open_until <= after + timedelta(seconds=120)
 
 
+async def breaker_of(gateway, pid: int) -> NotifyBreaker:  # type: ignore[no-untyped-def]
+    async with gateway.db.session() as session:
+        return await session.scalar(select(NotifyBreaker).where(NotifyBreaker.merchant_pid == pid))
+
+
+async def test_a_failed_probe_doubles_the_cooldown_and_a_delivery_after_a_failure_in_one_batch_closes_it(
+    server, gateway, merchant
+):
+    policy = BreakerPolicy(threshold=1, cooldown=60, max_cooldown=600)
+    for n in range(3):
+        await paid_order(server, merchant, UNUSED_URL, f"PROBE-{n}")
+    [first] = await outbox.claim(gateway.db, "recorder", limit=1, lease=timedelta(seconds=60), **FAIR)
+    await outbox.record_attempts(gateway.db, "recorder", [outbox.Outcome(first, failed(), (60,))], policy)
+    async with gateway.db.session() as session:  # the cooldown is over: the next claim is the probe
+        await session.execute(update(NotifyBreaker).values(open_until=utcnow() - timedelta(seconds=1)))
+
+    [probe] = await outbox.claim(
+        gateway.db, "recorder", limit=3, lease=timedelta(seconds=60), merchant_cap=8, breaker_threshold=1
+    )
+    before = utcnow()
+    await outbox.record_attempts(gateway.db, "recorder", [outbox.Outcome(probe, failed(), (60,))], policy)
+    doubled = await breaker_of(gateway, merchant.pid)
+    assert (doubled.consecutive_failures, doubled.cooldown_seconds) == (2, 120)
+    assert before + timedelta(seconds=120) <= doubled.open_until <= utcnow() + timedelta(seconds=120)
+
+    async with gateway.db.session() as session:
+        await session.execute(update(NotifyBreaker).values(open_until=utcnow() - timedelta(seconds=1)))
+    [last] = await outbox.claim(
+        gateway.db, "recorder", limit=3, lease=timedelta(seconds=60), merchant_cap=8, breaker_threshold=1
+    )
+    delivered = outbox.AttemptRecord(started_at=utcnow(), target_host="127.0.0.1", latency_ms=3, delivered=True)
+    # The probe fails and the last one goes through, recorded together in the order they finished.
+    await outbox.record_attempts(
+        gateway.db, "recorder", [outbox.Outcome(probe, failed(), (60,)), outbox.Outcome(last, delivered, (60,))], policy
+    )
+    closed = await breaker_of(gateway, merchant.pid)
+    assert (closed.consecutive_failures, closed.open_until) == (0, None)
+
+
+async def test_a_batch_whose_deliveries_all_went_through_clears_the_merchants_failures(server, gateway, merchant):
+    for n in range(2):
+        await paid_order(server, merchant, UNUSED_URL, f"CLEAR-{n}")
+    failing, going_through = await outbox.claim(gateway.db, "recorder", limit=2, lease=timedelta(seconds=60), **FAIR)
+    delivered = outbox.AttemptRecord(started_at=utcnow(), target_host="127.0.0.1", latency_ms=3, delivered=True)
+    await outbox.record_attempts(gateway.db, "recorder", [outbox.Outcome(failing, failed(), (60,))], BREAKER)
+    assert (await breaker_of(gateway, merchant.pid)).consecutive_failures == 1
+    await outbox.record_attempts(gateway.db, "recorder", [outbox.Outcome(going_through, delivered, (60,))], BREAKER)
+    assert (await breaker_of(gateway, merchant.pid)).consecutive_failures == 0
+
+
+async def test_the_logged_host_is_cut_to_the_255_characters_its_column_holds(server, gateway, merchant):
+    trade_no = await paid_order(server, merchant, UNUSED_URL, "LONG-HOST")
+    await record_one(gateway, outbox.AttemptRecord(utcnow(), "h" * 300, 3, False, error_class="dns_failure"), (60,))
+    _, [logged] = await delivery_log(gateway, trade_no)
+    assert logged.target_host == "h" * 255
+
+
 async def failed_at(gateway, trade_no: str, when) -> None:  # type: ignore[no-untyped-def]
     """The notification of ``trade_no`` gave up at ``when``."""
     order_id = select(Order.id).where(Order.trade_no == trade_no).scalar_subquery()
