@@ -40,6 +40,15 @@ async def due_now(gateway) -> None:  # type: ignore[no-untyped-def]
         await session.execute(update(NotifyTask).values(next_attempt_at=utcnow()))
 
 
+async def test_a_claim_takes_no_more_than_its_limit_and_the_next_claim_takes_the_rest(server, gateway, merchant):
+    for n in range(3):
+        await paid_order(server, merchant, UNUSED_URL, f"LIMIT-{n}")
+    first = await outbox.claim(gateway.db, "one", limit=2, lease=timedelta(seconds=60), **FAIR)
+    rest = await outbox.claim(gateway.db, "two", limit=2, lease=timedelta(seconds=60), **FAIR)
+    assert (len(first), len(rest)) == (2, 1)
+    assert {task.id for task in first}.isdisjoint(task.id for task in rest)
+
+
 async def test_each_retry_waits_its_own_delay_and_the_attempt_after_the_last_one_gives_up(server, gateway, merchant):
     trade_no = await paid_order(server, merchant, UNUSED_URL, "SCHEDULE-1")
     for number, delay in ((1, 30), (2, 600)):
