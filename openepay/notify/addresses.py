@@ -36,6 +36,10 @@ _PRIVATE_NETWORKS = tuple(
         "fe80::/10",
     )
 )
+# Python counts these as global, yet no server can live there: IPv6's site-local range, withdrawn in
+# 2004 (RFC 3879) and still routed inside old networks. IPv6's reserved space (``::/8`` past the
+# IPv4-compatible addresses, the unassigned blocks) is refused through ``is_reserved``.
+_SITE_LOCAL = ipaddress.ip_network("fec0::/10")
 # NAT64 gateways turn 64:ff9b::a.b.c.d into a.b.c.d, so such an address is as good as the IPv4 one.
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
@@ -58,15 +62,21 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 def address_block_reason(ip: IPAddress, *, allow_private: bool) -> str | None:
     """Why we will not connect to ``ip``, or None when we will (a pure function, remembered: the same
     few addresses are judged on every notification)."""
+    return _judged(ip, allow_private=allow_private)
+
+
+def _judged(ip: IPAddress, *, allow_private: bool) -> str | None:
+    """``address_block_reason`` itself, undecorated: mutation testing (mutmut) leaves decorated functions
+    alone, and this is the function the SSRF checks rest on."""
     if isinstance(ip, ipaddress.IPv6Address):
         embedded = _embedded_ipv4(ip)
         if embedded is not None:
-            return address_block_reason(embedded, allow_private=allow_private)
+            return _judged(embedded, allow_private=allow_private)
     if ip in METADATA_ADDRESSES:
         return f"{ip} is a cloud metadata address"
     if ip.is_unspecified or ip.is_multicast:
         return f"{ip} is not a unicast address"
-    if ip.is_global:
+    if ip.is_global and not ip.is_reserved and ip not in _SITE_LOCAL:
         return None
     if allow_private and any(ip in network for network in _PRIVATE_NETWORKS):
         return None

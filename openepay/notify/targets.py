@@ -147,6 +147,11 @@ def _port(text: str, scheme: str) -> int:
 def _read_host(text: str, bracketed: bool) -> tuple[str, IPAddress | None]:
     """A pure function of the host as written, remembered: a merchant's host repeats on every notification
     (a refused host raises each time: exceptions are not remembered)."""
+    return _host_reading(text, bracketed)
+
+
+def _host_reading(text: str, bracketed: bool) -> tuple[str, IPAddress | None]:
+    """``_read_host`` itself, undecorated: mutation testing (mutmut) leaves decorated functions alone."""
     if bracketed:
         if "%" in text:
             raise UnusableUrl("IPv6 zone ids are not allowed")

@@ -7,6 +7,7 @@ form, headers, arrival time) is the same whichever dialect sent it.
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
 import time
@@ -80,7 +81,8 @@ class RecordingShop:
 
     @property
     def url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     def notifications(self, path: str = "/notify") -> list[Received]:
         return [entry for entry in self.received if entry.path == path]
@@ -123,7 +125,7 @@ class RecordingShop:
             def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
                 pass
 
-        self._server = ThreadingHTTPServer((self.host, 0), Handler)
+        self._server = (_IPv6Server if ":" in self.host else ThreadingHTTPServer)((self.host, 0), Handler)
         self._server.daemon_threads = True
         if self.tls is not None:
 
@@ -139,6 +141,12 @@ class RecordingShop:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    """A shop on an IPv6 address (``::1``)."""
+
+    address_family = socket.AF_INET6
 
 
 @contextmanager
