@@ -8,6 +8,7 @@ from sqlalchemy import func, select, update
 
 from openepay.channels.base import PaymentOffer
 from openepay.channels.sandbox.simulator import simulate_buyer_payment
+from openepay.core.ids import trade_numbers
 from openepay.core.orders import (
     DuplicateOutTradeNo,
     OrderAlreadyPaid,
@@ -142,3 +143,20 @@ async def test_a_channel_can_set_the_amount_to_pay(gateway, merchant):
         offer=PaymentOffer(qrcode="wxp://x", pay_amount_fen=101),
     )
     assert (order.amount_fen, order.pay_amount_fen, order.status) == (100, 101, OrderStatus.PAYING)
+
+
+async def test_an_order_number_another_process_already_drew_is_drawn_again(gateway, merchant, monkeypatch):
+    """Two processes can draw one number in one millisecond; the UNIQUE constraint refuses the second,
+    which draws again. The generator is made to repeat a stored number, as the other process would."""
+    taken = (
+        await place_order(gateway.db, new_order(merchant.pid), timeout=THIRTY_MINUTES, reopen_identical=True)
+    ).order
+    draws = iter([taken.trade_no, taken.trade_no])
+    real_next = trade_numbers.next
+    monkeypatch.setattr(trade_numbers, "next", lambda: next(draws, None) or real_next())
+    placed = await place_order(
+        gateway.db, new_order(merchant.pid, "O-2"), timeout=THIRTY_MINUTES, reopen_identical=True
+    )
+    assert not placed.reused
+    assert placed.order.out_trade_no == "O-2" and placed.order.trade_no != taken.trade_no
+    assert await _count_orders(gateway) == 2
