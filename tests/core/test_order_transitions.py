@@ -15,6 +15,7 @@ from openepay.core import usage
 from openepay.core.orders import (
     DuplicateOutTradeNo,
     OrderAlreadyPaid,
+    OrderNotPayable,
     OrderTermsChanged,
     attach_payment,
     channel_view,
@@ -194,9 +195,22 @@ async def test_only_an_order_nobody_was_offered_a_way_to_pay_is_forgotten(gatewa
         assert not await discard_unoffered(gateway.db, kept.id), column
         assert await get_order(gateway.db, kept.trade_no) is not None
     unoffered = (await _place(gateway, merchant.pid, "GONE")).order
+    also_unoffered = (await _place(gateway, merchant.pid, "STAYS")).order
     assert await discard_unoffered(gateway.db, unoffered.id)
     assert await get_order(gateway.db, unoffered.trade_no) is None
+    assert await get_order(gateway.db, also_unoffered.trade_no) is not None
     assert not await discard_unoffered(gateway.db, unoffered.id)
+
+
+async def test_an_offer_for_an_order_that_is_gone_is_refused_as_not_payable(gateway, merchant):
+    """The order can be forgotten (``discard_unoffered``) while a payment for it is being started."""
+    order = (await _place(gateway, merchant.pid)).order
+    assert await discard_unoffered(gateway.db, order.id)
+    with pytest.raises(OrderNotPayable) as refused:
+        await attach_payment(
+            gateway.db, order.id, channel="sandbox", pay_type="alipay", device="pc", offer=PaymentOffer(qrcode="x")
+        )
+    assert refused.value.status == "missing"
 
 
 async def test_a_merchant_finds_only_its_own_orders_by_either_number_and_ours_wins(gateway, merchant):
