@@ -7,6 +7,8 @@ is checked. Channels' own readings are tested with their real upstreams in ``tes
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select
 
 from openepay.channels.base import CallbackOutcome, CallbackRequest, ChannelAccount, ChannelConfig, Confirmation, Reply
@@ -21,16 +23,18 @@ NACK = Reply("fail", status_code=400)
 
 
 class ScriptedChannel:
-    """A channel whose reading of every callback is ``outcome``; it remembers the account it was given."""
+    """A channel whose reading of every callback is ``outcome``; it remembers the account and request it was given."""
 
     name = "sandbox"
 
     def __init__(self, outcome: CallbackOutcome) -> None:
         self.outcome = outcome
         self.accounts: list[ChannelAccount] = []
+        self.requests: list[CallbackRequest] = []
 
     async def handle_callback(self, account: ChannelAccount, request: CallbackRequest) -> CallbackOutcome:
         self.accounts.append(account)
+        self.requests.append(request)
         return self.outcome
 
 
@@ -47,7 +51,7 @@ async def stored_decisions(gateway) -> list[tuple[bool, str, str | None]]:  # ty
 async def test_an_unverified_callback_without_a_note_is_stored_as_unverified_and_refused(gateway):
     channel = ScriptedChannel(CallbackOutcome(False, ACK, NACK, trade_no="T1"))
     assert await receive_callback(gateway.db, channel, ACCOUNT, REQUEST) == NACK
-    assert channel.accounts == [ACCOUNT]
+    assert (channel.accounts, channel.requests) == ([ACCOUNT], [REQUEST])
     assert await stored_decisions(gateway) == [(False, "unverified", None)]
 
 
@@ -131,3 +135,36 @@ async def test_a_payment_that_cannot_be_recorded_is_stored_as_an_error_and_refus
     assert await stored_decisions(gateway) == [(True, "error", None)]
     assert (await gateway.merchants.get(merchant.pid)).balance_fen == 0
     assert (await get_order(gateway.db, order.trade_no)).status == OrderStatus.PAYING
+
+
+def not_credited_warnings(caplog) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    return [
+        (record.trade_no, record.decision)
+        for record in caplog.records
+        if record.levelno == logging.WARNING and record.getMessage() == "upstream confirmation not credited"
+    ]
+
+
+async def test_only_a_verified_payment_that_credits_nothing_warns_the_operator(gateway, merchant, caplog):
+    """An upstream that vouches for money the order does not take is worth a look; the rest is routine."""
+    order = await sandbox_order(gateway, merchant.pid)
+    routine = [
+        CallbackOutcome(False, ACK, NACK, order.trade_no, Confirmation(order.trade_no, 101)),
+        CallbackOutcome(True, ACK, NACK, order.trade_no),
+        CallbackOutcome(True, ACK, NACK, order.trade_no, Confirmation(order.trade_no, 100)),
+        CallbackOutcome(True, ACK, NACK, order.trade_no, Confirmation(order.trade_no, 100)),
+    ]
+    over = CallbackOutcome(True, ACK, NACK, order.trade_no, Confirmation(order.trade_no, 101))
+    with caplog.at_level(logging.WARNING, logger="openepay.core.payments"):
+        for outcome in routine:
+            await receive_callback(gateway.db, ScriptedChannel(outcome), ACCOUNT, REQUEST)
+        assert not_credited_warnings(caplog) == []
+        await receive_callback(gateway.db, ScriptedChannel(over), ACCOUNT, REQUEST)
+    assert not_credited_warnings(caplog) == [(order.trade_no, "amount_mismatch")]
+    assert [decision for _, decision, _ in await stored_decisions(gateway)] == [
+        "unverified",
+        "no_payment",
+        "paid",
+        "already_paid",
+        "amount_mismatch",
+    ]

@@ -8,6 +8,7 @@ from sqlalchemy import func, select, update
 
 from openepay.channels.base import PaymentOffer
 from openepay.channels.sandbox.simulator import simulate_buyer_payment
+from openepay.core.ids import trade_numbers
 from openepay.core.orders import (
     DuplicateOutTradeNo,
     OrderAlreadyPaid,
@@ -142,3 +143,57 @@ async def test_a_channel_can_set_the_amount_to_pay(gateway, merchant):
         offer=PaymentOffer(qrcode="wxp://x", pay_amount_fen=101),
     )
     assert (order.amount_fen, order.pay_amount_fen, order.status) == (100, 101, OrderStatus.PAYING)
+
+
+async def test_an_order_number_another_process_already_drew_is_drawn_again(gateway, merchant, monkeypatch):
+    """Two processes can draw one number in one millisecond; the UNIQUE constraint refuses the second,
+    which draws again. The generator is made to repeat a stored number, as the other process would."""
+    taken = (
+        await place_order(gateway.db, new_order(merchant.pid), timeout=THIRTY_MINUTES, reopen_identical=True)
+    ).order
+    draws = iter([taken.trade_no, taken.trade_no])
+    real_next = trade_numbers.next
+    monkeypatch.setattr(trade_numbers, "next", lambda: next(draws, None) or real_next())
+    placed = await place_order(
+        gateway.db, new_order(merchant.pid, "O-2"), timeout=THIRTY_MINUTES, reopen_identical=True
+    )
+    assert not placed.reused
+    assert placed.order.out_trade_no == "O-2" and placed.order.trade_no != taken.trade_no
+    assert await _count_orders(gateway) == 2
+
+
+async def test_a_new_order_keeps_everything_the_merchant_sent_and_starts_unpaid_and_unrefunded(gateway, merchant):
+    sent = new_order(
+        merchant.pid,
+        pay_type="wxpay",
+        param="p=1",
+        sitename="Shop",
+        clientip="203.0.113.9",
+        device="mobile",
+        attrs={"sub_openid": "o-1"},
+    )
+    placed = await place_order(gateway.db, sent, timeout=THIRTY_MINUTES, reopen_identical=True)
+    for order in (placed.order, await get_order(gateway.db, placed.order.trade_no)):
+        assert (order.merchant_pid, order.dialect, order.out_trade_no, order.money, order.name) == (
+            merchant.pid,
+            "epay",
+            "O-1",
+            "1.00",
+            "VIP会员",
+        )
+        assert (order.notify_url, order.return_url, order.param) == (sent.notify_url, sent.return_url, "p=1")
+        assert (order.pay_type, order.sitename, order.clientip, order.device, order.attrs) == (
+            "wxpay",
+            "Shop",
+            "203.0.113.9",
+            "mobile",
+            {"sub_openid": "o-1"},
+        )
+        assert (order.status, order.refunded_fen, order.paid_late, order.qrcode_any_amount) == (
+            OrderStatus.CREATED,
+            0,
+            False,
+            False,
+        )
+        assert (order.paid_fen, order.paid_at, order.channel) == (None, None, None)
+        assert order.expires_at - order.created_at == THIRTY_MINUTES
