@@ -6,11 +6,12 @@ no row somebody else got there first, and the caller re-reads instead of carryin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, bindparam, delete, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -374,11 +375,11 @@ async def _one_order(db: Database, statement: Select[Any], **params: object) -> 
     return None if row is None else _detached(row)
 
 
-def _detached(row: Row[Any]) -> Order:
+def _detached(row: Mapping[str, Any]) -> Order:
     """The order of a row read with Core, not in any session: its columns as read, set directly (the
     constructor would record each of some thirty columns as a change, a tenth of a lookup's work)."""
     order: Order = _ORDER_MANAGER.new_instance()
-    order.__dict__.update(row._mapping)
+    order.__dict__.update(row)
     return order
 
 
