@@ -146,7 +146,7 @@ def order_values(new: NewOrder, trade_no: str, now: datetime, timeout: timedelta
 async def insert_order(db: Database, values: dict[str, Any]) -> Order | None:
     """Write a new order in one statement; None when the merchant already has an order with its ``out_trade_no``."""
     row = await db.one(_INSERT[db.dialect == "postgresql"], values)
-    return None if row is None else _detached(row)
+    return None if row is None else detached_order(row)
 
 
 def _insert(dialect_insert: Any) -> Any:
@@ -372,12 +372,13 @@ _BY_OUT_TRADE_NO = _ORDER.where(Order.merchant_pid == bindparam("pid"), Order.ou
 async def _one_order(db: Database, statement: Select[Any], **params: object) -> Order | None:
     """One order read with one Core statement (no unit of work), as a detached ``Order``."""
     row = await db.one(statement, params)
-    return None if row is None else _detached(row)
+    return None if row is None else detached_order(row)
 
 
-def _detached(row: Mapping[str, Any]) -> Order:
-    """The order of a row read with Core, not in any session: its columns as read, set directly (the
-    constructor would record each of some thirty columns as a change, a tenth of a lookup's work)."""
+def detached_order(row: Mapping[str, Any]) -> Order:
+    """The order of a row read with Core (or of the columns of one not written yet), not in any session:
+    its columns set directly (the constructor would record each of some thirty columns as a change,
+    a tenth of a lookup's work)."""
     order: Order = _ORDER_MANAGER.new_instance()
     order.__dict__.update(row)
     return order
