@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Select, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import configure_mappers
 
 from openepay.channels.base import ChannelOrder, PaymentOffer
 from openepay.core import usage
@@ -385,6 +386,9 @@ def detached_order(row: Mapping[str, Any]) -> Order:
 
 
 _ORDER_MANAGER = Order.__mapper__.class_manager
+# ``detached_order`` skips the constructor, which is what sets the mappers up on first use: a
+# process whose first order is a create's draft or a lookup would otherwise find no attributes.
+configure_mappers()
 
 
 def channel_view(order: Order) -> ChannelOrder:

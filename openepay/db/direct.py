@@ -82,8 +82,13 @@ class DirectStatements:
         ]
         if self.engine.dispatch.before_cursor_execute:
             self.engine.dispatch.before_cursor_execute(None, None, compiled.sql, tuple(args), None, False)
-        pool = self.engine.pool
-        fairy = await greenlet_spawn(pool.connect)
+        try:
+            fairy = await greenlet_spawn(self.engine.pool.connect)
+        except self.dialect.loaded_dbapi.Error as error:
+            # As the engine's connections raise it: the database refused or could not be reached.
+            raise exc.DBAPIError.instance(
+                None, None, error, self.dialect.loaded_dbapi.Error, dialect=self.dialect
+            ) from error
         try:
             record = await fairy.driver_connection.fetchrow(compiled.sql, *args)  # type: ignore[union-attr]
         except Exception as error:
