@@ -105,7 +105,8 @@ async def measure(
     created: list[str] = []
 
     def create(n: int) -> Request:
-        number = f"B{run}{n:09d}"
+        # Numbered across the warm-up and the measured phase (each counts from 1): every one is new.
+        number = f"B{run}{len(created):09d}"
         created.append(number)
         return "POST", "/mapi.php", order(pid, key, number, n)
 

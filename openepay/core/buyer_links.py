@@ -19,17 +19,26 @@ from openepay.secretbox import derive_key
 
 _MAC_HEX_CHARS = 32  # 128 bits: guessing online is hopeless, and the link stays short enough for a QR code
 _HANDLE = re.compile(rf"([0-9]{{1,32}})-([0-9a-f]{{{_MAC_HEX_CHARS}}})")
+# Handles made lately, kept: a create names its order in up to three links (the offer's page, the
+# cashier, its return page), one MAC each otherwise.
+_RECENT_HANDLES = 256
 
 
 class BuyerLinks:
     def __init__(self, master_key: str) -> None:
         self._key = derive_key(master_key, "openepay buyer links v1")
+        self._recent: dict[str, str] = {}
 
     def _mac(self, trade_no: str) -> str:
         return hmac.new(self._key, trade_no.encode(), hashlib.sha256).hexdigest()[:_MAC_HEX_CHARS]
 
     def handle(self, trade_no: str) -> str:
-        return f"{trade_no}-{self._mac(trade_no)}"
+        handle = self._recent.get(trade_no)
+        if handle is None:
+            if len(self._recent) >= _RECENT_HANDLES:
+                self._recent.clear()
+            handle = self._recent[trade_no] = f"{trade_no}-{self._mac(trade_no)}"
+        return handle
 
     def trade_no_of(self, handle: str) -> str | None:
         """The order number a genuine handle names; None for anything this gateway did not make."""

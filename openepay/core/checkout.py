@@ -26,6 +26,7 @@ from openepay.core.orders import (
     OrderNotPayable,
     attach_payment,
     channel_view,
+    detached_order,
     discard_unoffered,
     find_merchant_order,
     insert_order,
@@ -122,7 +123,7 @@ async def place_and_start_payment(
     order when one was kept.
     """
     values = order_values(new, trade_numbers.next(), utcnow(), timeout)
-    draft = Order(**values)
+    draft = detached_order(values)
     payment = _Payment(
         db,
         router,

@@ -8,8 +8,11 @@ the one it last saw. ``run`` reads the token every ``check_interval`` seconds.
 
 The copy is trusted only while the token was confirmed by a check that *started* less than
 ``trust_seconds`` ago: a change committed by any process is therefore acted on within that
-time, and when the checks stop (the database is unreachable, or nothing runs ``run``, as in
-the CLI) every request reads through to the database again. Unknown merchant numbers are not
+time. A request that finds its merchant in a copy no longer trusted (``run``'s check is late:
+the event loop is busy, or nothing runs ``run``, as in the CLI) starts a check itself, or
+waits for the one under way, and all such requests share it: one read of the token, where
+each of them used to read its merchant's row. When the check fails (the database is
+unreachable) every request reads through to the database. Unknown merchant numbers are not
 remembered, so a merchant created anywhere can be used at once.
 """
 
@@ -21,13 +24,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam, select
+
 from openepay.db import Database
-from openepay.db.models import Merchant
+from openepay.db.models import CacheVersion, Merchant
 
 log = logging.getLogger(__name__)
 
 MAX_ENTRIES = 100_000
-TOKEN_QUERY = "SELECT token FROM cache_versions WHERE name = 'merchants'"
+_TOKEN = select(CacheVersion.token).where(CacheVersion.name == bindparam("name"))
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class MerchantCache:
         # Bumped on every drop: a load that began before a drop must not store what it read.
         self._generation = 0
         self._check_failing = False
+        self._checking: asyncio.Future[None] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -68,7 +74,10 @@ class MerchantCache:
         return self._confirmed_at is not None and self._clock() - self._confirmed_at < self.trust_seconds
 
     async def get(self, pid: int) -> Admission | None:
-        """The merchant ``pid`` from memory when the copy is trusted, else from the database."""
+        """The merchant ``pid`` from memory when the copy is trusted (confirming it first when it is no
+        longer), else from the database."""
+        if pid in self._entries and not self._trusted():
+            await self.check()
         if self._trusted():
             cached = self._entries.get(pid)
             if cached is not None:
@@ -90,10 +99,22 @@ class MerchantCache:
             self._entries.pop(pid, None)
 
     async def check(self) -> None:
-        """Read the version token; drop everything if it changed since the last check."""
+        """Read the version token, or wait for the read under way (``run``'s or a request's): drop
+        everything if it changed since the last check."""
+        if self._checking is None:
+            self._checking = asyncio.ensure_future(self._check())
+            self._checking.add_done_callback(self._checked)
+        # Shielded: a request cancelled while it waits does not cancel the check the others wait for.
+        await asyncio.shield(self._checking)
+
+    def _checked(self, _done: asyncio.Future[None]) -> None:
+        self._checking = None
+
+    async def _check(self) -> None:
         started = self._clock()
         try:
-            token = await self.db.read_value(TOKEN_QUERY)
+            row = await self.db.one(_TOKEN, {"name": "merchants"})
+            token = None if row is None else row["token"]
         except Exception as exc:
             if not self._check_failing:
                 log.warning("cannot check the merchants' version (%s); reading merchants from the database", exc)

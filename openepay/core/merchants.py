@@ -14,7 +14,7 @@ import secrets
 import string
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +36,10 @@ MIN_KEY_LENGTH = 16
 MAX_KEY_LENGTH = 64
 MIN_DISTINCT_CHARACTERS = 8
 _KEY_SHAPE = re.compile(r"[A-Za-z0-9]+")
+
+
+# Built once: a merchant read for a request is one statement with its pid as the parameter.
+_BY_PID = select(Merchant.__table__).where(Merchant.pid == bindparam("pid"))
 
 
 class MerchantNotFound(LookupError):
@@ -107,11 +111,10 @@ class Merchants:
         return await self.cache.get(pid)
 
     async def _admission_from_db(self, pid: int) -> Admission | None:
-        async with self.db.engine.connect() as conn:
-            row = (await conn.execute(select(Merchant.__table__).where(Merchant.pid == pid))).first()
+        row = await self.db.one(_BY_PID, {"pid": pid})
         if row is None:
             return None
-        merchant = Merchant(**row._mapping)
+        merchant = Merchant(**row)
         return Admission(merchant, self.key_of(merchant))
 
     def _changed(self, pid: int) -> None:

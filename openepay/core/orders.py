@@ -6,14 +6,16 @@ no row somebody else got there first, and the caller re-reads instead of carryin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, bindparam, delete, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import configure_mappers
 
 from openepay.channels.base import ChannelOrder, PaymentOffer
 from openepay.core import usage
@@ -145,7 +147,7 @@ def order_values(new: NewOrder, trade_no: str, now: datetime, timeout: timedelta
 async def insert_order(db: Database, values: dict[str, Any]) -> Order | None:
     """Write a new order in one statement; None when the merchant already has an order with its ``out_trade_no``."""
     row = await db.one(_INSERT[db.dialect == "postgresql"], values)
-    return None if row is None else _detached(row)
+    return None if row is None else detached_order(row)
 
 
 def _insert(dialect_insert: Any) -> Any:
@@ -371,18 +373,22 @@ _BY_OUT_TRADE_NO = _ORDER.where(Order.merchant_pid == bindparam("pid"), Order.ou
 async def _one_order(db: Database, statement: Select[Any], **params: object) -> Order | None:
     """One order read with one Core statement (no unit of work), as a detached ``Order``."""
     row = await db.one(statement, params)
-    return None if row is None else _detached(row)
+    return None if row is None else detached_order(row)
 
 
-def _detached(row: Row[Any]) -> Order:
-    """The order of a row read with Core, not in any session: its columns as read, set directly (the
-    constructor would record each of some thirty columns as a change, a tenth of a lookup's work)."""
+def detached_order(row: Mapping[str, Any]) -> Order:
+    """The order of a row read with Core (or of the columns of one not written yet), not in any session:
+    its columns set directly (the constructor would record each of some thirty columns as a change,
+    a tenth of a lookup's work)."""
     order: Order = _ORDER_MANAGER.new_instance()
-    order.__dict__.update(row._mapping)
+    order.__dict__.update(row)
     return order
 
 
 _ORDER_MANAGER = Order.__mapper__.class_manager
+# ``detached_order`` skips the constructor, which is what sets the mappers up on first use: a
+# process whose first order is a create's draft or a lookup would otherwise find no attributes.
+configure_mappers()
 
 
 def channel_view(order: Order) -> ChannelOrder:

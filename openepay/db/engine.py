@@ -6,7 +6,7 @@ import asyncio
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from openepay.db.direct import DirectStatements
 from openepay.db.urls import check, sqlite_file
 
 AUTOCOMMIT = "AUTOCOMMIT"
@@ -180,6 +181,10 @@ class SqliteLane:
         self.engine.dispose()
 
 
+def _by_name(row: Row | None) -> Mapping[str, Any] | None:
+    return None if row is None else row._mapping
+
+
 class Database:
     """One engine and its session factory; ``async with db.session() as s`` is one transaction."""
 
@@ -190,6 +195,7 @@ class Database:
         self._autocommit = self.engine.execution_options(isolation_level=AUTOCOMMIT)
         path = sqlite_file(database_url) if self.dialect == "sqlite" else None
         self.lane = SqliteLane(path) if path is not None else None
+        self.direct = DirectStatements(self.engine) if self.dialect == "postgresql" else None
 
     @property
     def engines(self) -> tuple[Engine, ...]:
@@ -206,21 +212,25 @@ class Database:
         async with self._sessions() as session, session.begin():
             yield session
 
-    async def one(self, statement: Executable, params: dict[str, Any] | None = None) -> Row | None:
-        """The first row of one Core statement that is a transaction on its own (the hot paths: no
-        session, no unit of work). On PostgreSQL it runs without ``BEGIN``/``COMMIT`` round trips;
-        on SQLite it runs on the ``SqliteLane`` unless another writer holds the lock, and then a
-        read takes no lock and a write waits for the write lock like any transaction."""
+    async def one(self, statement: Executable, params: dict[str, Any] | None = None) -> Mapping[str, Any] | None:
+        """The first row, by column name, of one Core statement that is a transaction on its own (the
+        hot paths: no session, no unit of work). On PostgreSQL it goes straight to asyncpg
+        (``DirectStatements``) without ``BEGIN``/``COMMIT`` round trips; on SQLite it runs on the
+        ``SqliteLane`` unless another writer holds the lock, and then a read takes no lock and a
+        write waits for the write lock like any transaction."""
+        params = params or {}
+        if self.direct is not None and (compiled := self.direct.compiled(statement, params)) is not None:
+            return await self.direct.first(compiled, params)
         if self.lane is not None:
             for pause in LANE_RETRY_PAUSES:
                 if pause:
                     await asyncio.sleep(pause)
                 done = self.lane.one(statement, params)
                 if done is not None:
-                    return done[0]
+                    return _by_name(done[0])
         engine = self._autocommit if self.dialect != "sqlite" or statement.is_select else self.engine
         async with engine.begin() as conn:
-            return (await conn.execute(statement, params)).first()
+            return _by_name((await conn.execute(statement, params)).first())
 
     async def rows(self, statement: Executable, params: dict[str, Any] | None = None) -> Sequence[Row]:
         """Every row of one small read that is a transaction on its own (the caches' reloads): no
@@ -240,20 +250,6 @@ class Database:
             raw = await conn.get_raw_connection()
             cursor = await raw.driver_connection.execute("SELECT count(*) FROM sqlite_master")
             await cursor.close()
-
-    async def read_value(self, query: str, **params: object) -> object:
-        """The first column of the first row of one read, outside any transaction: on SQLite it
-        takes no lock (every transaction here begins with ``BEGIN IMMEDIATE``)."""
-        async with self.engine.connect() as conn:
-            if self.dialect != "sqlite":
-                return await conn.scalar(text(query), params)
-            raw = await conn.get_raw_connection()
-            cursor = await raw.driver_connection.execute(query, params)
-            try:
-                row = await cursor.fetchone()
-            finally:
-                await cursor.close()
-            return row[0] if row is not None else None
 
     async def dispose(self) -> None:
         if self.lane is not None:

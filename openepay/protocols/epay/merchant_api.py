@@ -277,7 +277,8 @@ async def _params(request: Request) -> dict[str, str]:
         raise ApiError(-1, unreadable(error).msg) from None
 
 
-@router.api_route("/api.php", methods=["GET", "POST"])
+# A plain Starlette route, like ``mapi.php``'s: no FastAPI dependency solving on every lookup.
+@router.route("/api.php", methods=["GET", "POST"])
 async def api(request: Request) -> JSONResponse:
     gateway = gateway_of(request)
     try:
