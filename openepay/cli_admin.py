@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
 import typer
 
 from openepay.admin.roles import Role
-from openepay.cli_runtime import fail, with_gateway
+from openepay.cli_runtime import with_gateway
+from openepay.cli_signins import make_sign_in, strong_password
 from openepay.config import Settings
 
 if TYPE_CHECKING:
@@ -16,13 +16,6 @@ if TYPE_CHECKING:
     from openepay.gateway import Gateway
 
 admin_app = typer.Typer(help="Operator console users (the web console at /admin).", no_args_is_help=True)
-
-
-def _read_password(from_stdin: bool) -> str:
-    if from_stdin:
-        line = sys.stdin.readline()
-        return line[:-1] if line.endswith("\n") else line
-    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
 @admin_app.command("create")
@@ -35,23 +28,16 @@ def admin_create(
 ) -> None:
     """Create a console user; the password is asked for (or read with --password-stdin), never made up."""
     from openepay.admin.audit import CLI
-    from openepay.admin.passwords import WeakPassword, check_strength
-    from openepay.admin.users import UserError
     from openepay.web.admin.console import Console
 
-    password = _read_password(password_stdin)
-    try:
-        check_strength(password)
-    except WeakPassword as exc:
-        raise fail(str(exc)) from None
+    password = strong_password(
+        password_stdin, lambda: typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    )
 
     async def create(gateway: Gateway) -> AdminUser:
         return await Console.for_gateway(gateway).users.create(username, password, role, CLI)
 
-    try:
-        user = with_gateway(Settings(), create)
-    except UserError as exc:
-        raise fail(str(exc)) from None
+    user = make_sign_in(create)
     typer.echo(f"console user {user.username} created ({user.role}); sign in at /admin/login")
 
 

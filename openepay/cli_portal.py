@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import secrets
-import sys
 from typing import TYPE_CHECKING
 
 import typer
 
 from openepay.cli_runtime import fail, with_gateway
+from openepay.cli_signins import make_sign_in, strong_password
 from openepay.config import Settings
 
 if TYPE_CHECKING:
@@ -26,30 +26,18 @@ def merchant_login(
     """Give a merchant a portal sign-in. Without --password-stdin a one-time password is made and
     printed this once: hand it over and let the merchant keep it (there is no default password)."""
     from openepay.admin.audit import CLI
-    from openepay.admin.passwords import WeakPassword, check_strength
-    from openepay.admin.users import UserError
     from openepay.core.merchants import MerchantNotFound
     from openepay.web.merchant.portal import Portal
 
-    if password_stdin:
-        line = sys.stdin.readline()
-        password = line[:-1] if line.endswith("\n") else line
-    else:
-        password = secrets.token_urlsafe(12)
-    try:
-        check_strength(password)
-    except WeakPassword as exc:
-        raise fail(str(exc)) from None
+    password = strong_password(password_stdin, lambda: secrets.token_urlsafe(12))
 
     async def create(gateway: Gateway) -> MerchantUser:
         return await Portal.for_gateway(gateway).users.create(pid, username, password, CLI)
 
     try:
-        user = with_gateway(Settings(), create)
+        user = make_sign_in(create)
     except MerchantNotFound:
         raise fail(f"no merchant {pid}") from None
-    except UserError as exc:
-        raise fail(str(exc)) from None
     typer.echo(f"merchant {pid}: portal sign-in {user.username} created; sign in at /merchant/login")
     if not password_stdin:
         typer.echo(f"password (shown this once): {password}")

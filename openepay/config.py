@@ -144,9 +144,13 @@ class Settings(BaseSettings):
     admin_failures_per_user: int = Field(default=5, gt=0)
     admin_failures_per_ip: int = Field(default=20, gt=0)
     admin_lock_minutes: float = Field(default=15.0, gt=0)
-    # The merchant portal (/merchant, docs/merchant-portal.md) signs merchants in with the same
-    # session length and lockout as the console. With this on, anyone can sign up for a merchant
-    # account at /merchant/signup; it starts disabled until an operator enables it.
+    # The merchant portal (/merchant, docs/merchant-portal.md): its session length and lockout,
+    # each the console's unless set. With signup on, anyone can sign up for a merchant account at
+    # /merchant/signup; it starts disabled until an operator enables it.
+    merchant_session_hours: float | None = Field(default=None, gt=0)
+    merchant_failures_per_user: int | None = Field(default=None, gt=0)
+    merchant_failures_per_ip: int | None = Field(default=None, gt=0)
+    merchant_lock_minutes: float | None = Field(default=None, gt=0)
     merchant_signup: bool = False
 
     @field_validator("database_url")

@@ -20,7 +20,7 @@ from sqlalchemy import (
     false,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from openepay.core.states import MerchantStatus, NotifyStatus, OrderStatus
 from openepay.db.types import BigIntPK, UTCDateTime, utcnow
@@ -501,20 +501,17 @@ class HealthProbe(Base):
 Index("ix_orders_paid_at", Order.paid_at)
 
 
-class AdminUser(Base):
-    """Someone who signs in to the operator console (``/admin``), with one role.
+class SignInAccount:
+    """The columns an account that signs in has, in the console and in the portal alike.
 
     The password is an argon2id hash; the TOTP secret, when set up, is sealed with the
-    gateway's secret key. Failed sign-ins are counted in ``admin_login_attempts``, by the name
-    typed, so an account that exists and one that does not are locked alike.
+    gateway's secret key.
     """
 
-    __tablename__ = "admin_users"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # First, before the columns of the kind of account.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True, sort_order=-1)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(16))
     totp_sealed: Mapped[str | None] = mapped_column(Text)
     # The last 30-second step whose code was accepted: a code works once.
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
@@ -522,14 +519,19 @@ class AdminUser(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class AdminSession(Base):
-    """A signed-in browser. The cookie holds a random token; only its SHA-256 is stored here,
+class SignInSession:
+    """A signed-in browser. The cookie holds a random token; only its SHA-256 is stored,
     so deleting a user's rows logs them out everywhere and a copy of the table logs nobody in."""
 
-    __tablename__ = "admin_sessions"
+    # The table of the accounts the sessions belong to.
+    accounts_table: str
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("admin_users.id"), index=True)
+
+    @declared_attr
+    def user_id(cls) -> Mapped[int]:
+        return mapped_column(ForeignKey(f"{cls.accounts_table}.id"), index=True)
+
     # "ok" once signed in; "totp" while the second factor is owed; "enroll" while TOTP must be set up.
     stage: Mapped[str] = mapped_column(String(8))
     csrf_token: Mapped[str] = mapped_column(String(64))
@@ -539,14 +541,15 @@ class AdminSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
-class AdminLoginAttempt(Base):
-    """Every console sign-in attempt: the login history, and what limits guesses from one address."""
+class SignInAttempt:
+    """A sign-in attempt: the login history, and what lockout counts by name and by address."""
 
-    __tablename__ = "admin_login_attempts"
-    __table_args__ = (
-        Index("ix_admin_login_attempts_address_at", "address", "at"),
-        Index("ix_admin_login_attempts_username_at", "username", "at"),
-    )
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Index, ...]:
+        return (
+            Index(f"ix_{cls.__tablename__}_address_at", "address", "at"),
+            Index(f"ix_{cls.__tablename__}_username_at", "username", "at"),
+        )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -555,8 +558,34 @@ class AdminLoginAttempt(Base):
     succeeded: Mapped[bool] = mapped_column(Boolean)
 
 
-class MerchantUser(Base):
-    """Someone who signs in to the merchant portal (``/merchant``) for one merchant.
+class AdminUser(SignInAccount, Base):
+    """Someone who signs in to the operator console (``/admin``), with one role.
+
+    Failed sign-ins are counted in ``admin_login_attempts``, by the name typed, so an account
+    that exists and one that does not are locked alike.
+    """
+
+    __tablename__ = "admin_users"
+
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class AdminSession(SignInSession, Base):
+    """A browser signed in to the operator console."""
+
+    __tablename__ = "admin_sessions"
+    accounts_table = "admin_users"
+
+
+class AdminLoginAttempt(SignInAttempt, Base):
+    """Every console sign-in attempt."""
+
+    __tablename__ = "admin_login_attempts"
+
+
+class MerchantUser(SignInAccount, Base):
+    """Someone who signs in to the merchant portal (``/merchant``) for one merchant, with the
+    e-mail address (or a name) as ``username``.
 
     Made by the operator (``openepay merchant login``) or, when the gateway allows it, by
     signing up (the merchant then starts disabled until an operator reviews it). Passwords,
@@ -566,43 +595,17 @@ class MerchantUser(Base):
 
     __tablename__ = "merchant_users"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     merchant_pid: Mapped[int] = mapped_column(ForeignKey("merchants.pid"), index=True)
-    # The e-mail address (or a name) signed in with.
-    username: Mapped[str] = mapped_column(String(64), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
-    totp_sealed: Mapped[str | None] = mapped_column(Text)
-    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
-    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class MerchantSession(Base):
-    """A browser signed in to the merchant portal; stored like ``admin_sessions`` (token hash only)."""
+class MerchantSession(SignInSession, Base):
+    """A browser signed in to the merchant portal."""
 
     __tablename__ = "merchant_sessions"
-
-    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("merchant_users.id"), index=True)
-    stage: Mapped[str] = mapped_column(String(8))
-    csrf_token: Mapped[str] = mapped_column(String(64))
-    address: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    accounts_table = "merchant_users"
 
 
-class MerchantLoginAttempt(Base):
+class MerchantLoginAttempt(SignInAttempt, Base):
     """Every merchant portal sign-in attempt, counted for lockout by name and by address."""
 
     __tablename__ = "merchant_login_attempts"
-    __table_args__ = (
-        Index("ix_merchant_login_attempts_address_at", "address", "at"),
-        Index("ix_merchant_login_attempts_username_at", "username", "at"),
-    )
-
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    address: Mapped[str] = mapped_column(String(64))
-    username: Mapped[str] = mapped_column(String(64))
-    succeeded: Mapped[bool] = mapped_column(Boolean)

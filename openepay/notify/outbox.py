@@ -8,24 +8,44 @@ its lease to run out, and the row is claimed again: delivery is at least once.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Select, Update, and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    CompoundSelect,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from openepay.core.states import NotifyStatus
 from openepay.db import Database
-from openepay.db.models import NotifyAttempt, NotifyBreaker, NotifyTask, Order
+from openepay.db.models import Merchant, NotifyAttempt, NotifyBreaker, NotifyTask, Order
 from openepay.db.types import UTCDateTime, utcnow
 from openepay.notify.breaker import BreakerPolicy, close_breakers, record_outcome
 
 PAID_EVENT = "paid"
 # Any constant works; it only has to be the same in every worker.
 CLAIM_LOCK = 0x6F70656E65706179
-# A claim reads this many due rows per slot it still has to fill, per pass over the index.
-CLAIM_WINDOW = 4
+# A claim reads this many due rows per slot it still has to fill, per pass over the index. Each
+# row read is locked (``FOR UPDATE``), and a row lock is a write on PostgreSQL: reading four per
+# slot cost its backend more than the lease. A merchant that fills up within a pass is left out
+# of the next one, so a pass that cannot use every row it read is followed by one that can.
+CLAIM_WINDOW = 1
 
 
 async def enqueue(session: AsyncSession, *, order_id: int, merchant_pid: int, event: str, now: datetime) -> None:
@@ -51,10 +71,11 @@ class ClaimedTask:
     attempts: int
 
 
-def _claim_statements() -> tuple[Select, Select, Select, Update]:
+def _claim_statements() -> tuple[CompoundSelect, Select, Update]:
     """The claim's statements, built once: each claim only binds its values (and hits the compiled cache).
 
-    - the leases held per merchant, and the half-open breakers (one probe each);
+    - in one statement, the leases held per merchant (``probe`` 0) and the half-open breakers
+      (``probe`` 1: one probe each);
     - a window of due notifications in claim order after a (due, id) position, leaving out open
       breakers and merchants with no free slot;
     - the lease itself.
@@ -63,12 +84,14 @@ def _claim_statements() -> tuple[Select, Select, Select, Update]:
     breakers = NotifyBreaker.__table__
     earlier = tasks.alias("earlier")
     now = bindparam("now", type_=UTCDateTime())
-    held = (
-        select(tasks.c.merchant_pid, func.count()).where(tasks.c.lease_expires_at > now).group_by(tasks.c.merchant_pid)
-    )
-    probing = select(breakers.c.merchant_pid).where(
-        breakers.c.consecutive_failures >= bindparam("threshold"),
-        or_(breakers.c.open_until.is_(None), breakers.c.open_until <= now),
+    held_and_probing = union_all(
+        select(tasks.c.merchant_pid, func.count(), literal_column("0").label("probe"))
+        .where(tasks.c.lease_expires_at > now)
+        .group_by(tasks.c.merchant_pid),
+        select(breakers.c.merchant_pid, literal_column("0"), literal_column("1")).where(
+            breakers.c.consecutive_failures >= bindparam("threshold"),
+            or_(breakers.c.open_until.is_(None), breakers.c.open_until <= now),
+        ),
     )
     after = bindparam("after", type_=UTCDateTime())
     due = (
@@ -97,14 +120,58 @@ def _claim_statements() -> tuple[Select, Select, Select, Update]:
         update(tasks)
         .where(tasks.c.id.in_(bindparam("chosen", expanding=True)))
         .values(lease_owner=bindparam("owner"), lease_expires_at=bindparam("until", type_=UTCDateTime()))
-        .returning(tasks.c.id, tasks.c.order_id, tasks.c.merchant_pid, tasks.c.event, tasks.c.attempts)
+        .returning(*_TASK_COLUMNS)
     )
-    return held, probing, due, lease
+    return held_and_probing, due, lease
 
 
-_HELD, _PROBING, _DUE, _LEASE = _claim_statements()
+def _delivery_statements() -> tuple[Update, Select]:
+    """What a worker needs to deliver what it leased, as ``_DELIVERY_COLUMNS`` after the task's own.
+
+    On PostgreSQL the lease returns it (``UPDATE ... FROM``: no round trip of its own); SQLite's
+    ``RETURNING`` cannot name another table, so there it is read in the claim's transaction.
+    """
+    tasks, orders, merchants = NotifyTask.__table__, Order.__table__, Merchant.__table__
+    joined = and_(orders.c.id == tasks.c.order_id, merchants.c.pid == orders.c.merchant_pid)
+    lease_returning = _LEASE.where(joined).returning(*_DELIVERY_COLUMNS)
+    read = select(*_TASK_COLUMNS, *_DELIVERY_COLUMNS).where(
+        tasks.c.id.in_(bindparam("chosen", expanding=True)), joined
+    )
+    return lease_returning, read
+
+
+_TASK_COLUMNS = tuple(
+    NotifyTask.__table__.c[name] for name in ("id", "order_id", "merchant_pid", "event", "attempts")
+)
+_ORDER_COLUMNS = tuple(Order.__table__.columns)
+_DELIVERY_COLUMNS = (
+    NotifyTask.__table__.c.created_at,
+    Merchant.__table__.c.key_sealed,
+    Merchant.__table__.c.notify_retry_delays,
+    *_ORDER_COLUMNS,
+)
+_HELD_AND_PROBING, _DUE, _LEASE = _claim_statements()
+_LEASE_DELIVERIES, _READ_DELIVERIES = _delivery_statements()
 # Before any due time: the first window starts at the beginning.
 _START = datetime(1970, 1, 1, tzinfo=UTC)
+# A claimed order's columns, by name, as the dialects read them: a plain tuple, not an ORM object.
+ClaimedOrder = namedtuple("ClaimedOrder", [column.key for column in _ORDER_COLUMNS])  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A leased notification with everything delivering it needs, read in the claim's transaction."""
+
+    task: ClaimedTask
+    order: ClaimedOrder
+    key_sealed: str
+    retry_delays: list[float] | None
+    first_due: datetime
+
+    @classmethod
+    def from_row(cls, row: Row) -> ClaimedDelivery:
+        task, (first_due, key_sealed, retry_delays), order = row[:5], row[5:8], row[8:]
+        return cls(ClaimedTask(*task), ClaimedOrder._make(order), key_sealed, retry_delays, first_due)
 
 
 async def claim(
@@ -125,34 +192,65 @@ async def claim(
     a claim costs what its batch costs, not what the backlog costs. A merchant whose slots
     fill up within a window is left out of the next one, so a merchant with a long backlog
     due first cannot hold the others back. It runs on a Core connection: no unit of work.
+    This is ``claim_deliveries`` (the worker's claim) without what delivering needs.
+    """
+    claimed = await claim_deliveries(
+        db, owner, limit=limit, lease=lease, merchant_cap=merchant_cap, breaker_threshold=breaker_threshold
+    )
+    return [delivery.task for delivery in claimed]
+
+
+async def claim_deliveries(
+    db: Database, owner: str, *, limit: int, lease: timedelta, merchant_cap: int, breaker_threshold: int
+) -> list[ClaimedDelivery]:
+    """``claim``, with each notification's order, merchant key and retry schedule (the worker's claim).
+
+    One transaction: on PostgreSQL the lease itself returns them, so claiming a batch and
+    reading what it needs costs no more round trips than claiming it. A notification whose
+    order is gone is not leased.
     """
     now = utcnow()
     async with db.engine.begin() as conn:
-        if db.dialect == "postgresql":
-            await conn.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
-        held = dict((await conn.execute(_HELD, {"now": now})).all())
-        room = {pid: merchant_cap - count for pid, count in held.items()}
-        for pid in (await conn.scalars(_PROBING, {"now": now, "threshold": breaker_threshold})).all():
-            room[pid] = 1 - held.get(pid, 0)
-        chosen: list[int] = []
-        after, after_id = _START, 0
-        while len(chosen) < limit:
-            window = (limit - len(chosen)) * CLAIM_WINDOW
-            full = sorted(pid for pid, free in room.items() if free <= 0)
-            params = {"now": now, "after": after, "after_id": after_id, "full": full, "window": window}
-            rows = (await conn.execute(_DUE, params)).all()
-            for task_id, merchant_pid, _ in rows:
-                free = room.get(merchant_pid, merchant_cap)
-                if free > 0 and len(chosen) < limit:
-                    chosen.append(task_id)
-                    room[merchant_pid] = free - 1
-            if len(rows) < window:
-                break
-            after_id, _, after = rows[-1]
+        chosen = await _choose(conn, db.dialect, now, limit, merchant_cap, breaker_threshold)
         if not chosen:
             return []
-        leased = await conn.execute(_LEASE, {"chosen": chosen, "owner": owner, "until": now + lease})
-        return sorted((ClaimedTask(*row) for row in leased.all()), key=lambda task: task.id)
+        params = {"chosen": chosen, "owner": owner, "until": now + lease}
+        if db.dialect == "postgresql":
+            rows = (await conn.execute(_LEASE_DELIVERIES, params)).all()
+        else:
+            await conn.execute(_LEASE, params)
+            rows = (await conn.execute(_READ_DELIVERIES, {"chosen": chosen})).all()
+    return sorted((ClaimedDelivery.from_row(row) for row in rows), key=lambda claimed: claimed.task.id)
+
+
+async def _choose(
+    conn: AsyncConnection, dialect: str, now: datetime, limit: int, merchant_cap: int, breaker_threshold: int
+) -> list[int]:
+    """The ids to lease, in claim order (see ``claim``), locked until the transaction ends."""
+    if dialect == "postgresql":
+        await conn.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
+    slots = (await conn.execute(_HELD_AND_PROBING, {"now": now, "threshold": breaker_threshold})).all()
+    held = {pid: count for pid, count, probe in slots if not probe}
+    room = {pid: merchant_cap - count for pid, count in held.items()}
+    for pid, _, probe in slots:
+        if probe:
+            room[pid] = 1 - held.get(pid, 0)
+    chosen: list[int] = []
+    after, after_id = _START, 0
+    while len(chosen) < limit:
+        window = (limit - len(chosen)) * CLAIM_WINDOW
+        full = sorted(pid for pid, free in room.items() if free <= 0)
+        params = {"now": now, "after": after, "after_id": after_id, "full": full, "window": window}
+        rows = (await conn.execute(_DUE, params)).all()
+        for task_id, merchant_pid, _ in rows:
+            free = room.get(merchant_pid, merchant_cap)
+            if free > 0 and len(chosen) < limit:
+                chosen.append(task_id)
+                room[merchant_pid] = free - 1
+        if len(rows) < window:
+            break
+        after_id, _, after = rows[-1]
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -253,8 +351,7 @@ async def record_attempts(
             due = now + timedelta(seconds=outcome.retry_delays[attempts - 1])
             retries.append({"task": outcome.task.id, "error": _describe(outcome.attempt), "due": due, "owner": owner})
             statuses.append(NotifyStatus.PENDING)
-    async with db.session() as session:
-        conn = await session.connection()
+    async with db.engine.begin() as conn:
         await _log_attempts(conn, outcomes)
         if delivered:
             await conn.execute(_DELIVERED, {"ids": delivered, "owner": owner, "now": now})
@@ -262,7 +359,7 @@ async def record_attempts(
             await conn.execute(_RETRY, retries)
         if given_up:
             await conn.execute(_GIVEN_UP, given_up)
-        await _update_breakers(session, conn, outcomes, now, breaker)
+        await _update_breakers(conn, outcomes, now, breaker)
     return statuses
 
 
@@ -292,26 +389,31 @@ async def _log_attempts(conn: AsyncConnection, outcomes: Sequence[Outcome]) -> N
 
 
 async def _update_breakers(
-    session: AsyncSession, conn: AsyncConnection, outcomes: Sequence[Outcome], now: datetime, policy: BreakerPolicy
+    conn: AsyncConnection, outcomes: Sequence[Outcome], now: datetime, policy: BreakerPolicy
 ) -> None:
     """Merchants whose attempts all went through: one update closes any of their breakers. A merchant
-    with a failure among them: each of its outcomes in the order they finished, as one by one."""
+    with a failure among them: each of its outcomes in the order they finished, as one by one, in a
+    session joined to the same transaction (made only then: the common batch has no failure)."""
     by_merchant: dict[int, list[Outcome]] = {}
     for outcome in outcomes:
         by_merchant.setdefault(outcome.task.merchant_pid, []).append(outcome)
     all_delivered = sorted(pid for pid, theirs in by_merchant.items() if all(o.attempt.delivered for o in theirs))
     if all_delivered:
         await close_breakers(conn, all_delivered)
-    for pid in sorted(set(by_merchant) - set(all_delivered)):
-        for outcome in by_merchant[pid]:
-            await record_outcome(
-                session,
-                pid,
-                delivered=outcome.attempt.delivered,
-                started_at=outcome.attempt.started_at,
-                now=now,
-                policy=policy,
-            )
+    failing = sorted(set(by_merchant) - set(all_delivered))
+    if not failing:
+        return
+    async with AsyncSession(bind=conn, expire_on_commit=False) as session:
+        for pid in failing:
+            for outcome in by_merchant[pid]:
+                await record_outcome(
+                    session,
+                    pid,
+                    delivered=outcome.attempt.delivered,
+                    started_at=outcome.attempt.started_at,
+                    now=now,
+                    policy=policy,
+                )
 
 
 def _describe(attempt: AttemptRecord) -> str:

@@ -16,25 +16,27 @@ import secrets
 import socket
 import time
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import delete, update
 
+from openepay.admin.signin_settings import SignInSettings
 from openepay.admin.users import prune_login_attempts
 from openepay.core.orders import close_expired
 from openepay.core.reconciliation import reconcile, reconcile_refunds
 from openepay.core.replay import forget_expired
 from openepay.core.states import NotifyStatus
 from openepay.core.usage import release_closed
-from openepay.db.models import AdminLoginAttempt, Merchant, MerchantLoginAttempt, NotifyTask, NotifyWorkerBeat, Order
+from openepay.db.models import AdminLoginAttempt, MerchantLoginAttempt, NotifyWorkerBeat, Order
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.notify.breaker import BreakerPolicy
 from openepay.notify.http import ErrorClass, HttpOutcome, SafeHttpClient
 from openepay.notify.outbox import (
     AttemptRecord,
-    ClaimedTask,
+    ClaimedDelivery,
     Outcome,
-    claim,
+    claim_deliveries,
     prune_attempts,
     record_attempt,
     record_attempts,
@@ -47,22 +49,6 @@ HEARTBEAT_SECONDS = 5.0
 FORGET_WORKERS_AFTER = timedelta(days=1)
 CYCLE_BACKOFF_MAX = 5.0
 KEY_CACHE_SIZE = 10_000
-ORDER_COLUMNS = tuple(column.key for column in Order.__table__.columns)
-# What delivering a claimed notification needs, read in one query outside any transaction: the
-# order (as a detached row object for the dialect), the merchant's sealed key and retry schedule.
-_DELIVERIES = (
-    select(
-        NotifyTask.id.label("task_id"),
-        NotifyTask.created_at.label("first_due"),
-        Merchant.pid.label("merchant"),
-        Merchant.key_sealed,
-        Merchant.notify_retry_delays,
-        *Order.__table__.columns,
-    )
-    .join(Order, Order.id == NotifyTask.order_id)
-    .join(Merchant, Merchant.pid == Order.merchant_pid)
-    .where(NotifyTask.id.in_(bindparam("ids", expanding=True)))
-)
 
 
 def worker_name() -> str:
@@ -83,7 +69,7 @@ class NotifyWorker:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
         # Finished attempts waiting to be recorded, and the task recording the previous ones.
-        self._finished_attempts: list[tuple[Outcome, Order, datetime | None]] = []
+        self._finished_attempts: list[tuple[Outcome, ClaimedDelivery]] = []
         self._recording: asyncio.Task[None] | None = None
         self._keys: dict[tuple[int, str], str] = {}
         self._last_sweep = 0.0
@@ -152,7 +138,7 @@ class NotifyWorker:
         """Claim as many due notifications as there are free slots and start delivering them.
 
         While deliveries are running, a claim waits until a quarter of the slots are free (or a
-        poll interval has passed), so that under load one claim, and one query for the orders,
+        poll interval has passed), so that under load one claim (which also reads the orders)
         serves several deliveries.
         """
         settings = self.gateway.settings
@@ -163,7 +149,7 @@ class NotifyWorker:
         if self._in_flight and free < settings.notify_concurrency // 4 and waited < settings.worker_poll_interval:
             return 0
         self._last_claim = time.monotonic()
-        tasks = await claim(
+        claimed = await claim_deliveries(
             self.gateway.db,
             self.name,
             limit=min(free, settings.notify_batch_size),
@@ -171,25 +157,11 @@ class NotifyWorker:
             merchant_cap=settings.notify_merchant_max_in_flight,
             breaker_threshold=settings.notify_breaker_threshold,
         )
-        if not tasks:
-            return 0
-        found = {
-            row.task_id: (
-                Order(**{name: row._mapping[name] for name in ORDER_COLUMNS}),
-                self._key(row.merchant, row.key_sealed),
-                row.notify_retry_delays,
-                row.first_due,
-            )
-            for row in await self.gateway.db.rows(_DELIVERIES, {"ids": [task.id for task in tasks]})
-        }
-        for task in tasks:
-            if task.id not in found:
-                log.warning("notification %s has no order to deliver; its lease will run out", task.id)
-                continue
-            running = asyncio.create_task(self._deliver_guarded(task, *found[task.id]))
+        for delivery in claimed:
+            running = asyncio.create_task(self._deliver_guarded(delivery))
             self._in_flight.add(running)
             running.add_done_callback(self._finished)
-        return len(tasks)
+        return len(claimed)
 
     async def run_once(self) -> int:
         """Claim one round and wait for it to finish and be recorded (tests and one-shot tools)."""
@@ -204,32 +176,25 @@ class NotifyWorker:
         while self._recording is not None:
             await self._recording
 
-    async def _deliver_guarded(
-        self, task: ClaimedTask, order: Order, key: str, retry_delays: list[float] | None, first_due: datetime
-    ) -> None:
+    async def _deliver_guarded(self, delivery: ClaimedDelivery) -> None:
         try:
-            await self.deliver(task, order, key, retry_delays, first_due)
+            await self.deliver(delivery)
         except Exception:
-            log.exception("delivery of notification %s failed unexpectedly", task.id)
+            log.exception("delivery of notification %s failed unexpectedly", delivery.task.id)
 
-    async def deliver(
-        self,
-        task: ClaimedTask,
-        order: Order,
-        key: str,
-        retry_delays: list[float] | None,
-        first_due: datetime | None,
-    ) -> None:
+    async def deliver(self, delivery: ClaimedDelivery) -> None:
         """Send one notification; its attempt is recorded with the others that finish meanwhile."""
         gateway = self.gateway
+        # The dialects read an order's columns by name; the claim's plain tuple has them all.
+        order = cast(Order, delivery.order)
         dialect = gateway.dialects.for_order(order)
-        message = await dialect.notification(order, key)
+        message = await dialect.notification(order, self._key(order.merchant_pid, delivery.key_sealed))
         started_at = utcnow()
         result = await self.http.send(message)
         delivered = result.error_class is None and dialect.acknowledged(result.body)
         attempt = _attempt_record(started_at, result, delivered)
-        delays = retry_delays or gateway.settings.notify_retry_delays
-        self._finished_attempts.append((Outcome(task, attempt, delays), order, first_due))
+        delays = delivery.retry_delays or gateway.settings.notify_retry_delays
+        self._finished_attempts.append((Outcome(delivery.task, attempt, delays), delivery))
         if self._recording is None:
             self._recording = asyncio.create_task(self._record())
 
@@ -244,15 +209,15 @@ class NotifyWorker:
         try:
             while self._finished_attempts:
                 batch, self._finished_attempts = self._finished_attempts, []
-                outcomes = [outcome for outcome, _, _ in batch]
+                outcomes = [outcome for outcome, _ in batch]
                 try:
                     statuses = await record_attempts(self.gateway.db, self.name, outcomes, self.breaker)
                 except Exception:
                     log.exception("recording %d notification attempts at once failed; recording each", len(batch))
                     statuses = [await self._record_one(outcome) for outcome in outcomes]
-                for (outcome, order, first_due), status in zip(batch, statuses, strict=True):
+                for (outcome, delivery), status in zip(batch, statuses, strict=True):
                     if status is not None:
-                        self._report(outcome, order, first_due, status)
+                        self._report(outcome, delivery, status)
         finally:
             self._recording = None
 
@@ -265,9 +230,11 @@ class NotifyWorker:
             log.exception("could not record the attempt of notification %s", outcome.task.id)
             return None
 
-    def _report(self, outcome: Outcome, order: Order, first_due: datetime | None, status: NotifyStatus) -> None:
-        attempt = outcome.attempt
-        self._observe(attempt, first_due)
+    def _report(self, outcome: Outcome, delivery: ClaimedDelivery, status: NotifyStatus) -> None:
+        attempt, order = outcome.attempt, delivery.order
+        self._observe(attempt, delivery.first_due)
+        if not log.isEnabledFor(logging.INFO):
+            return  # the line's fields are not even gathered: a busy worker logs at WARNING
         log.info(
             "notification attempt",
             extra={
@@ -341,10 +308,10 @@ class NotifyWorker:
             done = await channel.housekeep(utcnow())
             if done:
                 log.info("channel housekeeping", extra={"channel": channel.name, "count": done})
-        lock_window = timedelta(minutes=gateway.settings.admin_lock_minutes)
-        # The console's sign-in attempts, and the merchant portal's (same lock window).
-        for attempts in (AdminLoginAttempt, MerchantLoginAttempt):
-            forgotten = await prune_login_attempts(gateway.db, older_than=utcnow() - lock_window, table=attempts)
+        # The console's sign-in attempts, and the merchant portal's, each older than its own lock window.
+        for attempts, area in ((AdminLoginAttempt, "admin"), (MerchantLoginAttempt, "merchant")):
+            older_than = utcnow() - timedelta(minutes=SignInSettings.of(gateway.settings, area).lock_minutes)
+            forgotten = await prune_login_attempts(gateway.db, older_than=older_than, table=attempts)
             if forgotten:
                 log.info(
                     "pruned sign-in attempts older than the lock window",

@@ -87,10 +87,13 @@ class MerchantUsers(Accounts):
 
     async def sign_up(
         self, merchants: Merchants, shop_name: str, username: str, password: str, actor: audit.Actor
-    ) -> MerchantCredentials:
-        """A new merchant, disabled until an operator enables it, and its first sign-in.
+    ) -> MerchantCredentials | None:
+        """A new merchant, disabled until an operator enables it, and its first sign-in; None when the
+        username is taken already.
 
         Nothing is made unless both can be: the name, the username and the password are checked first.
+        A taken username is not an error the applicant sees (it would tell anyone which addresses
+        have a sign-in): the password is hashed all the same, so that it takes as long.
         """
         name = shop_name.strip()
         if not name or len(name) > MAX_MERCHANT_NAME:
@@ -100,7 +103,8 @@ class MerchantUsers(Accounts):
         check_strength(password)
         async with self.db.session() as session:
             if await session.scalar(select(MerchantUser.id).where(MerchantUser.username == username)) is not None:
-                raise UserError(f"there is already a merchant sign-in {username!r}")
+                hash_password(password)
+                return None
         # Created disabled: it takes no payment before an operator has looked at it.
         credentials = await merchants.create(name, refund_enabled=False, status=MerchantStatus.DISABLED)
         await audit.record(

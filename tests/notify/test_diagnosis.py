@@ -33,9 +33,20 @@ def start() -> Iterator[Callable[[RecordingShop], RecordingShop]]:
         yield start
 
 
+def client_for_tests(**options: object) -> SafeHttpClient:
+    """The client a probe goes out on: private addresses allowed, short timeouts, unless ``options`` say otherwise."""
+    defaults: dict[str, object] = {
+        "allow_private": True,
+        "connect_timeout": 2.0,
+        "total_timeout": 1.0,
+        "max_body_bytes": 4096,
+    }
+    return SafeHttpClient(**{**defaults, **options})  # type: ignore[arg-type]
+
+
 @pytest.fixture
 async def http() -> AsyncIterator[SafeHttpClient]:
-    client = SafeHttpClient(allow_private=True, connect_timeout=2.0, total_timeout=1.0, max_body_bytes=4096)
+    client = client_for_tests()
     yield client
     await client.aclose()
 
@@ -44,6 +55,15 @@ async def probe(http: SafeHttpClient, url: str, messages=None, dialect: str = "e
     return await send_test_notification(
         messages or EpayMessages(), http, dialect=dialect, pid=PID, key=KEY, url=url, now=NOW
     )
+
+
+async def probe_once(url: str, **client_options: object) -> TestNotificationResult:
+    """A probe on a client of its own, made with ``client_options`` (a TLS context, no private addresses)."""
+    client = client_for_tests(**client_options)
+    try:
+        return await probe(client, url)
+    finally:
+        await client.aclose()
 
 
 async def test_a_shop_that_answers_success_gets_a_marked_test_it_can_verify(start, http):
@@ -198,17 +218,7 @@ async def test_a_self_signed_certificate_is_named(start, http):
 async def test_an_expired_certificate_is_named(start):
     authority = TestAuthority()
     shop = start(RecordingShop(tls=authority.server_context("127.0.0.1", expired=True)))
-    client = SafeHttpClient(
-        allow_private=True,
-        connect_timeout=2.0,
-        total_timeout=1.0,
-        max_body_bytes=4096,
-        ssl_context=authority.client_context(),
-    )
-    try:
-        result = await probe(client, f"{shop.url}/notify")
-    finally:
-        await client.aclose()
+    result = await probe_once(f"{shop.url}/notify", ssl_context=authority.client_context())
     assert result.diagnosis.code == "tls"
     assert "the certificate has expired" in result.diagnosis.en
 
@@ -216,17 +226,7 @@ async def test_an_expired_certificate_is_named(start):
 async def test_a_certificate_for_another_name_is_named(start):
     authority = TestAuthority()
     shop = start(RecordingShop(tls=authority.server_context("shop.example.com")))
-    client = SafeHttpClient(
-        allow_private=True,
-        connect_timeout=2.0,
-        total_timeout=1.0,
-        max_body_bytes=4096,
-        ssl_context=authority.client_context(),
-    )
-    try:
-        result = await probe(client, f"{shop.url}/notify")
-    finally:
-        await client.aclose()
+    result = await probe_once(f"{shop.url}/notify", ssl_context=authority.client_context())
     assert result.diagnosis.code == "tls"
     assert "the certificate is for another name" in result.diagnosis.en
 
@@ -239,11 +239,7 @@ async def test_a_name_that_does_not_resolve_is_named(http):
 
 async def test_loopback_is_refused_by_the_ssrf_rules_with_what_to_do(start):
     shop = start(ScriptedShop(KEY))
-    client = SafeHttpClient(allow_private=False, connect_timeout=2.0, total_timeout=1.0, max_body_bytes=4096)
-    try:
-        result = await probe(client, f"{shop.url}/notify")
-    finally:
-        await client.aclose()
+    result = await probe_once(f"{shop.url}/notify", allow_private=False)
     assert result.diagnosis.code == "blocked"
     assert "127.0.0.1 is not a public address" in result.diagnosis.en
     assert "OPENEPAY_NOTIFY_ALLOW_PRIVATE" in result.diagnosis.en

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, text
+from sqlalchemy import Executable, Select, text
 
 from openepay.gateway import Gateway
 from tests.support.waiting import eventually
@@ -44,3 +44,23 @@ async def meeting_at(
 
         await eventually(all_waiting)
     return tasks
+
+
+async def committed_after_it_waits(gateway: Gateway, write: Executable, attempt: Coroutine[Any, Any, T]) -> T:
+    """``attempt``, having read the rows ``write`` changes before the change and written after it.
+
+    On PostgreSQL ``write`` runs first and stays uncommitted (its rows locked) until ``attempt``
+    waits on them, so the attempt's own update meets rows that changed since it read them: what
+    a concurrent sweeper or operator does between a read and a write. SQLite's writers queue at
+    ``BEGIN IMMEDIATE``, so there the attempt runs after the write and reads the changed rows.
+    """
+    async with gateway.db.session() as session:
+        await session.execute(write)
+        task = asyncio.create_task(attempt)
+        if gateway.db.dialect == "postgresql":
+
+            async def waiting() -> bool:
+                return await lock_waiters(gateway) >= 1
+
+            await eventually(waiting)
+    return await task

@@ -62,3 +62,14 @@ def settled(gateway: Gateway, trade_no: str, status: NotifyStatus):  # type: ign
         return (task, attempts) if task.status == status else None
 
     return check
+
+
+def attempted(gateway: Gateway, trade_no: str, times: int):  # type: ignore[no-untyped-def]
+    """A check that the order's notification has ``times`` attempts recorded: the shop seeing a delivery
+    comes before the worker writes down its answer, and a page loaded in between shows one fewer."""
+
+    async def check() -> bool:
+        _, attempts = await delivery_log(gateway, trade_no)
+        return len(attempts) == times
+
+    return check

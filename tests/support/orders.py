@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from openepay.core.orders import NewOrder, place_order
 from openepay.core.states import OrderStatus
-from openepay.db.models import ChannelCallback, Order
+from openepay.db.models import BalanceEntry, ChannelCallback, NotifyTask, Order
 from openepay.gateway import Gateway
 
 
@@ -67,3 +67,14 @@ async def channel_callbacks(gateway: Gateway, trade_no: str) -> list[ChannelCall
             select(ChannelCallback).where(ChannelCallback.trade_no == trade_no).order_by(ChannelCallback.id)
         )
         return list(rows.all())
+
+
+async def payments_and_notifications(gateway: Gateway) -> tuple[int, int]:
+    """How many payments were credited, and how many notifications queued, on the whole gateway: a callback
+    counted twice (or one that should not count, counted) shows as more than one of each."""
+    async with gateway.db.session() as session:
+        payments = await session.scalar(
+            select(func.count()).select_from(BalanceEntry).where(BalanceEntry.kind == "payment")
+        )
+        notifications = await session.scalar(select(func.count()).select_from(NotifyTask))
+    return payments or 0, notifications or 0

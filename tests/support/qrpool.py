@@ -6,13 +6,16 @@ import asyncio
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
 
 from openepay.channels.qrpool import accounts
+from openepay.channels.qrpool.matching import Outcome, PaymentReport, event_key, record_payment
 from openepay.config import Settings
 from openepay.core.money import format_yuan
 from openepay.core.orders import place_order
-from openepay.db.models import Order, QrAccount
+from openepay.db.models import Order, QrAccount, QrDevice
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from tests.support.cli import clean_env, run_cli
@@ -78,3 +81,31 @@ async def qrpool_cli(database_url: str, *args: str, **env: str) -> subprocess.Co
         OPENEPAY_DATABASE_URL=database_url, OPENEPAY_SECRET_KEY=TEST_SECRET, OPENEPAY_LOG_LEVEL="WARNING", **env
     )
     return await asyncio.to_thread(run_cli, ["qrpool", *args], environment)
+
+
+async def phone_of(gateway: Gateway, account: QrAccount) -> QrDevice:
+    """The one phone ``receiving_account`` paired with the account."""
+    async with gateway.db.session() as session:
+        return (await session.scalars(select(QrDevice).where(QrDevice.account_id == account.id))).one()
+
+
+async def reported(
+    gateway: Gateway,
+    device: QrDevice,
+    name: str,
+    amount_fen: int | None,
+    occurred_at: datetime | None = None,
+    pay_type: str = "wxpay",
+) -> Outcome:
+    """A payment the phone reports through the matcher, in this process: ``name`` makes it a report of its own."""
+    report = PaymentReport(
+        event_key=event_key("reported", name),
+        source="device",
+        device=device,
+        pay_type=pay_type,
+        amount_fen=amount_fen,
+        amount_text="" if amount_fen is None else format_yuan(amount_fen),
+        occurred_at=occurred_at or utcnow(),
+        payload="{}",
+    )
+    return await record_payment(gateway.db, gateway.settings, report)

@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
-from starlette.requests import Request
-from starlette.responses import Response
 
 from openepay.web.admin import (
     audit_log,
@@ -23,8 +21,9 @@ from openepay.web.admin import (
     review,
     users,
 )
-from openepay.web.admin.auth import Redirect, Refusal
-from openepay.web.admin.pages import render, see_other
+from openepay.web.admin.pages import render
+from openepay.web.signin.guard import Redirect, Refusal
+from openepay.web.signin.pages import redirected, refusal_page
 
 router = APIRouter(include_in_schema=False)
 for _pages in (
@@ -44,19 +43,7 @@ for _pages in (
     router.include_router(_pages)
 
 
-async def _refused(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, Refusal)
-    title = {404: "not_found", 400: "bad_input"}.get(exc.status, "forbidden")
-    context = {"kind": exc.kind, "needed": str(exc.needed) if exc.needed else "", "title": title}
-    return render(request, "refused.html", context, status=exc.status)
-
-
-async def _redirected(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, Redirect)
-    return see_other(exc.location)
-
-
 def install(app: FastAPI) -> None:
     app.include_router(router)
-    app.add_exception_handler(Refusal, _refused)
-    app.add_exception_handler(Redirect, _redirected)
+    app.add_exception_handler(Refusal, refusal_page(render))
+    app.add_exception_handler(Redirect, redirected)

@@ -21,7 +21,8 @@ from openepay.core.channel_accounts import AccountError
 from openepay.db.models import ChannelAccountRecord
 from openepay.web.admin.auth import PREFIX, Refusal, needs
 from openepay.web.admin.console import actor_of, console_of
-from openepay.web.admin.pages import render, see_other
+from openepay.web.admin.pages import render
+from openepay.web.signin.pages import see_other
 
 router = APIRouter()
 

@@ -291,6 +291,11 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "注册后商户处于停用状态，运营人员审核启用后才能收款。",
         "A new merchant starts disabled: it takes payments once the operator has reviewed and enabled it.",
     ),
+    "signed_up": (
+        "如果该邮箱可以注册，商户账号已经创建（待运营人员审核启用）：请用它和您设置的密码登录。",
+        "If that address could be registered, your merchant account has been made (it waits for the operator "
+        "to enable it): sign in with it and the password you chose.",
+    ),
     "shop_name": ("商户名称", "Shop name"),
     "email": ("邮箱", "E-mail"),
     "merchant_not_active": (

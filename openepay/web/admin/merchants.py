@@ -19,7 +19,8 @@ from openepay.db.types import storable
 from openepay.portal.users import MerchantUsers
 from openepay.web.admin.auth import PREFIX, Refusal, needs
 from openepay.web.admin.console import actor_of, console_of
-from openepay.web.admin.pages import render, see_other
+from openepay.web.admin.pages import render
+from openepay.web.signin.pages import see_other
 
 router = APIRouter()
 NOTICES = {"resumed", "settings_saved"}

@@ -30,7 +30,8 @@ from openepay.core.states import OrderStatus
 from openepay.db.types import storable
 from openepay.web.admin.auth import PREFIX, Refusal, needs
 from openepay.web.admin.console import actor_of, console_of
-from openepay.web.admin.pages import TIME_FORMAT, render, see_other
+from openepay.web.admin.pages import render
+from openepay.web.signin.pages import TIME_FORMAT, see_other
 
 router = APIRouter()
 

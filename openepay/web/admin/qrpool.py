@@ -23,9 +23,11 @@ from openepay.channels.qrpool.accounts import QrPoolError
 from openepay.channels.qrpool.qrdecode import decode_qr_bytes
 from openepay.core.money import MoneyError, parse_yuan
 from openepay.db.models import QrAccount
-from openepay.web.admin.auth import PREFIX, UPLOAD_FIELD, Refusal, needs
+from openepay.web.admin.auth import PREFIX, Refusal, needs
 from openepay.web.admin.console import actor_of, console_of
-from openepay.web.admin.pages import render, see_other
+from openepay.web.admin.pages import render
+from openepay.web.signin.guard import UPLOAD_FIELD
+from openepay.web.signin.pages import see_other
 
 router = APIRouter()
 HOME = PREFIX + "/qrpool"

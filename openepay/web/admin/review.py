@@ -15,7 +15,8 @@ from openepay.admin.sessions import Current
 from openepay.channels.qrpool.review import ReviewRefused, attach_event, review_queue
 from openepay.web.admin.auth import PREFIX, needs
 from openepay.web.admin.console import console_of
-from openepay.web.admin.pages import render, see_other
+from openepay.web.admin.pages import render
+from openepay.web.signin.pages import see_other
 
 router = APIRouter()
 QUEUE_LENGTH = 100

@@ -13,7 +13,8 @@ from openepay.admin.users import UserError
 from openepay.db.models import AdminUser
 from openepay.web.admin.auth import PREFIX, Refusal, needs
 from openepay.web.admin.console import actor_of, console_of
-from openepay.web.admin.pages import render, see_other
+from openepay.web.admin.pages import render
+from openepay.web.signin.pages import see_other
 
 router = APIRouter()
 

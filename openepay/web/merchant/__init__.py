@@ -7,25 +7,18 @@ Built on the console's foundations (passwords, sessions, CSRF, lockout, TOTP, la
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
-from starlette.requests import Request
-from starlette.responses import Response
 
 from openepay.web.merchant import credentials, integration, login, orders, tools
 from openepay.web.merchant.auth import PortalRefusal
 from openepay.web.merchant.pages import render
+from openepay.web.signin.pages import refusal_page
 
 router = APIRouter(include_in_schema=False)
 for _pages in (login.router, orders.router, credentials.router, integration.router, tools.router):
     router.include_router(_pages)
 
 
-async def _refused(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, PortalRefusal)
-    title = {404: "not_found", 400: "bad_input"}.get(exc.status, "forbidden")
-    return render(request, "admin/refused.html", {"kind": exc.kind, "needed": "", "title": title}, status=exc.status)
-
-
 def install(app: FastAPI) -> None:
     """The portal's routes and its refusal page (redirects are the console's handler)."""
     app.include_router(router)
-    app.add_exception_handler(PortalRefusal, _refused)
+    app.add_exception_handler(PortalRefusal, refusal_page(render))

@@ -13,10 +13,10 @@ from openepay.admin import audit, merchant_actions
 from openepay.admin.sessions import Current
 from openepay.protocols.epay_v2.platform_key import platform_key
 from openepay.protocols.epay_v2.signing import KeyFormatError, load_public_key, public_pem
-from openepay.web.admin.pages import see_other
 from openepay.web.merchant.auth import PREFIX, signed_in
 from openepay.web.merchant.pages import render
 from openepay.web.merchant.portal import actor_of, portal_of
+from openepay.web.signin.pages import see_other
 
 router = APIRouter()
 NOTICES = {"rsa_saved"}

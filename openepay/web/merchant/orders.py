@@ -19,10 +19,10 @@ from openepay.admin.sessions import Current
 from openepay.channels.base import PAY_TYPE_NAMES
 from openepay.core.states import OrderStatus
 from openepay.web.admin.orders import BadFilter, read_filter
-from openepay.web.admin.pages import see_other
 from openepay.web.merchant.auth import PREFIX, PortalRefusal, signed_in
 from openepay.web.merchant.pages import render
 from openepay.web.merchant.portal import actor_of, portal_of
+from openepay.web.signin.pages import see_other
 
 router = APIRouter()
 

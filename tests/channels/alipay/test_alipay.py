@@ -14,11 +14,11 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
 from openepay.core.channel_accounts import AccountError
 from openepay.core.orders import channel_view
-from openepay.db.models import BalanceEntry, NotifyTask, Order
+from openepay.db.models import Order
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
@@ -32,7 +32,7 @@ from tests.support.fake_alipay import (
     public_base64,
     sign_notification,
 )
-from tests.support.orders import channel_callbacks, stored_order
+from tests.support.orders import channel_callbacks, payments_and_notifications, stored_order
 from tests.support.settings import make_settings
 from tests.support.waiting import eventually
 
@@ -171,12 +171,7 @@ async def test_forged_tampered_and_replayed_notifications_change_nothing(
     ]
     assert [row.decision for row in await channel_callbacks(gateway, foreign)] == ["wrong_channel"]
     assert [row.decision for row in await channel_callbacks(gateway, paid)] == ["paid", "bad signature", "already_paid"]
-    async with gateway.db.session() as session:
-        payments = await session.scalar(
-            select(func.count()).select_from(BalanceEntry).where(BalanceEntry.kind == "payment")
-        )
-        notifications = await session.scalar(select(func.count()).select_from(NotifyTask))
-    assert (payments, notifications) == (1, 1)
+    assert await payments_and_notifications(gateway) == (1, 1)
 
 
 async def test_channel_test_checks_the_app_id_and_both_keys_live(gateway, fake_alipay):

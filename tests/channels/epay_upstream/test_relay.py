@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
-from openepay.db.models import BalanceEntry, NotifyTask, Order
+from openepay.db.models import Order
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.notify.worker import NotifyWorker
 from tests.support.channel_orders import mapi_order, paid_mapi_order
 from tests.support.epay import signed
-from tests.support.orders import channel_callbacks, stored_order
+from tests.support.orders import channel_callbacks, payments_and_notifications, stored_order
 from tests.support.settings import make_settings
 from tests.support.upstream import UpstreamGateway, upstream_gateway
 from tests.support.waiting import eventually
@@ -139,12 +139,7 @@ async def test_forged_tampered_and_replayed_callbacks_change_nothing(server, gat
     ]
     assert [row.decision for row in await channel_callbacks(gateway, other)] == ["wrong_channel"]
     assert [row.decision for row in await channel_callbacks(gateway, paid)] == ["paid", "bad signature", "already_paid"]
-    async with gateway.db.session() as session:
-        payments = await session.scalar(
-            select(func.count()).select_from(BalanceEntry).where(BalanceEntry.kind == "payment")
-        )
-        notifications = await session.scalar(select(func.count()).select_from(NotifyTask))
-    assert (payments, notifications) == (1, 1)
+    assert await payments_and_notifications(gateway) == (1, 1)
 
 
 async def test_reconciliation_finds_a_payment_whose_callback_never_came(

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from openepay.channels.qrpool.accounts import list_devices
 from openepay.channels.qrpool.matching import Decision, PaymentReport, event_key, parse_amount, record_payment
 from openepay.channels.qrpool.reservations import release_expired
 from openepay.core.orders import close_expired
 from openepay.core.states import OrderStatus
 from openepay.db.models import AmountReservation, Order, QrDevice
 from openepay.db.types import utcnow
-from tests.support.qrpool import offered
+from tests.support.locks import meeting_at
+from tests.support.qrpool import offered, phone_of, qrpool_gateway, receiving_account, reported
 from tests.support.vmq_phone import WXPAY, notifications, qrpool_server, reload, reservation_of, stored_events
 
 OK = {"code": 1, "msg": "成功"}
@@ -182,3 +185,86 @@ async def test_money_sent_before_the_order_existed_is_not_its_payment(gateway, m
     assert (again.event_id, again.decision, again.repeated) == (refused.event_id, Decision.UNMATCHED, True)
     assert (accepted.decision, accepted.trade_no) == (Decision.PAID, order.trade_no)
     assert await notifications(gateway) == {order.trade_no: 1}
+
+
+async def test_two_reports_of_one_payment_at_once_pay_once_and_the_other_names_the_order_it_duplicates(
+    gateway, merchant, database_url
+):
+    async with qrpool_gateway(database_url) as qr:
+        phone = await phone_of(qr, await receiving_account(qr))
+        order = await offered(qr, merchant.pid, "AT-ONCE", 650)
+        # On PostgreSQL both read the amount held before either pays the order.
+        attempts = await meeting_at(
+            qr,
+            select(Order).where(Order.id == order.id),
+            [reported(qr, phone, f"copy-{n}", 650) for n in (1, 2)],
+        )
+        outcomes = sorted([await attempt for attempt in attempts], key=lambda outcome: outcome.decision)
+    assert [(outcome.decision, outcome.trade_no) for outcome in outcomes] == [
+        (Decision.PAID, order.trade_no),
+        (Decision.SUSPECTED_DUPLICATE, order.trade_no),
+    ]
+    assert outcomes[1].reason == (
+        f"6.50 was just paid by order {order.trade_no}: a second report of that payment, not credited again"
+    )
+    paid = await reload(gateway, order)
+    assert (paid.status, paid.channel_trade_no) == (OrderStatus.PAID, f"QR{outcomes[0].event_id}")
+    assert await notifications(gateway) == {order.trade_no: 1}
+
+
+async def test_a_report_dates_its_own_phones_last_push_at_its_receipt_and_no_other_phones(
+    gateway, merchant, database_url
+):
+    async with qrpool_gateway(database_url) as qr:
+        reporting = await phone_of(qr, await receiving_account(qr, "wx-a", generic="wxp://a"))
+        silent = await phone_of(qr, await receiving_account(qr, "wx-b", generic="wxp://b"))
+        await offered(qr, merchant.pid, "LAST-PUSH", 300)
+        await reported(qr, reporting, "last-push", 300)
+        phones = {device.id: device.last_push_at for device in await list_devices(qr.db)}
+    [event] = await stored_events(gateway)
+    assert phones == {reporting.id: event.received_at, silent.id: None}
+
+
+def test_event_keys_are_the_sha256_docs_qrpool_md_gives():
+    # docs/qrpool.md: sha256(device id|type+price+t) for a V免签 push, sha256("device-api"|device id|event id).
+    push = hashlib.sha256(b"7|110.01700000000000").hexdigest()
+    device_api = hashlib.sha256(b"device-api|7|e-1").hexdigest()
+    assert event_key(7, "1" + "10.0" + "1700000000000") == push
+    assert event_key("device-api", 7, "e-1") == device_api
+
+
+async def test_a_stored_report_keeps_what_the_phone_sent_cut_to_its_columns(gateway, database_url):
+    async with qrpool_gateway(database_url) as qr:
+        account = await receiving_account(qr)
+        phone = await phone_of(qr, account)
+        sent_at = utcnow() - timedelta(seconds=5)
+        outcome = await record_payment(
+            qr.db,
+            qr.settings,
+            PaymentReport(
+                event_key=event_key("kept", 1),
+                source="device",
+                device=phone,
+                pay_type="wxpay",
+                amount_fen=None,
+                amount_text="9" * 40,
+                occurred_at=sent_at,
+                payload="x" * 5000,
+                refusal="the amount is not yuan",
+            ),
+        )
+    [event] = await stored_events(gateway)
+    assert (outcome.event_id, outcome.decision, outcome.reason) == (
+        event.id,
+        Decision.REJECTED,
+        "the amount is not yuan",
+    )
+    assert (event.source, event.account_id, event.device_id, event.pay_type, event.amount_fen) == (
+        "device",
+        account.id,
+        phone.id,
+        "wxpay",
+        None,
+    )
+    assert (event.amount_text, event.occurred_at, event.payload) == ("9" * 32, sent_at, "x" * 4096)
+    assert (event.decision, event.reason, event.order_id) == ("rejected", "the amount is not yuan", None)

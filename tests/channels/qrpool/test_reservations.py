@@ -10,10 +10,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from openepay.channels.base import ChannelRefused, RefusalReason
+from openepay.channels.qrpool.accounts import delete_code, list_codes
 from openepay.channels.qrpool.reservations import paid_hold_until, release_expired, reserve
 from openepay.db.models import AmountReservation
 from openepay.db.types import utcnow
 from openepay.notify.worker import NotifyWorker
+from tests.support.locks import committed_after_it_waits
 from tests.support.qrpool import GENERIC, placed, qrpool_settings, receiving_account
 
 
@@ -271,3 +273,69 @@ async def test_the_sweeper_frees_a_hold_at_the_very_moment_it_ends(gateway, merc
     async with gateway.db.session() as session:
         hold_until = await session.scalar(select(AmountReservation.hold_until))
     assert await release_expired(gateway.db, hold_until) == 1
+
+
+async def live_reservations_of(gateway, order_id: int) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+    """``(reservation id, amount)`` of what the order holds, by id."""
+    async with gateway.db.session() as session:
+        rows = await session.execute(
+            select(AmountReservation.id, AmountReservation.amount_fen)
+            .where(AmountReservation.order_id == order_id, AmountReservation.state == "held")
+            .order_by(AmountReservation.id)
+        )
+        return [tuple(row) for row in rows.all()]
+
+
+async def test_an_order_holding_amounts_on_two_accounts_keeps_being_handed_the_first(gateway, merchant, database_url):
+    # Each offer looks only at the accounts it is given, so two offers over different accounts
+    # leave one order holding an amount on each; a later offer over both hands back the first.
+    first_account = await receiving_account(gateway, "wx-a", generic="wxp://a")
+    second_account = await receiving_account(gateway, "wx-b", generic="wxp://b")
+    settings = qrpool_settings(database_url)
+    order = await placed(gateway, merchant.pid, "TWO-ACCOUNTS")
+    first, _ = await reserve(gateway.db, order.id, [first_account], 100, hold_until=later(10), settings=settings)
+    await reserve(gateway.db, order.id, [second_account], 100, hold_until=later(10), settings=settings)
+    handed = []
+    for minutes in (20, 30, 40):
+        again, code = await reserve(
+            gateway.db, order.id, [first_account, second_account], 100, hold_until=later(minutes), settings=settings
+        )
+        handed.append((again.id, code.content))
+    assert handed == [(first.id, "wxp://a")] * 3
+
+
+async def test_a_repeated_offer_skips_a_held_amount_whose_code_is_gone_for_the_next_it_holds(
+    gateway, merchant, database_url
+):
+    fixed_only = await receiving_account(gateway, "wx-fixed", generic=None, fixed={100: "wxp://f100"})
+    generic = await receiving_account(gateway, "wx-generic", generic="wxp://g")
+    settings = qrpool_settings(database_url)
+    order = await placed(gateway, merchant.pid, "CODE-GONE")
+    await reserve(gateway.db, order.id, [fixed_only], 100, hold_until=later(), settings=settings)
+    second, _ = await reserve(gateway.db, order.id, [generic], 100, hold_until=later(), settings=settings)
+    [code] = await list_codes(gateway.db, fixed_only.id)
+    await delete_code(gateway.db, fixed_only.id, code.id)
+
+    again, code_again = await reserve(
+        gateway.db, order.id, [fixed_only, generic], 100, hold_until=later(), settings=settings
+    )
+    assert (again.id, again.amount_fen, code_again.content) == (second.id, 100, "wxp://g")
+    assert [amount for _, amount in await live_reservations_of(gateway, order.id)] == [100, 100]
+
+
+async def test_a_repeated_offer_never_hands_back_an_amount_the_sweeper_freed_meanwhile(gateway, merchant, database_url):
+    account = await receiving_account(gateway)
+    settings = qrpool_settings(database_url)
+    order = await placed(gateway, merchant.pid, "SWEPT")
+    first, _ = await reserve(gateway.db, order.id, [account], 100, hold_until=utcnow(), settings=settings)
+    # The sweeper frees the ended hold after the repeated offer read it as held, before it extends it.
+    sweep = (
+        update(AmountReservation)
+        .where(AmountReservation.state.in_(("held", "paid")), AmountReservation.hold_until <= utcnow())
+        .values(state="released")
+    )
+    again, _ = await committed_after_it_waits(
+        gateway, sweep, reserve(gateway.db, order.id, [account], 100, hold_until=later(), settings=settings)
+    )
+    assert again.id != first.id
+    assert await live_reservations_of(gateway, order.id) == [(again.id, 100)]

@@ -8,13 +8,16 @@ import subprocess
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from openepay.channels.qrpool.matching import Decision
 from openepay.channels.qrpool.review import ReviewRefused, attach_event, mark_paid_by_hand, review_queue
 from openepay.core.orders import close_expired
 from openepay.core.states import OrderStatus
-from openepay.db.models import PaymentEvent
+from openepay.db.models import Order, PaymentEvent
 from openepay.db.types import utcnow
+from openepay.gateway import Gateway
+from tests.support.locks import meeting_at
 from tests.support.qrpool import offered, placed, qrpool_cli, qrpool_gateway, qrpool_settings, receiving_account
 from tests.support.vmq_phone import (
     WXPAY,
@@ -266,3 +269,117 @@ async def test_an_event_with_no_readable_amount_is_not_attached(gateway, merchan
     with pytest.raises(ReviewRefused) as refused:
         await attach_event(gateway.db, qrpool_settings(database_url), event.id, order.trade_no, actor="ops")
     assert refused.value.message == f"event {event.id} carries no amount we could read ('9.999')"
+
+
+async def unmatched_event(gateway: Gateway, key: str, amount_fen: int, account_id: int | None = None) -> PaymentEvent:
+    """A stored report that paid nobody, as the matcher leaves one for the queue."""
+    async with gateway.db.session() as session:
+        event = PaymentEvent(
+            event_key=key,
+            source="vmq",
+            account_id=account_id,
+            amount_fen=amount_fen,
+            amount_text=f"{amount_fen / 100:.2f}",
+            occurred_at=utcnow(),
+            decision=Decision.UNMATCHED,
+        )
+        session.add(event)
+    return event
+
+
+async def outcome(action) -> Order | str:  # type: ignore[no-untyped-def]
+    """The order an operator's action paid, or the words it was refused with."""
+    try:
+        return await action
+    except ReviewRefused as refused:
+        return refused.message
+
+
+async def test_an_event_attached_without_a_reason_says_which_order_it_paid(gateway, merchant, database_url):
+    async with qrpool_gateway(database_url) as qr:
+        account = await receiving_account(qr)
+        order = await offered(qr, merchant.pid, "NO-WHY", 500)
+        event = await unmatched_event(qr, "no-why", 500, account.id)
+        await attach_event(qr.db, qr.settings, event.id, order.trade_no, actor="ops")
+    [stored] = await stored_events(gateway)
+    [entry] = await audit_log(gateway)
+    assert stored.reason == f"attached by ops: event {event.id} is the payment of order {order.trade_no}"
+    assert entry.reason == f"event {event.id} is the payment of order {order.trade_no}"
+
+
+async def test_the_queue_shows_the_newest_fifty_unless_asked_for_more(gateway, database_url):
+    for n in range(51):
+        await unmatched_event(gateway, f"queued-{n}", 100)
+    assert len(await review_queue(gateway.db)) == 50
+    assert len(await review_queue(gateway.db, limit=100)) == 51
+
+
+async def test_the_audit_entry_is_dated_at_the_moment_the_paid_amounts_cooldown_starts(gateway, merchant, database_url):
+    async with qrpool_gateway(database_url, qrpool_paid_cooldown_seconds=600) as qr:
+        account = await receiving_account(qr)
+        by_hand = await offered(qr, merchant.pid, "WHEN-1", 500)
+        attached = await offered(qr, merchant.pid, "WHEN-2", 700)
+        event = await unmatched_event(qr, "when", 700, account.id)
+        await mark_paid_by_hand(qr.db, qr.settings, by_hand.trade_no, actor="ops", reason="in the wallet")
+        await attach_event(qr.db, qr.settings, event.id, attached.trade_no, actor="ops")
+    entries = await audit_log(gateway)
+    assert [entry.action for entry in entries] == ["mark_paid", "attach_event"]
+    for entry, order in zip(entries, (by_hand, attached), strict=True):
+        assert entry.at == (await reservation_of(gateway, order)).hold_until - timedelta(seconds=600)
+
+
+async def test_two_operators_attaching_one_event_to_two_orders_at_once_pay_only_one(gateway, merchant, database_url):
+    async with qrpool_gateway(database_url) as qr:
+        first_account = await receiving_account(qr, "wx-a", generic="wxp://a")
+        await receiving_account(qr, "wx-b", generic="wxp://b")
+        # Two orders asking for the same amount, one on each account: the event could be either's.
+        orders = [await offered(qr, merchant.pid, f"BOTH-{n}", 500) for n in (1, 2)]
+        assert [order.pay_amount_fen for order in orders] == [500, 500]
+        event = await unmatched_event(qr, "both", 500, first_account.id)
+        attempts = await meeting_at(
+            qr,
+            select(PaymentEvent).where(PaymentEvent.id == event.id),
+            [
+                outcome(attach_event(qr.db, qr.settings, event.id, order.trade_no, actor=f"ops-{n}"))
+                for n, order in enumerate(orders)
+            ],
+        )
+        outcomes = [await attempt for attempt in attempts]
+    [paid] = [result for result in outcomes if isinstance(result, Order)]
+    [refused] = [result for result in outcomes if isinstance(result, str)]
+    if gateway.db.dialect == "postgresql":
+        # Both read the event unused; the second to write finds it taken.
+        assert refused == f"event {event.id} was used by someone else meanwhile"
+    else:
+        # SQLite's writers queue: the second reads the event already used.
+        assert refused == f"event {event.id} was already used: it paid order {paid.trade_no}"
+    assert await notifications(gateway) == {paid.trade_no: 1}
+    assert [(stored.decision, stored.order_id) for stored in await stored_events(gateway)] == [("attached", paid.id)]
+    assert len(await audit_log(gateway)) == 1
+    assert (await gateway.merchants.get(merchant.pid)).balance_fen == 500
+
+
+async def test_two_operators_marking_one_order_paid_at_once_pay_it_once(gateway, merchant, database_url):
+    async with qrpool_gateway(database_url) as qr:
+        await receiving_account(qr)
+        order = await offered(qr, merchant.pid, "TWICE", 500)
+        attempts = await meeting_at(
+            qr,
+            select(Order).where(Order.id == order.id),
+            [
+                outcome(mark_paid_by_hand(qr.db, qr.settings, order.trade_no, actor=actor, reason="in the wallet"))
+                for actor in ("alice", "bob")
+            ],
+        )
+        outcomes = [await attempt for attempt in attempts]
+    [paid] = [result for result in outcomes if isinstance(result, Order)]
+    [refused] = [result for result in outcomes if isinstance(result, str)]
+    if gateway.db.dialect == "postgresql":
+        # Both read the order unpaid; the second to write finds it paid and takes nothing.
+        assert refused == f"order {order.trade_no} could not be marked paid: already_paid"
+    else:
+        assert refused == f"order {order.trade_no} is already paid (paid): nothing to do"
+    assert paid.status == OrderStatus.PAID
+    assert await notifications(gateway) == {order.trade_no: 1}
+    assert len(await audit_log(gateway)) == 1
+    assert (await gateway.merchants.get(merchant.pid)).balance_fen == 500

@@ -14,13 +14,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from openepay.db.models import BalanceEntry, ChannelCallback, NotifyTask
+from openepay.db.models import ChannelCallback
 from openepay.gateway import Gateway
 from tests.support.channel_orders import mapi_order
 from tests.support.fake_wxpay import FakeWxPay, Notification, new_key, running_fake_wxpay, wechat_headers
-from tests.support.orders import stored_order
+from tests.support.orders import payments_and_notifications, stored_order
 from tests.support.waiting import eventually
 
 
@@ -114,11 +114,7 @@ async def test_forged_tampered_stale_and_replayed_notifications_change_nothing(
             "stale timestamp",
             "stale timestamp",
         ]
-        payments = await session.scalar(
-            select(func.count()).select_from(BalanceEntry).where(BalanceEntry.kind == "payment")
-        )
-        notifications = await session.scalar(select(func.count()).select_from(NotifyTask))
-    assert (payments, notifications) == (1, 1)
+    assert await payments_and_notifications(gateway) == (1, 1)
 
 
 async def test_a_genuine_notification_sent_to_another_account_credits_nothing(

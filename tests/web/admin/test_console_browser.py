@@ -18,6 +18,7 @@ from tests.support.browser import CHINESE, CHROMIUM, CHROMIUM_ARGS, PHONE, overf
 from tests.support.epay import order_params, signed
 from tests.support.fake_epay import FakeEpay
 from tests.support.merchant import FakeMerchant
+from tests.support.notify import attempted
 from tests.support.orders import sandbox_order
 from tests.support.waiting import eventually
 
@@ -73,6 +74,7 @@ async def test_an_administrator_with_totp_makes_a_merchant_sees_its_order_and_re
                 await console.click("#resend")
                 await expect(console.locator("#notice")).to_contain_text("已重新排队发送通知")
                 await eventually(lambda: len(shop.notifications()) == 2)
+                await eventually(attempted(gateway, await console.locator("#trade-no").inner_text(), 2))
                 await console.reload()
                 await expect(console.locator("#timeline .ev_attempt")).to_have_count(2)
                 await console.screenshot(path=tmp_path / "order.png", full_page=True)

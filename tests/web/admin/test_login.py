@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 from openepay.admin import totp
 from openepay.admin.roles import Role
 from openepay.db.models import AdminSession
-from tests.support.admin import ConsoleClient, ConsoleUser, csrf_of, make_user, stored_user
+from tests.support.admin import ConsoleClient, ConsoleUser, make_user, stored_user
 from tests.support.cli import openepay
 from tests.support.gateways import own_server
 from tests.support.orders import sandbox_order
+from tests.support.signin import csrf_of, where_next_leads
 
 
 async def test_a_user_signs_in_with_a_password_and_gets_a_session_cookie_scripts_cannot_read(server, gateway):
@@ -248,3 +249,13 @@ async def test_text_no_database_can_store_is_refused_plainly_never_a_server_erro
         attach = await browser.post("/admin/qrpool/review/1/attach", {"trade_no": "1\x00"})
         assert attach.status_code == 400
         assert 'data-status="paying"' in (await browser.get(f"/admin/orders/{order.trade_no}")).text
+
+
+async def test_after_signing_in_next_may_lead_only_to_the_console_itself(server, gateway):
+    user = await make_user(gateway, "alice", Role.VIEWER)
+    kept = ["/admin", "/admin/orders?status=paid"]
+    refused = ["/adminfoo", "/admin.evil.example", "//evil.example/admin", "/merchant", "/admin\\x"]
+    where = await where_next_leads(ConsoleClient, server.url, user, kept + refused)
+    assert where == {
+        f"{how}{target}": target if target in kept else "/admin" for target in kept + refused for how in ("", "lang ")
+    }

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from openepay.admin.roles import Role
 from tests.support.admin import ConsoleClient, make_user
+from tests.support.gateways import own_server
 from tests.support.orders import sandbox_order
 from tests.support.portal import PortalClient, make_portal_user
+from tests.support.signin import where_next_leads
 
 
 async def test_without_a_session_every_page_sends_to_the_sign_in_and_posts_do_nothing(server, gateway, merchant):
@@ -106,3 +110,49 @@ async def test_logging_out_everywhere_ends_every_session_of_the_user(server, gat
         out = await laptop.post("/merchant/logout-everywhere")
         assert out.status_code == 303 and out.headers["location"] == "/merchant/login"
         assert (await phone.get("/merchant")).status_code == 303
+
+
+async def test_after_signing_in_next_may_lead_only_to_the_portal_itself(server, gateway, merchant):
+    user = await make_portal_user(gateway, merchant.pid, "shop@example.com")
+    kept = ["/merchant", "/merchant/credentials"]
+    refused = ["/merchantfoo", "/merchant.evil.example", "//evil.example/merchant", "/admin", "/merchant\\x"]
+    where = await where_next_leads(PortalClient, server.url, user, kept + refused)
+    assert where == {
+        f"{how}{target}": target if target in kept else "/merchant"
+        for target in kept + refused
+        for how in ("", "lang ")
+    }
+
+
+def _session_seconds(answer: httpx.Response, cookie: str) -> int:
+    """How long the session cookie ``cookie`` that ``answer`` sets is kept, in seconds."""
+    [set_cookie] = [v for k, v in answer.headers.multi_items() if k == "set-cookie" and v.startswith(cookie + "=")]
+    return int(re.search(r"Max-Age=(\d+)", set_cookie).group(1))
+
+
+async def test_the_portal_has_its_own_lockout_and_session_length_and_the_consoles_until_set(
+    gateway, database_url, merchant
+):
+    user = await make_portal_user(gateway, merchant.pid, "shop@example.com")
+    admin = await make_user(gateway, "ada", Role.VIEWER)
+    # Unset, the portal's are the console's.
+    with own_server(database_url, admin_session_hours=2, admin_failures_per_user=2) as running:
+        async with PortalClient(running.url) as browser:
+            answer = await browser.submit_login(user.username, user.password)
+            assert _session_seconds(answer, "openepay_merchant") == 2 * 3600
+            for _ in range(2):
+                assert (await browser.submit_login("other@example.com", "wrong password!")).status_code == 401
+            assert (await browser.submit_login("other@example.com", "wrong password!")).status_code == 429
+    # Set, they are the portal's alone: the console keeps its own.
+    portal_settings = {"merchant_session_hours": 1, "merchant_failures_per_user": 3}
+    with own_server(database_url, admin_failures_per_user=5, **portal_settings) as running:
+        async with PortalClient(running.url) as shop, ConsoleClient(running.url) as console:
+            answer = await shop.submit_login(user.username, user.password)
+            assert _session_seconds(answer, "openepay_merchant") == 3600
+            answer = await console.submit_login(admin.username, admin.password)
+            assert _session_seconds(answer, "openepay_admin") == 12 * 3600
+            for _ in range(3):
+                assert (await shop.submit_login(user.username, "wrong password!")).status_code == 401
+                assert (await console.submit_login(admin.username, "wrong password!")).status_code == 401
+            assert (await shop.submit_login(user.username, user.password)).status_code == 429
+            assert (await console.submit_login(admin.username, admin.password)).status_code == 303

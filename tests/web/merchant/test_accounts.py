@@ -13,10 +13,10 @@ from openepay.admin.users import UserError
 from openepay.core.merchants import MerchantNotFound
 from openepay.core.states import MerchantStatus
 from openepay.web.merchant.portal import Portal
-from tests.support.admin import PASSWORD
 from tests.support.cli import openepay
 from tests.support.gateways import own_server
-from tests.support.portal import PortalClient, PortalUser
+from tests.support.portal import PortalClient, PortalUser, make_portal_user
+from tests.support.signin import PASSWORD
 
 
 async def test_the_operator_gives_a_merchant_a_sign_in_with_a_password_shown_once(server, gateway, merchant):
@@ -79,11 +79,6 @@ async def test_a_merchant_that_signs_up_starts_disabled_until_an_operator_enable
             await browser.sign_in(PortalUser(merchant.pid, "new@shop.cn", "a long password"))
             page = await browser.get("/merchant/credentials")
             assert 'id="awaiting-review"' in page.text
-            await browser.get("/merchant/signup")
-            again = await browser.post(
-                "/merchant/signup", {"shop_name": "另一个", "username": "new@shop.cn", "password": "a long password"}
-            )
-            assert again.status_code == 400 and len(await gateway.merchants.list()) == 1
         # Sign-ups from one address are limited like wrong passwords for one name.
         async with PortalClient(thread.url, address="198.51.100.9") as spammer:
             await spammer.get("/merchant/signup")
@@ -97,3 +92,34 @@ async def test_a_merchant_that_signs_up_starts_disabled_until_an_operator_enable
             ]
             assert [answer.status_code for answer in answers] == [303] * limit + [429]
             assert len(await gateway.merchants.list()) == 1 + limit
+
+
+async def _sign_up(url: str, username: str) -> tuple[int, str, str]:
+    """What a new browser is answered when it signs up as ``username``: the status, where it is sent,
+    and what the page it lands on says."""
+    async with PortalClient(url) as browser:
+        await browser.get("/merchant/signup")
+        answer = await browser.post(
+            "/merchant/signup", {"shop_name": "小店", "username": username, "password": "a long password"}
+        )
+        landing = await browser.get(answer.headers["location"])
+        notice = re.search(r'id="notice">([^<]*)<', landing.text)
+        return answer.status_code, answer.headers["location"], notice.group(1) if notice else ""
+
+
+async def test_signing_up_with_a_taken_address_is_answered_as_a_free_one_and_makes_nothing(
+    database_url, gateway, merchant
+):
+    owner = await make_portal_user(gateway, merchant.pid, "taken@shop.cn")
+    with own_server(database_url, merchant_signup=True) as thread:
+        taken = await _sign_up(thread.url, "taken@shop.cn")
+        free = await _sign_up(thread.url, "free@shop.cn")
+        assert taken == free
+        assert free[0] == 303 and "如果该邮箱可以注册" in free[2]
+        # Only the free address made a merchant; the taken one's owner keeps its sign-in and password.
+        [made] = [listed for listed in await gateway.merchants.list() if listed.pid != merchant.pid]
+        assert made.name == "小店"
+        async with PortalClient(thread.url) as browser:
+            assert (await browser.submit_login("taken@shop.cn", "a long password")).status_code == 401
+            orders = await browser.sign_in(owner)
+            assert f"pid {merchant.pid}" in orders.text

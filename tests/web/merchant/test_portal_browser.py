@@ -15,6 +15,7 @@ from tests.support.admin import ConsoleClient, make_user
 from tests.support.browser import CHINESE, CHROMIUM, CHROMIUM_ARGS, PHONE, overflow_px
 from tests.support.epay import order_params, signed
 from tests.support.merchant import FakeMerchant
+from tests.support.notify import attempted
 from tests.support.portal import make_portal_user
 from tests.support.waiting import eventually
 
@@ -56,6 +57,7 @@ async def test_a_merchant_sees_its_paid_order_resends_the_notification_and_rotat
             await portal.click("#resend")
             await expect(portal.locator("#notice")).to_contain_text("已重新排队发送通知")
             await eventually(lambda: len(shop.notifications()) == 2)
+            await eventually(attempted(gateway, trade_no, 2))
             await portal.reload()
             await expect(portal.locator("#timeline .ev_attempt")).to_have_count(2)
             assert all(note.signature_ok for note in shop.notifications())
