@@ -120,6 +120,23 @@ async def test_an_address_that_keeps_failing_signatures_is_locked_out_of_every_s
             assert gate_refusals(await answers(client, caller, unsigned_endpoints, attacker), unsigned_endpoints) == {}
 
 
+def waiting(answer: tuple, minutes: int) -> tuple:  # type: ignore[type-arg]
+    """A lockout answer of the default minute, saying ``minutes`` instead."""
+    code, message = answer
+    return code, message.replace("1分钟", f"{minutes}分钟").replace("1 minute", f"{minutes} minutes")
+
+
+async def test_a_lockout_says_how_long_the_operators_window_lasts(gateway, database_url, caller, forged):
+    signed_endpoints = [endpoint for endpoint in ENDPOINTS if endpoint.signed]
+    async with gateway_client(database_url, caller.pid, auth_failures_per_ip=2, auth_failure_window=300) as client:
+        for index, endpoint in enumerate(signed_endpoints, start=1):
+            attacker = f"198.51.100.{index}"
+            for _ in range(2):
+                await answers(client, forged, [endpoint], attacker)
+            locked = await answers(client, caller, [endpoint], attacker)
+            assert locked == {endpoint.name: waiting(endpoint.refusals["locked_out"], 5)}
+
+
 async def test_a_merchant_under_attack_still_hears_its_own_server(gateway, database_url, caller, forged):
     """Strangers' bad signatures lock the merchant, but not the address that has been signing correctly."""
     [mapi] = [endpoint for endpoint in ENDPOINTS if endpoint.name == "/mapi.php"]

@@ -94,6 +94,48 @@ async def test_query_string_with_pid_is_verified_alone(server, merchant, gateway
     assert await order_count(gateway, merchant.pid) == 1
 
 
+# The longest value of each field we store, and Rainbow's words for one character more.
+LONGEST = {
+    "notify_url": f"{SHOP}/" + "n" * (2048 - len(SHOP) - 1),
+    "return_url": "http://shop.example.com/" + "r" * (2048 - 24),
+    "name": "名" * 1024,
+    "param": "p" * 4096,
+    "clientip": "2001:db8::" + "f" * 54,
+}
+ONE_MORE = {
+    "notify_url": "通知地址(notify_url)不合法，请填写公网可以访问的http或https地址",
+    "return_url": "回调地址(return_url)不合法，请填写http或https地址",
+    "name": "商品名称(name)过长",
+    "param": "业务扩展参数(param)过长",
+    "clientip": "用户IP地址(clientip)不合法",
+}
+
+
+async def test_the_longest_values_are_stored_verbatim_and_one_character_more_is_refused(server, merchant, gateway):
+    assert [len(value) for value in LONGEST.values()] == [2048, 2048, 1024, 4096, 64]
+    params = signed(api_params(merchant.pid, SHOP, "LONG-1", sitename="小明的店", **LONGEST), merchant.key)
+    async with server.client() as client:
+        trade_no = success_of(await mapi(client, params))["trade_no"]
+        for field, message in ONE_MORE.items():
+            longer = api_params(merchant.pid, SHOP, "LONG-2", **{**LONGEST, field: LONGEST[field] + "x"})
+            assert error_of(await mapi(client, signed(longer, merchant.key))) == (-1, message), field
+    order = await stored_order(gateway, trade_no)
+    stored = {field: getattr(order, field) for field in LONGEST}
+    assert stored == LONGEST
+    assert (order.sitename, order.device) == ("小明的店", "pc")
+    assert await order_count(gateway, merchant.pid) == 1
+
+
+async def test_what_a_request_leaves_out_is_stored_as_nothing(server, merchant, gateway):
+    """No return_url, param or sitename: none is stored (an unknown device is a PC's)."""
+    params = signed(api_params(merchant.pid, SHOP, "BARE-1", return_url=None, device="television"), merchant.key)
+    async with server.client() as client:
+        trade_no = success_of(await mapi(client, params))["trade_no"]
+    order = await stored_order(gateway, trade_no)
+    assert (order.return_url, order.param, order.sitename, order.device) == (None, None, None, "pc")
+    assert order.clientip == "203.0.113.9"
+
+
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 async def test_body_over_the_size_limit_is_refused(server, merchant, chunked):
     params = signed(api_params(merchant.pid, SHOP, "BIG-1", param="x" * 1_100_000), merchant.key)

@@ -15,7 +15,7 @@ import pytest
 
 from openepay.core.states import MerchantStatus
 from tests.support.answers import page_message
-from tests.support.database import expire, merchant_with_key, order_count
+from tests.support.database import expire, merchant_with_key, order_count, stored_order
 from tests.support.epay import SDK_KEY, VECTOR_B, VECTOR_E, order_params, signed, url_encoded_signed
 from tests.support.gateways import own_server
 from tests.support.links import cashier_path, sandbox_path, trade_no_of
@@ -362,6 +362,14 @@ async def test_private_notify_url_is_refused_when_private_targets_are_not_allowe
             assert page_message(response) == "通知地址(notify_url)不合法，请填写公网可以访问的http或https地址"
         public = order_params(merchant.pid, SHOP, "PUB-1", notify_url="https://shop.example.com/notify")
         cashier_target(await submit(client, signed(public, merchant.key)))
+
+
+async def test_an_order_sent_without_a_client_ip_stores_none(server, merchant, gateway):
+    """The channels then send their own placeholder for an unknown buyer address, never a made-up one."""
+    async with server.client() as client:
+        params = signed(order_params(merchant.pid, SHOP, "IP-1"), merchant.key)
+        trade_no, _ = cashier_target(await submit(client, params))
+    assert (await stored_order(gateway, trade_no)).clientip is None
 
 
 async def test_nul_byte_in_a_stored_field_is_refused_cleanly(server, merchant, gateway):

@@ -205,6 +205,7 @@ MALFORMED = [
     ("money-long", {"money": "1" * 21}, "money must be"),
     ("money-20-digits", {"money": "9" * 20}, "money must be"),
     ("money-1e30", {"money": "1e30"}, "money must be"),
+    ("money-full-width", {"money": "１"}, "money must be a number of yuan with at most two decimals, such as 1.00"),
     ("money-over-default-max", {"money": "50000.01"}, "money must be at most 50000.00"),
     ("out_trade_no-space", {"out_trade_no": "order 1"}, "out_trade_no must be"),
     ("out_trade_no-chinese", {"out_trade_no": "订单1"}, "out_trade_no must be"),

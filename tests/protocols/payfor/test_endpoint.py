@@ -17,6 +17,7 @@ from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant, Order
 from openepay.db.types import utcnow
 from tests.support.epay import order_params, signed
+from tests.support.gateways import STRICT, own_server
 from tests.support.links import cashier_path, sandbox_path
 from tests.support.payfor import (
     PATH,
@@ -234,6 +235,8 @@ INVALID = [
     ({"price": " 9.90"}, "金额(price)不合法"),
     ({"price": "9" * 20}, "金额(price)不合法"),
     ({"price": "1e30"}, "金额(price)不合法"),
+    ({"price": "１"}, "金额(price)不合法"),
+    ({"price": "+1"}, "金额(price)不合法"),
     ({"price": "50000.01"}, "金额(price)不能高于50000元"),
     ({"type": "3"}, "支付渠道(type)只能是1（微信支付）或2（支付宝）"),
     ({"type": "alipay"}, "支付渠道(type)只能是1（微信支付）或2（支付宝）"),
@@ -259,6 +262,8 @@ INVALID = [
     ({"order_uid": "u\x00"}, "客户号(order_uid)含有非法字符"),
     ({"order_name": "名" * 101}, "商品名称(order_name)不能超过100个字符"),
     ({"order_name": "VIP\x00"}, "商品名称(order_name)含有非法字符"),
+    # A parameter the seed does not name is named as it was sent.
+    ({"note": "a\x00"}, "参数(note)含有非法字符"),
 ]
 
 
@@ -283,6 +288,20 @@ async def test_the_longest_values_allowed_pass(server, merchant, gateway):
     assert len(params["notify_url"]) == 255
     async with server.client() as client:
         assert json_answer(await send(client, params, as_json=True))["code"] == 1
+
+
+@pytest.mark.parametrize("as_json", MODES, ids=MODE_IDS)
+async def test_the_operators_limits_bound_the_price_at_both_ends(database_url, gateway, merchant, as_json):
+    """A limit that is not whole yuan is said with its fen (0.50), a whole one without (5000)."""
+    with own_server(database_url, **STRICT) as thread:
+        async with httpx.AsyncClient(base_url=thread.url, timeout=10) as client:
+            for price, message in (("0.49", "金额(price)不能低于0.50元"), ("5000.01", "金额(price)不能高于5000元")):
+                params = ordered(merchant, "LIM-1", price=price)
+                assert await error_of(client, params, as_json) == expect(-3, message, as_json), price
+            for price in ("0.50", "5000"):
+                answer = json_answer(await send(client, ordered(merchant, f"LIM-{price}", price=price), as_json=True))
+                assert (answer["code"], answer["data"]["price"]) == (1, price)
+    assert await order_row(gateway, merchant.pid, "LIM-1") is None
 
 
 @pytest.mark.parametrize("as_json", MODES, ids=MODE_IDS)

@@ -197,6 +197,8 @@ async def test_vmqs_checks_before_and_at_the_signature(server, merchant, gateway
         ({"payId": "P" * 65}, "商户订单号(payId)格式不正确，须为1到64个字母、数字或 . _ - | 字符"),
         ({"param": "p" * 256}, "附加参数(param)不能超过255个字符"),
         ({"param": "a\x00b"}, "附加参数(param)含有非法字符"),
+        # A parameter V免签 has no words for is named as it was sent.
+        ({"isHtml": "\x00"}, "参数(isHtml)含有非法字符"),
         ({"price": "1.005"}, "订单金额格式错误，须为最多两位小数的元金额，如 9.90"),
         ({"price": "1e2"}, "订单金额格式错误，须为最多两位小数的元金额，如 9.90"),
         ({"price": "abc"}, "订单金额格式错误，须为最多两位小数的元金额，如 9.90"),
@@ -204,6 +206,8 @@ async def test_vmqs_checks_before_and_at_the_signature(server, merchant, gateway
         ({"price": "1e30"}, "订单金额格式错误，须为最多两位小数的元金额，如 9.90"),
         ({"price": "50000.01"}, "订单金额不能高于50000元"),
         ({"price": " 1"}, "订单金额格式错误，须为最多两位小数的元金额，如 9.90"),
+        ({"price": "１"}, "订单金额格式错误，须为最多两位小数的元金额，如 9.90"),
+        ({"price": "+1"}, "订单金额格式错误，须为最多两位小数的元金额，如 9.90"),
     ],
 )
 async def test_signed_requests_hear_what_is_wrong_with_their_values(server, merchant, gateway, change, message):
