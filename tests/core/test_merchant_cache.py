@@ -24,6 +24,10 @@ from tests.support.payfor import keyed, payfor_params, send
 from tests.support.processes import ServeProcess, worker_env, worker_processes
 from tests.support.servers import ServerThread
 from tests.support.settings import make_settings
+from tests.support.vmq import create as vmq_create
+from tests.support.vmq import data_of
+from tests.support.vmq import order_params as vmq_order_params
+from tests.support.vmq import signed as vmq_signed
 from tests.support.waiting import answering, eventually
 
 # Longer than the slowest round of requests on a loaded machine, short enough to prove that the
@@ -175,4 +179,19 @@ async def test_a_payfor_create_is_one_insert(
         created = (await send(client, new, as_json=True)).json()
 
     assert created["code"] == 1 and created["data"]["pay_num"]
+    assert [sql.split()[:3] for sql in statements] == [["INSERT", "INTO", "orders"]]
+
+
+async def test_a_vmq_create_is_one_insert(
+    gateway: Gateway, merchant: MerchantCredentials, cached_app: tuple[ServerThread, Gateway]
+):
+    thread, app_gateway = cached_app
+    async with httpx.AsyncClient(base_url=thread.url, timeout=10) as client:
+        warm = vmq_signed(vmq_order_params("VMQ-WARM"), merchant.key)
+        assert data_of(await vmq_create(client, warm, merchant.pid))["state"] == 0
+
+        statements = _statements(app_gateway)
+        created = data_of(await vmq_create(client, vmq_signed(vmq_order_params("VMQ-1"), merchant.key), merchant.pid))
+
+    assert created["payId"] == "VMQ-1" and created["state"] == 0 and created["payUrl"].startswith(thread.url)
     assert [sql.split()[:3] for sql in statements] == [["INSERT", "INTO", "orders"]]

@@ -13,6 +13,7 @@ import re
 
 from sqlalchemy import exists, select
 
+from openepay.channels.qrpool.channel import QrPoolChannel
 from openepay.core.orders import close_if_expired, find_merchant_order
 from openepay.core.states import SETTLED_PAID, UNPAID, NotifyStatus
 from openepay.db import Database
@@ -61,10 +62,11 @@ async def is_fixed_amount_code(db: Database, order: Order) -> bool:
     """Whether the buyer scans a code fixed to the amount (V免签 ``isAuto`` 0) rather than typing it in.
 
     Only the personal-code pool has fixed-amount codes: the order's QR content is one of them
-    when the pool holds that content for exactly the amount the buyer must pay.
+    when the pool holds that content for exactly the amount the buyer must pay. An order of any
+    other channel is answered without asking the database (a create stays one statement).
     """
     content = order.qrcode or order.pay_url
-    if not content:
+    if order.channel != QrPoolChannel.name or not content:
         return False
     async with db.session() as session:
         return bool(

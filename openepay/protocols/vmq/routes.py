@@ -25,8 +25,6 @@ from openepay.core.money import format_yuan
 from openepay.core.orders import (
     NewOrder,
     OrderRejected,
-    discard_unoffered,
-    place_order,
 )
 from openepay.core.orders import (
     close_order as close_unpaid_order,
@@ -102,30 +100,27 @@ async def _answer(endpoint: str, work: Callable[[], Awaitable[Answer]]) -> JSONR
 # --- createOrder ------------------------------------------------------------------------------------
 
 
-async def _offer(gateway: Gateway, request: Request, order: Order) -> Order:
-    pay_type = order.pay_type or ""
+async def _create(gateway: Gateway, request: Request, new: NewOrder) -> Order:
+    """The new order with its offer, written once where the channel allows it (``place_and_start_payment``).
+
+    Every reuse of a payId is refused (V免签: "商户订单号已存在"); an order no channel would take
+    is not kept, so the merchant may retry the same payId."""
+    pay_type = new.pay_type or ""
     try:
-        return await gateway.start_payment(
-            order, pay_type=pay_type, device=order.device, request_base_url=base_url(request)
+        return await gateway.place_and_start_payment(
+            new,
+            pay_type=pay_type,
+            device=new.device,
+            request_base_url=base_url(request),
+            reopen_identical=False,
+            keep_unoffered=False,
         )
+    except OrderRejected:
+        raise VmqError(DUPLICATE_PAY_ID) from None
     except NoChannel:
         raise VmqError(f"暂无可用的{PAY_TYPE_NAMES.get(pay_type, pay_type)}收款通道，请稍后再试") from None
     except ChannelRefused as refused:
         raise VmqError(REFUSALS[refused.reason]) from None
-
-
-async def _create(gateway: Gateway, request: Request, new: NewOrder) -> Order:
-    """The placed order with its offer. Every reuse of a payId is refused (V免签: "商户订单号已存在");
-    an order no channel would take is forgotten again, so the merchant may retry the same payId."""
-    try:
-        placed = await place_order(gateway.db, new, timeout=gateway.order_timeout, reopen_identical=False)
-    except OrderRejected:
-        raise VmqError(DUPLICATE_PAY_ID) from None
-    try:
-        return await _offer(gateway, request, placed.order)
-    except Exception:
-        await discard_unoffered(gateway.db, placed.order.id)
-        raise
 
 
 def _minutes(order: Order) -> int:

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy import update
 
+from openepay.channels.qrpool.channel import QrPoolChannel
 from openepay.core.states import NotifyStatus
 from openepay.db.models import Order, QrAccount, QrCode
 from tests.support.database import expire, stored_order
@@ -110,9 +111,13 @@ async def test_a_code_fixed_to_the_amount_is_not_auto(server, merchant, gateway)
 
 
 async def _set_qrcode(gateway, trade_no: str, content: str) -> None:  # type: ignore[no-untyped-def]
-    """The offer a pool channel would have made: its fixed-amount code's content as the QR."""
+    """The offer a pool channel would have made: its fixed-amount code as the QR, the pool as the channel."""
     async with gateway.db.session() as session:
-        await session.execute(update(Order).where(Order.trade_no == trade_no).values(qrcode=content, pay_url=content))
+        await session.execute(
+            update(Order)
+            .where(Order.trade_no == trade_no)
+            .values(channel=QrPoolChannel.name, qrcode=content, pay_url=content)
+        )
 
 
 # --- checkOrder ---------------------------------------------------------------------------------------
