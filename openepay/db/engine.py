@@ -15,12 +15,13 @@ from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from openepay.db.sqlite_writes import Checkpoints, WriteTurn
 from openepay.db.urls import check, sqlite_file
 
 AUTOCOMMIT = "AUTOCOMMIT"
-# How long a write on the ``SqliteLane`` waits between tries while another writer holds the lock.
-# Writers on the lane hold it for well under a millisecond, so a few short tries usually
-# find it free; after them the write waits in aiosqlite's thread, in SQLite's busy handler.
+# How long a write on the ``SqliteLane``, holding the write turn, waits between tries while a writer
+# that takes no turn (a session, the worker, a CLI command) holds SQLite's lock; after them the
+# write waits in aiosqlite's thread, in SQLite's busy handler.
 LANE_RETRY_PAUSES = (0, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
 
 
@@ -37,9 +38,20 @@ def _create_private(path: Path) -> None:
 
 
 def _configure_sqlite(
-    engine: Engine, path: Path | None, *, busy_timeout_ms: int = 30000, immediate: bool = True
+    engine: Engine,
+    path: Path | None,
+    *,
+    busy_timeout_ms: int = 30000,
+    immediate: bool = True,
+    autocheckpoint: bool = True,
 ) -> None:
     """WAL for concurrent readers, and ``BEGIN IMMEDIATE`` for every transaction.
+
+    ``synchronous=NORMAL`` in WAL mode: a commit is not flushed to the disk by itself, only the
+    checkpoints are. A crash of the gateway (the process) loses nothing committed; a power
+    failure or an operating-system crash may lose the last commits before the latest checkpoint,
+    never the database's consistency. Without ``autocheckpoint`` the connection leaves the WAL's
+    checkpoints to someone else (``SqliteLane``: ``sqlite_writes.Checkpoints``).
 
     A deferred SQLite transaction that reads and then writes fails at once with
     SQLITE_BUSY if another connection committed in between; taking the write lock up front
@@ -63,6 +75,8 @@ def _configure_sqlite(
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     if not immediate:
@@ -114,18 +128,24 @@ class SqliteLane:
     SQLite's busy handler meanwhile. A point read or a one-row write takes SQLite tens of
     microseconds, so the hot paths run it here, synchronously, on a connection of their own.
 
-    Nothing here ever waits for a lock: the connection's busy timeout is zero, so a write
-    that finds another writer holding the lock gets ``None`` back at once, having done
-    nothing; ``Database.one`` tries again a few times, then goes the usual way (aiosqlite's
-    thread, which waits). Reads never wait in WAL mode. Statements are sent through a
-    SQLAlchemy engine, so types, events and errors are the same as on the main engine.
+    Nothing here ever waits for a lock on the event loop: a write first waits for its ``turn``
+    (``sqlite_writes.WriteTurn``: the lane writers of every process queue there, off the loop),
+    and the connection's busy timeout is zero, so a write that still finds SQLite's lock taken
+    (by a writer that takes no turn) gets ``None`` back at once, having done nothing;
+    ``write`` tries again a few times, and ``Database.one`` then goes the usual way
+    (aiosqlite's thread, which waits). Reads never wait in WAL mode. The connection never
+    checkpoints the WAL itself (``sqlite_writes.Checkpoints`` does, in a thread). Statements
+    are sent through a SQLAlchemy engine, so types, events and errors are the same as on the
+    main engine.
     """
 
     def __init__(self, path: Path) -> None:
         self.engine = create_engine(
             f"sqlite:///{path}", poolclass=StaticPool, connect_args={"timeout": 0, "check_same_thread": False}
         )
-        _configure_sqlite(self.engine, path, busy_timeout_ms=0, immediate=False)
+        _configure_sqlite(self.engine, path, busy_timeout_ms=0, immediate=False, autocheckpoint=False)
+        self.turn = WriteTurn(path)
+        self.checkpoints = Checkpoints(path, self.turn)
         # One connection, kept open: a second event loop's thread (tests, tools) waits its turn, briefly.
         self._turn = threading.Lock()
         self._conn: Connection | None = None
@@ -150,13 +170,16 @@ class SqliteLane:
             conn.rollback()
             return rows
 
-    def one(self, statement: Executable, params: dict[str, Any] | None) -> tuple[Row | None] | None:
-        """``(first row,)`` of the statement run as its own transaction; None when the write lock is taken."""
+    def first(self, statement: Executable, params: dict[str, Any] | None) -> Row | None:
+        """The first row of one read (reads in WAL mode never wait for a lock)."""
         with self._connection() as conn:
-            if statement.is_select:
-                row = conn.execute(statement, params).first()
-                conn.rollback()
-                return (row,)
+            row = conn.execute(statement, params).first()
+            conn.rollback()
+            return row
+
+    def one(self, statement: Executable, params: dict[str, Any] | None) -> tuple[Row | None] | None:
+        """``(first row,)`` of the write run as its own transaction; None when the write lock is taken."""
+        with self._connection() as conn:
             try:
                 # Straight to the driver: transaction control needs none of the statement machinery.
                 conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
@@ -172,7 +195,21 @@ class SqliteLane:
             conn.commit()
             return (row,)
 
+    async def write(self, statement: Executable, params: dict[str, Any] | None) -> tuple[Row | None] | None:
+        """``one`` for a write, holding the write turn; None when a writer that takes no turn kept
+        SQLite's lock through every try (the caller holds the turn meanwhile: see ``Database.one``)."""
+        for pause in LANE_RETRY_PAUSES:
+            if pause:
+                await asyncio.sleep(pause)
+            done = self.one(statement, params)
+            if done is not None:
+                self.checkpoints.wrote()
+                return done
+        return None
+
     def dispose(self) -> None:
+        self.checkpoints.close()
+        self.turn.close()
         with self._turn:
             if self._conn is not None:
                 self._conn.close()
@@ -208,16 +245,20 @@ class Database:
 
     async def one(self, statement: Executable, params: dict[str, Any] | None = None) -> Row | None:
         """The first row of one Core statement that is a transaction on its own (the hot paths: no
-        session, no unit of work). On PostgreSQL it runs without ``BEGIN``/``COMMIT`` round trips;
-        on SQLite it runs on the ``SqliteLane`` unless another writer holds the lock, and then a
-        read takes no lock and a write waits for the write lock like any transaction."""
+        session, no unit of work). On PostgreSQL it runs without ``BEGIN``/``COMMIT`` round trips.
+        On SQLite it runs on the ``SqliteLane``: a read at once (it takes no lock), a write in its
+        turn among the lane writers of every process; only when a writer that takes no turn holds
+        SQLite's lock through the lane's tries does the write wait for the lock like any
+        transaction, still holding its turn, so the lane writers behind it stay queued."""
+        if self.lane is not None and statement.is_select:
+            return self.lane.first(statement, params)
         if self.lane is not None:
-            for pause in LANE_RETRY_PAUSES:
-                if pause:
-                    await asyncio.sleep(pause)
-                done = self.lane.one(statement, params)
+            async with self.lane.turn.held():
+                done = await self.lane.write(statement, params)
                 if done is not None:
                     return done[0]
+                async with self.engine.begin() as conn:
+                    return (await conn.execute(statement, params)).first()
         engine = self._autocommit if self.dialect != "sqlite" or statement.is_select else self.engine
         async with engine.begin() as conn:
             return (await conn.execute(statement, params)).first()
