@@ -23,10 +23,11 @@ import ipaddress
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Row, Select, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -163,8 +164,26 @@ class Lockout:
         self._forget_before(oldest)
 
     async def _exchange(self, unsent: dict[tuple[str, str, int], int], oldest: int) -> frozenset[Subject]:
-        insert = pg_insert if self.db.dialect == "postgresql" else sqlite_insert
         total = func.sum(AuthFailure.failures)
+        over_limit = (
+            select(AuthFailure.scope, AuthFailure.subject, total)
+            .where(AuthFailure.bucket >= oldest)
+            .group_by(AuthFailure.scope, AuthFailure.subject)
+            .having(total >= min(self.policy.per_ip, self.policy.per_merchant))
+        )
+        sweep = self._clock() - self._last_sweep >= SWEEP_SECONDS
+        if not unsent and not sweep:
+            # Nothing to write, the usual case: a read, which on SQLite takes no write lock from the
+            # orders being created meanwhile (a session's transaction would, every second).
+            over = await self.db.rows(over_limit)
+        else:
+            over = await self._write_and_read(unsent, oldest, over_limit, sweep)
+        return frozenset((scope, subject) for scope, subject, count in over if count >= self.policy.limit(scope))
+
+    async def _write_and_read(
+        self, unsent: dict[tuple[str, str, int], int], oldest: int, over_limit: Select[Any], sweep: bool
+    ) -> Sequence[Row[Any]]:
+        insert = pg_insert if self.db.dialect == "postgresql" else sqlite_insert
         async with self.db.session() as session:
             rows = [
                 {"scope": scope, "subject": subject, "bucket": bucket, "failures": failures}
@@ -178,16 +197,10 @@ class Lockout:
                         set_={"failures": AuthFailure.failures + statement.excluded.failures},
                     )
                 )
-            if self._clock() - self._last_sweep >= SWEEP_SECONDS:
+            if sweep:
                 await session.execute(delete(AuthFailure).where(AuthFailure.bucket < oldest))
                 self._last_sweep = self._clock()
-            over = await session.execute(
-                select(AuthFailure.scope, AuthFailure.subject, total)
-                .where(AuthFailure.bucket >= oldest)
-                .group_by(AuthFailure.scope, AuthFailure.subject)
-                .having(total >= min(self.policy.per_ip, self.policy.per_merchant))
-            )
-            return frozenset((scope, subject) for scope, subject, count in over if count >= self.policy.limit(scope))
+            return (await session.execute(over_limit)).all()
 
     def _forget_before(self, oldest: int) -> None:
         for subject in list(self._own):
