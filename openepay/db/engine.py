@@ -19,9 +19,9 @@ from openepay.db.sqlite_writes import Checkpoints, WriteTurn
 from openepay.db.urls import check, sqlite_file
 
 AUTOCOMMIT = "AUTOCOMMIT"
-# How long a write on the ``SqliteLane``, holding the write turn, waits between tries while a writer
-# that takes no turn (a session, the worker, a CLI command) holds SQLite's lock; after them the
-# write waits in aiosqlite's thread, in SQLite's busy handler.
+# How long a write on the ``SqliteLane`` waits between tries while a writer that takes no write turn
+# (a session, the worker, a CLI command) holds SQLite's lock; after them the write waits in
+# aiosqlite's thread, in SQLite's busy handler.
 LANE_RETRY_PAUSES = (0, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
 
 
@@ -128,15 +128,15 @@ class SqliteLane:
     SQLite's busy handler meanwhile. A point read or a one-row write takes SQLite tens of
     microseconds, so the hot paths run it here, synchronously, on a connection of their own.
 
-    Nothing here ever waits for a lock on the event loop: a write first waits for its ``turn``
-    (``sqlite_writes.WriteTurn``: the lane writers of every process queue there, off the loop),
-    and the connection's busy timeout is zero, so a write that still finds SQLite's lock taken
-    (by a writer that takes no turn) gets ``None`` back at once, having done nothing;
-    ``write`` tries again a few times, and ``Database.one`` then goes the usual way
-    (aiosqlite's thread, which waits). Reads never wait in WAL mode. The connection never
-    checkpoints the WAL itself (``sqlite_writes.Checkpoints`` does, in a thread). Statements
-    are sent through a SQLAlchemy engine, so types, events and errors are the same as on the
-    main engine.
+    Nothing here ever waits for a lock on the event loop: a write takes its ``turn`` first
+    (``sqlite_writes.WriteTurn``, shared by the lane writers of every process; one that finds
+    it taken is woken, off the loop, when it is free), and the connection's busy timeout is
+    zero, so a write that still finds SQLite's lock taken (by a writer that takes no turn) gets
+    ``None`` back at once, having done nothing; ``write`` tries again a few times, and
+    ``Database.one`` then goes the usual way (aiosqlite's thread, which waits). Reads never
+    wait in WAL mode. The connection never checkpoints the WAL itself
+    (``sqlite_writes.Checkpoints`` does, in a thread). Statements are sent through a SQLAlchemy
+    engine, so types, events and errors are the same as on the main engine.
     """
 
     def __init__(self, path: Path) -> None:
@@ -196,16 +196,25 @@ class SqliteLane:
             return (row,)
 
     async def write(self, statement: Executable, params: dict[str, Any] | None) -> tuple[Row | None] | None:
-        """``one`` for a write, holding the write turn; None when a writer that takes no turn kept
-        SQLite's lock through every try (the caller holds the turn meanwhile: see ``Database.one``)."""
-        for pause in LANE_RETRY_PAUSES:
-            if pause:
-                await asyncio.sleep(pause)
-            done = self.one(statement, params)
+        """``one`` for a write, in its turn: while another lane writer (of any process) holds the
+        turn, wait until it is free; None when a writer that takes no turn kept SQLite's lock
+        through every try."""
+        tries = iter(LANE_RETRY_PAUSES)
+        while True:
+            if not self.turn.take():
+                await self.turn.free()
+                continue
+            try:
+                done = self.one(statement, params)
+            finally:
+                self.turn.give_back()
             if done is not None:
                 self.checkpoints.wrote()
                 return done
-        return None
+            pause = next(tries, None)
+            if pause is None:
+                return None
+            await asyncio.sleep(pause)
 
     def dispose(self) -> None:
         self.checkpoints.close()
@@ -249,16 +258,13 @@ class Database:
         On SQLite it runs on the ``SqliteLane``: a read at once (it takes no lock), a write in its
         turn among the lane writers of every process; only when a writer that takes no turn holds
         SQLite's lock through the lane's tries does the write wait for the lock like any
-        transaction, still holding its turn, so the lane writers behind it stay queued."""
+        transaction."""
         if self.lane is not None and statement.is_select:
             return self.lane.first(statement, params)
         if self.lane is not None:
-            async with self.lane.turn.held():
-                done = await self.lane.write(statement, params)
-                if done is not None:
-                    return done[0]
-                async with self.engine.begin() as conn:
-                    return (await conn.execute(statement, params)).first()
+            done = await self.lane.write(statement, params)
+            if done is not None:
+                return done[0]
         engine = self._autocommit if self.dialect != "sqlite" or statement.is_select else self.engine
         async with engine.begin() as conn:
             return (await conn.execute(statement, params)).first()

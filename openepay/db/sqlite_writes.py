@@ -6,14 +6,16 @@ naps of 1 to 100 ms that the other writer's commit does not cut short. With ``se
 2`` the two web processes' creates collided this way on about one write in twenty, and a write
 that had to wait waited tens to hundreds of milliseconds, however short the other one was.
 
-``WriteTurn`` is the queue SQLite lacks: an ``flock`` on a file beside the database. The
-kernel wakes a process blocked in ``flock`` the moment the holder lets go, so a second
-process's writer waits exactly as long as the first one writes. The blocking ``flock`` runs in
-a thread of its own, never on the event loop, and the writers of one process queue for that
-thread in order. The turn only orders the writers that take it (``SqliteLane``'s); SQLite's own
-lock still guards the data, so a writer that does not take it (a session, the worker, a CLI
-command) is waited for as before, and a turn lost or shared by mistake costs a retry, never a
-wrong write.
+``WriteTurn`` is the wake-up SQLite lacks: an ``flock`` on a file beside the database, taken
+(without waiting) around each write of the lane, which runs on the event loop and holds it for
+a fraction of a millisecond. A writer that finds it taken waits in a thread of its own (one per
+process, never the event loop) blocked in ``flock``, which the kernel ends the moment the holder
+lets go, and then tries again. The turn is never held across an ``await``: a writer handed the
+turn while its event loop is busy elsewhere would hold up every other writer until its loop
+came round, which under load is longer than the writes. The turn only orders the writers that
+take it (``SqliteLane``'s); SQLite's own lock still guards the data, so a writer that does not
+take it (a session, the worker, a CLI command) is waited for as before, and a turn lost or
+shared by mistake costs a retry, never a wrong write.
 
 ``Checkpoints`` moves the WAL's checkpoint, which copies the WAL back into the database file and
 waits for the disk twice (``fsync``), off the connection that writes on the event loop. SQLite
@@ -35,9 +37,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class WriteTurn:
         # process shares, so it cannot tell two writers of this process apart.
         self._held = threading.Lock()
         self._queue: ThreadPoolExecutor | None = None
+        self._free: Future[None] | None = None
 
     def _lock_file(self) -> int | None:
         """The lock file's descriptor (called holding ``_held``)."""
@@ -79,7 +80,8 @@ class WriteTurn:
             self._fd, self._opened = _open_private(self.path), True
         return self._fd
 
-    def _try_take(self) -> bool:
+    def take(self) -> bool:
+        """The turn if it is free now (never waits); give it back before the next ``await``."""
         if not self._held.acquire(blocking=False):
             return False
         fd = self._lock_file()
@@ -108,33 +110,22 @@ class WriteTurn:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._held.release()
 
-    def _given_back_when_taken(self, taking: Future[None]) -> None:
-        if not taking.cancelled() and taking.exception() is None:
-            self.give_back()
+    def _wait_free(self) -> None:
+        self.take_waiting()
+        self.give_back()
 
-    async def _take(self) -> None:
-        if self._try_take():
-            return
-        if self._queue is None:
-            self._queue = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-write-turn")
-        # One thread waits for the turn on behalf of this process's writers, in the order they came.
-        taking = self._queue.submit(self.take_waiting)
-        try:
-            await asyncio.shield(asyncio.wrap_future(taking))
-        except asyncio.CancelledError:
-            # The thread may still get the turn for a writer that left: then it is given back at once.
-            if not taking.cancel():
-                taking.add_done_callback(self._given_back_when_taken)
-            raise
+    async def free(self) -> None:
+        """Returns once the turn has been free (then ``take`` it, which may find it taken again).
 
-    @asynccontextmanager
-    async def held(self) -> AsyncIterator[None]:
-        """The turn, waited for off the event loop; held until the block ends."""
-        await self._take()
-        try:
-            yield
-        finally:
-            self.give_back()
+        One thread waits for the whole process, its writers all wake when it returns; the turn is
+        never held across an ``await``, so no writer waits for another's event loop to come round.
+        """
+        if self._free is None or self._free.done():
+            if self._queue is None:
+                self._queue = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-write-turn")
+            self._free = self._queue.submit(self._wait_free)
+        # Shielded: a writer that leaves (cancelled) must not cancel the others' wait.
+        await asyncio.shield(asyncio.wrap_future(self._free))
 
     def close(self) -> None:
         if self._queue is not None:
