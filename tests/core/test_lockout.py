@@ -7,6 +7,7 @@ test runs two real ``openepay serve`` processes.
 from __future__ import annotations
 
 import httpx
+from sqlalchemy import event
 
 from openepay.config import Settings
 from openepay.core.gate import Door, Gate, Refusal, Refused
@@ -135,6 +136,24 @@ async def test_a_shop_that_got_its_key_wrong_is_let_in_one_window_after_it_stops
     clock.now += POLICY.window
     await lockout.sync()
     assert await attempt(True) is None
+
+
+async def test_a_sync_with_nothing_to_send_only_reads_and_still_learns_the_lockouts(gateway):
+    """Each web process syncs every second: with nothing counted it must not take SQLite's write
+    lock (a transaction here begins with ``BEGIN IMMEDIATE``) from the orders being created."""
+    _, (one, other) = processes(gateway.db)
+    for _ in range(POLICY.per_ip):
+        one.failed(ATTACKER, PID)
+    await one.sync()
+    await other.sync()  # the first sync of a process also sweeps old counts: a write
+    sent: list[str] = []
+    for engine in gateway.db.engines:
+        event.listen(engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+
+    await other.sync()
+
+    assert [sql.split()[0] for sql in sent] == ["SELECT"]
+    assert other.locked(ATTACKER, PID)
 
 
 async def test_counting_goes_on_while_the_database_is_unreachable(tmp_path):

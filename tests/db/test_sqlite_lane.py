@@ -18,9 +18,11 @@ from openepay.core.orders import find_merchant_order, insert_order, order_values
 from openepay.db import migrate
 from openepay.db.engine import Database
 from openepay.db.models import Merchant, Order
+from openepay.db.sqlite_writes import CHECKPOINT_EVERY
 from openepay.db.types import utcnow
 from tests.support.orders import new_order
 from tests.support.sqlite_writers import holding_the_turn, orders_written_by
+from tests.support.waiting import eventually
 
 PID = 1001
 
@@ -155,3 +157,21 @@ async def test_the_write_turns_lock_file_is_private(db: Database, tmp_path: Path
         os.umask(previous)
 
     assert stat.S_IMODE((tmp_path / "lane.db-lock").stat().st_mode) == 0o600
+
+
+async def test_orders_written_on_the_lane_are_copied_into_the_database_file_by_its_checkpoints(
+    db: Database, tmp_path: Path
+):
+    """The lane's connection leaves the WAL to a thread's checkpoints: they must still come."""
+    for n in range(CHECKPOINT_EVERY):
+        assert await insert_order(db, _values(f"CKPT-{n}")) is not None
+
+    def orders_in_the_file_itself() -> int:
+        # ``immutable``: the database file alone, without what is still only in the WAL.
+        conn = sqlite3.connect(f"file:{tmp_path / 'lane.db'}?immutable=1", uri=True)
+        try:
+            return conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+        finally:
+            conn.close()
+
+    assert await eventually(lambda: orders_in_the_file_itself() == CHECKPOINT_EVERY)
