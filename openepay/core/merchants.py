@@ -107,8 +107,10 @@ class Merchants:
         return await self.cache.get(pid)
 
     async def _admission_from_db(self, pid: int) -> Admission | None:
-        async with self.db.engine.connect() as conn:
-            row = (await conn.execute(select(Merchant.__table__).where(Merchant.pid == pid))).first()
+        # One statement on its own (``Database.one``): on SQLite no write lock (a transaction of the
+        # main engine begins with ``BEGIN IMMEDIATE``), which every request took while the copy
+        # was not trusted, holding up the orders being created meanwhile in every process.
+        row = await self.db.one(select(Merchant.__table__).where(Merchant.pid == pid))
         if row is None:
             return None
         merchant = Merchant(**row._mapping)

@@ -195,3 +195,18 @@ async def test_a_vmq_create_is_one_insert(
 
     assert created["payId"] == "VMQ-1" and created["state"] == 0 and created["payUrl"].startswith(thread.url)
     assert [sql.split()[:3] for sql in statements] == [["INSERT", "INTO", "orders"]]
+
+
+async def test_a_merchant_read_from_the_database_is_one_select_without_a_write_lock(
+    gateway: Gateway, merchant: MerchantCredentials
+):
+    """Without a trusted copy (the shared test settings keep none) every request reads its merchant:
+    on SQLite that read must not take the write lock from the orders being created meanwhile."""
+    sent: list[str] = []
+    for engine in gateway.db.engines:
+        event.listen(engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+
+    admission = await gateway.merchants.admission(merchant.pid)
+
+    assert admission is not None and admission.merchant.pid == merchant.pid and admission.key == merchant.key
+    assert [sql.split()[0] for sql in sent] == ["SELECT"]
