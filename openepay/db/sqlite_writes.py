@@ -24,9 +24,9 @@ on this kind of machine, during which that process's event loop answered nothing
 lane's connection never checkpoints (``wal_autocheckpoint=0``) and a thread of the process runs
 a ``PASSIVE`` checkpoint after every ``CHECKPOINT_EVERY`` writes: it waits for no lock and
 stops no reader or writer. Under writes that never pause the WAL could then grow without
-end (SQLite starts it over only once a checkpoint caught up with every write), so when it has
-grown past ``WAL_FRAMES_LIMIT`` the checkpoint is run holding the write turn: writers queue for
-its few milliseconds, and the WAL starts over.
+end (SQLite starts it over only once a checkpoint caught up with every write), so once it has
+grown past ``WAL_FRAMES_LIMIT`` the checkpoint is finished holding the write turn: writers
+wait for its last few pages and two ``fsync``s, and the WAL starts over.
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ log = logging.getLogger(__name__)
 # Writes of a process's lane between two checkpoints: an order's INSERT adds 5 to 10 pages to
 # the WAL, so this is about SQLite's own default (a checkpoint every 1,000 pages).
 CHECKPOINT_EVERY = 100
-# WAL pages beyond which the next checkpoint holds the write turn, so that it catches up and the
-# WAL starts over (about 40 MB of 4 KiB pages).
-WAL_FRAMES_LIMIT = 10_000
+# WAL pages beyond which a checkpoint is finished holding the write turn, so that it catches up
+# and the WAL starts over (about 16 MB of 4 KiB pages; SQLite's own default keeps about 4 MB).
+WAL_FRAMES_LIMIT = 4_000
 
 
 def _open_private(path: Path) -> int | None:
@@ -143,7 +143,6 @@ class Checkpoints:
         self.database = database
         self._turn = turn
         self._writes = 0
-        self._frames = 0
         self._running: Future[None] | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
@@ -159,20 +158,22 @@ class Checkpoints:
         self._running = self._thread.submit(self._checkpoint)
 
     def _checkpoint(self) -> None:
-        """One ``PASSIVE`` checkpoint; holding the write turn when the WAL has outgrown its limit."""
+        """A ``PASSIVE`` checkpoint; then, if the WAL has outgrown its limit, one more holding the write turn.
+
+        The first copies the bulk while writers go on; the second has only what they added
+        meanwhile to copy, so the writers queue for little more than its two ``fsync``s, and
+        the WAL, caught up with, starts over at the next write.
+        """
         try:
             if self._conn is None:
                 self._conn = sqlite3.connect(self.database, isolation_level=None, check_same_thread=False)
-            if self._frames <= WAL_FRAMES_LIMIT:
-                self._frames = self._run(self._conn)
+            if self._run(self._conn) <= WAL_FRAMES_LIMIT:
                 return
             self._turn.take_waiting()
             try:
                 self._run(self._conn)
             finally:
                 self._turn.give_back()
-            # Caught up with every write: the next one starts the WAL over.
-            self._frames = 0
         except (sqlite3.Error, OSError) as error:
             log.warning("checkpoint of %s failed: %s", self.database, error)
             self.close_connection()
