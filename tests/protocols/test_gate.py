@@ -134,10 +134,10 @@ async def test_a_merchant_under_attack_still_hears_its_own_server(gateway, datab
 
 
 def statements_of(thread: ServerThread) -> list[str]:
-    """Every SQL statement the server's app sends from now on."""
-    engine = thread.server.config.app.state.gateway.db.engine.sync_engine
+    """Every SQL statement the server's app sends from now on, on any of its engines."""
     sent: list[str] = []
-    event.listen(engine, "before_cursor_execute", lambda conn, cursor, statement, *rest: sent.append(statement))
+    for engine in thread.server.config.app.state.gateway.db.engines:
+        event.listen(engine, "before_cursor_execute", lambda conn, cursor, statement, *rest: sent.append(statement))
     return sent
 
 
