@@ -258,13 +258,16 @@ class Database:
         On SQLite it runs on the ``SqliteLane``: a read at once (it takes no lock), a write in its
         turn among the lane writers of every process; only when a writer that takes no turn holds
         SQLite's lock through the lane's tries does the write wait for the lock like any
-        transaction."""
+        transaction, holding the turn meanwhile, so that the lane writers behind it wait for it
+        instead of retrying into the lock and then waiting the same way."""
         if self.lane is not None and statement.is_select:
             return self.lane.first(statement, params)
         if self.lane is not None:
             done = await self.lane.write(statement, params)
             if done is not None:
                 return done[0]
+            async with self.lane.turn.held(), self.engine.begin() as conn:
+                return (await conn.execute(statement, params)).first()
         engine = self._autocommit if self.dialect != "sqlite" or statement.is_select else self.engine
         async with engine.begin() as conn:
             return (await conn.execute(statement, params)).first()

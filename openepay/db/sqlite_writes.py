@@ -37,7 +37,9 @@ import logging
 import os
 import sqlite3
 import threading
+from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -126,6 +128,18 @@ class WriteTurn:
             self._free = self._queue.submit(self._wait_free)
         # Shielded: a writer that leaves (cancelled) must not cancel the others' wait.
         await asyncio.shield(asyncio.wrap_future(self._free))
+
+    @asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """The turn, waited for off the event loop and held across the block's awaits: only for a write
+        that must wait for SQLite's lock anyway (see ``Database.one``), so that the lane writers of
+        every process wait behind it in their turn instead of retrying into the same lock."""
+        while not self.take():
+            await self.free()
+        try:
+            yield
+        finally:
+            self.give_back()
 
     def close(self) -> None:
         if self._queue is not None:
