@@ -19,9 +19,9 @@ from openepay.db.sqlite_writes import Checkpoints, WriteTurn
 from openepay.db.urls import check, sqlite_file
 
 AUTOCOMMIT = "AUTOCOMMIT"
-# How long a write on the ``SqliteLane`` waits between tries while a writer that takes no write turn
-# (a session, the worker, a CLI command) holds SQLite's lock; after them the write waits in
-# aiosqlite's thread, in SQLite's busy handler.
+# How long a write on the ``SqliteLane`` waits between tries while another holds the write turn or
+# SQLite's lock. Past them it waits for the turn off the event loop, or, when a writer that takes
+# no turn (a session, the worker, a CLI command) holds SQLite's lock, in aiosqlite's thread.
 LANE_RETRY_PAUSES = (0, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
 
 
@@ -130,7 +130,8 @@ class SqliteLane:
 
     Nothing here ever waits for a lock on the event loop: a write takes its ``turn`` first
     (``sqlite_writes.WriteTurn``, shared by the lane writers of every process; one that finds
-    it taken is woken, off the loop, when it is free), and the connection's busy timeout is
+    it taken tries again briefly, then is woken, off the loop, when it is free), and the
+    connection's busy timeout is
     zero, so a write that still finds SQLite's lock taken (by a writer that takes no turn) gets
     ``None`` back at once, having done nothing; ``write`` tries again a few times, and
     ``Database.one`` then goes the usual way (aiosqlite's thread, which waits). Reads never
@@ -195,26 +196,39 @@ class SqliteLane:
             conn.commit()
             return (row,)
 
+    def _in_turn(self, statement: Executable, params: dict[str, Any] | None) -> tuple[Row | None] | bool:
+        """``(first row,)`` of the write done in its turn; else whether the turn was free (so that SQLite's
+        lock was taken by a writer that takes no turn)."""
+        if not self.turn.take():
+            return False
+        try:
+            done = self.one(statement, params)
+        finally:
+            self.turn.give_back()
+        if done is None:
+            return True
+        self.checkpoints.wrote()
+        return done
+
     async def write(self, statement: Executable, params: dict[str, Any] | None) -> tuple[Row | None] | None:
-        """``one`` for a write, in its turn: while another lane writer (of any process) holds the
-        turn, wait until it is free; None when a writer that takes no turn kept SQLite's lock
-        through every try."""
-        tries = iter(LANE_RETRY_PAUSES)
-        while True:
-            if not self.turn.take():
-                await self.turn.free()
-                continue
-            try:
-                done = self.one(statement, params)
-            finally:
-                self.turn.give_back()
-            if done is not None:
-                self.checkpoints.wrote()
-                return done
-            pause = next(tries, None)
-            if pause is None:
-                return None
-            await asyncio.sleep(pause)
+        """``one`` for a write, in its turn; None when a writer that takes no turn kept SQLite's lock
+        through every try.
+
+        A writer that finds the turn taken tries again after each of ``LANE_RETRY_PAUSES``, on the
+        event loop, which is busy anyway and notices the turn free sooner than a thread it wakes
+        could run on a loaded machine; past them it waits, off the loop, for the turn to be free,
+        as long as that takes."""
+        outcome: tuple[Row | None] | bool = False
+        for pause in LANE_RETRY_PAUSES:
+            if pause:
+                await asyncio.sleep(pause)
+            outcome = self._in_turn(statement, params)
+            if isinstance(outcome, tuple):
+                return outcome
+        while outcome is False:
+            await self.turn.free()
+            outcome = self._in_turn(statement, params)
+        return outcome if isinstance(outcome, tuple) else None
 
     def dispose(self) -> None:
         self.checkpoints.close()
