@@ -16,12 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from openepay.db.direct import DirectStatements
+from openepay.db.sqlite_writes import Checkpoints, WriteTurn
 from openepay.db.urls import check, sqlite_file
 
 AUTOCOMMIT = "AUTOCOMMIT"
-# How long a write on the ``SqliteLane`` waits between tries while another writer holds the lock.
-# Writers on the lane hold it for well under a millisecond, so a few short tries usually
-# find it free; after them the write waits in aiosqlite's thread, in SQLite's busy handler.
+# How long a write on the ``SqliteLane`` waits between tries while another holds the write turn or
+# SQLite's lock. Past them it waits for the turn off the event loop, or, when a writer that takes
+# no turn (a session, the worker, a CLI command) holds SQLite's lock, in aiosqlite's thread.
 LANE_RETRY_PAUSES = (0, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
 
 
@@ -38,9 +39,20 @@ def _create_private(path: Path) -> None:
 
 
 def _configure_sqlite(
-    engine: Engine, path: Path | None, *, busy_timeout_ms: int = 30000, immediate: bool = True
+    engine: Engine,
+    path: Path | None,
+    *,
+    busy_timeout_ms: int = 30000,
+    immediate: bool = True,
+    autocheckpoint: bool = True,
 ) -> None:
     """WAL for concurrent readers, and ``BEGIN IMMEDIATE`` for every transaction.
+
+    ``synchronous=NORMAL`` in WAL mode: a commit is not flushed to the disk by itself, only the
+    checkpoints are. A crash of the gateway (the process) loses nothing committed; a power
+    failure or an operating-system crash may lose the last commits before the latest checkpoint,
+    never the database's consistency. Without ``autocheckpoint`` the connection leaves the WAL's
+    checkpoints to someone else (``SqliteLane``: ``sqlite_writes.Checkpoints``).
 
     A deferred SQLite transaction that reads and then writes fails at once with
     SQLITE_BUSY if another connection committed in between; taking the write lock up front
@@ -64,6 +76,8 @@ def _configure_sqlite(
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     if not immediate:
@@ -115,18 +129,25 @@ class SqliteLane:
     SQLite's busy handler meanwhile. A point read or a one-row write takes SQLite tens of
     microseconds, so the hot paths run it here, synchronously, on a connection of their own.
 
-    Nothing here ever waits for a lock: the connection's busy timeout is zero, so a write
-    that finds another writer holding the lock gets ``None`` back at once, having done
-    nothing; ``Database.one`` tries again a few times, then goes the usual way (aiosqlite's
-    thread, which waits). Reads never wait in WAL mode. Statements are sent through a
-    SQLAlchemy engine, so types, events and errors are the same as on the main engine.
+    Nothing here ever waits for a lock on the event loop: a write takes its ``turn`` first
+    (``sqlite_writes.WriteTurn``, shared by the lane writers of every process; one that finds
+    it taken tries again briefly, then is woken, off the loop, when it is free), and the
+    connection's busy timeout is
+    zero, so a write that still finds SQLite's lock taken (by a writer that takes no turn) gets
+    ``None`` back at once, having done nothing; ``write`` tries again a few times, and
+    ``Database.one`` then goes the usual way (aiosqlite's thread, which waits). Reads never
+    wait in WAL mode. The connection never checkpoints the WAL itself
+    (``sqlite_writes.Checkpoints`` does, in a thread). Statements are sent through a SQLAlchemy
+    engine, so types, events and errors are the same as on the main engine.
     """
 
     def __init__(self, path: Path) -> None:
         self.engine = create_engine(
             f"sqlite:///{path}", poolclass=StaticPool, connect_args={"timeout": 0, "check_same_thread": False}
         )
-        _configure_sqlite(self.engine, path, busy_timeout_ms=0, immediate=False)
+        _configure_sqlite(self.engine, path, busy_timeout_ms=0, immediate=False, autocheckpoint=False)
+        self.turn = WriteTurn(path)
+        self.checkpoints = Checkpoints(path, self.turn)
         # One connection, kept open: a second event loop's thread (tests, tools) waits its turn, briefly.
         self._turn = threading.Lock()
         self._conn: Connection | None = None
@@ -151,13 +172,16 @@ class SqliteLane:
             conn.rollback()
             return rows
 
-    def one(self, statement: Executable, params: dict[str, Any] | None) -> tuple[Row | None] | None:
-        """``(first row,)`` of the statement run as its own transaction; None when the write lock is taken."""
+    def first(self, statement: Executable, params: dict[str, Any] | None) -> Row | None:
+        """The first row of one read (reads in WAL mode never wait for a lock)."""
         with self._connection() as conn:
-            if statement.is_select:
-                row = conn.execute(statement, params).first()
-                conn.rollback()
-                return (row,)
+            row = conn.execute(statement, params).first()
+            conn.rollback()
+            return row
+
+    def one(self, statement: Executable, params: dict[str, Any] | None) -> tuple[Row | None] | None:
+        """``(first row,)`` of the write run as its own transaction; None when the write lock is taken."""
+        with self._connection() as conn:
             try:
                 # Straight to the driver: transaction control needs none of the statement machinery.
                 conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
@@ -173,7 +197,43 @@ class SqliteLane:
             conn.commit()
             return (row,)
 
+    def _in_turn(self, statement: Executable, params: dict[str, Any] | None) -> tuple[Row | None] | bool:
+        """``(first row,)`` of the write done in its turn; else whether the turn was free (so that SQLite's
+        lock was taken by a writer that takes no turn)."""
+        if not self.turn.take():
+            return False
+        try:
+            done = self.one(statement, params)
+        finally:
+            self.turn.give_back()
+        if done is None:
+            return True
+        self.checkpoints.wrote()
+        return done
+
+    async def write(self, statement: Executable, params: dict[str, Any] | None) -> tuple[Row | None] | None:
+        """``one`` for a write, in its turn; None when a writer that takes no turn kept SQLite's lock
+        through every try.
+
+        A writer that finds the turn taken tries again after each of ``LANE_RETRY_PAUSES``, on the
+        event loop, which is busy anyway and notices the turn free sooner than a thread it wakes
+        could run on a loaded machine; past them it waits, off the loop, for the turn to be free,
+        as long as that takes."""
+        outcome: tuple[Row | None] | bool = False
+        for pause in LANE_RETRY_PAUSES:
+            if pause:
+                await asyncio.sleep(pause)
+            outcome = self._in_turn(statement, params)
+            if isinstance(outcome, tuple):
+                return outcome
+        while outcome is False:
+            await self.turn.free()
+            outcome = self._in_turn(statement, params)
+        return outcome if isinstance(outcome, tuple) else None
+
     def dispose(self) -> None:
+        self.checkpoints.close()
+        self.turn.close()
         with self._turn:
             if self._conn is not None:
                 self._conn.close()
@@ -215,19 +275,21 @@ class Database:
     async def one(self, statement: Executable, params: dict[str, Any] | None = None) -> Mapping[str, Any] | None:
         """The first row, by column name, of one Core statement that is a transaction on its own (the
         hot paths: no session, no unit of work). On PostgreSQL it goes straight to asyncpg
-        (``DirectStatements``) without ``BEGIN``/``COMMIT`` round trips; on SQLite it runs on the
-        ``SqliteLane`` unless another writer holds the lock, and then a read takes no lock and a
-        write waits for the write lock like any transaction."""
+        (``DirectStatements``) without ``BEGIN``/``COMMIT`` round trips. On SQLite it runs on the
+        ``SqliteLane``: a read at once (it takes no lock), a write in its turn among the lane writers
+        of every process; only when a writer that takes no turn holds SQLite's lock through the
+        lane's tries does the write wait for the lock like any transaction, holding the turn."""
         params = params or {}
         if self.direct is not None and (compiled := self.direct.compiled(statement, params)) is not None:
             return await self.direct.first(compiled, params)
+        if self.lane is not None and statement.is_select:
+            return _by_name(self.lane.first(statement, params))
         if self.lane is not None:
-            for pause in LANE_RETRY_PAUSES:
-                if pause:
-                    await asyncio.sleep(pause)
-                done = self.lane.one(statement, params)
-                if done is not None:
-                    return _by_name(done[0])
+            done = await self.lane.write(statement, params)
+            if done is not None:
+                return _by_name(done[0])
+            async with self.lane.turn.held(), self.engine.begin() as conn:
+                return _by_name((await conn.execute(statement, params)).first())
         engine = self._autocommit if self.dialect != "sqlite" or statement.is_select else self.engine
         async with engine.begin() as conn:
             return _by_name((await conn.execute(statement, params)).first())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import stat
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,8 +18,11 @@ from openepay.core.orders import find_merchant_order, insert_order, order_values
 from openepay.db import migrate
 from openepay.db.engine import Database
 from openepay.db.models import Merchant, Order
+from openepay.db.sqlite_writes import CHECKPOINT_EVERY
 from openepay.db.types import utcnow
 from tests.support.orders import new_order
+from tests.support.sqlite_writers import holding_the_turn, orders_written_by
+from tests.support.waiting import eventually
 
 PID = 1001
 
@@ -112,3 +117,61 @@ async def test_a_refused_write_on_the_lane_leaves_nothing_behind(db: Database):
     async with db.session() as session:
         numbers = (await session.scalars(select(Order.out_trade_no).order_by(Order.out_trade_no))).all()
     assert numbers == ["DUP-1", "DUP-3"]
+
+
+async def test_a_write_waits_its_turn_behind_another_process_however_long_and_is_still_written_on_the_lane(
+    db: Database, tmp_path: Path
+):
+    sent = _statements_on(db)
+    async with holding_the_turn(tmp_path / "lane.db"):
+        write = asyncio.create_task(insert_order(db, _values("TURN-1")))
+        ticks = 0
+        while not write.done() and ticks < 20:
+            # Longer than all the lane's tries: the write neither gives up nor takes another way.
+            await asyncio.sleep(0.01)
+            ticks += 1
+    stored = await write
+
+    assert ticks == 20 and stored is not None and stored.out_trade_no == "TURN-1"
+    assert sent["main"] == []
+    assert [sql.split()[0] for sql in sent["lane"]] == ["INSERT"]
+
+
+async def test_processes_creating_orders_at_once_store_every_one_each_on_its_lane(db: Database, tmp_path: Path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'lane.db'}"
+    first, second = await asyncio.gather(
+        orders_written_by(url, PID, "P1-", 150, 8), orders_written_by(url, PID, "P2-", 150, 8)
+    )
+
+    assert first == {"stored": 150, "main_engine": []} and second == {"stored": 150, "main_engine": []}
+    async with db.session() as session:
+        numbers = set((await session.scalars(select(Order.out_trade_no))).all())
+    assert numbers == {f"P{p}-{n}" for p in (1, 2) for n in range(150)}
+
+
+async def test_the_write_turns_lock_file_is_private(db: Database, tmp_path: Path):
+    previous = os.umask(0o022)
+    try:
+        assert await insert_order(db, _values("PRIVATE-1")) is not None
+    finally:
+        os.umask(previous)
+
+    assert stat.S_IMODE((tmp_path / "lane.db-lock").stat().st_mode) == 0o600
+
+
+async def test_orders_written_on_the_lane_are_copied_into_the_database_file_by_its_checkpoints(
+    db: Database, tmp_path: Path
+):
+    """The lane's connection leaves the WAL to a thread's checkpoints: they must still come."""
+    for n in range(CHECKPOINT_EVERY):
+        assert await insert_order(db, _values(f"CKPT-{n}")) is not None
+
+    def orders_in_the_file_itself() -> int:
+        # ``immutable``: the database file alone, without what is still only in the WAL.
+        conn = sqlite3.connect(f"file:{tmp_path / 'lane.db'}?immutable=1", uri=True)
+        try:
+            return conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+        finally:
+            conn.close()
+
+    assert await eventually(lambda: orders_in_the_file_itself() == CHECKPOINT_EVERY)
