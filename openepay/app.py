@@ -28,7 +28,14 @@ from openepay.protocols.vmq import routes as vmq_routes
 from openepay.web import admin, callbacks, demo_shop, health, merchant
 from openepay.web.cashier import routes as cashier_routes
 from openepay.web.dispatch import index_paths
-from openepay.web.middleware import ObserveRequests, PublicOrigin, ReadablePath, RequestBody, SecurityHeaders
+from openepay.web.middleware import (
+    ObserveRequests,
+    PublicOrigin,
+    ReadablePath,
+    RequestBody,
+    SecurityHeaders,
+    plain_route_templates,
+)
 from openepay.web.templating import templates
 
 log = logging.getLogger(__name__)
@@ -84,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in (*dialect_routers, cashier_routes.router, callbacks.router, health.router):
         app.include_router(router)
+    app.state.plain_route_templates = plain_route_templates(dialect_routers)
     for channel in gateway.channels.all():
         channel_router = channel.router()
         if channel_router is not None:

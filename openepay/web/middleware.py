@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
+from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
+from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openepay.config import ConfigurationError
@@ -203,9 +206,28 @@ def logged_path(path: str) -> str:
 
 def _route_template(scope: Scope) -> str:
     template = getattr(scope.get("route"), "path", None)
+    if isinstance(template, str) and template:
+        return template
+    app = scope.get("app")
+    template = getattr(getattr(app, "state", None), "plain_route_templates", {}).get(scope.get("endpoint"))
     if template:
         return template
     return "/static" if scope["path"].startswith("/static/") else "unmatched"
+
+
+def plain_route_templates(routers: Iterable[Router]) -> dict[Callable[..., object], str]:
+    """The template of each plain Starlette route (the hot ``mapi.php``, ``api.php``), by endpoint.
+
+    FastAPI (0.164 and later) serves an included router's plain routes through copies that leave
+    no route in the request's scope, only the endpoint; the label is found from it here, so it
+    does not depend on how FastAPI nests what it includes.
+    """
+    return {
+        route.endpoint: route.path
+        for router in routers
+        for route in router.routes
+        if isinstance(route, Route) and not isinstance(route, APIRoute)
+    }
 
 
 # Our pages are never framed (clickjacking the pay button), never sniffed into another type, and

@@ -54,3 +54,20 @@ def test_long_path_segments_are_cut_short_and_short_paths_kept():
     assert logged_path("/mapi.php") == "/mapi.php"
     assert logged_path("/vmq/1000/createOrder") == "/vmq/1000/createOrder"
     assert logged_path("/a/" + "x" * 25 + "/b") == "/a/xxxxxxxx…/b"
+
+
+async def test_the_hot_endpoints_are_counted_and_logged_by_their_own_names(gateway, database_url, caplog):
+    """``mapi.php`` and ``api.php`` are plain Starlette routes (no FastAPI work per request); they
+    are still named in the metrics and the log, not lumped in with paths no route matches."""
+    caplog.set_level(logging.INFO, ACCESS)
+    with own_server(database_url) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            assert (await client.post("/mapi.php", data={})).status_code == 200
+            assert (await client.get("/api.php", params={"act": "query"})).status_code == 200
+            metrics = (await client.get("/metrics")).text
+    assert [(line.method, line.route) for line in access_lines(caplog)][:2] == [
+        ("POST", "/mapi.php"),
+        ("GET", "/api.php"),
+    ]
+    assert 'openepay_http_requests_total{method="POST",route="/mapi.php",status="200"} 1.0' in metrics
+    assert 'openepay_http_requests_total{method="GET",route="/api.php",status="200"} 1.0' in metrics
