@@ -27,22 +27,25 @@ def sign(params: dict[str, str], key: str) -> str:
     return hashlib.md5((content + key).encode()).hexdigest()
 
 
+def signed_order(pid: int | str, key: str, out_trade_no: str, n: int) -> dict[str, str]:
+    """The ``n``-th benchmark order's ``mapi.php`` form, signed with ``key`` (amounts vary with ``n``)."""
+    params = {
+        "pid": str(pid),
+        "type": "alipay",
+        "out_trade_no": out_trade_no,
+        "notify_url": "http://127.0.0.1:9/notify",
+        "return_url": "http://127.0.0.1:9/return",
+        "name": "压测商品",
+        "money": f"{1 + n % 500}.{n % 100:02d}",
+        "clientip": "203.0.113.7",
+        "device": "pc",
+    }
+    return {**params, "sign": sign(params, key), "sign_type": "MD5"}
+
+
 def mapi_request(pid: str, key: str, run_id: str) -> Callable[[int], tuple[str, str, dict[str, str] | None]]:
     def build(n: int) -> tuple[str, str, dict[str, str] | None]:
-        params = {
-            "pid": pid,
-            "type": "alipay",
-            "out_trade_no": f"BENCH{run_id}{n:09d}",
-            "notify_url": "http://127.0.0.1:9/notify",
-            "return_url": "http://127.0.0.1:9/return",
-            "name": "压测商品",
-            "money": f"{1 + n % 500}.{n % 100:02d}",
-            "clientip": "203.0.113.7",
-            "device": "pc",
-        }
-        params["sign"] = sign(params, key)
-        params["sign_type"] = "MD5"
-        return "POST", "/mapi.php", params
+        return "POST", "/mapi.php", signed_order(pid, key, f"BENCH{run_id}{n:09d}", n)
 
     return build
 

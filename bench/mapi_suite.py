@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import secrets
 import socket
 import subprocess
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 
 import httpx
+from gateway_env import sandbox_env
 from throwaway_db import pg_database
 
 HERE = Path(__file__).parent
@@ -52,14 +52,7 @@ def wait_ready(url: str) -> None:
 
 
 def run_backend(name: str, database_url: str, args: argparse.Namespace) -> dict[str, object]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENEPAY_")}
-    env.update(
-        OPENEPAY_DATABASE_URL=database_url,
-        OPENEPAY_SECRET_KEY=secrets.token_urlsafe(32),
-        OPENEPAY_SANDBOX="1",
-        OPENEPAY_LOG_LEVEL="WARNING",
-        OPENEPAY_NOTIFY_ALLOW_PRIVATE="1",
-    )
+    env = sandbox_env(database_url)
     openepay(env, "migrate")
     merchant = json.loads(openepay(env, "merchant", "create", "--name", "bench", "--json"))
     port = free_port()

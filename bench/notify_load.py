@@ -48,6 +48,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, quote
 
+from gateway_env import sandbox_env
 from throwaway_db import PG_ADMIN, fresh_database
 
 BACKENDS = {"sqlite": "sqlite", "pg": "postgresql", "postgresql": "postgresql"}
@@ -261,19 +262,14 @@ def percentile_ms(ordered: list[float], p: float) -> float | None:
 
 
 def worker_env(database_url: str, secret_key: str, args: argparse.Namespace) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENEPAY_")}
-    env.update(
-        OPENEPAY_DATABASE_URL=database_url,
+    return sandbox_env(
+        database_url,
         OPENEPAY_SECRET_KEY=secret_key,
-        OPENEPAY_SANDBOX="1",
-        OPENEPAY_LOG_LEVEL="WARNING",
-        OPENEPAY_NOTIFY_ALLOW_PRIVATE="1",
         OPENEPAY_WORKER_POLL_INTERVAL=str(args.poll_interval),
         OPENEPAY_NOTIFY_CONCURRENCY=str(args.concurrency),
         OPENEPAY_NOTIFY_BATCH_SIZE=str(args.batch_size),
         OPENEPAY_NOTIFY_MERCHANT_MAX_IN_FLIGHT=str(args.merchant_cap),
     )
-    return env
 
 
 async def pg_sessions(name: str) -> int | None:

@@ -30,7 +30,8 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from urllib.parse import urlencode
 
-from mapi_load import sign
+from gateway_env import sandbox_env
+from mapi_load import signed_order
 from throwaway_db import fresh_database
 
 HERE = Path(__file__).parent
@@ -38,18 +39,7 @@ Request = tuple[str, str, bytes]
 
 
 def order_body(pid: int, key: str, out_trade_no: str, n: int) -> bytes:
-    params = {
-        "pid": str(pid),
-        "type": "alipay",
-        "out_trade_no": out_trade_no,
-        "notify_url": "http://127.0.0.1:9/notify",
-        "return_url": "http://127.0.0.1:9/return",
-        "name": "压测商品",
-        "money": f"{1 + n % 500}.{n % 100:02d}",
-        "clientip": "203.0.113.7",
-        "device": "pc",
-    }
-    return urlencode({**params, "sign": sign(params, key), "sign_type": "MD5"}).encode()
+    return urlencode(signed_order(pid, key, out_trade_no, n)).encode()
 
 
 async def call(app: object, method: str, target: str, body: bytes) -> tuple[int, bytes]:
@@ -132,13 +122,8 @@ def code(expected: int, part: str | None = None) -> Callable[[bytes], bool]:
 async def main(args: argparse.Namespace) -> None:
     async with AsyncExitStack() as stack:
         database_url = await fresh_database(stack, args.backend)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENEPAY_")}
-        env.update(
-            OPENEPAY_DATABASE_URL=database_url,
-            OPENEPAY_SECRET_KEY=secrets.token_urlsafe(32),
-            OPENEPAY_SANDBOX="1",
-            OPENEPAY_LOG_LEVEL="WARNING",
-            OPENEPAY_NOTIFY_ALLOW_PRIVATE="1",
+        env = sandbox_env(
+            database_url,
             OPENEPAY_AUTH_FAILURES_PER_IP="1000000000",
             OPENEPAY_AUTH_FAILURES_PER_MERCHANT="1000000000",
         )

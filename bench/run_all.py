@@ -40,7 +40,8 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aiohttp
-from mapi_load import run_load, sign
+from gateway_env import sandbox_env
+from mapi_load import run_load, signed_order
 from mapi_suite import free_port, openepay
 from throwaway_db import fresh_database
 
@@ -48,21 +49,6 @@ HERE = Path(__file__).parent
 Request = tuple[str, str, dict[str, str] | None]
 Check = Callable[[str, aiohttp.ClientResponse], Awaitable[bool]]
 PHASES = ("healthz", "create", "lookup", "bad_signature")
-
-
-def order(pid: int, key: str, out_trade_no: str, n: int) -> dict[str, str]:
-    params = {
-        "pid": str(pid),
-        "type": "alipay",
-        "out_trade_no": out_trade_no,
-        "notify_url": "http://127.0.0.1:9/notify",
-        "return_url": "http://127.0.0.1:9/return",
-        "name": "压测商品",
-        "money": f"{1 + n % 500}.{n % 100:02d}",
-        "clientip": "203.0.113.7",
-        "device": "pc",
-    }
-    return {**params, "sign": sign(params, key), "sign_type": "MD5"}
 
 
 def answered(code: int, msg_part: str | None = None) -> Check:
@@ -108,14 +94,14 @@ async def measure(
         # Numbered across the warm-up and the measured phase (each counts from 1): every one is new.
         number = f"B{run}{len(created):09d}"
         created.append(number)
-        return "POST", "/mapi.php", order(pid, key, number, n)
+        return "POST", "/mapi.php", signed_order(pid, key, number, n)
 
     def lookup(n: int) -> Request:
         number = created[(n * 7919) % len(created)]
         return "GET", f"/api.php?act=order&pid={pid}&key={key}&out_trade_no={number}", None
 
     def bad(n: int) -> Request:
-        return "POST", "/mapi.php", order(pid, "not-the-merchants-key", f"X{run}{n:09d}", n)
+        return "POST", "/mapi.php", signed_order(pid, "not-the-merchants-key", f"X{run}{n:09d}", n)
 
     def healthz(n: int) -> Request:
         return "GET", "/healthz", None
@@ -161,13 +147,8 @@ def loadavg() -> float:
 async def scenario(backend: str, orders: int, args: argparse.Namespace) -> dict[str, object]:
     async with AsyncExitStack() as stack:
         database_url = await fresh_database(stack, backend)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENEPAY_")}
-        env.update(
-            OPENEPAY_DATABASE_URL=database_url,
-            OPENEPAY_SECRET_KEY=secrets.token_urlsafe(32),
-            OPENEPAY_SANDBOX="1",
-            OPENEPAY_LOG_LEVEL="WARNING",
-            OPENEPAY_NOTIFY_ALLOW_PRIVATE="1",
+        env = sandbox_env(
+            database_url,
             OPENEPAY_AUTH_FAILURES_PER_IP="1000000000",
             OPENEPAY_AUTH_FAILURES_PER_MERCHANT="1000000000",
         )
