@@ -207,7 +207,8 @@ async def claim_deliveries(
 
     One transaction: on PostgreSQL the lease itself returns them, so claiming a batch and
     reading what it needs costs no more round trips than claiming it. A notification whose
-    order is gone is not leased.
+    order is gone is not handed over: on PostgreSQL it is not even leased, on SQLite its lease
+    runs out.
     """
     now = utcnow()
     async with db.engine.begin() as conn:
