@@ -11,8 +11,11 @@ The copy is trusted only while the token was confirmed by a check that *started*
 time. A request that finds its merchant in a copy no longer trusted (``run``'s check is late:
 the event loop is busy, or nothing runs ``run``, as in the CLI) starts a check itself, or
 waits for the one under way, and all such requests share it: one read of the token, where
-each of them used to read its merchant's row. When the check fails (the database is
-unreachable) every request reads through to the database. Unknown merchant numbers are not
+each of them used to read its merchant's row. A check that started after the request arrived
+confirms the copy for that request however long it took (it saw every change committed before
+the request), so a stalled event loop (a long garbage collection, a burst) does not send every
+waiting request to the database. When the check fails (the database is unreachable) every
+request reads through to the database. Unknown merchant numbers are not
 remembered, so a merchant created anywhere can be used at once.
 """
 
@@ -73,12 +76,21 @@ class MerchantCache:
     def _trusted(self) -> bool:
         return self._confirmed_at is not None and self._clock() - self._confirmed_at < self.trust_seconds
 
+    def _confirmed_since(self, moment: float) -> bool:
+        return self._confirmed_at is not None and self._confirmed_at >= moment
+
     async def get(self, pid: int) -> Admission | None:
         """The merchant ``pid`` from memory when the copy is trusted (confirming it first when it is no
         longer), else from the database."""
+        confirmed_for_this_request = False
         if pid in self._entries and not self._trusted():
+            arrived = self._clock()
             await self.check()
-        if self._trusted():
+            if not self._confirmed_since(arrived) and not self._check_failing:
+                # The check joined began before this request arrived: the next one begins after.
+                await self.check()
+            confirmed_for_this_request = self._confirmed_since(arrived)
+        if confirmed_for_this_request or self._trusted():
             cached = self._entries.get(pid)
             if cached is not None:
                 return cached

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import event
 
 from openepay.app import create_app
+from openepay.core.merchant_cache import Admission, MerchantCache
 from openepay.core.merchants import MerchantCredentials
 from openepay.gateway import Gateway
 from openepay.web.server import http_protocol
@@ -210,3 +211,55 @@ async def test_a_merchant_read_from_the_database_is_one_select_without_a_write_l
 
     assert admission is not None and admission.merchant.pid == merchant.pid and admission.key == merchant.key
     assert [sql.split()[0] for sql in sent] == ["SELECT"]
+
+
+class _StallingClock:
+    """A clock on an event loop so busy that every reading is ``step`` seconds after the last."""
+
+    def __init__(self, step: float) -> None:
+        self.now = 0.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+async def test_a_request_that_waited_for_a_fresh_check_uses_the_copy_however_long_the_check_took(
+    gateway: Gateway, merchant: MerchantCredentials
+):
+    """A stalled event loop (a long garbage collection, a burst) makes every check outlast the trust
+    window; the requests that waited for a check begun after they arrived must still be answered from
+    the copy, not each read their merchant from the database."""
+    loads: list[int] = []
+
+    async def load(pid: int) -> Admission | None:
+        loads.append(pid)
+        return await gateway.merchants.admission(pid)
+
+    cache = MerchantCache(gateway.db, load, check_interval=0.4, trust_seconds=1.0, clock=_StallingClock(step=1.5))
+    await cache.check()
+    first = await cache.get(merchant.pid)
+    again = [await cache.get(merchant.pid) for _ in range(3)]
+
+    assert loads == [merchant.pid]
+    assert first is not None and first.key == merchant.key
+    assert again == [first] * 3
+
+
+async def test_a_key_rotated_while_the_copy_was_distrusted_is_read_again_after_the_check(
+    gateway: Gateway, merchant: MerchantCredentials
+):
+    """The same stalled loop must not keep a key that changed: the check a request waits for sees the
+    new version and the request reads its merchant again."""
+    cache = MerchantCache(
+        gateway.db, gateway.merchants.admission, check_interval=0.4, trust_seconds=1.0, clock=_StallingClock(step=1.5)
+    )
+    await cache.check()
+    before = await cache.get(merchant.pid)
+
+    rotated = await gateway.merchants.rotate_key(merchant.pid)
+    after = await cache.get(merchant.pid)
+
+    assert before is not None and before.key == merchant.key
+    assert after is not None and after.key == rotated.key != merchant.key
