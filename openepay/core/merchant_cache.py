@@ -82,15 +82,15 @@ class MerchantCache:
     async def get(self, pid: int) -> Admission | None:
         """The merchant ``pid`` from memory when the copy is trusted (confirming it first when it is no
         longer), else from the database."""
-        confirmed_for_this_request = False
-        if pid in self._entries and not self._trusted():
+        trusted = self._trusted()
+        if pid in self._entries and not trusted:
             arrived = self._clock()
             await self.check()
             if not self._confirmed_since(arrived) and not self._check_failing:
                 # The check joined began before this request arrived: the next one begins after.
                 await self.check()
-            confirmed_for_this_request = self._confirmed_since(arrived)
-        if confirmed_for_this_request or self._trusted():
+            trusted = self._confirmed_since(arrived)
+        if trusted:
             cached = self._entries.get(pid)
             if cached is not None:
                 return cached
@@ -113,14 +113,18 @@ class MerchantCache:
     async def check(self) -> None:
         """Read the version token, or wait for the read under way (``run``'s or a request's): drop
         everything if it changed since the last check."""
-        if self._checking is None:
+        # A finished check whose done-callback has not run yet is not one to wait for: a request that
+        # never yields to the loop (every read a synchronous SQLite one) would otherwise join it again
+        # and again and get its stale confirmation.
+        if self._checking is None or self._checking.done():
             self._checking = asyncio.ensure_future(self._check())
             self._checking.add_done_callback(self._checked)
         # Shielded: a request cancelled while it waits does not cancel the check the others wait for.
         await asyncio.shield(self._checking)
 
-    def _checked(self, _done: asyncio.Future[None]) -> None:
-        self._checking = None
+    def _checked(self, done: asyncio.Future[None]) -> None:
+        if self._checking is done:
+            self._checking = None
 
     async def _check(self) -> None:
         started = self._clock()

@@ -6,6 +6,7 @@ These tests run the copies as shipped (the shared test settings keep none).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -263,3 +264,25 @@ async def test_a_key_rotated_while_the_copy_was_distrusted_is_read_again_after_t
 
     assert before is not None and before.key == merchant.key
     assert after is not None and after.key == rotated.key != merchant.key
+
+
+async def test_a_burst_of_requests_on_a_distrusted_copy_reads_no_merchant_from_the_database(
+    gateway: Gateway, merchant: MerchantCredentials
+):
+    """Requests that arrive while a check finishes, before its clean-up has run (on SQLite a request may
+    never yield to the loop), must start a check of their own rather than take the finished one's stale
+    confirmation and read their merchant."""
+    loads: list[int] = []
+
+    async def load(pid: int) -> Admission | None:
+        loads.append(pid)
+        return await gateway.merchants.admission(pid)
+
+    cache = MerchantCache(gateway.db, load, check_interval=0.4, trust_seconds=1.0, clock=_StallingClock(step=0.3))
+    await cache.check()
+    await cache.get(merchant.pid)
+    for _ in range(5):
+        answers = await asyncio.gather(*(cache.get(merchant.pid) for _ in range(16)))
+        assert {answer.key for answer in answers if answer is not None} == {merchant.key}
+
+    assert loads == [merchant.pid]
