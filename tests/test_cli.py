@@ -139,7 +139,7 @@ async def test_serve_runs_web_and_worker_on_a_fresh_sqlite_file(tmp_path):
     shop = None
     try:
         base = f"http://127.0.0.1:{port}"
-        await answering(f"{base}/readyz", timeout=20)
+        await answering(f"{base}/readyz")
         created = await openepay(
             database_url, "merchant", "create", "--name", "Fresh", "--json", OPENEPAY_NOTIFY_ALLOW_PRIVATE="1"
         )
