@@ -127,14 +127,14 @@ async def test_a_killed_web_process_is_replaced_and_sigterm_stops_every_child(ga
         await answering(f"{served.url}/healthz")
         first = await answering_pids(served.url, want=2)
         # Two web processes and the notification worker.
-        children = await eventually(lambda: len(served.children()) == 3 and served.children(), timeout=30)
+        children = await eventually(lambda: len(served.children()) == 3 and served.children())
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
 
         async def replaced() -> bool:
             return len(served.children()) == 3 and victim not in served.children()
 
-        await eventually(replaced, timeout=30, interval=0.2)
+        await eventually(replaced, interval=0.2)
         await answering(f"{served.url}/healthz")
         now = await answering_pids(served.url, want=2)
         assert victim not in now and len(now) == 2 and max(first) in now
@@ -172,6 +172,6 @@ async def test_metrics_sum_every_web_process_and_keep_a_replaced_ones_counts(gat
 
         victim = min(answered_by)
         os.kill(victim, signal.SIGKILL)
-        await eventually(lambda: len(served.children()) == 2 and victim not in served.children(), timeout=30)
+        await eventually(lambda: len(served.children()) == 2 and victim not in served.children())
         await answering(f"{served.url}/healthz")
         assert [await readyz_count(served.url) for _ in range(6)] == [sent] * 6

@@ -63,7 +63,7 @@ async def test_forged_tampered_stale_and_replayed_notifications_change_nothing(
         foreign = await place(client, merchant, shop, "WXF-3", pay_type="qqpay")
     reply, genuine = await wechat.pay(paid)
     assert reply.status_code == 200
-    await eventually(lambda: shop.notifications(), timeout=20)
+    await eventually(lambda: shop.notifications())
 
     payment = wechat.transaction(unpaid, trade_state="SUCCESS")
     cheaper = wechat.notification({**payment, "amount": {"total": 1}})
