@@ -139,7 +139,7 @@ async def test_serve_runs_web_and_worker_on_a_fresh_sqlite_file(tmp_path):
     shop = None
     try:
         base = f"http://127.0.0.1:{port}"
-        await answering(f"{base}/readyz", timeout=20)
+        await answering(f"{base}/readyz")
         created = await openepay(
             database_url, "merchant", "create", "--name", "Fresh", "--json", OPENEPAY_NOTIFY_ALLOW_PRIVATE="1"
         )
@@ -152,7 +152,7 @@ async def test_serve_runs_web_and_worker_on_a_fresh_sqlite_file(tmp_path):
         async with httpx.AsyncClient(base_url=base) as client:
             trade_no = (await client.post("/mapi.php", data=params)).json()["trade_no"]
             assert (await client.post(sandbox_path(trade_no))).status_code == 303
-        [notification] = await eventually(lambda: shop.notifications(), timeout=15)
+        [notification] = await eventually(lambda: shop.notifications())
         assert notification.signature_ok and notification.params["trade_no"] == trade_no
     finally:
         if shop is not None:
@@ -210,7 +210,7 @@ async def test_demo_prints_a_working_signed_link(tmp_path):
             except httpx.TransportError:
                 return False
 
-        await eventually(ready, timeout=20, interval=0.2)
+        await eventually(ready, interval=0.2)
         async with httpx.AsyncClient(follow_redirects=True) as client:
             cashier = await client.get(link)
             # The demo's own secret makes the handle: the page names the order by the handle the link led to.
@@ -240,7 +240,7 @@ async def test_demo_prints_a_working_signed_link(tmp_path):
             )
             return "delivered 'success'" in shown.stdout
 
-        await eventually(delivered, timeout=20, interval=0.5)
+        await eventually(delivered, interval=0.5)
     finally:
         process.terminate()
         process.wait(timeout=20)

@@ -126,7 +126,7 @@ async def test_the_demo_runs_the_merchant_docs_dialects_md_uses(tmp_path):
         lines = [await asyncio.to_thread(process.stdout.readline) for _ in range(4)]
         assert "merchant pid: 1001" in lines[2] and f"merchant key: {DOCS_KEY}" in lines[3]
 
-        await answering(f"http://127.0.0.1:{port}/readyz", timeout=30)
+        await answering(f"http://127.0.0.1:{port}/readyz")
         async with httpx.AsyncClient() as client:
             # The mapi.php example of docs/dialects.md, with the signature printed there.
             answer = await client.post(f"http://127.0.0.1:{port}/mapi.php", data=DOCS_MAPI_EXAMPLE)

@@ -165,7 +165,7 @@ async def test_a_worker_through_a_database_outage_logs_one_traceback_per_kind(pg
     log_path = tmp_path / "worker.log"
     worker = Process(["worker"], log_path, database_url=pg_url(pg_database), worker_poll_interval=0.05)
     try:
-        await eventually(lambda: "notify worker started" in log_path.read_text(), timeout=30)
+        await eventually(lambda: "notify worker started" in log_path.read_text())
         await take_away(pg_database)
         await eventually(lambda: held_back(records(log_path)) >= 5, timeout=60, interval=0.2)
     finally:
@@ -220,7 +220,7 @@ async def test_a_server_through_a_postgresql_outage_answers_its_dialect_and_logs
         ["serve", "--port", str(port), "--no-worker", "--workers", "1"], log_path, database_url=url, sandbox=1
     )
     try:
-        await eventually(lambda: serving(base), timeout=30, interval=0.2)
+        await eventually(lambda: serving(base), interval=0.2)
         [before] = await create_orders(base, pid, key, 1, prefix="BEFORE")
         await take_away(pg_database)
         during = await create_orders(base, pid, key, 40, prefix="DURING")
@@ -249,7 +249,7 @@ async def test_a_server_on_a_full_sqlite_disk_answers_its_dialect_and_logs_one_t
             ready_min_free_mb=4,
         )
         try:
-            await eventually(lambda: serving(base), timeout=30, interval=0.2)
+            await eventually(lambda: serving(base), interval=0.2)
             [before] = await create_orders(base, pid, key, 1, prefix="BEFORE")
             await asyncio.to_thread(fill, disk)
             during = await create_orders(base, pid, key, 40, prefix="DURING")

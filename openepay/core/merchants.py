@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, func, select, update
@@ -48,6 +49,14 @@ class MerchantNotFound(LookupError):
 
 class MerchantRefused(ValueError):
     """A pid or key an operator chose that cannot be used; the message says why."""
+
+
+class _PidTaken(Exception):
+    """The pid chosen for a new merchant was taken by another transaction in the meantime."""
+
+
+# Rows written in a new merchant's transaction (its first sign-in, the audit entry), given its pid.
+Along = Callable[[AsyncSession, int], Awaitable[None]]
 
 
 def key_problem(key: str) -> str | None:
@@ -132,12 +141,15 @@ class Merchants:
         refund_enabled: bool = False,
         pid: int | None = None,
         key: str | None = None,
+        along: Along | None = None,
         **values: object,
     ) -> MerchantCredentials:
         """A new merchant; ``pid`` and ``key`` keep a shop's numbers from another gateway.
 
         Raises ``MerchantRefused`` for a pid or key that cannot be used, or a pid already taken.
-        ``values`` are further settings (status, RSA key), as ``update`` takes them.
+        ``values`` are further settings (status, RSA key), as ``update`` takes them. ``along`` adds
+        rows that must exist with the merchant or not at all: they commit in its transaction, and
+        an ``IntegrityError`` they meet reaches the caller with nothing made.
         """
         if pid is not None and (problem := pid_problem(pid)):
             raise MerchantRefused(problem)
@@ -159,7 +171,13 @@ class Merchants:
                             **values,
                         )
                     )
-            except IntegrityError:
+                    try:
+                        await session.flush()
+                    except IntegrityError as taken:
+                        raise _PidTaken from taken
+                    if along is not None:
+                        await along(session, chosen)
+            except _PidTaken:
                 if pid is not None:
                     raise MerchantRefused(f"pid {pid} is taken by another merchant") from None
                 continue

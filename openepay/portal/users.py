@@ -11,9 +11,10 @@ from typing import ClassVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from openepay.admin import audit
-from openepay.admin.passwords import check_strength, hash_password
+from openepay.admin.passwords import hash_password
 from openepay.admin.users import Accounts, UserError
 from openepay.core.merchants import MerchantCredentials, MerchantNotFound, Merchants
 from openepay.core.states import MerchantStatus
@@ -91,28 +92,40 @@ class MerchantUsers(Accounts):
         """A new merchant, disabled until an operator enables it, and its first sign-in; None when the
         username is taken already.
 
-        Nothing is made unless both can be: the name, the username and the password are checked first.
+        Nothing is made unless both can be: the name, the username and the password are checked first,
+        and the merchant, its sign-in and their audit entries commit in one transaction, so two
+        applicants racing for one new address make one merchant, not a second one without a sign-in.
         A taken username is not an error the applicant sees (it would tell anyone which addresses
-        have a sign-in): the password is hashed all the same, so that it takes as long.
+        have a sign-in): the password is hashed all the same, before the transaction, so that it
+        takes as long and no write waits on the hashing.
         """
         name = shop_name.strip()
         if not name or len(name) > MAX_MERCHANT_NAME:
             raise UserError(f"a shop name is 1 to {MAX_MERCHANT_NAME} characters")
         if not USERNAME.match(username):
             raise UserError("a username is 1 to 64 letters, digits and _ . @ + -")
-        check_strength(password)
-        async with self.db.session() as session:
-            if await session.scalar(select(MerchantUser.id).where(MerchantUser.username == username)) is not None:
-                hash_password(password)
-                return None
-        # Created disabled: it takes no payment before an operator has looked at it.
-        credentials = await merchants.create(name, refund_enabled=False, status=MerchantStatus.DISABLED)
-        await audit.record(
-            self.db,
-            actor,
-            "merchant.sign_up",
-            f"merchant:{credentials.pid}",
-            after={"name": name, "status": "disabled"},
-        )
-        await self.create(credentials.pid, username, password, actor)
-        return credentials
+        password_hash = hash_password(password)
+
+        async def sign_in_and_audit(session: AsyncSession, pid: int) -> None:
+            audit.add(session, actor, "merchant.sign_up", f"merchant:{pid}", after={"name": name, "status": "disabled"})
+            session.add(
+                MerchantUser(
+                    merchant_pid=pid,
+                    username=username,
+                    password_hash=password_hash,
+                    disabled=False,
+                    created_at=utcnow(),
+                )
+            )
+            await session.flush()
+            audit.add(session, actor, "merchant_user.create", f"merchant:{pid}", after={"username": username})
+
+        try:
+            # Created disabled: it takes no payment before an operator has looked at it.
+            return await merchants.create(
+                name, refund_enabled=False, status=MerchantStatus.DISABLED, along=sign_in_and_audit
+            )
+        except IntegrityError as exc:
+            if "username" not in str(exc.orig):
+                raise
+            return None

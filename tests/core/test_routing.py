@@ -253,6 +253,6 @@ async def test_accounts_are_cached_per_process_and_changes_reach_other_processes
                 return False
             return await names_of(cached, [taken]) == ["b"]
 
-        await eventually(routed_to_b, timeout=10, interval=0.1)
+        await eventually(routed_to_b, interval=0.1)
     finally:
         await cached.aclose()

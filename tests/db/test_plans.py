@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from openepay.core.orders import find_merchant_order
 from openepay.db import Database
-from tests.conftest import pg_url
+from tests.support.postgres import pg_url
 
 ORDERS = 100_000
 RIGHT_INDEX = "uq_orders_merchant_pid_out_trade_no"

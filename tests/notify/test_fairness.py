@@ -216,7 +216,7 @@ async def test_a_hanging_merchant_neither_slows_the_others_nor_loses_its_notific
             breaker = await breaker_of(gateway, stuck.pid)
             return breaker if breaker and breaker.open_until and breaker.open_until > utcnow() else None
 
-        opened = await eventually(breaker_open, timeout=30, interval=0.02)
+        opened = await eventually(breaker_open, interval=0.02)
         assert opened.consecutive_failures >= THRESHOLD
 
         async def settled_while_open() -> dict[str, int] | None:
@@ -241,7 +241,7 @@ async def test_a_hanging_merchant_neither_slows_the_others_nor_loses_its_notific
             tasks = await tasks_of(gateway, stuck.pid)
             return all(task.status == NotifyStatus.SUCCEEDED for task in tasks)
 
-        await eventually(all_delivered, timeout=30)
+        await eventually(all_delivered)
         probe = hanging_merchant.arrivals[arrivals_before]
         assert probe.answered
         assert probe.at >= opened.open_until.timestamp(), "the probe waited for the cooldown"

@@ -9,6 +9,7 @@ what it receives is the proof. A PostgreSQL that cannot be reached fails these t
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -30,9 +31,14 @@ from tests.support.settings import make_settings
 from tests.support.waiting import eventually
 
 LEASE_SECONDS = 2.0
+# Deliveries one worker runs at once.
+WORKER_SLOTS = 8
+# Starting a worker process imports the whole gateway: on a loaded machine that takes a minute.
+WORKERS_STARTED_WITHIN = 240.0
 # Exactly once holds while every live worker ends what it leased within the lease. Here the lease
-# outlasts any pause of a loaded machine, so a worker starved of CPU for seconds is not taken for dead.
-LIVE_LEASE_SECONDS = 30.0
+# outlasts the wait for every worker to start and any pause of a loaded machine, so a worker
+# starved of CPU is not taken for dead.
+GATED_LEASE_SECONDS = 600.0
 
 
 @pytest_asyncio.fixture
@@ -56,7 +62,7 @@ def workers(pg_database: str, tmp_path: Path) -> Iterator[Workers]:
     env = worker_env(
         pg_url(pg_database),
         notify_lease_seconds=LEASE_SECONDS,
-        notify_concurrency=8,
+        notify_concurrency=WORKER_SLOTS,
         notify_batch_size=4,
         notify_merchant_max_in_flight=8,
     )
@@ -116,6 +122,34 @@ async def leased_trade_nos(gateway: Gateway) -> set[str]:
         return set(rows.all())
 
 
+async def lease_owners(gateway: Gateway) -> Counter[str]:
+    """How many undelivered notifications each worker holds just now."""
+    async with gateway.db.session() as session:
+        rows = await session.scalars(
+            select(NotifyTask.lease_owner).where(
+                NotifyTask.status == NotifyStatus.PENDING, NotifyTask.lease_owner.is_not(None)
+            )
+        )
+        return Counter(rows.all())
+
+
+def leases_held(gateway: Gateway, count: int):  # type: ignore[no-untyped-def]
+    async def check() -> bool:
+        return (await lease_owners(gateway)).total() >= count
+
+    return check
+
+
+def workers_beating(gateway: Gateway, count: int):  # type: ignore[no-untyped-def]
+    """Whether ``count`` worker processes have started their work loop (each beats before it first claims)."""
+
+    async def check() -> bool:
+        async with gateway.db.session() as session:
+            return await session.scalar(select(func.count()).select_from(NotifyWorkerBeat)) >= count
+
+    return check
+
+
 def assert_alive(workers: Workers, *processes: WorkerProcess) -> None:
     for process in processes:
         assert process.alive, f"worker {process.pid} died:\n{workers.logs()}"
@@ -128,7 +162,7 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_only_what_it_
     trade_nos = await pay_orders(core, pid, shop, 40)
 
     (doomed,) = workers.start(1)
-    await eventually(lambda: len(shop.notifications()) >= 3, timeout=20)
+    await eventually(lambda: len(shop.notifications()) >= 3, timeout=WORKERS_STARTED_WITHIN)
     doomed.kill()
     # A dead worker changes nothing more: the leases still in the table are exactly what it held.
     held = await leased_trade_nos(core)
@@ -137,8 +171,8 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_only_what_it_
     assert statuses[NotifyStatus.PENDING] > len(held), "the worker was killed before the batch was done"
 
     (survivor,) = workers.start(1)
-    await eventually(lambda: set(received(shop)) == set(trade_nos), timeout=20)
-    await eventually(all_succeeded(core, len(trade_nos)), timeout=10)
+    await eventually(lambda: set(received(shop)) == set(trade_nos), timeout=WORKERS_STARTED_WITHIN)
+    await eventually(all_succeeded(core, len(trade_nos)))
 
     counts = received(shop)
     repeated = {trade_no for trade_no, count in counts.items() if count > 1}
@@ -154,23 +188,30 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_only_what_it_
 async def test_several_workers_deliver_each_notification_exactly_once(
     count: int, core: Gateway, shops: list[FakeMerchant], workers: Workers
 ) -> None:
+    opened = threading.Event()
     trade_nos: list[str] = []
     for number in range(3):
         pid, shop = await open_shop(core, shops, f"Shop {number}", delay=0.05)
+        shop.gate = opened
         trade_nos += await pay_orders(core, pid, shop, 40)
 
-    owners: set[str] = set()
-
-    async def all_delivered() -> bool:
-        async with core.db.session() as session:
-            owners.update(
-                (await session.scalars(select(NotifyTask.lease_owner).where(NotifyTask.lease_owner.is_not(None)))).all()
-            )
-        return (await task_statuses(core)) == Counter({NotifyStatus.SUCCEEDED: len(trade_nos)})
-
-    workers.env["OPENEPAY_NOTIFY_LEASE_SECONDS"] = str(LIVE_LEASE_SECONDS)
+    # The shops hold every delivery until each worker has filled its slots, so the first worker up
+    # cannot take the whole backlog however late a loaded machine starts the others; the lease and
+    # the delivery timeout outlast that wait, so nothing is taken for dead or failed meanwhile.
+    workers.env.update(
+        OPENEPAY_NOTIFY_LEASE_SECONDS=str(GATED_LEASE_SECONDS),
+        OPENEPAY_NOTIFY_TIMEOUT=str(GATED_LEASE_SECONDS / 2),
+        OPENEPAY_NOTIFY_MERCHANT_MAX_IN_FLIGHT=str(len(trade_nos)),
+    )
     started = workers.start(count)
-    await eventually(all_delivered, timeout=40, interval=0.01)
+    try:
+        await eventually(leases_held(core, count * WORKER_SLOTS), timeout=WORKERS_STARTED_WITHIN)
+        owners = set(await lease_owners(core))
+    finally:
+        opened.set()
+    # Owners are named host:pid:suffix; every process took its share of the backlog.
+    assert {int(owner.split(":")[1]) for owner in owners} == {worker.pid for worker in started}
+    await eventually(all_succeeded(core, len(trade_nos)))
 
     counts = received(*shops)
     assert set(counts) == set(trade_nos)
@@ -179,8 +220,6 @@ async def test_several_workers_deliver_each_notification_exactly_once(
         attempts = await session.scalar(select(func.count()).select_from(NotifyAttempt))
         sums = await session.scalar(select(func.sum(NotifyTask.attempts)))
     assert attempts == sums == len(trade_nos)
-    # Owners are named host:pid:suffix; every process took its share of the backlog.
-    assert {int(owner.split(":")[1]) for owner in owners} == {worker.pid for worker in started}
     assert_alive(workers, *started)
 
 
@@ -191,15 +230,10 @@ async def test_a_database_restart_under_load_costs_retries_not_notifications(
     trade_nos = await pay_orders(core, pid, shop, 60)
 
     started = workers.start(2)
-
-    async def both_running() -> bool:
-        async with core.db.session() as session:
-            return await session.scalar(select(func.count()).select_from(NotifyWorkerBeat)) >= 2
-
     # A worker still starting up when the database goes away exits (its schema check fails);
     # this test is about workers that were already running.
-    await eventually(both_running, timeout=20)
-    await eventually(lambda: len(shop.notifications()) >= 5, timeout=20)
+    await eventually(workers_beating(core, 2), timeout=WORKERS_STARTED_WITHIN)
+    await eventually(lambda: len(shop.notifications()) >= 5)
     await core.db.dispose()  # only the workers are connected now
 
     admin = await asyncpg.connect(PG_DSN)
@@ -219,8 +253,8 @@ async def test_a_database_restart_under_load_costs_retries_not_notifications(
     assert killed >= 2, "both workers were connected when the database went away"
     assert delivered_before < len(trade_nos), "the outage came in the middle of the work"
 
-    await eventually(lambda: set(received(shop)) == set(trade_nos), timeout=20)
-    await eventually(all_succeeded(core, len(trade_nos)), timeout=10)
+    await eventually(lambda: set(received(shop)) == set(trade_nos))
+    await eventually(all_succeeded(core, len(trade_nos)))
     assert_alive(workers, *started)
     async with core.db.session() as session:
         undelivered = await session.scalar(

@@ -60,7 +60,7 @@ async def paid_mapi_order(
     if placed is not None:
         await placed(answer)
     paid = await pay(answer["trade_no"])
-    [notification] = await eventually(lambda: shop.notifications(), timeout=20)
+    [notification] = await eventually(lambda: shop.notifications())
     assert notification.signature_ok is True
     assert (notification.params["out_trade_no"], notification.params["trade_status"]) == (out_trade_no, "TRADE_SUCCESS")
     return PaidOrder(answer, paid, notification)

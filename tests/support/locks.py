@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import Executable, Select, text
+from sqlalchemy import Executable, Select, Table, text
 
 from openepay.gateway import Gateway
 from tests.support.waiting import eventually
@@ -41,6 +41,38 @@ async def meeting_at(
 
         async def all_waiting() -> bool:
             return await lock_waiters(gateway) >= len(tasks)
+
+        await eventually(all_waiting)
+    return tasks
+
+
+async def waiting_to_insert(gateway: Gateway, table: Table) -> int:
+    """How many sessions wait just now for their turn to add rows to ``table`` (PostgreSQL)."""
+    async with gateway.db.session() as session:
+        return await session.scalar(
+            text("SELECT count(*) FROM pg_locks WHERE relation = CAST(:table AS regclass) AND NOT granted"),
+            {"table": table.name},
+        )
+
+
+async def no_inserts_until_waiting(
+    gateway: Gateway, table: Table, attempts: Iterable[Coroutine[Any, Any, T]]
+) -> list[asyncio.Task[T]]:
+    """Start ``attempts`` at once; on PostgreSQL none adds a row to ``table`` until all of them wait to.
+
+    The table is held in ``SHARE`` mode (reads go on, inserts wait) until every attempt waits on
+    it, so each has read what it checks before it writes (a "taken yet?" read that a concurrent
+    attempt's insert would have answered). SQLite's writers queue at ``BEGIN IMMEDIATE``, so
+    there the attempts simply run at once.
+    """
+    if gateway.db.dialect != "postgresql":
+        return [asyncio.create_task(attempt) for attempt in attempts]
+    async with gateway.db.session() as session:
+        await session.execute(text(f"LOCK TABLE {table.name} IN SHARE MODE"))
+        tasks = [asyncio.create_task(attempt) for attempt in attempts]
+
+        async def all_waiting() -> bool:
+            return await waiting_to_insert(gateway, table) >= len(tasks)
 
         await eventually(all_waiting)
     return tasks

@@ -53,7 +53,8 @@ class RecordingShop:
     """Answers GET and POST from ``script`` after ``delay`` seconds (the last answer repeats; no script: success).
 
     ``keep_alive`` speaks HTTP/1.1 and keeps connections open between requests (only for scripts of
-    ``Answer``s, which all carry a length); ``tls`` serves HTTPS with that server context.
+    ``Answer``s, which all carry a length); ``tls`` serves HTTPS with that server context. A test
+    may set ``gate``: every request is then recorded at once and answered only once the gate opens.
     """
 
     def __init__(
@@ -71,6 +72,7 @@ class RecordingShop:
         self.keep_alive = keep_alive
         self.tls = tls
         self.received: list[Received] = []
+        self.gate: threading.Event | None = None
         self._tls_names: dict[tuple[str, int], str | None] = {}
         self._server: ThreadingHTTPServer | None = None
 
@@ -108,6 +110,8 @@ class RecordingShop:
                 entry.tls_name = shop._tls_names.get(self.client_address)
                 answer = shop.next_answer()
                 shop.received.append(entry)
+                if shop.gate is not None:
+                    shop.gate.wait()
                 if shop.delay:
                     time.sleep(shop.delay)
                 if isinstance(answer, Answer):
@@ -125,7 +129,7 @@ class RecordingShop:
             def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
                 pass
 
-        self._server = (_IPv6Server if ":" in self.host else ThreadingHTTPServer)((self.host, 0), Handler)
+        self._server = (_IPv6Server if ":" in self.host else _ShopServer)((self.host, 0), Handler)
         self._server.daemon_threads = True
         if self.tls is not None:
 
@@ -143,7 +147,15 @@ class RecordingShop:
             self._server.server_close()
 
 
-class _IPv6Server(ThreadingHTTPServer):
+class _ShopServer(ThreadingHTTPServer):
+    """Connections wait in the kernel's queue while a loaded machine keeps the accepting thread off the
+    CPU (the standard library's queue of 5 drops the rest, which the client then sees as a connection
+    that took seconds)."""
+
+    request_queue_size = 128
+
+
+class _IPv6Server(_ShopServer):
     """A shop on an IPv6 address (``::1``)."""
 
     address_family = socket.AF_INET6

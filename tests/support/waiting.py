@@ -11,7 +11,7 @@ import httpx
 T = TypeVar("T")
 
 
-async def eventually(check: Callable[[], T | Awaitable[T]], timeout: float = 10.0, interval: float = 0.05) -> T:
+async def eventually(check: Callable[[], T | Awaitable[T]], timeout: float = 60.0, interval: float = 0.05) -> T:
     """Poll ``check`` (plain or async) until it returns something truthy, and return that."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -26,8 +26,9 @@ async def eventually(check: Callable[[], T | Awaitable[T]], timeout: float = 10.
         await asyncio.sleep(interval)
 
 
-async def answering(url: str, timeout: float = 30.0) -> None:
-    """Wait until ``url`` answers 200: a server process that is starting up."""
+async def answering(url: str, timeout: float = 120.0) -> None:
+    """Wait until ``url`` answers 200: a server process that is starting up (which imports the whole
+    gateway first: seconds on a quiet machine, over half a minute on a loaded one)."""
 
     async def up() -> bool:
         try:

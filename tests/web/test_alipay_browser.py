@@ -50,6 +50,6 @@ async def test_a_buyer_pays_an_alipay_order_at_alipay_and_returns_to_the_shop(
             assert (back["trade_no"], back["money"], back["trade_status"]) == (trade_no, "19.90", "TRADE_SUCCESS")
         finally:
             await browser.close()
-    [notification] = await eventually(lambda: shop.notifications(), timeout=20)
+    [notification] = await eventually(lambda: shop.notifications())
     assert notification.signature_ok is True and notification.params["trade_no"] == trade_no
     assert fake_alipay.refused == []

@@ -173,7 +173,7 @@ async def test_expired_order_is_closed_by_the_worker_sweeper(server, merchant, s
                 order = await session.scalar(select(Order).where(Order.trade_no == trade_no))
             return order is not None and order.status == "closed" and order.closed_at is not None
 
-        await eventually(closed_in_database, timeout=5)
+        await eventually(closed_in_database)
         assert (await client.get(f"{cashier_path(trade_no)}/status")).json() == {"status": "closed", "paid": False}
         assert (await client.post(sandbox_path(trade_no))).status_code == 409
 

@@ -97,7 +97,7 @@ def alive(pid: int) -> bool:
 
 async def test_two_web_processes_answer_creates_and_lookups(gateway, database_url, merchant, tmp_path):
     with serving(database_url, tmp_path, "--workers", "2", "--no-worker", "--no-access-log") as served:
-        await answering(f"{served.url}/healthz", timeout=60)
+        await answering(f"{served.url}/healthz")
         pids = await answering_pids(served.url, want=2)
         assert len(pids) == 2 and served.process.pid not in pids
         assert pids <= served.children()
@@ -124,18 +124,18 @@ async def test_two_web_processes_answer_creates_and_lookups(gateway, database_ur
 
 async def test_a_killed_web_process_is_replaced_and_sigterm_stops_every_child(gateway, database_url, tmp_path):
     with serving(database_url, tmp_path, "--workers", "2") as served:
-        await answering(f"{served.url}/healthz", timeout=60)
+        await answering(f"{served.url}/healthz")
         first = await answering_pids(served.url, want=2)
         # Two web processes and the notification worker.
-        children = await eventually(lambda: len(served.children()) == 3 and served.children(), timeout=30)
+        children = await eventually(lambda: len(served.children()) == 3 and served.children())
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
 
         async def replaced() -> bool:
             return len(served.children()) == 3 and victim not in served.children()
 
-        await eventually(replaced, timeout=30, interval=0.2)
-        await answering(f"{served.url}/healthz", timeout=60)
+        await eventually(replaced, interval=0.2)
+        await answering(f"{served.url}/healthz")
         now = await answering_pids(served.url, want=2)
         assert victim not in now and len(now) == 2 and max(first) in now
         assert served.process.poll() is None
@@ -159,7 +159,7 @@ async def readyz_count(url: str) -> float:
 async def test_metrics_sum_every_web_process_and_keep_a_replaced_ones_counts(gateway, database_url, tmp_path):
     """A scrape reaches one process; it must still count the requests every process answered."""
     with serving(database_url, tmp_path, "--workers", "2", "--no-worker", "--no-access-log") as served:
-        await answering(f"{served.url}/healthz", timeout=60)
+        await answering(f"{served.url}/healthz")
         answered_by: set[int] = set()
         sent = 0
         while len(answered_by) < 2 or sent < 20:
@@ -172,6 +172,6 @@ async def test_metrics_sum_every_web_process_and_keep_a_replaced_ones_counts(gat
 
         victim = min(answered_by)
         os.kill(victim, signal.SIGKILL)
-        await eventually(lambda: len(served.children()) == 2 and victim not in served.children(), timeout=30)
-        await answering(f"{served.url}/healthz", timeout=60)
+        await eventually(lambda: len(served.children()) == 2 and victim not in served.children())
+        await answering(f"{served.url}/healthz")
         assert [await readyz_count(served.url) for _ in range(6)] == [sent] * 6

@@ -73,11 +73,21 @@ async def test_prompt_clients_keep_their_connection_for_request_after_request(da
     """The deadline is per request: a kept-alive connection serves many, however long it lives."""
     with own_server(database_url, http_header_timeout=0.5) as gateway:
         async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
-            answers = []
+            answers, ports = [], []
             for _ in range(4):
-                answers.append((await client.get("/healthz")).status_code)
+                answer = await client.get("/healthz")
+                answers.append(answer.status_code)
+                ports.append(local_port(answer))
                 await asyncio.sleep(0.3)
     assert answers == [200, 200, 200, 200]
+    # One connection served them all: a client whose connection was cut would have opened another
+    # (httpx does so without a word), from another port.
+    assert ports == ports[:1] * 4
+
+
+def local_port(answer: httpx.Response) -> int:
+    """The client's own port on the connection that carried ``answer``."""
+    return answer.extensions["network_stream"].get_extra_info("client_addr")[1]
 
 
 async def test_openepay_serve_cuts_off_a_slowloris_client(tmp_path):

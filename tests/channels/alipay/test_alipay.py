@@ -111,7 +111,7 @@ async def test_wap_pay_for_a_phone_and_page_pay_through_submit_php(
             back = await browser.post(f"{fake_alipay.url}/__fake__/pay/{page_trade.out_trade_no}")
         # Paid at Alipay, the buyer's browser comes back to our cashier's return page.
         assert back.status_code == 303 and "/cashier/" in back.headers["location"]
-    [notification] = await eventually(lambda: shop.notifications(), timeout=20)
+    [notification] = await eventually(lambda: shop.notifications())
     assert notification.params["out_trade_no"] == "PAGE-1"
     assert (await stored_order(gateway, page_trade.out_trade_no)).status == "paid"
     assert fake_alipay.refused == []
@@ -131,7 +131,7 @@ async def test_forged_tampered_and_replayed_notifications_change_nothing(
         foreign = (await mapi_order(client, merchant, shop, "FORGE-3", type="qqpay"))["trade_no"]
     genuine_reply = await fake_alipay.pay(paid)
     assert genuine_reply.text == "success"
-    await eventually(lambda: shop.notifications(), timeout=20)
+    await eventually(lambda: shop.notifications())
     [genuine] = await channel_callbacks(gateway, paid)
 
     trade = fake_alipay.scan(unpaid)
@@ -258,7 +258,7 @@ async def test_certificate_mode_names_its_certificates_and_verifies_with_alipays
     async with server.client() as client:
         trade_no = (await mapi_order(client, merchant, shop, "CERT-1"))["trade_no"]
         assert (await fake_alipay.pay(trade_no)).text == "success"
-        [notification] = await eventually(lambda: shop.notifications(), timeout=20)
+        [notification] = await eventually(lambda: shop.notifications())
         assert notification.params["out_trade_no"] == "CERT-1"
         refund = {"pid": str(merchant.pid), "key": merchant.key, "trade_no": trade_no, "money": "1.00"}
         assert (await client.post("/api.php?act=refund", data=refund)).json()["code"] == 1

@@ -96,7 +96,7 @@ async def test_forged_tampered_and_replayed_callbacks_change_nothing(server, gat
         paid = (await mapi_order(client, merchant, shop, "FORGE-2"))["trade_no"]
         other = (await mapi_order(client, merchant, shop, "FORGE-3", type="qqpay"))["trade_no"]
         await pay_upstream(upstream, (await stored_order(gateway, paid)).channel_trade_no)
-        await eventually(lambda: shop.notifications(), timeout=20)
+        await eventually(lambda: shop.notifications())
         [genuine] = await channel_callbacks(gateway, paid)
 
         unpaid_order = await stored_order(gateway, unpaid)
@@ -170,11 +170,11 @@ async def test_a_payment_after_we_closed_the_order_is_credited_late_and_flagged(
         trade_no = (await mapi_order(client, merchant, shop, "LATE-1"))["trade_no"]
     async with gateway.db.session() as session:
         await session.execute(update(Order).where(Order.trade_no == trade_no).values(expires_at=utcnow()))
-    await eventually(lambda: _status_is(gateway, trade_no, "closed"), timeout=20)
+    await eventually(lambda: _status_is(gateway, trade_no, "closed"))
 
     # The epay protocol cannot close it upstream: the buyer can still pay there.
     await pay_upstream(upstream, (await stored_order(gateway, trade_no)).channel_trade_no)
-    await eventually(lambda: shop.notifications(), timeout=20)
+    await eventually(lambda: shop.notifications())
     order = await stored_order(gateway, trade_no)
     assert (order.status, order.paid_late) == ("paid", True)
 

@@ -63,7 +63,7 @@ async def test_forged_tampered_stale_and_replayed_notifications_change_nothing(
         foreign = await place(client, merchant, shop, "WXF-3", pay_type="qqpay")
     reply, genuine = await wechat.pay(paid)
     assert reply.status_code == 200
-    await eventually(lambda: shop.notifications(), timeout=20)
+    await eventually(lambda: shop.notifications())
 
     payment = wechat.transaction(unpaid, trade_state="SUCCESS")
     cheaper = wechat.notification({**payment, "amount": {"total": 1}})
@@ -117,9 +117,7 @@ async def test_forged_tampered_stale_and_replayed_notifications_change_nothing(
     assert await payments_and_notifications(gateway) == (1, 1)
 
 
-async def test_a_genuine_notification_sent_to_another_account_credits_nothing(
-    server, gateway, merchant, shop, wechat
-):
+async def test_a_genuine_notification_sent_to_another_account_credits_nothing(server, gateway, merchant, shop, wechat):
     """Both accounts trust the same WeChat key; only the order's own account may confirm it."""
     first = (await gateway.accounts.add("wxpay", "first", wechat.account_config())).id
     second = (await gateway.accounts.add("wxpay", "second", wechat.account_config())).id

@@ -85,7 +85,7 @@ async def test_a_jsapi_order_gets_pay_parameters_signed_for_the_js_bridge(server
         # The buyer pays inside WeChat; WeChat's notification reaches the merchant as usual.
         reply, _ = await wechat.pay(trade_no)
         assert reply.status_code == 200
-        [notification] = await eventually(lambda: shop.notifications(), timeout=20)
+        [notification] = await eventually(lambda: shop.notifications())
         assert (notification.params["out_trade_no"], notification.params["buyer"]) == ("JS-1", OPENID)
     assert (await stored_order(gateway, trade_no)).status == "paid"
 

@@ -88,7 +88,7 @@ async def test_a_refund_whose_answer_was_lost_is_decided_by_wechats_record_of_it
     async with server.client() as client:
         trade_no = (await wx_order(client, merchant, shop, "WX-REFUND-LOST"))["trade_no"]
         await wechat.pay(trade_no)
-        await eventually(lambda: _status_is(gateway, trade_no, "paid"), timeout=20)
+        await eventually(lambda: _status_is(gateway, trade_no, "paid"))
         # WeChat takes the refund, then fails answering: its record says it was made.
         wechat.refund_failure = "after"
         refund = {"pid": str(merchant.pid), "key": merchant.key, "trade_no": trade_no, "money": "0.30"}
@@ -105,7 +105,7 @@ async def test_a_refund_wechat_failed_before_taking_stays_pending_until_reconcil
     async with server.client() as client:
         trade_no = (await wx_order(client, merchant, shop, "WX-REFUND-AGAIN"))["trade_no"]
         await wechat.pay(trade_no)
-        await eventually(lambda: _status_is(gateway, trade_no, "paid"), timeout=20)
+        await eventually(lambda: _status_is(gateway, trade_no, "paid"))
         wechat.refund_failure = "before"
         refund = {"pid": str(merchant.pid), "key": merchant.key, "trade_no": trade_no, "money": "0.30"}
         refunded = (await client.post("/api.php?act=refund", data=refund)).json()
@@ -206,7 +206,7 @@ async def test_an_expired_order_is_closed_at_wechat(server, gateway, merchant, s
         trade_no = (await wx_order(client, merchant, shop, "WX-CLOSE"))["trade_no"]
     async with gateway.db.session() as session:
         await session.execute(update(Order).where(Order.trade_no == trade_no).values(expires_at=utcnow()))
-    await eventually(lambda: wechat.orders[trade_no]["trade_state"] == "CLOSED", timeout=20)
+    await eventually(lambda: wechat.orders[trade_no]["trade_state"] == "CLOSED")
     assert (await stored_order(gateway, trade_no)).status == "closed"
 
 

@@ -98,7 +98,7 @@ async def test_each_retry_is_signed_again_with_a_fresh_timestamp(
         fields = order_fields(shop.url, "RETRY-1")
         trade_no = (await client.post("/api/pay/create", data=v2.request(fields))).json()["trade_no"]
         assert (await client.post(sandbox_path(trade_no))).status_code == 303
-    task, attempts = await eventually(settled(gateway, trade_no, NotifyStatus.SUCCEEDED), timeout=15)
+    task, attempts = await eventually(settled(gateway, trade_no, NotifyStatus.SUCCEEDED))
     assert len(attempts) == len(shop.received) == 2
     first, second = (entry.params for entry in shop.received)
     assert int(first["timestamp"]) < int(second["timestamp"])

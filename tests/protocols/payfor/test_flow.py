@@ -71,7 +71,7 @@ async def test_paid_order_notifies_the_shop_and_returns_the_buyer(server, mercha
     assert form["key"] == params["key"]
 
     async with server.client() as client:
-        back = await eventually(lambda: _redirected(client, f"{cashier_path(pay_num)}/return"), timeout=5)
+        back = await eventually(lambda: _redirected(client, f"{cashier_path(pay_num)}/return"))
         again = await client.get(f"{cashier_path(pay_num)}/return")
     target = urlsplit(back.headers["location"])
     assert f"{target.scheme}://{target.netloc}{target.path}" == f"{shop.url}/return"

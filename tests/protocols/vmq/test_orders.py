@@ -189,7 +189,7 @@ async def test_a_failed_notification_is_state_2(server, merchant, gateway, vmq_s
         order_id = (await new_order(client, merchant, "C-5", notifyUrl=f"{shop.url}/notify"))["orderId"]
         assert (await client.post(f"/sandbox/pay/{order_id}")).status_code == 303
         assert data_of(await get(client, merchant, "getOrder", order_id))["state"] in (1, 2)
-        await eventually(settled(gateway, trade_no_named(order_id), NotifyStatus.FAILED), timeout=20)
+        await eventually(settled(gateway, trade_no_named(order_id), NotifyStatus.FAILED))
         assert data_of(await get(client, merchant, "getOrder", order_id))["state"] == 2
         # Paid all the same: the buyer goes back to the shop.
         assert vmq_answer(await get(client, merchant, "checkOrder", order_id))["code"] == 1

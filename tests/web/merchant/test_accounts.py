@@ -4,17 +4,21 @@ then waits, disabled, for an operator)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
+from sqlalchemy import select
 
 from openepay.admin.audit import CLI
 from openepay.admin.users import UserError
 from openepay.core.merchants import MerchantNotFound
 from openepay.core.states import MerchantStatus
+from openepay.db.models import AuditEntry, Merchant
 from openepay.web.merchant.portal import Portal
 from tests.support.cli import openepay
 from tests.support.gateways import own_server
+from tests.support.locks import no_inserts_until_waiting
 from tests.support.portal import PortalClient, PortalUser, make_portal_user
 from tests.support.signin import PASSWORD
 
@@ -102,9 +106,10 @@ async def _sign_up(url: str, username: str) -> tuple[int, str, str]:
         answer = await browser.post(
             "/merchant/signup", {"shop_name": "小店", "username": username, "password": "a long password"}
         )
-        landing = await browser.get(answer.headers["location"])
-        notice = re.search(r'id="notice">([^<]*)<', landing.text)
-        return answer.status_code, answer.headers["location"], notice.group(1) if notice else ""
+        location = answer.headers.get("location", "")
+        landing = (await browser.get(location)).text if location else answer.text
+        notice = re.search(r'id="notice">([^<]*)<', landing)
+        return answer.status_code, location, notice.group(1) if notice else ""
 
 
 async def test_signing_up_with_a_taken_address_is_answered_as_a_free_one_and_makes_nothing(
@@ -123,3 +128,26 @@ async def test_signing_up_with_a_taken_address_is_answered_as_a_free_one_and_mak
             assert (await browser.submit_login("taken@shop.cn", "a long password")).status_code == 401
             orders = await browser.sign_in(owner)
             assert f"pid {merchant.pid}" in orders.text
+
+
+async def test_two_simultaneous_sign_ups_with_one_new_address_make_one_merchant_and_are_answered_alike(
+    database_url, gateway
+):
+    with own_server(database_url, merchant_signup=True) as thread:
+        first, second = await asyncio.gather(
+            *await no_inserts_until_waiting(
+                gateway, Merchant.__table__, (_sign_up(thread.url, "twice@shop.cn") for _ in range(2))
+            )
+        )
+        assert first == second
+        assert first[0] == 303 and "如果该邮箱可以注册" in first[2]
+        # One merchant, with its sign-in and one sign-up in the audit log: nothing half made.
+        [made] = await gateway.merchants.list()
+        assert [user.username for user in await Portal.for_gateway(gateway).users.of_merchant(made.pid)] == [
+            "twice@shop.cn"
+        ]
+        async with gateway.db.session() as session:
+            sign_ups = (
+                await session.scalars(select(AuditEntry.target).where(AuditEntry.action == "merchant.sign_up"))
+            ).all()
+        assert sign_ups == [f"merchant:{made.pid}"]
