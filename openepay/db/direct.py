@@ -12,20 +12,30 @@ Errors come out as SQLAlchemy's (an ``IntegrityError`` for a unique violation), 
 connection that died or was left mid-statement is dropped from the pool as SQLAlchemy would.
 Listeners of the engine's ``before_cursor_execute`` see each statement, as they see every other.
 A statement that needs what only SQLAlchemy's execution does (a Python-side default for a
-column not given, an expanding ``IN``) goes through the engine as before.
+column not given, an expanding ``IN``) goes through the engine as before; a value written into
+the statement (``status == "pending"``) is sent as the constant it is.
+
+``transaction`` runs several such statements in one transaction on one connection (the
+notification worker's claim): ``BEGIN`` goes out together with the first statement that needs
+no parameters, so a transaction costs one round trip per statement plus its ``COMMIT``. Lists
+are sent as arrays (``= ANY(:ids)``), so a statement's SQL, and asyncpg's prepared statement,
+does not change with the length of a list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import Executable, exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 Processor = Callable[[Any], Any] | None
+# In ``_Compiled.constants``: the value of this parameter is given with each execution.
+_GIVEN = object()
 
 
 @dataclass(frozen=True)
@@ -33,8 +43,24 @@ class _Compiled:
     sql: str
     names: tuple[str, ...]
     binds: tuple[Processor, ...]
+    constants: tuple[Any, ...]
     keys: tuple[str, ...]
     results: tuple[Processor, ...]
+
+    def args(self, params: Mapping[str, Any]) -> list[Any]:
+        """The positional arguments asyncpg takes, converted as SQLAlchemy would convert them."""
+        args = []
+        for name, bind, constant in zip(self.names, self.binds, self.constants, strict=True):
+            value = params[name] if constant is _GIVEN else constant
+            args.append(value if bind is None else bind(value))
+        return args
+
+    def row(self, record: Any) -> tuple[Any, ...]:
+        """A returned row with SQLAlchemy's result conversions applied, in column order."""
+        return tuple(
+            value if result is None or value is None else result(value)
+            for result, value in zip(self.results, record, strict=True)
+        )
 
 
 class DirectStatements:
@@ -52,8 +78,12 @@ class DirectStatements:
             pass
         compiled = statement.compile(dialect=self.dialect, column_keys=list(params))  # type: ignore[attr-defined]
         names = tuple(compiled.positiontup or ())
+        constants = tuple(
+            _GIVEN if name in params or compiled.binds[name].required else compiled.binds[name].effective_value
+            for name in names
+        )
         direct = not (
-            set(names) - set(params)
+            any(constant is _GIVEN and name not in params for name, constant in zip(names, constants, strict=True))
             or compiled.insert_prefetch
             or compiled.post_compile_params
             or compiled.literal_execute_params
@@ -64,6 +94,7 @@ class DirectStatements:
                 sql=str(compiled),
                 names=names,
                 binds=tuple(processors.get(name) for name in names),
+                constants=constants,
                 keys=tuple(column.keyname for column in compiled._result_columns),
                 results=tuple(
                     column.type._cached_result_processor(self.dialect, None) for column in compiled._result_columns
@@ -76,23 +107,13 @@ class DirectStatements:
 
     async def first(self, compiled: _Compiled, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row of the statement, by column name (None when it returned none)."""
-        args = [
-            params[name] if bind is None else bind(params[name])
-            for name, bind in zip(compiled.names, compiled.binds, strict=True)
-        ]
-        if self.engine.dispatch.before_cursor_execute:
-            self.engine.dispatch.before_cursor_execute(None, None, compiled.sql, tuple(args), None, False)
+        args = compiled.args(params)
+        self._announce(compiled.sql, args)
+        fairy = await self._checkout()
         try:
-            fairy = await greenlet_spawn(self.engine.pool.connect)
-        except self.dialect.loaded_dbapi.Error as error:
-            # As the engine's connections raise it: the database refused or could not be reached.
-            raise exc.DBAPIError.instance(
-                None, None, error, self.dialect.loaded_dbapi.Error, dialect=self.dialect
-            ) from error
-        try:
-            record = await fairy.driver_connection.fetchrow(compiled.sql, *args)  # type: ignore[union-attr]
+            record = await fairy.driver_connection.fetchrow(compiled.sql, *args)
         except Exception as error:
-            self._raise_as_sqlalchemy(fairy, compiled, args, error)
+            self._raise_as_sqlalchemy(fairy, compiled.sql, args, error)
         except BaseException:
             # Cancelled mid-statement: the connection's state is unknown, so it is not reused.
             fairy.invalidate()
@@ -100,14 +121,53 @@ class DirectStatements:
         finally:
             if fairy.dbapi_connection is not None:
                 fairy.close()
-        if record is None:
-            return None
-        return {
-            key: value if result is None or value is None else result(value)
-            for key, result, value in zip(compiled.keys, compiled.results, record, strict=True)
-        }
+        return None if record is None else dict(zip(compiled.keys, compiled.row(record), strict=True))
 
-    def _raise_as_sqlalchemy(self, fairy: Any, compiled: _Compiled, args: list[Any], error: Exception) -> None:
+    @asynccontextmanager
+    async def transaction(self, opening: str) -> AsyncIterator[DirectTransaction]:
+        """One transaction on one pooled connection; ``opening`` (SQL without parameters, such as
+        taking an advisory lock) is sent with the ``BEGIN``, in the same round trip.
+
+        It commits when the block ends and rolls back when the block raises. A connection whose
+        state is unknown (cancelled mid-statement, or the ``ROLLBACK`` itself failed) is dropped
+        from the pool rather than handed to the next user with a transaction still open.
+        """
+        fairy = await self._checkout()
+        try:
+            transaction = DirectTransaction(self, fairy)
+            await transaction.send(f"BEGIN; {opening}")
+            yield transaction
+            await transaction.send("COMMIT")
+        except Exception:
+            if fairy.dbapi_connection is not None:
+                try:
+                    await fairy.driver_connection.execute("ROLLBACK")
+                except Exception:
+                    fairy.invalidate()
+            raise
+        except BaseException:
+            fairy.invalidate()
+            raise
+        finally:
+            if fairy.dbapi_connection is not None:
+                fairy.close()
+
+    def _announce(self, sql: str, args: list[Any]) -> None:
+        """Tell the engine's ``before_cursor_execute`` listeners, as the engine would."""
+        if self.engine.dispatch.before_cursor_execute:
+            self.engine.dispatch.before_cursor_execute(None, None, sql, tuple(args), None, False)
+
+    async def _checkout(self) -> Any:
+        """A connection of the engine's pool (its ``_ConnectionFairy``)."""
+        try:
+            return await greenlet_spawn(self.engine.pool.connect)
+        except self.dialect.loaded_dbapi.Error as error:
+            # As the engine's connections raise it: the database refused or could not be reached.
+            raise exc.DBAPIError.instance(
+                None, None, error, self.dialect.loaded_dbapi.Error, dialect=self.dialect
+            ) from error
+
+    def _raise_as_sqlalchemy(self, fairy: Any, sql: str, args: list[Any], error: Exception) -> NoReturn:
         """Raise ``error`` as the SQLAlchemy exception the engine would have raised, dropping a dead connection."""
         try:
             fairy.dbapi_connection._handle_exception(error)
@@ -119,10 +179,43 @@ class DirectStatements:
         if disconnect:
             self.engine.pool._invalidate(fairy, error)
         raise exc.DBAPIError.instance(
-            compiled.sql,
+            sql,
             tuple(args),
             error,
             self.dialect.loaded_dbapi.Error,
             connection_invalidated=disconnect,
             dialect=self.dialect,
         ) from error
+
+
+class DirectTransaction:
+    """The statements of one ``DirectStatements.transaction``, each one round trip."""
+
+    def __init__(self, direct: DirectStatements, fairy: Any) -> None:
+        self._direct = direct
+        self._fairy = fairy
+
+    async def rows(self, statement: Executable, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row of a Core statement, converted as SQLAlchemy would, in column order.
+
+        Only statements that can go straight to asyncpg belong here (no expanding ``IN``: an array
+        and ``any_``/``all_`` instead); any other is a mistake in the code, refused at once.
+        """
+        compiled = self._direct.compiled(statement, params)
+        if compiled is None:
+            raise ValueError(f"not a statement asyncpg can run as compiled: {statement}")
+        args = compiled.args(params)
+        self._direct._announce(compiled.sql, args)
+        try:
+            records = await self._fairy.driver_connection.fetch(compiled.sql, *args)
+        except Exception as error:
+            self._direct._raise_as_sqlalchemy(self._fairy, compiled.sql, args, error)
+        return [compiled.row(record) for record in records]
+
+    async def send(self, sql: str) -> None:
+        """SQL without parameters, possibly several statements: one round trip (the simple protocol)."""
+        self._direct._announce(sql, [])
+        try:
+            await self._fairy.driver_connection.execute(sql)
+        except Exception as error:
+            self._direct._raise_as_sqlalchemy(self._fairy, sql, [], error)
