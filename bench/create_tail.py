@@ -73,7 +73,8 @@ async def one_run(backend: str, name: str, source: Path, args: argparse.Namespac
 
         stack.push_async_callback(stop)
         url = f"http://127.0.0.1:{port}"
-        await wait_ready(url)
+        # A machine as loaded as the ones this is meant for can take minutes to start two processes.
+        await wait_ready(url, timeout=300)
         run = secrets.token_hex(3).upper()
         made = 0
 
