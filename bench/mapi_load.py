@@ -98,7 +98,9 @@ async def run_load(url: str, build, concurrency: int, duration: float, check=is_
         "requests": len(latencies),
         "requests_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": percentile(0.50),
+        "p90_ms": percentile(0.90),
         "p99_ms": percentile(0.99),
+        "max_ms": round(ordered[-1] * 1000, 2) if ordered else 0.0,
         "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else 0.0,
         "errors": errors,
     }

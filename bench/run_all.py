@@ -126,8 +126,8 @@ async def measure(
     return results
 
 
-async def wait_ready(url: str) -> None:
-    deadline = time.monotonic() + 60
+async def wait_ready(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as client:
         while time.monotonic() < deadline:
             try:

@@ -83,15 +83,15 @@ def _listen(
     notify_worker: bool,
     forwarded_allow_ips: str | None = None,
 ) -> None:
-    from openepay.web.processes import WebOptions, listening_socket, serve
+    from openepay.web.processes import WebOptions, listening_sockets, serve
 
+    workers = workers or os.cpu_count() or 1
     try:
-        sock = listening_socket(host, port)
+        sockets = listening_sockets(host, port, workers)
     except OSError as exc:
         raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     options = WebOptions(forwarded_allow_ips=forwarded_allow_ips)
-    workers = workers or os.cpu_count() or 1
-    raise typer.Exit(serve(settings, sock, workers=workers, notify_worker=notify_worker, options=options))
+    raise typer.Exit(serve(settings, sockets, notify_worker=notify_worker, options=options))
 
 
 @app.command()

@@ -1,8 +1,11 @@
 """The processes behind ``openepay serve``: N web processes on one port, and the notification worker.
 
 Python runs one thread of Python at a time, so one process can never use a second core. The
-supervisor (the process ``serve`` started as) binds the listening socket once and hands it to
-``--workers`` web processes, which all accept on it; the notification worker, with the
+supervisor (the process ``serve`` started as) binds one listening socket per web process, all on
+the same port with ``SO_REUSEPORT``, and hands each to its own web process: the kernel then
+spreads new connections evenly over them. With one shared socket, whichever process woke first
+took the connection, and a busy one kept taking them while the other sat idle, which showed as
+a long tail of slow creates under load. The notification worker, with the
 housekeeping it runs (expiry sweep, reconciliation, channels' housekeeping), is a process of its
 own, so none of that ever waits in a web process's event loop behind a request or holds one up.
 
@@ -16,7 +19,9 @@ kernel for SIGTERM if the supervisor itself dies (``PR_SET_PDEATHSIG``), so none
 Children are forked from the supervisor, which has imported the app but holds no event loop,
 no database connection and no thread when it forks (its checks before serving ran and closed
 their own): each child builds its own event loop, database pool and HTTP clients, and starts
-in a fraction of a second instead of importing everything again.
+in a fraction of a second instead of importing everything again. Before it forks, and again
+in each web process once it is ready to serve, everything alive is moved out of the garbage
+collector's reach (``openepay.web.server.keep_out_of_collections``).
 """
 
 from __future__ import annotations
@@ -59,12 +64,34 @@ class WebOptions:
     forwarded_allow_ips: str | None = None
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """The socket every web process accepts on; bound here so a port in use fails once, with one line."""
+def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """``count`` sockets listening on one port, one per web process (``SO_REUSEPORT``).
+
+    Any process of the same user may join a port whose sockets all have ``SO_REUSEPORT``, so a
+    second gateway started on the same port would silently take half of the first one's
+    connections. The port is therefore first bound by a plain socket, which fails if anything
+    (a second gateway included) listens there, and only then, once that one is closed, by the
+    shared ones."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    with _bound(family, host, port, reuse_port=False) as alone:
+        port = alone.getsockname()[1]
+    sockets: list[socket.socket] = []
     try:
+        for _ in range(count):
+            sockets.append(_bound(family, host, port, reuse_port=True))
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _bound(family: socket.AddressFamily, host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.listen(2048)
     except OSError:
@@ -88,13 +115,13 @@ def _as_a_child() -> None:
 
 
 def web_process(settings: Settings, options: WebOptions, sock: socket.socket) -> None:
-    """One web process: the app under uvicorn, accepting on the supervisor's socket."""
+    """One web process: the app under uvicorn, accepting on its own one of the supervisor's sockets."""
     _as_a_child()
     import uvicorn
 
     from openepay import logs
     from openepay.app import create_app
-    from openepay.web.server import http_protocol
+    from openepay.web.server import GatewayServer, http_protocol
 
     logs.configure(settings.log_level, settings.log_format, repeat_interval=settings.log_repeat_interval)
     config = uvicorn.Config(
@@ -106,7 +133,7 @@ def web_process(settings: Settings, options: WebOptions, sock: socket.socket) ->
         proxy_headers=True,
         forwarded_allow_ips=options.forwarded_allow_ips,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    GatewayServer(config).run(sockets=[sock])
 
 
 def worker_process(settings: Settings) -> None:
@@ -237,24 +264,26 @@ class Supervisor:
 
 def serve(
     settings: Settings,
-    sock: socket.socket,
+    sockets: list[socket.socket],
     *,
-    workers: int,
     notify_worker: bool,
     options: WebOptions,
 ) -> int:
-    """Run ``workers`` web processes on ``sock`` and, with ``notify_worker``, the notification worker."""
+    """Run one web process on each of ``sockets`` and, with ``notify_worker``, the notification worker."""
     import openepay.app  # noqa: F401  (once here, not in every child)
     import openepay.notify.worker  # noqa: F401
     from openepay.metrics import share_between_processes
+    from openepay.web.server import keep_out_of_collections
 
     metrics_directory = tempfile.mkdtemp(prefix="openepay-metrics-")
     share_between_processes(metrics_directory)
-    children = [Child("web", web_process, (settings, options, sock)) for _ in range(workers)]
+    children = [Child("web", web_process, (settings, options, sock)) for sock in sockets]
     if notify_worker:
         children.append(Child("worker", worker_process, (settings,)))
+    keep_out_of_collections()
     try:
         return Supervisor(children).run()
     finally:
-        sock.close()
+        for sock in sockets:
+            sock.close()
         shutil.rmtree(metrics_directory, ignore_errors=True)

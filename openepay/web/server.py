@@ -5,15 +5,21 @@ a client that opens a connection and sends its request headers a byte at a time 
 holds the connection for as long as it keeps sending. ``HeaderTimeoutProtocol`` is uvicorn's
 own HTTP/1.1 protocol plus the rule nginx calls ``client_header_timeout``. The body has its
 own deadline in ``openepay.web.middleware.RequestBody``.
+
+``GatewayServer`` is uvicorn's server that, once the app has started, takes everything alive
+out of the garbage collector's reach (``keep_out_of_collections``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import gc
+import socket
 from collections.abc import Callable
 from typing import Any
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from openepay.config import Settings
@@ -82,3 +88,26 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 def http_protocol(settings: Settings) -> Callable[..., HeaderTimeoutProtocol]:
     """What to give uvicorn as ``http=``: it builds one protocol per connection, with the settings' timeout."""
     return functools.partial(HeaderTimeoutProtocol, header_timeout=settings.http_header_timeout)
+
+
+def keep_out_of_collections() -> None:
+    """Collect once, then move every object alive now out of the garbage collector's reach.
+
+    A web process holds about 140,000 objects that live as long as it does: modules, classes,
+    FastAPI's and SQLAlchemy's caches, templates. A full collection walks all of them (about
+    90 ms of CPU on the 2-core machine of issue 11), and every request the process holds waits
+    for it: a stall that shows in the latency tail, not the median. Frozen objects are never
+    examined again, so a full collection walks only what was made since; and in a forked child
+    a collection no longer writes to the pages it shares with its parent. What becomes garbage
+    after freezing is still freed by reference counting; only cycles among frozen objects are
+    never collected, and ``gc.collect`` has just freed those there were."""
+    gc.collect()
+    gc.freeze()
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn's server, with what the app built while starting (its lifespan) frozen too."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        keep_out_of_collections()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.epay import order_params, signed
+from tests.support.servers import free_port
 from tests.support.settings import TEST_SECRET
 from tests.support.waiting import answering, eventually
 
@@ -41,11 +41,7 @@ class Served:
         return self.log_path.read_text(errors="replace")
 
 
-@contextmanager
-def serving(database_url: str, tmp_path: Path, *args: str) -> Iterator[Served]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+def serve_env(database_url: str) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("OPENEPAY_")}
     env.update(
         OPENEPAY_DATABASE_URL=database_url,
@@ -53,6 +49,13 @@ def serving(database_url: str, tmp_path: Path, *args: str) -> Iterator[Served]:
         OPENEPAY_SANDBOX="1",
         OPENEPAY_LOG_LEVEL="INFO",
     )
+    return env
+
+
+@contextmanager
+def serving(database_url: str, tmp_path: Path, *args: str) -> Iterator[Served]:
+    port = free_port()
+    env = serve_env(database_url)
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -120,6 +123,28 @@ async def test_two_web_processes_answer_creates_and_lookups(gateway, database_ur
     assert len({created for created, _, _ in answers}) == ORDERS
     assert "Traceback" not in served.log()
     assert "started web process" in served.log() and "openepay.access" not in served.log()
+
+
+async def test_a_second_gateway_on_the_same_port_is_refused(gateway, database_url, tmp_path):
+    """Each web process has a socket of its own on the port (``SO_REUSEPORT``); a second gateway
+    of the same user must not quietly join them and take a share of the first one's clients."""
+    with serving(database_url, tmp_path, "--workers", "2", "--no-worker", "--no-access-log") as served:
+        await answering(f"{served.url}/healthz", timeout=60)
+        port = served.url.rsplit(":", 1)[1]
+        second = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "openepay", "serve", "--port", port, "--workers", "2", "--no-worker"],
+            env=serve_env(database_url),
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert second.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in second.stderr
+        assert len(await answering_pids(served.url, want=2)) == 2
+        assert served.process.poll() is None
 
 
 async def test_a_killed_web_process_is_replaced_and_sigterm_stops_every_child(gateway, database_url, tmp_path):
