@@ -102,6 +102,10 @@ class DirectStatements:
                 fairy.close()
         if record is None:
             return None
+        if not compiled.keys:
+            # A textual statement: SQLAlchemy knows neither its columns nor their types, so the
+            # engine too would hand back the row as the driver read it.
+            return dict(record.items())
         return {
             key: value if result is None or value is None else result(value)
             for key, result, value in zip(compiled.keys, compiled.results, record, strict=True)

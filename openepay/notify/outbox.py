@@ -134,15 +134,11 @@ def _delivery_statements() -> tuple[Update, Select]:
     tasks, orders, merchants = NotifyTask.__table__, Order.__table__, Merchant.__table__
     joined = and_(orders.c.id == tasks.c.order_id, merchants.c.pid == orders.c.merchant_pid)
     lease_returning = _LEASE.where(joined).returning(*_DELIVERY_COLUMNS)
-    read = select(*_TASK_COLUMNS, *_DELIVERY_COLUMNS).where(
-        tasks.c.id.in_(bindparam("chosen", expanding=True)), joined
-    )
+    read = select(*_TASK_COLUMNS, *_DELIVERY_COLUMNS).where(tasks.c.id.in_(bindparam("chosen", expanding=True)), joined)
     return lease_returning, read
 
 
-_TASK_COLUMNS = tuple(
-    NotifyTask.__table__.c[name] for name in ("id", "order_id", "merchant_pid", "event", "attempts")
-)
+_TASK_COLUMNS = tuple(NotifyTask.__table__.c[name] for name in ("id", "order_id", "merchant_pid", "event", "attempts"))
 _ORDER_COLUMNS = tuple(Order.__table__.columns)
 _DELIVERY_COLUMNS = (
     NotifyTask.__table__.c.created_at,
@@ -468,7 +464,7 @@ async def prune_attempts(db: Database, *, older_than: datetime, batch: int = 500
 
 async def first_sent_at(db: Database, order_id: int) -> datetime | None:
     """When a notification of the order was first sent and answered (None if not yet)."""
-    async with db.session() as session:
+    async with db.reading() as session:
         attempts = (
             await session.execute(
                 select(NotifyAttempt.started_at, NotifyAttempt.latency_ms)
