@@ -6,7 +6,7 @@ PostgreSQL, on an empty orders table and on one holding a million orders.
 
 For each backend and table size: a fresh database (a temporary SQLite file, or a PostgreSQL
 database created and dropped here), ``openepay migrate``, a merchant from ``openepay merchant
-create``, the orders loaded by ``load_orders.py`` (COPY or executemany, then ANALYZE), and one
+create``, the orders loaded by ``load_orders.py`` (COPY or executemany, then settled), and one
 ``openepay serve --no-worker`` (with ``--workers N`` when N > 1, which needs a ``serve`` that
 has the option). Then, at ``--concurrency`` for ``--duration`` seconds each, after a short
 unmeasured warm-up:

@@ -103,7 +103,7 @@ class Metrics:
     async def refresh(self, db: Database) -> None:
         now = utcnow()
         due = (NotifyTask.status == NotifyStatus.PENDING, NotifyTask.next_attempt_at <= now)
-        async with db.session() as session:
+        async with db.reading() as session:
             backlog, oldest = (
                 await session.execute(select(func.count(), func.min(NotifyTask.next_attempt_at)).where(*due))
             ).one()

@@ -58,7 +58,7 @@ def day_start(moment: datetime, zone: ZoneInfo) -> datetime:
 
 
 async def _day(db: Database, start: datetime, end: datetime) -> Day:
-    async with db.session() as session:
+    async with db.reading() as session:
         paid_fen, paid_count = (
             await session.execute(
                 select(func.coalesce(func.sum(Order.paid_fen), 0), func.count()).where(
@@ -83,7 +83,7 @@ async def _paid_per_day(db: Database, today: datetime, zone: ZoneInfo) -> list[D
         starts.insert(0, day_start(starts[0] - timedelta(hours=12), zone))
     ends = [*starts[1:], day_start(today + timedelta(hours=36), zone)]
     totals = []
-    async with db.session() as session:
+    async with db.reading() as session:
         for start, end in zip(starts, ends, strict=True):
             paid_fen, count = (
                 await session.execute(
@@ -102,7 +102,7 @@ async def load(db: Database, zone: ZoneInfo) -> Dashboard:
     # A day is 24 hours except across a daylight-saving change: take the local midnights themselves.
     yesterday = day_start(today - timedelta(hours=12), zone)
     tomorrow = day_start(today + timedelta(hours=36), zone)
-    async with db.session() as session:
+    async with db.reading() as session:
         backlog, oldest = (
             await session.execute(
                 select(func.count(), func.min(NotifyTask.next_attempt_at)).where(

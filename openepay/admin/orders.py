@@ -76,7 +76,7 @@ class OrderPage:
 
 async def search(db: Database, wanted: OrderFilter, zone: ZoneInfo, page: int = 1) -> OrderPage:
     where = wanted.conditions(zone)
-    async with db.session() as session:
+    async with db.reading() as session:
         count, amount, paid = (
             await session.execute(
                 select(
@@ -101,7 +101,7 @@ async def export(db: Database, wanted: OrderFilter, zone: ZoneInfo) -> AsyncIter
     query: Select[tuple[Order]] = (
         select(Order).where(*wanted.conditions(zone)).order_by(Order.id.desc()).limit(EXPORT_LIMIT)
     )
-    async with db.session() as session:
+    async with db.reading() as session:
         result = await session.stream_scalars(query.execution_options(yield_per=500))
         async for order in result:
             yield order
@@ -146,7 +146,7 @@ def _routing_event(order: Order, account: str | None) -> Event | None:
 
 async def story(db: Database, trade_no: str) -> OrderStory | None:
     """The order and everything that happened to it, oldest first."""
-    async with db.session() as session:
+    async with db.reading() as session:
         order = await session.scalar(select(Order).where(Order.trade_no == trade_no))
         if order is None:
             return None

@@ -191,7 +191,7 @@ class AdminUsers(Accounts):
         return user
 
     async def list(self) -> list[AdminUser]:
-        async with self.db.session() as session:
+        async with self.db.reading() as session:
             return list((await session.scalars(select(AdminUser).order_by(AdminUser.username))).all())
 
     # --- an administrator's changes ----------------------------------------------------------

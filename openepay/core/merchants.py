@@ -221,7 +221,7 @@ class Merchants:
         return merchant
 
     async def list(self) -> list[Merchant]:
-        async with self.db.session() as session:
+        async with self.db.reading() as session:
             return list((await session.scalars(select(Merchant).order_by(Merchant.pid))).all())
 
 

@@ -22,7 +22,7 @@ from openepay.core import usage
 from openepay.core.ids import trade_numbers
 from openepay.core.states import SETTLED_PAID, UNPAID, OrderStatus
 from openepay.db import Database
-from openepay.db.models import Order
+from openepay.db.models import UNPAID_ORDER, Order
 from openepay.db.types import utcnow
 
 
@@ -301,7 +301,7 @@ async def discard_unoffered(db: Database, order_id: int) -> bool:
 async def close_expired(db: Database, now: datetime | None = None, limit: int = 500) -> list[Order]:
     """Close unpaid orders past their expiry; returns them so their channels can close upstream."""
     now = now or utcnow()
-    due = select(Order.id).where(Order.status.in_(UNPAID), Order.expires_at <= now).limit(limit)
+    due = select(Order.id).where(UNPAID_ORDER, Order.expires_at <= now).limit(limit)
     async with db.session() as session:
         result = await session.scalars(
             update(Order)

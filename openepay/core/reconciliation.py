@@ -27,7 +27,7 @@ from openepay.core.payments import confirm_payment
 from openepay.core.refunds import ask_channel, resolve_refund
 from openepay.core.states import OrderStatus
 from openepay.db import Database
-from openepay.db.models import Order, Refund
+from openepay.db.models import UNPAID_ORDER, Order, Refund
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +74,13 @@ async def reconcile(
 async def _due_orders(db: Database, names: list[str], settings: Settings, now: datetime) -> list[Order]:
     first_ask = now - timedelta(seconds=settings.reconcile_after_seconds)
     again = now - timedelta(seconds=settings.reconcile_interval_seconds)
-    async with db.session() as session:
+    async with db.reading() as session:
         return list(
             (
                 await session.scalars(
                     select(Order)
                     .where(
+                        UNPAID_ORDER,
                         Order.status == OrderStatus.PAYING,
                         Order.channel.in_(names),
                         or_(
@@ -131,7 +132,7 @@ async def reconcile_refunds(db: Database, channels: ChannelDirectory, settings: 
 async def _due_refunds(db: Database, settings: Settings, now: datetime) -> list[Refund]:
     first_ask = now - timedelta(seconds=settings.reconcile_after_seconds)
     again = now - timedelta(seconds=settings.reconcile_interval_seconds)
-    async with db.session() as session:
+    async with db.reading() as session:
         return list(
             (
                 await session.scalars(

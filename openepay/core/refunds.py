@@ -211,7 +211,7 @@ def _repeat_of(earlier: Refund, order: Order, amount_fen: int) -> RefundResult:
 
 
 async def _find_by_out_refund_no(db: Database, merchant_pid: int, out_refund_no: str) -> Refund | None:
-    async with db.session() as session:
+    async with db.reading() as session:
         return await session.scalar(
             select(Refund).where(Refund.merchant_pid == merchant_pid, Refund.out_refund_no == out_refund_no)
         )

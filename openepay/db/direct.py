@@ -121,7 +121,13 @@ class DirectStatements:
         finally:
             if fairy.dbapi_connection is not None:
                 fairy.close()
-        return None if record is None else dict(zip(compiled.keys, compiled.row(record), strict=True))
+        if record is None:
+            return None
+        if not compiled.keys:
+            # A textual statement: SQLAlchemy knows neither its columns nor their types, so the
+            # engine too would hand back the row as the driver read it.
+            return dict(record.items())
+        return dict(zip(compiled.keys, compiled.row(record), strict=True))
 
     @asynccontextmanager
     async def transaction(self, opening: str) -> AsyncIterator[DirectTransaction]:

@@ -43,8 +43,9 @@ def _configure_sqlite(
     path: Path | None,
     *,
     busy_timeout_ms: int = 30000,
-    immediate: bool = True,
+    begin: str | None = "BEGIN IMMEDIATE",
     autocheckpoint: bool = True,
+    query_only: bool = False,
 ) -> None:
     """WAL for concurrent readers, and ``BEGIN IMMEDIATE`` for every transaction.
 
@@ -57,8 +58,9 @@ def _configure_sqlite(
     A deferred SQLite transaction that reads and then writes fails at once with
     SQLITE_BUSY if another connection committed in between; taking the write lock up front
     turns that into an ordinary wait (``busy_timeout``), which is what several web requests,
-    the worker and a CLI command sharing one file need. Without ``immediate`` the caller
-    sends its own ``BEGIN IMMEDIATE`` (``SqliteLane``).
+    the worker and a CLI command sharing one file need. With no ``begin`` the caller sends its
+    own (``SqliteLane``); the reads' engine begins with a plain ``BEGIN``, which takes no lock
+    until the first read and never the write lock, on connections that are ``query_only``.
     """
 
     if path is not None:
@@ -78,16 +80,18 @@ def _configure_sqlite(
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         if not autocheckpoint:
             cursor.execute("PRAGMA wal_autocheckpoint=0")
+        if query_only:
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
 
-    if not immediate:
+    if begin is None:
         return
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
         # A lone read (``Database.one``) runs in SQLite's own autocommit and takes no lock.
         if conn.get_execution_options().get("isolation_level") != AUTOCOMMIT:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql(begin)
 
 
 def build_engine(database_url: str, **kwargs) -> AsyncEngine:  # type: ignore[no-untyped-def]
@@ -145,7 +149,7 @@ class SqliteLane:
         self.engine = create_engine(
             f"sqlite:///{path}", poolclass=StaticPool, connect_args={"timeout": 0, "check_same_thread": False}
         )
-        _configure_sqlite(self.engine, path, busy_timeout_ms=0, immediate=False, autocheckpoint=False)
+        _configure_sqlite(self.engine, path, busy_timeout_ms=0, begin=None, autocheckpoint=False)
         self.turn = WriteTurn(path)
         self.checkpoints = Checkpoints(path, self.turn)
         # One connection, kept open: a second event loop's thread (tests, tools) waits its turn, briefly.
@@ -241,6 +245,27 @@ class SqliteLane:
         self.engine.dispose()
 
 
+def build_read_engine(database_url: str) -> AsyncEngine | None:
+    """The engine of ``Database.reading`` on an SQLite file; None elsewhere (PostgreSQL reads share the pool).
+
+    The main engine has one connection, and every transaction on it holds SQLite's write lock
+    from its ``BEGIN IMMEDIATE`` on: a page of the console or an ``api.php`` query sent through it
+    waits for every write queued before it, and holds up every write queued after it. In WAL mode
+    a reader needs neither: it reads the last commit while a writer writes. So reads get a pool
+    of their own, two connections that begin with a plain ``BEGIN`` (a snapshot, taken at the
+    first read, never the write lock) and are ``query_only``, so a read that tries to write fails
+    instead of taking the lock behind the lane's back.
+    """
+    path = sqlite_file(database_url)
+    if path is None:
+        return None
+    engine = create_async_engine(
+        check(database_url), connect_args={"timeout": 30}, pool_size=2, max_overflow=0, pool_timeout=60
+    )
+    _configure_sqlite(engine.sync_engine, path, begin="BEGIN", query_only=True)
+    return engine
+
+
 def _by_name(row: Row | None) -> Mapping[str, Any] | None:
     return None if row is None else row._mapping
 
@@ -256,12 +281,24 @@ class Database:
         path = sqlite_file(database_url) if self.dialect == "sqlite" else None
         self.lane = SqliteLane(path) if path is not None else None
         self.direct = DirectStatements(self.engine) if self.dialect == "postgresql" else None
+        self.read_engine = build_read_engine(database_url) if self.dialect == "sqlite" else None
+        if self.read_engine is not None:
+            self._reads = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        elif self.dialect == "postgresql":
+            # asyncpg begins each of these transactions with ``BEGIN ISOLATION LEVEL REPEATABLE READ
+            # READ ONLY``: one round trip, as a plain ``BEGIN``.
+            readonly = self.engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            self._reads = async_sessionmaker(readonly, expire_on_commit=False)
+        else:
+            # An in-memory SQLite database lives in its one connection: reads share it.
+            self._reads = self._sessions
 
     @property
     def engines(self) -> tuple[Engine, ...]:
-        """Every engine that sends statements (the main one first), for whoever watches them."""
+        """Every engine that sends statements (the main one, the lane's, the reads'), for whoever watches them."""
         lanes = (self.lane.engine,) if self.lane is not None else ()
-        return (self.engine.sync_engine, *lanes)
+        reads = (self.read_engine.sync_engine,) if self.read_engine is not None else ()
+        return (self.engine.sync_engine, *lanes, *reads)
 
     @property
     def dialect(self) -> str:
@@ -270,6 +307,18 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self._sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A read-only transaction: every statement in it sees the same snapshot, and none may write.
+
+        On SQLite it runs on the reads' own connections (``build_read_engine``), so it never waits
+        for the writes queued on the main connection nor holds them up; on PostgreSQL it is a
+        ``REPEATABLE READ READ ONLY`` transaction on the shared pool (a page of several counts
+        adds up). A statement in it that writes fails.
+        """
+        async with self._reads() as session, session.begin():
             yield session
 
     async def one(self, statement: Executable, params: dict[str, Any] | None = None) -> Mapping[str, Any] | None:
@@ -316,4 +365,6 @@ class Database:
     async def dispose(self) -> None:
         if self.lane is not None:
             self.lane.dispose()
+        if self.read_engine is not None:
+            await self.read_engine.dispose()
         await self.engine.dispose()

@@ -37,7 +37,7 @@ class NotifyOverview:
 async def notify_overview(db: Database, now: datetime | None = None) -> NotifyOverview:
     now = now or utcnow()
     pending = NotifyTask.status == NotifyStatus.PENDING
-    async with db.session() as session:
+    async with db.reading() as session:
         due, oldest = (
             await session.execute(
                 select(func.count(), func.min(NotifyTask.next_attempt_at)).where(

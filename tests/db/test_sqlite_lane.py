@@ -43,8 +43,8 @@ def _values(out_trade_no: str) -> dict[str, object]:
 
 
 def _statements_on(database: Database) -> dict[str, list[str]]:
-    """The statements each of the database's engines sends from now on, by engine ("main", "lane")."""
-    sent: dict[str, list[str]] = {"main": [], "lane": []}
+    """The statements each of the database's engines sends from now on, by engine ("main", "lane", "reads")."""
+    sent: dict[str, list[str]] = {"main": [], "lane": [], "reads": []}
     for name, engine in zip(sent, database.engines, strict=True):
         event.listen(engine, "before_cursor_execute", lambda *args, into=sent[name]: into.append(args[2]))
     return sent

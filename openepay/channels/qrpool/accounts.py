@@ -64,7 +64,7 @@ async def create_account(db: Database, name: str, pay_type: str) -> QrAccount:
 
 async def find_account(db: Database, name_or_id: str) -> QrAccount:
     """By name, or by number when no account has that name."""
-    async with db.session() as session:
+    async with db.reading() as session:
         account = await session.scalar(select(QrAccount).where(QrAccount.name == name_or_id))
         if account is None and name_or_id.isascii() and name_or_id.isdigit():
             account = await session.get(QrAccount, int(name_or_id))
@@ -74,7 +74,7 @@ async def find_account(db: Database, name_or_id: str) -> QrAccount:
 
 
 async def list_accounts(db: Database) -> list[QrAccount]:
-    async with db.session() as session:
+    async with db.reading() as session:
         return list((await session.scalars(select(QrAccount).order_by(QrAccount.id))).all())
 
 
@@ -106,7 +106,7 @@ async def add_code(db: Database, account_id: int, content: str, amount_fen: int 
 
 async def list_codes(db: Database, account_id: int) -> list[QrCode]:
     """The generic code first, then fixed codes by amount."""
-    async with db.session() as session:
+    async with db.reading() as session:
         codes = (await session.scalars(select(QrCode).where(QrCode.account_id == account_id))).all()
     return sorted(codes, key=lambda code: (code.amount_fen is not None, code.amount_fen or 0))
 
@@ -122,7 +122,7 @@ async def delete_code(db: Database, account_id: int, code_id: int) -> QrCode:
 
 
 async def find_device(db: Database, device_id: int) -> QrDevice:
-    async with db.session() as session:
+    async with db.reading() as session:
         device = await session.get(QrDevice, device_id)
     if device is None:
         raise QrPoolError(f"no device {device_id}")
@@ -132,7 +132,7 @@ async def find_device(db: Database, device_id: int) -> QrDevice:
 async def _keys_in_use(db: Database, box: SecretBox) -> set[str]:
     merchants = Merchants(db, box)
     keys = {merchants.key_of(merchant) for merchant in await merchants.list()}
-    async with db.session() as session:
+    async with db.reading() as session:
         devices = (await session.scalars(select(QrDevice))).all()
     return keys | {box.open(device.key_sealed, _device_key_context(device.id)) for device in devices}
 
@@ -159,7 +159,7 @@ async def list_devices(db: Database, account_id: int | None = None) -> list[QrDe
     query = select(QrDevice).order_by(QrDevice.id)
     if account_id is not None:
         query = query.where(QrDevice.account_id == account_id)
-    async with db.session() as session:
+    async with db.reading() as session:
         return list((await session.scalars(query)).all())
 
 
@@ -176,7 +176,7 @@ async def device_keys(db: Database, box: SecretBox, account_id: int | None = Non
     query = select(QrDevice).where(QrDevice.enabled.is_(True)).order_by(QrDevice.id)
     if account_id is not None:
         query = query.where(QrDevice.account_id == account_id)
-    async with db.session() as session:
+    async with db.reading() as session:
         devices = (await session.scalars(query)).all()
     return [(device, box.open(device.key_sealed, _device_key_context(device.id))) for device in devices]
 
@@ -213,7 +213,7 @@ async def live_accounts(db: Database, pay_type: str, heartbeat_timeout: timedelt
         )
         .order_by(QrAccount.id)
     )
-    async with db.session() as session:
+    async with db.reading() as session:
         return list((await session.scalars(query)).all())
 
 

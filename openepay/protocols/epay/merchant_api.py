@@ -137,7 +137,7 @@ async def act_query(gateway: Gateway, merchant: Merchant, key: str, params: dict
     today = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
     yesterday = today - timedelta(days=1)
     paid = Order.status.in_(SETTLED_PAID)
-    async with gateway.db.session() as session:
+    async with gateway.db.reading() as session:
         # The admitted merchant is this process's copy, which keeps no balance: payments change it.
         balance_fen = await session.scalar(select(Merchant.balance_fen).where(Merchant.pid == merchant.pid))
         orders = await session.scalar(select(func.count()).where(Order.merchant_pid == merchant.pid))
@@ -173,7 +173,7 @@ def _page(params: dict[str, str]) -> tuple[int, int]:
 
 async def act_settle(gateway: Gateway, merchant: Merchant, key: str, params: dict[str, str]) -> dict[str, object]:
     limit, offset = _page(params)
-    async with gateway.db.session() as session:
+    async with gateway.db.reading() as session:
         rows = (
             await session.scalars(
                 select(Settlement)
@@ -215,7 +215,7 @@ async def act_orders(gateway: Gateway, merchant: Merchant, key: str, params: dic
     query = select(Order).where(Order.merchant_pid == merchant.pid)
     if "status" in params:
         query = query.where(Order.status.in_(STATUSES_FOR.get(php_intval(params["status"]), ())))
-    async with gateway.db.session() as session:
+    async with gateway.db.reading() as session:
         orders = (await session.scalars(query.order_by(Order.trade_no.desc()).limit(limit).offset(offset))).all()
     data = [order_fields(gateway, order) for order in orders]
     return {"code": 1, "msg": "查询订单记录成功！", "count": len(data), "data": data}

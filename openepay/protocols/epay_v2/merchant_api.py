@@ -144,7 +144,7 @@ async def pay_refundquery(gateway: Gateway, merchant: Merchant, params: dict[str
     if refund_no is None and out_refund_no is None:
         raise V2Error("商户退款单号不能为空")
     wanted = Refund.refund_no == refund_no if refund_no is not None else Refund.out_refund_no == out_refund_no
-    async with gateway.db.session() as session:
+    async with gateway.db.reading() as session:
         found = (
             await session.execute(
                 select(Refund, Order.trade_no, Order.out_trade_no)
@@ -181,7 +181,7 @@ async def merchant_info(gateway: Gateway, merchant: Merchant, params: dict[str, 
     mine = Order.merchant_pid == merchant.pid
     paid = Order.status.in_(SETTLED_PAID)
     day_figures: list[tuple[int, int]] = []
-    async with gateway.db.session() as session:
+    async with gateway.db.reading() as session:
         # The admitted merchant is this process's copy, which keeps no balance: payments change it.
         balance_fen = await session.scalar(select(Merchant.balance_fen).where(Merchant.pid == merchant.pid))
         order_num = await session.scalar(select(func.count()).where(mine))
@@ -224,7 +224,7 @@ async def merchant_orders(gateway: Gateway, merchant: Merchant, params: dict[str
     query = select(Order).where(Order.merchant_pid == merchant.pid)
     if "status" in params:  # Rainbow reads this one from the query string by mistake; the body is meant
         query = query.where(Order.status.in_(STATUSES_FOR.get(php_intval(params["status"]), ())))
-    async with gateway.db.session() as session:
+    async with gateway.db.reading() as session:
         orders = (await session.scalars(query.order_by(Order.trade_no.desc()).limit(limit).offset(offset))).all()
     return {"code": 0, "data": [order_fields(gateway, order) for order in orders]}
 

@@ -45,7 +45,7 @@ async def state_code(db: Database, order: Order) -> int:
         return STATE_WAITING
     if order.status not in SETTLED_PAID:
         return STATE_CLOSED
-    async with db.session() as session:
+    async with db.reading() as session:
         failed = await session.scalar(
             select(
                 exists().where(
@@ -68,7 +68,7 @@ async def is_fixed_amount_code(db: Database, order: Order) -> bool:
     content = order.qrcode or order.pay_url
     if order.channel != QrPoolChannel.name or not content:
         return False
-    async with db.session() as session:
+    async with db.reading() as session:
         return bool(
             await session.scalar(
                 select(exists().where(QrCode.content == content, QrCode.amount_fen == order.pay_amount_fen))

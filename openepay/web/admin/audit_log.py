@@ -21,7 +21,7 @@ PER_PAGE = 100
 @router.get(PREFIX + "/audit")
 async def audit_page(request: Request, page: int = 1, me: Current = Depends(needs(Role.ADMINISTRATOR))) -> Response:
     page = max(page, 1)
-    async with console_of(request).gateway.db.session() as session:
+    async with console_of(request).gateway.db.reading() as session:
         entries = list(
             (
                 await session.scalars(
