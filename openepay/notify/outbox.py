@@ -607,7 +607,7 @@ async def prune_attempts(db: Database, *, older_than: datetime, batch: int = 500
 
 async def first_sent_at(db: Database, order_id: int) -> datetime | None:
     """When a notification of the order was first sent and answered (None if not yet)."""
-    async with db.session() as session:
+    async with db.reading() as session:
         attempts = (
             await session.execute(
                 select(NotifyAttempt.started_at, NotifyAttempt.latency_ms)
