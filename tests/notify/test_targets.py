@@ -28,7 +28,14 @@ NON_ASCII_LOOPBACK = [
     "0x7f。1",
     "２１３０７０６４３３",
 ]
-NON_ASCII_ELSEWHERE = ["169。254。169。254", "10。0。0。1", "192．168．1．1", "８.８.８.８", "shop.例子.１２３"]
+NON_ASCII_ELSEWHERE = [
+    "169。254。169。254",
+    "10。0。0。1",
+    "192．168．1．1",
+    "８.８.８.８",
+    "shop.例子.１２３",
+    "⑴27.0.0.1",  # maps to "(1)27.0.0.1", as browsers map it (no STD3 rules): a number at the end, not a name
+]
 
 
 @pytest.mark.parametrize("host", NON_ASCII_LOOPBACK + NON_ASCII_ELSEWHERE)
@@ -60,6 +67,8 @@ def test_a_non_ascii_host_that_maps_to_an_ip_address_is_refused(host, allow_priv
         ("0", "0.0.0.0"),
         ("134744072", "8.8.8.8"),
         ("0x8.0x8.0x8.0x8", "8.8.8.8"),
+        ("0xff.0xff.0xff.0xff", "255.255.255.255"),
+        ("255.1", "255.0.0.1"),
     ],
 )
 def test_every_spelling_of_an_ipv4_address_is_read_as_that_address(spelling, address):
@@ -71,7 +80,18 @@ def test_every_spelling_of_an_ipv4_address_is_read_as_that_address(spelling, add
 
 
 @pytest.mark.parametrize(
-    "spelling", ["256.0.0.1", "1.2.3.4.5", "08.0.0.1", "0x1g.0.0.1", "4294967296", "1.2.65536", "shop.example.123"]
+    "spelling",
+    [
+        "256.0.0.1",
+        "1.2.3.4.5",
+        "127.0.0.1.0",  # five parts, the last one 0: not 127.0.0.1
+        "127..1",  # an empty part is not a 0
+        "08.0.0.1",
+        "0x1g.0.0.1",
+        "4294967296",
+        "1.2.65536",
+        "shop.example.123",
+    ],
 )
 def test_a_host_that_ends_in_a_number_but_is_no_ipv4_address_is_refused(spelling):
     assert url_block_reason(f"http://{spelling}/n", allow_private=True) == f"{spelling} is not a valid IPv4 address"
@@ -159,6 +179,20 @@ def test_every_spelling_of_a_local_name_is_a_local_name(host):
     reason = url_block_reason(f"http://{host}/n", allow_private=False)
     assert reason is not None and reason.endswith("is a local name")
     assert url_block_reason(f"http://{host}/n", allow_private=True) is None
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "a" * 63 + ".com",  # a label at its 63-character limit
+        ".".join(["a" * 63] * 3 + ["b" * 61]),  # a name at its 253-character limit
+        ".".join(["a" * 63] * 3 + ["b" * 61]) + ".",  # the same name with its final dot
+    ],
+)
+def test_a_name_at_the_length_limits_is_read_as_written(host):
+    target = read_target(f"http://{host}/n")
+    assert (target.host, target.address) == (host, None)
+    assert url_block_reason(f"http://{host}/n", allow_private=False) is None
 
 
 LONG_LABEL = "a" * 64 + ".com"
