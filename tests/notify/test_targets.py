@@ -69,6 +69,7 @@ def test_a_non_ascii_host_that_maps_to_an_ip_address_is_refused(host, allow_priv
         ("0x8.0x8.0x8.0x8", "8.8.8.8"),
         ("0xff.0xff.0xff.0xff", "255.255.255.255"),
         ("255.1", "255.0.0.1"),
+        ("0x7f.0x.0x.1", "127.0.0.1"),  # a bare 0x is 0
     ],
 )
 def test_every_spelling_of_an_ipv4_address_is_read_as_that_address(spelling, address):
@@ -91,6 +92,7 @@ def test_every_spelling_of_an_ipv4_address_is_read_as_that_address(spelling, add
         "4294967296",
         "1.2.65536",
         "shop.example.123",
+        "shop.example.09",  # a leading 0 makes it octal, where 9 is no digit
     ],
 )
 def test_a_host_that_ends_in_a_number_but_is_no_ipv4_address_is_refused(spelling):
@@ -165,6 +167,7 @@ def test_control_characters_anywhere_in_the_url_are_refused(character, template)
         ("http://[2001:DB8::1]:8443/n", "2001:db8::1", "[2001:db8::1]:8443", "/n"),
         ('http://8.8.8.8/a b/%41?q=%zz&r="<>`{}"', "8.8.8.8", "8.8.8.8", "/a%20b/%41?q=%zz&r=%22%3C%3E`{}%22"),
         ("http://8.8.8.8/{x}?`", "8.8.8.8", "8.8.8.8", "/%7Bx%7D?`"),
+        ("http://8.8.8.8/\udcff?\ud800", "8.8.8.8", "8.8.8.8", "/%ED%B3%BF?%ED%A0%80"),  # lone surrogates
     ],
 )
 def test_what_the_client_will_send(url, host, authority, request_target):
@@ -195,6 +198,12 @@ def test_a_name_at_the_length_limits_is_read_as_written(host):
     assert url_block_reason(f"http://{host}/n", allow_private=False) is None
 
 
+def test_ports_run_from_1_to_65535():
+    assert [read_target(f"http://shop.example.com:{port}/n").port for port in (1, 65535)] == [1, 65535]
+    assert url_block_reason("http://shop.example.com:65536/n", allow_private=False) == "not a valid URL"
+    assert url_block_reason("http://shop.example.com:0/n", allow_private=False) == "port 0 is not allowed"
+
+
 LONG_LABEL = "a" * 64 + ".com"
 LONG_NAME = "a." * 127 + "com"
 
@@ -208,6 +217,7 @@ LONG_NAME = "a." * 127 + "com"
         ("a!b.com", "a!b.com is not a valid host name"),
         (".", ". is not a valid host name"),
         ("例子_x!.中国", "the host is not a valid international domain name"),
+        ("\u00ad", "the host is not a valid international domain name"),  # a soft hyphen maps to nothing
         ("例子.中国\u0000", "control characters (CR, LF, TAB...) are not allowed in a URL"),
     ],
 )
