@@ -109,6 +109,7 @@ def test_a_host_that_ends_in_a_number_but_is_no_ipv4_address_is_refused(spelling
         ("http://[v1.x]/n", "[v1.x] is not a valid IPv6 address"),
         ("http://[127.0.0.1]/n", "not a valid URL"),
         ("http://[::1]x/n", "not a valid URL"),
+        ("http://[::1]:80]/n", "not a valid URL"),
         ("http://8.8.8.8@127.0.0.1/n", "credentials in the URL are not allowed"),
         ("http://8.8.8.8:80@127.0.0.1/n", "credentials in the URL are not allowed"),
         ("http://shop.example.com\\@127.0.0.1/n", "credentials in the URL are not allowed"),
