@@ -152,6 +152,17 @@ async def test_a_proxy_named_in_the_environment_is_not_used(shop_answering, monk
     assert (len(shop.received), proxy.received) == (1, [])
 
 
+async def test_a_local_name_is_refused_by_the_client_without_being_looked_up(shop_answering):
+    shop = shop_answering(Answer(200, b"success"))
+    http = SafeHttpClient(allow_private=False, connect_timeout=2.0, total_timeout=3.0, max_body_bytes=4096)
+    try:
+        result = await http.send(OutboundMessage("GET", f"http://localhost:{shop.port}/notify"))
+    finally:
+        await http.aclose()
+    assert (result.error_class, result.error_detail) == (ErrorClass.BLOCKED, "localhost is a local name")
+    assert (result.target_host, shop.received) == ("localhost", [])
+
+
 @pytest.mark.parametrize(
     ("url", "host", "error_class", "detail"),
     [
