@@ -185,7 +185,7 @@ def _read_international(text: str) -> str:
     The reasons do not repeat the host: they reach merchants of dialects that answer in ASCII.
     """
     try:
-        mapped = idna.uts46_remap(text, std3_rules=False, transitional=False)
+        mapped = idna.uts46_remap(text, std3_rules=False)
         if _ends_in_number(mapped):
             raise UnusableUrl("the host is an IP address written with non-ASCII characters")
         name = idna.encode(mapped).decode("ascii")
@@ -221,7 +221,7 @@ def _ends_in_number(host: str) -> bool:
 
 def _ipv4_number(text: str) -> int | None:
     radix = 10
-    if text[:2] in ("0x", "0X"):
+    if text[:2] == "0x":  # hosts are lower case by now
         text, radix = text[2:], 16
     elif len(text) > 1 and text.startswith("0"):
         text, radix = text[1:], 8

@@ -28,7 +28,14 @@ NON_ASCII_LOOPBACK = [
     "0x7f。1",
     "２１３０７０６４３３",
 ]
-NON_ASCII_ELSEWHERE = ["169。254。169。254", "10。0。0。1", "192．168．1．1", "８.８.８.８", "shop.例子.１２３"]
+NON_ASCII_ELSEWHERE = [
+    "169。254。169。254",
+    "10。0。0。1",
+    "192．168．1．1",
+    "８.８.８.８",
+    "shop.例子.１２３",
+    "⑴27.0.0.1",  # maps to "(1)27.0.0.1", as browsers map it (no STD3 rules): a number at the end, not a name
+]
 
 
 @pytest.mark.parametrize("host", NON_ASCII_LOOPBACK + NON_ASCII_ELSEWHERE)
@@ -60,6 +67,9 @@ def test_a_non_ascii_host_that_maps_to_an_ip_address_is_refused(host, allow_priv
         ("0", "0.0.0.0"),
         ("134744072", "8.8.8.8"),
         ("0x8.0x8.0x8.0x8", "8.8.8.8"),
+        ("0xff.0xff.0xff.0xff", "255.255.255.255"),
+        ("255.1", "255.0.0.1"),
+        ("0x7f.0x.0x.1", "127.0.0.1"),  # a bare 0x is 0
     ],
 )
 def test_every_spelling_of_an_ipv4_address_is_read_as_that_address(spelling, address):
@@ -71,7 +81,19 @@ def test_every_spelling_of_an_ipv4_address_is_read_as_that_address(spelling, add
 
 
 @pytest.mark.parametrize(
-    "spelling", ["256.0.0.1", "1.2.3.4.5", "08.0.0.1", "0x1g.0.0.1", "4294967296", "1.2.65536", "shop.example.123"]
+    "spelling",
+    [
+        "256.0.0.1",
+        "1.2.3.4.5",
+        "127.0.0.1.0",  # five parts, the last one 0: not 127.0.0.1
+        "127..1",  # an empty part is not a 0
+        "08.0.0.1",
+        "0x1g.0.0.1",
+        "4294967296",
+        "1.2.65536",
+        "shop.example.123",
+        "shop.example.09",  # a leading 0 makes it octal, where 9 is no digit
+    ],
 )
 def test_a_host_that_ends_in_a_number_but_is_no_ipv4_address_is_refused(spelling):
     assert url_block_reason(f"http://{spelling}/n", allow_private=True) == f"{spelling} is not a valid IPv4 address"
@@ -87,6 +109,7 @@ def test_a_host_that_ends_in_a_number_but_is_no_ipv4_address_is_refused(spelling
         ("http://[v1.x]/n", "[v1.x] is not a valid IPv6 address"),
         ("http://[127.0.0.1]/n", "not a valid URL"),
         ("http://[::1]x/n", "not a valid URL"),
+        ("http://[::1]:80]/n", "not a valid URL"),
         ("http://8.8.8.8@127.0.0.1/n", "credentials in the URL are not allowed"),
         ("http://8.8.8.8:80@127.0.0.1/n", "credentials in the URL are not allowed"),
         ("http://shop.example.com\\@127.0.0.1/n", "credentials in the URL are not allowed"),
@@ -145,6 +168,7 @@ def test_control_characters_anywhere_in_the_url_are_refused(character, template)
         ("http://[2001:DB8::1]:8443/n", "2001:db8::1", "[2001:db8::1]:8443", "/n"),
         ('http://8.8.8.8/a b/%41?q=%zz&r="<>`{}"', "8.8.8.8", "8.8.8.8", "/a%20b/%41?q=%zz&r=%22%3C%3E`{}%22"),
         ("http://8.8.8.8/{x}?`", "8.8.8.8", "8.8.8.8", "/%7Bx%7D?`"),
+        ("http://8.8.8.8/\udcff?\ud800", "8.8.8.8", "8.8.8.8", "/%ED%B3%BF?%ED%A0%80"),  # lone surrogates
     ],
 )
 def test_what_the_client_will_send(url, host, authority, request_target):
@@ -161,6 +185,26 @@ def test_every_spelling_of_a_local_name_is_a_local_name(host):
     assert url_block_reason(f"http://{host}/n", allow_private=True) is None
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "a" * 63 + ".com",  # a label at its 63-character limit
+        ".".join(["a" * 63] * 3 + ["b" * 61]),  # a name at its 253-character limit
+        ".".join(["a" * 63] * 3 + ["b" * 61]) + ".",  # the same name with its final dot
+    ],
+)
+def test_a_name_at_the_length_limits_is_read_as_written(host):
+    target = read_target(f"http://{host}/n")
+    assert (target.host, target.address) == (host, None)
+    assert url_block_reason(f"http://{host}/n", allow_private=False) is None
+
+
+def test_ports_run_from_1_to_65535():
+    assert [read_target(f"http://shop.example.com:{port}/n").port for port in (1, 65535)] == [1, 65535]
+    assert url_block_reason("http://shop.example.com:65536/n", allow_private=False) == "not a valid URL"
+    assert url_block_reason("http://shop.example.com:0/n", allow_private=False) == "port 0 is not allowed"
+
+
 LONG_LABEL = "a" * 64 + ".com"
 LONG_NAME = "a." * 127 + "com"
 
@@ -174,6 +218,7 @@ LONG_NAME = "a." * 127 + "com"
         ("a!b.com", "a!b.com is not a valid host name"),
         (".", ". is not a valid host name"),
         ("例子_x!.中国", "the host is not a valid international domain name"),
+        ("\u00ad", "the host is not a valid international domain name"),  # a soft hyphen maps to nothing
         ("例子.中国\u0000", "control characters (CR, LF, TAB...) are not allowed in a URL"),
     ],
 )
