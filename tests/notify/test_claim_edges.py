@@ -1,0 +1,44 @@
+"""Where a claim's windows meet: what one window could not use, the next one reads, each notification once.
+
+Notifications are made by paying sandbox orders, so they fall due in the order they were paid;
+``claim`` reads them a window at a time (``outbox.CLAIM_WINDOW`` rows per slot still free).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from openepay.channels.sandbox.simulator import simulate_buyer_payment
+from openepay.db.models import NotifyTask, Order
+from openepay.gateway import Gateway
+from openepay.notify import outbox
+from tests.support.orders import sandbox_order
+
+
+async def _paid(gateway: Gateway, pid: int, number: str) -> int:
+    """Pay an order; the id of the notification its payment queued."""
+    order = await sandbox_order(gateway, pid, number)
+    await simulate_buyer_payment(gateway, order.trade_no)
+    async with gateway.db.session() as session:
+        return await session.scalar(select(NotifyTask.id).join(Order).where(Order.trade_no == order.trade_no))
+
+
+async def test_the_window_after_a_full_merchants_notification_takes_the_next_merchant_not_one_already_taken(
+    gateway: Gateway,
+) -> None:
+    """With ``CLAIM_WINDOW`` 1 the first window (four rows for four slots) ends on a notification it
+    took, with one row of a merchant at its cap left unused; the second window starts after that
+    last row, so the one slot left goes to the next merchant's notification, not to the last row
+    a second time."""
+    first, second, third = [(await gateway.merchants.create(name)).pid for name in ("First", "Second", "Third")]
+    firsts = [await _paid(gateway, first, f"F-{number}") for number in range(3)]
+    seconds = await _paid(gateway, second, "S-0")
+    thirds = await _paid(gateway, third, "T-0")
+
+    claimed = await outbox.claim(
+        gateway.db, "only", limit=4, lease=timedelta(seconds=30), merchant_cap=2, breaker_threshold=3
+    )
+
+    assert [task.id for task in claimed] == [*firsts[:2], seconds, thirds]
