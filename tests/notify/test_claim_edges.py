@@ -12,8 +12,10 @@ from sqlalchemy import select
 
 from openepay.channels.sandbox.simulator import simulate_buyer_payment
 from openepay.db.models import NotifyTask, Order
+from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.notify import outbox
+from openepay.notify.breaker import BreakerPolicy, record_outcome
 from tests.support.orders import sandbox_order
 
 
@@ -42,3 +44,19 @@ async def test_the_window_after_a_full_merchants_notification_takes_the_next_mer
     )
 
     assert [task.id for task in claimed] == [*firsts[:2], seconds, thirds]
+
+
+async def test_a_merchant_with_failures_below_the_threshold_keeps_every_slot_not_one_probe(gateway: Gateway) -> None:
+    """Its breaker row counts the failures but is not half-open: only a breaker at the threshold probes."""
+    pid = (await gateway.merchants.create("Shaky Shop")).pid
+    due = [await _paid(gateway, pid, f"S-{number}") for number in range(3)]
+    policy = BreakerPolicy(threshold=3, cooldown=10.0, max_cooldown=25.0)
+    async with gateway.db.session() as session:
+        for _ in range(policy.threshold - 1):
+            await record_outcome(session, pid, delivered=False, started_at=utcnow(), now=utcnow(), policy=policy)
+
+    claimed = await outbox.claim(
+        gateway.db, "only", limit=10, lease=timedelta(seconds=30), merchant_cap=2, breaker_threshold=policy.threshold
+    )
+
+    assert [task.id for task in claimed] == due[:2]
