@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from openepay.channels.sandbox.simulator import simulate_buyer_payment
 from openepay.db.models import NotifyTask, Order
@@ -60,3 +60,43 @@ async def test_a_merchant_with_failures_below_the_threshold_keeps_every_slot_not
     )
 
     assert [task.id for task in claimed] == due[:2]
+
+
+async def test_a_merchant_whose_failures_reach_a_threshold_lowered_since_gets_one_probe(gateway: Gateway) -> None:
+    """Its breaker never opened (the failures were below the threshold of the time), so it has no
+    ``open_until``; with the threshold lowered to its count it is half-open: one probe, not the cap."""
+    pid = (await gateway.merchants.create("Shaky Shop")).pid
+    due = [await _paid(gateway, pid, f"S-{number}") for number in range(3)]
+    policy = BreakerPolicy(threshold=3, cooldown=10.0, max_cooldown=25.0)
+    async with gateway.db.session() as session:
+        for _ in range(2):
+            await record_outcome(session, pid, delivered=False, started_at=utcnow(), now=utcnow(), policy=policy)
+
+    claimed = await outbox.claim(
+        gateway.db, "only", limit=10, lease=timedelta(seconds=30), merchant_cap=2, breaker_threshold=2
+    )
+
+    assert [task.id for task in claimed] == due[:1]
+
+
+async def test_claims_take_the_earliest_due_first_whatever_the_order_of_queueing_and_nothing_not_yet_due(
+    gateway: Gateway,
+) -> None:
+    """A retry falls due after a notification queued later; one still waiting for its retry stays."""
+    pid = (await gateway.merchants.create("Retrying Shop")).pid
+    queued_first, queued_second, waiting = [await _paid(gateway, pid, f"R-{number}") for number in range(3)]
+    now = utcnow()
+    due_at = {queued_first: now - timedelta(seconds=1), queued_second: now - timedelta(seconds=2)}
+    due_at[waiting] = now + timedelta(minutes=1)
+    async with gateway.db.session() as session:
+        for task_id, at in due_at.items():
+            await session.execute(update(NotifyTask).where(NotifyTask.id == task_id).values(next_attempt_at=at))
+
+    async def claimed(owner: str, limit: int) -> list[int]:
+        tasks = await outbox.claim(
+            gateway.db, owner, limit=limit, lease=timedelta(seconds=30), merchant_cap=5, breaker_threshold=3
+        )
+        return [task.id for task in tasks]
+
+    assert await claimed("first", 1) == [queued_second]
+    assert await claimed("second", 10) == [queued_first]
