@@ -139,7 +139,7 @@ async def place_and_start_payment(
         return await payment.start(keep_unoffered=keep_unoffered)
     except _Taken:
         pass
-    placed = await place_order(db, new, timeout=timeout, reopen_identical=reopen_identical)
+    placed = await place_order(db, new, timeout=timeout, reopen_identical=reopen_identical, now=draft.created_at)
     if has_live_offer(placed.order, pay_type):
         return placed.order
     again = _Payment(

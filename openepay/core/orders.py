@@ -91,19 +91,22 @@ class PlacedOrder:
     reused: bool
 
 
-async def place_order(db: Database, new: NewOrder, *, timeout: timedelta, reopen_identical: bool) -> PlacedOrder:
+async def place_order(
+    db: Database, new: NewOrder, *, timeout: timedelta, reopen_identical: bool, now: datetime | None = None
+) -> PlacedOrder:
     """Create the order, or hand back the existing one for the same ``out_trade_no``.
 
     With ``reopen_identical`` an unpaid order repeated with the same terms is the same order
     (merchant plugins re-post when the buyer refreshes), reopened if it had expired;
     otherwise any repeat is refused. The UNIQUE constraint, not a lookup, is the guard: a new
     order is one ``INSERT ... ON CONFLICT DO NOTHING``, and two identical requests racing both
-    end up with one order.
+    end up with one order. ``now`` is the moment of the request (the clock's when not given):
+    the new order counts its expiry from it, and a repeat decides by it whether the order expired.
     """
     for _ in range(5):
-        now = utcnow()
+        moment = now or utcnow()
         try:
-            inserted = await insert_order(db, order_values(new, trade_numbers.next(), now, timeout))
+            inserted = await insert_order(db, order_values(new, trade_numbers.next(), moment, timeout))
         except IntegrityError:
             continue  # our number was taken: draw another
         if inserted is not None:
@@ -111,7 +114,7 @@ async def place_order(db: Database, new: NewOrder, *, timeout: timedelta, reopen
         async with db.session() as session:
             existing = await _find(session, new.merchant_pid, new.out_trade_no)
             if existing is not None:
-                order = await _reuse(session, existing, new, now, timeout, reopen_identical)
+                order = await _reuse(session, existing, new, moment, timeout, reopen_identical)
                 return PlacedOrder(order, reused=True)
     raise RuntimeError(f"could not place order {new.out_trade_no!r}")
 
@@ -313,9 +316,10 @@ async def close_expired(db: Database, now: datetime | None = None, limit: int = 
         return list(result.all())
 
 
-async def close_if_expired(db: Database, order: Order) -> Order:
-    """Close one order on sight (the cashier must not show a live QR past expiry)."""
-    now = utcnow()
+async def close_if_expired(db: Database, order: Order, now: datetime | None = None) -> Order:
+    """Close one order on sight (the cashier must not show a live QR past expiry): from the very
+    moment ``now`` (the clock's when not given) reaches its expiry."""
+    now = now or utcnow()
     if order.status not in UNPAID or order.expires_at > now:
         return order
     async with db.session() as session:

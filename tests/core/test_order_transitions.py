@@ -7,7 +7,7 @@ left as it now is. Orders are made through the core (``tests/support/orders.py``
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from openepay.channels.base import PaymentOffer, RoutingRules
 from openepay.channels.sandbox.simulator import simulate_buyer_payment
@@ -30,6 +30,7 @@ from openepay.core.orders import (
 from openepay.core.states import OrderStatus
 from openepay.db.models import ChannelAccountUsage, Order
 from openepay.db.types import utcnow
+from tests.support.locks import changed_while_it_waits
 from tests.support.orders import new_order, sandbox_order
 
 THIRTY_MINUTES = timedelta(minutes=30)
@@ -44,9 +45,18 @@ async def _status(gateway, order: Order) -> str:
     return (await get_order(gateway.db, order.trade_no)).status
 
 
-async def _place(gateway, pid: int, number: str = "O-1", *, reopen: bool = True, **overrides: object):
+async def _place(gateway, pid: int, number: str = "O-1", *, reopen: bool = True, now=None, **overrides: object):
     new = new_order(pid, number, **overrides)
-    return await place_order(gateway.db, new, timeout=THIRTY_MINUTES, reopen_identical=reopen)
+    return await place_order(gateway.db, new, timeout=THIRTY_MINUTES, reopen_identical=reopen, now=now)
+
+
+def _paid(order: Order):
+    """The order paid by another transaction (a callback crediting it)."""
+    return update(Order).where(Order.id == order.id).values(status=OrderStatus.PAID, paid_fen=100, paid_at=utcnow())
+
+
+def _row(order: Order):
+    return select(Order).where(Order.id == order.id)
 
 
 async def test_each_refused_repeat_names_the_merchants_number(gateway, merchant):
@@ -100,6 +110,28 @@ async def test_a_repeat_reopens_an_order_the_merchant_closed_before_it_expired_a
     assert await _status(gateway, neighbour) == OrderStatus.CLOSED
 
 
+async def test_a_repeat_at_the_very_moment_its_order_expires_reopens_it_and_a_moment_before_keeps_it(gateway, merchant):
+    placed_at = utcnow().replace(microsecond=0)
+    order = (await _place(gateway, merchant.pid, now=placed_at)).order
+    assert order.expires_at == placed_at + THIRTY_MINUTES
+    before = await _place(gateway, merchant.pid, now=order.expires_at - timedelta(microseconds=1))
+    assert (before.reused, before.order.expires_at) == (True, order.expires_at)
+    at_expiry = await _place(gateway, merchant.pid, now=order.expires_at)
+    assert (at_expiry.reused, at_expiry.order.trade_no) == (True, order.trade_no)
+    assert at_expiry.order.expires_at == order.expires_at + THIRTY_MINUTES
+    assert (await get_order(gateway.db, order.trade_no)).expires_at == order.expires_at + THIRTY_MINUTES
+
+
+async def test_a_repeat_whose_expired_order_is_paid_before_it_reopens_it_is_refused_as_paid(gateway, merchant):
+    """The repeat read the order unpaid and expired; a payment committed before its reopening update."""
+    order = await sandbox_order(gateway, merchant.pid)
+    await _set(gateway, order.id, expires_at=utcnow() - timedelta(seconds=1))
+    with pytest.raises(OrderAlreadyPaid) as refused:
+        await changed_while_it_waits(gateway, _row(order), _paid(order), _place(gateway, merchant.pid))
+    assert refused.value.out_trade_no == "O-1"
+    assert await _status(gateway, order) == OrderStatus.PAID
+
+
 async def test_the_sweeper_closes_orders_from_the_moment_they_expire_and_says_when(gateway, merchant):
     due = await sandbox_order(gateway, merchant.pid)
     later = await sandbox_order(gateway, merchant.pid, "O-2")
@@ -110,6 +142,15 @@ async def test_the_sweeper_closes_orders_from_the_moment_they_expire_and_says_wh
     assert (closed.trade_no, closed.status, closed.closed_at) == (due.trade_no, OrderStatus.CLOSED, now)
     assert (await get_order(gateway.db, due.trade_no)).closed_at == now
     assert await _status(gateway, later) == OrderStatus.PAYING
+
+
+async def test_the_sweeper_leaves_an_order_paid_while_it_was_closing_it(gateway, merchant):
+    """The sweep's choice read the order unpaid and expired; a payment committed before its update."""
+    order = await sandbox_order(gateway, merchant.pid)
+    await _set(gateway, order.id, expires_at=utcnow() - timedelta(seconds=1))
+    closed = await changed_while_it_waits(gateway, _row(order), _paid(order), close_expired(gateway.db))
+    assert closed == []
+    assert await _status(gateway, order) == OrderStatus.PAID
 
 
 async def test_a_sweep_of_few_orders_at_a_time_spends_them_on_orders_still_unpaid(gateway, merchant):
@@ -147,6 +188,16 @@ async def test_closing_on_sight_closes_only_this_order_and_records_when(gateway,
     assert (closed.trade_no, closed.status) == (order.trade_no, OrderStatus.CLOSED)
     assert closed.closed_at is not None and (await get_order(gateway.db, order.trade_no)).closed_at == closed.closed_at
     assert await _status(gateway, neighbour) == OrderStatus.PAYING
+
+
+async def test_closing_on_sight_closes_an_order_from_the_very_moment_it_expires(gateway, merchant):
+    order = await sandbox_order(gateway, merchant.pid)
+    moment_before = order.expires_at - timedelta(microseconds=1)
+    assert (await close_if_expired(gateway.db, order, now=moment_before)).status == OrderStatus.PAYING
+    assert await _status(gateway, order) == OrderStatus.PAYING
+    closed = await close_if_expired(gateway.db, order, now=order.expires_at)
+    assert (closed.status, closed.closed_at) == (OrderStatus.CLOSED, order.expires_at)
+    assert await _status(gateway, order) == OrderStatus.CLOSED
 
 
 async def test_closing_on_sight_a_stale_view_answers_the_order_as_it_now_is(gateway, merchant):

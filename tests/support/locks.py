@@ -96,3 +96,28 @@ async def committed_after_it_waits(gateway: Gateway, write: Executable, attempt:
 
             await eventually(waiting)
     return await task
+
+
+async def changed_while_it_waits(
+    gateway: Gateway, locked_row: Select, change: Executable, attempt: Coroutine[Any, Any, T]
+) -> T:
+    """``attempt``, having read the rows of ``locked_row`` as they were and written after ``change``.
+
+    On PostgreSQL the rows are only locked (``FOR UPDATE``), which neither a plain read nor an
+    ``INSERT ... ON CONFLICT DO NOTHING`` waits for: the attempt reads them unchanged and goes
+    on until its own update waits on them; only then is ``change`` made and committed, so that
+    update meets rows changed since they were read (where ``committed_after_it_waits`` would
+    hold the attempt back at its first statement that meets the changed row). SQLite's writers
+    queue at ``BEGIN IMMEDIATE``, so there the attempt runs after the change.
+    """
+    async with gateway.db.session() as session:
+        await session.execute(locked_row.with_for_update())
+        task = asyncio.create_task(attempt)
+        if gateway.db.dialect == "postgresql":
+
+            async def waiting() -> bool:
+                return await lock_waiters(gateway) >= 1
+
+            await eventually(waiting)
+        await session.execute(change)
+    return await task

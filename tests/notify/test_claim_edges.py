@@ -1,0 +1,102 @@
+"""Where a claim's windows meet: what one window could not use, the next one reads, each notification once.
+
+Notifications are made by paying sandbox orders, so they fall due in the order they were paid;
+``claim`` reads them a window at a time (``outbox.CLAIM_WINDOW`` rows per slot still free).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from openepay.channels.sandbox.simulator import simulate_buyer_payment
+from openepay.db.models import NotifyTask, Order
+from openepay.db.types import utcnow
+from openepay.gateway import Gateway
+from openepay.notify import outbox
+from openepay.notify.breaker import BreakerPolicy, record_outcome
+from tests.support.orders import sandbox_order
+
+
+async def _paid(gateway: Gateway, pid: int, number: str) -> int:
+    """Pay an order; the id of the notification its payment queued."""
+    order = await sandbox_order(gateway, pid, number)
+    await simulate_buyer_payment(gateway, order.trade_no)
+    async with gateway.db.session() as session:
+        return await session.scalar(select(NotifyTask.id).join(Order).where(Order.trade_no == order.trade_no))
+
+
+async def test_the_window_after_a_full_merchants_notification_takes_the_next_merchant_not_one_already_taken(
+    gateway: Gateway,
+) -> None:
+    """With ``CLAIM_WINDOW`` 1 the first window (four rows for four slots) ends on a notification it
+    took, with one row of a merchant at its cap left unused; the second window starts after that
+    last row, so the one slot left goes to the next merchant's notification, not to the last row
+    a second time."""
+    first, second, third = [(await gateway.merchants.create(name)).pid for name in ("First", "Second", "Third")]
+    firsts = [await _paid(gateway, first, f"F-{number}") for number in range(3)]
+    seconds = await _paid(gateway, second, "S-0")
+    thirds = await _paid(gateway, third, "T-0")
+
+    claimed = await outbox.claim(
+        gateway.db, "only", limit=4, lease=timedelta(seconds=30), merchant_cap=2, breaker_threshold=3
+    )
+
+    assert [task.id for task in claimed] == [*firsts[:2], seconds, thirds]
+
+
+async def test_a_merchant_with_failures_below_the_threshold_keeps_every_slot_not_one_probe(gateway: Gateway) -> None:
+    """Its breaker row counts the failures but is not half-open: only a breaker at the threshold probes."""
+    pid = (await gateway.merchants.create("Shaky Shop")).pid
+    due = [await _paid(gateway, pid, f"S-{number}") for number in range(3)]
+    policy = BreakerPolicy(threshold=3, cooldown=10.0, max_cooldown=25.0)
+    async with gateway.db.session() as session:
+        for _ in range(policy.threshold - 1):
+            await record_outcome(session, pid, delivered=False, started_at=utcnow(), now=utcnow(), policy=policy)
+
+    claimed = await outbox.claim(
+        gateway.db, "only", limit=10, lease=timedelta(seconds=30), merchant_cap=2, breaker_threshold=policy.threshold
+    )
+
+    assert [task.id for task in claimed] == due[:2]
+
+
+async def test_a_merchant_whose_failures_reach_a_threshold_lowered_since_gets_one_probe(gateway: Gateway) -> None:
+    """Its breaker never opened (the failures were below the threshold of the time), so it has no
+    ``open_until``; with the threshold lowered to its count it is half-open: one probe, not the cap."""
+    pid = (await gateway.merchants.create("Shaky Shop")).pid
+    due = [await _paid(gateway, pid, f"S-{number}") for number in range(3)]
+    policy = BreakerPolicy(threshold=3, cooldown=10.0, max_cooldown=25.0)
+    async with gateway.db.session() as session:
+        for _ in range(2):
+            await record_outcome(session, pid, delivered=False, started_at=utcnow(), now=utcnow(), policy=policy)
+
+    claimed = await outbox.claim(
+        gateway.db, "only", limit=10, lease=timedelta(seconds=30), merchant_cap=2, breaker_threshold=2
+    )
+
+    assert [task.id for task in claimed] == due[:1]
+
+
+async def test_claims_take_the_earliest_due_first_whatever_the_order_of_queueing_and_nothing_not_yet_due(
+    gateway: Gateway,
+) -> None:
+    """A retry falls due after a notification queued later; one still waiting for its retry stays."""
+    pid = (await gateway.merchants.create("Retrying Shop")).pid
+    queued_first, queued_second, waiting = [await _paid(gateway, pid, f"R-{number}") for number in range(3)]
+    now = utcnow()
+    due_at = {queued_first: now - timedelta(seconds=1), queued_second: now - timedelta(seconds=2)}
+    due_at[waiting] = now + timedelta(minutes=1)
+    async with gateway.db.session() as session:
+        for task_id, at in due_at.items():
+            await session.execute(update(NotifyTask).where(NotifyTask.id == task_id).values(next_attempt_at=at))
+
+    async def claimed(owner: str, limit: int) -> list[int]:
+        tasks = await outbox.claim(
+            gateway.db, owner, limit=limit, lease=timedelta(seconds=30), merchant_cap=5, breaker_threshold=3
+        )
+        return [task.id for task in tasks]
+
+    assert await claimed("first", 1) == [queued_second]
+    assert await claimed("second", 10) == [queued_first]
