@@ -123,3 +123,14 @@ async def test_the_longest_notify_url_is_stored_and_one_character_more_is_refuse
     assert order is not None and order.notify_url == longest
     assert refusal == too_long_refusal(dialect)
     assert await stored_orders(gateway, v2.pid) == 1
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=DIALECT_IDS)
+async def test_an_operator_who_allows_private_addresses_gets_orders_notifying_one(server, gateway, v2, dialect):
+    """The tests' usual settings allow them (their shops listen on loopback); ``public_only`` above does not."""
+    assert server.settings.notify_allow_private
+    async with server.client() as client:
+        trade_no = dialect.trade_no(await dialect.place(client, v2, "LAN-1", "http://10.0.0.5/notify"))
+    async with gateway.db.session() as session:
+        order = await session.scalar(select(Order).where(Order.trade_no == trade_no))
+    assert order is not None and order.notify_url == "http://10.0.0.5/notify"

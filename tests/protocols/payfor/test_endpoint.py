@@ -291,20 +291,6 @@ async def test_a_plain_http_return_url_is_taken_and_stored(server, merchant, gat
     assert (await order_row(gateway, merchant.pid, "H-1")).return_url == "http://shop.example.com/r"
 
 
-async def test_an_operator_who_allows_private_addresses_gets_payfor_orders_notifying_one(
-    database_url, gateway, merchant
-):
-    params = ordered(merchant, "P-1", notify_url="http://10.0.0.5/notify")
-    with own_server(database_url, notify_allow_private=True) as thread:
-        async with httpx.AsyncClient(base_url=thread.url, timeout=10) as client:
-            assert json_answer(await send(client, params, as_json=True))["code"] == 1
-    with own_server(database_url, notify_allow_private=False) as thread:
-        async with httpx.AsyncClient(base_url=thread.url, timeout=10) as client:
-            refused = await error_of(client, ordered(merchant, "P-2", notify_url="http://10.0.0.5/notify"), True)
-    assert refused == (-3, "通知地址(notify_url)不合法，请填写公网可以访问的http或https地址")
-    assert (await order_row(gateway, merchant.pid, "P-1")).notify_url == "http://10.0.0.5/notify"
-
-
 async def test_the_longest_values_allowed_pass(server, merchant, gateway):
     params = ordered(
         merchant,
