@@ -95,3 +95,42 @@ async def test_an_international_shop_domain_is_still_accepted(public_only, gatew
     async with gateway.db.session() as session:
         order = await session.scalar(select(Order).where(Order.trade_no == trade_no))
     assert order is not None and order.notify_url == "https://商店.例子.中国/notify.php?站=1"
+
+
+# The longest notify_url each dialect stores: payFor keeps the seed's varchar(255), the others 2048.
+LONGEST = {"epay": 2048, "epay_v2": 2048, "pay_mapi": 2048, "payfor": 255, "vmq": 2048}
+
+
+def notify_url_of(length: int) -> str:
+    start = "https://shop.example.com/notify?pad="
+    return start + "a" * (length - len(start))
+
+
+def too_long_refusal(dialect: DialectOrders) -> object:
+    if dialect.name == "payfor":
+        return (-3, "通知地址(notify_url)不能超过255个字符")
+    return dialect.notify_url_refused(f"longer than {LONGEST[dialect.name]} characters")
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=DIALECT_IDS)
+async def test_the_longest_notify_url_is_stored_and_one_character_more_is_refused(server, gateway, v2, dialect):
+    longest = notify_url_of(LONGEST[dialect.name])
+    async with server.client() as client:
+        trade_no = dialect.trade_no(await dialect.place(client, v2, "LONG-1", longest))
+        refusal = dialect.refusal(await dialect.place(client, v2, "LONG-2", longest + "a"))
+    async with gateway.db.session() as session:
+        order = await session.scalar(select(Order).where(Order.trade_no == trade_no))
+    assert order is not None and order.notify_url == longest
+    assert refusal == too_long_refusal(dialect)
+    assert await stored_orders(gateway, v2.pid) == 1
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=DIALECT_IDS)
+async def test_an_operator_who_allows_private_addresses_gets_orders_notifying_one(server, gateway, v2, dialect):
+    """The tests' usual settings allow them (their shops listen on loopback); ``public_only`` above does not."""
+    assert server.settings.notify_allow_private
+    async with server.client() as client:
+        trade_no = dialect.trade_no(await dialect.place(client, v2, "LAN-1", "http://10.0.0.5/notify"))
+    async with gateway.db.session() as session:
+        order = await session.scalar(select(Order).where(Order.trade_no == trade_no))
+    assert order is not None and order.notify_url == "http://10.0.0.5/notify"

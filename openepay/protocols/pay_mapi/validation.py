@@ -88,7 +88,6 @@ def unreadable(error: UnreadableParameter) -> PayMapiError:
 
 @dataclass(frozen=True)
 class PayMapiRequest:
-    merchant: Merchant
     order: NewOrder
     pay_type: str
 
@@ -115,8 +114,7 @@ async def _authenticate(gateway: Gateway, params: dict[str, str], client: str) -
 
 
 def _signature_ok(params: dict[str, str], key: str) -> bool:
-    sign_type = params.get("sign_type", "")
-    if sign_type and sign_type.upper() != "MD5":
+    if (sign_type := params.get("sign_type")) and sign_type.upper() != "MD5":
         raise PayMapiError(Code.BAD_SIGNATURE, "sign_type must be MD5")
     return verify(params, key)
 
@@ -204,4 +202,4 @@ async def validate_pay_request(gateway: Gateway, params: dict[str, str], client:
         sitename=params.get("sitename") or None,
         device=device,
     )
-    return PayMapiRequest(merchant=merchant, order=order, pay_type=pay_type)
+    return PayMapiRequest(order=order, pay_type=pay_type)

@@ -76,7 +76,6 @@ class PayForError(Exception):
 
 @dataclass(frozen=True)
 class PayForRequest:
-    merchant: Merchant
     order: NewOrder
     pay_type: str
     type_code: int
@@ -179,7 +178,7 @@ async def validate_pay_request(
         # mode is a term too.
         attrs={"key": params["key"], "type": type_code, "json": as_json},
     )
-    return PayForRequest(merchant=merchant, order=order, pay_type=pay_type, type_code=int(type_code))
+    return PayForRequest(order=order, pay_type=pay_type, type_code=int(type_code))
 
 
 def unreadable(error: UnreadableParameter) -> PayForError:

@@ -170,12 +170,9 @@ def _amount_fen(gateway: Gateway, price: str) -> int:
 
 
 def _check_url(gateway: Gateway, url: str, *, notify: bool) -> None:
-    if len(url) > MAX_URL or URL_JUNK.search(url):
-        reason: str | None = "too long, or spaces or control characters in it"
-    else:
-        # Return URLs are the buyer's browser's business: any public or private http(s) address will do.
-        reason = url_block_reason(url, allow_private=gateway.settings.notify_allow_private or not notify)
-    if reason:
+    # Return URLs are the buyer's browser's business: any public or private http(s) address will do.
+    allow_private = gateway.settings.notify_allow_private or not notify
+    if len(url) > MAX_URL or URL_JUNK.search(url) or url_block_reason(url, allow_private=allow_private):
         raise VmqError(BAD_NOTIFY_URL if notify else BAD_RETURN_URL)
 
 
@@ -190,8 +187,8 @@ def _check_values(gateway: Gateway, params: dict[str, str]) -> None:
     if notify_url == "":
         raise VmqError(MISSING_NOTIFY_URL)
     _check_url(gateway, notify_url, notify=True)
-    if params.get("returnUrl", ""):
-        _check_url(gateway, params["returnUrl"], notify=False)
+    if return_url := params.get("returnUrl"):
+        _check_url(gateway, return_url, notify=False)
 
 
 def validate_create(

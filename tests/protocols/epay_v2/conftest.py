@@ -7,6 +7,7 @@ import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from openepay.protocols.epay_v2.platform_key import forget_loaded, platform_key
+from openepay.protocols.epay_v2.signing import stored_public_key
 from tests.support.epay_v2 import load_platform_key
 
 
@@ -16,6 +17,13 @@ def _fresh_platform_key():
     forget_loaded()
     yield
     forget_loaded()
+
+
+@pytest.fixture(autouse=True)
+def _merchant_keys_parsed_afresh():
+    """Merchants' keys are parsed once per process (``stored_public_key``); a key parsed by an earlier test
+    would be handed back without ``load_public_key`` running, so what it does with a key would go untested."""
+    stored_public_key.cache_clear()
 
 
 @pytest_asyncio.fixture

@@ -136,11 +136,20 @@ async def test_optional_fields_may_be_left_out(server, merchant, gateway):
 # --- 800: merchant ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("pid", ["abc", "0", "-1", "1.5", "1001abc", " 1001", "99999999999", "99999", "١٠٠١"])
-async def test_pid_that_names_no_merchant(server, merchant, pid):
+INVALID_MERCHANT = "Invalid merchant or secret key, please check"
+
+
+@pytest.mark.parametrize("pid", ["abc", "0", "-1", "1.5", "1001abc", " 1001", "2147483648", "99999999999", "١٠٠١"])
+async def test_a_pid_that_is_no_merchant_number_is_800_and_says_what_a_pid_is(server, merchant, pid):
     params = signed({**pay_params(merchant.pid, SHOP, "P-1"), "pid": pid}, merchant.key)
     async with server.client() as client:
-        assert code_of(await call(client, params)) == 800
+        assert error_of(await call(client, params)) == (800, INVALID_MERCHANT, "pid must be a positive integer")
+
+
+async def test_a_pid_that_names_no_merchant_is_800(server, merchant):
+    params = signed({**pay_params(merchant.pid, SHOP, "P-1"), "pid": "99999"}, merchant.key)
+    async with server.client() as client:
+        assert error_of(await call(client, params)) == (800, INVALID_MERCHANT, None)
 
 
 async def test_disabled_merchant_is_refused_signed_or_not(server, merchant, gateway):
@@ -239,13 +248,20 @@ async def test_malformed_values(server, merchant, gateway, change, detail, metho
 
 
 async def test_longest_values_are_accepted(database_url, merchant, gateway):
-    params = order_request(merchant, "L" * 64, ext="e" * 100, name="名" * 1024, money="99999999.99")
+    params = order_request(
+        merchant, "L" * 64, ext="e" * 100, name="名" * 1024, sitename="站" * 1024, money="99999999.99"
+    )
     # An operator who takes orders this large raises the default cap of 50000 yuan.
     with own_server(database_url, pay_max_money=Decimal("99999999.99")) as thread:
         async with httpx.AsyncClient(base_url=thread.url, timeout=10) as client:
             answer = success_of(await call(client, params))
     order = await stored_order(gateway, answer["trade_no"])
-    assert (order.param, order.name, order.amount_fen) == ("e" * 100, "名" * 1024, 9_999_999_999)
+    assert (order.param, order.name, order.sitename, order.amount_fen) == (
+        "e" * 100,
+        "名" * 1024,
+        "站" * 1024,
+        9_999_999_999,
+    )
 
 
 @pytest.fixture

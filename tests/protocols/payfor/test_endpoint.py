@@ -79,6 +79,7 @@ async def test_json_mode_answers_the_payment(server, merchant, gateway):
     order = await order_row(gateway, merchant.pid, "J-1")
     assert (order.trade_no, order.dialect, order.pay_type, order.status) == (pay_num, "payfor", "alipay", "paying")
     assert (order.money, order.amount_fen, order.name, order.param) == ("9.90", 990, "VIP月卡", "user42")
+    assert (order.notify_url, order.return_url, order.clientip) == (f"{SHOP}/notify", f"{SHOP}/return", None)
     assert order.attrs == {"key": ordered(merchant, "J-1")["key"], "type": "2", "json": True}
 
 
@@ -96,6 +97,8 @@ async def test_browser_mode_goes_to_the_payment_page(server, merchant, gateway):
         assert response.status_code == 303
         order = await order_row(gateway, merchant.pid, "B-1")
         assert response.headers["location"] == cashier_path(order.trade_no)
+        # The buyer's own browser sent it, so its address is the buyer's (channels such as WeChat H5 want it).
+        assert order.clientip == "127.0.0.1"
         page = await client.get(response.headers["location"])
     assert page.status_code == 200
     assert "VIP月卡" in page.text and sandbox_path(order.trade_no) in page.text
@@ -257,6 +260,9 @@ INVALID = [
     ({"notify_url": "https://shop.example.com/\x00"}, "通知地址(notify_url)含有非法字符"),
     ({"return_url": "javascript:alert(1)"}, "跳转网址(return_url)不合法，请填写http或https地址"),
     ({"return_url": "https://shop.example.com/r\r\nX: y"}, "跳转网址(return_url)不合法，请填写http或https地址"),
+    ({"return_url": "ftp://shop.example.com/r"}, "跳转网址(return_url)不合法，请填写http或https地址"),
+    ({"return_url": "https://shop.example.com:99999/r"}, "跳转网址(return_url)不合法，请填写http或https地址"),
+    ({"return_url": "https:///r"}, "跳转网址(return_url)不合法，请填写http或https地址"),
     ({"return_url": "https://shop.example.com/" + "r" * 231}, "跳转网址(return_url)不能超过255个字符"),
     ({"order_uid": "u" * 101}, "客户号(order_uid)不能超过100个字符"),
     ({"order_uid": "u\x00"}, "客户号(order_uid)含有非法字符"),
@@ -274,6 +280,15 @@ async def test_code_minus_3_invalid_values(server, merchant, gateway, as_json):
             params = ordered(merchant, "V-1", **override)
             assert await error_of(client, params, as_json) == expect(-3, message, as_json), override
     assert await order_row(gateway, merchant.pid, "V-1") is None
+
+
+async def test_a_plain_http_return_url_is_taken_and_stored(server, merchant, gateway):
+    async with server.client() as client:
+        answer = json_answer(
+            await send(client, ordered(merchant, "H-1", return_url="http://shop.example.com/r"), as_json=True)
+        )
+    assert answer["code"] == 1
+    assert (await order_row(gateway, merchant.pid, "H-1")).return_url == "http://shop.example.com/r"
 
 
 async def test_the_longest_values_allowed_pass(server, merchant, gateway):

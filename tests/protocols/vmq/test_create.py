@@ -350,7 +350,7 @@ async def test_concurrent_identical_requests_make_one_order(server, merchant, ga
 # --- Which merchant --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("pid", ["99999", "0", "abc", "1" * 11, "-1"])
+@pytest.mark.parametrize("pid", ["99999", "0", "2147483648", "abc", "1" * 11, "-1"])
 async def test_a_path_that_names_no_merchant(server, merchant, pid):
     async with server.client() as client:
         for endpoint in ENDPOINTS:

@@ -229,6 +229,13 @@ async def test_close_order_needs_its_signature(server, merchant, gateway):
         assert error_of(await close(client, merchant, "20240101120000123450000000")) == "云端订单编号不存在"
 
 
+async def test_a_close_order_naming_no_order_is_signed_over_the_key_alone_and_finds_nothing(server, merchant):
+    """V免签 reads a missing ``orderId`` as empty: ``md5("" + key)`` is its signature, and no order has that number."""
+    async with server.client() as client:
+        answer = await client.get(path("closeOrder", merchant.pid), params={"sign": close_sign("", merchant.key)})
+    assert error_of(answer) == "云端订单编号不存在"
+
+
 async def test_close_order_also_takes_the_bare_number_it_is_signed_over(server, merchant, gateway):
     """A shop that stored an orderId before it became a handle can still close that order: the sign proves it."""
     async with server.client() as client:
