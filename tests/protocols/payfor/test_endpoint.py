@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from openepay.core.states import MerchantStatus
 from openepay.db.models import Merchant, Order
 from openepay.db.types import utcnow
+from tests.support.endpoints import from_address
 from tests.support.epay import order_params, signed
 from tests.support.gateways import STRICT, own_server
 from tests.support.links import cashier_path, sandbox_path
@@ -482,3 +483,14 @@ async def test_a_multipart_body_declaring_utf7_cannot_smuggle_lone_surrogates(se
             -2, "签名(key)校验失败", as_json
         )
     assert await order_row(gateway, merchant.pid, "UTF7-1") is None
+
+
+async def test_a_buyers_address_longer_than_its_column_is_stored_cut_to_64_characters(server, merchant, gateway):
+    """What a trusted proxy reports as the buyer's address is kept, cut to the column's 64 characters
+    rather than refused (the buyer is not to blame for the proxy's spelling)."""
+    reported = "203.0.113.7-" + "x" * 60
+    async with server.client(headers=from_address(reported)) as client:
+        response = await send(client, ordered(merchant, "LONG-IP-1"), as_json=False)
+    assert response.status_code == 303
+    order = await order_row(gateway, merchant.pid, "LONG-IP-1")
+    assert order.clientip == reported[:64]

@@ -17,6 +17,7 @@ import pytest
 
 from openepay.core.states import MerchantStatus
 from tests.support.database import merchant_with_key, order_count, stored_order
+from tests.support.endpoints import from_address
 from tests.support.epay import order_params as epay_order_params
 from tests.support.epay import signed as epay_signed
 from tests.support.gateways import STRICT, own_server
@@ -414,3 +415,16 @@ async def test_gateway_addresses_joined_with_or_without_a_slash(default_merchant
         f"/vmq/{merchant.pid}/createOrder",
     ]
     assert await order_count(gateway, merchant.pid) == 6
+
+
+async def test_a_buyers_address_longer_than_its_column_is_stored_cut_to_64_characters(server, merchant, gateway):
+    """What a trusted proxy reports as the buyer's address is kept, cut to the column's 64 characters
+    rather than refused (the buyer is not to blame for the proxy's spelling)."""
+    reported = "203.0.113.7-" + "x" * 60
+    async with server.client(headers=from_address(reported)) as client:
+        jump = await client.get(
+            path("createOrder", merchant.pid), params={**order_request(merchant, "LONG-IP-1"), "isHtml": "1"}
+        )
+    assert jump.status_code == 302
+    order = await stored_order(gateway, trade_no_of(jump.headers["location"]))
+    assert order.clientip == reported[:64]
