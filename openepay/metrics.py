@@ -110,8 +110,8 @@ class Metrics:
 
         Its two labelled series are looked up (``labels``, a fifth of the cost of a ``/healthz``)
         once per set of labels and kept. The labels are bounded: ``route`` is a route's template,
-        ``status`` a status code, and a method no route takes (any token a client makes up) is
-        counted as ``OTHER``, so neither the series nor this cache grow with what clients send.
+        ``status`` a status code, and a method outside ``HTTP_METHODS`` (any token a client makes
+        up) is counted as ``OTHER``, so neither the series nor this cache grow with what clients send.
         """
         method = method if method in HTTP_METHODS else "OTHER"
         key = (method, route, status)

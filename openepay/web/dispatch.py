@@ -19,7 +19,7 @@ made-up paths makes it grow.
 ``add_routes`` is what makes the index work. FastAPI's ``include_router`` leaves one opaque
 entry per included router in the app's routes, which the index cannot file under a segment and
 which, when tried, walks every route of that router (and of the routers it includes) through
-FastAPI's per-inclusion copies: a ``/healthz`` paid for matching some seventy routes that way.
+FastAPI's per-inclusion copies: a ``/healthz`` paid for matching dozens of routes that way.
 ``add_routes`` copies each route into the app instead, with its full path, so every route is
 one entry the index files by its segment, and the route in the request's scope is the one that
 answers, whose template the metrics and the access log use as its label.
