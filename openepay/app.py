@@ -27,14 +27,13 @@ from openepay.protocols.payfor import routes as payfor_routes
 from openepay.protocols.vmq import routes as vmq_routes
 from openepay.web import admin, callbacks, demo_shop, health, merchant
 from openepay.web.cashier import routes as cashier_routes
-from openepay.web.dispatch import index_paths
+from openepay.web.dispatch import add_routes, index_paths
 from openepay.web.middleware import (
     ObserveRequests,
     PublicOrigin,
     ReadablePath,
     RequestBody,
     SecurityHeaders,
-    plain_route_templates,
 )
 from openepay.web.templating import templates
 
@@ -66,7 +65,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await gateway.aclose()
             logs.report_held_back()
 
-    app = FastAPI(title="OpenEpay", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    # FastAPI's own OpenTelemetry looks up the tracer, meter and logger providers on every request
+    # (and traces every request when one is configured); the gateway has its own metrics and log.
+    app = FastAPI(
+        title="OpenEpay",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+    )
     app.state.gateway = gateway
     # What channel routes reach instead of importing the gateway or the web layer.
     setattr(app.state, HOST_STATE, gateway)
@@ -81,23 +89,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(PublicOrigin, public_url=settings.public_url)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
 
-    dialect_routers = (
+    for router in (
         epay_routes.router,
         epay_api.router,
         pay_mapi_routes.router,
         payfor_routes.router,
         epay_v2_routes.router,
         vmq_routes.router,
-    )
-    for router in (*dialect_routers, cashier_routes.router, callbacks.router, health.router):
-        app.include_router(router)
-    app.state.plain_route_templates = plain_route_templates(dialect_routers)
+        cashier_routes.router,
+        callbacks.router,
+        health.router,
+    ):
+        add_routes(app, router)
     for channel in gateway.channels.all():
         channel_router = channel.router()
         if channel_router is not None:
-            app.include_router(channel_router)
+            add_routes(app, channel_router)
     if settings.sandbox:
-        app.include_router(demo_shop.router)
+        add_routes(app, demo_shop.router)
     # The operator console (/admin): its routes and its refusal and redirect pages.
     admin.install(app)
     # The merchant portal (/merchant).

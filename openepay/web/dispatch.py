@@ -9,16 +9,27 @@ before it, a regular expression each, which was a quarter of the CPU of a ``/hea
 (``healthz``, ``mapi.php``, ``cashier``, ``api``): the routes, in the router's order, whose
 first segment is that one, and those whose first segment is a parameter. A request tries only
 the routes of its segment, in that order, so the answer is the one the full scan gives: the
-first route that matches wins. Anything else (a path no route matches in full, a method a
-route does not take, a redirect for a trailing slash, a request under a ``root_path``) goes on
-to the router's full scan, which answers it as before. Routes added after the first request
-are seen too: the index is rebuilt when the number of routes changes. The index holds one entry
-per segment the routes name, so no flood of made-up paths makes it grow.
+first route that matches in full wins, and when none does, the first that matches the path but
+not the method answers (405). Anything else (a path no route matches, a redirect for a trailing
+slash, a request under a ``root_path``) goes on to the router's full scan, which answers it as
+before. Routes added after the first request are seen too: the index is rebuilt when the
+number of routes changes. The index holds one entry per segment the routes name, so no flood of
+made-up paths makes it grow.
+
+``add_routes`` is what makes the index work. FastAPI's ``include_router`` leaves one opaque
+entry per included router in the app's routes, which the index cannot file under a segment and
+which, when tried, walks every route of that router (and of the routers it includes) through
+FastAPI's per-inclusion copies: a ``/healthz`` paid for matching dozens of routes that way.
+``add_routes`` copies each route into the app instead, with its full path, so every route is
+one entry the index files by its segment, and the route in the request's scope is the one that
+answers, whose template the metrics and the access log use as its label.
 """
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Match, Router
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute, Match, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 
@@ -44,14 +55,18 @@ class PathIndex:
         await route.handle(scope, receive, send)
 
     def route_for(self, scope: Scope) -> tuple[BaseRoute, Scope] | None:
-        """The first of the path's routes that matches the request in full (path and method), if any."""
+        """The route that answers the request: the first of the path's routes that matches it in
+        full (path and method), else the first that matches its path only (and answers 405)."""
         if self._indexed != len(self.router.routes):
             self._build()
+        partial: tuple[BaseRoute, Scope] | None = None
         for route in self._by_segment.get(_first_segment(scope["path"]), self._anywhere):
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
                 return route, child_scope
-        return None
+            if match is Match.PARTIAL and partial is None:
+                partial = route, child_scope
+        return partial
 
     def _build(self) -> None:
         routes = list(self.router.routes)
@@ -80,3 +95,57 @@ def _literal_segment(route: BaseRoute) -> str | None:
 def index_paths(router: Router) -> None:
     """Send the router's requests through a ``PathIndex`` first."""
     router.middleware_stack = PathIndex(router, router.middleware_stack)
+
+
+def add_routes(target: FastAPI | APIRouter, router: APIRouter) -> None:
+    """Copy ``router``'s routes into ``target`` as ``include_router`` would serve them, one route each.
+
+    Each copy keeps what the inclusion would give it: the path under ``target``'s prefix, the
+    dependencies, tags and schema visibility of both, the endpoint and its name. A router that
+    includes others must have been built with ``add_routes`` too: anything but a route is
+    refused here, at start-up, rather than served by the full scan.
+    """
+    destination = target.router if isinstance(target, FastAPI) else target
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            destination.add_api_route(
+                route.path,
+                route.endpoint,
+                response_model=route.response_model,
+                status_code=route.status_code,
+                tags=route.tags,
+                dependencies=route.dependencies,
+                summary=route.summary,
+                description=route.description,
+                response_description=route.response_description,
+                responses=route.responses,
+                deprecated=route.deprecated,
+                methods=route.methods,
+                operation_id=route.operation_id,
+                response_model_include=route.response_model_include,
+                response_model_exclude=route.response_model_exclude,
+                response_model_by_alias=route.response_model_by_alias,
+                response_model_exclude_unset=route.response_model_exclude_unset,
+                response_model_exclude_defaults=route.response_model_exclude_defaults,
+                response_model_exclude_none=route.response_model_exclude_none,
+                include_in_schema=route.include_in_schema,
+                response_class=route.response_class,
+                name=route.name,
+                route_class_override=type(route),
+                callbacks=route.callbacks,
+                openapi_extra=route.openapi_extra,
+                generate_unique_id_function=route.generate_unique_id_function,
+                strict_content_type=route.strict_content_type,
+                max_body_size=route.max_body_size,
+                form_limits=route.form_limits or None,
+            )
+        elif type(route) is Route:
+            destination.add_route(
+                destination.prefix + route.path,
+                route.endpoint,
+                methods=route.methods,
+                name=route.name,
+                include_in_schema=route.include_in_schema and destination.include_in_schema,
+            )
+        else:
+            raise TypeError(f"add_routes copies routes only, not {route!r}: build {router!r} with add_routes")

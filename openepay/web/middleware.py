@@ -8,12 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
-from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
-from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openepay.config import ConfigurationError
@@ -56,6 +53,10 @@ class RequestBody:
 
     A client that goes away while sending is answered nothing. Every route then reads a whole
     body at once: none sees half a body, or a client leaving while it reads its parameters.
+
+    A request that declares no body (no ``Content-Length`` above 0, no ``Transfer-Encoding``:
+    a ``GET``, a ``HEAD``, the load balancer's ``/healthz``) has nothing to wait for, and goes
+    on untouched: the server hands it an empty body at once.
     """
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES, timeout: float = BODY_TIMEOUT_SECONDS) -> None:
@@ -69,6 +70,9 @@ class RequestBody:
             return
         headers = dict(scope.get("headers", []))
         declared = headers.get(b"content-length", b"")
+        if declared in (b"", b"0") and b"transfer-encoding" not in headers:
+            await self.app(scope, receive, send)
+            return
         too_large = declared.isdigit() and int(declared) > self.limit
         if too_large and headers.get(b"expect", b"").lower() == b"100-continue":
             await _refuse(send, 413, TOO_LARGE, close=True)
@@ -176,8 +180,7 @@ class ObserveRequests:
 
     def _record(self, scope: Scope, status: int, elapsed: float) -> None:
         template = _route_template(scope)
-        self.metrics.http_requests.labels(scope["method"], template, str(status)).inc()
-        self.metrics.http_duration.labels(template).observe(elapsed)
+        self.metrics.request_served(scope["method"], template, status, elapsed)
         if self.access_log and log.isEnabledFor(logging.INFO):
             log.info(
                 "request",
@@ -208,26 +211,7 @@ def _route_template(scope: Scope) -> str:
     template = getattr(scope.get("route"), "path", None)
     if isinstance(template, str) and template:
         return template
-    app = scope.get("app")
-    template = getattr(getattr(app, "state", None), "plain_route_templates", {}).get(scope.get("endpoint"))
-    if template:
-        return template
     return "/static" if scope["path"].startswith("/static/") else "unmatched"
-
-
-def plain_route_templates(routers: Iterable[Router]) -> dict[Callable[..., object], str]:
-    """The template of each plain Starlette route (the hot ``mapi.php``, ``api.php``), by endpoint.
-
-    FastAPI (0.164 and later) serves an included router's plain routes through copies that leave
-    no route in the request's scope, only the endpoint; the label is found from it here, so it
-    does not depend on how FastAPI nests what it includes.
-    """
-    return {
-        route.endpoint: route.path
-        for router in routers
-        for route in router.routes
-        if isinstance(route, Route) and not isinstance(route, APIRoute)
-    }
 
 
 # Our pages are never framed (clickjacking the pay button), never sniffed into another type, and

@@ -2,7 +2,7 @@
 
 A database that answers ``SELECT 1`` but refuses writes fails every order; a load balancer
 must take such a gateway out of rotation. The probe rewrites one row, so probing never grows
-a table.
+a table. ``/healthz`` says only that the process answers, to ``GET`` and ``HEAD`` alike.
 """
 
 from __future__ import annotations
@@ -34,6 +34,17 @@ async def test_readyz_writes_one_row_and_never_grows_a_table(server, gateway):
         assert await readiness(server.url) == (200, {"status": "ready", "database": "ok"})
     async with gateway.db.session() as session:
         assert await session.scalar(select(func.count()).select_from(HealthProbe)) == 1
+
+
+async def test_healthz_answers_get_and_head_and_names_the_process(server):
+    """Load balancers probe with either; a ``HEAD`` gets the same status and headers, no body."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        got = await client.get("/healthz")
+        head = await client.head("/healthz")
+    assert (got.status_code, got.json()["status"]) == (200, "ok")
+    assert isinstance(got.json()["pid"], int)
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-type"] == got.headers["content-type"] == "application/json"
 
 
 async def test_a_read_only_postgresql_is_not_ready(pg_database):

@@ -46,8 +46,10 @@ from openepay.db.types import storable, utcnow
 log = logging.getLogger(__name__)
 
 router = APIRouter()
-# Our own device API is served beside V免签's endpoints, wherever the channel mounts them.
-router.include_router(device_api.router)
+# Our own device API is served beside V免签's endpoints, wherever the channel mounts them: its
+# routes (already under their prefix) join this router's, for the app to copy one by one
+# (``include_router`` would leave one opaque entry that path dispatch cannot file).
+router.routes.extend(device_api.router.routes)
 
 # V免签's type codes.
 PAY_TYPES = {"1": "wxpay", "2": "alipay"}

@@ -7,7 +7,8 @@ The merchant API's route takes every other ``/api/`` path (unknown ones are answ
 from fastapi import APIRouter
 
 from openepay.protocols.epay_v2 import merchant_api, pay
+from openepay.web.dispatch import add_routes
 
 router = APIRouter()
-router.include_router(pay.router)
-router.include_router(merchant_api.router)
+add_routes(router, pay.router)
+add_routes(router, merchant_api.router)

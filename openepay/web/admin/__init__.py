@@ -22,6 +22,7 @@ from openepay.web.admin import (
     users,
 )
 from openepay.web.admin.pages import render
+from openepay.web.dispatch import add_routes
 from openepay.web.signin.guard import Redirect, Refusal
 from openepay.web.signin.pages import redirected, refusal_page
 
@@ -40,10 +41,10 @@ for _pages in (
     users.router,
     audit_log.router,
 ):
-    router.include_router(_pages)
+    add_routes(router, _pages)
 
 
 def install(app: FastAPI) -> None:
-    app.include_router(router)
+    add_routes(app, router)
     app.add_exception_handler(Refusal, refusal_page(render))
     app.add_exception_handler(Redirect, redirected)

@@ -11,6 +11,7 @@ from openepay.admin.audit import Actor
 from openepay.admin.passwords import WeakPassword
 from openepay.admin.users import UserError
 from openepay.db.types import storable
+from openepay.web.dispatch import add_routes
 from openepay.web.merchant.auth import PORTAL, PREFIX, PortalRefusal, signed_in
 from openepay.web.merchant.pages import render
 from openepay.web.merchant.portal import actor_of, portal_of
@@ -20,7 +21,7 @@ from openepay.web.signin.site import address_of
 
 FLOW = SignInFlow(area=PORTAL, render=render, signed_in=signed_in, actor_of=actor_of, notices=frozenset({"signed_up"}))
 router = APIRouter()
-router.include_router(FLOW.router())
+add_routes(router, FLOW.router())
 
 # Where every sign-up that passed its checks lands, whether or not its address was free: the answer
 # must not tell anyone which addresses already have a sign-in.
