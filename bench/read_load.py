@@ -19,16 +19,13 @@ import argparse
 import asyncio
 import json
 import secrets
-import subprocess
-import sys
-import tempfile
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 from gateway_env import sandbox_env
 from mapi_load import run_load, signed_order
-from mapi_suite import free_port, openepay
-from run_all import answered, loadavg, server_cpu_seconds, wait_ready
+from mapi_suite import openepay
+from run_all import answered, loadavg, server_cpu_seconds, serving
 from throwaway_db import fresh_database
 
 
@@ -56,40 +53,29 @@ async def one_checkout(checkout: Path, args: argparse.Namespace) -> dict[str, ob
         openepay(env, "migrate")
         merchant = json.loads(openepay(env, "merchant", "create", "--name", "bench", "--json"))
         pid, key = merchant["pid"], merchant["key"]
-        port = free_port()
-        command = [sys.executable, "-m", "openepay", "serve", "--no-worker", "--port", str(port)]
-        with tempfile.TemporaryFile() as log:
-            server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url, server_pid = await serving(stack, env)
+        run = secrets.token_hex(3).upper()
 
-            async def stop() -> None:
-                server.terminate()
-                await asyncio.to_thread(server.wait, 30)
+        def create(n: int) -> tuple[str, str, dict[str, str]]:
+            return "POST", "/mapi.php", signed_order(pid, key, f"R{run}{n:09d}{secrets.token_hex(2)}", n)
 
-            stack.push_async_callback(stop)
-            url = f"http://127.0.0.1:{port}"
-            await wait_ready(url)
-            run = secrets.token_hex(3).upper()
+        def query(n: int) -> tuple[str, str, None]:
+            return "GET", f"/api.php?act=query&pid={pid}&key={key}", None
 
-            def create(n: int) -> tuple[str, str, dict[str, str]]:
-                return "POST", "/mapi.php", signed_order(pid, key, f"R{run}{n:09d}{secrets.token_hex(2)}", n)
-
-            def query(n: int) -> tuple[str, str, None]:
-                return "GET", f"/api.php?act=query&pid={pid}&key={key}", None
-
-            await run_load(url, create, 4, 2.0, answered(1))
-            await run_load(url, query, 4, 1.0, answered(1))
-            load_before = loadavg()
-            half = max(1, args.concurrency // 2)
-            reads = await _phase(url, server.pid, {"query": (query, args.concurrency)}, args.duration)
-            mixed = await _phase(url, server.pid, {"create": (create, half), "query": (query, half)}, args.duration)
-            return {
-                "checkout": str(checkout),
-                "backend": args.backend,
-                "reads": reads,
-                "mixed": mixed,
-                "load_before": load_before,
-                "load_after": loadavg(),
-            }
+        await run_load(url, create, 4, 2.0, answered(1))
+        await run_load(url, query, 4, 1.0, answered(1))
+        load_before = loadavg()
+        half = max(1, args.concurrency // 2)
+        reads = await _phase(url, server_pid, {"query": (query, args.concurrency)}, args.duration)
+        mixed = await _phase(url, server_pid, {"create": (create, half), "query": (query, half)}, args.duration)
+        return {
+            "checkout": str(checkout),
+            "backend": args.backend,
+            "reads": reads,
+            "mixed": mixed,
+            "load_before": load_before,
+            "load_after": loadavg(),
+        }
 
 
 async def main(args: argparse.Namespace) -> None:

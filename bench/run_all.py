@@ -140,6 +140,26 @@ async def wait_ready(url: str, timeout: float = 60.0) -> None:
     raise RuntimeError("gateway did not become ready")
 
 
+async def serving(stack: AsyncExitStack, env: dict[str, str], workers: int = 1) -> tuple[str, int]:
+    """``openepay serve`` without its notification worker on a free port, stopped when ``stack``
+    closes: its URL and pid, once it answers ``/readyz``."""
+    port = free_port()
+    command = [sys.executable, "-m", "openepay", "serve", "--no-worker", "--port", str(port)]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    log = stack.enter_context(tempfile.TemporaryFile())
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    async def stop() -> None:
+        server.terminate()
+        await asyncio.to_thread(server.wait, 30)
+
+    stack.push_async_callback(stop)
+    url = f"http://127.0.0.1:{port}"
+    await wait_ready(url)
+    return url, server.pid
+
+
 def loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
@@ -172,40 +192,27 @@ async def scenario(backend: str, orders: int, args: argparse.Namespace) -> dict[
                 text=True,
             ).stdout
             loaded = json.loads(output)
-        port = free_port()
-        command = [sys.executable, "-m", "openepay", "serve", "--no-worker", "--port", str(port)]
-        if args.workers > 1:
-            command += ["--workers", str(args.workers)]
-        with tempfile.TemporaryFile() as log:
-            server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-            async def stop() -> None:
-                server.terminate()
-                await asyncio.to_thread(server.wait, 30)
-
-            stack.push_async_callback(stop)
-            url = f"http://127.0.0.1:{port}"
-            await wait_ready(url)
-            load_before = loadavg()
-            phases = await measure(url, merchant["pid"], merchant["key"], args, server.pid)
-            floor = phases["healthz"]["requests_per_s"] or 1.0
-            cpu_floor = phases["healthz"]["server_cpu_ms_per_request"]
-            return {
-                "backend": backend,
-                "orders": orders,
-                "workers": args.workers,
-                "concurrency": args.concurrency,
-                "duration_s": args.duration,
-                **{f"{name}_vs_healthz": round(phases[name]["requests_per_s"] / floor, 3) for name in PHASES[1:]},
-                **{
-                    f"{name}_cpu_vs_healthz": round(cpu_floor / (phases[name]["server_cpu_ms_per_request"] or 1e-9), 3)
-                    for name in PHASES[1:]
-                },
-                "phases": phases,
-                "loaded": loaded,
-                "loadavg_1m_before": load_before,
-                "loadavg_1m_after": loadavg(),
-            }
+        url, server_pid = await serving(stack, env, args.workers)
+        load_before = loadavg()
+        phases = await measure(url, merchant["pid"], merchant["key"], args, server_pid)
+        floor = phases["healthz"]["requests_per_s"] or 1.0
+        cpu_floor = phases["healthz"]["server_cpu_ms_per_request"]
+        return {
+            "backend": backend,
+            "orders": orders,
+            "workers": args.workers,
+            "concurrency": args.concurrency,
+            "duration_s": args.duration,
+            **{f"{name}_vs_healthz": round(phases[name]["requests_per_s"] / floor, 3) for name in PHASES[1:]},
+            **{
+                f"{name}_cpu_vs_healthz": round(cpu_floor / (phases[name]["server_cpu_ms_per_request"] or 1e-9), 3)
+                for name in PHASES[1:]
+            },
+            "phases": phases,
+            "loaded": loaded,
+            "loadavg_1m_before": load_before,
+            "loadavg_1m_after": loadavg(),
+        }
 
 
 def table(results: list[dict[str, object]]) -> str:
