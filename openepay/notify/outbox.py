@@ -196,7 +196,14 @@ class ClaimedDelivery:
 
 
 async def claim(
-    db: Database, owner: str, *, limit: int, lease: timedelta, merchant_cap: int, breaker_threshold: int
+    db: Database,
+    owner: str,
+    *,
+    limit: int,
+    lease: timedelta,
+    merchant_cap: int,
+    breaker_threshold: int,
+    now: datetime | None = None,
 ) -> list[ClaimedTask]:
     """Lease up to ``limit`` due notifications, fairly, earliest due first.
 
@@ -216,13 +223,20 @@ async def claim(
     This is ``claim_deliveries`` (the worker's claim) without what delivering needs.
     """
     claimed = await claim_deliveries(
-        db, owner, limit=limit, lease=lease, merchant_cap=merchant_cap, breaker_threshold=breaker_threshold
+        db, owner, limit=limit, lease=lease, merchant_cap=merchant_cap, breaker_threshold=breaker_threshold, now=now
     )
     return [delivery.task for delivery in claimed]
 
 
 async def claim_deliveries(
-    db: Database, owner: str, *, limit: int, lease: timedelta, merchant_cap: int, breaker_threshold: int
+    db: Database,
+    owner: str,
+    *,
+    limit: int,
+    lease: timedelta,
+    merchant_cap: int,
+    breaker_threshold: int,
+    now: datetime | None = None,
 ) -> list[ClaimedDelivery]:
     """``claim``, with each notification's order, merchant key and retry schedule (the worker's claim).
 
@@ -232,8 +246,11 @@ async def claim_deliveries(
     runs out. On PostgreSQL the claim goes straight to asyncpg (``DirectStatements.transaction``):
     the advisory lock is taken in the ``BEGIN``'s round trip, and with no SQLAlchemy execution
     around each statement the claim costs the worker a fraction of the CPU.
+
+    ``now`` is the claim's moment (the clock's when not given): leases and cooldowns that end
+    at it are over, which only a caller choosing the moment can put to the microsecond.
     """
-    now = utcnow()
+    now = utcnow() if now is None else now
     if db.direct is not None:
         return await _claim_directly(db.direct, owner, now, limit, lease, merchant_cap, breaker_threshold)
     async with db.engine.begin() as conn:

@@ -6,7 +6,7 @@ Notifications are made by paying sandbox orders, so they fall due in the order t
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
@@ -100,3 +100,54 @@ async def test_claims_take_the_earliest_due_first_whatever_the_order_of_queueing
 
     assert await claimed("first", 1) == [queued_second]
     assert await claimed("second", 10) == [queued_first]
+
+
+async def test_a_lease_ending_at_the_very_moment_of_a_claim_is_free_to_take_and_one_a_microsecond_later_is_not(
+    gateway: Gateway,
+) -> None:
+    """With a cap of one, the first claim's lease fills the merchant's slot until it ends; a claim a
+    microsecond before the end finds nothing, a claim at the end takes the same notification again,
+    first due, and not the one queued after it."""
+    pid = (await gateway.merchants.create("Leased Shop")).pid
+    leased, _queued_after = [await _paid(gateway, pid, f"L-{number}") for number in range(2)]
+    lease, start = timedelta(seconds=30), utcnow()
+
+    async def claimed(owner: str, now: datetime) -> list[int]:
+        tasks = await outbox.claim(
+            gateway.db, owner, limit=10, lease=lease, merchant_cap=1, breaker_threshold=3, now=now
+        )
+        return [task.id for task in tasks]
+
+    assert await claimed("first", start) == [leased]
+    assert await claimed("second", start + lease - timedelta(microseconds=1)) == []
+    assert await claimed("third", start + lease) == [leased]
+
+
+async def test_a_breaker_is_half_open_at_the_very_end_of_its_cooldown_one_probe_and_shut_a_microsecond_before(
+    gateway: Gateway,
+) -> None:
+    """The breaker opens at the failure's record for the cooldown; a claim a microsecond before its
+    end takes nothing, a claim at its end takes one probe, not the merchant's cap."""
+    pid = (await gateway.merchants.create("Shaky Shop")).pid
+    due = [await _paid(gateway, pid, f"S-{number}") for number in range(3)]
+    policy = BreakerPolicy(threshold=2, cooldown=10.0, max_cooldown=25.0)
+    opened = utcnow()
+    async with gateway.db.session() as session:
+        for _ in range(policy.threshold):
+            await record_outcome(session, pid, delivered=False, started_at=opened, now=opened, policy=policy)
+    cooldown_end = opened + timedelta(seconds=policy.cooldown)
+
+    async def claimed(owner: str, now: datetime) -> list[int]:
+        tasks = await outbox.claim(
+            gateway.db,
+            owner,
+            limit=10,
+            lease=timedelta(seconds=30),
+            merchant_cap=2,
+            breaker_threshold=policy.threshold,
+            now=now,
+        )
+        return [task.id for task in tasks]
+
+    assert await claimed("early", cooldown_end - timedelta(microseconds=1)) == []
+    assert await claimed("at the end", cooldown_end) == due[:1]
