@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from openepay.channels.sandbox.simulator import simulate_buyer_payment
+from openepay.core.states import NotifyStatus
 from openepay.db.models import NotifyTask, Order
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
@@ -151,3 +152,76 @@ async def test_a_breaker_is_half_open_at_the_very_end_of_its_cooldown_one_probe_
 
     assert await claimed("early", cooldown_end - timedelta(microseconds=1)) == []
     assert await claimed("at the end", cooldown_end) == due[:1]
+
+
+async def test_a_notification_falling_due_at_the_very_moment_of_a_claim_is_taken_and_not_a_microsecond_before(
+    gateway: Gateway,
+) -> None:
+    pid = (await gateway.merchants.create("Punctual Shop")).pid
+    task_id = await _paid(gateway, pid, "P-0")
+    due_at = utcnow() + timedelta(minutes=1)
+    async with gateway.db.session() as session:
+        await session.execute(update(NotifyTask).where(NotifyTask.id == task_id).values(next_attempt_at=due_at))
+
+    async def claimed(owner: str, now: datetime) -> list[int]:
+        tasks = await outbox.claim(
+            gateway.db, owner, limit=10, lease=timedelta(seconds=30), merchant_cap=5, breaker_threshold=3, now=now
+        )
+        return [task.id for task in tasks]
+
+    assert await claimed("early", due_at - timedelta(microseconds=1)) == []
+    assert await claimed("on time", due_at) == [task_id]
+
+
+async def test_the_next_window_takes_a_notification_due_at_the_same_moment_as_the_last_row_of_the_window_before(
+    gateway: Gateway,
+) -> None:
+    """With a cap of one, the first window (two rows for two slots) ends on the capped merchant's
+    second notification; the other merchant's, queued later and due at that same moment, is read
+    by the next window, which starts after that row's due time and id, not after its due time."""
+    capped, other = [(await gateway.merchants.create(name)).pid for name in ("Capped", "Other")]
+    first, second = [await _paid(gateway, capped, f"C-{number}") for number in range(2)]
+    others = await _paid(gateway, other, "O-0")
+    now = utcnow()
+    due_at = {first: now - timedelta(seconds=2), second: now - timedelta(seconds=1), others: now - timedelta(seconds=1)}
+    async with gateway.db.session() as session:
+        for task_id, at in due_at.items():
+            await session.execute(update(NotifyTask).where(NotifyTask.id == task_id).values(next_attempt_at=at))
+
+    claimed = await outbox.claim(
+        gateway.db, "only", limit=2, lease=timedelta(seconds=30), merchant_cap=1, breaker_threshold=3, now=now
+    )
+
+    assert [task.id for task in claimed] == [first, others]
+
+
+async def test_a_later_notification_of_an_order_waits_while_an_earlier_one_is_pending_and_is_taken_once_it_is_not(
+    gateway: Gateway,
+) -> None:
+    """Another order's notification is not held back by it; the later one is taken once the
+    earlier one has settled, however many claims it waited through."""
+    pid = (await gateway.merchants.create("Busy Shop")).pid
+    earlier = await _paid(gateway, pid, "B-0")
+    other = await _paid(gateway, pid, "B-1")
+    async with gateway.db.session() as session:
+        order_id = await session.scalar(select(NotifyTask.order_id).where(NotifyTask.id == earlier))
+        await outbox.enqueue(session, order_id=order_id, merchant_pid=pid, event="later", now=utcnow())
+        later = await session.scalar(select(func.max(NotifyTask.id)))
+
+    async def claimed(owner: str) -> list[int]:
+        tasks = await outbox.claim(
+            gateway.db, owner, limit=10, lease=timedelta(microseconds=1), merchant_cap=5, breaker_threshold=3
+        )
+        return [task.id for task in tasks]
+
+    assert await claimed("first") == [earlier, other]
+    async with gateway.db.session() as session:
+        await session.execute(
+            update(NotifyTask).where(NotifyTask.id == other).values(status=NotifyStatus.SUCCEEDED.value)
+        )
+    assert await claimed("second") == [earlier]
+    async with gateway.db.session() as session:
+        await session.execute(
+            update(NotifyTask).where(NotifyTask.id == earlier).values(status=NotifyStatus.SUCCEEDED.value)
+        )
+    assert await claimed("third") == [later]
