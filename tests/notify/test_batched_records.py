@@ -69,3 +69,25 @@ async def test_attempt_numbers_go_on_from_the_ones_already_logged(server, gatewa
         await outbox.record_attempts(gateway.db, "batcher", [outbox.Outcome(task, attempt(False), (0,) * 5)], BREAKER)
         _, attempts = await delivery_log(gateway, trade_no)
         assert [a.number for a in attempts] == list(range(1, expected + 1))
+
+
+async def test_a_notification_given_up_first_in_a_batch_fails_alone_and_keeps_its_error(server, gateway, merchant):
+    """Giving up one notification must touch that one only, whatever comes after it in the batch."""
+    url = "http://127.0.0.1:9/notify"
+    trade_nos = [await paid_order(server, merchant, url, f"GIVEUP-{n}") for n in range(3)]
+    claimed = await outbox.claim(gateway.db, "batcher", limit=10, lease=timedelta(seconds=60), **FAIR)
+    by_trade = dict(zip(trade_nos, sorted(claimed, key=lambda task: task.id), strict=True))
+    outcomes = [
+        outbox.Outcome(by_trade[trade_nos[0]], attempt(False), ()),
+        outbox.Outcome(by_trade[trade_nos[1]], attempt(False), (30.0,)),
+        outbox.Outcome(by_trade[trade_nos[2]], attempt(True), ()),
+    ]
+    statuses = await outbox.record_attempts(gateway.db, "batcher", outcomes, BREAKER)
+
+    assert statuses == [NotifyStatus.FAILED, NotifyStatus.PENDING, NotifyStatus.SUCCEEDED]
+    given_up, _ = await delivery_log(gateway, trade_nos[0])
+    assert (given_up.status, given_up.last_error) == (NotifyStatus.FAILED, "http_status: HTTP 500 'oops'")
+    retry, _ = await delivery_log(gateway, trade_nos[1])
+    assert (retry.status, retry.failed_at) == (NotifyStatus.PENDING, None)
+    delivered, _ = await delivery_log(gateway, trade_nos[2])
+    assert delivered.status == NotifyStatus.SUCCEEDED
