@@ -162,15 +162,21 @@ def _choose_statement() -> TextualSelect:
     are chosen. So a claim reads at most one short run of rows per merchant: not the rows of
     merchants at their cap, nor the backlog behind the rows it takes, and every read is in index
     order whatever the planner's statistics say (a bitmap scan and a sort would read a
-    merchant's whole backlog). Only the chosen rows are locked (a row lock is a write); they
-    are locked after the choice, so the conditions are checked again on the row as locked.
+    merchant's whole backlog). The leases are counted from ``ix_notify_tasks_lease_expires_at``:
+    bounded on both sides (every lease ends before ``infinity``), the range looks narrow to a
+    planner without statistics, which otherwise scans the whole table, delivered rows and all.
+    Only the chosen rows are locked (a row lock is a write), by
+    primary key alone: with the claim's conditions beside it the planner, misled by stale
+    statistics, walked every due notification instead. A row changed between the choice and
+    its lock (a worker whose lease ran out recording its attempt) is returned as locked, so
+    the caller checks it again (``_still_due``).
     """
     return (
         text(
             """
             WITH held AS (
                 SELECT merchant_pid, count(*) AS leased FROM notify_tasks
-                WHERE lease_expires_at > :now GROUP BY merchant_pid
+                WHERE lease_expires_at > :now AND lease_expires_at < 'infinity' GROUP BY merchant_pid
             ), room AS (
                 SELECT merchants.pid,
                     CASE WHEN notify_breakers.consecutive_failures >= :threshold THEN 1 ELSE :cap END
@@ -180,7 +186,8 @@ def _choose_statement() -> TextualSelect:
                 LEFT JOIN notify_breakers ON notify_breakers.merchant_pid = merchants.pid
                 WHERE notify_breakers.open_until IS NULL OR notify_breakers.open_until <= :now
             )
-            SELECT notify_tasks.id FROM notify_tasks
+            SELECT notify_tasks.id, notify_tasks.status, notify_tasks.next_attempt_at, notify_tasks.lease_expires_at
+            FROM notify_tasks
             WHERE notify_tasks.id = ANY(ARRAY(
                 SELECT due.id FROM room CROSS JOIN LATERAL (
                     SELECT notify_tasks.id, notify_tasks.next_attempt_at FROM notify_tasks
@@ -201,9 +208,6 @@ def _choose_statement() -> TextualSelect:
                 ORDER BY due.next_attempt_at, due.id
                 LIMIT :limit
             ))
-                AND notify_tasks.status = :pending
-                AND notify_tasks.next_attempt_at <= :now
-                AND (notify_tasks.lease_expires_at IS NULL OR notify_tasks.lease_expires_at <= :now)
             FOR UPDATE SKIP LOCKED
             """
         )
@@ -214,7 +218,7 @@ def _choose_statement() -> TextualSelect:
             bindparam("limit", type_=Integer),
             bindparam("pending", NotifyStatus.PENDING.value, type_=String),
         )
-        .columns(NotifyTask.__table__.c.id)
+        .columns(*(NotifyTask.__table__.c[name] for name in ("id", "status", "next_attempt_at", "lease_expires_at")))
     )
 
 
@@ -350,12 +354,18 @@ async def _claim_directly(
     """``claim_deliveries`` on PostgreSQL: under the advisory lock, ``FOR UPDATE SKIP LOCKED``, two statements."""
     async with direct.transaction(_TAKE_CLAIM_LOCK) as transaction:
         params = {"now": now, "threshold": breaker_threshold, "cap": merchant_cap, "limit": limit}
-        chosen = [task_id for (task_id,) in await transaction.rows(_CHOOSE, params)]
+        chosen = [row[0] for row in await transaction.rows(_CHOOSE, params) if _still_due(row, now)]
         if not chosen:
             return []
         params = {"chosen": chosen, "owner": owner, "until": now + lease}
         leased = await transaction.rows(_LEASE_DELIVERIES, params)
     return _in_claim_order(leased)
+
+
+def _still_due(row: Sequence, now: datetime) -> bool:
+    """A row ``_CHOOSE`` locked (id, status, due time, lease end) is still pending, due and not leased."""
+    _, status, due, lease_end = row
+    return status == NotifyStatus.PENDING.value and due <= now and (lease_end is None or lease_end <= now)
 
 
 def _in_claim_order(rows: Sequence[Sequence]) -> list[ClaimedDelivery]:
