@@ -202,7 +202,7 @@ def _choose_statement() -> TextualSelect:
                                 AND earlier.status = :pending
                         )
                     ORDER BY notify_tasks.next_attempt_at, notify_tasks.id
-                    LIMIT least(room.free, :limit)
+                    LIMIT least(greatest(room.free, 0), :limit)
                 ) AS due
                 WHERE room.free > 0
                 ORDER BY due.next_attempt_at, due.id

@@ -249,3 +249,22 @@ async def test_a_merchant_with_a_backlog_far_beyond_its_cap_does_not_stop_claims
     assert await claimed("first", 6) == [*backlog[:2], *others["A"], *others["B"]]
     assert await claimed("second", 4) == others["C"]
     assert await claimed("third", 4) == []
+
+
+async def test_a_merchant_holding_more_leases_than_a_lowered_cap_gets_nothing_and_the_others_still_do(
+    gateway: Gateway,
+) -> None:
+    """Three leases taken under a cap of three, then the cap lowered to two: that merchant is over
+    its cap (no slot, not a negative number of them), and another merchant's notification is taken."""
+    busy, other = [(await gateway.merchants.create(name)).pid for name in ("Busy", "Other")]
+    busys = [await _paid(gateway, busy, f"B-{number}") for number in range(4)]
+    others = await _paid(gateway, other, "O-0")
+
+    async def claimed(owner: str, cap: int, limit: int) -> list[int]:
+        tasks = await outbox.claim(
+            gateway.db, owner, limit=limit, lease=timedelta(seconds=30), merchant_cap=cap, breaker_threshold=3
+        )
+        return [task.id for task in tasks]
+
+    assert await claimed("first", 3, 3) == busys[:3]
+    assert await claimed("second", 2, 5) == [others]
