@@ -165,11 +165,11 @@ def _choose_statement() -> TextualSelect:
     merchant's whole backlog). The leases are counted from ``ix_notify_tasks_lease_expires_at``:
     bounded on both sides (every lease ends before ``infinity``), the range looks narrow to a
     planner without statistics, which otherwise scans the whole table, delivered rows and all.
-    Only the chosen rows are locked (a row lock is a write), by
-    primary key alone: with the claim's conditions beside it the planner, misled by stale
-    statistics, walked every due notification instead. A row changed between the choice and
-    its lock (a worker whose lease ran out recording its attempt) is returned as locked, so
-    the caller checks it again (``_still_due``).
+    Only the chosen rows are locked (a row lock is a write), by primary key alone: with the
+    claim's conditions beside it the planner, misled by stale statistics, walked every due
+    notification instead. A row changed between the choice and its lock (a worker whose lease
+    ran out recording its attempt) is returned as locked, so the caller checks it again
+    (``_still_due``).
     """
     return (
         text(
@@ -377,7 +377,7 @@ Rows = Callable[[Select | CompoundSelect, dict[str, object]], Awaitable[Sequence
 
 async def _choose(rows: Rows, now: datetime, limit: int, merchant_cap: int, breaker_threshold: int) -> list[int]:
     """The ids to lease on SQLite, in claim order (see ``claim``); ``rows`` runs a statement in the
-    claim's transaction, which holds SQLite's one write lock from the lease to its end."""
+    claim's transaction, which holds SQLite's one write lock (``BEGIN IMMEDIATE``) from its start."""
     slots = await rows(_HELD_AND_PROBING, {"now": now, "threshold": breaker_threshold})
     held = {pid: count for pid, count, probe in slots if not probe}
     room = {pid: merchant_cap - count for pid, count in held.items()}
