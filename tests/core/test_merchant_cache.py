@@ -168,6 +168,20 @@ async def test_a_create_is_one_insert_and_a_lookup_one_select(
     assert [sql.split()[0] for sql in statements] == ["SELECT"] and "FROM orders" in statements[0]
 
 
+async def test_a_merchant_query_is_one_select(
+    gateway: Gateway, merchant: MerchantCredentials, cached_app: tuple[ServerThread, Gateway]
+):
+    thread, app_gateway = cached_app
+    query = {"act": "query", "pid": merchant.pid, "key": merchant.key}
+    async with httpx.AsyncClient(base_url=thread.url, timeout=10) as client:
+        assert (await client.get("/api.php", params=query)).json()["code"] == 1
+        statements = _statements(app_gateway)
+        answer = (await client.get("/api.php", params=query)).json()
+
+    assert (answer["code"], answer["orders"], answer["orders_today"], answer["orders_lastday"]) == (1, 0, 0, 0)
+    assert [sql.split()[0] for sql in statements] == ["SELECT"]
+
+
 async def test_a_payfor_create_is_one_insert(
     gateway: Gateway, merchant: MerchantCredentials, cached_app: tuple[ServerThread, Gateway]
 ):

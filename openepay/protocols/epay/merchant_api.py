@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, true
 from starlette.requests import Request
 
 from openepay.core.gate import Door, Refusal, Refused, Verifier
@@ -132,37 +132,51 @@ def order_fields(gateway: Gateway, order: Order) -> dict[str, object]:
     }
 
 
+# ``act=query`` in one statement, so one snapshot and one round trip: the balance (the admitted
+# merchant is this process's copy, which keeps no balance: payments change it), every order of the
+# merchant, and its orders paid today and yesterday counted in one pass over the orders paid since
+# yesterday (each was a statement of its own, in a transaction of its own).
+_PAID_SINCE_YESTERDAY = (
+    select(
+        func.count().filter(Order.paid_at >= bindparam("today")).label("today"),
+        func.count().filter(Order.paid_at < bindparam("today")).label("yesterday"),
+    )
+    .where(
+        Order.merchant_pid == bindparam("pid"),
+        Order.status.in_(SETTLED_PAID),
+        Order.paid_at >= bindparam("yesterday"),
+    )
+    .subquery()
+)
+_ALL_ORDERS = select(func.count().label("orders")).where(Order.merchant_pid == bindparam("pid")).subquery()
+_QUERY = select(
+    select(Merchant.balance_fen).where(Merchant.pid == bindparam("pid")).scalar_subquery().label("balance_fen"),
+    _ALL_ORDERS.c.orders,
+    _PAID_SINCE_YESTERDAY.c.today,
+    _PAID_SINCE_YESTERDAY.c.yesterday,
+).select_from(_ALL_ORDERS.join(_PAID_SINCE_YESTERDAY, true()))  # one row each: joined as they are
+
+
 async def act_query(gateway: Gateway, merchant: Merchant, key: str, params: dict[str, str]) -> dict[str, object]:
-    zone = gateway.settings.zone
-    today = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
-    yesterday = today - timedelta(days=1)
-    paid = Order.status.in_(SETTLED_PAID)
+    today = datetime.now(gateway.settings.zone).replace(hour=0, minute=0, second=0, microsecond=0)
     async with gateway.db.reading() as session:
-        # The admitted merchant is this process's copy, which keeps no balance: payments change it.
-        balance_fen = await session.scalar(select(Merchant.balance_fen).where(Merchant.pid == merchant.pid))
-        orders = await session.scalar(select(func.count()).where(Order.merchant_pid == merchant.pid))
-        paid_today = await session.scalar(
-            select(func.count()).where(Order.merchant_pid == merchant.pid, paid, Order.paid_at >= today)
-        )
-        paid_yesterday = await session.scalar(
-            select(func.count()).where(
-                Order.merchant_pid == merchant.pid, paid, Order.paid_at >= yesterday, Order.paid_at < today
-            )
-        )
+        counts = (
+            await session.execute(_QUERY, {"pid": merchant.pid, "today": today, "yesterday": today - timedelta(days=1)})
+        ).one()
     return {
         "code": 1,
         "pid": merchant.pid,
         "key": key,
         "active": 1 if merchant.status == MerchantStatus.ACTIVE else 0,
-        "money": format_yuan(balance_fen or 0),
+        "money": format_yuan(counts.balance_fen or 0),
         "type": merchant.settle_type,
         "account": merchant.settle_account,
         "username": merchant.settle_name,
-        "orders": orders or 0,
-        "orders_today": paid_today or 0,
-        "orders_lastday": paid_yesterday or 0,
-        "order_today": paid_today or 0,
-        "order_lastday": paid_yesterday or 0,
+        "orders": counts.orders,
+        "orders_today": counts.today,
+        "orders_lastday": counts.yesterday,
+        "order_today": counts.today,
+        "order_lastday": counts.yesterday,
     }
 
 
