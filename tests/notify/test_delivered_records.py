@@ -169,3 +169,24 @@ async def test_a_delivered_batch_logs_a_long_host_cut_to_the_255_characters_its_
     ]
     task, [logged] = await delivery_log(gateway, trade_no)
     assert (task.status, logged.target_host) == (NotifyStatus.SUCCEEDED, "h" * 255)
+
+
+async def test_a_notification_delivered_in_a_mixed_batch_no_longer_shows_its_earlier_error(server, gateway, merchant):
+    """A batch with a failure in it is not the all-delivered statement on PostgreSQL: the delivered
+    notification's earlier error must go all the same, or the admin shows a success with an error."""
+    failed_before, failing_now = await paid_orders(server, merchant, 2, "ERROR-GOES")
+    [first] = await claim_all(gateway, limit=1)
+    await outbox.record_attempts(gateway.db, "recorder", [outbox.Outcome(first, answered(False), (0,) * 5)], BREAKER)
+    assert (await delivery_log(gateway, failed_before))[0].last_error == "http_status: HTTP 500 'oops'"
+
+    again, second = await claim_all(gateway)
+    outcomes = [outbox.Outcome(again, answered(True), (0,) * 5), outbox.Outcome(second, answered(False), (60.0,))]
+    assert await outbox.record_attempts(gateway.db, "recorder", outcomes, BREAKER) == [
+        NotifyStatus.SUCCEEDED,
+        NotifyStatus.PENDING,
+    ]
+
+    task, attempts = await delivery_log(gateway, failed_before)
+    assert (task.status, task.attempts, task.last_error) == (NotifyStatus.SUCCEEDED, 2, None)
+    assert [(a.number, a.delivered) for a in attempts] == [(1, False), (2, True)]
+    assert (await delivery_log(gateway, failing_now))[0].last_error == "http_status: HTTP 500 'oops'"
