@@ -20,6 +20,9 @@ notification worker's claim): ``BEGIN`` goes out together with the first stateme
 no parameters, so a transaction costs one round trip per statement plus its ``COMMIT``. Lists
 are sent as arrays (``= ANY(:ids)``), so a statement's SQL, and asyncpg's prepared statement,
 does not change with the length of a list.
+
+``compile_for_driver`` (the compiling, without the sending) is also how SQLite's lane sends a
+create's write straight to ``sqlite3`` (``engine.SqliteLane.one``).
 """
 
 from __future__ import annotations
