@@ -13,7 +13,7 @@ should not pay for importing every dialect's web code.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -157,10 +157,10 @@ class Gateway:
 
     def pay_context(self, request_base_url: str, trade_no: str | None = None) -> PayContext:
         """Absolute URLs use ``OPENEPAY_PUBLIC_URL`` when set, else the address the request came to."""
-        ctx = PayContext(self.settings.public_url or request_base_url.rstrip("/"), self.links)
+        base = self.settings.public_url or request_base_url.rstrip("/")
         if trade_no is None:
-            return ctx
-        return replace(ctx, return_url=ctx.url(f"{self.links.cashier_path(trade_no)}/return"))
+            return PayContext(base, self.links)
+        return PayContext(base, self.links, return_url=f"{base}{self.links.cashier_path(trade_no)}/return")
 
     async def start_payment(self, order: Order, *, pay_type: str, device: str | None, request_base_url: str) -> Order:
         """The order with a live offer (``core.checkout.start_payment``) from this gateway's channel accounts."""

@@ -26,6 +26,8 @@ class TradeNoGenerator:
         self._lock = threading.Lock()
         self._last_ms = 0
         self._sequence = 0
+        # The second's digits, formatted once per second rather than once per number.
+        self._stamp: tuple[int, str] = (-1, "")
 
     def next(self) -> str:
         with self._lock:
@@ -39,7 +41,11 @@ class TradeNoGenerator:
                     self._last_ms += 1
                     self._sequence = 0
             ms, seq = self._last_ms, self._sequence
-        stamp = datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y%m%d%H%M%S")
+        second = ms // 1000
+        at, stamp = self._stamp
+        if at != second:
+            stamp = datetime.fromtimestamp(second, UTC).strftime("%Y%m%d%H%M%S")
+            self._stamp = (second, stamp)
         return f"{self._prefix}{stamp}{ms % 1000:03d}{self._node:05d}{seq:04d}"
 
     def redraw_node(self) -> None:

@@ -148,9 +148,17 @@ def order_values(new: NewOrder, trade_no: str, now: datetime, timeout: timedelta
 
 
 async def insert_order(db: Database, values: dict[str, Any]) -> Order | None:
-    """Write a new order in one statement; None when the merchant already has an order with its ``out_trade_no``."""
+    """Write a new order in one statement; None when the merchant already has an order with its ``out_trade_no``.
+
+    The order handed back is the row as written: the columns ``values`` names and the database's
+    ``id`` (the only column it fills in itself: every column with a server default is in
+    ``order_values``), the others empty. Returning the whole row would have the driver and
+    SQLAlchemy decode some thirty columns (two of them JSON) that are already at hand.
+    """
     row = await db.one(_INSERT[db.dialect == "postgresql"], values)
-    return None if row is None else detached_order(row)
+    if row is None:
+        return None
+    return detached_order({**_EMPTY_ORDER, **values, "attrs": dict(values["attrs"]), "id": row["id"]})
 
 
 def _insert(dialect_insert: Any) -> Any:
@@ -158,10 +166,11 @@ def _insert(dialect_insert: Any) -> Any:
     return (
         dialect_insert(Order)
         .on_conflict_do_nothing(index_elements=["merchant_pid", "out_trade_no"])
-        .returning(*Order.__table__.c)
+        .returning(Order.id)
     )
 
 
+_EMPTY_ORDER: dict[str, Any] = dict.fromkeys(Order.__table__.c.keys())
 _INSERT = {True: _insert(postgresql.insert), False: _insert(sqlite.insert)}
 
 

@@ -20,6 +20,9 @@ notification worker's claim): ``BEGIN`` goes out together with the first stateme
 no parameters, so a transaction costs one round trip per statement plus its ``COMMIT``. Lists
 are sent as arrays (``= ANY(:ids)``), so a statement's SQL, and asyncpg's prepared statement,
 does not change with the length of a list.
+
+``compile_for_driver`` (the compiling, without the sending) is also how SQLite's lane sends a
+create's write straight to ``sqlite3`` (``engine.SqliteLane.one``).
 """
 
 from __future__ import annotations
@@ -34,12 +37,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 Processor = Callable[[Any], Any] | None
-# In ``_Compiled.constants``: the value of this parameter is given with each execution.
+# In ``Compiled.constants``: the value of this parameter is given with each execution.
 _GIVEN = object()
 
 
 @dataclass(frozen=True)
-class _Compiled:
+class Compiled:
     sql: str
     names: tuple[str, ...]
     binds: tuple[Processor, ...]
@@ -62,50 +65,57 @@ class _Compiled:
             for result, value in zip(self.results, record, strict=True)
         )
 
+    def mapping(self, record: Any) -> dict[str, Any]:
+        """A returned row by column name, converted as SQLAlchemy would (the statement's columns are known)."""
+        return dict(zip(self.keys, self.row(record), strict=True))
+
+
+def compile_for_driver(statement: Executable, params: Mapping[str, Any], dialect: Any) -> Compiled | None:
+    """``statement`` compiled with ``dialect`` for these parameter names, to be sent with the driver's
+    own positional calls; None when it must go through the engine (a Python-side default for a column
+    not given, an expanding ``IN``, a parameter given by no one)."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(params))  # type: ignore[attr-defined]
+    names = tuple(compiled.positiontup or ())
+    constants = tuple(
+        _GIVEN if name in params or compiled.binds[name].required else compiled.binds[name].effective_value
+        for name in names
+    )
+    direct = not (
+        any(constant is _GIVEN and name not in params for name, constant in zip(names, constants, strict=True))
+        or compiled.insert_prefetch
+        or compiled.post_compile_params
+        or compiled.literal_execute_params
+    )
+    if not direct:
+        return None
+    processors = compiled._bind_processors
+    return Compiled(
+        sql=str(compiled),
+        names=names,
+        binds=tuple(processors.get(name) for name in names),
+        constants=constants,
+        keys=tuple(column.keyname for column in compiled._result_columns),
+        results=tuple(column.type._cached_result_processor(dialect, None) for column in compiled._result_columns),
+    )
+
 
 class DirectStatements:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine.sync_engine
         self.dialect = self.engine.dialect
-        self._compiled: dict[tuple[Executable, frozenset[str]], _Compiled | None] = {}
+        self._compiled: dict[tuple[Executable, frozenset[str]], Compiled | None] = {}
 
-    def compiled(self, statement: Executable, params: Mapping[str, Any]) -> _Compiled | None:
+    def compiled(self, statement: Executable, params: Mapping[str, Any]) -> Compiled | None:
         """The statement compiled for these parameter names, once; None when it must go through the engine."""
         key = (statement, frozenset(params))
         try:
             return self._compiled[key]
         except KeyError:
             pass
-        compiled = statement.compile(dialect=self.dialect, column_keys=list(params))  # type: ignore[attr-defined]
-        names = tuple(compiled.positiontup or ())
-        constants = tuple(
-            _GIVEN if name in params or compiled.binds[name].required else compiled.binds[name].effective_value
-            for name in names
-        )
-        direct = not (
-            any(constant is _GIVEN and name not in params for name, constant in zip(names, constants, strict=True))
-            or compiled.insert_prefetch
-            or compiled.post_compile_params
-            or compiled.literal_execute_params
-        )
-        processors = compiled._bind_processors
-        self._compiled[key] = found = (
-            _Compiled(
-                sql=str(compiled),
-                names=names,
-                binds=tuple(processors.get(name) for name in names),
-                constants=constants,
-                keys=tuple(column.keyname for column in compiled._result_columns),
-                results=tuple(
-                    column.type._cached_result_processor(self.dialect, None) for column in compiled._result_columns
-                ),
-            )
-            if direct
-            else None
-        )
+        self._compiled[key] = found = compile_for_driver(statement, params, self.dialect)
         return found
 
-    async def first(self, compiled: _Compiled, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    async def first(self, compiled: Compiled, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row of the statement, by column name (None when it returned none)."""
         args = compiled.args(params)
         self._announce(compiled.sql, args)
@@ -127,7 +137,7 @@ class DirectStatements:
             # A textual statement: SQLAlchemy knows neither its columns nor their types, so the
             # engine too would hand back the row as the driver read it.
             return dict(record.items())
-        return dict(zip(compiled.keys, compiled.row(record), strict=True))
+        return compiled.mapping(record)
 
     @asynccontextmanager
     async def transaction(self, opening: str) -> AsyncIterator[DirectTransaction]:
