@@ -68,6 +68,38 @@ class _Compiled:
         return tuple(values)
 
 
+def compile_statement(dialect: Any, statement: Executable, params: Mapping[str, Any]) -> _Compiled | None:
+    """``statement`` compiled by ``dialect`` for these parameter names, to send to the driver as it
+    is; None when it needs what only SQLAlchemy's execution does (see the module's docstring)."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(params))  # type: ignore[attr-defined]
+    names = tuple(compiled.positiontup or ())
+    constants = tuple(
+        _GIVEN if name in params or compiled.binds[name].required else compiled.binds[name].effective_value
+        for name in names
+    )
+    direct = not (
+        any(constant is _GIVEN and name not in params for name, constant in zip(names, constants, strict=True))
+        or compiled.insert_prefetch
+        or compiled.post_compile_params
+        or compiled.literal_execute_params
+    )
+    if not direct:
+        return None
+    processors = compiled._bind_processors
+    return _Compiled(
+        sql=str(compiled),
+        names=names,
+        binds=tuple(processors.get(name) for name in names),
+        constants=constants,
+        keys=tuple(column.keyname for column in compiled._result_columns),
+        results=tuple(
+            (position, result)
+            for position, column in enumerate(compiled._result_columns)
+            if (result := column.type._cached_result_processor(dialect, None)) is not None
+        ),
+    )
+
+
 class DirectStatements:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine.sync_engine
@@ -81,35 +113,7 @@ class DirectStatements:
             return self._compiled[key]
         except KeyError:
             pass
-        compiled = statement.compile(dialect=self.dialect, column_keys=list(params))  # type: ignore[attr-defined]
-        names = tuple(compiled.positiontup or ())
-        constants = tuple(
-            _GIVEN if name in params or compiled.binds[name].required else compiled.binds[name].effective_value
-            for name in names
-        )
-        direct = not (
-            any(constant is _GIVEN and name not in params for name, constant in zip(names, constants, strict=True))
-            or compiled.insert_prefetch
-            or compiled.post_compile_params
-            or compiled.literal_execute_params
-        )
-        processors = compiled._bind_processors
-        self._compiled[key] = found = (
-            _Compiled(
-                sql=str(compiled),
-                names=names,
-                binds=tuple(processors.get(name) for name in names),
-                constants=constants,
-                keys=tuple(column.keyname for column in compiled._result_columns),
-                results=tuple(
-                    (position, result)
-                    for position, column in enumerate(compiled._result_columns)
-                    if (result := column.type._cached_result_processor(self.dialect, None)) is not None
-                ),
-            )
-            if direct
-            else None
-        )
+        self._compiled[key] = found = compile_statement(self.dialect, statement, params)
         return found
 
     async def first(self, compiled: _Compiled, params: Mapping[str, Any]) -> dict[str, Any] | None:
