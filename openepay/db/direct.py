@@ -48,7 +48,8 @@ class Compiled:
     binds: tuple[Processor, ...]
     constants: tuple[Any, ...]
     keys: tuple[str, ...]
-    results: tuple[Processor, ...]
+    # The result conversions, by column position, of the columns that have one (most have none).
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]
 
     def args(self, params: Mapping[str, Any]) -> list[Any]:
         """The positional arguments asyncpg takes, converted as SQLAlchemy would convert them."""
@@ -60,10 +61,14 @@ class Compiled:
 
     def row(self, record: Any) -> tuple[Any, ...]:
         """A returned row with SQLAlchemy's result conversions applied, in column order."""
-        return tuple(
-            value if result is None or value is None else result(value)
-            for result, value in zip(self.results, record, strict=True)
-        )
+        if not self.results:
+            return tuple(record)
+        values = list(record)
+        for position, result in self.results:
+            value = values[position]
+            if value is not None:
+                values[position] = result(value)
+        return tuple(values)
 
     def mapping(self, record: Any) -> dict[str, Any]:
         """A returned row by column name, converted as SQLAlchemy would (the statement's columns are known)."""
@@ -95,7 +100,11 @@ def compile_for_driver(statement: Executable, params: Mapping[str, Any], dialect
         binds=tuple(processors.get(name) for name in names),
         constants=constants,
         keys=tuple(column.keyname for column in compiled._result_columns),
-        results=tuple(column.type._cached_result_processor(dialect, None) for column in compiled._result_columns),
+        results=tuple(
+            (position, result)
+            for position, column in enumerate(compiled._result_columns)
+            if (result := column.type._cached_result_processor(dialect, None)) is not None
+        ),
     )
 
 

@@ -50,16 +50,26 @@ def parse_query(raw: bytes) -> dict[str, str]:
     text, and reading it as Latin-1 would fail their signature. (What ``urllib``'s ``parse_qsl``
     gives for the bytes read as Latin-1, then read again as UTF-8, at a third of its cost.)
     """
+    raw = raw.replace(b"+", b" ")
     params = {}
-    for pair in raw.split(b"&"):
-        name, _, value = pair.partition(b"=")
-        if name:
-            params[_unquoted(name)] = _unquoted(value)
-    return _storable(params)
+    if b"%" not in raw:
+        # Nothing escaped: one decoding of the whole, which gives what decoding each part gives
+        # (``&`` and ``=`` are never part of a UTF-8 sequence, even a broken one).
+        for pair in raw.decode("utf-8", "replace").split("&"):
+            name, _, value = pair.partition("=")
+            if name:
+                params[name] = value
+    else:
+        for pair in raw.split(b"&"):
+            name, _, value = pair.partition(b"=")
+            if name:
+                params[_unquoted(name)] = _unquoted(value)
+    # Decoded with replacement, the text holds no lone surrogate: only a NUL, sent as it is or as
+    # ``%00``, can make a parameter unstorable, and most requests carry neither.
+    return _storable(params) if b"\x00" in raw or b"%00" in raw else params
 
 
 def _unquoted(raw: bytes) -> str:
-    raw = raw.replace(b"+", b" ")
     return (unquote_to_bytes(raw) if b"%" in raw else raw).decode("utf-8", "replace")
 
 

@@ -7,7 +7,7 @@ made for "an empty table": a sequential scan, or the ``(merchant_pid, created_at
 
 from __future__ import annotations
 
-from openepay.core.orders import find_merchant_order
+from openepay.core.orders import find_merchant_order, find_merchant_order_summary
 from openepay.db import Database
 from tests.support.postgres import pg_url
 
@@ -40,6 +40,8 @@ async def test_the_lookup_by_out_trade_no_keeps_its_index_after_the_table_fills_
         for n in range(1, 12):
             order = await find_merchant_order(db, 1000 + n % 4, out_trade_no=f"O{n}")
             assert order is not None and order.trade_no == f"T{n}"
+            summary = await find_merchant_order_summary(db, 1000 + n % 4, out_trade_no=f"O{n}")
+            assert summary is not None and summary.trade_no == f"T{n}"
         async with db.engine.connect() as conn:
             raw = (await conn.get_raw_connection()).driver_connection
             prepared = await raw.fetch(

@@ -18,7 +18,7 @@ from starlette.requests import Request
 
 from openepay.core.gate import Door, Refusal, Refused, Verifier
 from openepay.core.money import MoneyError, format_yuan, parse_yuan
-from openepay.core.orders import find_merchant_order
+from openepay.core.orders import OrderSummary, find_merchant_order, find_merchant_order_summary
 from openepay.core.refunds import RefundError, RefundProblem, refund_order
 from openepay.core.states import SETTLED_PAID, MerchantStatus, OrderStatus
 from openepay.db.models import Merchant, Order, Settlement
@@ -113,7 +113,7 @@ async def _authenticate(gateway: Gateway, params: dict[str, str], client: str) -
     return admission.merchant, admission.key
 
 
-def order_fields(gateway: Gateway, order: Order) -> dict[str, object]:
+def order_fields(gateway: Gateway, order: Order | OrderSummary) -> dict[str, object]:
     status = EPAY_STATUS[OrderStatus(order.status)]
     return {
         "trade_no": order.trade_no,
@@ -218,7 +218,7 @@ async def act_order(gateway: Gateway, merchant: Merchant, key: str, params: dict
     trade_no, out_trade_no = params.get("trade_no"), params.get("out_trade_no")
     if not trade_no and not out_trade_no:
         raise ApiError(-4, "订单号不能为空")
-    order = await find_merchant_order(gateway.db, merchant.pid, trade_no=trade_no, out_trade_no=out_trade_no)
+    order = await find_merchant_order_summary(gateway.db, merchant.pid, trade_no=trade_no, out_trade_no=out_trade_no)
     if order is None:
         raise ApiError(-1, "订单号不存在")
     return {"code": 1, "msg": "succ", **order_fields(gateway, order), "payurl": order.pay_url}

@@ -21,7 +21,9 @@ def sign_content(params: Mapping[str, str], *, skip_blank: bool = False) -> str:
     older builds sign them. Both are accepted on input (see ``verify``).
     """
     pairs = []
-    for name in sorted(params, key=lambda k: k.encode()):
+    # Byte order of the names' UTF-8 is their code points' order, which ``sorted`` gives without
+    # encoding each name (request text never holds a lone surrogate: ``openepay.protocols.params``).
+    for name in sorted(params):
         value = params[name]
         if name in EXCLUDED or value == "" or (skip_blank and not value.strip()):
             continue
