@@ -155,6 +155,8 @@ class NotifyTask(Base):
         UniqueConstraint("order_id", "event"),
         # The claim reads due notifications in this order and stops when it has enough.
         Index("ix_notify_tasks_due", "status", "next_attempt_at", "id"),
+        # PostgreSQL's claim reads each merchant's own due notifications, in claim order.
+        Index("ix_notify_tasks_merchant_due", "merchant_pid", "status", "next_attempt_at", "id"),
         Index("ix_notify_tasks_lease_expires_at", "lease_expires_at"),
         # The claim's "no earlier pending notification for this order" check looks up by order.
         Index("ix_notify_tasks_order_id_status", "order_id", "status"),
@@ -163,7 +165,7 @@ class NotifyTask(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
-    merchant_pid: Mapped[int] = mapped_column(Integer, index=True)
+    merchant_pid: Mapped[int] = mapped_column(Integer)
     event: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default=NotifyStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

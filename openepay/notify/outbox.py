@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     TextClause,
+    TextualSelect,
     Update,
     all_,
     and_,
@@ -54,10 +55,9 @@ PAID_EVENT = "paid"
 CLAIM_LOCK = 0x6F70656E65706179
 # On PostgreSQL a claim's transaction begins with it, in the same round trip.
 _TAKE_CLAIM_LOCK = f"SELECT pg_advisory_xact_lock({CLAIM_LOCK})"
-# A claim reads this many due rows per slot it still has to fill, per pass over the index. Each
-# row read is locked (``FOR UPDATE``), and a row lock is a write on PostgreSQL: reading four per
-# slot cost its backend more than the lease. A merchant that fills up within a pass is left out
-# of the next one, so a pass that cannot use every row it read is followed by one that can.
+# On SQLite a claim reads this many due rows per slot it still has to fill, per pass over the
+# index. A merchant that fills up within a pass is left out of the next one, so a pass that
+# cannot use every row it read is followed by one that can.
 CLAIM_WINDOW = 1
 
 
@@ -94,9 +94,8 @@ def _listed(column: ColumnElement, name: str, arrays: bool, *, excluded: bool = 
     return column.not_in(expanding) if excluded else column.in_(expanding)
 
 
-def _claim_statements(arrays: bool) -> tuple[CompoundSelect, Select, Update]:
-    """The claim's statements, built once: each claim only binds its values (and hits the compiled cache).
-    With ``arrays`` (PostgreSQL) lists are bound as arrays, so ``DirectStatements`` can send them.
+def _claim_statements() -> tuple[CompoundSelect, Select, Update]:
+    """SQLite's claim statements, built once: each claim only binds its values (and hits the compiled cache).
 
     - in one statement, the leases held per merchant (``probe`` 0) and the half-open breakers
       (``probe`` 1: one probe each);
@@ -129,7 +128,7 @@ def _claim_statements(arrays: bool) -> tuple[CompoundSelect, Select, Update]:
             ),
             or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at <= now),
             tasks.c.merchant_pid.not_in(select(breakers.c.merchant_pid).where(breakers.c.open_until > now)),
-            _listed(tasks.c.merchant_pid, "full", arrays, excluded=True),
+            _listed(tasks.c.merchant_pid, "full", arrays=False, excluded=True),
             ~exists().where(
                 earlier.c.order_id == tasks.c.order_id,
                 earlier.c.id < tasks.c.id,
@@ -138,15 +137,89 @@ def _claim_statements(arrays: bool) -> tuple[CompoundSelect, Select, Update]:
         )
         .order_by(tasks.c.next_attempt_at, tasks.c.id)
         .limit(bindparam("window"))
-        .with_for_update(skip_locked=True)
     )
-    lease = (
+    return held_and_probing, due, _lease_statement(arrays=False)
+
+
+def _lease_statement(arrays: bool) -> Update:
+    """The lease of the chosen notifications; with ``arrays`` (PostgreSQL) the ids are bound as an array,
+    so ``DirectStatements`` can send it."""
+    tasks = NotifyTask.__table__
+    return (
         update(tasks)
         .where(_listed(tasks.c.id, "chosen", arrays))
         .values(lease_owner=bindparam("owner"), lease_expires_at=bindparam("until", type_=UTCDateTime()))
         .returning(*_TASK_COLUMNS)
     )
-    return held_and_probing, due, lease
+
+
+def _choose_statement() -> TextualSelect:
+    """PostgreSQL's choice, in one statement: the ids to lease, locked ``FOR UPDATE SKIP LOCKED``.
+
+    Each merchant with a free slot (its cap, or one probe while its breaker is half-open, less
+    the leases held; none while it is open) reads its own earliest due notifications, at most
+    its free slots, from ``ix_notify_tasks_merchant_due``; of those, the ``limit`` earliest due
+    are chosen. So a claim reads at most one short run of rows per merchant: not the rows of
+    merchants at their cap, nor the backlog behind the rows it takes, and every read is in index
+    order whatever the planner's statistics say (a bitmap scan and a sort would read a
+    merchant's whole backlog). The leases are counted from ``ix_notify_tasks_lease_expires_at``:
+    bounded on both sides (every lease ends before ``infinity``), the range looks narrow to a
+    planner without statistics, which otherwise scans the whole table, delivered rows and all.
+    Only the chosen rows are locked (a row lock is a write), by primary key alone: with the
+    claim's conditions beside it the planner, misled by stale statistics, walked every due
+    notification instead. A row changed between the choice and its lock (a worker whose lease
+    ran out recording its attempt) is returned as locked, so the caller checks it again
+    (``_still_due``).
+    """
+    return (
+        text(
+            """
+            WITH held AS (
+                SELECT merchant_pid, count(*) AS leased FROM notify_tasks
+                WHERE lease_expires_at > :now AND lease_expires_at < 'infinity' GROUP BY merchant_pid
+            ), room AS (
+                SELECT merchants.pid,
+                    CASE WHEN notify_breakers.consecutive_failures >= :threshold THEN 1 ELSE :cap END
+                        - coalesce(held.leased, 0) AS free
+                FROM merchants
+                LEFT JOIN held ON held.merchant_pid = merchants.pid
+                LEFT JOIN notify_breakers ON notify_breakers.merchant_pid = merchants.pid
+                WHERE notify_breakers.open_until IS NULL OR notify_breakers.open_until <= :now
+            )
+            SELECT notify_tasks.id, notify_tasks.status, notify_tasks.next_attempt_at, notify_tasks.lease_expires_at
+            FROM notify_tasks
+            WHERE notify_tasks.id = ANY(ARRAY(
+                SELECT due.id FROM room CROSS JOIN LATERAL (
+                    SELECT notify_tasks.id, notify_tasks.next_attempt_at FROM notify_tasks
+                    WHERE notify_tasks.merchant_pid = room.pid
+                        AND notify_tasks.status = :pending
+                        AND notify_tasks.next_attempt_at <= :now
+                        AND (notify_tasks.lease_expires_at IS NULL OR notify_tasks.lease_expires_at <= :now)
+                        AND NOT EXISTS (
+                            SELECT FROM notify_tasks AS earlier
+                            WHERE earlier.order_id = notify_tasks.order_id
+                                AND earlier.id < notify_tasks.id
+                                AND earlier.status = :pending
+                        )
+                    ORDER BY notify_tasks.next_attempt_at, notify_tasks.id
+                    LIMIT least(greatest(room.free, 0), :limit)
+                ) AS due
+                WHERE room.free > 0
+                ORDER BY due.next_attempt_at, due.id
+                LIMIT :limit
+            ))
+            FOR UPDATE SKIP LOCKED
+            """
+        )
+        .bindparams(
+            bindparam("now", type_=UTCDateTime()),
+            bindparam("threshold", type_=Integer),
+            bindparam("cap", type_=Integer),
+            bindparam("limit", type_=Integer),
+            bindparam("pending", NotifyStatus.PENDING.value, type_=String),
+        )
+        .columns(*(NotifyTask.__table__.c[name] for name in ("id", "status", "next_attempt_at", "lease_expires_at")))
+    )
 
 
 def _delivery_statements() -> tuple[Update, Select]:
@@ -187,8 +260,9 @@ _DELIVERY_COLUMNS = (
     Merchant.__table__.c.notify_retry_delays,
     *_ORDER_COLUMNS,
 )
-_HELD_AND_PROBING, _DUE, _LEASE = _claim_statements(arrays=False)
-_, _DUE_ARRAYS, _LEASE_ARRAYS = _claim_statements(arrays=True)
+_HELD_AND_PROBING, _DUE, _LEASE = _claim_statements()
+_LEASE_ARRAYS = _lease_statement(arrays=True)
+_CHOOSE = _choose_statement()
 _LEASE_DELIVERIES, _READ_DELIVERIES = _delivery_statements()
 # Before any due time: the first window starts at the beginning.
 _START = datetime(1970, 1, 1, tzinfo=UTC)
@@ -232,11 +306,13 @@ async def claim(
       cannot both fill the same merchant's last free slot, and rows are taken
       ``FOR UPDATE SKIP LOCKED``.
 
-    The due notifications are read in claim order from ``ix_notify_tasks_due`` a window at a
-    time, leaving out merchants with no free slot, until ``limit`` are chosen or none are left:
-    a claim costs what its batch costs, not what the backlog costs. A merchant whose slots
-    fill up within a window is left out of the next one, so a merchant with a long backlog
-    due first cannot hold the others back. It runs on a Core connection: no unit of work.
+    A claim costs what its batch costs, not what the backlog costs, and a merchant with a long
+    backlog due first cannot hold the others back. On PostgreSQL each merchant with a free slot
+    reads only its own earliest due notifications (``_choose_statement``): one statement, and no
+    row of a merchant at its cap is read. On SQLite the due notifications are read in claim
+    order from ``ix_notify_tasks_due`` a window at a time, leaving out merchants with no free
+    slot, until ``limit`` are chosen or none are left; a merchant whose slots fill up within a
+    window is left out of the next one. It runs on a Core connection: no unit of work.
     This is ``claim_deliveries`` (the worker's claim) without what delivering needs.
     """
     claimed = await claim_deliveries(
@@ -275,7 +351,7 @@ async def claim_deliveries(
         async def rows(statement: Select | CompoundSelect, params: dict[str, object]) -> Sequence[Sequence]:
             return (await conn.execute(statement, params)).all()
 
-        chosen = await _choose(rows, _DUE, now, limit, merchant_cap, breaker_threshold)
+        chosen = await _choose(rows, now, limit, merchant_cap, breaker_threshold)
         if not chosen:
             return []
         await conn.execute(_LEASE, {"chosen": chosen, "owner": owner, "until": now + lease})
@@ -292,14 +368,21 @@ async def _claim_directly(
     merchant_cap: int,
     breaker_threshold: int,
 ) -> list[ClaimedDelivery]:
-    """``claim_deliveries`` on PostgreSQL: under the advisory lock, ``FOR UPDATE SKIP LOCKED``."""
+    """``claim_deliveries`` on PostgreSQL: under the advisory lock, ``FOR UPDATE SKIP LOCKED``, two statements."""
     async with direct.transaction(_TAKE_CLAIM_LOCK) as transaction:
-        chosen = await _choose(transaction.rows, _DUE_ARRAYS, now, limit, merchant_cap, breaker_threshold)
+        params = {"now": now, "threshold": breaker_threshold, "cap": merchant_cap, "limit": limit}
+        chosen = [row[0] for row in await transaction.rows(_CHOOSE, params) if _still_due(row, now)]
         if not chosen:
             return []
         params = {"chosen": chosen, "owner": owner, "until": now + lease}
         leased = await transaction.rows(_LEASE_DELIVERIES, params)
     return _in_claim_order(leased)
+
+
+def _still_due(row: Sequence, now: datetime) -> bool:
+    """A row ``_CHOOSE`` locked (id, status, due time, lease end) is still pending, due and not leased."""
+    _, status, due, lease_end = row
+    return status == NotifyStatus.PENDING.value and due <= now and (lease_end is None or lease_end <= now)
 
 
 def _in_claim_order(rows: Sequence[Sequence]) -> list[ClaimedDelivery]:
@@ -309,14 +392,9 @@ def _in_claim_order(rows: Sequence[Sequence]) -> list[ClaimedDelivery]:
 Rows = Callable[[Select | CompoundSelect, dict[str, object]], Awaitable[Sequence[Sequence]]]
 
 
-async def _choose(
-    rows: Rows, due: Select, now: datetime, limit: int, merchant_cap: int, breaker_threshold: int
-) -> list[int]:
-    """The ids to lease, in claim order (see ``claim``), locked until the transaction ends.
-
-    ``rows`` runs a statement in the claim's transaction; ``due`` is ``_DUE`` as that
-    transaction can send it.
-    """
+async def _choose(rows: Rows, now: datetime, limit: int, merchant_cap: int, breaker_threshold: int) -> list[int]:
+    """The ids to lease on SQLite, in claim order (see ``claim``); ``rows`` runs a statement in the
+    claim's transaction, which holds SQLite's one write lock (``BEGIN IMMEDIATE``) from its start."""
     slots = await rows(_HELD_AND_PROBING, {"now": now, "threshold": breaker_threshold})
     held = {pid: count for pid, count, probe in slots if not probe}
     room = {pid: merchant_cap - count for pid, count in held.items()}
@@ -329,7 +407,7 @@ async def _choose(
         window = (limit - len(chosen)) * CLAIM_WINDOW
         full = sorted(pid for pid, free in room.items() if free <= 0)
         params = {"now": now, "after": after, "after_id": after_id, "full": full, "window": window}
-        found = await rows(due, params)
+        found = await rows(_DUE, params)
         for task_id, merchant_pid, _ in found:
             free = room.get(merchant_pid, merchant_cap)
             if free > 0 and len(chosen) < limit:

@@ -225,3 +225,46 @@ async def test_a_later_notification_of_an_order_waits_while_an_earlier_one_is_pe
             update(NotifyTask).where(NotifyTask.id == earlier).values(status=NotifyStatus.SUCCEEDED.value)
         )
     assert await claimed("third") == [later]
+
+
+async def test_a_merchant_with_a_backlog_far_beyond_its_cap_does_not_stop_claims_filling_up_from_the_others(
+    gateway: Gateway,
+) -> None:
+    """Its thirty notifications fall due before anyone else's: the first claim takes its cap of
+    them and fills up from the next merchants in due order; the next claim, with that merchant
+    and the next two at their cap under the first claim's leases, takes the last merchant's."""
+    flooding = (await gateway.merchants.create("Flooding Shop")).pid
+    backlog = [await _paid(gateway, flooding, f"F-{number}") for number in range(30)]
+    others = {}
+    for name in ("A", "B", "C"):
+        pid = (await gateway.merchants.create(f"Shop {name}")).pid
+        others[name] = [await _paid(gateway, pid, f"{name}-{number}") for number in range(2)]
+
+    async def claimed(owner: str, limit: int) -> list[int]:
+        tasks = await outbox.claim(
+            gateway.db, owner, limit=limit, lease=timedelta(seconds=30), merchant_cap=2, breaker_threshold=3
+        )
+        return [task.id for task in tasks]
+
+    assert await claimed("first", 6) == [*backlog[:2], *others["A"], *others["B"]]
+    assert await claimed("second", 4) == others["C"]
+    assert await claimed("third", 4) == []
+
+
+async def test_a_merchant_holding_more_leases_than_a_lowered_cap_gets_nothing_and_the_others_still_do(
+    gateway: Gateway,
+) -> None:
+    """Three leases taken under a cap of three, then the cap lowered to two: that merchant is over
+    its cap (no slot, not a negative number of them), and another merchant's notification is taken."""
+    busy, other = [(await gateway.merchants.create(name)).pid for name in ("Busy", "Other")]
+    busys = [await _paid(gateway, busy, f"B-{number}") for number in range(4)]
+    others = await _paid(gateway, other, "O-0")
+
+    async def claimed(owner: str, cap: int, limit: int) -> list[int]:
+        tasks = await outbox.claim(
+            gateway.db, owner, limit=limit, lease=timedelta(seconds=30), merchant_cap=cap, breaker_threshold=3
+        )
+        return [task.id for task in tasks]
+
+    assert await claimed("first", 3, 3) == busys[:3]
+    assert await claimed("second", 2, 5) == [others]

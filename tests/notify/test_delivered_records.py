@@ -156,3 +156,16 @@ async def test_every_attempt_of_a_large_delivered_batch_is_logged_once(server, g
     async with gateway.db.session() as session:
         logged = (await session.execute(select(NotifyAttempt.task_id, NotifyAttempt.number))).all()
     assert sorted(logged) == sorted((task.id, 1) for task in claimed)
+
+
+async def test_a_delivered_batch_logs_a_long_host_cut_to_the_255_characters_its_column_holds(server, gateway, merchant):
+    """The all-delivered statement (PostgreSQL) cuts the host as the attempt log's other writer does."""
+    [trade_no] = await paid_orders(server, merchant, 1, "LONG-HOST-OK")
+    [task] = await claim_all(gateway)
+    long_host = outbox.AttemptRecord(utcnow(), "h" * 300, 7, True, http_status=200, body_head="success")
+
+    assert await outbox.record_attempts(gateway.db, "recorder", [outbox.Outcome(task, long_host, ())], BREAKER) == [
+        NotifyStatus.SUCCEEDED
+    ]
+    task, [logged] = await delivery_log(gateway, trade_no)
+    assert (task.status, logged.target_host) == (NotifyStatus.SUCCEEDED, "h" * 255)
