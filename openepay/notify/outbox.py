@@ -227,10 +227,27 @@ def _delivery_statements() -> tuple[Update, Select]:
 
     On PostgreSQL the lease returns it (``UPDATE ... FROM``: no round trip of its own); SQLite's
     ``RETURNING`` cannot name another table, so there it is read in the claim's transaction.
+
+    On PostgreSQL the lease also names the orders and merchants it joins by key (``= ANY(ARRAY(...))``
+    of the chosen notifications'), and joins the merchant through the notification (its
+    ``merchant_pid`` is its order's, and the one its cap counts), so no join condition but a
+    primary key's reaches ``orders``. A planner that thinks the tables are as empty as when they
+    were last analyzed (the migrations end with ``ANALYZE``) otherwise read every order of every
+    merchant, through ``ix_orders_merchant_pid_created_at``, for each batch: the lease cost what
+    the orders table costs, not what the batch costs.
     """
     tasks, orders, merchants = NotifyTask.__table__, Order.__table__, Merchant.__table__
-    joined = and_(orders.c.id == tasks.c.order_id, merchants.c.pid == orders.c.merchant_pid)
-    lease_returning = _LEASE_ARRAYS.where(joined).returning(*_DELIVERY_COLUMNS)
+    joined = and_(orders.c.id == tasks.c.order_id, merchants.c.pid == tasks.c.merchant_pid)
+    chosen = tasks.alias("chosen")
+
+    def of_chosen(column: ColumnElement) -> ColumnElement:
+        """``ARRAY(SELECT column FROM notify_tasks AS chosen WHERE chosen.id = ANY(:chosen))``: computed once."""
+        return func.array(select(column).where(_listed(chosen.c.id, "chosen", arrays=True)).scalar_subquery())
+
+    by_key = and_(
+        orders.c.id == any_(of_chosen(chosen.c.order_id)), merchants.c.pid == any_(of_chosen(chosen.c.merchant_pid))
+    )
+    lease_returning = _LEASE_ARRAYS.where(joined, by_key).returning(*_DELIVERY_COLUMNS)
     read = select(*_TASK_COLUMNS, *_DELIVERY_COLUMNS).where(tasks.c.id.in_(bindparam("chosen", expanding=True)), joined)
     return lease_returning, read
 
