@@ -197,3 +197,19 @@ async def test_a_new_order_keeps_everything_the_merchant_sent_and_starts_unpaid_
         )
         assert (order.paid_fen, order.paid_at, order.channel) == (None, None, None)
         assert order.expires_at - order.created_at == THIRTY_MINUTES
+
+
+async def test_an_order_written_with_its_offer_is_handed_back_as_stored(gateway, merchant):
+    sent = new_order(merchant.pid, param="p=1", clientip="203.0.113.9", device="pc", attrs={"sub_openid": "o-1"})
+    order = await gateway.place_and_start_payment(
+        sent,
+        pay_type="alipay",
+        device="pc",
+        request_base_url="http://gateway.test",
+        reopen_identical=True,
+        keep_unoffered=True,
+    )
+    stored = await get_order(gateway.db, order.trade_no)
+    columns = Order.__table__.c.keys()
+    assert {name: getattr(order, name) for name in columns} == {name: getattr(stored, name) for name in columns}
+    assert order.status == OrderStatus.PAYING and order.routing == stored.routing is not None

@@ -229,13 +229,19 @@ async def test_a_hanging_merchant_neither_slows_the_others_nor_loses_its_notific
         arrivals_before = len(hanging_merchant.arrivals)
         hanging_merchant.recover()
         # While the breaker is open nobody knocks, and no notification moves closer to giving up.
+        # Only what was seen entirely before the cooldown's end is judged: on a loaded machine a look
+        # begun in time can end after it, when the probe may already have been let through.
         while utcnow() < opened.open_until - timedelta(seconds=0.05):
-            assert len(hanging_merchant.arrivals) == arrivals_before
-            assert await attempts_of(gateway, stuck.pid) == before
+            arrivals = len(hanging_merchant.arrivals)
+            logged = await attempts_of(gateway, stuck.pid)
             tasks = await tasks_of(gateway, stuck.pid)
-            assert all(task.status == NotifyStatus.PENDING for task in tasks)
+            breaker = await breaker_of(gateway, stuck.pid)
+            if utcnow() < opened.open_until:
+                assert arrivals == arrivals_before
+                assert logged == before
+                assert all(task.status == NotifyStatus.PENDING for task in tasks)
+                assert breaker is not None and breaker.open_until == opened.open_until, "the cooldown was not moved"
             await asyncio.sleep(0.05)
-        assert (await breaker_of(gateway, stuck.pid)).open_until == opened.open_until  # type: ignore[union-attr]
 
         async def all_delivered() -> bool:
             tasks = await tasks_of(gateway, stuck.pid)
