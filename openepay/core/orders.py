@@ -367,10 +367,23 @@ async def find_merchant_order(
     db: Database, merchant_pid: int, *, trade_no: str | None = None, out_trade_no: str | None = None
 ) -> Order | None:
     """Look an order up for its merchant by our number or theirs (ours wins when both are given)."""
+    row = await _merchant_order_row(db, _MERCHANT_LOOKUPS, merchant_pid, trade_no, out_trade_no)
+    return None if row is None else detached_order(row)
+
+
+async def _merchant_order_row(
+    db: Database,
+    lookups: tuple[Select[Any], Select[Any]],
+    merchant_pid: int,
+    trade_no: str | None,
+    out_trade_no: str | None,
+) -> Mapping[str, Any] | None:
+    """The row ``lookups`` (by our number, by theirs) read for the merchant; ours wins when both are given."""
+    by_trade_no, by_out_trade_no = lookups
     if trade_no:
-        return await _one_order(db, _MERCHANTS_BY_TRADE_NO, pid=merchant_pid, trade_no=trade_no)
+        return await db.one(by_trade_no, {"pid": merchant_pid, "trade_no": trade_no})
     if out_trade_no:
-        return await _one_order(db, _BY_OUT_TRADE_NO, pid=merchant_pid, out_trade_no=out_trade_no)
+        return await db.one(by_out_trade_no, {"pid": merchant_pid, "out_trade_no": out_trade_no})
     return None
 
 
@@ -381,6 +394,7 @@ _ORDER = select(*Order.__table__.c)
 _BY_TRADE_NO = _ORDER.where(Order.trade_no == bindparam("trade_no"))
 _MERCHANTS_BY_TRADE_NO = _BY_TRADE_NO.where(Order.merchant_pid == bindparam("pid"))
 _BY_OUT_TRADE_NO = _ORDER.where(Order.merchant_pid == bindparam("pid"), Order.out_trade_no == bindparam("out_trade_no"))
+_MERCHANT_LOOKUPS = (_MERCHANTS_BY_TRADE_NO, _BY_OUT_TRADE_NO)
 
 
 class OrderSummary(NamedTuple):
@@ -405,10 +419,11 @@ class OrderSummary(NamedTuple):
     pay_url: str | None
 
 
-_SUMMARY = select(*(Order.__table__.c[name] for name in OrderSummary._fields))
-_SUMMARY_BY_TRADE_NO = _SUMMARY.where(Order.trade_no == bindparam("trade_no"), Order.merchant_pid == bindparam("pid"))
-_SUMMARY_BY_OUT_TRADE_NO = _SUMMARY.where(
-    Order.merchant_pid == bindparam("pid"), Order.out_trade_no == bindparam("out_trade_no")
+# The merchant's lookups with only the summary's columns: the same conditions, so the same index.
+_SUMMARY_COLUMNS = tuple(Order.__table__.c[name] for name in OrderSummary._fields)
+_SUMMARY_LOOKUPS = (
+    _MERCHANTS_BY_TRADE_NO.with_only_columns(*_SUMMARY_COLUMNS),
+    _BY_OUT_TRADE_NO.with_only_columns(*_SUMMARY_COLUMNS),
 )
 
 
@@ -416,12 +431,7 @@ async def find_merchant_order_summary(
     db: Database, merchant_pid: int, *, trade_no: str | None = None, out_trade_no: str | None = None
 ) -> OrderSummary | None:
     """``find_merchant_order``, reading only what a lookup answers with (the same statement otherwise)."""
-    if trade_no:
-        row = await db.one(_SUMMARY_BY_TRADE_NO, {"pid": merchant_pid, "trade_no": trade_no})
-    elif out_trade_no:
-        row = await db.one(_SUMMARY_BY_OUT_TRADE_NO, {"pid": merchant_pid, "out_trade_no": out_trade_no})
-    else:
-        return None
+    row = await _merchant_order_row(db, _SUMMARY_LOOKUPS, merchant_pid, trade_no, out_trade_no)
     return None if row is None else OrderSummary(**row)
 
 

@@ -27,12 +27,12 @@ create's write straight to ``sqlite3`` (``engine.SqliteLane.one``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from sqlalchemy import Executable, exc
+from sqlalchemy import Engine, Executable, exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
@@ -108,6 +108,12 @@ def compile_for_driver(statement: Executable, params: Mapping[str, Any], dialect
     )
 
 
+def announce(engine: Engine, sql: str, args: Sequence[Any]) -> None:
+    """Tell the engine's ``before_cursor_execute`` listeners of a statement sent past it, as the engine would."""
+    if engine.dispatch.before_cursor_execute:
+        engine.dispatch.before_cursor_execute(None, None, sql, tuple(args), None, False)
+
+
 class DirectStatements:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine.sync_engine
@@ -127,7 +133,7 @@ class DirectStatements:
     async def first(self, compiled: Compiled, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row of the statement, by column name (None when it returned none)."""
         args = compiled.args(params)
-        self._announce(compiled.sql, args)
+        announce(self.engine, compiled.sql, args)
         fairy = await self._checkout()
         try:
             record = await fairy.driver_connection.fetchrow(compiled.sql, *args)
@@ -177,11 +183,6 @@ class DirectStatements:
             if fairy.dbapi_connection is not None:
                 fairy.close()
 
-    def _announce(self, sql: str, args: list[Any]) -> None:
-        """Tell the engine's ``before_cursor_execute`` listeners, as the engine would."""
-        if self.engine.dispatch.before_cursor_execute:
-            self.engine.dispatch.before_cursor_execute(None, None, sql, tuple(args), None, False)
-
     async def _checkout(self) -> Any:
         """A connection of the engine's pool (its ``_ConnectionFairy``)."""
         try:
@@ -230,7 +231,7 @@ class DirectTransaction:
         if compiled is None:
             raise ValueError(f"not a statement asyncpg can run as compiled: {statement}")
         args = compiled.args(params)
-        self._direct._announce(compiled.sql, args)
+        announce(self._direct.engine, compiled.sql, args)
         try:
             records = await self._fairy.driver_connection.fetch(compiled.sql, *args)
         except Exception as error:
@@ -239,7 +240,7 @@ class DirectTransaction:
 
     async def send(self, sql: str) -> None:
         """SQL without parameters, possibly several statements: one round trip (the simple protocol)."""
-        self._direct._announce(sql, [])
+        announce(self._direct.engine, sql, [])
         try:
             await self._fairy.driver_connection.execute(sql)
         except Exception as error:

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from openepay.db.direct import Compiled, DirectStatements, compile_for_driver
+from openepay.db.direct import Compiled, DirectStatements, announce, compile_for_driver
 from openepay.db.sqlite_writes import Checkpoints, WriteTurn
 from openepay.db.urls import check, sqlite_file
 
@@ -193,8 +193,7 @@ class SqliteLane:
         if compiled is None:
             return _by_name(self.first(statement, params))
         args = compiled.args(params)
-        if self.engine.dispatch.before_cursor_execute:
-            self.engine.dispatch.before_cursor_execute(None, None, compiled.sql, tuple(args), None, False)
+        announce(self.engine, compiled.sql, args)
         with self._connection() as conn:
             try:
                 # No transaction to end: the driver's connection is in autocommit, so the read is
@@ -205,9 +204,7 @@ class SqliteLane:
                 finally:
                     cursor.close()
             except sqlite3.Error as error:
-                raise exc.DBAPIError.instance(
-                    compiled.sql, tuple(args), error, sqlite3.Error, dialect=self.engine.dialect
-                ) from error
+                raise self._engine_error(compiled, args, error) from error
         return None if record is None else compiled.mapping(record)
 
     def one(self, statement: Executable, params: dict[str, Any] | None) -> tuple[Mapping[str, Any] | None] | None:
@@ -240,16 +237,13 @@ class SqliteLane:
                 conn.commit()
                 return (row,)
             args = compiled.args(params)
-            if self.engine.dispatch.before_cursor_execute:
-                self.engine.dispatch.before_cursor_execute(None, None, compiled.sql, tuple(args), None, False)
+            announce(self.engine, compiled.sql, args)
             try:
                 records = driver.execute(compiled.sql, args).fetchall()
             except BaseException as error:
                 driver.rollback()
                 if isinstance(error, sqlite3.Error):
-                    raise exc.DBAPIError.instance(
-                        compiled.sql, tuple(args), error, sqlite3.Error, dialect=self.engine.dialect
-                    ) from error
+                    raise self._engine_error(compiled, args, error) from error
                 raise
             driver.commit()
             return (compiled.mapping(records[0]) if records else None,)
@@ -265,6 +259,10 @@ class SqliteLane:
         compiled = compile_for_driver(statement, params, self.engine.dialect)
         self._compiled[key] = found = compiled if compiled is not None and compiled.keys else None
         return found
+
+    def _engine_error(self, compiled: Compiled, args: list[Any], error: sqlite3.Error) -> exc.DBAPIError:
+        """``error`` of a statement sent straight to ``sqlite3``, as the engine would have raised it."""
+        return exc.DBAPIError.instance(compiled.sql, tuple(args), error, sqlite3.Error, dialect=self.engine.dialect)
 
     def _in_turn(self, statement: Executable, params: dict[str, Any] | None) -> tuple[Mapping[str, Any] | None] | bool:
         """``(first row,)`` of the write done in its turn; else whether the turn was free (so that SQLite's
