@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from openepay.core.orders import find_merchant_order, find_merchant_order_summary
 from openepay.db import Database
+from tests.support.plans import fill_orders
 from tests.support.postgres import pg_url
 
 ORDERS = 100_000
@@ -18,18 +19,8 @@ LOOKUP = "SELECT id FROM orders WHERE merchant_pid = $1 AND out_trade_no = $2"
 
 async def _fill(db: Database) -> None:
     async with db.engine.begin() as conn:
-        await conn.exec_driver_sql(
-            "INSERT INTO merchants (pid, name, key_sealed, status, refund_enabled, balance_fen, settle_type,"
-            " settle_account, settle_name, created_at, rsa_only, mapi_answer)"
-            " SELECT g, 'shop', 'sealed', 'active', false, 0, 1, '', '', now(), false, 'channel'"
-            " FROM generate_series(1000, 1003) g"
-        )
-        await conn.exec_driver_sql(
-            "INSERT INTO orders (trade_no, merchant_pid, dialect, out_trade_no, amount_fen, pay_amount_fen, money,"
-            " name, notify_url, attrs, status, paid_late, qrcode_any_amount, refunded_fen, created_at, expires_at)"
-            " SELECT 'T' || g, 1000 + g % 4, 'epay', 'O' || g, 100, 100, '1.00', 'n', 'http://shop.example/n',"
-            f" '{{}}', 'created', false, false, 0, now() - g * interval '1 second', now()"
-            f" FROM generate_series(1, {ORDERS}) g"
+        await fill_orders(
+            conn, merchants=4, orders=ORDERS, status="created", created_at="now() - g * interval '1 second'"
         )
 
 

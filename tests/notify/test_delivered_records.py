@@ -16,24 +16,12 @@ from openepay.db.models import NotifyAttempt, NotifyBreaker
 from openepay.db.types import utcnow
 from openepay.notify import outbox
 from openepay.notify.breaker import BreakerPolicy
-from tests.support.notify import delivery_log, paid_order
+from tests.support.notify import answered, delivery_log, paid_order
 
 FAIR = {"merchant_cap": 8, "breaker_threshold": 5}
 BREAKER = BreakerPolicy(threshold=5, cooldown=30, max_cooldown=600)
 LEASE = timedelta(seconds=60)
 URL = "http://127.0.0.1:9/notify"
-
-
-def answered(delivered: bool) -> outbox.AttemptRecord:
-    return outbox.AttemptRecord(
-        started_at=utcnow(),
-        target_host="shop.example",
-        latency_ms=7,
-        delivered=delivered,
-        http_status=200 if delivered else 500,
-        body_head="success" if delivered else "oops",
-        error_class=None if delivered else "http_status",
-    )
 
 
 async def paid_orders(server, merchant, count: int, prefix: str) -> list[str]:  # type: ignore[no-untyped-def]

@@ -17,25 +17,13 @@ from openepay.core.states import NotifyStatus
 from openepay.db.types import utcnow
 from openepay.notify import outbox
 from openepay.notify.breaker import BreakerPolicy
-from tests.support.notify import delivery_log, paid_order
+from tests.support.notify import answered, delivery_log, paid_order
 
 FAIR = {"merchant_cap": 8, "breaker_threshold": 50}
 BREAKER = BreakerPolicy(threshold=50, cooldown=30, max_cooldown=600)
 LEASE = timedelta(seconds=60)
 URL = "http://127.0.0.1:9/notify"
 RETRIES = (30.0, 60.0)
-
-
-def answered(delivered: bool) -> outbox.AttemptRecord:
-    return outbox.AttemptRecord(
-        started_at=utcnow(),
-        target_host="shop.example",
-        latency_ms=7,
-        delivered=delivered,
-        http_status=200 if delivered else 500,
-        body_head="success" if delivered else "oops",
-        error_class=None if delivered else "http_status",
-    )
 
 
 async def leased_again(gateway, count: int):  # type: ignore[no-untyped-def]

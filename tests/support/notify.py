@@ -11,10 +11,25 @@ from sqlalchemy import select
 from openepay.core.merchants import MerchantCredentials
 from openepay.core.states import NotifyStatus
 from openepay.db.models import NotifyAttempt, NotifyTask, Order
+from openepay.db.types import utcnow
 from openepay.gateway import Gateway
+from openepay.notify import outbox
 from tests.support.epay import order_params, signed
 from tests.support.merchant import ScriptedShop as ScriptedShop
 from tests.support.shop import Answer as Answer
+
+
+def answered(delivered: bool) -> outbox.AttemptRecord:
+    """An attempt the shop answered: ``success``, or a 500."""
+    return outbox.AttemptRecord(
+        started_at=utcnow(),
+        target_host="shop.example",
+        latency_ms=7,
+        delivered=delivered,
+        http_status=200 if delivered else 500,
+        body_head="success" if delivered else "oops",
+        error_class=None if delivered else "http_status",
+    )
 
 
 async def paid_order(server, merchant: MerchantCredentials, notify_url: str, out_trade_no: str, **extra: str) -> str:
