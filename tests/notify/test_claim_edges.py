@@ -195,6 +195,34 @@ async def test_the_next_window_takes_a_notification_due_at_the_same_moment_as_th
     assert [task.id for task in claimed] == [first, others]
 
 
+async def test_the_next_window_does_not_read_again_a_notification_due_before_its_start_but_queued_after(
+    gateway: Gateway,
+) -> None:
+    """The first window (four rows for four slots) reads the notification due first, queued last,
+    then the capped merchant's three, and ends on the third, which its cap leaves unused. The next
+    window starts after that row's due time (and its id only for a tie), so the slot left goes to
+    the merchant due next; the one due first, whose id is higher than that row's, is not read, taken
+    and counted a second time, which would end the claim one notification short."""
+    capped, waiting, queued_last = [
+        (await gateway.merchants.create(name)).pid for name in ("Capped", "Waiting", "Queued Last")
+    ]
+    cappeds = [await _paid(gateway, capped, f"C-{number}") for number in range(3)]
+    waitings = await _paid(gateway, waiting, "W-0")
+    due_first = await _paid(gateway, queued_last, "L-0")
+    now = utcnow()
+    due_at = {due_first: now - timedelta(seconds=10), waitings: now - timedelta(seconds=5)}
+    due_at.update({task_id: now - timedelta(seconds=9 - number) for number, task_id in enumerate(cappeds)})
+    async with gateway.db.session() as session:
+        for task_id, at in due_at.items():
+            await session.execute(update(NotifyTask).where(NotifyTask.id == task_id).values(next_attempt_at=at))
+
+    claimed = await outbox.claim(
+        gateway.db, "only", limit=4, lease=timedelta(seconds=30), merchant_cap=2, breaker_threshold=3, now=now
+    )
+
+    assert [task.id for task in claimed] == [*cappeds[:2], waitings, due_first]
+
+
 async def test_a_later_notification_of_an_order_waits_while_an_earlier_one_is_pending_and_is_taken_once_it_is_not(
     gateway: Gateway,
 ) -> None:
