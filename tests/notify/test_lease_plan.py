@@ -10,7 +10,10 @@ step of it that reads orders may handle more of them than the batch has notifica
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
+
+import pytest
 
 from openepay.db import Database
 from openepay.db.types import utcnow
@@ -38,8 +41,9 @@ async def _fill(db: Database, *, merchants: int = MERCHANTS, analyzed: bool = Fa
         return ids
 
 
-def _reads_orders(step: dict) -> bool:
-    return step.get("Relation Name") == "orders" or "orders" in step.get("Index Name", "")
+def _reads(table: str) -> Callable[[dict], bool]:
+    """Whether a plan step reads ``table``, by itself or through one of its indexes."""
+    return lambda step: step.get("Relation Name") == table or table in step.get("Index Name", "")
 
 
 async def test_a_lease_reads_its_batchs_orders_not_the_orders_table_on_tables_analyzed_empty(pg_database: str):
@@ -50,22 +54,27 @@ async def test_a_lease_reads_its_batchs_orders_not_the_orders_table_on_tables_an
         params = {"chosen": ids[middle : middle + BATCH], "owner": "w", "until": utcnow() + timedelta(seconds=30)}
         plan = await generic_plan(db, outbox._LEASE_DELIVERIES, params)
         assert plan["Actual Rows"] == BATCH, json.dumps(plan, indent=1)
-        assert most_rows(plan, _reads_orders) <= BATCH, json.dumps(plan, indent=1)
+        assert most_rows(plan, _reads("orders")) <= BATCH, json.dumps(plan, indent=1)
+        assert most_rows(plan, _reads("merchants")) <= BATCH, json.dumps(plan, indent=1)
     finally:
         await db.dispose()
 
 
-async def test_a_lease_reads_its_batchs_orders_not_the_orders_table_on_tables_analyzed_full(pg_database: str):
+@pytest.mark.parametrize("merchants", [4, MERCHANTS])
+async def test_a_lease_reads_its_batchs_orders_not_the_orders_table_on_tables_analyzed_full(
+    pg_database: str, merchants: int
+):
     """Knowing the orders table is large and shared by a few merchants, a planner joining on primary
     keys alone (or reaching the orders through the batch's merchants) reads the whole orders table
     into a hash; naming the batch's orders by key (``= ANY(ARRAY(...))``) keeps the read to them."""
     db = Database(pg_url(pg_database), pool_size=1)
     try:
-        ids = await _fill(db, merchants=4, analyzed=True)
+        ids = await _fill(db, merchants=merchants, analyzed=True)
         middle = len(ids) // 2
         params = {"chosen": ids[middle : middle + BATCH], "owner": "w", "until": utcnow() + timedelta(seconds=30)}
         plan = await generic_plan(db, outbox._LEASE_DELIVERIES, params)
         assert plan["Actual Rows"] == BATCH, json.dumps(plan, indent=1)
-        assert most_rows(plan, _reads_orders) <= BATCH, json.dumps(plan, indent=1)
+        assert most_rows(plan, _reads("orders")) <= BATCH, json.dumps(plan, indent=1)
+        assert most_rows(plan, _reads("merchants")) <= BATCH, json.dumps(plan, indent=1)
     finally:
         await db.dispose()
