@@ -12,7 +12,6 @@ import logging
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 from sqlalchemy import bindparam, func, select, true
 from starlette.requests import Request
 
@@ -30,6 +29,7 @@ from openepay.protocols.lockout_messages import too_many
 from openepay.protocols.params import UnreadableParameter, merged, php_intval
 from openepay.protocols.refusals import REFUND_REFUSED
 from openepay.web.deps import client_address, gateway_of
+from openepay.web.responses import JSONResponse
 
 log = logging.getLogger(__name__)
 router = APIRouter()
