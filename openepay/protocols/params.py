@@ -22,6 +22,8 @@ MULTIPART = "multipart/form-data"
 _INTVAL = re.compile(r"^[ \t\n\r\v\f]*([+-]?)0*([0-9]+)")
 # ``&`` or ``=`` escaped: unquoting the whole text at once would split it where the sender meant no split.
 _ESCAPED_SEPARATOR = re.compile(rb"%(?:26|3[dD])")
+# A ``%`` that starts no escape, which unquoting leaves as it is.
+_BROKEN_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
 class UnreadableParameter(ValueError):
@@ -60,7 +62,7 @@ def parse_query(raw: bytes) -> dict[str, str]:
         # whose addresses and Chinese names are escaped (an escape ``%XX`` never spans an ``&`` or
         # ``=``, which are not hex digits, and neither is ever part of a UTF-8 sequence, even a
         # broken one).
-        for pair in unquote_to_bytes(raw).decode("utf-8", "replace").split("&"):
+        for pair in _unquoted_whole(raw).decode("utf-8", "replace").split("&"):
             name, _, value = pair.partition("=")
             if name:
                 params[name] = value
@@ -72,6 +74,17 @@ def parse_query(raw: bytes) -> dict[str, str]:
     # Decoded with replacement, the text holds no lone surrogate: only a NUL, sent as it is or as
     # ``%00``, can make a parameter unstorable, and most requests carry neither.
     return _storable(params) if b"\x00" in raw or b"%00" in raw else params
+
+
+def _unquoted_whole(raw: bytes) -> bytes:
+    """``unquote_to_bytes``, in C when every ``%`` starts an escape (as in any form a client encoded):
+    each ``%XX`` written as the ``\\xXX`` of Python's ``unicode_escape`` codec, which reads every
+    other byte as the Latin-1 character of that number (a backslash doubled first, to stay one)."""
+    if b"%" not in raw:
+        return raw
+    if _BROKEN_ESCAPE.search(raw):
+        return unquote_to_bytes(raw)
+    return raw.replace(b"\\", b"\\\\").replace(b"%", b"\\x").decode("unicode_escape").encode("latin-1")
 
 
 def _unquoted(raw: bytes) -> str:
