@@ -54,6 +54,9 @@ def parse_query(raw: bytes) -> dict[str, str]:
     text, and reading it as Latin-1 would fail their signature. (What ``urllib``'s ``parse_qsl``
     gives for the bytes read as Latin-1, then read again as UTF-8, at a third of its cost.)
     """
+    if not raw:
+        # No query string: every POST form and most GETs; nothing to split, decode or check.
+        return {}
     raw = raw.replace(b"+", b" ")
     params = {}
     if b"%" not in raw or not _ESCAPED_SEPARATOR.search(raw):
