@@ -12,7 +12,6 @@ import logging
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 from sqlalchemy import bindparam, func, select, true
 from starlette.requests import Request
 
@@ -30,6 +29,7 @@ from openepay.protocols.lockout_messages import too_many
 from openepay.protocols.params import UnreadableParameter, merged, php_intval
 from openepay.protocols.refusals import REFUND_REFUSED
 from openepay.web.deps import client_address, gateway_of
+from openepay.web.responses import JSONResponse
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -85,9 +85,13 @@ class ApiError(Exception):
 
 
 def local_time(gateway: Gateway, moment: datetime | None) -> str | None:
+    """``YYYY-MM-DD HH:MM:SS`` in the gateway's zone, as Rainbow writes its times.
+
+    Cut from ``isoformat``, which writes the same digits at half the cost of ``strftime`` (a
+    lookup writes one or two); they differ only before the year 1000, which no order has."""
     if moment is None:
         return None
-    return moment.astimezone(gateway.settings.zone).strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone(gateway.settings.zone).isoformat(" ", "seconds")[:19]
 
 
 def _key_or_signature(params: dict[str, str]) -> Verifier:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.requests import Request
 
 from openepay.channels.base import ChannelRefused
@@ -36,6 +36,7 @@ from openepay.protocols.params import UnreadableParameter, get_or_post
 from openepay.protocols.refusals import FOR_MERCHANT
 from openepay.web.cashier.routes import message_page
 from openepay.web.deps import base_url, client_address, gateway_of
+from openepay.web.responses import JSONResponse
 from openepay.web.templating import is_mobile
 
 log = logging.getLogger(__name__)

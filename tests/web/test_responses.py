@@ -1,0 +1,30 @@
+"""``openepay.web.responses.JSONResponse`` answers byte for byte what Starlette's would."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from starlette.responses import JSONResponse as StarletteJSONResponse
+
+from openepay.web.responses import JSONResponse
+
+ANSWERS = [
+    {"code": -1, "msg": "签名校验失败，请返回重试！"},
+    {"code": 1, "msg": "succ", "trade_no": "2026120400000001", "money": "6.05", "param": None, "data": [1, 2.5, True]},
+    {"nested": {"quote": 'a "b" \\ c', "control": "\x01\n", "emoji": "💰"}},
+]
+
+
+@pytest.mark.parametrize("content", ANSWERS)
+def test_the_same_bytes_and_headers_as_starlettes(content: object) -> None:
+    ours, theirs = JSONResponse(content), StarletteJSONResponse(content)
+    assert ours.body == theirs.body
+    assert ours.raw_headers == theirs.raw_headers
+
+
+def test_nan_is_refused_as_starlette_refuses_it() -> None:
+    with pytest.raises(ValueError):
+        StarletteJSONResponse({"x": math.nan})
+    with pytest.raises(ValueError):
+        JSONResponse({"x": math.nan})
