@@ -20,6 +20,8 @@ from openepay.db.types import storable
 URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 _INTVAL = re.compile(r"^[ \t\n\r\v\f]*([+-]?)0*([0-9]+)")
+# ``&`` or ``=`` escaped: unquoted, it would split the text where the sender did not.
+_ESCAPED_SEPARATOR = re.compile(rb"%(?:26|3[dD])")
 
 
 class UnreadableParameter(ValueError):
@@ -52,10 +54,12 @@ def parse_query(raw: bytes) -> dict[str, str]:
     """
     raw = raw.replace(b"+", b" ")
     params = {}
-    if b"%" not in raw:
-        # Nothing escaped: one decoding of the whole, which gives what decoding each part gives
-        # (``&`` and ``=`` are never part of a UTF-8 sequence, even a broken one).
-        for pair in raw.decode("utf-8", "replace").split("&"):
+    if _ESCAPED_SEPARATOR.search(raw) is None:
+        # No ``&`` or ``=`` escaped: one unquoting and one decoding of the whole, which give what
+        # unquoting and decoding each part give (an escape never spans an ``&`` or ``=``, and they
+        # are never part of a UTF-8 sequence, even a broken one), at half the cost.
+        text = (unquote_to_bytes(raw) if b"%" in raw else raw).decode("utf-8", "replace")
+        for pair in text.split("&"):
             name, _, value = pair.partition("=")
             if name:
                 params[name] = value
