@@ -2,7 +2,7 @@
 PostgreSQL, on an empty orders table and on one holding a million orders.
 
     python bench/run_all.py [--concurrency 16] [--duration 10] [--orders 1000000] [--workers 1]
-                            [--backends sqlite,postgresql] [--sizes 0,1000000]
+                            [--backends sqlite,postgresql] [--sizes 0,1000000] [--pg-socket DIR]
 
 For each backend and table size: a fresh database (a temporary SQLite file, or a PostgreSQL
 database created and dropped here), ``openepay migrate``, a merchant from ``openepay merchant
@@ -166,7 +166,7 @@ def loadavg() -> float:
 
 async def scenario(backend: str, orders: int, args: argparse.Namespace) -> dict[str, object]:
     async with AsyncExitStack() as stack:
-        database_url = await fresh_database(stack, backend)
+        database_url = await fresh_database(stack, backend, args.pg_socket)
         env = sandbox_env(
             database_url,
             OPENEPAY_AUTH_FAILURES_PER_IP="1000000000",
@@ -253,6 +253,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--sizes", default="0,1000000", help="orders preloaded, comma-separated")
+    parser.add_argument(
+        "--pg-socket",
+        help="reach PostgreSQL through its Unix-domain socket in this directory (e.g. /var/run/postgresql)",
+    )
     return parser.parse_args()
 
 

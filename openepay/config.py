@@ -37,7 +37,8 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     # PostgreSQL connections per process. Requests and deliveries queue for them instead of
-    # opening extra ones, so N processes never hold more than N x this many.
+    # opening extra ones, so N processes never hold more than N x this many, plus N x
+    # ``engine.DIRECT_CONNECTIONS`` for the lone statements of the hot paths.
     db_pool_size: int = 10
     public_url: str | None = Field(
         default=None,

@@ -25,13 +25,13 @@ from openepay.core.orders import (
     NewOrder,
     OrderNotPayable,
     attach_payment,
-    channel_view,
     detached_order,
     discard_unoffered,
     find_merchant_order,
     insert_order,
     offer_values,
     order_values,
+    payment_view,
     place_order,
 )
 from openepay.core.routing import Candidate, Router, RoutingLog
@@ -233,13 +233,13 @@ class _Payment:
         order, pay_type, device, db, router = self.order, self.pay_type, self.device, self.db, self.router
         candidates, routing = await router.candidates(order.merchant_pid, pay_type, order.amount_fen, device)
         day = utcnow().astimezone(self.zone).date().isoformat()
-        view = replace(channel_view(order), pay_type=pay_type, device=device)
+        view = payment_view(order, pay_type, device)
         refusal: ChannelRefused | None = None
         for candidate in candidates:
             account = candidate.account
             if self.draft is not None and not candidate.channel.offers_before_order:
                 await self._store()
-                view = replace(channel_view(self.order), pay_type=pay_type, device=device)
+                view = payment_view(self.order, pay_type, device)
             counted = account.id is not None
             if counted and not await usage.count(db, account.id, day, order.amount_fen, account.rules):
                 routing.note(account, "skipped", "daily cap reached")

@@ -457,16 +457,23 @@ configure_mappers()
 
 
 def channel_view(order: Order) -> ChannelOrder:
+    return payment_view(order, order.pay_type or "", order.device)
+
+
+def payment_view(order: Order, pay_type: str, device: str | None) -> ChannelOrder:
+    """``channel_view`` of the order as it is being paid, with this pay type on this device (built at
+    once: a copy with them replaced costs a create a second view)."""
+    attrs = order.attrs or {}
     return ChannelOrder(
         trade_no=order.trade_no,
-        pay_type=order.pay_type or "",
+        pay_type=pay_type,
         pay_amount_fen=order.pay_amount_fen,
         name=order.name,
         created_at=order.created_at,
         expires_at=order.expires_at,
-        device=order.device,
+        device=device,
         clientip=order.clientip,
         channel_trade_no=order.channel_trade_no,
-        openid=(order.attrs or {}).get("sub_openid"),
-        appid=(order.attrs or {}).get("sub_appid"),
+        openid=attrs.get("sub_openid"),
+        appid=attrs.get("sub_appid"),
     )

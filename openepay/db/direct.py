@@ -1,25 +1,28 @@
-"""One statement straight to asyncpg, on a connection of the SQLAlchemy pool: PostgreSQL's hot paths.
+"""One statement straight to asyncpg: PostgreSQL's hot paths.
 
 A create's ``INSERT`` and a lookup's ``SELECT`` sent through SQLAlchemy's async engine cost
 about 0.6 ms of CPU each (the ``AsyncConnection``, a greenlet per call, the execution context,
 the cursor adapter, the result objects), three to five times what asyncpg itself spends on the
 same statement. ``DirectStatements`` compiles each Core statement once with the engine's own
 dialect, so the SQL, the parameter order and the type conversions are SQLAlchemy's, and then
-sends it with the pooled connection's asyncpg ``fetchrow``: asyncpg keeps it prepared per
-connection, and no ``BEGIN``/``COMMIT`` is sent (a lone statement is its own transaction).
+sends it with asyncpg's ``fetchrow`` on one of a few connections of its own
+(``driver_pool.DriverConnections``: the engine's pool cost a lone statement some 30 µs more):
+asyncpg keeps it prepared per connection, and no ``BEGIN``/``COMMIT`` is sent (a lone
+statement is its own transaction).
 
 Errors come out as SQLAlchemy's (an ``IntegrityError`` for a unique violation), and a
-connection that died or was left mid-statement is dropped from the pool as SQLAlchemy would.
+connection that died or was left mid-statement is closed, not reused; one the server cut also
+marks the engine's pool for renewal, as SQLAlchemy does when one of its own dies.
 Listeners of the engine's ``before_cursor_execute`` see each statement, as they see every other.
 A statement that needs what only SQLAlchemy's execution does (a Python-side default for a
 column not given, an expanding ``IN``) goes through the engine as before; a value written into
 the statement (``status == "pending"``) is sent as the constant it is.
 
-``transaction`` runs several such statements in one transaction on one connection (the
-notification worker's claim): ``BEGIN`` goes out together with the first statement that needs
-no parameters, so a transaction costs one round trip per statement plus its ``COMMIT``. Lists
-are sent as arrays (``= ANY(:ids)``), so a statement's SQL, and asyncpg's prepared statement,
-does not change with the length of a list.
+``transaction`` runs several such statements in one transaction on one connection of the
+engine's pool (the notification worker's claim): ``BEGIN`` goes out together with the first
+statement that needs no parameters, so a transaction costs one round trip per statement plus
+its ``COMMIT``. Lists are sent as arrays (``= ANY(:ids)``), so a statement's SQL, and asyncpg's
+prepared statement, does not change with the length of a list.
 
 ``compile_for_driver`` (the compiling, without the sending) is also how SQLite's lane sends a
 create's write straight to ``sqlite3`` (``engine.SqliteLane.one``).
@@ -33,8 +36,11 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from sqlalchemy import Engine, Executable, exc
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
+
+from openepay.db.driver_pool import DriverConnections
 
 Processor = Callable[[Any], Any] | None
 # In ``Compiled.constants``: the value of this parameter is given with each execution.
@@ -115,9 +121,10 @@ def announce(engine: Engine, sql: str, args: Sequence[Any]) -> None:
 
 
 class DirectStatements:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, connect_args: dict[str, Any], connections: int) -> None:
         self.engine = engine.sync_engine
         self.dialect = self.engine.dialect
+        self._connections = DriverConnections(self.engine, connect_args, connections)
         self._compiled: dict[tuple[Executable, frozenset[str]], Compiled | None] = {}
 
     def compiled(self, statement: Executable, params: Mapping[str, Any]) -> Compiled | None:
@@ -131,21 +138,27 @@ class DirectStatements:
         return found
 
     async def first(self, compiled: Compiled, params: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The first row of the statement, by column name (None when it returned none)."""
+        """The first row of the statement, by column name (None when it returned none), sent on one
+        of the ``DriverConnections`` (a transaction of its own)."""
         args = compiled.args(params)
         announce(self.engine, compiled.sql, args)
-        fairy = await self._checkout()
+        connection = await self._acquire()
         try:
-            record = await fairy.driver_connection.fetchrow(compiled.sql, *args)
+            record = await connection.fetchrow(compiled.sql, *args)
         except Exception as error:
-            self._raise_as_sqlalchemy(fairy, compiled.sql, args, error)
+            if connection.is_closed():
+                self._connections.drop(connection)
+                # The server went away: the other connections, here and in the engine's pool, are dead too.
+                self._connections.drop_idle()
+                self.engine.pool._invalidate(None, error)
+            else:
+                self._connections.release(connection)
+            raise self._as_sqlalchemy(compiled.sql, args, error, connection.is_closed()) from error
         except BaseException:
             # Cancelled mid-statement: the connection's state is unknown, so it is not reused.
-            fairy.invalidate()
+            self._connections.drop(connection)
             raise
-        finally:
-            if fairy.dbapi_connection is not None:
-                fairy.close()
+        self._connections.release(connection)
         if record is None:
             return None
         if not compiled.keys:
@@ -153,6 +166,9 @@ class DirectStatements:
             # engine too would hand back the row as the driver read it.
             return dict(record.items())
         return compiled.mapping(record)
+
+    async def close(self) -> None:
+        await self._connections.close()
 
     @asynccontextmanager
     async def transaction(self, opening: str) -> AsyncIterator[DirectTransaction]:
@@ -188,30 +204,49 @@ class DirectStatements:
         try:
             return await greenlet_spawn(self.engine.pool.connect)
         except self.dialect.loaded_dbapi.Error as error:
-            # As the engine's connections raise it: the database refused or could not be reached.
-            raise exc.DBAPIError.instance(
-                None, None, error, self.dialect.loaded_dbapi.Error, dialect=self.dialect
-            ) from error
+            raise self._refused(error) from error
+
+    async def _acquire(self) -> Any:
+        """One of the ``DriverConnections``, its failure to connect raised as the engine's would be."""
+        try:
+            return await self._connections.acquire()
+        except Exception as error:
+            adapted = self._adapted(error)
+            if isinstance(adapted, self.dialect.loaded_dbapi.Error):
+                raise self._refused(adapted) from error
+            raise
+
+    def _refused(self, error: Exception) -> exc.DBAPIError:
+        """As the engine's connections raise it: the database refused or could not be reached."""
+        return exc.DBAPIError.instance(None, None, error, self.dialect.loaded_dbapi.Error, dialect=self.dialect)
+
+    def _adapted(self, error: Exception) -> Exception:
+        """An asyncpg error as the dialect's DBAPI adapter raises it (others as they are)."""
+        try:
+            AsyncAdapt_asyncpg_connection._handle_exception_no_connection(self.dialect.loaded_dbapi, error)
+        except Exception as adapted:
+            return adapted
+        return error
+
+    def _as_sqlalchemy(self, sql: str, args: list[Any], error: Exception, closed: bool) -> exc.DBAPIError:
+        """``error`` of a statement as the SQLAlchemy exception the engine would have raised; ``closed``:
+        whether it left the connection closed (a database error then says the connection was invalidated)."""
+        adapted = self._adapted(error)
+        return exc.DBAPIError.instance(
+            sql,
+            tuple(args),
+            adapted,
+            self.dialect.loaded_dbapi.Error,
+            connection_invalidated=closed and isinstance(adapted, self.dialect.loaded_dbapi.Error),
+            dialect=self.dialect,
+        )
 
     def _raise_as_sqlalchemy(self, fairy: Any, sql: str, args: list[Any], error: Exception) -> NoReturn:
         """Raise ``error`` as the SQLAlchemy exception the engine would have raised, dropping a dead connection."""
-        try:
-            fairy.dbapi_connection._handle_exception(error)
-        except Exception as adapted:
-            error = adapted
-        disconnect = isinstance(error, self.dialect.loaded_dbapi.Error) and self.dialect.is_disconnect(
-            error, fairy.dbapi_connection, None
-        )
-        if disconnect:
+        closed = fairy.driver_connection.is_closed()
+        if closed:
             self.engine.pool._invalidate(fairy, error)
-        raise exc.DBAPIError.instance(
-            sql,
-            tuple(args),
-            error,
-            self.dialect.loaded_dbapi.Error,
-            connection_invalidated=disconnect,
-            dialect=self.dialect,
-        ) from error
+        raise self._as_sqlalchemy(sql, args, error, closed) from error
 
 
 class DirectTransaction:

@@ -24,6 +24,11 @@ AUTOCOMMIT = "AUTOCOMMIT"
 # SQLite's lock. Past them it waits for the turn off the event loop, or, when a writer that takes
 # no turn (a session, the worker, a CLI command) holds SQLite's lock, in aiosqlite's thread.
 LANE_RETRY_PAUSES = (0, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
+# PostgreSQL connections of each ``Database`` for its lone statements (``DirectStatements.first``: a create's
+# insert, a lookup), besides the engine's pool; opened as needed. Each holds one short statement at a
+# time, so a few keep up with many requests: more would only add PostgreSQL backends competing for
+# the same cores.
+DIRECT_CONNECTIONS = 4
 
 
 def _create_private(path: Path) -> None:
@@ -109,18 +114,26 @@ def build_engine(database_url: str, **kwargs) -> AsyncEngine:  # type: ignore[no
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 0)
     kwargs.setdefault("pool_timeout", 60)
-    # Every statement planned for its own parameters: asyncpg prepares and caches statements,
-    # and PostgreSQL would otherwise switch a cached statement to a generic plan after five
-    # runs, which for an order lookup made while the table was empty or unanalyzed can be the
-    # wrong index for good.
-    connect_args = kwargs.pop("connect_args", {})
-    server_settings = connect_args.setdefault("server_settings", {})
-    server_settings.setdefault("plan_cache_mode", "force_custom_plan")
+    connect_args = postgresql_connect_args(kwargs.pop("connect_args", None))
     # No pre-ping: it costs a round trip on every checkout. When the server restarts, the
     # first statement on a dead connection fails, SQLAlchemy invalidates the whole pool, and
     # the unit of work that failed is retried by its caller (the worker's next cycle, the
     # merchant's next request).
     return create_async_engine(url, connect_args=connect_args, **kwargs)
+
+
+def postgresql_connect_args(given: dict[str, Any] | None) -> dict[str, Any]:
+    """asyncpg's connect arguments for every connection to PostgreSQL (the engine's and ``DirectStatements``'):
+    ``given`` with each statement planned for its own parameters.
+
+    asyncpg prepares and caches statements, and PostgreSQL would otherwise switch a cached
+    statement to a generic plan after five runs, which for an order lookup made while the table
+    was empty or unanalyzed can be the wrong index for good.
+    """
+    connect_args = dict(given or {})
+    server_settings = connect_args["server_settings"] = dict(connect_args.get("server_settings", {}))
+    server_settings.setdefault("plan_cache_mode", "force_custom_plan")
+    return connect_args
 
 
 class SqliteLane:
@@ -345,7 +358,13 @@ class Database:
         self._autocommit = self.engine.execution_options(isolation_level=AUTOCOMMIT)
         path = sqlite_file(database_url) if self.dialect == "sqlite" else None
         self.lane = SqliteLane(path) if path is not None else None
-        self.direct = DirectStatements(self.engine) if self.dialect == "postgresql" else None
+        self.direct = (
+            DirectStatements(
+                self.engine, postgresql_connect_args(engine_kwargs.get("connect_args")), DIRECT_CONNECTIONS
+            )
+            if self.dialect == "postgresql"
+            else None
+        )
         self.read_engine = build_read_engine(database_url) if self.dialect == "sqlite" else None
         if self.read_engine is not None:
             self._reads = async_sessionmaker(self.read_engine, expire_on_commit=False)
@@ -389,10 +408,11 @@ class Database:
     async def one(self, statement: Executable, params: dict[str, Any] | None = None) -> Mapping[str, Any] | None:
         """The first row, by column name, of one Core statement that is a transaction on its own (the
         hot paths: no session, no unit of work). On PostgreSQL it goes straight to asyncpg
-        (``DirectStatements``) without ``BEGIN``/``COMMIT`` round trips. On SQLite it runs on the
-        ``SqliteLane``: a read at once (it takes no lock), a write in its turn among the lane writers
-        of every process; only when a writer that takes no turn holds SQLite's lock through the
-        lane's tries does the write wait for the lock like any transaction, holding the turn."""
+        (``DirectStatements``, on connections of its own) without ``BEGIN``/``COMMIT`` round trips. On
+        SQLite it runs on the ``SqliteLane``: a read at once (it takes no lock), a write in its turn
+        among the lane writers of every process; only when a writer that takes no turn holds SQLite's
+        lock through the lane's tries does the write wait for the lock like any transaction, holding
+        the turn."""
         params = params or {}
         if self.direct is not None and (compiled := self.direct.compiled(statement, params)) is not None:
             return await self.direct.first(compiled, params)
@@ -430,6 +450,8 @@ class Database:
     async def dispose(self) -> None:
         if self.lane is not None:
             self.lane.dispose()
+        if self.direct is not None:
+            await self.direct.close()
         if self.read_engine is not None:
             await self.read_engine.dispose()
         await self.engine.dispose()
