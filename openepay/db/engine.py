@@ -360,7 +360,10 @@ class Database:
         self.lane = SqliteLane(path) if path is not None else None
         self.direct = (
             DirectStatements(
-                self.engine, postgresql_connect_args(engine_kwargs.get("connect_args")), DIRECT_CONNECTIONS
+                self.engine,
+                postgresql_connect_args(engine_kwargs.get("connect_args")),
+                # A pool kept small (a test's, a command's) keeps these as small.
+                min(DIRECT_CONNECTIONS, engine_kwargs.get("pool_size", DIRECT_CONNECTIONS)),
             )
             if self.dialect == "postgresql"
             else None

@@ -24,7 +24,7 @@ BACKEND = text("SELECT pg_backend_pid() AS backend FROM pg_sleep(:pause)").colum
 
 @pytest.fixture
 async def db(pg_database: str):  # type: ignore[no-untyped-def]
-    database = Database(pg_url(pg_database), pool_size=1, max_overflow=0)
+    database = Database(pg_url(pg_database), pool_size=DIRECT_CONNECTIONS, max_overflow=0)
     yield database
     await database.dispose()
 
@@ -35,6 +35,18 @@ async def test_a_burst_larger_than_the_connections_is_answered_in_full_on_that_m
     backends = {row["backend"] for row in rows if row is not None}
     assert len(rows) == 3 * DIRECT_CONNECTIONS
     assert 1 < len(backends) <= DIRECT_CONNECTIONS
+
+
+async def test_a_process_with_a_smaller_pool_keeps_as_few_direct_connections(pg_database: str):
+    """A command or a test that keeps its pool to one connection is not given four more."""
+    small = Database(pg_url(pg_database), pool_size=1, max_overflow=0)
+    try:
+        rows = await asyncio.gather(*(small.one(BACKEND, {"pause": 0.02}) for _ in range(DIRECT_CONNECTIONS)))
+    finally:
+        await small.dispose()
+
+    assert len({row["backend"] for row in rows if row is not None}) == 1
+    assert len(rows) == DIRECT_CONNECTIONS
 
 
 async def test_a_connection_the_server_cut_fails_one_statement_and_the_next_one_answers(db: Database):
