@@ -88,10 +88,15 @@ async def call(app: object, method: str, target: str, body: bytes) -> tuple[int,
 
 
 async def drive(
-    app: object, build: Callable[[int], Request], check: Callable[[bytes], bool], n: int, width: int
+    app: object,
+    build: Callable[[int], Request],
+    check: Callable[[bytes], bool],
+    n: int,
+    width: int,
+    profile: cProfile.Profile | None = None,
 ) -> float:
     """CPU seconds of this process per request, ``n`` requests ``width`` at a time (built beforehand,
-    so signing them is not counted)."""
+    so signing them is neither counted nor, with ``profile``, profiled)."""
     requests = iter([build(i) for i in range(n)])
     errors = 0
 
@@ -105,7 +110,11 @@ async def drive(
                     print(f"unexpected answer to {target}: {status} {answer[:200]!r}", file=sys.stderr)
 
     cpu = time.process_time()
+    if profile is not None:
+        profile.enable()
     await asyncio.gather(*(user() for _ in range(width)))
+    if profile is not None:
+        profile.disable()
     if errors:
         raise SystemExit(f"{errors} wrong answers")
     return (time.process_time() - cpu) / n
@@ -193,9 +202,7 @@ async def main(args: argparse.Namespace) -> None:
         print(json.dumps(result), flush=True)
         for name in filter(None, args.profile.split(",")):
             profile = cProfile.Profile(time.process_time)
-            profile.enable()
-            await drive(app, *paths[name], args.requests, args.concurrency)
-            profile.disable()
+            await drive(app, *paths[name], args.requests, args.concurrency, profile)
             print(f"\n===== {name}: {args.requests} requests =====")
             stats = pstats.Stats(profile).strip_dirs()
             stats.sort_stats("tottime").print_stats(args.top)
