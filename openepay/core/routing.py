@@ -181,6 +181,10 @@ class Router:
         return None
 
     def _ordered(self, eligible: list[Candidate]) -> list[Candidate]:
+        if len(eligible) < 2:
+            # Nothing to rank (the usual case: one account serves the pay type), and no turn to
+            # count: ranking a lone account cost a create more than deciding it was eligible.
+            return eligible
         ranked = sorted(eligible, key=lambda c: (-c.account.rules.priority, _age(c.account)))
         ordered: list[Candidate] = []
         for _, tier_iter in groupby(ranked, key=lambda c: c.account.rules.priority):
