@@ -26,11 +26,14 @@ _RECENT_HANDLES = 256
 
 class BuyerLinks:
     def __init__(self, master_key: str) -> None:
-        self._key = derive_key(master_key, "openepay buyer links v1")
+        # The HMAC with its key already absorbed: each MAC copies it rather than hashing the key again.
+        self._keyed = hmac.new(derive_key(master_key, "openepay buyer links v1"), digestmod=hashlib.sha256)
         self._recent: dict[str, str] = {}
 
     def _mac(self, trade_no: str) -> str:
-        return hmac.new(self._key, trade_no.encode(), hashlib.sha256).hexdigest()[:_MAC_HEX_CHARS]
+        mac = self._keyed.copy()
+        mac.update(trade_no.encode())
+        return mac.hexdigest()[:_MAC_HEX_CHARS]
 
     def handle(self, trade_no: str) -> str:
         handle = self._recent.get(trade_no)
