@@ -53,10 +53,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except BaseException:
             await gateway.aclose()
             raise
-        # The merchants' copy confirmed before the first request: a check still under way when a
-        # request has read a merchant drops what that request read, and the next one reads it again.
-        if gateway.merchants.cache.enabled:
-            await gateway.merchants.cache.check()
         stop = asyncio.Event()
         lockout_task = asyncio.create_task(gateway.gate.lockout.run(stop))
         merchants_task = asyncio.create_task(gateway.merchants.cache.run(stop))

@@ -14,7 +14,8 @@ waits for the one under way, and all such requests share it: one read of the tok
 each of them used to read its merchant's row. A check that started after the request arrived
 confirms the copy for that request however long it took (it saw every change committed before
 the request), so a stalled event loop (a long garbage collection, a burst) does not send every
-waiting request to the database. When the check fails (the database is unreachable) every
+waiting request to the database. Until the first check has ended every request waits for it: it
+drops what was read while it ran. When the check fails (the database is unreachable) every
 request reads through to the database. Unknown merchant numbers are not
 remembered, so a merchant created anywhere can be used at once.
 """
@@ -83,7 +84,10 @@ class MerchantCache:
         """The merchant ``pid`` from memory when the copy is trusted (confirming it first when it is no
         longer), else from the database."""
         trusted = self._trusted()
-        if pid in self._entries and not trusted:
+        # Never confirmed (a process just started): the first check, when it ends, drops whatever was
+        # read while it ran, so this request waits for it rather than read its merchant twice.
+        never_confirmed = self.enabled and self._confirmed_at is None
+        if not trusted and (pid in self._entries or never_confirmed):
             arrived = self._clock()
             await self.check()
             if not self._confirmed_since(arrived) and not self._check_failing:

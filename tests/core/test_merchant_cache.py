@@ -262,6 +262,30 @@ async def test_a_request_that_waited_for_a_fresh_check_uses_the_copy_however_lon
     assert again == [first] * 3
 
 
+async def test_a_merchant_read_while_the_first_check_runs_is_not_read_again(
+    gateway: Gateway, merchant: MerchantCredentials
+):
+    """A process's first requests arrive while its first version check is under way (its start-up
+    task); the check drops what was read before it ended, so the requests wait for it, and the
+    merchant is read once, not once more by the next request."""
+    loads: list[int] = []
+
+    async def load(pid: int) -> Admission | None:
+        await asyncio.sleep(0)  # a read's round trip, during which the first check runs
+        loads.append(pid)
+        return await gateway.merchants.admission(pid)
+
+    cache = MerchantCache(gateway.db, load, check_interval=60, trust_seconds=120)
+    first_check = asyncio.ensure_future(cache.check())
+    first = await cache.get(merchant.pid)
+    again = await cache.get(merchant.pid)
+    await first_check
+
+    assert loads == [merchant.pid]
+    assert first is not None and first.key == merchant.key
+    assert again == first
+
+
 async def test_a_key_rotated_while_the_copy_was_distrusted_is_read_again_after_the_check(
     gateway: Gateway, merchant: MerchantCredentials
 ):
