@@ -24,8 +24,8 @@ statement that needs no parameters, so a transaction costs one round trip per st
 its ``COMMIT``. Lists are sent as arrays (``= ANY(:ids)``), so a statement's SQL, and asyncpg's
 prepared statement, does not change with the length of a list.
 
-``compile_for_driver`` (the compiling, without the sending) is also how SQLite's lane sends a
-create's write straight to ``sqlite3`` (``engine.SqliteLane.one``).
+``CompiledStatements`` (the compiling, remembered, without the sending) is also how SQLite's lane
+sends a create's write and a lookup straight to ``sqlite3`` (``engine.SqliteLane``).
 """
 
 from __future__ import annotations
@@ -129,6 +129,30 @@ def compile_for_driver(statement: Executable, params: Mapping[str, Any], dialect
     )
 
 
+class CompiledStatements:
+    """Statements compiled for the driver (``compile_for_driver``), once per statement and parameter names."""
+
+    def __init__(self, dialect: Any, *, typed_rows_only: bool = False) -> None:
+        self.dialect = dialect
+        # Also None for a statement that returns no typed columns (a textual statement, a ``DELETE``):
+        # SQLite's lane sends those through the engine.
+        self._typed_rows_only = typed_rows_only
+        self._known: dict[tuple[Executable, frozenset[str]], Compiled | None] = {}
+
+    def get(self, statement: Executable, params: Mapping[str, Any]) -> Compiled | None:
+        """The statement compiled for these parameter names; None when it must go through the engine."""
+        key = (statement, frozenset(params))
+        try:
+            return self._known[key]
+        except KeyError:
+            pass
+        compiled = compile_for_driver(statement, params, self.dialect)
+        if compiled is not None and self._typed_rows_only and not compiled.keys:
+            compiled = None
+        self._known[key] = compiled
+        return compiled
+
+
 def announce(engine: Engine, sql: str, args: Sequence[Any]) -> None:
     """Tell the engine's ``before_cursor_execute`` listeners of a statement sent past it, as the engine would."""
     if engine.dispatch.before_cursor_execute:
@@ -140,17 +164,11 @@ class DirectStatements:
         self.engine = engine.sync_engine
         self.dialect = self.engine.dialect
         self._connections = DriverConnections(self.engine, connect_args, connections)
-        self._compiled: dict[tuple[Executable, frozenset[str]], Compiled | None] = {}
+        self._compiled = CompiledStatements(self.dialect)
 
     def compiled(self, statement: Executable, params: Mapping[str, Any]) -> Compiled | None:
         """The statement compiled for these parameter names, once; None when it must go through the engine."""
-        key = (statement, frozenset(params))
-        try:
-            return self._compiled[key]
-        except KeyError:
-            pass
-        self._compiled[key] = found = compile_for_driver(statement, params, self.dialect)
-        return found
+        return self._compiled.get(statement, params)
 
     async def first(self, compiled: Compiled, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row of the statement, by column name (None when it returned none), sent on one

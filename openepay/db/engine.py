@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from openepay.db.direct import Compiled, DirectStatements, announce, compile_for_driver
+from openepay.db.direct import Compiled, CompiledStatements, DirectStatements, announce
 from openepay.db.sqlite_writes import Checkpoints, WriteTurn
 from openepay.db.urls import check, sqlite_file
 
@@ -168,7 +168,7 @@ class SqliteLane:
         # One connection, kept open: a second event loop's thread (tests, tools) waits its turn, briefly.
         self._turn = threading.Lock()
         self._conn: Connection | None = None
-        self._compiled: dict[tuple[Executable, frozenset[str]], Compiled | None] = {}
+        self._compiled = CompiledStatements(self.engine.dialect, typed_rows_only=True)
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
@@ -202,7 +202,7 @@ class SqliteLane:
         lookup): SQLAlchemy's execution of it (the context, the cursor's wrapper, the result) cost
         several times what SQLite spends on the read. The SQL, the conversions, the engine's
         ``before_cursor_execute`` listeners and the errors are the engine's, as in ``one``."""
-        compiled = self._driver_statement(statement, params)
+        compiled = self._compiled.get(statement, params)
         if compiled is None:
             return _by_name(self.first(statement, params))
         args = compiled.args(params)
@@ -231,7 +231,7 @@ class SqliteLane:
         ``before_cursor_execute`` listeners see the statement as they see every other.
         """
         params = params or {}
-        compiled = self._driver_statement(statement, params)
+        compiled = self._compiled.get(statement, params)
         with self._connection() as conn:
             driver = conn.connection.driver_connection
             try:
@@ -260,18 +260,6 @@ class SqliteLane:
                 raise
             driver.commit()
             return (compiled.mapping(records[0]) if records else None,)
-
-    def _driver_statement(self, statement: Executable, params: Mapping[str, Any]) -> Compiled | None:
-        """The statement compiled for the driver, once per statement and parameter names; None for one
-        that returns no typed columns (a textual statement, a ``DELETE``), which goes through the engine."""
-        key = (statement, frozenset(params))
-        try:
-            return self._compiled[key]
-        except KeyError:
-            pass
-        compiled = compile_for_driver(statement, params, self.engine.dialect)
-        self._compiled[key] = found = compiled if compiled is not None and compiled.keys else None
-        return found
 
     def _engine_error(self, compiled: Compiled, args: list[Any], error: sqlite3.Error) -> exc.DBAPIError:
         """``error`` of a statement sent straight to ``sqlite3``, as the engine would have raised it."""
