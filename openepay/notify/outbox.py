@@ -241,12 +241,10 @@ def _delivery_statements() -> tuple[Update, Select]:
     tasks, orders, merchants = NotifyTask.__table__, Order.__table__, Merchant.__table__
     joined = and_(orders.c.id == tasks.c.order_id, merchants.c.pid == tasks.c.merchant_pid)
     chosen = tasks.alias("chosen")
-
-    def of_chosen(column: ColumnElement) -> ColumnElement:
-        """``ARRAY(SELECT column FROM notify_tasks AS chosen WHERE chosen.id = ANY(:chosen))``: computed once."""
-        return func.array(select(column).where(_listed(chosen.c.id, "chosen", arrays=True)).scalar_subquery())
-
-    by_key = orders.c.id == any_(of_chosen(chosen.c.order_id))
+    # ``orders.id = ANY(ARRAY(SELECT order_id FROM notify_tasks AS chosen WHERE chosen.id = ANY(:chosen)))``:
+    # the array is computed once.
+    chosen_orders = select(chosen.c.order_id).where(_listed(chosen.c.id, "chosen", arrays=True))
+    by_key = orders.c.id == any_(func.array(chosen_orders.scalar_subquery()))
     lease_returning = _LEASE_ARRAYS.where(joined, by_key).returning(*_DELIVERY_COLUMNS)
     read = select(*_TASK_COLUMNS, *_DELIVERY_COLUMNS).where(tasks.c.id.in_(bindparam("chosen", expanding=True)), joined)
     return lease_returning, read
