@@ -16,6 +16,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from openepay.db.types import storable
+from openepay.web.middleware import WHOLE_BODY
 
 URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
@@ -103,9 +104,10 @@ async def form_params(request: Request) -> dict[str, str]:
     """
     if request.method != "POST":
         return {}
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media_type = _content_type(request.scope["headers"]).split(";")[0].strip().lower()
     if media_type == URLENCODED:
-        return parse_query(await request.body())
+        body = request.scope.get(WHOLE_BODY)
+        return parse_query(await request.body() if body is None else body)
     if media_type != MULTIPART:
         return {}
     try:
@@ -114,6 +116,14 @@ async def form_params(request: Request) -> dict[str, str]:
         return {}
     texts = {name: value for name, value in form.items() if not isinstance(value, UploadFile)}
     return _storable({_valid_text(name): _valid_text(value) for name, value in texts.items()})
+
+
+def _content_type(headers: list[tuple[bytes, bytes]]) -> str:
+    """``request.headers.get("content-type", "")`` (the first one), without building the request's headers."""
+    for name, value in headers:
+        if name == b"content-type":
+            return value.decode("latin-1")
+    return ""
 
 
 def _valid_text(text: str) -> str:
