@@ -166,7 +166,10 @@ def php_intval(text: str | None) -> int:
     if text is not None and text.isascii() and text.isdigit():
         # Digits only, as a ``pid`` nearly always is: what the pattern reads, at a third of its cost.
         digits = text.lstrip("0") or "0"
-        return int(digits) if len(digits) <= 10 and int(digits) < 2**31 else 0
+        if len(digits) > 10:
+            return 0
+        value = int(digits)
+        return value if value < 2**31 else 0
     match = _INTVAL.match(text or "")
     if not match or len(match.group(2)) > 10:  # out of range; and int() refuses thousands of digits
         return 0
