@@ -9,9 +9,11 @@ between answers, so one made with the same options gives the same bytes.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from starlette.responses import JSONResponse as StarletteJSONResponse
+from starlette.responses import Response
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 
@@ -19,3 +21,15 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, se
 class JSONResponse(StarletteJSONResponse):
     def render(self, content: Any) -> bytes:
         return _ENCODER.encode(content).encode("utf-8")
+
+
+def error_answer(code: int, msg: str) -> Response:
+    """``JSONResponse({"code": code, "msg": msg})``, the same bytes, rendered once per message: a
+    dialect refuses with a few fixed texts (a wrong signature, over and over, in a flood of them)."""
+    return Response(_error_body(code, msg), media_type=JSONResponse.media_type)
+
+
+# Bounded: a few messages quote the request (an order number, a parameter's name).
+@lru_cache(maxsize=512)
+def _error_body(code: int, msg: str) -> bytes:
+    return _ENCODER.encode({"code": code, "msg": msg}).encode("utf-8")
