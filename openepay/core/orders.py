@@ -6,10 +6,10 @@ no row somebody else got there first, and the caller re-reads instead of carryin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import ColumnElement, Select, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -367,23 +367,28 @@ async def find_merchant_order(
     db: Database, merchant_pid: int, *, trade_no: str | None = None, out_trade_no: str | None = None
 ) -> Order | None:
     """Look an order up for its merchant by our number or theirs (ours wins when both are given)."""
-    row = await _merchant_order_row(db, _MERCHANT_LOOKUPS, merchant_pid, trade_no, out_trade_no)
+    row = await _merchant_order_row(db.one, _MERCHANT_LOOKUPS, merchant_pid, trade_no, out_trade_no)
     return None if row is None else detached_order(row)
 
 
+# A row as ``Database.one`` (by column name) or ``Database.row`` (in column order) reads it.
+_Row = TypeVar("_Row")
+
+
 async def _merchant_order_row(
-    db: Database,
+    read: Callable[[Select[Any], dict[str, Any]], Awaitable[_Row | None]],
     lookups: tuple[Select[Any], Select[Any]],
     merchant_pid: int,
     trade_no: str | None,
     out_trade_no: str | None,
-) -> Mapping[str, Any] | None:
-    """The row ``lookups`` (by our number, by theirs) read for the merchant; ours wins when both are given."""
+) -> _Row | None:
+    """The row ``lookups`` (by our number, by theirs) read for the merchant with ``read`` (``Database.one``
+    by column name, or ``Database.row`` in column order); ours wins when both are given."""
     by_trade_no, by_out_trade_no = lookups
     if trade_no:
-        return await db.one(by_trade_no, {"pid": merchant_pid, "trade_no": trade_no})
+        return await read(by_trade_no, {"pid": merchant_pid, "trade_no": trade_no})
     if out_trade_no:
-        return await db.one(by_out_trade_no, {"pid": merchant_pid, "out_trade_no": out_trade_no})
+        return await read(by_out_trade_no, {"pid": merchant_pid, "out_trade_no": out_trade_no})
     return None
 
 
@@ -431,8 +436,8 @@ async def find_merchant_order_summary(
     db: Database, merchant_pid: int, *, trade_no: str | None = None, out_trade_no: str | None = None
 ) -> OrderSummary | None:
     """``find_merchant_order``, reading only what a lookup answers with (the same statement otherwise)."""
-    row = await _merchant_order_row(db, _SUMMARY_LOOKUPS, merchant_pid, trade_no, out_trade_no)
-    return None if row is None else OrderSummary(**row)
+    row = await _merchant_order_row(db.row, _SUMMARY_LOOKUPS, merchant_pid, trade_no, out_trade_no)
+    return None if row is None else OrderSummary._make(row)
 
 
 async def _one_order(db: Database, statement: Select[Any], **params: object) -> Order | None:

@@ -173,6 +173,23 @@ class DirectStatements:
     async def first(self, compiled: Compiled, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row of the statement, by column name (None when it returned none), sent on one
         of the ``DriverConnections`` (a transaction of its own)."""
+        record = await self._fetchrow(compiled, params)
+        if record is None:
+            return None
+        if not compiled.keys:
+            # A textual statement: SQLAlchemy knows neither its columns nor their types, so the
+            # engine too would hand back the row as the driver read it.
+            return dict(record.items())
+        return compiled.mapping(record)
+
+    async def first_row(self, compiled: Compiled, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """``first``'s row in column order, converted the same way, for a statement whose columns are typed
+        (a lookup read once by position: a dict of it was a tenth of the statement's own CPU)."""
+        record = await self._fetchrow(compiled, params)
+        return None if record is None else compiled.row(record)
+
+    async def _fetchrow(self, compiled: Compiled, params: Mapping[str, Any]) -> Any:
+        """The driver's first record of the statement (None when it returned none), errors raised as the engine's."""
         args = compiled.args(params)
         announce(self.engine, compiled.sql, args)
         connection = await self._acquire()
@@ -192,13 +209,7 @@ class DirectStatements:
             self._connections.drop(connection)
             raise
         self._connections.release(connection)
-        if record is None:
-            return None
-        if not compiled.keys:
-            # A textual statement: SQLAlchemy knows neither its columns nor their types, so the
-            # engine too would hand back the row as the driver read it.
-            return dict(record.items())
-        return compiled.mapping(record)
+        return record
 
     async def close(self) -> None:
         await self._connections.close()

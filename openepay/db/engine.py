@@ -205,6 +205,20 @@ class SqliteLane:
         compiled = self._compiled.get(statement, params)
         if compiled is None:
             return _by_name(self.first(statement, params))
+        record = self._fetchone(compiled, params)
+        return None if record is None else compiled.mapping(record)
+
+    def read_row(self, statement: Executable, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """``read``'s row in column order, converted the same way (a lookup's, read once by position)."""
+        compiled = self._compiled.get(statement, params)
+        if compiled is None:
+            row = self.first(statement, params)
+            return None if row is None else tuple(row)
+        record = self._fetchone(compiled, params)
+        return None if record is None else compiled.row(record)
+
+    def _fetchone(self, compiled: Compiled, params: dict[str, Any]) -> Any:
+        """The driver's first record of a read sent straight to ``sqlite3``, errors raised as the engine's."""
         args = compiled.args(params)
         announce(self.engine, compiled.sql, args)
         with self._connection() as conn:
@@ -213,12 +227,11 @@ class SqliteLane:
                 # its own, over once its cursor is closed.
                 cursor = conn.connection.driver_connection.execute(compiled.sql, args)
                 try:
-                    record = cursor.fetchone()
+                    return cursor.fetchone()
                 finally:
                     cursor.close()
             except sqlite3.Error as error:
                 raise self._engine_error(compiled, args, error) from error
-        return None if record is None else compiled.mapping(record)
 
     def one(self, statement: Executable, params: dict[str, Any] | None) -> tuple[Mapping[str, Any] | None] | None:
         """``(first row by column name,)`` of the write run as its own transaction; None when the write
@@ -418,6 +431,17 @@ class Database:
         engine = self._autocommit if self.dialect != "sqlite" or statement.is_select else self.engine
         async with engine.begin() as conn:
             return _by_name((await conn.execute(statement, params)).first())
+
+    async def row(self, statement: Executable, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """``one``'s row, of a read, in column order (a lookup read once by position: making a dict of
+        it, then the caller's object from that, cost more than SQLite's own work on the read)."""
+        if self.direct is not None and (compiled := self.direct.compiled(statement, params)) is not None:
+            if compiled.keys:
+                return await self.direct.first_row(compiled, params)
+        elif self.lane is not None and statement.is_select:
+            return self.lane.read_row(statement, params)
+        row = await self.one(statement, params)
+        return None if row is None else tuple(row.values())
 
     async def rows(self, statement: Executable, params: dict[str, Any] | None = None) -> Sequence[Row]:
         """Every row of one small read that is a transaction on its own (the caches' reloads): no

@@ -37,7 +37,8 @@ router = APIRouter()
 
 PAGE_LIMIT = 50
 
-# Rainbow's status numbers: 0 unpaid, 1 paid, 2 refunded.
+# Rainbow's status numbers: 0 unpaid, 1 paid, 2 refunded. Looked up by the status as read (a ``str``,
+# which finds its ``OrderStatus`` key): no enum made per order, and an unknown status still raises.
 EPAY_STATUS = {
     OrderStatus.CREATED: 0,
     OrderStatus.PAYING: 0,
@@ -119,7 +120,7 @@ async def _authenticate(gateway: Gateway, params: dict[str, str], client: str) -
 
 
 def order_fields(gateway: Gateway, order: Order | OrderSummary) -> dict[str, object]:
-    status = EPAY_STATUS[OrderStatus(order.status)]
+    status = EPAY_STATUS[order.status]
     return {
         "trade_no": order.trade_no,
         "out_trade_no": order.out_trade_no,
