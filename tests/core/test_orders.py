@@ -13,10 +13,12 @@ from openepay.core.orders import (
     DuplicateOutTradeNo,
     OrderAlreadyPaid,
     OrderNotPayable,
+    OrderSummary,
     OrderTermsChanged,
     attach_payment,
     close_expired,
     close_if_expired,
+    find_merchant_order_summary,
     get_order,
     place_order,
 )
@@ -213,3 +215,25 @@ async def test_an_order_written_with_its_offer_is_handed_back_as_stored(gateway,
     columns = Order.__table__.c.keys()
     assert {name: getattr(order, name) for name in columns} == {name: getattr(stored, name) for name in columns}
     assert order.status == OrderStatus.PAYING and order.routing == stored.routing is not None
+
+
+async def test_an_orders_summary_is_its_own_columns_as_stored_found_by_either_number_for_its_merchant_only(
+    gateway, merchant
+):
+    order = await gateway.place_and_start_payment(
+        new_order(merchant.pid, param="p=1"),
+        pay_type="alipay",
+        device="pc",
+        request_base_url="http://gateway.test",
+        reopen_identical=True,
+        keep_unoffered=True,
+    )
+    stored = await get_order(gateway.db, order.trade_no)
+    by_ours = await find_merchant_order_summary(gateway.db, merchant.pid, trade_no=order.trade_no)
+    by_theirs = await find_merchant_order_summary(gateway.db, merchant.pid, out_trade_no=order.out_trade_no)
+
+    assert by_ours == by_theirs == OrderSummary(*(getattr(stored, name) for name in OrderSummary._fields))
+    assert by_ours.created_at.tzinfo is not None and by_ours.pay_url and by_ours.param == "p=1"
+    assert await find_merchant_order_summary(gateway.db, merchant.pid + 1, trade_no=order.trade_no) is None
+    assert await find_merchant_order_summary(gateway.db, merchant.pid, out_trade_no="NO-SUCH-ORDER") is None
+    assert await find_merchant_order_summary(gateway.db, merchant.pid) is None

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest_asyncio
-from sqlalchemy import event, func, select
+from sqlalchemy import bindparam, event, func, select
 
 from openepay.core.ids import trade_numbers
 from openepay.core.orders import find_merchant_order, insert_order, order_values
@@ -175,3 +175,19 @@ async def test_orders_written_on_the_lane_are_copied_into_the_database_file_by_i
             conn.close()
 
     assert await eventually(lambda: orders_in_the_file_itself() == CHECKPOINT_EVERY)
+
+
+async def test_a_row_read_in_column_order_holds_what_the_read_by_name_holds(db: Database):
+    await insert_order(db, _values("LANE-ROW"))
+    sent = _statements_on(db)
+    by_number = select(Order.trade_no, Order.created_at, Order.paid_at, Order.attrs).where(
+        Order.out_trade_no == bindparam("out_trade_no")
+    )
+
+    row = await db.row(by_number, {"out_trade_no": "LANE-ROW"})
+    named = await db.one(by_number, {"out_trade_no": "LANE-ROW"})
+
+    assert named is not None and row == tuple(named.values())
+    assert row[1].tzinfo is not None and row[2] is None and row[3] == {}
+    assert await db.row(by_number, {"out_trade_no": "NO-SUCH-ORDER"}) is None
+    assert sent["main"] == [] and len(sent["lane"]) == 3
