@@ -40,3 +40,16 @@ def test_an_error_answer_is_a_json_answer_each_time_it_is_given(code: int, msg: 
         ours = error_answer(code, msg)
         assert (ours.status_code, ours.body, ours.raw_headers) == (200, theirs.body, theirs.raw_headers)
     assert error_answer(code, msg).raw_headers is not error_answer(code, msg).raw_headers
+
+
+@pytest.mark.parametrize("content", ['a "quoted" \x00 text', 12, None, [], {}, [{"a": [None, False]}], -0.0, 1e300])
+def test_any_json_value_renders_as_json_dumps_renders_it(content: object) -> None:
+    assert JSONResponse(content).body == StarletteJSONResponse(content).body
+
+
+def test_an_answer_that_contains_itself_is_refused() -> None:
+    looping: dict[str, object] = {"code": 1}
+    looping["self"] = looping
+    with pytest.raises((ValueError, RecursionError)):
+        JSONResponse(looping)
+    assert JSONResponse(ANSWERS[0]).body == StarletteJSONResponse(ANSWERS[0]).body
