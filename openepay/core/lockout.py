@@ -81,13 +81,38 @@ def address_key(address: str) -> str:
     return str(ip)
 
 
+class _Tally:
+    """One subject's failures counted by this process, per bucket, and their total from the bucket
+    ``since`` on as last counted: every signed request asks for it, twice, and it changes only with
+    a failure or when the window moves on to another bucket."""
+
+    __slots__ = ("buckets", "since", "total")
+
+    def __init__(self, buckets: dict[int, int]) -> None:
+        self.buckets = buckets
+        self.since: int | None = None
+        self.total = 0
+
+    def count(self, oldest: int) -> int:
+        """The failures in the buckets from ``oldest`` on."""
+        if self.since != oldest:
+            self.total = sum(n for bucket, n in self.buckets.items() if bucket >= oldest)
+            self.since = oldest
+        return self.total
+
+    def add(self, bucket: int) -> None:
+        self.buckets[bucket] = self.buckets.get(bucket, 0) + 1
+        if self.since is not None and bucket >= self.since:
+            self.total += 1
+
+
 class Lockout:
     def __init__(self, db: Database, policy: LockoutPolicy, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.policy = policy
         self._clock = clock
         self._bucket_ms = max(1, round(policy.window * 1000 / BUCKETS_PER_WINDOW))
-        self._own: dict[Subject, dict[int, int]] = {}  # this process's failures per bucket, inside the window
+        self._own: dict[Subject, _Tally] = {}  # this process's failures, inside the window
         self._unsent: dict[tuple[str, str, int], int] = {}  # counted here, not yet added to the table
         self._shared: frozenset[Subject] = frozenset()  # over the limit across processes at the last sync
         self._shared_at = 0.0
@@ -101,12 +126,11 @@ class Lockout:
         current = now_ms - now_ms % self._bucket_ms
         return current, current - (BUCKETS_PER_WINDOW - 1) * self._bucket_ms
 
-    def _own_count(self, subject: Subject, oldest: int) -> int:
-        counts = self._own.get(subject)
-        return sum(n for bucket, n in counts.items() if bucket >= oldest) if counts else 0
-
-    def _over(self, subject: Subject, oldest: int) -> bool:
-        return subject in self._shared or self._own_count(subject, oldest) >= self.policy.limit(subject[0])
+    def _over(self, subject: Subject, oldest: int, limit: int) -> bool:
+        if subject in self._shared:
+            return True
+        tally = self._own.get(subject)
+        return (tally.count(oldest) if tally is not None else 0) >= limit
 
     def _proven_recently(self, pid: int, address: str) -> bool:
         since = self._proven.get((pid, address_key(address)))
@@ -115,19 +139,21 @@ class Lockout:
     def locked(self, address: str, pid: int) -> bool:
         """Whether a key check for merchant ``pid`` from ``address`` must be refused without looking."""
         _, oldest = self._buckets()
-        if self._over((IP, address_key(address)), oldest):
+        if self._over((IP, address_key(address)), oldest, self.policy.per_ip):
             return True
-        return self._over((MERCHANT, str(pid)), oldest) and not self._proven_recently(pid, address)
+        return self._over((MERCHANT, str(pid)), oldest, self.policy.per_merchant) and not self._proven_recently(
+            pid, address
+        )
 
     def failed(self, address: str, pid: int) -> None:
         current, _ = self._buckets()
         for subject in ((IP, address_key(address)), (MERCHANT, str(pid))):
-            counts = self._own.get(subject)
-            if counts is None:
+            tally = self._own.get(subject)
+            if tally is None:
                 if subject[0] == IP and len(self._own) >= MAX_ADDRESSES:
                     continue
-                counts = self._own[subject] = {}
-            counts[current] = counts.get(current, 0) + 1
+                tally = self._own[subject] = _Tally({})
+            tally.add(current)
             key = (*subject, current)
             self._unsent[key] = self._unsent.get(key, 0) + 1
 
@@ -209,9 +235,9 @@ class Lockout:
 
     def _forget_before(self, oldest: int) -> None:
         for subject in list(self._own):
-            counts = {bucket: n for bucket, n in self._own[subject].items() if bucket >= oldest}
+            counts = {bucket: n for bucket, n in self._own[subject].buckets.items() if bucket >= oldest}
             if counts:
-                self._own[subject] = counts
+                self._own[subject] = _Tally(counts)
             else:
                 del self._own[subject]
 

@@ -43,4 +43,5 @@ def base_url(request: Request) -> str:
 
 def client_address(request: Request) -> str:
     """The caller's IP: the peer, or what a trusted proxy said in ``X-Forwarded-For`` (uvicorn's ``proxy_headers``)."""
-    return request.client.host if request.client is not None else ""
+    client = request.scope.get("client")  # ``request.client`` without the named tuple it builds
+    return client[0] if client is not None else ""

@@ -10,9 +10,11 @@ made once too: ``json_text``).
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from starlette.responses import JSONResponse as StarletteJSONResponse
+from starlette.responses import Response
 
 from openepay.json_text import text_encoder
 
@@ -22,3 +24,15 @@ _ENCODE = text_encoder(json.JSONEncoder(ensure_ascii=False, allow_nan=False, ind
 class JSONResponse(StarletteJSONResponse):
     def render(self, content: Any) -> bytes:
         return _ENCODE(content).encode("utf-8")
+
+
+def error_answer(code: int, msg: str) -> Response:
+    """``JSONResponse({"code": code, "msg": msg})``, the same bytes, rendered once per message: a
+    dialect refuses with a few fixed texts (a wrong signature, over and over, in a flood of them)."""
+    return Response(_error_body(code, msg), media_type=JSONResponse.media_type)
+
+
+# Bounded: a few messages quote the request (an order number, a parameter's name).
+@lru_cache(maxsize=512)
+def _error_body(code: int, msg: str) -> bytes:
+    return _ENCODE({"code": code, "msg": msg}).encode("utf-8")

@@ -104,6 +104,28 @@ async def test_an_ipv6_client_counts_as_its_64(gateway):
     assert address_key("::ffff:198.51.100.7") == ATTACKER
 
 
+async def test_the_count_follows_every_failure_and_the_window_either_way(gateway):
+    """A process's own count is kept as a total between failures: it must still grow with each
+    failure, drop the failures the window leaves behind, and take them back if the clock steps back."""
+    clock, (lockout,) = processes(gateway.db, count=1)
+    bucket = POLICY.window / 6
+    lockout.failed(ATTACKER, PID)
+    clock.now += POLICY.window / 2
+    assert not lockout.locked(ATTACKER, PID)
+    lockout.failed(ATTACKER, PID)
+    assert not lockout.locked(ATTACKER, PID)
+    lockout.failed(ATTACKER, PID)
+    assert lockout.locked(ATTACKER, PID), "three in the window"
+    clock.now += POLICY.window / 2 + bucket
+    assert not lockout.locked(ATTACKER, PID), "the first has left the window"
+    lockout.failed(ATTACKER, PID)
+    assert lockout.locked(ATTACKER, PID), "three again"
+    clock.now += POLICY.window
+    assert not lockout.locked(ATTACKER, PID)
+    clock.now -= POLICY.window + POLICY.window / 2 + bucket
+    assert lockout.locked(ATTACKER, PID), "the clock stepped back: all four are in the window again"
+
+
 async def test_an_honest_shop_that_fails_now_and_then_is_never_locked_out(gateway):
     """One wrong signature every ten seconds, for an hour, under the default limits."""
     clock, (lockout,) = processes(gateway.db, DEFAULTS, count=1)

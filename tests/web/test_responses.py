@@ -1,4 +1,4 @@
-"""``openepay.web.responses.JSONResponse`` answers byte for byte what Starlette's would."""
+"""``openepay.web.responses.JSONResponse`` and ``error_answer`` answer byte for byte what Starlette's would."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 from starlette.responses import JSONResponse as StarletteJSONResponse
 
-from openepay.web.responses import JSONResponse
+from openepay.web.responses import JSONResponse, error_answer
 
 ANSWERS = [
     {"code": -1, "msg": "签名校验失败，请返回重试！"},
@@ -28,3 +28,15 @@ def test_nan_is_refused_as_starlette_refuses_it() -> None:
         StarletteJSONResponse({"x": math.nan})
     with pytest.raises(ValueError):
         JSONResponse({"x": math.nan})
+
+
+ERRORS = [(-1, "签名校验失败，请返回重试！"), (-4, "未传入任何参数"), (-1, 'a "b" \\ c\x01💰'), (-5, "No Act!")]
+
+
+@pytest.mark.parametrize(("code", "msg"), ERRORS)
+def test_an_error_answer_is_a_json_answer_each_time_it_is_given(code: int, msg: str) -> None:
+    theirs = StarletteJSONResponse({"code": code, "msg": msg})
+    for _ in range(2):  # rendered, then remembered
+        ours = error_answer(code, msg)
+        assert (ours.status_code, ours.body, ours.raw_headers) == (200, theirs.body, theirs.raw_headers)
+    assert error_answer(code, msg).raw_headers is not error_answer(code, msg).raw_headers

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from fastapi import APIRouter
 from sqlalchemy import bindparam, func, select, true
 from starlette.requests import Request
+from starlette.responses import Response
 
 from openepay.core.gate import Door, Refusal, Refused, Verifier
 from openepay.core.money import MoneyError, format_yuan, parse_yuan
@@ -29,7 +30,7 @@ from openepay.protocols.lockout_messages import too_many
 from openepay.protocols.params import UnreadableParameter, merged, php_intval
 from openepay.protocols.refusals import REFUND_REFUSED
 from openepay.web.deps import client_address, gateway_of
-from openepay.web.responses import JSONResponse
+from openepay.web.responses import JSONResponse, error_answer
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -297,7 +298,7 @@ async def _params(request: Request) -> dict[str, str]:
 
 # A plain Starlette route, like ``mapi.php``'s: no FastAPI dependency solving on every lookup.
 @router.route("/api.php", methods=["GET", "POST"])
-async def api(request: Request) -> JSONResponse:
+async def api(request: Request) -> Response:
     gateway = gateway_of(request)
     try:
         params = await _params(request)
@@ -307,7 +308,7 @@ async def api(request: Request) -> JSONResponse:
         merchant, key = await _authenticate(gateway, params, client_address(request))
         return JSONResponse(await act(gateway, merchant, key, params))
     except ApiError as error:
-        return JSONResponse({"code": error.code, "msg": error.msg})
+        return error_answer(error.code, error.msg)
     except Exception:
         log.exception("api.php failed")
         return JSONResponse({"code": -1, "msg": "系统繁忙，请稍后再试"})

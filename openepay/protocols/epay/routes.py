@@ -36,7 +36,7 @@ from openepay.protocols.params import UnreadableParameter, get_or_post
 from openepay.protocols.refusals import FOR_MERCHANT
 from openepay.web.cashier.routes import message_page
 from openepay.web.deps import base_url, client_address, gateway_of
-from openepay.web.responses import JSONResponse
+from openepay.web.responses import JSONResponse, error_answer
 from openepay.web.templating import is_mobile
 
 log = logging.getLogger(__name__)
@@ -156,12 +156,12 @@ def mapi_success(order: Order, device: str, cashier_url: str, *, answer: str = "
 # A plain Starlette route: the endpoint reads its own parameters, so FastAPI's dependency solving
 # and response handling would be work for nothing on the gateway's busiest path.
 @router.route("/mapi.php", methods=["GET", "POST"])
-async def mapi(request: Request) -> JSONResponse:
+async def mapi(request: Request) -> Response:
     gateway = gateway_of(request)
     try:
         params = await pay_params(request)
         if params is None:
-            return JSONResponse({"code": -4, "msg": "未传入任何参数"})
+            return error_answer(-4, "未传入任何参数")
         pay = await validate_pay_request(gateway, params, client_address(request), api=True)
         assert pay.pay_type is not None
         request_base_url = base_url(request)
@@ -179,7 +179,7 @@ async def mapi(request: Request) -> JSONResponse:
             return JSONResponse({"code": 1, "trade_no": started.trade_no, "payurl": cashier_url})
         return JSONResponse(mapi_success(started, pay.device, cashier_url, answer=pay.merchant.mapi_answer))
     except EpayError as error:
-        return JSONResponse({"code": error.code, "msg": error.msg})
+        return error_answer(error.code, error.msg)
     except Exception:
         log.exception("mapi.php failed")
-        return JSONResponse({"code": -1, "msg": BUSY})
+        return error_answer(-1, BUSY)

@@ -47,15 +47,17 @@ def signed_content(params: Mapping[str, str], key: str) -> str | None:
     mix would be another spelling of the same signature.
     """
     received = params.get("sign", "")
-    if not received.isascii() or received not in (received.lower(), received.upper()):
+    lower = received.lower()
+    if not received.isascii() or (received != lower and received != received.upper()):
         return None
-    received_bytes = received.lower().encode()
+    # Both ASCII text, which ``compare_digest`` compares as it compares bytes.
     content = sign_content(params)
-    if hmac.compare_digest(hashlib.md5((content + key).encode()).hexdigest().encode(), received_bytes):
+    if hmac.compare_digest(hashlib.md5((content + key).encode()).hexdigest(), lower):
         return content
-    if any(value.strip() == "" and value != "" for value in params.values()):
+    # A value of whitespace only (``isspace``: what ``strip`` would leave empty, and not empty already).
+    if any(map(str.isspace, params.values())):
         lenient = sign_content(params, skip_blank=True)
-        if hmac.compare_digest(hashlib.md5((lenient + key).encode()).hexdigest().encode(), received_bytes):
+        if hmac.compare_digest(hashlib.md5((lenient + key).encode()).hexdigest(), lower):
             return lenient
     return None
 
