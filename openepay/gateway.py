@@ -132,8 +132,9 @@ class Gateway:
         """Check ``OPENEPAY_SECRET_KEY`` against the database; until then the box seals nothing."""
         await prove(self.db, self.box)
 
-    @property
+    @cached_property
     def order_timeout(self) -> timedelta:
+        """How long a new order may be paid, made once (a ``timedelta`` per create was work for nothing)."""
         return timedelta(seconds=self.settings.order_timeout_seconds)
 
     # --- what channels and their routes reach (``ChannelHost``) -----------------------------

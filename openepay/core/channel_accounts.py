@@ -66,6 +66,10 @@ class Health:
         return self.paused_until is not None and self.paused_until > now
 
 
+# The health of an account with no failures on record, shared (a ``Health`` is never changed).
+HEALTHY = Health()
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """An account's configuration from a JSON file, or TOML when the name ends in ``.toml``."""
     try:
@@ -151,7 +155,7 @@ class ChannelAccounts:
         return self._accounts
 
     def health(self, account: ChannelAccount) -> Health:
-        return self._health.get(account.id, Health()) if account.id is not None else Health()
+        return self._health.get(account.id, HEALTHY) if account.id is not None else HEALTHY
 
     async def find(self, channel: str, ref: str) -> ChannelAccount | None:
         """The account a callback URL or an order names: ``default`` for the built-in one, else its id."""
@@ -389,7 +393,7 @@ class ChannelAccounts:
 
     async def record_success(self, account: ChannelAccount) -> None:
         """Forget earlier failures; costs nothing while the account is healthy."""
-        if account.id is None or self._health.get(account.id, Health()).failures == 0:
+        if account.id is None or self._health.get(account.id, HEALTHY).failures == 0:
             return
         async with self.db.session() as session:
             await session.execute(

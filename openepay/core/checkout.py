@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +27,7 @@ from openepay.core.orders import (
     attach_payment,
     detached_order,
     discard_unoffered,
+    draft_view,
     find_merchant_order,
     insert_order,
     offer_values,
@@ -232,8 +233,11 @@ class _Payment:
     async def _start(self, keep_unoffered: bool) -> Order:
         order, pay_type, device, db, router = self.order, self.pay_type, self.device, self.db, self.router
         candidates, routing = await router.candidates(order.merchant_pid, pay_type, order.amount_fen, device)
-        day = utcnow().astimezone(self.zone).date().isoformat()
-        view = payment_view(order, pay_type, device)
+        # The day an account's caps count in, read once an account with caps is tried (the built-in
+        # ones have none, and turning the clock into the zone's date was a part of every create).
+        day = ""
+        draft = self.draft
+        view = payment_view(order, pay_type, device) if draft is None else draft_view(draft, pay_type, device)
         refusal: ChannelRefused | None = None
         for candidate in candidates:
             account = candidate.account
@@ -241,6 +245,8 @@ class _Payment:
                 await self._store()
                 view = payment_view(self.order, pay_type, device)
             counted = account.id is not None
+            if counted and not day:
+                day = utcnow().astimezone(self.zone).date().isoformat()
             if counted and not await usage.count(db, account.id, day, order.amount_fen, account.rules):
                 routing.note(account, "skipped", "daily cap reached")
                 continue
@@ -302,7 +308,13 @@ class _Payment:
 
 
 def _for_account(ctx: PayContext, candidate: Candidate) -> PayContext:
-    return replace(ctx, callback_url=ctx.url(callback_path(candidate.channel.name, candidate.account.ref)))
+    # Built field by field: ``dataclasses.replace`` reads the class's fields anew on every call.
+    return PayContext(
+        ctx.base_url,
+        ctx.links,
+        callback_url=ctx.url(callback_path(candidate.channel.name, candidate.account.ref)),
+        return_url=ctx.return_url,
+    )
 
 
 async def _undo_count(db: Database, candidate: Candidate, day: str, amount_fen: int) -> None:

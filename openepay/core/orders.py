@@ -465,6 +465,25 @@ def channel_view(order: Order) -> ChannelOrder:
     return payment_view(order, order.pay_type or "", order.device)
 
 
+def draft_view(values: Mapping[str, Any], pay_type: str, device: str | None) -> ChannelOrder:
+    """``payment_view`` of an order not written yet, from its columns (``order_values``): reading them
+    through a draft ``Order``'s attributes cost a create more than the view itself."""
+    attrs = values["attrs"] or {}
+    return ChannelOrder(
+        trade_no=values["trade_no"],
+        pay_type=pay_type,
+        pay_amount_fen=values["pay_amount_fen"],
+        name=values["name"],
+        created_at=values["created_at"],
+        expires_at=values["expires_at"],
+        device=device,
+        clientip=values["clientip"],
+        channel_trade_no=values.get("channel_trade_no"),
+        openid=attrs.get("sub_openid"),
+        appid=attrs.get("sub_appid"),
+    )
+
+
 def payment_view(order: Order, pay_type: str, device: str | None) -> ChannelOrder:
     """``channel_view`` of the order as it is being paid, with this pay type on this device (built at
     once: a copy with them replaced costs a create a second view)."""

@@ -19,7 +19,6 @@ import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 from itertools import groupby
 from typing import Any
@@ -139,13 +138,12 @@ class Router:
         allowance = await self.allowance(pid)
         if allowance.pay_types is not None and pay_type not in allowance.pay_types:
             return [], log
-        now = utcnow()
         eligible = []
         for account in await self.accounts.all():
             channel = self.channels.get(account.channel)
             if channel is None or pay_type not in channel.pay_types:
                 continue
-            reason = self._excluded(account, allowance, pay_type, amount_fen, device, now)
+            reason = self._excluded(account, allowance, pay_type, amount_fen, device)
             if reason:
                 log.note(account, "skipped", reason)
             else:
@@ -159,7 +157,6 @@ class Router:
         pay_type: str,
         amount_fen: int,
         device: str | None,
-        now: datetime,
     ) -> str | None:
         rules = account.rules
         if allowance.account_ids is not None and account.id not in allowance.account_ids:
@@ -175,7 +172,8 @@ class Router:
         if rules.max_fen is not None and amount_fen > rules.max_fen:
             return f"above its maximum {format_yuan(rules.max_fen)}"
         health = self.accounts.health(account)
-        if health.paused(now):
+        # The clock is read only for an account with a pause on record (most have none).
+        if health.paused_until is not None and health.paused(utcnow()):
             assert health.paused_until is not None
             return f"upstream kept failing: left alone until {health.paused_until.isoformat(timespec='seconds')}"
         return None

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from openepay import json_text
 from openepay.db.direct import Compiled, CompiledStatements, DirectStatements, announce
 from openepay.db.sqlite_writes import Checkpoints, WriteTurn
 from openepay.db.urls import check, sqlite_file
@@ -101,6 +102,8 @@ def _configure_sqlite(
 
 def build_engine(database_url: str, **kwargs) -> AsyncEngine:  # type: ignore[no-untyped-def]
     url = check(database_url)
+    # JSON columns get ``json.dumps``' very text, from a C encoder made once (``json_text``).
+    kwargs.setdefault("json_serializer", json_text.dumps)
     if url.get_backend_name() == "sqlite":
         # SQLite runs one writer at a time anyway. One connection per process makes requests
         # queue for it on the event loop, instead of each taking its own connection and then
@@ -160,7 +163,10 @@ class SqliteLane:
 
     def __init__(self, path: Path) -> None:
         self.engine = create_engine(
-            f"sqlite:///{path}", poolclass=StaticPool, connect_args={"timeout": 0, "check_same_thread": False}
+            f"sqlite:///{path}",
+            poolclass=StaticPool,
+            connect_args={"timeout": 0, "check_same_thread": False},
+            json_serializer=json_text.dumps,
         )
         _configure_sqlite(self.engine, path, busy_timeout_ms=0, begin=None, autocheckpoint=False)
         self.turn = WriteTurn(path)
@@ -339,7 +345,12 @@ def build_read_engine(database_url: str) -> AsyncEngine | None:
     if path is None:
         return None
     engine = create_async_engine(
-        check(database_url), connect_args={"timeout": 30}, pool_size=2, max_overflow=0, pool_timeout=60
+        check(database_url),
+        connect_args={"timeout": 30},
+        pool_size=2,
+        max_overflow=0,
+        pool_timeout=60,
+        json_serializer=json_text.dumps,
     )
     _configure_sqlite(engine.sync_engine, path, begin="BEGIN", query_only=True)
     return engine

@@ -21,6 +21,13 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
+    def bind_processor(self, dialect):  # type: ignore[no-untyped-def]
+        """On SQLite, ``process_bind_param`` and SQLite's own ``DATETIME`` text in one step (the two
+        together were a tenth of the conversions of a create's ``INSERT``)."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        return _sqlite_text
+
     def process_bind_param(self, value: datetime | None, dialect):  # type: ignore[override]
         if value is None:
             return None
@@ -33,6 +40,16 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    """What SQLite stores for a UTC column: the UTC time as ``YYYY-MM-DD HH:MM:SS.ffffff``, the text
+    SQLAlchemy's SQLite ``DATETIME`` writes (an aware datetime's ISO text, its ``+00:00`` cut off)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
 
 
 def storable(text: str) -> bool:

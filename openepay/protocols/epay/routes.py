@@ -64,17 +64,17 @@ async def place_epay_order(gateway: Gateway, pay: PayRequest) -> PlacedOrder:
 
 
 async def place_and_start_epay_payment(
-    gateway: Gateway, request: Request, pay: PayRequest, pay_type: str, device: str | None = None
+    gateway: Gateway, request_base_url: str, pay: PayRequest, pay_type: str, device: str | None = None
 ) -> Order:
     """A new order written once with its offer (repeats follow ``place_epay_order``'s rules); raises
     ``NoChannel`` carrying the kept order when no channel serves the pay type. ``device`` is the
-    request's own ``device`` unless given."""
+    request's own ``device`` unless given; ``request_base_url`` is ``base_url`` of the request."""
     try:
         return await gateway.place_and_start_payment(
             pay.order,
             pay_type=pay_type,
             device=device or pay.device,
-            request_base_url=base_url(request),
+            request_base_url=request_base_url,
             reopen_identical=True,
             keep_unoffered=True,
         )
@@ -96,7 +96,7 @@ async def cashier_target(gateway: Gateway, request: Request, pay: PayRequest) ->
         return gateway.links.cashier_path(order.trade_no)
     device = "mobile" if is_mobile(request.headers.get("user-agent")) else "pc"
     try:
-        order = await place_and_start_epay_payment(gateway, request, pay, pay.pay_type, device)
+        order = await place_and_start_epay_payment(gateway, base_url(request), pay, pay.pay_type, device)
     except NoChannel as no_channel:
         assert no_channel.order is not None
         return gateway.links.cashier_path(no_channel.order.trade_no) + "?other=1"
@@ -164,9 +164,10 @@ async def mapi(request: Request) -> Response:
             return error_answer(-4, "未传入任何参数")
         pay = await validate_pay_request(gateway, params, client_address(request), api=True)
         assert pay.pay_type is not None
-        context = gateway.pay_context(base_url(request))
+        request_base_url = base_url(request)
+        context = gateway.pay_context(request_base_url)
         try:
-            started = await place_and_start_epay_payment(gateway, request, pay, pay.pay_type)
+            started = await place_and_start_epay_payment(gateway, request_base_url, pay, pay.pay_type)
         except NoChannel as no_channel:
             assert no_channel.order is not None
             cashier_url = context.cashier_url(no_channel.order.trade_no)

@@ -125,12 +125,13 @@ async def create(request: Request) -> JSONResponse:
             pay = _in_app(pay, params)
         assert pay.pay_type is not None
         started: Order | None
+        request_base_url = base_url(request)
         try:
-            order = started = await place_and_start_epay_payment(gateway, request, pay, pay.pay_type)
+            order = started = await place_and_start_epay_payment(gateway, request_base_url, pay, pay.pay_type)
         except NoChannel as no_channel:
             assert no_channel.order is not None
             order, started = no_channel.order, None
-        cashier_url = gateway.pay_context(base_url(request)).cashier_url(order.trade_no)
+        cashier_url = gateway.pay_context(request_base_url).cashier_url(order.trade_no)
         if method == "jsapi":
             if started is None or not started.pay_info:
                 raise V2Error(NO_JSAPI_CHANNEL)
