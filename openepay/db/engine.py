@@ -25,6 +25,13 @@ AUTOCOMMIT = "AUTOCOMMIT"
 # SQLite's lock. Past them it waits for the turn off the event loop, or, when a writer that takes
 # no turn (a session, the worker, a CLI command) holds SQLite's lock, in aiosqlite's thread.
 LANE_RETRY_PAUSES = (0, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
+# Tries that find the turn taken before the write waits for it off the event loop. The other
+# process holds it for a write of a fraction of a millisecond, unless the kernel takes the core
+# from it meanwhile (two web processes and their clients share two cores): then it holds it for
+# a time slice, and pauses that double on a busy event loop sleep on long after it is free. With
+# all the pauses tried first, one create in six waited over 5 ms and p99 was 41-53 ms at -c16 on
+# SQLite (``bench/run_all.py``); after three tries, 18-19 ms.
+TURN_TRIES_ON_LOOP = 3
 # PostgreSQL connections of each ``Database`` for its lone statements (``DirectStatements.first``: a create's
 # insert, a lookup), besides the engine's pool; opened as needed. Each holds one short statement at a
 # time, so a few keep up with many requests: more would only add PostgreSQL backends competing for
@@ -304,17 +311,22 @@ class SqliteLane:
         """``one`` for a write, in its turn; None when a writer that takes no turn kept SQLite's lock
         through every try.
 
-        A writer that finds the turn taken tries again after each of ``LANE_RETRY_PAUSES``, on the
-        event loop, which is busy anyway and notices the turn free sooner than a thread it wakes
-        could run on a loaded machine; past them it waits, off the loop, for the turn to be free,
-        as long as that takes."""
+        A writer that finds the turn taken tries again after the first of ``LANE_RETRY_PAUSES``, on
+        the event loop; once it has found it taken ``TURN_TRIES_ON_LOOP`` times it waits, off the
+        loop, for the turn to be free, as long as that takes (the kernel wakes it the moment the
+        holder lets go). A writer that finds SQLite's lock taken by one that takes no turn tries
+        through all the pauses before it gives up."""
         outcome: tuple[Mapping[str, Any] | None] | bool = False
+        taken = 0
         for pause in LANE_RETRY_PAUSES:
             if pause:
                 await asyncio.sleep(pause)
             outcome = self._in_turn(statement, params)
             if isinstance(outcome, tuple):
                 return outcome
+            taken += outcome is False
+            if taken == TURN_TRIES_ON_LOOP:
+                break
         while outcome is False:
             await self.turn.free()
             outcome = self._in_turn(statement, params)

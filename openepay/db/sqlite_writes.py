@@ -8,9 +8,9 @@ that had to wait waited tens to hundreds of milliseconds, however short the othe
 
 ``WriteTurn`` is the wake-up SQLite lacks: an ``flock`` on a file beside the database, taken
 (without waiting) around each write of the lane, which runs on the event loop and holds it for
-a fraction of a millisecond. A writer that finds it taken tries again a few times over some
-30 ms (``LANE_RETRY_PAUSES``), then waits in a thread of its own (one per process, never the
-event loop) blocked in ``flock``, which the kernel ends the moment the holder lets go, however
+a fraction of a millisecond. A writer that finds it taken tries again twice within about a
+millisecond (``TURN_TRIES_ON_LOOP``), then waits in a thread of its own (one per process, never
+the event loop) blocked in ``flock``, which the kernel ends the moment the holder lets go, however
 long that takes, instead of giving up and waiting in SQLite's busy handler. The turn is never
 held across an ``await``: a writer handed the turn while its event loop is busy elsewhere
 would hold up every other writer until its loop came round, which under load is longer than
