@@ -201,9 +201,9 @@ async def test_a_new_order_keeps_everything_the_merchant_sent_and_starts_unpaid_
         assert order.expires_at - order.created_at == THIRTY_MINUTES
 
 
-async def test_an_order_written_with_its_offer_is_handed_back_as_stored(gateway, merchant):
-    sent = new_order(merchant.pid, param="p=1", clientip="203.0.113.9", device="pc", attrs={"sub_openid": "o-1"})
-    order = await gateway.place_and_start_payment(
+async def _paying_by_alipay(gateway, sent):
+    """``sent`` placed and offered on its Alipay channel, as ``mapi.php`` does it."""
+    return await gateway.place_and_start_payment(
         sent,
         pay_type="alipay",
         device="pc",
@@ -211,6 +211,11 @@ async def test_an_order_written_with_its_offer_is_handed_back_as_stored(gateway,
         reopen_identical=True,
         keep_unoffered=True,
     )
+
+
+async def test_an_order_written_with_its_offer_is_handed_back_as_stored(gateway, merchant):
+    sent = new_order(merchant.pid, param="p=1", clientip="203.0.113.9", device="pc", attrs={"sub_openid": "o-1"})
+    order = await _paying_by_alipay(gateway, sent)
     stored = await get_order(gateway.db, order.trade_no)
     columns = Order.__table__.c.keys()
     assert {name: getattr(order, name) for name in columns} == {name: getattr(stored, name) for name in columns}
@@ -220,14 +225,7 @@ async def test_an_order_written_with_its_offer_is_handed_back_as_stored(gateway,
 async def test_an_orders_summary_is_its_own_columns_as_stored_found_by_either_number_for_its_merchant_only(
     gateway, merchant
 ):
-    order = await gateway.place_and_start_payment(
-        new_order(merchant.pid, param="p=1"),
-        pay_type="alipay",
-        device="pc",
-        request_base_url="http://gateway.test",
-        reopen_identical=True,
-        keep_unoffered=True,
-    )
+    order = await _paying_by_alipay(gateway, new_order(merchant.pid, param="p=1"))
     stored = await get_order(gateway.db, order.trade_no)
     by_ours = await find_merchant_order_summary(gateway.db, merchant.pid, trade_no=order.trade_no)
     by_theirs = await find_merchant_order_summary(gateway.db, merchant.pid, out_trade_no=order.out_trade_no)
