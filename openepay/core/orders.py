@@ -468,36 +468,28 @@ def channel_view(order: Order) -> ChannelOrder:
 def draft_view(values: Mapping[str, Any], pay_type: str, device: str | None) -> ChannelOrder:
     """``payment_view`` of an order not written yet, from its columns (``order_values``): reading them
     through a draft ``Order``'s attributes cost a create more than the view itself."""
-    attrs = values["attrs"] or {}
-    return ChannelOrder(
-        trade_no=values["trade_no"],
-        pay_type=pay_type,
-        pay_amount_fen=values["pay_amount_fen"],
-        name=values["name"],
-        created_at=values["created_at"],
-        expires_at=values["expires_at"],
-        device=device,
-        clientip=values["clientip"],
-        channel_trade_no=values.get("channel_trade_no"),
-        openid=attrs.get("sub_openid"),
-        appid=attrs.get("sub_appid"),
-    )
+    return _view(values.get, pay_type, device)
 
 
 def payment_view(order: Order, pay_type: str, device: str | None) -> ChannelOrder:
     """``channel_view`` of the order as it is being paid, with this pay type on this device (built at
     once: a copy with them replaced costs a create a second view)."""
-    attrs = order.attrs or {}
+    return _view(order.__getattribute__, pay_type, device)
+
+
+def _view(column: Callable[[str], Any], pay_type: str, device: str | None) -> ChannelOrder:
+    """The channel's view of an order whose columns ``column`` reads by name."""
+    attrs = column("attrs") or {}
     return ChannelOrder(
-        trade_no=order.trade_no,
+        trade_no=column("trade_no"),
         pay_type=pay_type,
-        pay_amount_fen=order.pay_amount_fen,
-        name=order.name,
-        created_at=order.created_at,
-        expires_at=order.expires_at,
+        pay_amount_fen=column("pay_amount_fen"),
+        name=column("name"),
+        created_at=column("created_at"),
+        expires_at=column("expires_at"),
         device=device,
-        clientip=order.clientip,
-        channel_trade_no=order.channel_trade_no,
+        clientip=column("clientip"),
+        channel_trade_no=column("channel_trade_no"),
         openid=attrs.get("sub_openid"),
         appid=attrs.get("sub_appid"),
     )
