@@ -16,7 +16,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from openepay.db.types import storable
-from openepay.web.middleware import WHOLE_BODY
+from openepay.web.middleware import WHOLE_BODY, first_header
 
 URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
@@ -105,7 +105,7 @@ async def form_params(request: Request) -> dict[str, str]:
     """
     if request.method != "POST":
         return {}
-    media_type = _content_type(request.scope["headers"]).split(";")[0].strip().lower()
+    media_type = (first_header(request.scope, b"content-type") or b"").decode("latin-1").split(";")[0].strip().lower()
     if media_type == URLENCODED:
         body = request.scope.get(WHOLE_BODY)
         return parse_query(await request.body() if body is None else body)
@@ -117,14 +117,6 @@ async def form_params(request: Request) -> dict[str, str]:
         return {}
     texts = {name: value for name, value in form.items() if not isinstance(value, UploadFile)}
     return _storable({_valid_text(name): _valid_text(value) for name, value in texts.items()})
-
-
-def _content_type(headers: list[tuple[bytes, bytes]]) -> str:
-    """``request.headers.get("content-type", "")`` (the first one), without building the request's headers."""
-    for name, value in headers:
-        if name == b"content-type":
-            return value.decode("latin-1")
-    return ""
 
 
 def _valid_text(text: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 from starlette.requests import Request
 
 from openepay.gateway import Gateway
+from openepay.web.middleware import first_header
 
 # ``base_url`` by what Starlette builds it from; cleared when full (a client chooses its Host header).
 _BASE_URLS: dict[tuple[Any, ...], str] = {}
@@ -22,14 +23,9 @@ def base_url(request: Request) -> str:
     built once per scheme, Host header, server address and root path (building it took a create
     request some 20 µs of CPU, parsing and validating the Host header each time)."""
     scope = request.scope
-    host = None
-    for name, value in scope["headers"]:
-        if name == b"host":
-            host = value
-            break
     key = (
         scope.get("scheme", "http"),
-        host,
+        first_header(scope, b"host"),
         scope.get("server"),
         scope.get("app_root_path", scope.get("root_path", "")),
     )

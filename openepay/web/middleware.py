@@ -117,6 +117,15 @@ class RequestBody:
             await self.app(scope, _replay(body, receive), send)
 
 
+def first_header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of the request header ``name`` (lower case, as servers give names), read from the
+    scope without building Starlette's ``Headers`` for the request (hot paths read one or two)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return None
+
+
 # Where ``RequestBody`` leaves the body it read, for a route that reads it whole (``request.body()``
 # gives the same bytes, through a stream).
 WHOLE_BODY = "openepay.body"
