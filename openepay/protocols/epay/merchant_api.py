@@ -312,4 +312,4 @@ async def api(request: Request) -> Response:
         return error_answer(error.code, error.msg)
     except Exception:
         log.exception("api.php failed")
-        return JSONResponse({"code": -1, "msg": "系统繁忙，请稍后再试"})
+        return error_answer(-1, "系统繁忙，请稍后再试")
