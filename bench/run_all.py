@@ -27,8 +27,10 @@ CPU per request, which on a 2-core machine the gateway no longer gets.
 Every answer is checked (code 1, or the refusal for the bad signatures); anything else is an
 error. One JSON line per scenario with req/s, p50/p99 and each path's ratio to ``/healthz``,
 the server's CPU per request (its processes' user + system time over the phase, divided by the
-requests) and its ratio to ``/healthz``'s, the load average before and after (other work on
-the machine shows in every number, CPU per request least), then a Markdown table of everything.
+requests) and its ratio to ``/healthz``'s, on PostgreSQL its backends' CPU per request, wrk's
+own CPU per request (all three share the machine's two cores, so together they say where a
+path's requests per second went), the load average before and after (other work on the
+machine shows in every number, CPU per request least), then a Markdown table of everything.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import secrets
 import subprocess
 import sys
@@ -50,6 +53,7 @@ import aiohttp
 from gateway_env import sandbox_env
 from mapi_load import run_load, signed_order
 from mapi_suite import free_port, openepay
+from notify_load import pg_backend_cpu
 from throwaway_db import fresh_database
 from wrk_load import available as wrk_available
 from wrk_load import run_wrk
@@ -103,8 +107,19 @@ def server_cpu_seconds(pid: int) -> float:
     return total / tick
 
 
+def children_cpu_seconds() -> float:
+    """CPU time (user + system) of this script's finished children so far: wrk's, once a phase ends."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+async def database_cpu_seconds(database: str | None) -> dict[int, float]:
+    """CPU so far of each PostgreSQL backend serving ``database`` (none for SQLite, which works in the server)."""
+    return {} if database is None else await pg_backend_cpu(database)
+
+
 async def measure(
-    url: str, pid: int, key: str, args: argparse.Namespace, server_pid: int
+    url: str, pid: int, key: str, args: argparse.Namespace, server_pid: int, database: str | None
 ) -> dict[str, dict[str, float]]:
     run = secrets.token_hex(3).upper()
     created: list[str] = []
@@ -148,7 +163,10 @@ async def measure(
             else:
                 listed = [build(n) for n in range(1, max(int(count), 1) + 1)]
             cpu_before = server_cpu_seconds(server_pid)
+            database_before = await database_cpu_seconds(database)
+            client_before = children_cpu_seconds()
             phase = await asyncio.to_thread(run_wrk, url, listed, WRK_EXPECTED[name], args.concurrency, args.duration)
+            phase["client_cpu_ms_per_request"] = per_request(children_cpu_seconds() - client_before, phase)
             if name in ("create", "bad_signature") and phase["wrapped"]:
                 raise SystemExit(f"{name}: wrk sent every one of its {len(listed):,} requests; raise WRK_*_PER_S")
             if name == "create":
@@ -157,11 +175,19 @@ async def measure(
                 del created[made_before + max(int(phase["requests"]) - args.concurrency, 0) :]
         else:
             cpu_before = server_cpu_seconds(server_pid)
+            database_before = await database_cpu_seconds(database)
             phase = await run_load(url, build, args.concurrency, args.duration, check)
+        phase["server_cpu_ms_per_request"] = per_request(server_cpu_seconds(server_pid) - cpu_before, phase)
+        if database is not None:
+            database_after = await database_cpu_seconds(database)
+            used = sum(cpu - database_before.get(backend, 0.0) for backend, cpu in database_after.items())
+            phase["database_cpu_ms_per_request"] = per_request(used, phase)
         results[name] = phase
-        cpu = server_cpu_seconds(server_pid) - cpu_before
-        results[name]["server_cpu_ms_per_request"] = round(cpu * 1000 / max(results[name]["requests"], 1), 3)
     return results
+
+
+def per_request(cpu_seconds: float, phase: dict[str, float]) -> float:
+    return round(cpu_seconds * 1000 / max(phase["requests"], 1), 3)
 
 
 async def wait_ready(url: str, timeout: float = 60.0) -> None:
@@ -232,7 +258,8 @@ async def scenario(backend: str, orders: int, args: argparse.Namespace) -> dict[
             loaded = json.loads(output)
         url, server_pid = await serving(stack, env, args.workers)
         load_before = loadavg()
-        phases = await measure(url, merchant["pid"], merchant["key"], args, server_pid)
+        database = None if backend == "sqlite" else database_url.rsplit("/", 1)[1].split("?")[0]
+        phases = await measure(url, merchant["pid"], merchant["key"], args, server_pid, database)
         floor = phases["healthz"]["requests_per_s"] or 1.0
         cpu_floor = phases["healthz"]["server_cpu_ms_per_request"]
         return {
@@ -257,8 +284,8 @@ async def scenario(backend: str, orders: int, args: argparse.Namespace) -> dict[
 def table(results: list[dict[str, object]]) -> str:
     lines = [
         "| backend | orders | path | req/s | vs /healthz | p50 ms | p99 ms | errors | CPU ms/req | CPU vs /healthz"
-        " | load avg |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        " | database CPU ms/req | wrk CPU ms/req | load avg |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for result in results:
         phases: dict[str, dict[str, float]] = result["phases"]  # type: ignore[assignment]
@@ -270,6 +297,7 @@ def table(results: list[dict[str, object]]) -> str:
                 f"| {result['backend']} | {result['orders']:,} | {name} | {phase['requests_per_s']:,.0f} | {ratio} |"
                 f" {phase['p50_ms']} | {phase['p99_ms']} | {phase['errors']} |"
                 f" {phase['server_cpu_ms_per_request']} | {cpu_ratio} |"
+                f" {phase.get('database_cpu_ms_per_request', '')} | {phase.get('client_cpu_ms_per_request', '')} |"
                 f" {result['loadavg_1m_before']} → {result['loadavg_1m_after']} |"
             )
     return "\n".join(lines)
