@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 from starlette.requests import Request
+from starlette.responses import Response
 
 from openepay.core.money import MoneyError, format_yuan, parse_yuan
 from openepay.core.orders import find_merchant_order
@@ -41,6 +41,7 @@ from openepay.protocols.epay_v2.verification import (
 )
 from openepay.protocols.params import php_empty, php_intval
 from openepay.web.deps import client_address, gateway_of
+from openepay.web.responses import JSONResponse, error_answer
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -242,22 +243,22 @@ ONCE_ONLY = frozenset({"pay/refund"})
 
 
 @router.api_route("/api/{endpoint:path}", methods=ANY_METHOD)
-async def api(request: Request, endpoint: str) -> JSONResponse:
+async def api(request: Request, endpoint: str) -> Response:
     handler = ENDPOINTS.get(endpoint)
     if handler is None:
-        return JSONResponse({"code": -5, "msg": "接口方法不存在"})
+        return error_answer(-5, "接口方法不存在")
     gateway = gateway_of(request)
     try:
         params = await body_params(request)
         if "pid" not in params:
-            return JSONResponse(NO_PARAMETERS)
+            return error_answer(*NO_PARAMETERS)
         merchant, signed = await authenticate(gateway, params, client_address(request), API_DOOR, API_BANNED)
         if endpoint in ONCE_ONLY:
             await refuse_replay(gateway, merchant, endpoint, signed)
         answer = await handler(gateway, merchant, params)
         return JSONResponse((await platform_key(gateway.db, gateway.box)).signed(answer))
     except V2Error as error:
-        return JSONResponse({"code": error.code, "msg": error.msg})
+        return error_answer(error.code, error.msg)
     except Exception:
         log.exception("api/%s failed", endpoint)
-        return JSONResponse({"code": -1, "msg": BUSY})
+        return error_answer(-1, BUSY)

@@ -13,7 +13,7 @@ import logging
 import re
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.requests import Request
 
 from openepay.core.checkout import NoChannel
@@ -33,6 +33,7 @@ from openepay.protocols.epay_v2.platform_key import platform_key
 from openepay.protocols.epay_v2.verification import PAY_BANNED, PAY_DOOR, V2Error, authenticate, body_params
 from openepay.web.cashier.routes import message_page
 from openepay.web.deps import base_url, client_address, gateway_of
+from openepay.web.responses import JSONResponse, error_answer
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -40,7 +41,7 @@ router = APIRouter()
 # Every method reaches the handler, so a GET to a POST endpoint gets the dialect's own
 # answer ("no parameters") rather than a 405 or the unknown-endpoint error.
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-NO_PARAMETERS = {"code": -4, "msg": "未传入任何参数"}
+NO_PARAMETERS = (-4, "未传入任何参数")
 UNSUPPORTED_METHOD = "不支持的支付方式(method)"
 NO_OPENID = "JSAPI支付必须传入用户openid(sub_openid)"
 BAD_OPENID = "sub_openid或sub_appid格式错误"
@@ -112,12 +113,12 @@ async def submit(request: Request) -> Response:
 
 
 @router.api_route("/api/pay/create", methods=ANY_METHOD)
-async def create(request: Request) -> JSONResponse:
+async def create(request: Request) -> Response:
     gateway = gateway_of(request)
     try:
         params = await body_params(request)
         if "pid" not in params:
-            return JSONResponse(NO_PARAMETERS)
+            return error_answer(*NO_PARAMETERS)
         merchant, _ = await authenticate(gateway, params, client_address(request), PAY_DOOR, PAY_BANNED)
         method = _method(params)
         pay = _order_fields(gateway, merchant, params, api=True)
@@ -145,7 +146,7 @@ async def create(request: Request) -> JSONResponse:
         answer = {"code": 0, "trade_no": order.trade_no, "pay_type": pay_type, "pay_info": pay_info}
         return JSONResponse((await platform_key(gateway.db, gateway.box)).signed(answer))
     except (V2Error, EpayError) as error:
-        return JSONResponse({"code": error.code, "msg": error.msg})
+        return error_answer(error.code, error.msg)
     except Exception:
         log.exception("api/pay/create failed")
-        return JSONResponse({"code": -1, "msg": BUSY})
+        return error_answer(-1, BUSY)
