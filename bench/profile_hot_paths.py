@@ -5,8 +5,9 @@
 
 Builds the app (``create_app``) on a fresh, migrated database with one merchant and the sandbox
 channel, as ``run_all.py`` does, and sends it ASGI requests directly, without uvicorn or a
-socket: ``/healthz``, a ``mapi.php`` create, an ``api.php?act=order`` lookup and a
-``mapi.php`` with a wrong signature, ``--concurrency`` at a time. It prints, per path, the
+socket: ``/healthz``, a ``mapi.php`` create, an ``api.php?act=order`` lookup, a ``mapi.php`` with
+a wrong signature and one naming a merchant number nobody has (a new one each request, as a
+flood of random numbers would), ``--concurrency`` at a time. It prints, per path, the
 process's CPU time (``time.process_time``) per request, which the database's own work (a
 PostgreSQL backend is another process) and other load on the machine barely move, and each
 path's ratio to ``/healthz``. ``--profile`` runs the named paths again under cProfile and prints
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import itertools
 import json
 import os
 import pstats
@@ -171,11 +173,17 @@ async def main(args: argparse.Namespace) -> None:
         def bad(n: int) -> Request:
             return "POST", "/mapi.php", order_body(pid, "not-the-merchants-key", f"X{run}{n:09d}", n)
 
+        unknown_pids = itertools.count(pid + 1)
+
+        def unknown_pid(n: int) -> Request:
+            return "POST", "/mapi.php", order_body(next(unknown_pids), key, f"U{run}{n:09d}", n)
+
         paths: dict[str, tuple[Callable[[int], Request], Callable[[bytes], bool]]] = {
             "healthz": (lambda n: ("GET", "/healthz", b""), lambda body: b'"ok"' in body),
             "create": (create, code(1)),
             "lookup": (lookup, code(1)),
             "bad_signature": (bad, code(-1, "签名校验失败")),
+            "unknown_pid": (unknown_pid, code(-1, "商户不存在")),
         }
         for build, check in paths.values():  # warm-up
             await drive(app, build, check, 200, args.concurrency)
@@ -214,7 +222,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--backend", default="postgresql", choices=("postgresql", "sqlite"))
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--paths", default="healthz,create,lookup,bad_signature", help="paths to measure")
+    parser.add_argument("--paths", default="healthz,create,lookup,bad_signature,unknown_pid", help="paths to measure")
     parser.add_argument("--profile", default="", help="paths to profile, comma-separated")
     parser.add_argument("--top", type=int, default=40)
     return parser.parse_args()

@@ -2,8 +2,12 @@
 
 A request is admitted when the caller is not locked out, the merchant exists, is active and
 uses the dialect, and the dialect's verifier accepts the signature; every failed signature
-is counted (``openepay.core.lockout``). The merchant and its key come from this process's copy
-(``openepay.core.merchant_cache``), so a refusal usually costs no query at all. Dialects differ
+is counted (``openepay.core.lockout``). A number no merchant has is refused uncounted: no key
+was tried, so nothing is being guessed, and a shop whose server sends a wrong or not yet created
+pid (a typo, a shop moved from Rainbow before the operator created it) would otherwise lock out
+its address, and every shop behind the same address, from their own merchants. Such a request
+costs no more than a bad signature's refusal. The merchant and its key come from this process's
+copy (``openepay.core.merchant_cache``), so a refusal usually costs no query at all. Dialects differ
 only in the order and the words of their refusals (Rainbow checks the ban after the signature
 on ``submit.php`` and before it on ``/api/...``): each describes its order with a ``Door`` and
 turns each ``Refusal`` into its own error.

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import pytest_asyncio
 from sqlalchemy import event
 
 from openepay.app import create_app
+from openepay.core import merchant_cache
 from openepay.core.merchant_cache import Admission, MerchantCache
-from openepay.core.merchants import MerchantCredentials
+from openepay.core.merchants import MerchantCredentials, Merchants
+from openepay.db import Database
 from openepay.gateway import Gateway
 from openepay.web.server import http_protocol
 from tests.support.cli import openepay
@@ -115,15 +118,15 @@ def cached_app(database_url: str) -> Iterator[tuple[ServerThread, Gateway]]:
     thread.stop()
 
 
-def _statements(gateway: Gateway) -> list[str]:
-    """Every statement the app's engines send from now on (SQLite's BEGIN IMMEDIATE is transaction control)."""
+def _statements(db: Database) -> list[str]:
+    """Every statement ``db``'s engines send from now on (SQLite's BEGIN IMMEDIATE is transaction control)."""
     seen: list[str] = []
 
     def record(conn, cursor, statement: str, *args: object) -> None:  # type: ignore[no-untyped-def]
         if not statement.startswith("BEGIN"):
             seen.append(statement)
 
-    for engine in gateway.db.engines:
+    for engine in db.engines:
         event.listen(engine, "before_cursor_execute", record)
     return seen
 
@@ -137,7 +140,7 @@ async def test_a_bad_signature_is_refused_without_a_query_and_still_counts_towar
         first = (await client.post("/mapi.php", data=good)).json()
         assert first["code"] == 1, first
 
-        statements = _statements(app_gateway)
+        statements = _statements(app_gateway.db)
         bad = signed(order_params(merchant.pid, "http://shop.example", "BAD-1", clientip="203.0.113.7"), "not-the-key")
         answers = [(await client.post("/mapi.php", data=bad)).json() for _ in range(4)]
 
@@ -154,7 +157,7 @@ async def test_a_create_is_one_insert_and_a_lookup_one_select(
         warm = signed(order_params(merchant.pid, "http://shop.example", "WARM-1", clientip="203.0.113.7"), merchant.key)
         assert (await client.post("/mapi.php", data=warm)).json()["code"] == 1
 
-        statements = _statements(app_gateway)
+        statements = _statements(app_gateway.db)
         new = signed(order_params(merchant.pid, "http://shop.example", "ONE-1", clientip="203.0.113.7"), merchant.key)
         created = (await client.post("/mapi.php", data=new)).json()
         create_statements = list(statements)
@@ -175,7 +178,7 @@ async def test_a_merchant_query_is_one_select(
     query = {"act": "query", "pid": merchant.pid, "key": merchant.key}
     async with httpx.AsyncClient(base_url=thread.url, timeout=10) as client:
         assert (await client.get("/api.php", params=query)).json()["code"] == 1
-        statements = _statements(app_gateway)
+        statements = _statements(app_gateway.db)
         answer = (await client.get("/api.php", params=query)).json()
 
     assert (answer["code"], answer["orders"], answer["orders_today"], answer["orders_lastday"]) == (1, 0, 0, 0)
@@ -190,7 +193,7 @@ async def test_a_payfor_create_is_one_insert(
         warm = keyed(payfor_params(merchant.pid, "http://shop.example", "PF-WARM"), merchant.key)
         assert (await send(client, warm, as_json=True)).json()["code"] == 1
 
-        statements = _statements(app_gateway)
+        statements = _statements(app_gateway.db)
         new = keyed(payfor_params(merchant.pid, "http://shop.example", "PF-1"), merchant.key)
         created = (await send(client, new, as_json=True)).json()
 
@@ -206,7 +209,7 @@ async def test_a_vmq_create_is_one_insert(
         warm = vmq_signed(vmq_order_params("VMQ-WARM"), merchant.key)
         assert data_of(await vmq_create(client, warm, merchant.pid))["state"] == 0
 
-        statements = _statements(app_gateway)
+        statements = _statements(app_gateway.db)
         created = data_of(await vmq_create(client, vmq_signed(vmq_order_params("VMQ-1"), merchant.key), merchant.pid))
 
     assert created["payId"] == "VMQ-1" and created["state"] == 0 and created["payUrl"].startswith(thread.url)
@@ -324,3 +327,140 @@ async def test_a_burst_of_requests_on_a_distrusted_copy_reads_no_merchant_from_t
         assert {answer.key for answer in answers if answer is not None} == {merchant.key}
 
     assert loads == [merchant.pid]
+
+
+# -- numbers no merchant has ----------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def web_process(gateway: Gateway, database_url: str) -> AsyncIterator[Merchants]:
+    """A web process's merchants on an engine of its own, its copy confirmed and trusted for two
+    minutes (the tests run the checks ``run`` would); ``gateway`` plays every other process, the CLI
+    among them."""
+    db = Database(database_url)
+    merchants = Merchants(db, gateway.merchants.box, cache_check_interval=60, cache_trust_seconds=120)
+    await merchants.cache.check()
+    yield merchants
+    await db.dispose()
+
+
+def _merchant_reads(statements: list[str]) -> list[str]:
+    assert all(sql.split()[0] == "SELECT" and "FROM merchants" in sql for sql in statements), statements
+    return statements
+
+
+async def test_unknown_numbers_are_read_once_a_version_and_leave_the_known_merchants_in_memory(
+    gateway: Gateway, merchant: MerchantCredentials, web_process: Merchants
+):
+    assert (await web_process.admission(merchant.pid)) is not None
+    sent = _statements(web_process.db)
+    repeated = [await web_process.admission(merchant.pid + 1) for _ in range(5)]
+    flood = [await web_process.admission(pid) for pid in range(10**8, 10**8 + 500)]
+    known = await web_process.admission(merchant.pid)
+
+    assert repeated == [None] * 5 and flood == [None] * 500
+    assert known is not None and known.key == merchant.key
+    # The first unknown number's row, then every merchant's number; nothing for the other 504.
+    assert len(_merchant_reads(sent)) == 2
+
+    await gateway.merchants.update(merchant.pid, name="Renamed")  # another process changes a merchant
+    await web_process.cache.check()
+    sent.clear()
+    again = [await web_process.admission(merchant.pid + 1) for _ in range(5)]
+
+    assert again == [None] * 5
+    assert len(_merchant_reads(sent)) == 2
+
+
+async def test_a_merchant_created_elsewhere_after_its_number_was_refused_is_let_in_once_the_change_is_seen(
+    gateway: Gateway, web_process: Merchants
+):
+    assert await web_process.admission(4242) is None
+
+    created = await gateway.merchants.create("Moved from Rainbow", pid=4242)
+    await web_process.cache.check()
+    admitted = await web_process.admission(4242)
+
+    assert admitted is not None and admitted.merchant.name == "Moved from Rainbow" and admitted.key == created.key
+
+
+async def test_a_merchant_created_by_this_process_after_its_number_was_refused_is_let_in_at_once(
+    web_process: Merchants,
+):
+    assert await web_process.admission(4242) is None
+
+    created = await web_process.create("Moved from Rainbow", pid=4242)
+    admitted = await web_process.admission(4242)
+
+    assert admitted is not None and admitted.key == created.key
+
+
+async def test_past_the_bound_unknown_numbers_are_read_each_time_and_known_merchants_kept(
+    gateway: Gateway, merchant: MerchantCredentials, web_process: Merchants, monkeypatch: pytest.MonkeyPatch
+):
+    """More merchants than the numbers kept: no set of numbers that would grow with them, so every
+    unknown number is read, and the known merchants are still answered from memory."""
+    monkeypatch.setattr(merchant_cache, "MAX_PIDS", 1)
+    await gateway.merchants.create("Second Shop")
+    await web_process.cache.check()
+    assert await web_process.admission(merchant.pid) is not None
+
+    sent = _statements(web_process.db)
+    first = await web_process.admission(10**8)
+    read_first = len(sent)
+    rest = [await web_process.admission(pid) for pid in range(10**8 + 1, 10**8 + 11)]
+    read_rest = len(sent) - read_first
+    sent.clear()
+    known = await web_process.admission(merchant.pid)
+
+    assert first is None and rest == [None] * 10
+    assert (read_first, read_rest) == (2, 10), "its row and the numbers (too many), then one row each"
+    assert known is not None and known.key == merchant.key and sent == []
+
+
+async def test_a_burst_of_unknown_numbers_on_a_distrusted_copy_shares_its_checks(
+    gateway: Gateway, merchant: MerchantCredentials
+):
+    """As for known merchants, unknown numbers on a copy no longer trusted wait for a check rather
+    than each read its row."""
+    loads: list[int] = []
+
+    async def load(pid: int) -> Admission | None:
+        loads.append(pid)
+        return await gateway.merchants.admission(pid)
+
+    cache = MerchantCache(gateway.db, load, check_interval=0.4, trust_seconds=1.0, clock=_StallingClock(step=0.3))
+    await cache.check()
+    await cache.get(10**8)
+    for round_ in range(5):
+        answers = await asyncio.gather(*(cache.get(10**8 + 16 * round_ + i) for i in range(16)))
+        assert answers == [None] * 16
+
+    assert loads == [10**8]
+
+
+async def test_a_flood_of_unknown_numbers_costs_no_query_and_locks_out_nobody(
+    gateway: Gateway, merchant: MerchantCredentials, cached_app: tuple[ServerThread, Gateway]
+):
+    """Refused unknown numbers are not failed signatures: the address that sent them (three failures
+    lock it out here) still gets in for its own merchant."""
+    thread, app_gateway = cached_app
+    async with httpx.AsyncClient(base_url=thread.url, timeout=10) as client:
+
+        def order(pid: int, key: str, number: str) -> dict[str, str]:
+            return signed(order_params(pid, "http://shop.example", number, clientip="203.0.113.7"), key)
+
+        assert (await client.post("/mapi.php", data=order(merchant.pid, merchant.key, "WARM-1"))).json()["code"] == 1
+        statements = _statements(app_gateway.db)
+        unknown = [
+            (await client.post("/mapi.php", data=order(pid, merchant.key, f"U-{pid}"))).json()
+            for pid in range(10**8, 10**8 + 20)
+        ]
+        bad = (await client.post("/mapi.php", data=order(merchant.pid, "not-the-key", "BAD-1"))).json()
+        flood_statements = list(statements)
+        good = (await client.post("/mapi.php", data=order(merchant.pid, merchant.key, "GOOD-1"))).json()
+
+    assert unknown == [{"code": -1, "msg": "商户不存在！"}] * 20
+    assert bad == {"code": -1, "msg": "签名校验失败，请返回重试！"}
+    assert len(_merchant_reads(flood_statements)) == 2
+    assert good["code"] == 1, good
