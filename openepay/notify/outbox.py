@@ -177,7 +177,8 @@ def _choose_statement() -> TextualSelect:
     claim's conditions beside it the planner, misled by stale statistics, walked every due
     notification instead. A row changed between the choice and its lock (a worker whose lease
     ran out recording its attempt) is returned as locked, so the caller checks it again
-    (``_still_due``).
+    (``_still_due``). ``'pending'`` is written as a literal, not bound: the indexes read hold only
+    the pending notifications, and a generic plan cannot prove a bound value is that one.
     """
     return (
         text(
