@@ -47,7 +47,7 @@ PAID_AT_SET = text("paid_at IS NOT NULL")
 # Notifications still to deliver, the ones that gave up, and the ones under a lease: each partial
 # index of ``notify_tasks`` holds only its kind, so a delivered notification's final version is
 # written to none of them. The queries repeat the condition with literals (``PENDING_NOTIFICATION``,
-# ``FAILED_NOTIFICATION``): SQLite and a generic plan of PostgreSQL's cannot see a bound value.
+# ``FAILED_NOTIFICATION``): PostgreSQL's generic plan (a prepared statement's) cannot see a bound value.
 PENDING_NOTIFICATION = text(f"status = '{NotifyStatus.PENDING}'")
 FAILED_NOTIFICATION = text(f"status = '{NotifyStatus.FAILED}'")
 LEASED_NOTIFICATION = text("lease_expires_at IS NOT NULL")

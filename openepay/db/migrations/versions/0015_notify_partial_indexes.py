@@ -7,9 +7,8 @@ delivered). The due indexes and the one the claim's "no earlier pending notifica
 order" check reads now hold only the pending notifications, the lease index only the leased ones,
 the failed one only those that gave up (the unique ``(order_id, event)`` finds every notification
 of an order for the console). A delivered notification's final version is written to the primary
-key and the unique constraint only. The
-queries repeat the conditions with literals (``models.PENDING_NOTIFICATION``...), so that the
-planners can prove the indexes apply.
+key and the unique constraint only. The queries repeat the conditions with literals
+(``models.PENDING_NOTIFICATION``...), so that PostgreSQL's generic plans can prove the indexes apply.
 
 Revision ID: 0015_notify_partial_indexes
 Revises: 0014_notify_merchant_due
