@@ -22,9 +22,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from openepay.core.states import NotifyStatus
 from openepay.db import Database
-from openepay.db.models import NotifyTask, NotifyWorkerBeat
+from openepay.db.models import FAILED_NOTIFICATION, PENDING_NOTIFICATION, NotifyTask, NotifyWorkerBeat
 from openepay.db.types import utcnow
 
 WORKER_ALIVE = timedelta(seconds=30)
@@ -124,12 +123,12 @@ class Metrics:
 
     async def refresh(self, db: Database) -> None:
         now = utcnow()
-        due = (NotifyTask.status == NotifyStatus.PENDING, NotifyTask.next_attempt_at <= now)
+        due = (PENDING_NOTIFICATION, NotifyTask.next_attempt_at <= now)
         async with db.reading() as session:
             backlog, oldest = (
                 await session.execute(select(func.count(), func.min(NotifyTask.next_attempt_at)).where(*due))
             ).one()
-            failed = await session.scalar(select(func.count()).where(NotifyTask.status == NotifyStatus.FAILED))
+            failed = await session.scalar(select(func.count()).select_from(NotifyTask).where(FAILED_NOTIFICATION))
             workers = await session.scalar(
                 select(func.count()).where(NotifyWorkerBeat.last_seen_at > now - WORKER_ALIVE)
             )

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from openepay.core.states import SETTLED_PAID, NotifyStatus
+from openepay.core.states import SETTLED_PAID
 from openepay.db import Database
-from openepay.db.models import Merchant, NotifyBreaker, NotifyTask, Order
+from openepay.db.models import PENDING_NOTIFICATION, Merchant, NotifyBreaker, NotifyTask, Order
 from openepay.db.types import utcnow
 
 
@@ -105,9 +105,7 @@ async def load(db: Database, zone: ZoneInfo) -> Dashboard:
     async with db.reading() as session:
         backlog, oldest = (
             await session.execute(
-                select(func.count(), func.min(NotifyTask.next_attempt_at)).where(
-                    NotifyTask.status == NotifyStatus.PENDING
-                )
+                select(func.count(), func.min(NotifyTask.next_attempt_at)).where(PENDING_NOTIFICATION)
             )
         ).one()
         paused_rows = (

@@ -13,8 +13,8 @@ from sqlalchemy import Select, select, update
 from openepay.admin import audit
 from openepay.admin.merchant_settings import fingerprint
 from openepay.core.merchants import MerchantCredentials
-from openepay.core.states import MerchantStatus, NotifyStatus
-from openepay.db.models import Merchant, MerchantUser, NotifyBreaker, NotifyTask
+from openepay.core.states import MerchantStatus
+from openepay.db.models import PENDING_NOTIFICATION, Merchant, MerchantUser, NotifyBreaker, NotifyTask
 from openepay.db.types import utcnow
 from openepay.gateway import Gateway
 from openepay.portal.users import MerchantUsers
@@ -119,7 +119,7 @@ async def resume_notifications(gateway: Gateway, pid: int, actor: audit.Actor) -
             update(NotifyTask)
             .where(
                 NotifyTask.merchant_pid == pid,
-                NotifyTask.status == NotifyStatus.PENDING,
+                PENDING_NOTIFICATION,
                 NotifyTask.next_attempt_at > now,
             )
             .values(next_attempt_at=now)

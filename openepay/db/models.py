@@ -44,6 +44,13 @@ USAGE_TO_RELEASE = text("usage_day IS NOT NULL AND status = 'closed'")
 UNPAID_ORDER = text(f"status IN ({', '.join(repr(str(status)) for status in UNPAID)})")
 # Orders that were paid: the only ones the per-day sums over ``paid_at`` ever look at.
 PAID_AT_SET = text("paid_at IS NOT NULL")
+# Notifications still to deliver, the ones that gave up, and the ones under a lease: each partial
+# index of ``notify_tasks`` holds only its kind, so a delivered notification's final version is
+# written to none of them. The queries repeat the condition with literals (``PENDING_NOTIFICATION``,
+# ``FAILED_NOTIFICATION``): PostgreSQL's generic plan (a prepared statement's) cannot see a bound value.
+PENDING_NOTIFICATION = text(f"status = '{NotifyStatus.PENDING}'")
+FAILED_NOTIFICATION = text(f"status = '{NotifyStatus.FAILED}'")
+LEASED_NOTIFICATION = text("lease_expires_at IS NOT NULL")
 
 
 class Merchant(Base):
@@ -152,15 +159,47 @@ class NotifyTask(Base):
 
     __tablename__ = "notify_tasks"
     __table_args__ = (
+        # Also an order's notifications, by ``order_id``: the console's and the CLI's.
         UniqueConstraint("order_id", "event"),
         # The claim reads due notifications in this order and stops when it has enough.
-        Index("ix_notify_tasks_due", "status", "next_attempt_at", "id"),
+        Index(
+            "ix_notify_tasks_due",
+            "next_attempt_at",
+            "id",
+            sqlite_where=PENDING_NOTIFICATION,
+            postgresql_where=PENDING_NOTIFICATION,
+        ),
         # PostgreSQL's claim reads each merchant's own due notifications, in claim order.
-        Index("ix_notify_tasks_merchant_due", "merchant_pid", "status", "next_attempt_at", "id"),
-        Index("ix_notify_tasks_lease_expires_at", "lease_expires_at"),
-        # The claim's "no earlier pending notification for this order" check looks up by order.
-        Index("ix_notify_tasks_order_id_status", "order_id", "status"),
-        Index("ix_notify_tasks_status_failed_at", "status", "failed_at"),
+        Index(
+            "ix_notify_tasks_merchant_due",
+            "merchant_pid",
+            "next_attempt_at",
+            "id",
+            sqlite_where=PENDING_NOTIFICATION,
+            postgresql_where=PENDING_NOTIFICATION,
+        ),
+        # The claim's "no earlier pending notification for this order" check.
+        Index(
+            "ix_notify_tasks_pending_order_id",
+            "order_id",
+            "id",
+            sqlite_where=PENDING_NOTIFICATION,
+            postgresql_where=PENDING_NOTIFICATION,
+        ),
+        # The leases held, counted per merchant by the claim.
+        Index(
+            "ix_notify_tasks_lease_expires_at",
+            "lease_expires_at",
+            sqlite_where=LEASED_NOTIFICATION,
+            postgresql_where=LEASED_NOTIFICATION,
+        ),
+        # The notifications that gave up, by when: the resend of the failed ones.
+        Index(
+            "ix_notify_tasks_failed_at",
+            "failed_at",
+            sqlite_where=FAILED_NOTIFICATION,
+            postgresql_where=FAILED_NOTIFICATION,
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)

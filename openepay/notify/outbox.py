@@ -46,7 +46,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from openepay.core.states import NotifyStatus
 from openepay.db import Database
 from openepay.db.direct import DirectStatements
-from openepay.db.models import Merchant, NotifyAttempt, NotifyBreaker, NotifyTask, Order
+from openepay.db.models import (
+    FAILED_NOTIFICATION,
+    PENDING_NOTIFICATION,
+    Merchant,
+    NotifyAttempt,
+    NotifyBreaker,
+    NotifyTask,
+    Order,
+)
 from openepay.db.types import UTCDateTime, utcnow
 from openepay.notify.breaker import BreakerPolicy, close_breakers, record_outcome
 
@@ -120,7 +128,7 @@ def _claim_statements() -> tuple[CompoundSelect, Select, Update]:
     due = (
         select(tasks.c.id, tasks.c.merchant_pid, tasks.c.next_attempt_at)
         .where(
-            tasks.c.status == NotifyStatus.PENDING.value,
+            PENDING_NOTIFICATION,
             tasks.c.next_attempt_at <= now,
             or_(
                 tasks.c.next_attempt_at > after,
@@ -169,7 +177,8 @@ def _choose_statement() -> TextualSelect:
     claim's conditions beside it the planner, misled by stale statistics, walked every due
     notification instead. A row changed between the choice and its lock (a worker whose lease
     ran out recording its attempt) is returned as locked, so the caller checks it again
-    (``_still_due``).
+    (``_still_due``). ``'pending'`` is written as a literal, not bound: the indexes read hold only
+    the pending notifications, and a generic plan cannot prove a bound value is that one.
     """
     return (
         text(
@@ -192,14 +201,14 @@ def _choose_statement() -> TextualSelect:
                 SELECT due.id FROM room CROSS JOIN LATERAL (
                     SELECT notify_tasks.id, notify_tasks.next_attempt_at FROM notify_tasks
                     WHERE notify_tasks.merchant_pid = room.pid
-                        AND notify_tasks.status = :pending
+                        AND notify_tasks.status = 'pending'
                         AND notify_tasks.next_attempt_at <= :now
                         AND (notify_tasks.lease_expires_at IS NULL OR notify_tasks.lease_expires_at <= :now)
                         AND NOT EXISTS (
                             SELECT FROM notify_tasks AS earlier
                             WHERE earlier.order_id = notify_tasks.order_id
                                 AND earlier.id < notify_tasks.id
-                                AND earlier.status = :pending
+                                AND earlier.status = 'pending'
                         )
                     ORDER BY notify_tasks.next_attempt_at, notify_tasks.id
                     LIMIT least(greatest(room.free, 0), :limit)
@@ -216,7 +225,6 @@ def _choose_statement() -> TextualSelect:
             bindparam("threshold", type_=Integer),
             bindparam("cap", type_=Integer),
             bindparam("limit", type_=Integer),
-            bindparam("pending", NotifyStatus.PENDING.value, type_=String),
         )
         .columns(*(NotifyTask.__table__.c[name] for name in ("id", "status", "next_attempt_at", "lease_expires_at")))
     )
@@ -701,7 +709,7 @@ async def resend(db: Database, trade_no: str) -> int:
 
 async def resend_failed(db: Database, *, since: datetime, merchant_pid: int | None = None) -> int:
     """Queue again every notification that gave up at or after ``since`` (optionally one merchant's)."""
-    query = _requeue().where(NotifyTask.status == NotifyStatus.FAILED, NotifyTask.failed_at >= since)
+    query = _requeue().where(FAILED_NOTIFICATION, NotifyTask.failed_at >= since)
     if merchant_pid is not None:
         query = query.where(NotifyTask.merchant_pid == merchant_pid)
     async with db.session() as session:

@@ -7,9 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from openepay.core.states import NotifyStatus
 from openepay.db import Database
-from openepay.db.models import NotifyBreaker, NotifyTask, NotifyWorkerBeat
+from openepay.db.models import FAILED_NOTIFICATION, PENDING_NOTIFICATION, NotifyBreaker, NotifyTask, NotifyWorkerBeat
 from openepay.db.types import utcnow
 from openepay.metrics import WORKER_ALIVE
 
@@ -36,7 +35,7 @@ class NotifyOverview:
 
 async def notify_overview(db: Database, now: datetime | None = None) -> NotifyOverview:
     now = now or utcnow()
-    pending = NotifyTask.status == NotifyStatus.PENDING
+    pending = PENDING_NOTIFICATION
     async with db.reading() as session:
         due, oldest = (
             await session.execute(
@@ -46,7 +45,7 @@ async def notify_overview(db: Database, now: datetime | None = None) -> NotifyOv
             )
         ).one()
         scheduled = await session.scalar(select(func.count()).where(pending, NotifyTask.next_attempt_at > now))
-        failed = await session.scalar(select(func.count()).where(NotifyTask.status == NotifyStatus.FAILED))
+        failed = await session.scalar(select(func.count()).select_from(NotifyTask).where(FAILED_NOTIFICATION))
         workers = await session.scalar(select(func.count()).where(NotifyWorkerBeat.last_seen_at > now - WORKER_ALIVE))
         waiting = (
             select(func.count())
