@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -274,3 +275,30 @@ async def test_the_worker_stops_promptly_when_asked(gateway):
     stop.set()
     await asyncio.wait_for(running, timeout=1.0)
     await idle.aclose()
+
+
+async def test_a_busy_worker_claims_again_once_half_its_slots_are_free(server, gateway, merchant, shop, database_url):
+    """Each claim, and the record of its batch, costs the database about as much for one
+    notification as for many: while deliveries run, the worker waits for half its slots."""
+    settings = make_settings(database_url, notify_concurrency=8, worker_poll_interval=60)
+    busy_worker = NotifyWorker(replace(gateway, settings=settings), name="half-busy")
+    busy = {asyncio.create_task(asyncio.Event().wait()) for _ in range(5)}
+    try:
+        assert await busy_worker.dispatch() == 0  # nothing due yet: the last claim is now
+        for n in range(6):
+            await paid_order(server, merchant, f"{shop.url}/notify", f"HALF-{n}")
+        busy_worker._in_flight.update(busy)
+
+        three_free = await busy_worker.dispatch()
+        busy_worker._in_flight.discard(busy.pop())
+        four_free = await busy_worker.dispatch()
+    finally:
+        for task in busy:
+            task.cancel()
+            busy_worker._in_flight.discard(task)
+        await busy_worker._drain()
+        await busy_worker.aclose()
+
+    assert three_free == 0
+    # Four slots of eight, and the merchant's cap of four in flight.
+    assert four_free == 4
