@@ -3,8 +3,8 @@
 The trap: the tables are analyzed while empty (every migration ends with ``ANALYZE``), a backlog
 arrives afterwards, and the planner, thinking a merchant has one due notification at most,
 reads and sorts all of them, or walks the whole table to count the leases. The claim's statement
-is run under ``EXPLAIN ANALYZE`` in a generic plan (what the driver's prepared statement comes
-to) and no step of it may handle more rows than the merchants' free slots (index entries: two
+is run under ``EXPLAIN ANALYZE``, planned for its values as the gateway's connections plan it,
+and no step of it may handle more rows than the merchants' free slots (index entries: two
 per row leased before).
 """
 
@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from openepay.db import Database
 from openepay.db.types import utcnow
 from openepay.notify import outbox
-from tests.support.plans import fill_orders, generic_plan, most_rows
+from tests.support.plans import executed_plan, fill_orders, most_rows
 from tests.support.postgres import pg_url
 
 MERCHANTS = 4
@@ -45,7 +45,7 @@ async def test_a_claim_reads_no_more_rows_than_the_merchants_free_slots_on_table
                 db, "w", limit=8, lease=timedelta(seconds=1), merchant_cap=CAP, breaker_threshold=3, now=now
             )
         params = {"now": now + timedelta(seconds=1), "threshold": 3, "cap": CAP, "limit": 8}
-        plan = await generic_plan(db, outbox._CHOOSE, params)
+        plan = await executed_plan(db, outbox._CHOOSE, params)
         # An index hands over one entry per version of a row, and a row leased before has two.
         assert most_rows(plan) <= 2 * MERCHANTS * CAP, json.dumps(plan, indent=1)
     finally:

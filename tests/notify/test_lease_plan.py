@@ -3,7 +3,7 @@
 The trap: the tables are analyzed while empty (every migration ends with ``ANALYZE``), the
 orders arrive afterwards, and the planner, thinking the orders table holds next to nothing,
 joins the leased notifications to every order of every merchant. The lease is run under
-``EXPLAIN ANALYZE`` in a generic plan (what the driver's prepared statement comes to), and no
+``EXPLAIN ANALYZE``, planned for its values as the gateway's connections plan it, and no
 step of it that reads orders may handle more of them than the batch has notifications.
 """
 
@@ -18,7 +18,7 @@ import pytest
 from openepay.db import Database
 from openepay.db.types import utcnow
 from openepay.notify import outbox
-from tests.support.plans import fill_orders, generic_plan, most_rows
+from tests.support.plans import executed_plan, fill_orders, most_rows
 from tests.support.postgres import pg_url
 
 MERCHANTS = 32
@@ -54,7 +54,7 @@ async def _lease_reads_only_its_batch(pg_database: str, *, merchants: int, analy
         ids = await _fill(db, merchants=merchants, analyzed=analyzed)
         middle = len(ids) // 2
         params = {"chosen": ids[middle : middle + BATCH], "owner": "w", "until": utcnow() + timedelta(seconds=30)}
-        plan = await generic_plan(db, outbox._LEASE_DELIVERIES, params)
+        plan = await executed_plan(db, outbox._LEASE_DELIVERIES, params)
         assert plan["Actual Rows"] == BATCH, json.dumps(plan, indent=1)
         assert most_rows(plan, _reads("orders")) <= BATCH, json.dumps(plan, indent=1)
         assert most_rows(plan, _reads("merchants")) <= BATCH, json.dumps(plan, indent=1)

@@ -36,15 +36,17 @@ async def fill_orders(
     )
 
 
-async def generic_plan(db: Database, statement: Executable, params: Mapping[str, Any]) -> dict:
-    """``EXPLAIN ANALYZE`` of ``statement`` as the driver sends it, in a generic plan (what a prepared
-    statement comes to), in a transaction rolled back afterwards: the plan's top step, as JSON."""
+async def executed_plan(db: Database, statement: Executable, params: Mapping[str, Any]) -> dict:
+    """``EXPLAIN ANALYZE`` of ``statement`` as the driver sends it, on one of the engine's connections,
+    in a transaction rolled back afterwards: the plan's top step, as JSON. ``EXPLAIN`` plans it for
+    the values given, as those connections plan every statement (``plan_cache_mode =
+    force_custom_plan``, ``engine.postgresql_connect_args``); a generic plan shows only under
+    ``PREPARE`` and ``EXPLAIN EXECUTE``."""
     assert db.direct is not None
     compiled = db.direct.compiled(statement, params)
     assert compiled is not None
     async with db.engine.connect() as conn:
         raw = (await conn.get_raw_connection()).driver_connection
-        await raw.execute("SET plan_cache_mode = force_generic_plan")
         transaction = raw.transaction()
         await transaction.start()
         try:
