@@ -246,7 +246,9 @@ class SqliteLane:
             except sqlite3.Error as error:
                 raise self._engine_error(compiled, args, error) from error
 
-    def one(self, statement: Executable, params: dict[str, Any] | None) -> tuple[Mapping[str, Any] | None] | None:
+    def one(
+        self, statement: Executable, params: dict[str, Any] | None, args: list[Any] | None = None
+    ) -> tuple[Mapping[str, Any] | None] | None:
         """``(first row by column name,)`` of the write run as its own transaction; None when the write
         lock is taken.
 
@@ -254,10 +256,13 @@ class SqliteLane:
         the driver, compiled once (``direct.compile_for_driver``: SQLAlchemy's SQL, parameter order
         and type conversions): the execution context, cursor adapter and result objects cost several
         times what SQLite spends on the write. Errors come out as SQLAlchemy's, and the engine's
-        ``before_cursor_execute`` listeners see the statement as they see every other.
+        ``before_cursor_execute`` listeners see the statement as they see every other. ``args`` are
+        its driver arguments when the caller converted them already (``write``, before its turn).
         """
         params = params or {}
         compiled = self._compiled.get(statement, params)
+        if compiled is not None and args is None:
+            args = compiled.args(params)
         with self._connection() as conn:
             driver = conn.connection.driver_connection
             try:
@@ -275,7 +280,7 @@ class SqliteLane:
                     raise
                 conn.commit()
                 return (row,)
-            args = compiled.args(params)
+            assert args is not None
             announce(self.engine, compiled.sql, args)
             try:
                 records = driver.execute(compiled.sql, args).fetchall()
@@ -291,13 +296,15 @@ class SqliteLane:
         """``error`` of a statement sent straight to ``sqlite3``, as the engine would have raised it."""
         return exc.DBAPIError.instance(compiled.sql, tuple(args), error, sqlite3.Error, dialect=self.engine.dialect)
 
-    def _in_turn(self, statement: Executable, params: dict[str, Any] | None) -> tuple[Mapping[str, Any] | None] | bool:
+    def _in_turn(
+        self, statement: Executable, params: dict[str, Any] | None, args: list[Any] | None
+    ) -> tuple[Mapping[str, Any] | None] | bool:
         """``(first row,)`` of the write done in its turn; else whether the turn was free (so that SQLite's
         lock was taken by a writer that takes no turn)."""
         if not self.turn.take():
             return False
         try:
-            done = self.one(statement, params)
+            done = self.one(statement, params, args)
         finally:
             self.turn.give_back()
         if done is None:
@@ -315,13 +322,19 @@ class SqliteLane:
         the event loop; once it has found it taken ``TURN_TRIES_ON_LOOP`` times it waits, off the
         loop, for the turn to be free, as long as that takes (the kernel wakes it the moment the
         holder lets go). A writer that finds SQLite's lock taken by one that takes no turn tries
-        through all the pauses before it gives up."""
+        through all the pauses before it gives up.
+
+        The statement's arguments are converted (its JSON written, its times formatted) once, before
+        the first try: the other process's writers wait while the turn is held, so it is held
+        only for SQLite's own work."""
+        compiled = self._compiled.get(statement, params or {})
+        args = None if compiled is None else compiled.args(params or {})
         outcome: tuple[Mapping[str, Any] | None] | bool = False
         taken = 0
         for pause in LANE_RETRY_PAUSES:
             if pause:
                 await asyncio.sleep(pause)
-            outcome = self._in_turn(statement, params)
+            outcome = self._in_turn(statement, params, args)
             if isinstance(outcome, tuple):
                 return outcome
             taken += outcome is False
@@ -329,7 +342,7 @@ class SqliteLane:
                 break
         while outcome is False:
             await self.turn.free()
-            outcome = self._in_turn(statement, params)
+            outcome = self._in_turn(statement, params, args)
         return outcome if isinstance(outcome, tuple) else None
 
     def dispose(self) -> None:
