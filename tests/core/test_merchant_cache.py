@@ -243,19 +243,24 @@ class _StallingClock:
         return self.now
 
 
-async def test_a_request_that_waited_for_a_fresh_check_uses_the_copy_however_long_the_check_took(
-    gateway: Gateway, merchant: MerchantCredentials
-):
-    """A stalled event loop (a long garbage collection, a burst) makes every check outlast the trust
-    window; the requests that waited for a check begun after they arrived must still be answered from
-    the copy, not each read their merchant from the database."""
+def _counting_cache(gateway: Gateway, clock: _StallingClock) -> tuple[MerchantCache, list[int]]:
+    """A copy on a stalling clock, and the numbers it read from the database, in order."""
     loads: list[int] = []
 
     async def load(pid: int) -> Admission | None:
         loads.append(pid)
         return await gateway.merchants.admission(pid)
 
-    cache = MerchantCache(gateway.db, load, check_interval=0.4, trust_seconds=1.0, clock=_StallingClock(step=1.5))
+    return MerchantCache(gateway.db, load, check_interval=0.4, trust_seconds=1.0, clock=clock), loads
+
+
+async def test_a_request_that_waited_for_a_fresh_check_uses_the_copy_however_long_the_check_took(
+    gateway: Gateway, merchant: MerchantCredentials
+):
+    """A stalled event loop (a long garbage collection, a burst) makes every check outlast the trust
+    window; the requests that waited for a check begun after they arrived must still be answered from
+    the copy, not each read their merchant from the database."""
+    cache, loads = _counting_cache(gateway, _StallingClock(step=1.5))
     await cache.check()
     first = await cache.get(merchant.pid)
     again = [await cache.get(merchant.pid) for _ in range(3)]
@@ -313,13 +318,7 @@ async def test_a_burst_of_requests_on_a_distrusted_copy_reads_no_merchant_from_t
     """Requests that arrive while a check finishes, before its clean-up has run (on SQLite a request may
     never yield to the loop), must start a check of their own rather than take the finished one's stale
     confirmation and read their merchant."""
-    loads: list[int] = []
-
-    async def load(pid: int) -> Admission | None:
-        loads.append(pid)
-        return await gateway.merchants.admission(pid)
-
-    cache = MerchantCache(gateway.db, load, check_interval=0.4, trust_seconds=1.0, clock=_StallingClock(step=0.3))
+    cache, loads = _counting_cache(gateway, _StallingClock(step=0.3))
     await cache.check()
     await cache.get(merchant.pid)
     for _ in range(5):
@@ -423,13 +422,7 @@ async def test_a_burst_of_unknown_numbers_on_a_distrusted_copy_shares_its_checks
 ):
     """As for known merchants, unknown numbers on a copy no longer trusted wait for a check rather
     than each read its row."""
-    loads: list[int] = []
-
-    async def load(pid: int) -> Admission | None:
-        loads.append(pid)
-        return await gateway.merchants.admission(pid)
-
-    cache = MerchantCache(gateway.db, load, check_interval=0.4, trust_seconds=1.0, clock=_StallingClock(step=0.3))
+    cache, loads = _counting_cache(gateway, _StallingClock(step=0.3))
     await cache.check()
     await cache.get(10**8)
     for round_ in range(5):
