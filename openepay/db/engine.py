@@ -9,7 +9,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -146,6 +146,16 @@ def postgresql_connect_args(given: dict[str, Any] | None) -> dict[str, Any]:
     return connect_args
 
 
+class _LaneWrite(NamedTuple):
+    """A write for the ``SqliteLane``: compiled for the driver (None: sent through the engine), with
+    the driver's arguments."""
+
+    statement: Executable
+    params: dict[str, Any]
+    compiled: Compiled | None
+    args: list[Any]
+
+
 class SqliteLane:
     """One-statement transactions run on the event loop's own thread, for an SQLite file.
 
@@ -246,9 +256,7 @@ class SqliteLane:
             except sqlite3.Error as error:
                 raise self._engine_error(compiled, args, error) from error
 
-    def one(
-        self, statement: Executable, params: dict[str, Any] | None, args: list[Any] | None = None
-    ) -> tuple[Mapping[str, Any] | None] | None:
+    def one(self, statement: Executable, params: dict[str, Any] | None) -> tuple[Mapping[str, Any] | None] | None:
         """``(first row by column name,)`` of the write run as its own transaction; None when the write
         lock is taken.
 
@@ -256,13 +264,20 @@ class SqliteLane:
         the driver, compiled once (``direct.compile_for_driver``: SQLAlchemy's SQL, parameter order
         and type conversions): the execution context, cursor adapter and result objects cost several
         times what SQLite spends on the write. Errors come out as SQLAlchemy's, and the engine's
-        ``before_cursor_execute`` listeners see the statement as they see every other. ``args`` are
-        its driver arguments when the caller converted them already (``write``, before its turn).
+        ``before_cursor_execute`` listeners see the statement as they see every other.
         """
+        return self._written(self._prepared(statement, params))
+
+    def _prepared(self, statement: Executable, params: dict[str, Any] | None) -> _LaneWrite:
+        """The write compiled for the driver and its arguments converted (its JSON written, its times
+        formatted): done once, before its turn is taken, however many tries it takes."""
         params = params or {}
         compiled = self._compiled.get(statement, params)
-        if compiled is not None and args is None:
-            args = compiled.args(params)
+        return _LaneWrite(statement, params, compiled, [] if compiled is None else compiled.args(params))
+
+    def _written(self, write: _LaneWrite) -> tuple[Mapping[str, Any] | None] | None:
+        """``one``'s transaction, for a write already prepared."""
+        statement, params, compiled, args = write
         with self._connection() as conn:
             driver = conn.connection.driver_connection
             try:
@@ -280,7 +295,6 @@ class SqliteLane:
                     raise
                 conn.commit()
                 return (row,)
-            assert args is not None
             announce(self.engine, compiled.sql, args)
             try:
                 records = driver.execute(compiled.sql, args).fetchall()
@@ -296,15 +310,13 @@ class SqliteLane:
         """``error`` of a statement sent straight to ``sqlite3``, as the engine would have raised it."""
         return exc.DBAPIError.instance(compiled.sql, tuple(args), error, sqlite3.Error, dialect=self.engine.dialect)
 
-    def _in_turn(
-        self, statement: Executable, params: dict[str, Any] | None, args: list[Any] | None
-    ) -> tuple[Mapping[str, Any] | None] | bool:
+    def _in_turn(self, write: _LaneWrite) -> tuple[Mapping[str, Any] | None] | bool:
         """``(first row,)`` of the write done in its turn; else whether the turn was free (so that SQLite's
         lock was taken by a writer that takes no turn)."""
         if not self.turn.take():
             return False
         try:
-            done = self.one(statement, params, args)
+            done = self._written(write)
         finally:
             self.turn.give_back()
         if done is None:
@@ -324,17 +336,15 @@ class SqliteLane:
         holder lets go). A writer that finds SQLite's lock taken by one that takes no turn tries
         through all the pauses before it gives up.
 
-        The statement's arguments are converted (its JSON written, its times formatted) once, before
-        the first try: the other process's writers wait while the turn is held, so it is held
-        only for SQLite's own work."""
-        compiled = self._compiled.get(statement, params or {})
-        args = None if compiled is None else compiled.args(params or {})
+        The write is prepared once, before the first try (``_prepared``): the other process's
+        writers wait while the turn is held, so it is held only for SQLite's own work."""
+        write = self._prepared(statement, params)
         outcome: tuple[Mapping[str, Any] | None] | bool = False
         taken = 0
         for pause in LANE_RETRY_PAUSES:
             if pause:
                 await asyncio.sleep(pause)
-            outcome = self._in_turn(statement, params, args)
+            outcome = self._in_turn(write)
             if isinstance(outcome, tuple):
                 return outcome
             taken += outcome is False
@@ -342,7 +352,7 @@ class SqliteLane:
                 break
         while outcome is False:
             await self.turn.free()
-            outcome = self._in_turn(statement, params, args)
+            outcome = self._in_turn(write)
         return outcome if isinstance(outcome, tuple) else None
 
     def dispose(self) -> None:
