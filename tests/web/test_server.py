@@ -1,4 +1,5 @@
-"""The HTTP server under the app: a client that sends its request headers too slowly is cut off.
+"""The HTTP server under the app: a client that sends its request headers too slowly is cut off, and
+every answer leaves in one write.
 
 A slowloris client trickles a header a byte at a time, so each byte resets any idle timer;
 uvicorn alone would keep its connection for as long as it keeps trickling. The tests bound
@@ -8,16 +9,21 @@ their waits generously and never assert how long anything took.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import subprocess
 import sys
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from openepay.app import create_app
+from openepay.web.server import HeaderTimeoutProtocol
 from tests.support.cli import clean_env
 from tests.support.gateways import own_server
-from tests.support.settings import TEST_SECRET
+from tests.support.servers import ServerThread
+from tests.support.settings import TEST_SECRET, make_settings
 from tests.support.waiting import answering
 
 # Far more bytes than a client sending one per 50 ms gets out before a 1 s deadline.
@@ -118,3 +124,66 @@ async def test_openepay_serve_cuts_off_a_slowloris_client(tmp_path):
         process.wait(timeout=20)
     assert sent < MAX_TRICKLE
     assert answer.startswith(b"HTTP/1.1 408 ")
+
+
+class _Recorded:
+    """A connection's real transport, which also keeps every write it is given."""
+
+    def __init__(self, transport: asyncio.Transport, writes: list[bytes]) -> None:
+        self._transport = transport
+        self._writes = writes
+
+    def write(self, data: bytes) -> None:
+        self._writes.append(bytes(data))
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class _RecordingProtocol(HeaderTimeoutProtocol):
+    def __init__(self, *args: Any, writes: list[bytes], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._writes = writes
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(_Recorded(transport, self._writes))  # type: ignore[arg-type]
+
+
+async def test_every_answer_leaves_in_one_write_head_and_body_together(database_url):
+    """One ``send`` per answer: the client (or the proxy in front) reads it in one piece."""
+    writes: list[bytes] = []
+    protocol = functools.partial(_RecordingProtocol, header_timeout=5.0, writes=writes)
+    server = ServerThread(create_app(make_settings(database_url)), http=protocol).start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            got = await client.get("/healthz")
+            head = await client.head("/healthz")
+            refused = await client.post("/mapi.php", data={"pid": "1", "money": "1.00"})
+    finally:
+        server.stop()
+    assert (got.status_code, head.status_code, refused.status_code) == (200, 200, 200)
+    assert len(writes) == 3
+    assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and writes[0].endswith(b"\r\n\r\n" + got.content)
+    assert writes[1].startswith(b"HTTP/1.1 200 OK\r\n") and writes[1].endswith(b"\r\n\r\n")
+    assert writes[2].startswith(b"HTTP/1.1 200 OK\r\n") and writes[2].endswith(b"\r\n\r\n" + refused.content)
+
+
+async def test_a_client_that_asks_to_continue_is_told_at_once_then_answered(database_url):
+    """``100 Continue`` is never held back for the answer: the client sends its body only once it has it."""
+    body = b"pid=1&money=1.00"
+    with own_server(database_url) as gateway:
+        parts = urlsplit(gateway.url)
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        try:
+            writer.write(
+                b"POST /mapi.php HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(body)
+            )
+            go_on = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=30)
+            writer.write(body)
+            status_line = await asyncio.wait_for(reader.readline(), timeout=30)
+        finally:
+            writer.close()
+    assert go_on == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert status_line == b"HTTP/1.1 200 OK\r\n"
