@@ -21,17 +21,17 @@ from openepay.db.sqlite_writes import Checkpoints, WriteTurn
 from openepay.db.urls import check, sqlite_file
 
 AUTOCOMMIT = "AUTOCOMMIT"
-# How long a write on the ``SqliteLane`` waits between tries while another holds the write turn or
-# SQLite's lock. Past them it waits for the turn off the event loop, or, when a writer that takes
-# no turn (a session, the worker, a CLI command) holds SQLite's lock, in aiosqlite's thread.
+# How long a write on the ``SqliteLane`` waits between tries while a writer that takes no turn (a
+# session, the worker, a CLI command) holds SQLite's lock; past them it waits in aiosqlite's thread.
 LANE_RETRY_PAUSES = (0, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
-# Tries that find the turn taken before the write waits for it off the event loop. The other
-# process holds it for a write of a fraction of a millisecond, unless the kernel takes the core
-# from it meanwhile (two web processes and their clients share two cores): then it holds it for
-# a time slice, and pauses that double on a busy event loop sleep on long after it is free. With
-# all the pauses tried first, one create in six waited over 5 ms and p99 was 41-53 ms at -c16 on
-# SQLite (``bench/run_all.py``); after three tries, 18-19 ms.
-TURN_TRIES_ON_LOOP = 3
+# How long a write that finds the write turn taken waits for it with the event loop stopped,
+# blocked in ``flock`` (``WriteTurn.take_within``), before it waits off the loop. The other
+# process holds the turn for a write of about 0.1 ms, a checkpoint's last pass for 1 to 3.4 ms.
+# Waiting on the loop, the kernel hands the turn over the moment it is free: pauses on a busy
+# loop, then a thread's wake-up that the loop only sees when it comes round, let the other
+# process's next writer take it first, again and again. Measured with ``bench/run_all.py``
+# (``--workers 2``, SQLite, -c16): create p99 17-18 ms that way, 8.5 ms this way, at the same rate.
+TURN_WAIT_ON_LOOP = 0.005
 # PostgreSQL connections of each ``Database`` for its lone statements (``DirectStatements.first``: a create's
 # insert, a lookup), besides the engine's pool; opened as needed. Each holds one short statement at a
 # time, so a few keep up with many requests: more would only add PostgreSQL backends competing for
@@ -315,6 +315,10 @@ class SqliteLane:
         lock was taken by a writer that takes no turn)."""
         if not self.turn.take():
             return False
+        return self._holding_turn(write)
+
+    def _holding_turn(self, write: _LaneWrite) -> tuple[Mapping[str, Any] | None] | bool:
+        """``_in_turn`` for a writer that has taken the turn, which it gives back."""
         try:
             done = self._written(write)
         finally:
@@ -330,25 +334,22 @@ class SqliteLane:
         """``one`` for a write, in its turn; None when a writer that takes no turn kept SQLite's lock
         through every try.
 
-        A writer that finds the turn taken tries again after the first of ``LANE_RETRY_PAUSES``, on
-        the event loop; once it has found it taken ``TURN_TRIES_ON_LOOP`` times it waits, off the
-        loop, for the turn to be free, as long as that takes (the kernel wakes it the moment the
-        holder lets go). A writer that finds SQLite's lock taken by one that takes no turn tries
-        through all the pauses before it gives up.
+        A writer that finds the turn taken waits for it on the event loop for up to
+        ``TURN_WAIT_ON_LOOP``, then off the loop, for as long as that takes (either way the kernel
+        wakes it the moment the holder lets go). A writer that finds SQLite's lock taken by one
+        that takes no turn tries again after each of ``LANE_RETRY_PAUSES`` before it gives up.
 
         The write is prepared once, before the first try (``_prepared``): the other process's
         writers wait while the turn is held, so it is held only for SQLite's own work."""
         write = self._prepared(statement, params)
         outcome: tuple[Mapping[str, Any] | None] | bool = False
-        taken = 0
         for pause in LANE_RETRY_PAUSES:
             if pause:
                 await asyncio.sleep(pause)
             outcome = self._in_turn(write)
-            if isinstance(outcome, tuple):
-                return outcome
-            taken += outcome is False
-            if taken == TURN_TRIES_ON_LOOP:
+            if outcome is False and self.turn.take_within(TURN_WAIT_ON_LOOP):
+                outcome = self._holding_turn(write)
+            if outcome is not True:
                 break
         while outcome is False:
             await self.turn.free()

@@ -7,17 +7,18 @@ naps of 1 to 100 ms that the other writer's commit does not cut short. With ``se
 that had to wait waited tens to hundreds of milliseconds, however short the other one was.
 
 ``WriteTurn`` is the wake-up SQLite lacks: an ``flock`` on a file beside the database, taken
-(without waiting) around each write of the lane, which runs on the event loop and holds it for
-a fraction of a millisecond. A writer that finds it taken tries again twice within about a
-millisecond (``TURN_TRIES_ON_LOOP``), then waits in a thread of its own (one per process, never
-the event loop) blocked in ``flock``, which the kernel ends the moment the holder lets go, however
-long that takes, instead of giving up and waiting in SQLite's busy handler. The turn is never
-held across an ``await``: a writer handed the turn while its event loop is busy elsewhere
-would hold up every other writer until its loop came round, which under load is longer than
-the writes. The turn only orders the writers that take it (``SqliteLane``'s); SQLite's own
-lock still guards the data, so a writer that does not take it (a session, the worker, a CLI
-command) is waited for as before, and a turn lost or shared by mistake costs a retry, never a
-wrong write.
+around each write of the lane, which runs on the event loop and holds it for a fraction of a
+millisecond. A writer that finds it taken waits for it with its event loop stopped, blocked in
+``flock`` (``take_within``), which the kernel ends the moment the holder lets go: it is woken
+then, before the holder's next writer, still busy with its own request, comes back for the turn. Only a turn held longer than ``TURN_WAIT_ON_LOOP`` (a checkpoint, a holder
+the kernel took the core from) is waited for off the loop, in a thread of its own (one per
+process) blocked in ``flock``, however long that takes, instead of giving up and waiting in
+SQLite's busy handler. The turn is never held across an ``await``: a writer handed the turn
+while its event loop is busy elsewhere would hold up every other writer until its loop came
+round, which under load is longer than the writes. The turn only orders the writers that take
+it (``SqliteLane``'s); SQLite's own lock still guards the data, so a writer that does not take
+it (a session, the worker, a CLI command) is waited for as before, and a turn lost or shared by
+mistake costs a retry, never a wrong write.
 
 ``Checkpoints`` moves the WAL's checkpoint, which copies the WAL back into the database file and
 waits for the disk twice (``fsync``), off the connection that writes on the event loop. SQLite
@@ -62,6 +63,17 @@ def _open_private(path: Path) -> int | None:
     except OSError as error:
         log.warning("no write turns for %s (%s): writers will retry instead of queueing", path, error)
         return None
+
+
+class _TurnWait:
+    """One ``take_within``: the turn handed to the caller, or, once it has given up, given back."""
+
+    __slots__ = ("granted", "decided", "abandoned")
+
+    def __init__(self) -> None:
+        self.granted = threading.Event()
+        self.decided = threading.Lock()
+        self.abandoned = False
 
 
 class WriteTurn:
@@ -109,6 +121,33 @@ class WriteTurn:
             self._held.release()
             raise
 
+    def take_within(self, timeout: float) -> bool:
+        """The turn, waited for up to ``timeout`` seconds blocking the calling thread (the event loop's,
+        briefly); False, and not taken, if it was not had by then.
+
+        ``flock`` has no timeout, so a thread of the process waits in it; a turn it gets after the
+        caller gave up is given back at once."""
+        wait = _TurnWait()
+        self._waiter().submit(self._take_for, wait)
+        if wait.granted.wait(timeout):
+            return True
+        with wait.decided:
+            wait.abandoned = not wait.granted.is_set()
+            return not wait.abandoned
+
+    def _take_for(self, wait: _TurnWait) -> None:
+        self.take_waiting()
+        with wait.decided:
+            if not wait.abandoned:
+                wait.granted.set()
+                return
+        self.give_back()
+
+    def _waiter(self) -> ThreadPoolExecutor:
+        if self._queue is None:
+            self._queue = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-write-turn")
+        return self._queue
+
     def give_back(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -125,9 +164,7 @@ class WriteTurn:
         never held across an ``await``, so no writer waits for another's event loop to come round.
         """
         if self._free is None or self._free.done():
-            if self._queue is None:
-                self._queue = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-write-turn")
-            self._free = self._queue.submit(self._wait_free)
+            self._free = self._waiter().submit(self._wait_free)
         # Shielded: a writer that leaves (cancelled) must not cancel the others' wait.
         await asyncio.shield(asyncio.wrap_future(self._free))
 
