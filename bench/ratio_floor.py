@@ -21,16 +21,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
 import sys
-import tempfile
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import run_all
 from gateway_env import sandbox_env
 from mapi_suite import free_port, openepay
-from run_all import PHASES, loadavg, measure, serving, wait_ready
+from run_all import PHASES, loadavg, measure, ratios, serving, started
 from throwaway_db import fresh_database
 from wrk_load import available as wrk_available
 
@@ -58,17 +56,7 @@ async def floor_serving(
         "--key",
         merchant["key"],
     ]
-    log = stack.enter_context(tempfile.TemporaryFile())
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-
-    async def stop() -> None:
-        server.terminate()
-        await asyncio.to_thread(server.wait, 30)
-
-    stack.push_async_callback(stop)
-    url = f"http://127.0.0.1:{port}"
-    await wait_ready(url)
-    return url, server.pid
+    return await started(stack, command, port)
 
 
 async def one_run(
@@ -82,19 +70,9 @@ async def one_run(
         load_before = loadavg()
         database = None if database_url.startswith("sqlite") else database_url.rsplit("/", 1)[1].split("?")[0]
         phases = await measure(url, int(merchant["pid"]), merchant["key"], args, pid, database)
-    healthz = phases["healthz"]
     return {
         "server": server,
-        **{
-            f"{name}_vs_healthz": round(phases[name]["requests_per_s"] / healthz["requests_per_s"], 3)
-            for name in PHASES[1:]
-        },
-        **{
-            f"{name}_cpu_vs_healthz": round(
-                healthz["server_cpu_ms_per_request"] / (phases[name]["server_cpu_ms_per_request"] or 1e-9), 3
-            )
-            for name in PHASES[1:]
-        },
+        **ratios(phases),
         "phases": phases,
         "loadavg_1m_before": load_before,
         "loadavg_1m_after": loadavg(),

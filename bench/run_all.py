@@ -211,6 +211,14 @@ async def serving(stack: AsyncExitStack, env: dict[str, str], workers: int = 1) 
     command = [sys.executable, "-m", "openepay", "serve", "--no-worker", "--port", str(port)]
     if workers > 1:
         command += ["--workers", str(workers)]
+    return await started(stack, command, port, env)
+
+
+async def started(
+    stack: AsyncExitStack, command: list[str], port: int, env: dict[str, str] | None = None
+) -> tuple[str, int]:
+    """The server ``command`` starts on ``port``, stopped when ``stack`` closes: its URL and pid, once it
+    answers ``/readyz``."""
     log = stack.enter_context(tempfile.TemporaryFile())
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -260,8 +268,6 @@ async def scenario(backend: str, orders: int, args: argparse.Namespace) -> dict[
         load_before = loadavg()
         database = None if backend == "sqlite" else database_url.rsplit("/", 1)[1].split("?")[0]
         phases = await measure(url, merchant["pid"], merchant["key"], args, server_pid, database)
-        floor = phases["healthz"]["requests_per_s"] or 1.0
-        cpu_floor = phases["healthz"]["server_cpu_ms_per_request"]
         return {
             "backend": backend,
             "orders": orders,
@@ -269,16 +275,25 @@ async def scenario(backend: str, orders: int, args: argparse.Namespace) -> dict[
             "concurrency": args.concurrency,
             "duration_s": args.duration,
             "client": args.client,
-            **{f"{name}_vs_healthz": round(phases[name]["requests_per_s"] / floor, 3) for name in PHASES[1:]},
-            **{
-                f"{name}_cpu_vs_healthz": round(cpu_floor / (phases[name]["server_cpu_ms_per_request"] or 1e-9), 3)
-                for name in PHASES[1:]
-            },
+            **ratios(phases),
             "phases": phases,
             "loaded": loaded,
             "loadavg_1m_before": load_before,
             "loadavg_1m_after": loadavg(),
         }
+
+
+def ratios(phases: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Each path's rate, and ``/healthz``'s CPU per request over the path's, as shares of ``/healthz``'s."""
+    rate = phases["healthz"]["requests_per_s"] or 1.0
+    cpu = phases["healthz"]["server_cpu_ms_per_request"]
+    return {
+        **{f"{name}_vs_healthz": round(phases[name]["requests_per_s"] / rate, 3) for name in PHASES[1:]},
+        **{
+            f"{name}_cpu_vs_healthz": round(cpu / (phases[name]["server_cpu_ms_per_request"] or 1e-9), 3)
+            for name in PHASES[1:]
+        },
+    }
 
 
 def table(results: list[dict[str, object]]) -> str:

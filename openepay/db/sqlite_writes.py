@@ -10,15 +10,16 @@ that had to wait waited tens to hundreds of milliseconds, however short the othe
 around each write of the lane, which runs on the event loop and holds it for a fraction of a
 millisecond. A writer that finds it taken waits for it with its event loop stopped, blocked in
 ``flock`` (``take_within``), which the kernel ends the moment the holder lets go: it is woken
-then, before the holder's next writer, still busy with its own request, comes back for the turn. Only a turn held longer than ``TURN_WAIT_ON_LOOP`` (a checkpoint, a holder
-the kernel took the core from) is waited for off the loop, in a thread of its own (one per
-process) blocked in ``flock``, however long that takes, instead of giving up and waiting in
-SQLite's busy handler. The turn is never held across an ``await``: a writer handed the turn
-while its event loop is busy elsewhere would hold up every other writer until its loop came
-round, which under load is longer than the writes. The turn only orders the writers that take
-it (``SqliteLane``'s); SQLite's own lock still guards the data, so a writer that does not take
-it (a session, the worker, a CLI command) is waited for as before, and a turn lost or shared by
-mistake costs a retry, never a wrong write.
+then, before the holder's next writer, still busy with its own request, comes back for the turn.
+Only a turn held longer than ``TURN_WAIT_ON_LOOP`` (a checkpoint, a holder the kernel took the
+core from) is waited for off the loop, in a thread of its own (one per process) blocked in
+``flock``, however long that takes, instead of giving up and waiting in SQLite's busy handler.
+The turn is never held across an ``await``: a writer handed the turn while its event loop is
+busy elsewhere would hold up every other writer until its loop came round, which under load is
+longer than the writes. The turn only orders the writers that take it (``SqliteLane``'s);
+SQLite's own lock still guards the data, so a writer that does not take it (a session, the
+worker, a CLI command) is waited for as before, and a turn lost or shared by mistake costs a
+retry, never a wrong write.
 
 ``Checkpoints`` moves the WAL's checkpoint, which copies the WAL back into the database file and
 waits for the disk twice (``fsync``), off the connection that writes on the event loop. SQLite
