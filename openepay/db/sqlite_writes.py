@@ -90,6 +90,8 @@ class WriteTurn:
         self._held = threading.Lock()
         self._queue: ThreadPoolExecutor | None = None
         self._free: Future[None] | None = None
+        # The last ``take_within`` wait its caller gave up on, while its thread still waits in ``flock``.
+        self._given_up: Future[None] | None = None
 
     def _lock_file(self) -> int | None:
         """The lock file's descriptor (called holding ``_held``)."""
@@ -127,14 +129,20 @@ class WriteTurn:
         briefly); False, and not taken, if it was not had by then.
 
         ``flock`` has no timeout, so a thread of the process waits in it; a turn it gets after the
-        caller gave up is given back at once."""
+        caller gave up is given back at once. While a wait given up on is still blocked there, the
+        turn has been held longer than that wait lasted: a new one would only queue behind it,
+        stopping the event loop for nothing, so it is not had at once."""
+        if self._given_up is not None and not self._given_up.done():
+            return False
         wait = _TurnWait()
-        self._waiter().submit(self._take_for, wait)
+        waiting = self._waiter().submit(self._take_for, wait)
         if wait.granted.wait(timeout):
             return True
         with wait.decided:
             wait.abandoned = not wait.granted.is_set()
-            return not wait.abandoned
+        if wait.abandoned:
+            self._given_up = waiting
+        return not wait.abandoned
 
     def _take_for(self, wait: _TurnWait) -> None:
         self.take_waiting()

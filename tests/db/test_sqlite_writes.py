@@ -56,3 +56,22 @@ def test_a_writer_that_stops_waiting_leaves_the_turn_to_others_once_it_is_given_
     finally:
         waiting.close()
         holding.close()
+
+
+def test_a_writer_does_not_stop_its_loop_again_while_a_wait_given_up_on_is_still_blocked(tmp_path: Path):
+    """The turn has been held longer than the last wait lasted: the next writer goes off the loop at once,
+    rather than queueing behind that wait and being handed the turn only after it."""
+    path = tmp_path / "turns.db"
+    waiting, holding = WriteTurn(path), WriteTurn(path)
+    assert holding.take()
+    handed_over = threading.Timer(0.5, holding.give_back)
+    try:
+        assert not waiting.take_within(0.05)
+        handed_over.start()
+        assert not waiting.take_within(PATIENCE)
+    finally:
+        handed_over.join()
+    assert _taken_eventually(waiting)
+    waiting.give_back()
+    waiting.close()
+    holding.close()
