@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import fcntl
 import functools
-import hashlib
 import hmac
 import json
 import os
@@ -45,6 +44,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import uvicorn
+from mapi_load import sign
 
 from openepay.web.server import HeaderTimeoutProtocol
 
@@ -81,11 +81,6 @@ COLUMNS = (
 )
 LOOKUP_COLUMNS = ("trade_no", "out_trade_no", "pay_type", "merchant_pid", "created_at", "paid_at", "name")
 LOOKUP_TAIL = ("amount_fen", "param", "buyer", "status")
-
-
-def signature(params: dict[str, str], key: str) -> str:
-    content = "&".join(f"{name}={params[name]}" for name in sorted(params) if name not in UNSIGNED and params[name])
-    return hashlib.md5((content + key).encode()).hexdigest()
 
 
 def compact(answer: dict[str, Any]) -> bytes:
@@ -198,11 +193,12 @@ class Floor:
         await send({"type": "http.response.body", "body": answer})
 
     async def create(self, params: dict[str, str]) -> bytes:
-        if int(params["pid"]) != self.pid or not hmac.compare_digest(params["sign"], signature(params, self.key)):
+        signed = {name: value for name, value in params.items() if name not in UNSIGNED}
+        if int(params["pid"]) != self.pid or not hmac.compare_digest(params["sign"], sign(signed, self.key)):
             return BAD_SIGNATURE
         amount = fen(params["money"])
-        trade_no = datetime.now(UTC).strftime("%Y%m%d%H%M%S") + secrets.token_hex(5)
         now = datetime.now(UTC)
+        trade_no = now.strftime("%Y%m%d%H%M%S") + secrets.token_hex(5)
         pay_url = f"http://127.0.0.1/sandbox/{trade_no}"
         row = (
             trade_no,
