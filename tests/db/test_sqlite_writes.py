@@ -30,6 +30,8 @@ def test_a_turn_given_back_while_a_writer_waits_for_it_goes_to_that_writer(tmp_p
     handed_over.start()
     try:
         assert waiting.take_within(PATIENCE)
+        # The timer's thread has let go of its own process's side of the turn too, once it has ended.
+        handed_over.join()
         assert not holding.take()
         waiting.give_back()
         assert holding.take()
